@@ -1,0 +1,133 @@
+// Package inventory is fwpush's model of a fleet: the TOML inventory an
+// operator writes, decoded, defaulted and validated. It does no I/O beyond
+// reading the inventory file in Load, and it imports no other fwpush package.
+package inventory
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults applied when the inventory leaves a key out.
+const (
+	DefaultUser          = "root"
+	DefaultPort          = 22
+	DefaultIdentity      = "~/.ssh/id_ed25519"
+	DefaultKnownHosts    = "~/.ssh/known_hosts"
+	DefaultParallel      = 20
+	DefaultTimeout       = 10 * time.Second
+	DefaultRollbackAfter = 30 * time.Second
+	DefaultPublicIface   = "eth0"
+	DefaultPrivateIface  = "eth1"
+)
+
+// Inventory is a loaded and validated fleet. Hosts and Roles are sorted by
+// name so that everything derived from an inventory is deterministic.
+type Inventory struct {
+	// Path is the file the inventory was read from ("" when parsed from
+	// memory without a name). User templates are resolved relative to it.
+	Path       string
+	SSH        SSH
+	Interfaces Interfaces
+	Hosts      []*Host
+	Roles      []*Role
+}
+
+// SSH holds how fwpush reaches the fleet.
+type SSH struct {
+	User       string
+	Port       int
+	Identity   string // private key file, "~" not yet expanded
+	KnownHosts string // known_hosts file, "~" not yet expanded
+	// Tunnel names the host every other host is reached through.
+	Tunnel   string
+	Parallel int
+	Timeout  time.Duration
+	// RollbackAfter is how long a host waits for fwpush to confirm a new
+	// policy before restoring its previous rules by itself.
+	RollbackAfter time.Duration
+}
+
+// Interfaces are the fleet-wide default interface names.
+type Interfaces struct {
+	Public  string
+	Private string
+}
+
+// Host is one server. Per-host overrides are already resolved: User, Port,
+// PublicIface and PrivateIface always hold the values in effect.
+type Host struct {
+	Name         string
+	Role         string
+	PublicIP     netip.Addr // invalid (zero) when the host has no public address
+	PrivateIP    netip.Addr
+	PublicIP6    netip.Addr
+	PublicIface  string
+	PrivateIface string
+	User         string
+	Port         int
+}
+
+// HasPublic reports whether the host has a public interface.
+func (h *Host) HasPublic() bool { return h.PublicIP.IsValid() || h.PublicIP6.IsValid() }
+
+// Role is what a group of hosts allows.
+type Role struct {
+	Name string
+	// Template is a built-in template name (tunnel, public, private) or a
+	// path to a user template, relative to the inventory file.
+	Template   string
+	PublicTCP  []int
+	Allow      []Allow
+	LogDropped bool
+}
+
+// Allow is one ingress rule of a role: traffic from a source, either the
+// private addresses of another role's hosts or a CIDR.
+type Allow struct {
+	From     string       // as written
+	FromRole string       // set when From names a role
+	FromCIDR netip.Prefix // set when From is a CIDR
+	// TCP lists the allowed TCP ports; nil with AllTCP set means every TCP port.
+	TCP    []int
+	UDP    []int
+	AllTCP bool
+}
+
+// Host returns the host with the given name.
+func (inv *Inventory) Host(name string) (*Host, bool) {
+	i, ok := slices.BinarySearchFunc(inv.Hosts, name, func(h *Host, n string) int { return strings.Compare(h.Name, n) })
+	if !ok {
+		return nil, false
+	}
+	return inv.Hosts[i], true
+}
+
+// Role returns the role with the given name.
+func (inv *Inventory) Role(name string) (*Role, bool) {
+	i, ok := slices.BinarySearchFunc(inv.Roles, name, func(r *Role, n string) int { return strings.Compare(r.Name, n) })
+	if !ok {
+		return nil, false
+	}
+	return inv.Roles[i], true
+}
+
+// Tunnel returns the tunnel (bastion) host. A validated inventory always has one.
+func (inv *Inventory) Tunnel() *Host {
+	h, _ := inv.Host(inv.SSH.Tunnel)
+	return h
+}
+
+// HostsOf returns the hosts of a role, sorted by name.
+func (inv *Inventory) HostsOf(role string) []*Host {
+	var out []*Host
+	for _, h := range inv.Hosts {
+		if h.Role == role {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+

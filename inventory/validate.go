@@ -1,0 +1,394 @@
+package inventory
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// BuiltinTemplates are the template names that need no file.
+var BuiltinTemplates = []string{"private", "public", "tunnel"}
+
+type validator struct {
+	file     string
+	lines    map[string]int
+	md       toml.MetaData
+	problems []Problem
+}
+
+// errorf records a problem at key; the line is looked up from the key, or
+// from its nearest enclosing table when the key itself is not written
+// (a missing required key).
+func (v *validator) errorf(key, format string, args ...any) {
+	line := 0
+	for k := key; k != ""; {
+		if l, ok := v.lines[k]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	v.problems = append(v.problems, Problem{Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) defined(key ...string) bool { return v.md.IsDefined(key...) }
+
+func (v *validator) build(name string, raw *rawFile) *Inventory {
+	inv := &Inventory{Path: name}
+	inv.SSH = v.ssh(&raw.SSH)
+	inv.Interfaces = Interfaces{
+		Public:  v.iface("interfaces.public", raw.Interfaces.Public, DefaultPublicIface),
+		Private: v.iface("interfaces.private", raw.Interfaces.Private, DefaultPrivateIface),
+	}
+
+	for _, rn := range sortedKeys(raw.Roles) {
+		inv.Roles = append(inv.Roles, v.role(rn, raw.Roles[rn]))
+	}
+	for _, hn := range sortedKeys(raw.Hosts) {
+		inv.Hosts = append(inv.Hosts, v.host(inv, hn, raw.Hosts[hn]))
+	}
+	if len(inv.Hosts) == 0 {
+		v.errorf("hosts", "no hosts: add at least a [hosts.NAME] table for the tunnel host")
+	}
+	// Allow sources can only be checked once every role is known.
+	for _, r := range inv.Roles {
+		for i := range r.Allow {
+			v.allowSource(inv, r, i)
+		}
+	}
+	v.tunnel(inv)
+	v.duplicateIPs(inv)
+	return inv
+}
+
+func (v *validator) ssh(raw *rawSSH) SSH {
+	s := SSH{
+		User:       orDefault(raw.User, DefaultUser),
+		Port:       DefaultPort,
+		Identity:   orDefault(raw.Identity, DefaultIdentity),
+		KnownHosts: orDefault(raw.KnownHosts, DefaultKnownHosts),
+		Tunnel:     raw.Tunnel,
+		Parallel:   DefaultParallel,
+	}
+	if v.defined("ssh", "user") {
+		v.user("ssh.user", raw.User)
+	}
+	if v.defined("ssh", "port") {
+		s.Port = v.port("ssh.port", raw.Port)
+	}
+	if v.defined("ssh", "parallel") {
+		s.Parallel = raw.Parallel
+		if raw.Parallel < 1 || raw.Parallel > 1000 {
+			v.errorf("ssh.parallel", "%d is out of range: hosts worked on at once must be 1 to 1000", raw.Parallel)
+		}
+	}
+	s.Timeout = v.duration("ssh.timeout", raw.Timeout, DefaultTimeout, time.Second)
+	s.RollbackAfter = v.duration("ssh.rollback_after", raw.RollbackAfter, DefaultRollbackAfter, 5*time.Second)
+	if s.Tunnel == "" {
+		v.errorf("ssh.tunnel", "missing: name the host every other host is reached through (tunnel = \"NAME\")")
+	}
+	return s
+}
+
+func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
+	key := "hosts." + name
+	h := &Host{
+		Name:         name,
+		Role:         raw.Role,
+		PublicIface:  inv.Interfaces.Public,
+		PrivateIface: inv.Interfaces.Private,
+		User:         inv.SSH.User,
+		Port:         inv.SSH.Port,
+	}
+	if !validName(name) {
+		v.errorf(key, "invalid host name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
+	}
+	switch {
+	case raw.Role == "":
+		v.errorf(key+".role", "missing: every host needs a role")
+	default:
+		if _, ok := inv.Role(raw.Role); !ok {
+			v.errorf(key+".role", "role %q does not exist%s", raw.Role, knownList(" (roles: ", roleNames(inv), ")"))
+		}
+	}
+	h.PublicIP = v.addr(key+".public_ip", raw.PublicIP, 4)
+	h.PrivateIP = v.addr(key+".private_ip", raw.PrivateIP, 4)
+	h.PublicIP6 = v.addr(key+".public_ip6", raw.PublicIP6, 6)
+	if raw.PublicIface != "" {
+		h.PublicIface = v.iface(key+".public_iface", raw.PublicIface, "")
+	}
+	if raw.PrivateIface != "" {
+		h.PrivateIface = v.iface(key+".private_iface", raw.PrivateIface, "")
+	}
+	if h.PublicIface == h.PrivateIface && h.PublicIface != "" {
+		v.errorf(key, "public and private interface are both %q: they must differ", h.PublicIface)
+	}
+	if raw.User != "" {
+		h.User = raw.User
+		v.user(key+".user", raw.User)
+	}
+	if v.defined("hosts", name, "port") {
+		h.Port = v.port(key+".port", raw.Port)
+	}
+	if name != inv.SSH.Tunnel && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
+		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
+	}
+	return h
+}
+
+func (v *validator) role(name string, raw rawRole) *Role {
+	key := "roles." + name
+	r := &Role{Name: name, Template: raw.Template, LogDropped: raw.LogDropped}
+	if !validName(name) {
+		v.errorf(key, "invalid role name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
+	}
+	if raw.Template == "" {
+		v.errorf(key+".template", "missing: use a built-in template (%s) or a path to a template file", strings.Join(BuiltinTemplates, ", "))
+	}
+	r.PublicTCP = v.ports(key+".public_tcp", raw.PublicTCP)
+	if raw.Template == "private" && len(raw.PublicTCP) > 0 {
+		v.errorf(key+".public_tcp", "the private template opens nothing on the public interface: use template \"public\" to open public ports")
+	}
+	for i, a := range raw.Allow {
+		akey := fmt.Sprintf("%s.allow[%d]", key, i)
+		al := Allow{From: a.From}
+		if a.From == "" {
+			v.errorf(akey+".from", "missing: name a role or a CIDR")
+		}
+		if a.TCP != nil && len(a.TCP) == 0 {
+			v.errorf(akey+".tcp", "an empty list opens nothing: leave tcp out to allow every TCP port, or list ports")
+		}
+		if a.UDP != nil && len(a.UDP) == 0 {
+			v.errorf(akey+".udp", "an empty list opens nothing: leave udp out, or list ports")
+		}
+		al.TCP = v.ports(akey+".tcp", a.TCP)
+		al.UDP = v.ports(akey+".udp", a.UDP)
+		// No port list at all means every TCP port, as the tutorial's
+		// whitelist of private servers does; a udp list alone opens only UDP.
+		al.AllTCP = a.TCP == nil && a.UDP == nil
+		r.Allow = append(r.Allow, al)
+	}
+	return r
+}
+
+func (v *validator) allowSource(inv *Inventory, r *Role, i int) {
+	a := &r.Allow[i]
+	if a.From == "" {
+		return
+	}
+	key := fmt.Sprintf("roles.%s.allow[%d].from", r.Name, i)
+	if _, ok := inv.Role(a.From); ok {
+		a.FromRole = a.From
+		return
+	}
+	if p, err := netip.ParsePrefix(a.From); err == nil {
+		switch {
+		case !p.Addr().Is4():
+			v.errorf(key, "%q: only IPv4 sources exist on the private network", a.From)
+		case p.Masked() != p:
+			v.errorf(key, "%q has host bits set: did you mean %q?", a.From, p.Masked().String())
+		default:
+			a.FromCIDR = p
+		}
+		return
+	}
+	if ip, err := netip.ParseAddr(a.From); err == nil && ip.Is4() {
+		a.FromCIDR = netip.PrefixFrom(ip, 32)
+		return
+	}
+	v.errorf(key, "%q is neither a role nor a CIDR%s", a.From, knownList(" (roles: ", roleNames(inv), ")"))
+}
+
+func (v *validator) tunnel(inv *Inventory) {
+	if inv.SSH.Tunnel == "" {
+		return
+	}
+	t, ok := inv.Host(inv.SSH.Tunnel)
+	if !ok {
+		v.errorf("ssh.tunnel", "host %q does not exist: the tunnel must be one of [hosts]", inv.SSH.Tunnel)
+		return
+	}
+	if !t.PublicIP.IsValid() {
+		v.errorf("hosts."+t.Name+".public_ip", "missing: the tunnel %q is reached on its public IP", t.Name)
+	}
+	if !t.PrivateIP.IsValid() && len(inv.Hosts) > 1 {
+		v.errorf("hosts."+t.Name+".private_ip", "missing: the other hosts accept SSH from the tunnel's private IP")
+	}
+}
+
+func (v *validator) duplicateIPs(inv *Inventory) {
+	seen := map[netip.Addr]string{}
+	for _, h := range inv.Hosts {
+		for _, f := range []struct {
+			key string
+			ip  netip.Addr
+		}{{"public_ip", h.PublicIP}, {"private_ip", h.PrivateIP}, {"public_ip6", h.PublicIP6}} {
+			if !f.ip.IsValid() {
+				continue
+			}
+			key := "hosts." + h.Name + "." + f.key
+			if prev, dup := seen[f.ip]; dup {
+				v.errorf(key, "%s is already used by %s", f.ip, prev)
+				continue
+			}
+			seen[f.ip] = key
+		}
+	}
+}
+
+func (v *validator) addr(key, s string, family int) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		v.errorf(key, "%q is not an IP address", s)
+		return netip.Addr{}
+	}
+	if family == 4 && !ip.Is4() {
+		v.errorf(key, "%q is not an IPv4 address", s)
+		return netip.Addr{}
+	}
+	if family == 6 && (!ip.Is6() || ip.Is4In6()) {
+		v.errorf(key, "%q is not an IPv6 address", s)
+		return netip.Addr{}
+	}
+	if ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		v.errorf(key, "%s cannot be a server's address", ip)
+		return netip.Addr{}
+	}
+	return ip
+}
+
+func (v *validator) port(key string, p int) int {
+	if p < 1 || p > 65535 {
+		v.errorf(key, "port %d is out of range 1-65535", p)
+	}
+	return p
+}
+
+func (v *validator) ports(key string, ps []int) []int {
+	if ps == nil {
+		return nil
+	}
+	out := make([]int, 0, len(ps))
+	for i, p := range ps {
+		if p < 1 || p > 65535 {
+			v.errorf(fmt.Sprintf("%s[%d]", key, i), "port %d is out of range 1-65535", p)
+			continue
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (v *validator) duration(key, s string, def, least time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		v.errorf(key, "%q is not a duration (such as \"10s\" or \"1m\")", s)
+		return def
+	}
+	if d < least {
+		v.errorf(key, "%s is too short: at least %s", d, least)
+	}
+	return d
+}
+
+// iface checks a Linux interface name as the kernel's dev_valid_name does,
+// and also refuses characters that would need quoting in a ruleset.
+func (v *validator) iface(key, s, def string) string {
+	if s == "" {
+		return def
+	}
+	if !ValidIface(s) {
+		v.errorf(key, "%q is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)", s)
+	}
+	return s
+}
+
+// ValidIface reports whether s is a name Linux accepts for an interface
+// and that can appear unquoted in an iptables ruleset.
+func ValidIface(s string) bool {
+	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("/:\"'#\\!+", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) user(key, s string) {
+	if !validName(s) || strings.HasPrefix(s, "-") {
+		v.errorf(key, "%q is not a valid user name", s)
+	}
+}
+
+// validName is the shape of host and role names: they end up in file
+// names, namespace names and report lines.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || strings.IndexByte("-_.", c) < 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// IsBuiltin reports whether a role's template is one of the built-in ones.
+func IsBuiltin(template string) bool { return slices.Contains(BuiltinTemplates, template) }
+
+// TemplatePath returns where a user template lives: relative paths are
+// relative to the inventory file.
+func (inv *Inventory) TemplatePath(template string) string {
+	if filepath.IsAbs(template) || inv.Path == "" {
+		return template
+	}
+	return filepath.Join(filepath.Dir(inv.Path), template)
+}
+
+func roleNames(inv *Inventory) []string {
+	var out []string
+	for _, r := range inv.Roles {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func knownList(prefix string, names []string, suffix string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return prefix + strings.Join(names, ", ") + suffix
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
