@@ -130,4 +130,3 @@ func (inv *Inventory) HostsOf(role string) []*Host {
 	}
 	return out
 }
-
