@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fwpush/fwpush/inventory"
+)
+
+// Exit codes, decided in one place (exitCode).
+const (
+	exitOK      = 0 // all good
+	exitFailed  = 1 // a host failed, was unreachable or rolled back
+	exitChanges = 2 // changes pending (--dry-run, --check)
+	exitInvalid = 3 // invalid input: nothing was contacted
+)
+
+// exitError carries an exit code chosen by a command. A nil err with a
+// non-zero code means the command already reported everything.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a mistake on the command line.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// run is the whole CLI, with its effects on the outside world passed in,
+// so that tests drive the real commands.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return exitCode(root.ExecuteContext(ctx), stderr)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "fwpush:", ee.err)
+		}
+		return ee.code
+	}
+	var ie *inventory.Error
+	if errors.As(err, &ie) {
+		fmt.Fprintln(stderr, err)
+		return exitInvalid
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "fwpush:", err)
+		fmt.Fprintln(stderr, "Run 'fwpush --help' for usage.")
+		return exitInvalid
+	}
+	fmt.Fprintln(stderr, "fwpush:", err)
+	return exitFailed
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fwpush",
+		Short: "Lock a fleet of Linux servers into a private-network firewall policy",
+		Long: `fwpush renders each server's iptables policy (IPv4 and IPv6) from a TOML
+inventory, pushes it over SSH through one tunnel host, applies it atomically
+with an automatic rollback, proves the network still works, and makes it
+survive reboots.`,
+		Example: `  fwpush validate site.toml
+  fwpush render --host mysql-1 site.toml
+  fwpush run --dry-run site.toml`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newVersionCmd(),
+		newValidateCmd(),
+		newRenderCmd(),
+	)
+	return root
+}
+
+// inventoryArg is the positional-argument check of commands that take one
+// inventory file.
+func inventoryArg(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return &usageError{fmt.Errorf("%s takes one inventory file, got %d arguments", cmd.CommandPath(), len(args))}
+	}
+	return nil
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print fwpush's version",
+		Example: "  fwpush version",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "fwpush", version)
+			return nil
+		},
+	}
+}
