@@ -1,0 +1,312 @@
+package roles
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/inventory"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func compile(t *testing.T, path string) *Plan {
+	t.Helper()
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Compile(inv, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func parse(t *testing.T, src string) *inventory.Inventory {
+	t.Helper()
+	inv, err := inventory.Parse("test.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+// TestGolden compares every rendered policy of the example with
+// testdata/site/NAME.rules.v{4,6}. Run with -update after a deliberate
+// change and review the diff.
+func TestGolden(t *testing.T) {
+	plan := compile(t, "../examples/site.toml")
+	dir := filepath.Join("testdata", "site")
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range plan.Policies {
+		for ext, got := range map[string][]byte{"v4": p.V4, "v6": p.V6} {
+			file := filepath.Join(dir, p.Host.Name+".rules."+ext)
+			if *update {
+				if err := os.WriteFile(file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./roles -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
+			}
+		}
+	}
+	if !*update {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		if len(files) != 2*len(plan.Policies) {
+			t.Errorf("testdata/site holds %d files, the example renders %d: remove stale golden files", len(files), 2*len(plan.Policies))
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, path := range []string{"../examples/site.toml", "../examples/custom.toml"} {
+		a, b := compile(t, path), compile(t, path)
+		for i := range a.Policies {
+			if !bytes.Equal(a.Policies[i].V4, b.Policies[i].V4) || !bytes.Equal(a.Policies[i].V6, b.Policies[i].V6) {
+				t.Errorf("%s: %s renders differently twice", path, a.Policies[i].Host.Name)
+			}
+		}
+	}
+}
+
+const fleet = `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.lb]
+role = "lb"
+public_ip = "203.0.113.2"
+private_ip = "198.18.0.2"
+[hosts.a1]
+role = "app"
+private_ip = "198.18.0.3"
+[hosts.a2]
+role = "app"
+private_ip = "198.18.0.4"
+port = 2222
+[hosts.d]
+role = "db"
+private_ip = "198.18.0.5"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.lb]
+template = "public"
+public_tcp = [443]
+[roles.app]
+template = "private"
+allow = [ { from = "lb", tcp = [80, 8080] }, { from = "app", udp = [24007] } ]
+[roles.db]
+template = "private"
+allow = [ { from = "app", tcp = [5432] }, { from = "198.51.100.0/24" } ]
+`
+
+func TestFlows(t *testing.T) {
+	var got []string
+	for _, f := range Flows(parse(t, fleet)) {
+		got = append(got, fmt.Sprintf("%s -> %s %s %v", f.Source(), f.To, f.Proto, f.Ports))
+	}
+	// Roles in name order, allow entries in the order written; no port
+	// list at all means every TCP port.
+	want := []string{
+		"lb -> app tcp [80 8080]",
+		"app -> app udp [24007]",
+		"app -> db tcp [5432]",
+		"198.51.100.0/24 -> db tcp []",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("flows (-want +got):\n%s", diff)
+	}
+}
+
+// rules returns the -A lines of a rendered policy.
+func rules(b []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestRenderedRules(t *testing.T) {
+	plan, err := Compile(parse(t, fleet), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host     string
+		v4       bool
+		contains []string
+		absent   []string
+	}{
+		{host: "lb", v4: true, contains: []string{
+			"-A INPUT -s 198.18.0.1/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -i eth0 -p tcp -m tcp --dport 443 -j ACCEPT",
+			// egress derived from app's "from lb" entry
+			"-A OUTPUT -d 198.18.0.3/32 -o eth1 -p tcp -m multiport --dports 80,8080 -j ACCEPT",
+			"-A OUTPUT -d 198.18.0.4/32 -o eth1 -p tcp -m multiport --dports 80,8080 -j ACCEPT",
+			"-A OUTPUT -d 198.18.0.1/32 -o eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+		}, absent: []string{"-d 198.18.0.5/32"}},
+		{host: "a1", v4: true, contains: []string{
+			"-A INPUT -s 198.18.0.2/32 -i eth1 -p tcp -m multiport --dports 80,8080 -j ACCEPT",
+			"-A INPUT -s 198.18.0.4/32 -i eth1 -p udp -m udp --dport 24007 -j ACCEPT",
+		}, absent: []string{"-s 198.18.0.3/32", "-i eth0"}},
+		{host: "a2", v4: true, contains: []string{
+			"-A INPUT -s 198.18.0.1/32 -i eth1 -p tcp -m tcp --dport 2222 -j ACCEPT",
+		}},
+		{host: "d", v4: true, contains: []string{
+			"-A INPUT -s 198.51.100.0/24 -i eth1 -p tcp -j ACCEPT",
+			"-A INPUT -s 198.18.0.3/32 -i eth1 -p tcp -m tcp --dport 5432 -j ACCEPT",
+		}},
+		{host: "t", v4: true, contains: []string{
+			"-A INPUT -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -s 198.18.0.4/32 -i eth1 -p tcp -m tcp --sport 2222 -j ACCEPT",
+		}, absent: []string{"--dport 22 -j ACCEPT\n-A INPUT -s 198.18.0.1/32"}},
+		// No public_ip6 anywhere: nothing is open on IPv6 but ICMPv6.
+		{host: "t", contains: []string{"-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT"}, absent: []string{"--dport"}},
+		{host: "lb", absent: []string{"--dport 443"}},
+	}
+	for _, tt := range tests {
+		p, ok := plan.Policy(tt.host)
+		if !ok {
+			t.Fatalf("no policy for %s", tt.host)
+		}
+		doc := p.V6
+		if tt.v4 {
+			doc = p.V4
+		}
+		got := rules(doc)
+		for _, want := range tt.contains {
+			if !slices.Contains(got, want) {
+				t.Errorf("%s IPv%d lacks %q; has:\n%s", tt.host, map[bool]int{true: 4, false: 6}[tt.v4], want, strings.Join(got, "\n"))
+			}
+		}
+		for _, bad := range tt.absent {
+			if strings.Contains(string(doc), bad) {
+				t.Errorf("%s IPv%d has %q:\n%s", tt.host, map[bool]int{true: 4, false: 6}[tt.v4], bad, doc)
+			}
+		}
+	}
+}
+
+func TestManyPortsSplitIntoMultiportChunks(t *testing.T) {
+	var ports []string
+	for p := 1000; p < 1020; p++ {
+		ports = append(ports, fmt.Sprint(p))
+	}
+	src := strings.Replace(fleet, "tcp = [5432]", "tcp = ["+strings.Join(ports, ", ")+"]", 1)
+	plan, err := Compile(parse(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := plan.Policy("d")
+	var chunks []string
+	for _, r := range rules(p.V4) {
+		if strings.HasPrefix(r, "-A INPUT -s 198.18.0.3/32") {
+			chunks = append(chunks, r)
+		}
+	}
+	want := []string{
+		"-A INPUT -s 198.18.0.3/32 -i eth1 -p tcp -m multiport --dports " + strings.Join(ports[:15], ",") + " -j ACCEPT",
+		"-A INPUT -s 198.18.0.3/32 -i eth1 -p tcp -m multiport --dports " + strings.Join(ports[15:], ",") + " -j ACCEPT",
+	}
+	if diff := cmp.Diff(want, chunks); diff != "" {
+		t.Errorf("chunks (-want +got):\n%s", diff)
+	}
+}
+
+func TestTemplateErrors(t *testing.T) {
+	files := map[string]string{
+		"bad-parse.tmpl": "*filter\n{{if .Family}}\nCOMMIT\n",
+		"bad-field.tmpl": "*filter\n:INPUT DROP [0:0]\n{{.Host.Nmae}}\nCOMMIT\n",
+		"no-ssh.tmpl":    "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
+		"nat.tmpl":       "*nat\nCOMMIT\n",
+	}
+	read := func(path string) ([]byte, error) {
+		if s, ok := files[filepath.Base(path)]; ok {
+			return []byte(s), nil
+		}
+		return nil, &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
+	}
+	tests := []struct {
+		template string
+		want     []string
+	}{
+		{"missing.tmpl", []string{"roles.db.template: open tpl/missing.tmpl: file does not exist"}},
+		{"bad-parse.tmpl", []string{"roles.db.template: template: tpl/bad-parse.tmpl:4: unexpected EOF"}},
+		{"bad-field.tmpl", []string{`host d: template tpl/bad-field.tmpl (IPv4): template: tpl/bad-field.tmpl:3:7: executing "tpl/bad-field.tmpl" at <.Host.Nmae>: can't evaluate field Nmae in type templates.Host`}},
+		{"no-ssh.tmpl", []string{
+			"host d: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.5:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out",
+		}},
+		{"nat.tmpl", []string{`host d: IPv4 policy does not load: line 1: table "nat": fwpush manages the filter table only (nat, mangle and raw are never touched)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.template, func(t *testing.T) {
+			inv := parse(t, strings.Replace(fleet, "[roles.db]\ntemplate = \"private\"", "[roles.db]\ntemplate = \"tpl/"+tt.template+"\"", 1))
+			_, err := Compile(inv, read)
+			var rerr *Error
+			if !errors.As(err, &rerr) {
+				t.Fatalf("got %v, want a *roles.Error", err)
+			}
+			var got []string
+			for _, p := range rerr.Problems {
+				got = append(got, p.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLockoutIsAnError(t *testing.T) {
+	inv := parse(t, fleet)
+	plan, err := Compile(inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plan.Policies {
+		if errs := Lockout(inv, p.Host, p); len(errs) > 0 {
+			t.Errorf("built-in policy of %s: %v", p.Host.Name, errs)
+		}
+	}
+	// Take SSH from the tunnel out of one policy: the check must notice.
+	p, _ := plan.Policy("a1")
+	cut := *p
+	cut.V4 = []byte(strings.Replace(string(p.V4), "-A INPUT -s 198.18.0.1/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT\n", "", 1))
+	errs := Lockout(inv, p.Host, &cut)
+	if len(errs) != 1 || !errors.Is(errs[0], ErrLockout) {
+		t.Fatalf("Lockout = %v, want one ErrLockout", errs)
+	}
+	// A tunnel that does not open SSH publicly locks everyone out.
+	tp, _ := plan.Policy("t")
+	noPub := *tp
+	noPub.V4 = []byte(strings.Replace(string(tp.V4), "-A INPUT -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT\n", "", 1))
+	if errs := Lockout(inv, tp.Host, &noPub); len(errs) != 1 {
+		t.Fatalf("Lockout of a closed tunnel = %v, want one error", errs)
+	}
+}
