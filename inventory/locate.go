@@ -1,6 +1,9 @@
 package inventory
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // keyLines maps every key of a TOML document to the line it is written on,
 // so that validation errors can name a line. BurntSushi/toml keeps key
@@ -9,15 +12,26 @@ import "strconv"
 // it must never panic on anything else: on input it does not understand it
 // stops and returns what it has found.
 //
-// Paths are dotted ("hosts.mysql-1.private_ip"); table headers map to their
-// own path; elements of arrays get an index ("roles.app.allow[1].from") and,
-// for the first occurrence, an index-free alias ("roles.app.allow.from"),
-// which is how toml.MetaData names keys inside arrays.
-func keyLines(src string) map[string]int {
-	s := &scanner{src: src, line: 1, lines: map[string]int{}, arrayTables: map[string]int{}}
-	defer func() { _ = recover() }() // a scanner bug must cost a line number, never a crash
+// Paths are dotted ("hosts.mysql-1.private_ip") and quoted parts are
+// unquoted; table headers map to their own path, and the tables a header or
+// a dotted key goes through to the line that first names them; elements of
+// arrays get an index ("roles.app.allow[1].from") and, for the first
+// occurrence, an index-free alias ("roles.app.allow.from"), which is how
+// toml.MetaData names keys inside arrays.
+func keyLines(src string) (lines map[string]int) {
+	s := newScanner(src)
+	// A scanner bug must cost a line number, never a crash, nor the lines
+	// already found.
+	defer func() {
+		_ = recover()
+		lines = s.lines
+	}()
 	s.document()
 	return s.lines
+}
+
+func newScanner(src string) *scanner {
+	return &scanner{src: src, line: 1, lines: map[string]int{}, arrayTables: map[string]int{}}
 }
 
 type scanner struct {
@@ -91,13 +105,19 @@ func (s *scanner) document() {
 				s.next()
 			}
 			s.skip(false)
-			key, ok := s.key()
+			parts, ok := s.key()
 			if !ok {
 				return
 			}
+			key := strings.Join(parts, ".")
 			s.skip(false)
 			if s.next() != ']' || (array && s.next() != ']') {
 				return
+			}
+			table = ""
+			for _, part := range parts[:len(parts)-1] {
+				table = join(table, part)
+				s.record(table)
 			}
 			table = key
 			if array {
@@ -114,14 +134,18 @@ func (s *scanner) document() {
 	}
 }
 
-// keyValue scans `key = value` under prefix.
+// keyValue scans `key = value` under prefix. A dotted key also defines
+// the tables it goes through, which get the line of their first key.
 func (s *scanner) keyValue(prefix string) bool {
 	key, ok := s.key()
 	if !ok {
 		return false
 	}
-	path := join(prefix, key)
-	s.record(path)
+	path := prefix
+	for _, part := range key {
+		path = join(path, part)
+		s.record(path)
+	}
 	s.skip(false)
 	if s.next() != '=' {
 		return false
@@ -130,9 +154,9 @@ func (s *scanner) keyValue(prefix string) bool {
 	return s.value(path)
 }
 
-// key scans a possibly dotted, possibly quoted key.
-func (s *scanner) key() (string, bool) {
-	var out string
+// key scans a possibly dotted, possibly quoted key into its parts.
+func (s *scanner) key() ([]string, bool) {
+	var out []string
 	for {
 		s.skip(false)
 		var part string
@@ -140,9 +164,16 @@ func (s *scanner) key() (string, bool) {
 		case c == '"' || c == '\'':
 			str, ok := s.str()
 			if !ok {
-				return "", false
+				return nil, false
 			}
 			part = str
+			if c == '"' {
+				// Go's escapes are a superset of TOML's but for \e; a
+				// key that does not unquote keeps its raw spelling.
+				if u, err := strconv.Unquote(`"` + str + `"`); err == nil {
+					part = u
+				}
+			}
 		case isBare(c):
 			start := s.pos
 			for isBare(s.peek()) {
@@ -150,9 +181,9 @@ func (s *scanner) key() (string, bool) {
 			}
 			part = s.src[start:s.pos]
 		default:
-			return "", false
+			return nil, false
 		}
-		out = join(out, part)
+		out = append(out, part)
 		s.skip(false)
 		if s.peek() != '.' {
 			return out, true
@@ -171,7 +202,9 @@ func (s *scanner) value(path string) bool {
 				s.next()
 				return true
 			}
-			if !s.value(path + "[" + strconv.Itoa(i) + "]") {
+			elem := path + "[" + strconv.Itoa(i) + "]"
+			s.record(elem)
+			if !s.value(elem) {
 				return false
 			}
 			s.skip(true)
@@ -184,9 +217,11 @@ func (s *scanner) value(path string) bool {
 			}
 		}
 	case '{':
+		// TOML 1.1, which the parser accepts, allows newlines and comments
+		// inside inline tables.
 		s.next()
 		for {
-			s.skip(false)
+			s.skip(true)
 			if s.peek() == '}' {
 				s.next()
 				return true
@@ -194,7 +229,7 @@ func (s *scanner) value(path string) bool {
 			if !s.keyValue(path) {
 				return false
 			}
-			s.skip(false)
+			s.skip(true)
 			switch s.next() {
 			case ',':
 			case '}':
@@ -243,6 +278,11 @@ func (s *scanner) str() (string, bool) {
 			return "", false
 		}
 		if s.src[s.pos] == q && len(s.src)-s.pos >= len(delim) && s.src[s.pos:s.pos+len(delim)] == delim {
+			// Up to two quotes may end a multi-line string's body just
+			// before its closing delimiter: """a""""" is `a""`.
+			for n := 0; len(delim) == 3 && n < 2 && s.pos+3 < len(s.src) && s.src[s.pos+3] == q; n++ {
+				s.next()
+			}
 			body := s.src[start:s.pos]
 			for range delim {
 				s.next()
