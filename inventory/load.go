@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -75,23 +77,30 @@ func Load(path string) (*Inventory, error) {
 // and as the inventory's Path. The error, when not nil, is an *Error listing
 // every problem found.
 func Parse(name string, data []byte) (*Inventory, error) {
+	// The decoder skips a UTF-8 byte order mark and counts offsets after
+	// it; so must the line scanner.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var raw rawFile
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
+			// The decoder's line is one too far when the offending
+			// character is a newline it has already read; its byte
+			// offset is right.
+			line, col := perr.Position.Line, perr.Position.Col
+			if start := perr.Position.Start; start >= 0 && start <= len(data) {
+				line = 1 + bytes.Count(data[:start], []byte("\n"))
+				col = start - bytes.LastIndexByte(data[:start], '\n')
+			}
 			return nil, &Error{File: name, Problems: []Problem{{
-				Line: perr.Position.Line, Col: perr.Position.Col, Key: perr.LastKey, Msg: perr.Message,
+				Line: line, Col: col, Key: perr.LastKey, Msg: perr.Message,
 			}}}
 		}
-		// Type mismatches come back as plain errors that already say
-		// "toml: line N (last key ...)".
-		return nil, &Error{File: name, Problems: []Problem{{Msg: strings.TrimPrefix(err.Error(), "toml: ")}}}
+		return nil, &Error{File: name, Problems: []Problem{typeProblem(err, data)}}
 	}
 	v := &validator{file: name, lines: keyLines(string(data)), md: md}
-	for _, k := range md.Undecoded() {
-		v.unknownKey(k)
-	}
+	v.unknownKeys(md.Undecoded())
 	inv := v.build(name, &raw)
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
@@ -143,17 +152,122 @@ func (p Problem) format(file string) string {
 	return b.String()
 }
 
-func (v *validator) unknownKey(k toml.Key) {
-	path := k.String()
+// typeErr is how BurntSushi/toml reports a value of the wrong type: a
+// plain error, "toml: line 3 (last key "ssh.port"): incompatible types:
+// TOML value has type string; destination has type integer".
+var (
+	typeErr      = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+	typeMismatch = regexp.MustCompile(`^(?:incompatible types: TOML value has type (\S+); destination has type (\S+)|type mismatch for \S+: expected (table) but found (\S+))$`)
+)
+
+// typeNames are the decoder's names for types, in the inventory's words.
+var typeNames = map[string]string{
+	"int64": "an integer", "integer": "an integer", "float64": "a float", "float": "a float",
+	"string": "a string", "bool": "a boolean", "boolean": "a boolean", "time.Time": "a date-time",
+	"[]any": "an array", "[]map[string]any": "an array", "slice": "an array",
+	"map[string]any": "a table", "map": "a table", "table": "a table",
+}
+
+// typeProblem turns a decoding error other than a syntax error, which
+// stops the decoder at the first value of the wrong type, into a Problem
+// that names the line and key in the inventory's words rather than Go's.
+func typeProblem(err error, data []byte) Problem {
+	m := typeErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return Problem{Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	p := Problem{Msg: m[3]}
+	p.Key, _ = strconv.Unquote(m[2])
+	if p.Line, _ = strconv.Atoi(m[1]); p.Line == 0 {
+		p.Line = keyLines(string(data))[p.Key]
+	}
+	if t := typeMismatch.FindStringSubmatch(m[3]); t != nil {
+		want, got := t[2]+t[3], t[1]+t[4]
+		p.Msg = fmt.Sprintf("wrong type: expected %s, found %s", typeName(want), typeName(got))
+	}
+	return p
+}
+
+func typeName(t string) string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return t
+}
+
+// unknownKeys reports the keys nothing decoded. Inside an unknown table
+// only the table itself is reported, not every key it holds again.
+func (v *validator) unknownKeys(keys []toml.Key) {
+	reported := map[string]bool{}
+	seen := map[string]int{}
+	for _, k := range keys {
+		u := unknownPart(k)
+		if len(u) < len(k) && reported[u.String()] {
+			continue
+		}
+		reported[u.String()] = true
+		n := seen[u.String()]
+		seen[u.String()]++
+		v.unknownKey(u, n)
+	}
+}
+
+// unknownPart shortens k to its first part the schema does not know.
+func unknownPart(k toml.Key) toml.Key {
+	for i := range k {
+		var kind string
+		switch {
+		case i == 0:
+			kind = ""
+		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces"):
+			kind = k[0]
+		case i == 1 && (k[0] == "hosts" || k[0] == "roles"):
+			continue // a host or role name
+		case i == 2 && k[0] == "hosts":
+			kind = "host"
+		case i == 2 && k[0] == "roles":
+			kind = "role"
+		case i == 3 && k[0] == "roles" && k[2] == "allow":
+			kind = "allow"
+		default:
+			return k[:i+1]
+		}
+		if !slices.Contains(knownKeys[kind], k[i]) {
+			return k[:i+1]
+		}
+	}
+	return k
+}
+
+// unknownKey reports k, the nth unknown key of that name. toml.MetaData
+// names keys inside an array without the element's index, so the element
+// is found by counting: the nth occurrence is in the nth element that has it.
+func (v *validator) unknownKey(k toml.Key, nth int) {
+	path, display := strings.Join(k, "."), k.String()
 	table := "the top level"
 	if len(k) > 1 {
-		table = "[" + toml.Key(k[:len(k)-1]).String() + "]"
+		parent := k[:len(k)-1]
+		table = "[" + parent.String() + "]"
+		for i, n := 0, 0; ; i++ {
+			elem := fmt.Sprintf("%s[%d]", strings.Join(parent, "."), i)
+			if _, ok := v.lines[elem]; !ok {
+				break
+			}
+			if _, ok := v.lines[elem+"."+k[len(k)-1]]; ok {
+				if n == nth {
+					table = fmt.Sprintf("%s[%d]", parent.String(), i)
+					path, display = elem+"."+k[len(k)-1], table+"."+toml.Key(k[len(k)-1:]).String()
+					break
+				}
+				n++
+			}
+		}
 	}
 	msg := fmt.Sprintf("unknown key %q in %s", k[len(k)-1], table)
 	if hint := suggest(k); hint != "" {
 		msg += "; did you mean " + hint + "?"
 	}
-	v.problems = append(v.problems, Problem{Line: v.lines[path], Key: path, Msg: msg})
+	v.problems = append(v.problems, Problem{Line: v.lines[path], Key: display, Msg: msg})
 }
 
 // knownKeys lists the keys each kind of table accepts, for suggestions.

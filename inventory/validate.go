@@ -50,6 +50,9 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 		Public:  v.iface("interfaces.public", raw.Interfaces.Public, DefaultPublicIface),
 		Private: v.iface("interfaces.private", raw.Interfaces.Private, DefaultPrivateIface),
 	}
+	if inv.Interfaces.Public == inv.Interfaces.Private {
+		v.errorf("interfaces", "public and private interface are both %q: they must differ", inv.Interfaces.Public)
+	}
 
 	for _, rn := range sortedKeys(raw.Roles) {
 		inv.Roles = append(inv.Roles, v.role(rn, raw.Roles[rn]))
@@ -130,8 +133,13 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	if raw.PrivateIface != "" {
 		h.PrivateIface = v.iface(key+".private_iface", raw.PrivateIface, "")
 	}
-	if h.PublicIface == h.PrivateIface && h.PublicIface != "" {
-		v.errorf(key, "public and private interface are both %q: they must differ", h.PublicIface)
+	// The same clash in [interfaces] is reported there, once.
+	if h.PublicIface == h.PrivateIface && h.PublicIface != "" && (raw.PublicIface != "" || raw.PrivateIface != "") {
+		ikey := key + ".private_iface"
+		if raw.PrivateIface == "" {
+			ikey = key + ".public_iface"
+		}
+		v.errorf(ikey, "public and private interface are both %q: they must differ", h.PublicIface)
 	}
 	if raw.User != "" {
 		h.User = raw.User
@@ -191,7 +199,13 @@ func (v *validator) allowSource(inv *Inventory, r *Role, i int) {
 		a.FromRole = a.From
 		return
 	}
-	if p, err := netip.ParsePrefix(a.From); err == nil {
+	// Role names have no '/': this was meant as a CIDR.
+	p, err := netip.ParsePrefix(a.From)
+	if err != nil && strings.Contains(a.From, "/") {
+		v.errorf(key, "%q is not a valid CIDR (such as \"198.51.100.0/24\")", a.From)
+		return
+	}
+	if err == nil {
 		switch {
 		case !p.Addr().Is4():
 			v.errorf(key, "%q: only IPv4 sources exist on the private network", a.From)
@@ -202,7 +216,11 @@ func (v *validator) allowSource(inv *Inventory, r *Role, i int) {
 		}
 		return
 	}
-	if ip, err := netip.ParseAddr(a.From); err == nil && ip.Is4() {
+	if ip, err := netip.ParseAddr(a.From); err == nil {
+		if !ip.Is4() {
+			v.errorf(key, "%q: only IPv4 sources exist on the private network", a.From)
+			return
+		}
 		a.FromCIDR = netip.PrefixFrom(ip, 32)
 		return
 	}
@@ -218,10 +236,11 @@ func (v *validator) tunnel(inv *Inventory) {
 		v.errorf("ssh.tunnel", "host %q does not exist: the tunnel must be one of [hosts]", inv.SSH.Tunnel)
 		return
 	}
-	if !t.PublicIP.IsValid() {
+	// An address that is written but invalid has been reported already.
+	if !v.defined("hosts", t.Name, "public_ip") {
 		v.errorf("hosts."+t.Name+".public_ip", "missing: the tunnel %q is reached on its public IP", t.Name)
 	}
-	if !t.PrivateIP.IsValid() && len(inv.Hosts) > 1 {
+	if !v.defined("hosts", t.Name, "private_ip") && len(inv.Hosts) > 1 {
 		v.errorf("hosts."+t.Name+".private_ip", "missing: the other hosts accept SSH from the tunnel's private IP")
 	}
 }
@@ -256,7 +275,11 @@ func (v *validator) addr(key, s string, family int) netip.Addr {
 		return netip.Addr{}
 	}
 	if family == 4 && !ip.Is4() {
-		v.errorf(key, "%q is not an IPv4 address", s)
+		hint := ""
+		if strings.HasSuffix(key, ".public_ip") && !ip.Is4In6() {
+			hint = ": put an IPv6 address in public_ip6"
+		}
+		v.errorf(key, "%q is not an IPv4 address%s", s, hint)
 		return netip.Addr{}
 	}
 	if family == 6 && (!ip.Is6() || ip.Is4In6()) {

@@ -1,0 +1,828 @@
+package inventory
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Every bad inventory names the file, the line, the key and what is wrong,
+// and lists every problem at once. The fixtures start on the line after
+// the opening backquote: that line is line 1.
+var badInventories = []struct {
+	name string
+	toml string
+	want []string
+}{
+	// Syntax and types: the decoder stops at the first one.
+	{
+		name: "syntax error in a table header",
+		toml: `
+[ssh
+tunnel = "t"
+`,
+		want: []string{`bad.toml:1:5: expected '.' or ']' to end table name, but got '\n' instead`},
+	},
+	{
+		name: "syntax error in a value",
+		toml: `
+[ssh]
+tunnel = "t"
+  user  ==  "root"
+`,
+		want: []string{`bad.toml:3:10: ssh.user: expected value but found '=' instead`},
+	},
+	{
+		name: "key defined twice",
+		toml: `
+[ssh]
+port = 22
+port = 2222
+`,
+		want: []string{`bad.toml:3:1: ssh.port: Key 'ssh.port' has already been defined.`},
+	},
+	{
+		name: "string where an integer is expected",
+		toml: `
+[ssh]
+tunnel = "t"
+port = "22"
+`,
+		want: []string{`bad.toml:3: ssh.port: wrong type: expected an integer, found a string`},
+	},
+	{
+		name: "integer where a duration string is expected",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = 10
+`,
+		want: []string{`bad.toml:3: ssh.timeout: wrong type: expected a string, found an integer`},
+	},
+	{
+		name: "string in a port list",
+		toml: `
+[roles.app]
+template = "private"
+allow = [
+  { from = "lb", tcp = ["80"] },
+]
+`,
+		want: []string{`bad.toml:4: roles.app.allow.tcp: wrong type: expected an integer, found a string`},
+	},
+	{
+		name: "single port instead of a list",
+		toml: `
+[roles.lb]
+template = "public"
+public_tcp = 443
+`,
+		want: []string{`bad.toml:3: roles.lb.public_tcp: wrong type: expected an array, found an integer`},
+	},
+	{
+		name: "host that is not a table",
+		toml: `
+[hosts]
+web-1 = "198.18.0.1"
+`,
+		want: []string{`bad.toml:2: hosts.web-1: wrong type: expected a table, found a string`},
+	},
+
+	// Unknown keys, with the table they are in and a suggestion.
+	{
+		name: "unknown key at the top level",
+		toml: `
+[ssh]
+tunnel = "t"
+[sssh]
+user = "root"
+port = 22
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: sssh: unknown key "sssh" in the top level; did you mean "ssh"?`},
+	},
+	{
+		name: "unknown key in ssh",
+		toml: `
+[ssh]
+tunnel = "t"
+prot = 2222
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: ssh.prot: unknown key "prot" in [ssh]; did you mean "port"?`},
+	},
+	{
+		name: "unknown key in a host",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private-ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:6: hosts.t.private-ip: unknown key "private-ip" in [hosts.t]; did you mean "private_ip"?`},
+	},
+	{
+		name: "unknown key in a dotted host with a quoted name",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts]
+t = { role = "tunnel", public_ip = "203.0.113.1", private_ip = "198.18.0.1" }
+"web.1".role = "tunnel"
+"web.1".private_ip = "198.18.0.2"
+"web.1".colour = "blue"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:7: hosts."web.1".colour: unknown key "colour" in [hosts."web.1"]`},
+	},
+	{
+		name: "unknown key in a role",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+public_tpc = [22]
+`,
+		want: []string{`bad.toml:8: roles.tunnel.public_tpc: unknown key "public_tpc" in [roles.tunnel]; did you mean "public_tcp"?`},
+	},
+	{
+		name: "unknown keys inside allow inline tables",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+allow = [
+  { from = "198.51.100.0/24" },
+  { from = "198.51.100.0/24", tpc = [22] },
+  { from = "198.51.100.0/24",
+    tpc = [22] },
+  { from = "198.51.100.0/24", ports = [22] },
+]
+`,
+		want: []string{
+			`bad.toml:10: roles.tunnel.allow[1].tpc: unknown key "tpc" in roles.tunnel.allow[1]; did you mean "tcp"?`,
+			`bad.toml:12: roles.tunnel.allow[2].tpc: unknown key "tpc" in roles.tunnel.allow[2]; did you mean "tcp"?`,
+			`bad.toml:13: roles.tunnel.allow[3].ports: unknown key "ports" in roles.tunnel.allow[3]`,
+		},
+	},
+	{
+		name: "unknown key in an allow array table",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+[[roles.tunnel.allow]]
+from = "198.51.100.0/24"
+[[roles.tunnel.allow]]
+form = "198.51.100.0/24"
+`,
+		want: []string{
+			`bad.toml:10: roles.tunnel.allow[1].from: missing: name a role or a CIDR`,
+			`bad.toml:11: roles.tunnel.allow[1].form: unknown key "form" in roles.tunnel.allow[1]; did you mean "from"?`,
+		},
+	},
+
+	// The tunnel.
+	{
+		name: "missing ssh.tunnel",
+		toml: `
+[ssh]
+user = "root"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:1: ssh.tunnel: missing: name the host every other host is reached through (tunnel = "NAME")`},
+	},
+	{
+		name: "missing ssh table",
+		toml: `
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml: ssh.tunnel: missing: name the host every other host is reached through (tunnel = "NAME")`},
+	},
+	{
+		name: "tunnel names an unknown host",
+		toml: `
+[ssh]
+tunnel = "bastion"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:2: ssh.tunnel: host "bastion" does not exist: the tunnel must be one of [hosts]`},
+	},
+	{
+		name: "tunnel without public_ip",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: hosts.t.public_ip: missing: the tunnel "t" is reached on its public IP`},
+	},
+	{
+		name: "tunnel with an invalid public_ip is not also missing one",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:5: hosts.t.public_ip: "203.0.113" is not an IP address`},
+	},
+	{
+		name: "tunnel without private_ip when other hosts exist",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[hosts.db-1]
+role = "tunnel"
+private_ip = "198.18.0.2"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: hosts.t.private_ip: missing: the other hosts accept SSH from the tunnel's private IP`},
+	},
+
+	// Hosts.
+	{
+		name: "non-tunnel host without private_ip",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.web-1]
+role = "tunnel"
+public_ip = "203.0.113.2"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:7: hosts.web-1.private_ip: missing: hosts other than the tunnel are reached on their private IP`},
+	},
+	{
+		name: "non-tunnel host without private_ip, written with dotted keys",
+		toml: `
+ssh.tunnel = "t"
+hosts.t.role = "tunnel"
+hosts.t.public_ip = "203.0.113.1"
+hosts.t.private_ip = "198.18.0.1"
+hosts.web-1.role = "tunnel"
+roles.tunnel.template = "tunnel"
+`,
+		want: []string{`bad.toml:5: hosts.web-1.private_ip: missing: hosts other than the tunnel are reached on their private IP`},
+	},
+	{
+		name: "host without role",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: hosts.t.role: missing: every host needs a role`},
+	},
+	{
+		name: "role that does not exist",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+[roles.app]
+template = "private"
+`,
+		want: []string{`bad.toml:4: hosts.t.role: role "tunel" does not exist (roles: app, tunnel)`},
+	},
+	{
+		name: "invalid host names",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts."-web"]
+role = "tunnel"
+private_ip = "198.18.0.2"
+[hosts."web 2"]
+role = "tunnel"
+private_ip = "198.18.0.3"
+[hosts.a123456789b123456789c123456789d123456789e123456789f123456789g123]
+role = "tunnel"
+private_ip = "198.18.0.4"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:7: hosts.-web: invalid host name "-web": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+			`bad.toml:10: hosts.web 2: invalid host name "web 2": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+			`bad.toml:13: hosts.a123456789b123456789c123456789d123456789e123456789f123456789g123: invalid host name "a123456789b123456789c123456789d123456789e123456789f123456789g123": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+		},
+	},
+	{
+		name: "invalid user names",
+		toml: `
+[ssh]
+tunnel = "t"
+user = "-oProxyCommand=x"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+user = "ro ot"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.user: "-oProxyCommand=x" is not a valid user name`,
+			`bad.toml:7: hosts.t.user: "ro ot" is not a valid user name`,
+		},
+	},
+
+	// Addresses.
+	{
+		name: "invalid IPv4 and IPv6 addresses",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.256"
+private_ip = "198.18.0.1/24"
+public_ip6 = "2001:db8::g"
+[hosts.u]
+role = "tunnel"
+private_ip = "fe80::1%eth1"
+public_ip6 = "203.0.113.2"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:5: hosts.t.public_ip: "203.0.113.256" is not an IP address`,
+			`bad.toml:6: hosts.t.private_ip: "198.18.0.1/24" is not an IP address`,
+			`bad.toml:7: hosts.t.public_ip6: "2001:db8::g" is not an IP address`,
+			`bad.toml:10: hosts.u.private_ip: "fe80::1%eth1" is not an IP address`,
+			`bad.toml:11: hosts.u.public_ip6: "203.0.113.2" is not an IPv6 address`,
+		},
+	},
+	{
+		name: "IPv6 address in public_ip",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "2001:db8::1"
+private_ip = "198.18.0.1"
+[hosts.u]
+role = "tunnel"
+private_ip = "2001:db8::2"
+public_ip6 = "::ffff:203.0.113.3"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:5: hosts.t.public_ip: "2001:db8::1" is not an IPv4 address: put an IPv6 address in public_ip6`,
+			`bad.toml:9: hosts.u.private_ip: "2001:db8::2" is not an IPv4 address`,
+			`bad.toml:10: hosts.u.public_ip6: "::ffff:203.0.113.3" is not an IPv6 address`,
+		},
+	},
+	{
+		name: "addresses that cannot be a server's",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "224.0.0.1"
+private_ip = "127.0.0.1"
+public_ip6 = "ff02::1"
+[hosts.u]
+role = "tunnel"
+public_ip = "255.255.255.255"
+private_ip = "169.254.1.1"
+public_ip6 = "::1"
+[hosts.v]
+role = "tunnel"
+private_ip = "0.0.0.0"
+public_ip6 = "fe80::1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:5: hosts.t.public_ip: 224.0.0.1 cannot be a server's address`,
+			`bad.toml:6: hosts.t.private_ip: 127.0.0.1 cannot be a server's address`,
+			`bad.toml:7: hosts.t.public_ip6: ff02::1 cannot be a server's address`,
+			`bad.toml:10: hosts.u.public_ip: 255.255.255.255 cannot be a server's address`,
+			`bad.toml:11: hosts.u.private_ip: 169.254.1.1 cannot be a server's address`,
+			`bad.toml:12: hosts.u.public_ip6: ::1 cannot be a server's address`,
+			`bad.toml:15: hosts.v.private_ip: 0.0.0.0 cannot be a server's address`,
+			`bad.toml:16: hosts.v.public_ip6: fe80::1 cannot be a server's address`,
+		},
+	},
+	{
+		name: "duplicate IPs across hosts",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+public_ip6 = "2001:db8::1"
+[hosts.u]
+role = "tunnel"
+public_ip = "198.18.0.1"
+private_ip = "198.18.0.1"
+public_ip6 = "2001:DB8::1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:10: hosts.u.public_ip: 198.18.0.1 is already used by hosts.t.private_ip`,
+			`bad.toml:11: hosts.u.private_ip: 198.18.0.1 is already used by hosts.t.private_ip`,
+			`bad.toml:12: hosts.u.public_ip6: 2001:db8::1 is already used by hosts.t.public_ip6`,
+		},
+	},
+
+	// Roles and their allow entries.
+	{
+		name: "template missing",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+public_tcp = [22]
+`,
+		want: []string{`bad.toml:6: roles.tunnel.template: missing: use a built-in template (private, public, tunnel) or a path to a template file`},
+	},
+	{
+		name: "private template with public_tcp",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "private"
+public_tcp = [22]
+`,
+		want: []string{`bad.toml:8: roles.tunnel.public_tcp: the private template opens nothing on the public interface: use template "public" to open public ports`},
+	},
+	{
+		name: "invalid role names",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+[roles."db/primary"]
+template = "private"
+[roles._x]
+template = "private"
+`,
+		want: []string{
+			`bad.toml:8: roles.db/primary: invalid role name "db/primary": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+			`bad.toml:10: roles._x: invalid role name "_x": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+		},
+	},
+	{
+		name: "allow sources",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+allow = [
+  { from = "198.51.100.0/33" },
+  { from = "198.51.100.7/24" },
+  { from = "2001:db8::/32" },
+  { from = "2001:db8::1" },
+  { from = "web" },
+  { from = "", tcp = [22] },
+  { tcp = [22] },
+]
+`,
+		want: []string{
+			`bad.toml:9: roles.tunnel.allow[0].from: "198.51.100.0/33" is not a valid CIDR (such as "198.51.100.0/24")`,
+			`bad.toml:10: roles.tunnel.allow[1].from: "198.51.100.7/24" has host bits set: did you mean "198.51.100.0/24"?`,
+			`bad.toml:11: roles.tunnel.allow[2].from: "2001:db8::/32": only IPv4 sources exist on the private network`,
+			`bad.toml:12: roles.tunnel.allow[3].from: "2001:db8::1": only IPv4 sources exist on the private network`,
+			`bad.toml:13: roles.tunnel.allow[4].from: "web" is neither a role nor a CIDR (roles: tunnel)`,
+			`bad.toml:14: roles.tunnel.allow[5].from: missing: name a role or a CIDR`,
+			`bad.toml:15: roles.tunnel.allow[6].from: missing: name a role or a CIDR`,
+		},
+	},
+
+	// Ports.
+	{
+		name: "ports out of range",
+		toml: `
+[ssh]
+tunnel = "t"
+port = 0
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+port = 70000
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22, 0]
+allow = [
+  { from = "tunnel", tcp = [
+    80,
+    70000,
+  ] },
+  { from = "tunnel", udp = [-1] },
+]
+`,
+		want: []string{
+			`bad.toml:3: ssh.port: port 0 is out of range 1-65535`,
+			`bad.toml:7: hosts.t.port: port 70000 is out of range 1-65535`,
+			`bad.toml:10: roles.tunnel.public_tcp[1]: port 0 is out of range 1-65535`,
+			`bad.toml:14: roles.tunnel.allow[0].tcp[1]: port 70000 is out of range 1-65535`,
+			`bad.toml:16: roles.tunnel.allow[1].udp[0]: port -1 is out of range 1-65535`,
+		},
+	},
+	{
+		name: "empty port lists",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+allow = [
+  { from = "tunnel", tcp = [] },
+  { from = "tunnel", udp = [] },
+]
+`,
+		want: []string{
+			`bad.toml:9: roles.tunnel.allow[0].tcp: an empty list opens nothing: leave tcp out to allow every TCP port, or list ports`,
+			`bad.toml:10: roles.tunnel.allow[1].udp: an empty list opens nothing: leave udp out, or list ports`,
+		},
+	},
+
+	// ssh settings.
+	{
+		name: "invalid durations",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = "10"
+rollback_after = "soon"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.timeout: "10" is not a duration (such as "10s" or "1m")`,
+			`bad.toml:4: ssh.rollback_after: "soon" is not a duration (such as "10s" or "1m")`,
+		},
+	},
+	{
+		name: "durations too short",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = "500ms"
+rollback_after = "-1m"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.timeout: 500ms is too short: at least 1s`,
+			`bad.toml:4: ssh.rollback_after: -1m0s is too short: at least 5s`,
+		},
+	},
+	{
+		name: "parallel out of range",
+		toml: `
+[ssh]
+tunnel = "t"
+parallel = 0
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: ssh.parallel: 0 is out of range: hosts worked on at once must be 1 to 1000`},
+	},
+	{
+		name: "parallel too high",
+		toml: `
+[ssh]
+tunnel = "t"
+parallel = 1001
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: ssh.parallel: 1001 is out of range: hosts worked on at once must be 1 to 1000`},
+	},
+
+	// Interfaces.
+	{
+		name: "invalid interface names",
+		toml: `
+[ssh]
+tunnel = "t"
+[interfaces]
+public = "enp0s31f6.100-wan"
+private = "eth/1"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+public_iface = "eth0:1"
+private_iface = "eth 1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:4: interfaces.public: "enp0s31f6.100-wan" is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)`,
+			`bad.toml:5: interfaces.private: "eth/1" is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)`,
+			`bad.toml:9: hosts.t.public_iface: "eth0:1" is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)`,
+			`bad.toml:10: hosts.t.private_iface: "eth 1" is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)`,
+		},
+	},
+	{
+		name: "same public and private interface",
+		toml: `
+[ssh]
+tunnel = "t"
+[interfaces]
+private = "eth0"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.u]
+role = "tunnel"
+private_ip = "198.18.0.2"
+private_iface = "eth1"
+public_iface = "eth1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: interfaces: public and private interface are both "eth0": they must differ`,
+			`bad.toml:12: hosts.u.private_iface: public and private interface are both "eth1": they must differ`,
+		},
+	},
+
+	{
+		name: "no hosts at all",
+		toml: `
+[ssh]
+tunnel = "t"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml: hosts: no hosts: add at least a [hosts.NAME] table for the tunnel host`,
+			`bad.toml:2: ssh.tunnel: host "t" does not exist: the tunnel must be one of [hosts]`,
+		},
+	},
+	{
+		name: "several problems, sorted by line",
+		toml: `
+[ssh]
+tunnel = "bastion-1"
+port = 22
+timeout = "5"
+
+[hosts.bastion-1]
+role = "tunnel"
+public_ip = "203.0.113.10"
+private_ip = "198.18.0.10"
+
+[hosts.web-1]
+role = "app"
+private_ip = "198.18.0.10"
+private_iface = "eth1/"
+
+[hosts.db-1]
+role = "database"
+privat_ip = "198.18.0.31"
+
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+
+[roles.app]
+template = "private"
+allow = [
+  { from = "tunnel", tcp = [80] },
+  { from = "db", tcp = [3306] },
+]
+`,
+		want: []string{
+			`bad.toml:4: ssh.timeout: "5" is not a duration (such as "10s" or "1m")`,
+			`bad.toml:13: hosts.web-1.private_ip: 198.18.0.10 is already used by hosts.bastion-1.private_ip`,
+			`bad.toml:14: hosts.web-1.private_iface: "eth1/" is not a valid Linux interface name (1-15 characters, no '/', ':', quotes, '#' or whitespace)`,
+			`bad.toml:16: hosts.db-1.private_ip: missing: hosts other than the tunnel are reached on their private IP`,
+			`bad.toml:17: hosts.db-1.role: role "database" does not exist (roles: app, tunnel)`,
+			`bad.toml:18: hosts.db-1.privat_ip: unknown key "privat_ip" in [hosts.db-1]; did you mean "private_ip"?`,
+			`bad.toml:28: roles.app.allow[1].from: "db" is neither a role nor a CIDR (roles: app, tunnel)`,
+		},
+	},
+}
+
+func TestParseBad(t *testing.T) {
+	for _, tc := range badInventories {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.TrimPrefix(tc.toml, "\n")
+			inv, err := Parse("bad.toml", []byte(src))
+			if err == nil {
+				t.Fatalf("Parse accepted a bad inventory: %+v", inv)
+			}
+			if inv != nil {
+				t.Errorf("Parse returned an inventory with its error")
+			}
+			var ierr *Error
+			if !errors.As(err, &ierr) {
+				t.Fatalf("error is a %T, want *Error: %v", err, err)
+			}
+			if diff := cmp.Diff(tc.want, strings.Split(err.Error(), "\n")); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
