@@ -1,0 +1,214 @@
+package inventory
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// cmpAddrs compares addresses and prefixes by value; their fields are
+// unexported.
+var cmpAddrs = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestLoadExample(t *testing.T) {
+	path := filepath.Join("..", "examples", "site.toml")
+	inv, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := func(name, ip string) *Host {
+		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22}
+	}
+	want := &Inventory{
+		Path: path,
+		SSH: SSH{
+			User: "root", Port: 22, Identity: "~/.ssh/id_ed25519", KnownHosts: "~/.ssh/known_hosts",
+			Tunnel: "tunnel-1", Parallel: 20, Timeout: 10 * time.Second,
+			RollbackAfter: DefaultRollbackAfter, // not in the file
+		},
+		Interfaces: Interfaces{Public: "eth0", Private: "eth1"},
+		Hosts: []*Host{
+			{
+				Name: "haproxy-www", Role: "lb", PublicIP: addr("203.0.113.11"), PrivateIP: addr("198.18.0.11"),
+				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22,
+			},
+			private("mysql-1", "198.18.0.31"),
+			private("mysql-2", "198.18.0.32"),
+			{
+				Name: "tunnel-1", Role: "tunnel", PublicIP: addr("203.0.113.10"), PrivateIP: addr("198.18.0.10"),
+				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22,
+			},
+			private("wordpress-1", "198.18.0.21"),
+			private("wordpress-2", "198.18.0.22"),
+		},
+		Roles: []*Role{
+			{
+				Name: "app", Template: "private", LogDropped: true,
+				Allow: []Allow{
+					{From: "lb", FromRole: "lb", TCP: []int{80}},
+					{From: "app", FromRole: "app", AllTCP: true},
+					{From: "db", FromRole: "db", TCP: []int{3306}},
+					{From: "198.51.100.0/24", FromCIDR: netip.MustParsePrefix("198.51.100.0/24"), TCP: []int{9100}},
+				},
+			},
+			{
+				Name: "db", Template: "private",
+				Allow: []Allow{
+					{From: "app", FromRole: "app", TCP: []int{3306}},
+					{From: "db", FromRole: "db", TCP: []int{3306}},
+				},
+			},
+			{Name: "lb", Template: "public", PublicTCP: []int{80, 443}},
+			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22}},
+		},
+	}
+	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
+		t.Errorf("Load(%s) (-want +got):\n%s", path, diff)
+	}
+
+	if got := inv.Tunnel(); got == nil || got.Name != "tunnel-1" {
+		t.Errorf("Tunnel() = %v, want tunnel-1", got)
+	}
+	var names []string
+	for _, h := range inv.HostsOf("db") {
+		names = append(names, h.Name)
+	}
+	if diff := cmp.Diff([]string{"mysql-1", "mysql-2"}, names); diff != "" {
+		t.Errorf("HostsOf(db) (-want +got):\n%s", diff)
+	}
+	if _, ok := inv.Host("mysql-3"); ok {
+		t.Error("Host(mysql-3) found a host that does not exist")
+	}
+	if r, ok := inv.Role("lb"); !ok || r.Name != "lb" {
+		t.Errorf("Role(lb) = %v, %v", r, ok)
+	}
+	if _, ok := inv.Role("web"); ok {
+		t.Error("Role(web) found a role that does not exist")
+	}
+}
+
+// roleOf is the role of the example's private hosts, by name.
+func roleOf(host string) string {
+	if strings.HasPrefix(host, "mysql") {
+		return "db"
+	}
+	return "app"
+}
+
+// Everything left out takes its default; a host's own user, port and
+// interfaces replace the fleet's.
+func TestParseDefaultsAndOverrides(t *testing.T) {
+	src := `
+[ssh]
+tunnel = "bastion"
+user = "deploy"
+
+[interfaces]
+private = "ens4"
+
+[hosts.bastion]
+role = "tunnel"
+public_ip = "203.0.113.5"
+private_ip = "198.18.0.5"
+port = 2222
+public_iface = "ens3"
+
+[hosts.db-1]
+role = "db"
+private_ip = "198.18.0.6"
+user = "root"
+private_iface = "bond0.100"
+
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [2222, 22, 2222]
+
+[roles.db]
+template = "./db.tmpl"
+allow = [
+  { from = "tunnel", udp = [161] },
+  { from = "198.51.100.7", tcp = [5432], udp = [53] },
+]
+`
+	inv, err := Parse("dir/site.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Inventory{
+		Path: "dir/site.toml",
+		SSH: SSH{
+			User: "deploy", Port: DefaultPort, Identity: DefaultIdentity, KnownHosts: DefaultKnownHosts,
+			Tunnel: "bastion", Parallel: DefaultParallel, Timeout: DefaultTimeout, RollbackAfter: DefaultRollbackAfter,
+		},
+		Interfaces: Interfaces{Public: DefaultPublicIface, Private: "ens4"},
+		Hosts: []*Host{
+			{
+				Name: "bastion", Role: "tunnel", PublicIP: addr("203.0.113.5"), PrivateIP: addr("198.18.0.5"),
+				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222,
+			},
+			{
+				Name: "db-1", Role: "db", PrivateIP: addr("198.18.0.6"),
+				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22,
+			},
+		},
+		Roles: []*Role{
+			{
+				Name: "db", Template: "./db.tmpl",
+				Allow: []Allow{
+					// A udp list alone opens UDP only, not every TCP port.
+					{From: "tunnel", FromRole: "tunnel", UDP: []int{161}},
+					// A bare address is a /32.
+					{From: "198.51.100.7", FromCIDR: netip.MustParsePrefix("198.51.100.7/32"), TCP: []int{5432}, UDP: []int{53}},
+				},
+			},
+			// Ports are sorted and deduplicated.
+			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22, 2222}},
+		},
+	}
+	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+	if got, want := inv.TemplatePath("./db.tmpl"), filepath.Join("dir", "db.tmpl"); got != want {
+		t.Errorf("TemplatePath = %q, want %q", got, want)
+	}
+	if got := inv.TemplatePath("/etc/fwpush/db.tmpl"); got != "/etc/fwpush/db.tmpl" {
+		t.Errorf("TemplatePath of an absolute path = %q", got)
+	}
+	if !IsBuiltin("tunnel") || IsBuiltin("./db.tmpl") {
+		t.Error("IsBuiltin does not tell built-in templates from files")
+	}
+	db, _ := inv.Host("db-1")
+	bastion, _ := inv.Host("bastion")
+	if db.HasPublic() || !bastion.HasPublic() {
+		t.Errorf("HasPublic: db-1 %v, bastion %v", db.HasPublic(), bastion.HasPublic())
+	}
+}
+
+// A byte order mark, which some editors write, changes nothing; line
+// numbers still count from the first line.
+func TestParseByteOrderMark(t *testing.T) {
+	src := "\xef\xbb\xbf[ssh]\ntunnel = \"t\"\nprot = 22\n[hosts.t]\nrole = \"tunnel\"\npublic_ip = \"203.0.113.1\"\n[roles.tunnel]\ntemplate = \"tunnel\"\n"
+	_, err := Parse("bom.toml", []byte(src))
+	want := `bom.toml:3: ssh.prot: unknown key "prot" in [ssh]; did you mean "port"?`
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v, want %s", err, want)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "read inventory: ") {
+		t.Errorf("Load of a missing file = %v", err)
+	}
+}
