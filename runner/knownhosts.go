@@ -33,6 +33,7 @@ const (
 	HostKeyRevoked
 )
 
+// String returns the problem as error messages and logs name it.
 func (p HostKeyProblem) String() string {
 	switch p {
 	case HostKeyUnknown:
@@ -61,6 +62,8 @@ type HostKeyError struct {
 	Known []string
 }
 
+// Error says what an operator must check, and how to clear a key that
+// changed on purpose.
 func (e *HostKeyError) Error() string {
 	switch e.Problem {
 	case HostKeyChanged:
