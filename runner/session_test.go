@@ -1,0 +1,233 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/ssh"
+)
+
+func TestRunOnTunnelAndThroughIt(t *testing.T) {
+	f := newFleet(t)
+	j := f.dial(t, f.options())
+	input := []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")
+
+	for _, name := range []string{"tunnel-1", "app-1", "db-1"} {
+		t.Run(name, func(t *testing.T) {
+			s, err := j.Dial(t.Context(), f.targets[name])
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer s.Close()
+
+			tests := []struct {
+				cmd        string
+				stdin      []byte
+				wantStdout string
+				wantStatus int
+				wantStderr string
+			}{
+				{cmd: "cat", stdin: input, wantStdout: string(input)},
+				{cmd: "cat", stdin: nil, wantStdout: ""},
+				{cmd: "hostname", wantStdout: name + "\n"},
+				{cmd: "whoami", wantStdout: "root\n"},
+				{cmd: "exit 3", wantStatus: 3, wantStderr: "boom: something failed\n"},
+			}
+			for _, tt := range tests {
+				res, err := s.Run(t.Context(), tt.cmd, tt.stdin)
+				if tt.wantStatus == 0 && err != nil {
+					t.Fatalf("Run(%q): %v", tt.cmd, err)
+				}
+				if tt.wantStatus != 0 {
+					var re *RemoteError
+					if !errors.As(err, &re) {
+						t.Fatalf("Run(%q) error = %v, want *RemoteError", tt.cmd, err)
+					}
+					want := &RemoteError{Host: name, Cmd: tt.cmd, ExitStatus: tt.wantStatus, Stderr: []byte(tt.wantStderr)}
+					if diff := cmp.Diff(want, re); diff != "" {
+						t.Errorf("Run(%q) RemoteError (-want +got):\n%s", tt.cmd, diff)
+					}
+					for _, part := range []string{"host " + name, tt.cmd, fmt.Sprintf("exit status %d", tt.wantStatus), strings.TrimSpace(tt.wantStderr)} {
+						if !strings.Contains(err.Error(), part) {
+							t.Errorf("error %q does not mention %q", err, part)
+						}
+					}
+				}
+				if got := string(res.Stdout); got != tt.wantStdout {
+					t.Errorf("Run(%q) stdout = %q, want %q", tt.cmd, got, tt.wantStdout)
+				}
+				if got := string(res.Stderr); got != tt.wantStderr {
+					t.Errorf("Run(%q) stderr = %q, want %q", tt.cmd, got, tt.wantStderr)
+				}
+				if res.ExitStatus != tt.wantStatus {
+					t.Errorf("Run(%q) exit status = %d, want %d", tt.cmd, res.ExitStatus, tt.wantStatus)
+				}
+			}
+		})
+	}
+}
+
+func TestTargetUserOverridesOptions(t *testing.T) {
+	f := newFleet(t)
+	j := f.dial(t, f.options())
+	tgt := f.targets["app-1"]
+	tgt.User = "deploy"
+	s, err := j.Dial(t.Context(), tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Run(t.Context(), "whoami", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res.Stdout); got != "deploy\n" {
+		t.Errorf("whoami = %q, want deploy", got)
+	}
+}
+
+// Cancelling a Run reaches the remote process and returns at once.
+func TestRunCancel(t *testing.T) {
+	for _, name := range []string{"tunnel-1", "app-1"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFleet(t)
+			j := f.dial(t, f.options())
+			server := f.tunnel
+			if name != "tunnel-1" {
+				server = f.hosts[name]
+			}
+			s, err := j.Dial(t.Context(), f.targets[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+
+			ctx, cancel := context.WithCancel(t.Context())
+			errc := make(chan error, 1)
+			go func() {
+				_, err := s.Run(ctx, "sleep", nil)
+				errc <- err
+			}()
+			select {
+			case <-server.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("sleep never started")
+			}
+			cancel()
+			start := time.Now()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run error = %v, want context.Canceled", err)
+				}
+				if took := time.Since(start); took > time.Second {
+					t.Errorf("Run returned %v after cancellation", took)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return after cancellation")
+			}
+			select {
+			case sig := <-server.signals:
+				if sig != string(ssh.SIGTERM) {
+					t.Errorf("remote got signal %s, want TERM", sig)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("remote process got no signal")
+			}
+			// The session is still usable after a cancelled command.
+			if res, err := s.Run(t.Context(), "hostname", nil); err != nil || strings.TrimSpace(string(res.Stdout)) != name {
+				t.Errorf("Run after cancel = %q, %v", res.Stdout, err)
+			}
+		})
+	}
+}
+
+func TestRunWithEndedContext(t *testing.T) {
+	f := newFleet(t)
+	j := f.dial(t, f.options())
+	s, err := j.Dial(t.Context(), f.targets["app-1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Run(ctx, "hostname", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run error = %v, want context.Canceled", err)
+	}
+}
+
+func TestRemoteErrorMessage(t *testing.T) {
+	tests := []struct {
+		err  *RemoteError
+		want string
+	}{{
+		err:  &RemoteError{Host: "db-1", Cmd: "iptables-restore -w", ExitStatus: 1, Stderr: []byte("iptables-restore: line 7 failed\n")},
+		want: "host db-1: iptables-restore -w: exit status 1: iptables-restore: line 7 failed",
+	}, {
+		err:  &RemoteError{Host: "db-1", Cmd: "set -e\nmkdir -p /var/lib/fwpush\n", ExitStatus: 2},
+		want: "host db-1: set -e ...: exit status 2",
+	}, {
+		err:  &RemoteError{Host: "db-1", Cmd: "sleep", ExitStatus: 137, Signal: "KILL"},
+		want: "host db-1: sleep: killed by signal KILL",
+	}, {
+		err:  &RemoteError{Host: "db-1", Cmd: "true", ExitStatus: -1},
+		want: "host db-1: true: exited without a status",
+	}}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// A connection that goes away under a command is not the command failing:
+// the caller must not read "exited without status" as the host's answer.
+func TestRunConnectionLost(t *testing.T) {
+	for _, name := range []string{"tunnel-1", "app-1"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFleet(t)
+			j := f.dial(t, f.options())
+			server := f.tunnel
+			if name != "tunnel-1" {
+				server = f.hosts[name]
+			}
+			s, err := j.Dial(t.Context(), f.targets[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			errc := make(chan error, 1)
+			go func() {
+				_, err := s.Run(t.Context(), "sleep", nil)
+				errc <- err
+			}()
+			select {
+			case <-server.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("sleep never started")
+			}
+			server.dropConns()
+			select {
+			case err = <-errc:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return after the connection dropped")
+			}
+			if !errors.Is(err, ErrConnectionLost) {
+				t.Errorf("Run error = %v, want ErrConnectionLost", err)
+			}
+			if got := errors.Is(err, ErrTunnelDown); got != (name == "tunnel-1") {
+				t.Errorf("errors.Is(%v, ErrTunnelDown) = %v", err, got)
+			}
+			var re *RemoteError
+			if errors.As(err, &re) {
+				t.Errorf("a lost connection reported as the command's failure: %v", err)
+			}
+		})
+	}
+}
