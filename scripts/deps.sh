@@ -9,15 +9,26 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v iptables-restore >/dev/null 2>&1 || [ -x /usr/sbin/iptables-restore ] || need+=(iptables)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+# fwpush installs iptables-persistent on servers that lack it; the lab's
+# hosts share this machine's packages, so it is installed here, told not to
+# save the rules of the moment (the lab's hosts keep their own /etc/iptables).
+persistent=0
+dpkg-query -W -f='${Status}' iptables-persistent 2>/dev/null | grep -q 'install ok installed' || persistent=1
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
-[ ${#need[@]} -eq 0 ] && exit 0
+[ ${#need[@]} -eq 0 ] && [ $persistent -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing ${need[*]}: run as root, or install them with apt-get" >&2
 	exit 1
 fi
-echo "deps: installing ${need[*]}"
+echo "deps: installing ${need[*]} $([ $persistent -eq 1 ] && echo iptables-persistent)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ $persistent -eq 1 ]; then
+	printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\niptables-persistent iptables-persistent/autosave_v6 boolean false\n' | debconf-set-selections
+	apt-get install -y -qq --no-install-recommends iptables-persistent >/dev/null
+fi

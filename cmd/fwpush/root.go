@@ -96,6 +96,7 @@ survive reboots.`,
 		newVersionCmd(),
 		newValidateCmd(),
 		newRenderCmd(),
+		newRunCmd(),
 	)
 	return root
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner"
+)
+
+// connFlags are how a command reaches the fleet; a flag wins over the
+// FWPUSH_* variable (which `fwpush lab exec` sets), the variable over the
+// inventory.
+type connFlags struct {
+	identity, knownHosts string
+	acceptNew            bool
+	verbose              bool
+}
+
+func (c *connFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity)")
+	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
+	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
+	cmd.Flags().BoolVarP(&c.verbose, "verbose", "v", false, "log each step on stderr")
+}
+
+func firstSet(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) runner.Options {
+	logger := slog.New(slog.DiscardHandler)
+	if c.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return runner.Options{
+		User:       inv.SSH.User,
+		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
+		KnownHosts: firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), inv.SSH.KnownHosts),
+		AcceptNew:  c.acceptNew,
+		Timeout:    inv.SSH.Timeout,
+		Logger:     logger,
+	}
+}
+
+// selectHosts applies --limit: host names and role names, comma-separated.
+func selectHosts(inv *inventory.Inventory, limit string) ([]*inventory.Host, error) {
+	if limit == "" {
+		return inv.Hosts, nil
+	}
+	want := map[string]bool{}
+	for _, name := range strings.Split(limit, ",") {
+		name = strings.TrimSpace(name)
+		_, isHost := inv.Host(name)
+		_, isRole := inv.Role(name)
+		if !isHost && !isRole {
+			return nil, &usageError{fmt.Errorf("--limit %s: no host or role of that name", name)}
+		}
+		want[name] = true
+	}
+	var out []*inventory.Host
+	for _, h := range inv.Hosts {
+		if want[h.Name] || want[h.Role] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+type runFlags struct {
+	conn          connFlags
+	dryRun, check bool
+	limit         string
+	quiet, asJSON bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] INVENTORY",
+		Short: "Push every host's policy: apply what differs, under a rollback guard",
+		Long: `run connects to the tunnel host, reaches every other host through it, and in
+parallel compares each host's live rules with its rendered policy. Where they
+differ it applies the policy atomically under a guard: the host restores its
+old rules by itself unless a fresh SSH connection confirms within
+rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
+(installing iptables-persistent if needed). The tunnel host is changed last.
+Hosts that already match are left alone: a second run changes nothing.
+
+Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
+2 changes pending (--dry-run, --check); 3 invalid input (nothing contacted).`,
+		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
+  fwpush run site.toml
+  fwpush run --limit db,haproxy-www site.toml
+  fwpush run --quiet site.toml             # from cron: silent unless something changed or failed
+  fwpush run --check --json site.toml      # monitoring: exit 2 if anything drifted`,
+		Args: inventoryArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPush(cmd.Context(), args[0], f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
+	cmd.Flags().BoolVar(&f.check, "check", false, "like --dry-run, without the diff body")
+	cmd.Flags().StringVar(&f.limit, "limit", "", "only these hosts or roles (comma-separated)")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
+	return cmd
+}
+
+func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Writer) error {
+	plan, err := loadPlan(path)
+	if err != nil {
+		return err
+	}
+	inv := plan.Inventory
+	hosts, err := selectHosts(inv, f.limit)
+	if err != nil {
+		return err
+	}
+	unlock, err := runner.Lock(path, func() {
+		if !f.quiet && !f.asJSON {
+			fmt.Fprintln(stderr, "fwpush: another run of this inventory is in progress; waiting for it")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	out := newReporter(stdout, f)
+	start := time.Now()
+	results := push(ctx, plan, hosts, f, out, stderr)
+	return out.finish(results, time.Since(start))
+}
+
+// push connects to the tunnel and runs; if the tunnel cannot be reached,
+// every host is unreachable.
+func push(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, f runFlags, out *reporter, stderr io.Writer) []runner.HostResult {
+	inv := plan.Inventory
+	opts := f.conn.options(inv, stderr)
+	fleet, err := runner.DialTunnel(ctx, runner.TargetFor(inv, inv.Tunnel()), opts)
+	if err != nil {
+		results := make([]runner.HostResult, len(hosts))
+		for i, h := range hosts {
+			results[i] = runner.HostResult{Host: h.Name, Role: h.Role, Status: runner.Unreachable, Stage: "connect",
+				Err: fmt.Errorf("host %s: through tunnel %s: %w", h.Name, inv.SSH.Tunnel, err)}
+			if h.Name == inv.SSH.Tunnel {
+				results[i].Err = err
+			}
+			out.done(results[i])
+		}
+		return results
+	}
+	defer fleet.Close()
+	return runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
+		DryRun: f.dryRun || f.check,
+		Logger: opts.Logger,
+		OnDone: out.done,
+	})
+}
+
+// reporter prints progress and the summary: a table on a terminal, plain
+// lines otherwise, one JSON document with --json, nothing with --quiet
+// when nothing happened.
+type reporter struct {
+	w     io.Writer
+	f     runFlags
+	tty   bool
+	mu    sync.Mutex
+	count int
+}
+
+func newReporter(w io.Writer, f runFlags) *reporter {
+	tty := false
+	if file, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(file.Fd()))
+	}
+	return &reporter{w: w, f: f, tty: tty}
+}
+
+func (r *reporter) live() bool { return !r.f.quiet && !r.f.asJSON }
+
+// done prints one line as a host finishes (live progress).
+func (r *reporter) done(res runner.HostResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	if !r.live() {
+		return
+	}
+	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
+	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
+		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
+	}
+	fmt.Fprintln(r.w, line)
+}
+
+func (r *reporter) status(s runner.Status) string {
+	if !r.tty {
+		return string(s)
+	}
+	switch s {
+	case runner.Unchanged:
+		return text.FgGreen.Sprint(s)
+	case runner.Applied, runner.DriftRepaired, runner.Pending:
+		return text.FgYellow.Sprint(s)
+	}
+	return text.FgRed.Sprint(s)
+}
+
+// jsonReport is the --json document.
+type jsonReport struct {
+	Hosts   []jsonHost     `json:"hosts"`
+	Counts  map[string]int `json:"counts"`
+	Seconds float64        `json:"seconds"`
+	Exit    int            `json:"exit_code"`
+}
+
+type jsonHost struct {
+	Host      string  `json:"host"`
+	Role      string  `json:"role"`
+	Status    string  `json:"status"`
+	Stage     string  `json:"stage,omitempty"`
+	Backend   string  `json:"backend,omitempty"`
+	Added     int     `json:"added"`
+	Removed   int     `json:"removed"`
+	Persisted bool    `json:"persisted"`
+	Diff      string  `json:"diff,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	Seconds   float64 `json:"seconds"`
+}
+
+func exitFor(results []runner.HostResult) int {
+	code := exitOK
+	for _, r := range results {
+		if !r.Status.OK() {
+			return exitFailed
+		}
+		if r.Status == runner.Pending {
+			code = exitChanges
+		}
+	}
+	return code
+}
+
+func (r *reporter) finish(results []runner.HostResult, took time.Duration) error {
+	code := exitFor(results)
+	if r.f.asJSON {
+		rep := jsonReport{Counts: map[string]int{}, Seconds: took.Seconds(), Exit: code}
+		for _, res := range results {
+			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
+				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Seconds: res.Duration.Seconds()}
+			if r.f.dryRun {
+				h.Diff = res.Diff
+			}
+			if res.Err != nil {
+				h.Error = res.Err.Error()
+			}
+			rep.Hosts = append(rep.Hosts, h)
+			rep.Counts[string(res.Status)]++
+		}
+		enc := json.NewEncoder(r.w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		return exitWith(code)
+	}
+	quiet := r.f.quiet && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
+	if quiet {
+		return exitWith(code)
+	}
+	if r.f.dryRun {
+		for _, res := range results {
+			if res.Diff != "" {
+				fmt.Fprintf(r.w, "\n--- %s (%s): would change\n%s", res.Host, res.Role, res.Diff)
+			}
+		}
+	}
+	fmt.Fprintln(r.w)
+	t := table.NewWriter()
+	t.SetOutputMirror(r.w)
+	t.AppendHeader(table.Row{"host", "role", "result", "added", "removed", "persisted", "time"})
+	counts := map[runner.Status]int{}
+	for _, res := range results {
+		counts[res.Status]++
+		persisted := "no"
+		if res.Persisted {
+			persisted = "yes"
+		}
+		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persisted, res.Duration.Round(time.Millisecond)})
+	}
+	if r.tty {
+		t.SetStyle(table.StyleLight)
+	} else {
+		t.SetStyle(table.StyleDefault)
+		t.Style().Options = table.OptionsNoBordersAndSeparators
+	}
+	t.Render()
+	var parts []string
+	for _, s := range []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired, runner.RolledBack, runner.Failed, runner.Unreachable} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	fmt.Fprintf(r.w, "%d hosts in %s: %s\n", len(results), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	for _, res := range results {
+		if res.Err != nil {
+			fmt.Fprintf(r.w, "error: %v\n", res.Err)
+		}
+	}
+	return exitWith(code)
+}
+
+func exitWith(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return &exitError{code: code}
+}

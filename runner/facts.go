@@ -1,0 +1,90 @@
+package runner
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Facts is what cmdFacts found on a host.
+type Facts struct {
+	Tools      []string // the iptables tools present
+	Backend    string   // "nf_tables" or "legacy", "" when unknown
+	Links      []string // interface names
+	Addrs      map[netip.Addr]string
+	Conn       Conn // where our SSH session comes from; zero when unknown
+	V4, V6     string
+	SaveFailed bool
+	Persisted4 string
+	Persisted6 string
+	Applied    string // digest of what fwpush applied last
+	Persistent bool   // iptables-persistent is installed
+}
+
+// Conn is $SSH_CONNECTION: the client and server ends of our session.
+type Conn struct {
+	Client, Server netip.Addr
+	Port           int
+}
+
+func parseFacts(out string) Facts {
+	sections := map[string]string{}
+	var name string
+	var body strings.Builder
+	flush := func() {
+		if name != "" {
+			sections[name] = body.String()
+		}
+		body.Reset()
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(line, markPrefix) && strings.HasSuffix(line, markSuffix) && line != markPrefix+"error"+markSuffix {
+			flush()
+			name = strings.TrimSuffix(strings.TrimPrefix(line, markPrefix), markSuffix)
+			continue
+		}
+		body.WriteString(line)
+		body.WriteByte('\n')
+	}
+	flush()
+
+	f := Facts{
+		Tools:      strings.Fields(sections["tools"]),
+		Links:      strings.Fields(sections["links"]),
+		Addrs:      map[netip.Addr]string{},
+		V4:         sections["v4"],
+		V6:         sections["v6"],
+		Persisted4: sections["persisted4"],
+		Persisted6: sections["persisted6"],
+		Applied:    strings.TrimSpace(sections["applied"]),
+		Persistent: strings.HasPrefix(strings.TrimSpace(sections["persistent"]), "install ok installed"),
+	}
+	errMark := markPrefix + "error" + markSuffix
+	f.SaveFailed = strings.Contains(f.V4, errMark) || strings.Contains(f.V6, errMark)
+	switch b := sections["backend"]; {
+	case strings.Contains(b, "nf_tables"):
+		f.Backend = "nf_tables"
+	case strings.Contains(b, "legacy"):
+		f.Backend = "legacy"
+	}
+	// "2: eth1    inet 198.18.0.21/24 brd ... scope global eth1"
+	for line := range strings.SplitSeq(sections["addrs"], "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 4 || (fs[2] != "inet" && fs[2] != "inet6") {
+			continue
+		}
+		if p, err := netip.ParsePrefix(fs[3]); err == nil {
+			f.Addrs[p.Addr()] = strings.TrimSuffix(fs[1], ":")
+		}
+	}
+	// "198.18.0.10 51234 198.18.0.21 22"
+	if c := strings.Fields(sections["conn"]); len(c) == 4 {
+		client, err1 := netip.ParseAddr(c[0])
+		server, err2 := netip.ParseAddr(c[2])
+		port, err3 := strconv.Atoi(c[3])
+		if err1 == nil && err2 == nil && err3 == nil {
+			f.Conn = Conn{Client: client.Unmap(), Server: server.Unmap(), Port: port}
+		}
+	}
+	return f
+}

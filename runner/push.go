@@ -1,0 +1,466 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aymanbagabas/go-udiff"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/policy"
+	"github.com/fwpush/fwpush/roles"
+)
+
+// Status is the outcome of a run on one host.
+type Status string
+
+// The outcomes, as the summary table shows them.
+const (
+	Unchanged     Status = "unchanged"
+	Pending       Status = "would change" // --dry-run and --check
+	Applied       Status = "applied"
+	DriftRepaired Status = "drift repaired"
+	RolledBack    Status = "rolled back"
+	Failed        Status = "failed"
+	Unreachable   Status = "unreachable"
+)
+
+// OK reports whether the status is a success.
+func (s Status) OK() bool {
+	return s == Unchanged || s == Pending || s == Applied || s == DriftRepaired
+}
+
+// HostResult is what happened on one host.
+type HostResult struct {
+	Host    string
+	Role    string
+	Status  Status
+	Stage   string // the step that failed, for failures
+	Backend string // nf_tables or legacy
+	// Added and Removed count the rules (IPv4 and IPv6) that the new
+	// policy adds to and removes from the live one.
+	Added, Removed int
+	Persisted      bool   // rules.v4 and rules.v6 are in place
+	Diff           string // unified diff of live against desired rules
+	Duration       time.Duration
+	Err            error
+}
+
+// Fleet reaches hosts. JumpDialer is the real one.
+type Fleet interface {
+	Dialer
+	// DialFresh opens a connection that reuses nothing, to prove a host
+	// still accepts new SSH connections.
+	DialFresh(ctx context.Context, t Target) (Session, error)
+	// Reconnect re-opens the connection to the tunnel host.
+	Reconnect(ctx context.Context) error
+}
+
+var _ Fleet = (*JumpDialer)(nil)
+
+// RunOptions shape a run.
+type RunOptions struct {
+	// DryRun reads the live state and computes diffs, and changes nothing.
+	DryRun bool
+	// Parallel is the most hosts worked on at once; 0 means the inventory's.
+	Parallel int
+	// RollbackAfter is the guard's delay; 0 means the inventory's.
+	RollbackAfter time.Duration
+	// Poll is how often the apply's progress is checked; 0 means 100ms.
+	Poll time.Duration
+	// Logger receives per-host progress; nil discards it.
+	Logger *slog.Logger
+	// OnStart and OnDone, when set, are called as each host starts and
+	// ends (from several goroutines at once).
+	OnStart func(host string)
+	OnDone  func(HostResult)
+}
+
+// Run pushes the plan's policies to hosts (a subset of the plan's, in any
+// order), in parallel, and returns one result per host in the same order.
+// One host's failure never stops the others. The tunnel host is changed
+// last, since every other host is reached through it.
+func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet Fleet, opts RunOptions) []HostResult {
+	inv := plan.Inventory
+	if opts.Parallel <= 0 {
+		opts.Parallel = inv.SSH.Parallel
+	}
+	if opts.RollbackAfter <= 0 {
+		opts.RollbackAfter = inv.SSH.RollbackAfter
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	results := make([]HostResult, len(hosts))
+	one := func(i int) {
+		h := hosts[i]
+		if opts.OnStart != nil {
+			opts.OnStart(h.Name)
+		}
+		pol, _ := plan.Policy(h.Name)
+		p := &pusher{inv: inv, host: h, pol: pol, fleet: fleet, opts: opts, log: opts.Logger.With("host", h.Name)}
+		results[i] = p.push(ctx)
+		if opts.OnDone != nil {
+			opts.OnDone(results[i])
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(opts.Parallel)
+	tunnel := -1
+	for i, h := range hosts {
+		if h.Name == inv.SSH.Tunnel {
+			tunnel = i
+			continue
+		}
+		g.Go(func() error { one(i); return nil })
+	}
+	_ = g.Wait() // each host's goroutine returns nil: its error is in its result
+	if tunnel >= 0 {
+		one(tunnel)
+	}
+	return results
+}
+
+type pusher struct {
+	inv   *inventory.Inventory
+	host  *inventory.Host
+	pol   *roles.Policy
+	fleet Fleet
+	opts  RunOptions
+	log   *slog.Logger
+}
+
+// stageError is a failure at one step of a host's run.
+type stageError struct {
+	status Status
+	stage  string
+	err    error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+func fail(stage string, err error) *stageError { return &stageError{Failed, stage, err} }
+
+func (p *pusher) push(ctx context.Context) HostResult {
+	start := time.Now()
+	res := HostResult{Host: p.host.Name, Role: p.host.Role}
+	err := p.run(ctx, &res)
+	res.Duration = time.Since(start)
+	if err != nil {
+		var se *stageError
+		if errors.As(err, &se) {
+			res.Status, res.Stage = se.status, se.stage
+		} else {
+			res.Status = Failed
+		}
+		res.Err = fmt.Errorf("host %s: %w", p.host.Name, err)
+		p.log.Warn("host failed", "status", res.Status, "err", err)
+	}
+	return res
+}
+
+func (p *pusher) target() Target { return TargetFor(p.inv, p.host) }
+
+func (p *pusher) run(ctx context.Context, res *HostResult) error {
+	sess, err := p.fleet.Dial(ctx, p.target())
+	if err != nil {
+		return &stageError{Unreachable, "connect", err}
+	}
+	defer sess.Close()
+
+	out, err := sess.Run(ctx, cmdFacts, nil)
+	if err != nil {
+		return fail("read live rules", err)
+	}
+	f := parseFacts(string(out.Stdout))
+	res.Backend = f.Backend
+	if err := p.preflight(f); err != nil {
+		return fail("preflight", err)
+	}
+
+	want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
+	live4, live6 := policy.Canonical(f.V4), policy.Canonical(f.V6)
+	rulesDiffer := live4 != want4 || live6 != want6
+	filesDiffer := f.Persisted4 != string(p.pol.V4) || f.Persisted6 != string(p.pol.V6)
+	digest := Digest(p.pol)
+	res.Added, res.Removed = countChanges(live4, want4)
+	a6, r6 := countChanges(live6, want6)
+	res.Added += a6
+	res.Removed += r6
+	if rulesDiffer {
+		res.Diff = udiff.Unified(p.host.Name+" live IPv4", p.host.Name+" desired IPv4", live4, want4) +
+			udiff.Unified(p.host.Name+" live IPv6", p.host.Name+" desired IPv6", live6, want6)
+	}
+	res.Persisted = !filesDiffer && f.Persistent
+	if !rulesDiffer && !filesDiffer && f.Persistent {
+		res.Status = Unchanged
+		return nil
+	}
+	if p.opts.DryRun {
+		res.Status = Pending
+		return nil
+	}
+
+	res.Status = Applied
+	if rulesDiffer {
+		if f.Applied == digest {
+			res.Status = DriftRepaired // what fwpush applied was changed by hand
+		}
+		if err := p.apply(ctx, sess); err != nil {
+			return err
+		}
+		if p.host.Name == p.inv.SSH.Tunnel {
+			// The old tunnel connection may not survive the tunnel's own
+			// new policy: the persistence steps need a live one.
+			if err := p.fleet.Reconnect(ctx); err != nil {
+				return fail("reconnect to the tunnel", err)
+			}
+		}
+		sess.Close()
+		if sess, err = p.fleet.Dial(ctx, p.target()); err != nil {
+			return fail("reconnect", err)
+		}
+		defer sess.Close()
+	}
+	if err := p.persist(ctx, sess, f, digest); err != nil {
+		return err
+	}
+	res.Persisted = true
+	return nil
+}
+
+// preflight refuses hosts where the policy cannot work: missing tools,
+// missing interfaces, or a policy that would not accept the very SSH
+// session fwpush is using.
+func (p *pusher) preflight(f Facts) error {
+	for _, tool := range []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
+		if !slices.Contains(f.Tools, tool) {
+			return fmt.Errorf("%s is not installed (install the iptables package)", tool)
+		}
+	}
+	if f.SaveFailed {
+		return fmt.Errorf("iptables-save failed: %s", strings.TrimSpace(f.V4+f.V6))
+	}
+	ifaces := []string{p.host.PrivateIface}
+	if p.host.HasPublic() {
+		ifaces = append(ifaces, p.host.PublicIface)
+	}
+	for _, name := range ifaces {
+		if !slices.Contains(f.Links, name) {
+			return fmt.Errorf("interface %s named by the policy does not exist on the host (it has %s)", name, strings.Join(f.Links, ", "))
+		}
+	}
+	if !f.Conn.Client.IsValid() || !f.Conn.Client.Is4() {
+		return nil // unknown (or IPv6): the offline lockout check covered the intended path
+	}
+	rs, err := policy.Parse(string(p.pol.V4))
+	if err != nil {
+		return err
+	}
+	in := f.Addrs[f.Conn.Server]
+	pkt := policy.Packet{In: in, Src: f.Conn.Client, Dst: f.Conn.Server, Proto: "tcp", SPort: 40000, DPort: f.Conn.Port, State: "NEW"}
+	if v := rs.Evaluate("INPUT", pkt); v != policy.Accept {
+		return fmt.Errorf("the new policy would not accept this SSH session (from %s to %s:%d on %s): it would lock fwpush out", f.Conn.Client, f.Conn.Server, f.Conn.Port, in)
+	}
+	return nil
+}
+
+// apply loads the new rules under the guard: the host restores its old
+// rules by itself unless a fresh SSH connection confirms in time.
+func (p *pusher) apply(ctx context.Context, sess Session) error {
+	token, err := newToken()
+	if err != nil {
+		return fail("apply", err)
+	}
+	// sleep(1) takes whole seconds. Round up, never down: a delay rounded
+	// to "0" arms a guard that fires at once, maybe before the apply has
+	// even run, and leaves the new rules in place unguarded. fwpush's own
+	// deadline is the same whole seconds, so both sides agree on it.
+	wait := (p.opts.RollbackAfter + time.Second - 1).Truncate(time.Second)
+	secs := strconv.Itoa(int(wait / time.Second))
+	for _, up := range []struct {
+		cmd  string
+		data []byte
+	}{{cmdPrepare, []byte(token)}, {cmdPutV4, p.pol.V4}, {cmdPutV6, p.pol.V6}, {cmdPutWait, []byte(secs)}} {
+		if _, err := sess.Run(ctx, up.cmd, up.data); err != nil {
+			return fail("upload", err)
+		}
+	}
+	if _, err := sess.Run(ctx, cmdTest, nil); err != nil {
+		return fail("test (iptables-restore --test)", err)
+	}
+	if _, err := sess.Run(ctx, cmdApply, nil); err != nil {
+		return fail("apply", err)
+	}
+	deadline := time.Now().Add(wait)
+	p.log.Info("applied under guard", "rollback_after", wait)
+
+	// Wait for the detached apply on the session we have; it may be cut.
+	for time.Now().Before(deadline) {
+		out, err := sess.Run(ctx, cmdStatus, nil)
+		if err != nil {
+			break // the session is gone: the fresh connection below decides
+		}
+		status, log, _ := strings.Cut(string(out.Stdout), "\n")
+		if status == "failed" {
+			p.confirm(ctx, deadline) // disarm: the old rules are back already
+			return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", strings.TrimSpace(log)))
+		}
+		if status == "ok" {
+			break
+		}
+		if err := sleep(ctx, p.opts.Poll); err != nil {
+			return fail("apply", err)
+		}
+	}
+	outcome, err := p.confirm(ctx, deadline)
+	switch {
+	case err != nil:
+		return &stageError{RolledBack, "confirm", err}
+	case outcome == "rolledback":
+		return &stageError{RolledBack, "confirm", errors.New("the guard restored the old rules before fwpush could confirm")}
+	}
+	return nil
+}
+
+// confirm opens fresh connections until one gets through and disarms the
+// guard, or the guard's deadline passes. Then the host rolls back by
+// itself; confirm waits for that and checks that the host is reachable
+// again, so that the report says what the host really ended up with.
+func (p *pusher) confirm(ctx context.Context, deadline time.Time) (string, error) {
+	var last error
+	for {
+		out, err := p.runFresh(ctx, cmdConfirm)
+		if err == nil {
+			return strings.TrimSpace(string(out.Stdout)), nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, p.opts.Poll); err != nil {
+			return "", err
+		}
+	}
+	// Give the guard time to restore the old rules, then look again.
+	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
+	for {
+		if err := sleep(ctx, p.opts.Poll); err != nil {
+			return "", err
+		}
+		if _, err := p.runFresh(ctx, cmdStatus); err == nil {
+			return "", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)
+		}
+		if time.Now().After(after) {
+			return "", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)
+		}
+	}
+}
+
+func (p *pusher) runFresh(ctx context.Context, cmd string) (Result, error) {
+	if p.host.Name == p.inv.SSH.Tunnel {
+		if err := p.fleet.Reconnect(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	s, err := p.fleet.DialFresh(ctx, p.target())
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	return s.Run(ctx, cmd, nil)
+}
+
+// persist makes the rules survive a reboot and records what was applied.
+// Only files that differ are written.
+func (p *pusher) persist(ctx context.Context, sess Session, f Facts, digest string) error {
+	if !f.Persistent {
+		p.log.Info("installing iptables-persistent")
+		if _, err := sess.Run(ctx, cmdInstallPersistent, nil); err != nil {
+			return fail("install iptables-persistent", err)
+		}
+	}
+	if f.Persisted4 != string(p.pol.V4) {
+		if _, err := sess.Run(ctx, cmdPersistV4, p.pol.V4); err != nil {
+			return fail("persist rules.v4", err)
+		}
+	}
+	if f.Persisted6 != string(p.pol.V6) {
+		if _, err := sess.Run(ctx, cmdPersistV6, p.pol.V6); err != nil {
+			return fail("persist rules.v6", err)
+		}
+	}
+	if f.Applied != digest {
+		if _, err := sess.Run(ctx, cmdState, []byte(digest+"\n")); err != nil {
+			return fail("record state", err)
+		}
+	}
+	return nil
+}
+
+// Digest identifies a rendered policy, to tell drift (live rules changed
+// by hand after fwpush applied this policy) from a new policy.
+func Digest(pol *roles.Policy) string {
+	h := sha256.New()
+	h.Write([]byte(policy.Canonical(string(pol.V4))))
+	h.Write([]byte{0})
+	h.Write([]byte(policy.Canonical(string(pol.V6))))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// countChanges counts rule lines in want but not in live (added) and in
+// live but not in want (removed), as multisets. Chain policies count too.
+func countChanges(live, want string) (added, removed int) {
+	count := map[string]int{}
+	for l := range strings.SplitSeq(live, "\n") {
+		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
+			count[l]--
+		}
+	}
+	for l := range strings.SplitSeq(want, "\n") {
+		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
+			count[l]++
+		}
+	}
+	for _, n := range count {
+		if n > 0 {
+			added += n
+		} else {
+			removed -= n
+		}
+	}
+	return added, removed
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
