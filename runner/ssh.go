@@ -36,7 +36,9 @@ type Options struct {
 	// never accepted.
 	AcceptNew bool
 	// Timeout bounds each connection: TCP connect or channel through the
-	// tunnel, plus the SSH handshake. 0 means inventory.DefaultTimeout.
+	// tunnel, plus the SSH handshake. It is also the keepalive interval: a
+	// connection that leaves a keepalive unanswered for Timeout is closed.
+	// 0 means inventory.DefaultTimeout.
 	Timeout time.Duration
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
@@ -77,13 +79,55 @@ type sshConn struct {
 	done   chan struct{} // closed when the connection has ended
 }
 
-func watch(c *goph.Client) *sshConn {
+// watch starts following c. Every interval it sends a keepalive, as
+// OpenSSH's ServerAliveInterval does, and closes c when no answer comes
+// within another interval: a path that silently drops packets (the
+// tunnel's new firewall, a host gone) then ends the connection, and
+// everything waiting on it fails, instead of hanging until each caller's
+// own deadline.
+func watch(c *goph.Client, interval time.Duration) *sshConn {
 	sc := &sshConn{client: c, done: make(chan struct{})}
 	go func() {
 		_ = c.Wait()
 		close(sc.done)
 	}()
+	if interval > 0 {
+		go sc.keepalive(interval)
+	}
 	return sc
+}
+
+func (c *sshConn) keepalive(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			// Any answer, even "request not supported", proves the path.
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		wait := time.NewTimer(interval)
+		select {
+		case err := <-reply:
+			wait.Stop()
+			if err != nil {
+				_ = c.client.Close()
+				return
+			}
+		case <-wait.C:
+			_ = c.client.Close()
+			return
+		case <-c.done:
+			wait.Stop()
+			return
+		}
+	}
 }
 
 // ended reports whether the connection has ended, waiting up to grace for
@@ -139,7 +183,7 @@ func DialTunnel(ctx context.Context, tunnel Target, opts Options) (*JumpDialer, 
 		j.auth.Close()
 		return nil, j.dialErr(tunnel, "", err)
 	}
-	j.tc = watch(c)
+	j.tc = watch(c, j.timeout)
 	return j, nil
 }
 
@@ -165,7 +209,7 @@ func (j *JumpDialer) Dial(ctx context.Context, t Target) (Session, error) {
 	if err != nil {
 		return nil, j.dialErr(t, j.tunnel.Name, err)
 	}
-	return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c), via: tc}, nil
+	return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c, j.timeout), via: tc}, nil
 }
 
 // DialFresh opens a new SSH connection to t, never reusing one: for the
@@ -185,7 +229,7 @@ func (j *JumpDialer) DialFresh(ctx context.Context, t Target) (Session, error) {
 		if err != nil {
 			return nil, j.dialErr(t, "", err)
 		}
-		return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c)}, nil
+		return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c, j.timeout)}, nil
 	}
 	return j.Dial(ctx, t)
 }
@@ -223,7 +267,7 @@ func (j *JumpDialer) Reconnect(ctx context.Context) error {
 		return fmt.Errorf("host %s: reconnect: %w", j.tunnel.Name, errDialerClosed)
 	}
 	old := j.tc
-	j.tc = watch(c)
+	j.tc = watch(c, j.timeout)
 	j.mu.Unlock()
 	_ = old.client.Close()
 	j.log.Debug("reconnected tunnel", "host", j.tunnel.Name)

@@ -570,3 +570,55 @@ func TestConcurrentReconnectsCoalesce(t *testing.T) {
 	}
 	s.Close()
 }
+
+// A tunnel whose packets start disappearing (no RST, no FIN) is found dead
+// by the keepalive, and what waits on it fails instead of hanging.
+func TestKeepaliveFindsASilentTunnelDead(t *testing.T) {
+	f := newFleet(t)
+	fz := newFreezer(t, f.tunnel.addr)
+	// known_hosts names the tunnel by the address we dial, the proxy's.
+	writeFile(t, f.knownHosts,
+		knownLine(fz.addr, f.tunnel.hostKeys[0].PublicKey()),
+		knownLine(app1Addr, f.hosts["app-1"].hostKeys[0].PublicKey()),
+	)
+	opts := f.options()
+	opts.Timeout = 200 * time.Millisecond
+	j, err := DialTunnel(t.Context(), Target{Name: "tunnel-1", Addr: fz.addr}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	tun, err := j.Dial(t.Context(), Target{Name: "tunnel-1", Addr: fz.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
+	// Several keepalive rounds pass while all is well.
+	time.Sleep(5 * opts.Timeout)
+	if _, err := tun.Run(t.Context(), "hostname", nil); err != nil {
+		t.Fatalf("Run before the freeze: %v", err)
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tun.Run(t.Context(), "sleep", nil)
+		errc <- err
+	}()
+	select {
+	case <-f.tunnel.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sleep never started")
+	}
+	fz.freeze()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrConnectionLost) || !errors.Is(err, ErrTunnelDown) {
+			t.Errorf("Run on a frozen tunnel: %v, want ErrConnectionLost and ErrTunnelDown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run on a frozen tunnel still waiting after 5s")
+	}
+	if _, err := j.Dial(t.Context(), f.targets["app-1"]); !errors.Is(err, ErrTunnelDown) {
+		t.Errorf("Dial through a frozen tunnel: %v, want ErrTunnelDown", err)
+	}
+}

@@ -282,3 +282,72 @@ func (f *fleet) dial(t *testing.T, opts Options) *JumpDialer {
 	t.Cleanup(func() { j.Close() })
 	return j
 }
+
+// freezer is a TCP proxy that can stop forwarding without closing
+// anything, like a firewall that starts dropping a connection's packets.
+type freezer struct {
+	addr   string
+	frozen chan struct{}
+	once   sync.Once
+}
+
+func newFreezer(t *testing.T, to string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fz := &freezer{addr: ln.Addr().String(), frozen: make(chan struct{})}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			go fz.pipe(up, c)
+			go fz.pipe(c, up)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return fz
+}
+
+// pipe copies src to dst until the freezer freezes, then holds the bytes.
+func (fz *freezer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-fz.frozen:
+			return
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (fz *freezer) freeze() { fz.once.Do(func() { close(fz.frozen) }) }
