@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -100,7 +101,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		return nil, &Error{File: name, Problems: []Problem{typeProblem(err, data)}}
 	}
 	v := &validator{file: name, lines: keyLines(string(data)), md: md}
-	v.unknownKeys(md.Undecoded())
+	v.unknownKeys(md.Keys(), md.Undecoded())
 	inv := v.build(name, &raw)
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
@@ -136,7 +137,7 @@ func (e *Error) Error() string {
 
 func (p Problem) format(file string) string {
 	var b strings.Builder
-	b.WriteString(file)
+	b.WriteString(oneLine(file))
 	if p.Line > 0 {
 		fmt.Fprintf(&b, ":%d", p.Line)
 		if p.Col > 0 {
@@ -145,10 +146,28 @@ func (p Problem) format(file string) string {
 	}
 	b.WriteString(": ")
 	if p.Key != "" {
-		b.WriteString(p.Key)
+		b.WriteString(oneLine(p.Key))
 		b.WriteString(": ")
 	}
-	b.WriteString(p.Msg)
+	b.WriteString(oneLine(p.Msg))
+	return b.String()
+}
+
+// oneLine escapes control characters, which the decoder's messages quote
+// from the input as they are, so that every problem stays on one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if !unicode.IsControl(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
 	return b.String()
 }
 
@@ -195,13 +214,22 @@ func typeName(t string) string {
 	return t
 }
 
-// unknownKeys reports the keys nothing decoded. Inside an unknown table
-// only the table itself is reported, not every key it holds again.
-func (v *validator) unknownKeys(keys []toml.Key) {
+// unknownKeys reports the keys nothing decoded, and those the schema does
+// not know as written: the decoder matches field names regardless of case,
+// so "TCP" would silently replace "tcp". Inside an unknown table only the
+// table itself is reported, not every key it holds again.
+func (v *validator) unknownKeys(keys, undecoded []toml.Key) {
+	isUndecoded := map[string]bool{}
+	for _, k := range undecoded {
+		isUndecoded[k.String()] = true
+	}
 	reported := map[string]bool{}
 	seen := map[string]int{}
 	for _, k := range keys {
-		u := unknownPart(k)
+		u, unknown := unknownPart(k)
+		if !unknown && !isUndecoded[k.String()] {
+			continue
+		}
 		if len(u) < len(k) && reported[u.String()] {
 			continue
 		}
@@ -212,8 +240,9 @@ func (v *validator) unknownKeys(keys []toml.Key) {
 	}
 }
 
-// unknownPart shortens k to its first part the schema does not know.
-func unknownPart(k toml.Key) toml.Key {
+// unknownPart shortens k to its first part the schema does not know, if
+// there is one.
+func unknownPart(k toml.Key) (toml.Key, bool) {
 	for i := range k {
 		var kind string
 		switch {
@@ -230,13 +259,13 @@ func unknownPart(k toml.Key) toml.Key {
 		case i == 3 && k[0] == "roles" && k[2] == "allow":
 			kind = "allow"
 		default:
-			return k[:i+1]
+			return k[:i+1], true
 		}
 		if !slices.Contains(knownKeys[kind], k[i]) {
-			return k[:i+1]
+			return k[:i+1], true
 		}
 	}
-	return k
+	return k, false
 }
 
 // unknownKey reports k, the nth unknown key of that name. toml.MetaData
@@ -297,7 +326,7 @@ func suggest(k toml.Key) string {
 	default:
 		return ""
 	}
-	bad := k[len(k)-1]
+	bad := strings.ToLower(k[len(k)-1])
 	best, bestDist := "", 3
 	for _, cand := range knownKeys[kind] {
 		if d := distance(bad, cand); d < bestDist {

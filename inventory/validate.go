@@ -43,6 +43,11 @@ func (v *validator) errorf(key, format string, args ...any) {
 
 func (v *validator) defined(key ...string) bool { return v.md.IsDefined(key...) }
 
+// reported tells whether a problem has been recorded at key.
+func (v *validator) reported(key string) bool {
+	return slices.ContainsFunc(v.problems, func(p Problem) bool { return p.Key == key })
+}
+
 func (v *validator) build(name string, raw *rawFile) *Inventory {
 	inv := &Inventory{Path: name}
 	inv.SSH = v.ssh(&raw.SSH)
@@ -236,12 +241,13 @@ func (v *validator) tunnel(inv *Inventory) {
 		v.errorf("ssh.tunnel", "host %q does not exist: the tunnel must be one of [hosts]", inv.SSH.Tunnel)
 		return
 	}
-	// An address that is written but invalid has been reported already.
-	if !v.defined("hosts", t.Name, "public_ip") {
-		v.errorf("hosts."+t.Name+".public_ip", "missing: the tunnel %q is reached on its public IP", t.Name)
+	// An address that is written but invalid has been reported already;
+	// an empty one is missing.
+	if key := "hosts." + t.Name + ".public_ip"; !t.PublicIP.IsValid() && !v.reported(key) {
+		v.errorf(key, "missing: the tunnel %q is reached on its public IP", t.Name)
 	}
-	if !v.defined("hosts", t.Name, "private_ip") && len(inv.Hosts) > 1 {
-		v.errorf("hosts."+t.Name+".private_ip", "missing: the other hosts accept SSH from the tunnel's private IP")
+	if key := "hosts." + t.Name + ".private_ip"; !t.PrivateIP.IsValid() && !v.reported(key) && len(inv.Hosts) > 1 {
+		v.errorf(key, "missing: the other hosts accept SSH from the tunnel's private IP")
 	}
 }
 

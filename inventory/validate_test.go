@@ -35,6 +35,15 @@ tunnel = "t"
 		want: []string{`bad.toml:3:10: ssh.user: expected value but found '=' instead`},
 	},
 	{
+		name: "newline quoted in a syntax error",
+		toml: `
+[ssh]
+user = "root\
+"
+`,
+		want: []string{`bad.toml:2:9: ssh.user: invalid escape in string '\\n'`},
+	},
+	{
 		name: "key defined twice",
 		toml: `
 [ssh]
@@ -189,6 +198,28 @@ allow = [
 		},
 	},
 	{
+		// The decoder matches field names regardless of case: "TCP"
+		// would replace "tcp" without a word.
+		name: "keys in the wrong case",
+		toml: `
+[ssh]
+Tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+allow = [ { from = "tunnel", tcp = [22], TCP = [1] } ]
+[SSH]
+user = "root"
+`,
+		want: []string{
+			`bad.toml:2: ssh.Tunnel: unknown key "Tunnel" in [ssh]; did you mean "tunnel"?`,
+			`bad.toml:8: roles.tunnel.allow[0].TCP: unknown key "TCP" in roles.tunnel.allow[0]; did you mean "tcp"?`,
+			`bad.toml:9: SSH: unknown key "SSH" in the top level; did you mean "ssh"?`,
+		},
+	},
+	{
 		name: "unknown key in an allow array table",
 		toml: `
 [ssh]
@@ -262,6 +293,19 @@ private_ip = "198.18.0.1"
 template = "tunnel"
 `,
 		want: []string{`bad.toml:3: hosts.t.public_ip: missing: the tunnel "t" is reached on its public IP`},
+	},
+	{
+		name: "tunnel with an empty public_ip",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = ""
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:5: hosts.t.public_ip: missing: the tunnel "t" is reached on its public IP`},
 	},
 	{
 		name: "tunnel with an invalid public_ip is not also missing one",
