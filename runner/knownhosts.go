@@ -171,16 +171,15 @@ func (k *knownHosts) known(addr string) (keys []knownhosts.KnownKey, certLines m
 // key would then offer ed25519 and look "changed". An unknown host gets
 // plain (non-certificate) algorithms, so accept-new records a key, not a
 // certificate nobody can verify.
-func (k *knownHosts) algorithms(addr string) []string {
+func (k *knownHosts) algorithms(addr string) (algos []string, pinned bool) {
 	keys, certLines := k.known(addr)
 	if len(keys) == 0 {
-		return slices.Clone(unknownHostAlgorithms)
+		return slices.Clone(unknownHostAlgorithms), false
 	}
-	var algos []string
 	for _, kk := range keys {
 		algos = append(algos, algorithmsFor(kk.Key.Type(), certLines[kk.Line])...)
 	}
-	return orderAlgorithms(algos)
+	return orderAlgorithms(algos), true
 }
 
 // unknownHostAlgorithms is what we offer a host known_hosts says nothing

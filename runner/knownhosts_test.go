@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,11 @@ func TestAlgorithmsFromKnownHosts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, k.algorithms(tt.addr)); diff != "" {
+			got, pinned := k.algorithms(tt.addr)
+			if pinned != !slices.Equal(tt.want, unknownHostAlgorithms) {
+				t.Errorf("algorithms(%s) pinned = %v", tt.addr, pinned)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("algorithms(%s) (-want +got):\n%s", tt.addr, diff)
 			}
 		})

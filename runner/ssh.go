@@ -359,11 +359,12 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*goph.
 // hold a dial past Options.Timeout. TCP connections get the deadline too.
 func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*goph.Client, error) {
 	user := cmp.Or(t.User, j.opts.User, inventory.DefaultUser)
+	algos, pinned := j.known.algorithms(t.Addr)
 	cfg := &ssh.ClientConfig{
 		User:              user,
 		Auth:              j.auth.methods,
 		HostKeyCallback:   j.known.callback(t.Name, t.Addr),
-		HostKeyAlgorithms: j.known.algorithms(t.Addr),
+		HostKeyAlgorithms: algos,
 		Timeout:           j.timeout,
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -388,7 +389,7 @@ func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*g
 		}
 		if msg := err.Error(); strings.Contains(msg, "unable to authenticate") {
 			err = fmt.Errorf("authenticate as %s with %s: %w", user, j.auth.desc, err)
-		} else if strings.Contains(msg, "no common algorithm for host key") {
+		} else if pinned && strings.Contains(msg, "no common algorithm for host key") {
 			err = fmt.Errorf("the host offers none of the key types %s holds for it (%s): %w",
 				j.known.path, strings.Join(cfg.HostKeyAlgorithms, ", "), err)
 		}

@@ -622,3 +622,23 @@ func TestKeepaliveFindsASilentTunnelDead(t *testing.T) {
 		t.Errorf("Dial through a frozen tunnel: %v, want ErrTunnelDown", err)
 	}
 }
+
+// A host that no longer offers the key type known_hosts holds for it fails
+// with a message that says so, not with a bare algorithm mismatch.
+func TestKnownKeyTypeNotOffered(t *testing.T) {
+	f := newFleet(t)
+	writeFile(t, f.knownHosts,
+		knownLine(f.tunnel.addr, f.tunnel.hostKeys[0].PublicKey()),
+		knownLine(app1Addr, ecdsaSigner(t).PublicKey()), // app-1 only has ed25519
+	)
+	j := f.dial(t, f.options())
+	_, err := j.Dial(t.Context(), f.targets["app-1"])
+	if err == nil {
+		t.Fatal("Dial succeeded")
+	}
+	for _, part := range []string{"app-1", "offers none of the key types", f.knownHosts, ssh.KeyAlgoECDSA256} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not mention %q", err, part)
+		}
+	}
+}
