@@ -312,7 +312,11 @@ func (p *pusher) apply(ctx context.Context, sess Session) error {
 	// Wait for the detached apply on the session we have; it may be cut.
 	for time.Now().Before(deadline) {
 		out, err := sess.Run(ctx, cmdStatus, nil)
-		if err != nil {
+		// A non-zero exit is an answer, not a lost session: cmdStatus
+		// exits 1 until the detached apply has opened its log. Confirming
+		// then would report, and persist, an apply that may yet fail.
+		var re *RemoteError
+		if err != nil && !errors.As(err, &re) {
 			break // the session is gone: the fresh connection below decides
 		}
 		status, log, _ := strings.Cut(string(out.Stdout), "\n")
