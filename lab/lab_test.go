@@ -1,0 +1,684 @@
+package lab_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/lab"
+	"github.com/fwpush/fwpush/lab/labtest"
+)
+
+const site = "../examples/site.toml"
+
+// TestLab is the issue's "done when": a lab of the tutorial's fleet, reached
+// from the controller with OpenSSH under strict host-key checking, fresh
+// (no rules, everything reachable), and gone without a trace after down.
+func TestLab(t *testing.T) {
+	labtest.Require(t)
+	before := snapshot(t)
+	l := labtest.Start(t, site)
+	held := held(t, l)
+
+	t.Run("status", func(t *testing.T) {
+		st, err := l.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Up || len(st.Nodes) != 8 || st.Memory.Processes < 6 || st.Memory.PSS == 0 {
+			t.Errorf("status: up %v, %d nodes, memory %+v", st.Up, len(st.Nodes), st.Memory)
+		}
+	})
+
+	t.Run("ssh", func(t *testing.T) {
+		// The tunnel directly on its public address, with nothing but the
+		// lab's key and known_hosts on the command line.
+		out := labtest.Exec(t, l, "ssh", "-i", l.Identity, "-o", "UserKnownHostsFile="+l.KnownHosts,
+			"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+			"root@203.0.113.10", "hostname")
+		if strings.TrimSpace(out) != "tunnel-1" {
+			t.Errorf("ssh to the tunnel ran on %q", out)
+		}
+		// Every other host through the tunnel on its private address
+		// (ssh -J hands -F, not -i and -o, to the jump).
+		inv, _ := inventory.Load(site)
+		for _, h := range inv.Hosts {
+			if h.Name == "tunnel-1" {
+				continue
+			}
+			out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "-J", "203.0.113.10", h.PrivateIP.String(), "hostname")
+			if strings.TrimSpace(out) != h.Name {
+				t.Errorf("ssh -J to %s (%s) ran on %q", h.Name, h.PrivateIP, out)
+			}
+		}
+		// A host not named in known_hosts under that address is refused.
+		_, err := l.Exec(t.Context(), "ssh", "-F", l.SSHConfig, "-o", "HostKeyAlias=198.18.0.31", "203.0.113.10", "true")
+		if err == nil {
+			t.Error("ssh accepted the tunnel's key for mysql-1's address")
+		}
+		// sftp works, as on a stock server.
+		if _, err := l.Exec(t.Context(), "sh", "-c", `echo ls / | sftp -b - -F "$0" 203.0.113.10`, l.SSHConfig); err != nil {
+			t.Errorf("sftp: %v", err)
+		}
+	})
+
+	t.Run("exec", func(t *testing.T) {
+		out := labtest.Exec(t, l, "sh", "-c", `echo "$FWPUSH_IDENTITY $FWPUSH_KNOWN_HOSTS"; ip -o address show dev eth0; ip route`)
+		for _, want := range []string{l.Identity + " " + l.KnownHosts, "203.0.113.254/24", "2001:db8::fffe/64"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("controller lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "default") {
+			t.Errorf("the controller has a default route:\n%s", out)
+		}
+		_, err := l.Exec(t.Context(), "sh", "-c", "echo oops >&2; exit 3")
+		var ce *lab.CommandError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "oops") {
+			t.Errorf("a failing command: %v, want a CommandError with its stderr", err)
+		}
+	})
+
+	t.Run("shell", func(t *testing.T) {
+		inv, _ := inventory.Load(site)
+		for _, h := range inv.Hosts {
+			if out := labtest.Shell(t, l, h.Name, "iptables-save"); strings.Contains(out, "-A ") || strings.Contains(out, "DROP") {
+				t.Errorf("%s starts with rules:\n%s", h.Name, out)
+			}
+			out := labtest.Shell(t, l, h.Name, "sh", "-c", "hostname; ls /sys/class/net; ip route")
+			want := []string{h.Name, h.PrivateIface}
+			if h.HasPublic() {
+				want = append(want, h.PublicIface)
+			}
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%s lacks %q:\n%s", h.Name, w, out)
+				}
+			}
+			if strings.Contains(out, "default") {
+				t.Errorf("%s has a default route:\n%s", h.Name, out)
+			}
+		}
+		// Each host has its own files.
+		labtest.Shell(t, l, "mysql-1", "sh", "-c", "echo one > /etc/iptables/rules.v4; echo one > /var/lib/fwpush/f; echo one > /tmp/f; echo one > /run/fwpush/f; echo one > /root/f")
+		out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "ls -A /etc/iptables /var/lib/fwpush /tmp /run/fwpush; ls /root")
+		if strings.Contains(out, "rules.v4") || strings.Contains(out, "f\n") {
+			t.Errorf("mysql-2 sees mysql-1's files:\n%s", out)
+		}
+		if out := labtest.Shell(t, l, "mysql-1", "cat", "/etc/iptables/rules.v4", "/var/lib/fwpush/f", "/tmp/f", "/run/fwpush/f", "/root/f"); out != strings.Repeat("one\n", 5) {
+			t.Errorf("mysql-1 reads back %q", out)
+		}
+		for _, p := range []string{"/etc/iptables/rules.v4", "/var/lib/fwpush/f", "/run/fwpush/f", "/root/f"} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s written in the lab appeared on the machine", p)
+			}
+		}
+		if _, err := l.Shell(t.Context(), "nosuch", "true"); err == nil || !strings.Contains(err.Error(), `no host "nosuch"`) {
+			t.Errorf("shell on an unknown host: %v", err)
+		}
+	})
+
+	t.Run("probe", func(t *testing.T) {
+		for _, tc := range []struct {
+			from, addr string
+			port       int
+			want       lab.Reachability
+		}{
+			{lab.Controller, "203.0.113.10", 22, lab.Reachable},
+			{lab.Controller, "203.0.113.11", 80, lab.Reachable}, // refused: nothing listens, nothing filters
+			{lab.Controller, "2001:db8::11", 22, lab.Reachable},
+			{lab.Controller, "198.18.0.31", 22, lab.Filtered}, // the private network is not on the internet
+			{lab.Stranger, "198.18.0.31", 3306, lab.Reachable},
+			{lab.Stranger, "198.18.0.10", 22, lab.Reachable},
+			{lab.Stranger, "203.0.113.10", 22, lab.Filtered},
+			{"tunnel-1", "198.18.0.22", 22, lab.Reachable},
+			{"wordpress-1", "198.18.0.31", 3306, lab.Reachable},
+			{"haproxy-www", "198.18.0.21", 80, lab.Reachable},
+			{"mysql-1", "198.18.0.99", 22, lab.Filtered}, // no one there
+		} {
+			if got := labtest.Probe(t, l, tc.from, tc.addr, tc.port); got != tc.want {
+				t.Errorf("probe from %s to %s:%d: %s, want %s", tc.from, tc.addr, tc.port, got, tc.want)
+			}
+		}
+		// The target's firewall decides, and a drop costs ProbeTimeout.
+		labtest.Shell(t, l, "mysql-1", "iptables", "-w", "-I", "INPUT", "-p", "tcp", "--dport", "3306", "-j", "DROP")
+		start := time.Now()
+		if got := labtest.Probe(t, l, "wordpress-1", "198.18.0.31", 3306); got != lab.Filtered {
+			t.Errorf("probe through a DROP rule: %s", got)
+		}
+		if took := time.Since(start); took < lab.ProbeTimeout || took > 3*lab.ProbeTimeout {
+			t.Errorf("a filtered probe took %s, want about %s", took, lab.ProbeTimeout)
+		}
+		labtest.Shell(t, l, "mysql-1", "iptables", "-w", "-D", "INPUT", "-p", "tcp", "--dport", "3306", "-j", "DROP")
+		if _, err := l.Probe(t.Context(), "nosuch", netip.MustParseAddr("198.18.0.31"), 22); err == nil {
+			t.Error("probe from an unknown node did not fail")
+		}
+	})
+
+	t.Run("dial", func(t *testing.T) {
+		c, err := l.DialContext(t.Context(), lab.Controller, "tcp", "203.0.113.10:22")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		banner, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
+			t.Errorf("banner %q, %v", banner, err)
+		}
+	})
+
+	if err := l.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, l, before, held)
+}
+
+// TestRebuild: up on a lab that is up rebuilds it, with new keys and
+// processes and nothing of the old one left.
+func TestRebuild(t *testing.T) {
+	l := labtest.Start(t, site)
+	oldKey, _ := os.ReadFile(l.Identity)
+	old, err := l.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Up(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	newKey, _ := os.ReadFile(l.Identity)
+	if string(oldKey) == string(newKey) {
+		t.Error("rebuild kept the client key")
+	}
+	for _, n := range old.Nodes {
+		if n.PID == 0 {
+			continue
+		}
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.PID)); err == nil && strings.Contains(string(cmd), l.Dir) {
+			st, _ := l.Status()
+			if !slices.ContainsFunc(st.Nodes, func(m lab.NodeStatus) bool { return m.PID == n.PID }) {
+				t.Errorf("the first lab's sshd of %s (%d) survives the rebuild", n.Name, n.PID)
+			}
+		}
+	}
+	if out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "-J", "203.0.113.10", "198.18.0.32", "hostname"); strings.TrimSpace(out) != "mysql-2" {
+		t.Errorf("after rebuild, ssh reached %q", out)
+	}
+}
+
+// TestTwoLabs: two labs of the same inventory at once stay apart, and
+// taking one down leaves the other working and holding nothing of it.
+func TestTwoLabs(t *testing.T) {
+	before := snapshot(t)
+	a := labtest.Start(t, site)
+	b := labtest.Start(t, site)
+	heldA := held(t, a)
+	labtest.Shell(t, a, "mysql-1", "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "3306", "-j", "DROP")
+	if got := labtest.Probe(t, b, "wordpress-1", "198.18.0.31", 3306); got != lab.Reachable {
+		t.Errorf("a rule in lab %s filters lab %s: %s", a.Name, b.Name, got)
+	}
+	if err := a.Down(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, a, before, heldA)
+	if out := labtest.Exec(t, b, "ssh", "-F", b.SSHConfig, "-J", "203.0.113.10", "198.18.0.31", "hostname"); strings.TrimSpace(out) != "mysql-1" {
+		t.Errorf("lab %s after %s went down: ssh reached %q", b.Name, a.Name, out)
+	}
+}
+
+// TestOddInventory: interface names, ports and users other than the
+// defaults, private addresses in two networks, public and private ranges
+// that overlap.
+func TestOddInventory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd.toml")
+	writeFile(t, path, `[ssh]
+tunnel = "bastion"
+port   = 2222
+
+[interfaces]
+public  = "ens3"
+private = "ens4"
+
+[hosts.bastion]
+role       = "tunnel"
+public_ip  = "198.51.100.5"
+private_ip = "198.18.0.5"
+user       = "admin"
+
+[hosts.web]
+role         = "web"
+public_ip    = "198.51.100.6"
+private_ip   = "198.18.1.6"
+private_iface = "vlan.42"
+port         = 22
+
+[hosts.db]
+role       = "db"
+private_ip = "198.51.100.7"
+
+[roles.tunnel]
+template   = "tunnel"
+public_tcp = [22]
+
+[roles.web]
+template   = "public"
+public_tcp = [80]
+
+[roles.db]
+template = "private"
+`)
+	l := labtest.Start(t, path)
+	known, _ := os.ReadFile(l.KnownHosts)
+	for _, want := range []string{"[198.51.100.5]:2222,[198.18.0.5]:2222 ssh-ed25519 ", "198.51.100.6,198.18.1.6 ssh-ed25519 "} {
+		if !strings.Contains(string(known), want) {
+			t.Errorf("known_hosts lacks %q:\n%s", want, known)
+		}
+	}
+	if out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "198.51.100.5", "echo $USER; hostname"); out != "admin\nbastion\n" {
+		t.Errorf("ssh as admin to bastion:2222 printed %q", out)
+	}
+	for _, addr := range []string{"198.18.1.6", "198.51.100.7"} {
+		if out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "-J", "198.51.100.5", addr, "hostname"); out == "" {
+			t.Errorf("ssh -J to %s printed nothing", addr)
+		}
+	}
+	if out := labtest.Shell(t, l, "web", "ls", "/sys/class/net"); !strings.Contains(out, "ens3") || !strings.Contains(out, "vlan.42") {
+		t.Errorf("web's interfaces:\n%s", out)
+	}
+	for _, tc := range []struct {
+		from, addr string
+		want       lab.Reachability
+	}{
+		{"bastion", "198.18.1.6", lab.Reachable},   // another private network
+		{"bastion", "198.51.100.7", lab.Reachable}, // a private address in the public range
+		{"web", "198.51.100.7", lab.Reachable},     //  … from another segment's address range
+		{lab.Controller, "198.51.100.6", lab.Reachable},
+		{lab.Controller, "198.51.100.7", lab.Filtered}, // same range, other segment
+		{lab.Stranger, "198.51.100.5", lab.Filtered},
+	} {
+		if got := labtest.Probe(t, l, tc.from, tc.addr, 22); got != tc.want {
+			t.Errorf("probe from %s to %s:22: %s, want %s", tc.from, tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestCrashedLab: down cleans up after killed processes, strays left
+// running in the lab, and a lab whose up was killed half-way.
+func TestCrashedLab(t *testing.T) {
+	t.Run("killed sshd and strays", func(t *testing.T) {
+		before := snapshot(t)
+		l := labtest.Start(t, site)
+		h := held(t, l)
+		st, _ := l.Status()
+		for _, n := range st.Nodes {
+			if n.Name == "tunnel-1" {
+				syscall.Kill(n.PID, syscall.SIGKILL)
+			}
+		}
+		// A detached process on a host (such as a rollback timer) and one
+		// on the controller.
+		for _, start := range []func() (*exec.Cmd, error){
+			func() (*exec.Cmd, error) { return l.HostCommand(context.Background(), "mysql-1", "sleep", "600") },
+			func() (*exec.Cmd, error) { return l.Command(context.Background(), "sleep", "600"), nil },
+		} {
+			cmd, err := start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go cmd.Wait()
+		}
+		waitFor(t, func() bool {
+			st, _ := l.Status()
+			return !st.Up
+		})
+		if _, err := l.Shell(t.Context(), "tunnel-1", "true"); err == nil || !strings.Contains(err.Error(), "sshd is not running") {
+			t.Errorf("shell on a host whose sshd died: %v", err)
+		}
+		if err := lab.Down(t.Context(), l.Name); err != nil {
+			t.Fatal(err)
+		}
+		checkGone(t, l, before, h)
+	})
+
+	t.Run("up killed half-way", func(t *testing.T) {
+		labtest.Require(t)
+		before := snapshot(t)
+		name := labtest.Name()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperUp$")
+		cmd.Env = append(os.Environ(), "FWPUSH_LAB_HELPER="+name+","+labtest.Fleet(t, 60))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill it once the first sshd is up, long before the 60th.
+		pids := filepath.Join(lab.Root, name, "hosts", "*", "sshd.pid")
+		waitFor(t, func() bool {
+			m, _ := filepath.Glob(pids)
+			return len(m) > 0
+		})
+		cmd.Process.Kill()
+		cmd.Wait()
+		m, _ := filepath.Glob(pids)
+		st, err := lab.StatusOf(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("killed up with %d of 60 sshd started; status up=%v", len(m), st.Up)
+		if st.Up {
+			t.Error("status says a half-built lab is up")
+		}
+		if err := lab.Down(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+		checkGone(t, &lab.Lab{Name: name, Dir: filepath.Join(lab.Root, name)}, before, nsHeld{})
+	})
+
+	t.Run("up cancelled", func(t *testing.T) {
+		labtest.Require(t)
+		inv, err := inventory.Load(labtest.Fleet(t, 60))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := lab.New(inv, labtest.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		err = l.Up(ctx)
+		t.Cleanup(func() { l.Down(context.Background()) })
+		if err == nil {
+			t.Skip("up finished within 200ms: nothing to interrupt")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("cancelled up: %v", err)
+		}
+		st, err := l.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Nodes) > 0 || len(st.Leftovers) > 0 {
+			t.Errorf("a cancelled up left %d nodes, leftovers %q", len(st.Nodes), st.Leftovers)
+		}
+	})
+}
+
+// TestHelperUp is the process TestCrashedLab kills half-way through up.
+func TestHelperUp(t *testing.T) {
+	arg := os.Getenv("FWPUSH_LAB_HELPER")
+	if arg == "" {
+		t.Skip("helper process for TestCrashedLab")
+	}
+	name, path, _ := strings.Cut(arg, ",")
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.New(inv, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Minute)
+}
+
+func TestDownOfNothing(t *testing.T) {
+	labtest.Require(t)
+	before := snapshot(t)
+	name := labtest.Name()
+	for range 2 {
+		if err := lab.Down(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkGone(t, &lab.Lab{Name: name, Dir: filepath.Join(lab.Root, name)}, before, nsHeld{})
+	if _, err := lab.Open(name); !errors.Is(err, lab.ErrNotUp) {
+		t.Errorf("Open of a lab that is down: %v", err)
+	}
+}
+
+// machine is what a lab may change on the machine and must give back.
+type machine struct {
+	netns  []string // named network namespaces
+	mounts []string // this mount namespace's mounts: "point fstype source root"
+	dirs   map[string]bool
+}
+
+func snapshot(t *testing.T) machine {
+	t.Helper()
+	var m machine
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		m.netns = append(m.netns, e.Name())
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		i := slices.Index(f, "-")
+		if i < 0 || len(f) < i+3 {
+			continue
+		}
+		m.mounts = append(m.mounts, strings.Join([]string{f[4], f[i+1], f[i+2], f[3]}, " "))
+	}
+	m.dirs = map[string]bool{}
+	for _, d := range []string{"/etc/iptables", "/var/lib/fwpush", "/run/netns", lab.Root} {
+		_, err := os.Stat(d)
+		m.dirs[d] = err == nil
+	}
+	return m
+}
+
+// nsHeld are the namespaces of a lab that is up: network namespaces of
+// every node and mount namespaces of every sshd.
+type nsHeld struct{ net, mnt []uint64 }
+
+func held(t *testing.T, l *lab.Lab) nsHeld {
+	t.Helper()
+	var h nsHeld
+	for _, n := range append([]*lab.Node{l.Controller, l.Stranger}, l.Hosts...) {
+		h.net = append(h.net, inode(t, "/run/netns/"+n.Netns))
+	}
+	st, err := l.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.PID != 0 {
+			h.mnt = append(h.mnt, inode(t, fmt.Sprintf("/proc/%d/ns/mnt", n.PID)))
+		}
+	}
+	return h
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// checkGone asserts that a lab that was taken down left nothing: no
+// directory, namespace name, mount, process or reference anywhere to its
+// namespaces (a process in them, a mount of them in any process's mount
+// namespace, an open descriptor). Other labs may come and go meanwhile
+// (tests of other packages run at once): what is theirs is left out.
+func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
+	t.Helper()
+	after := snapshot(t)
+	ours := func(s string) bool {
+		return strings.Contains(s, "fwp-"+l.Name+".") || strings.Contains(s, "fwp-"+l.Name+"_") || strings.Contains(s, l.Dir)
+	}
+	others := func(s string) bool { return strings.Contains(s, "fwp-") && !ours(s) }
+	if _, err := os.Stat(l.Dir); err == nil {
+		t.Errorf("%s is left", l.Dir)
+	}
+	for _, ns := range after.netns {
+		if !slices.Contains(before.netns, ns) && !others(ns) {
+			t.Errorf("namespace %s is left", ns)
+		}
+	}
+	otherLabs := slices.ContainsFunc(after.netns, others)
+	for _, m := range after.mounts {
+		if slices.Contains(before.mounts, m) || others(m) || strings.HasPrefix(m, "/run/netns ") && otherLabs {
+			continue
+		}
+		t.Errorf("mount %s is left", m)
+	}
+	if _, err := os.Stat(lab.Root); err != nil { // no other lab is up
+		for d, was := range before.dirs {
+			if after.dirs[d] != was && !(d == "/run/netns" && otherLabs) {
+				t.Errorf("%s existed before up: %v, after down: %v", d, was, after.dirs[d])
+			}
+		}
+	}
+	nets, mnts := map[uint64]bool{}, map[uint64]bool{}
+	for _, ino := range h.net {
+		nets[ino] = true
+	}
+	for _, ino := range h.mnt {
+		mnts[ino] = true
+	}
+	for _, ref := range nsRefs(nets, mnts) {
+		t.Errorf("left: %s", ref)
+	}
+	for _, p := range procs() {
+		if strings.Contains(p.cmdline, l.Dir+"/") {
+			t.Errorf("process %d is left: %s", p.pid, p.cmdline)
+		}
+	}
+}
+
+type procInfo struct {
+	pid     int
+	cmdline string
+}
+
+// procs lists the machine's live processes (zombies left out: on a
+// machine whose init does not reap, the lab's killed sshd stay as zombies
+// of init, holding nothing but their pid).
+func procs() []procInfo {
+	ents, _ := os.ReadDir("/proc")
+	var out []procInfo
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, procInfo{pid, strings.ReplaceAll(string(cmd), "\x00", " ")})
+	}
+	return out
+}
+
+// nsRefs lists every reference to the given network and mount namespaces
+// (by inode): processes in them, mounts of them in any mount namespace,
+// open descriptors. Namespace inodes are reused as soon as they are freed,
+// so an inode that now belongs to a namespace of another lab (tests of
+// other packages run at once) is that lab's, not a leftover.
+func nsRefs(nets, mnts map[uint64]bool) []string {
+	nets, mnts = maps.Clone(nets), maps.Clone(mnts)
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if strings.HasPrefix(e.Name(), "fwp-") && syscall.Stat("/run/netns/"+e.Name(), &st) == nil {
+			delete(nets, st.Ino)
+		}
+	}
+	all := procs()
+	for _, p := range all {
+		if strings.Contains(p.cmdline, lab.Root) {
+			// A running lab's sshd: its mount namespace is its own.
+			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
+				delete(mnts, ino)
+			}
+		}
+	}
+	var refs []string
+	for _, p := range all {
+		for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
+			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/%s", p.pid, kind)); ok && inodes[ino] {
+				refs = append(refs, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline))
+			}
+		}
+		if mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.pid)); err == nil {
+			for ino := range nets {
+				if strings.Contains(string(mi), fmt.Sprintf("net:[%d]", ino)) {
+					refs = append(refs, fmt.Sprintf("mount of net namespace %d in the mount namespace of process %d (%s)", ino, p.pid, p.cmdline))
+				}
+			}
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid))
+		for _, fd := range fds {
+			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid, fd.Name()))
+			for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
+				if ino, ok := parseNs(link, kind); ok && inodes[ino] {
+					refs = append(refs, fmt.Sprintf("descriptor %s of process %d on %s namespace %d", fd.Name(), p.pid, kind, ino))
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// nsOf returns the inode of the namespace /proc/PID/ns/KIND links to.
+func nsOf(link string) (uint64, bool) {
+	s, err := os.Readlink(link)
+	if err != nil {
+		return 0, false
+	}
+	return parseNs(s, filepath.Base(link))
+}
+
+// parseNs parses a namespace link such as "net:[4026531840]".
+func parseNs(s, kind string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(s, kind+":[")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return 0, false
+	}
+	ino, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
+	return ino, err == nil
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("timed out")
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
