@@ -96,6 +96,7 @@ survive reboots.`,
 		newVersionCmd(),
 		newValidateCmd(),
 		newRenderCmd(),
+		newLabCmd(),
 		newRunCmd(),
 	)
 	return root
