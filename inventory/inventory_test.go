@@ -212,3 +212,40 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("Load of a missing file = %v", err)
 	}
 }
+
+// examples/large.toml is the fleet other packages test at size: it must
+// keep loading, keep its per-host overrides and use documentation
+// addresses only.
+func TestLoadLarge(t *testing.T) {
+	inv, err := Load(filepath.Join("..", "examples", "large.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRole := map[string]int{}
+	public, private, v6 := netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("2001:db8::/32")
+	for _, h := range inv.Hosts {
+		perRole[h.Role]++
+		if h.PublicIP.IsValid() && !public.Contains(h.PublicIP) || !private.Contains(h.PrivateIP) || h.PublicIP6.IsValid() && !v6.Contains(h.PublicIP6) {
+			t.Errorf("%s: %v %v %v is outside the documentation ranges", h.Name, h.PublicIP, h.PrivateIP, h.PublicIP6)
+		}
+	}
+	want := map[string]int{"tunnel": 2, "lb": 4, "web": 12, "api": 10, "db": 6, "cache": 6}
+	if diff := cmp.Diff(want, perRole); diff != "" {
+		t.Errorf("hosts per role (-want +got):\n%s", diff)
+	}
+	db6, _ := inv.Host("db-6")
+	if diff := cmp.Diff(&Host{
+		Name: "db-6", Role: "db", PrivateIP: addr("198.19.4.6"),
+		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222,
+	}, db6, cmpAddrs); diff != "" {
+		t.Errorf("db-6 (-want +got):\n%s", diff)
+	}
+	if web12, _ := inv.Host("web-12"); web12.User != "deploy" {
+		t.Errorf("web-12 user = %q, want deploy", web12.User)
+	}
+	api, _ := inv.Role("api")
+	gossip := Allow{From: "api", FromRole: "api", TCP: []int{7946}, UDP: []int{7946}}
+	if diff := cmp.Diff(gossip, api.Allow[2], cmpAddrs); diff != "" {
+		t.Errorf("api allow[2] (-want +got):\n%s", diff)
+	}
+}
