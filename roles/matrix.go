@@ -305,8 +305,11 @@ func (m *matrix) flowsReachable() {
 				pairs++
 			}
 		}
-		if pairs == 0 {
+		switch {
+		case pairs == 0:
 			m.note("%s: not probed (no pair of distinct hosts: a host never probes itself)", what)
+		case f.Ports == nil:
+			m.note("%s: probed on SSH and on port %d, standing for any port", what, AnyPort)
 		}
 	}
 }

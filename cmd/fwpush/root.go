@@ -98,6 +98,8 @@ survive reboots.`,
 		newRenderCmd(),
 		newLabCmd(),
 		newRunCmd(),
+		newCheckCmd(),
+		newGraphCmd(),
 	)
 	return root
 }

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner"
+)
+
+type checkFlags struct {
+	conn    connFlags
+	asJSON  bool
+	timeout time.Duration
+}
+
+func newCheckCmd() *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check [flags] INVENTORY",
+		Short: "Probe the live network and compare it with what the inventory allows",
+		Long: `check proves that the fleet's firewalls do what the inventory says. From
+the inventory alone it derives a matrix of TCP probes: every allow entry must
+be reachable from hosts of its source role, SSH from the tunnel must reach
+every host; SSH between other hosts, ports a role opens to others only, and
+on public addresses everything but public_tcp must be filtered. Each probe
+runs on its source host over SSH (bash's /dev/tcp, nothing to install), or,
+for public addresses, from this machine. A connection accepted or refused
+means reachable; a timeout means filtered.
+
+Large roles are sampled: probes go from the first 2 hosts of a role (by name)
+to the first 3 of another. UDP and CIDR sources are not probed: check says
+which allow entries it left out.
+
+Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
+not be made; 3 invalid input (nothing contacted).`,
+		Example: `  fwpush check site.toml
+  fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
+  fwpush check --timeout 5s site.toml        # slow networks`,
+		Args: inventoryArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, err := loadPlan(args[0])
+			if err != nil {
+				return err
+			}
+			rep := verify(cmd.Context(), plan.Inventory, f.conn, f.timeout, cmd.ErrOrStderr())
+			if f.asJSON {
+				return rep.writeJSON(cmd.OutOrStdout())
+			}
+			rep.writeText(cmd.OutOrStdout(), writerIsTerminal(cmd.OutOrStdout()), true)
+			return exitWith(rep.exit())
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
+	return cmd
+}
+
+// verifyAfterRun checks the network after `fwpush run` applied: a short
+// report (the mismatches, or one line when all is as expected) on w, or on
+// stderr when stdout holds run's JSON report. It returns the exit error.
+func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, conn connFlags, quiet, asJSON bool, w, stderr io.Writer) error {
+	rep := verify(ctx, inv, conn, runner.DefaultProbeTimeout, stderr)
+	if asJSON {
+		w = stderr
+	}
+	if !quiet || rep.exit() != exitOK {
+		fmt.Fprintln(w)
+		rep.writeText(w, !asJSON && writerIsTerminal(w), false)
+	}
+	return exitWith(rep.exit())
+}
+
+func writerIsTerminal(w io.Writer) bool {
+	file, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// checkReport is a check's outcome; its JSON form is the --json document.
+type checkReport struct {
+	Inventory string       `json:"inventory"`
+	Probes    []checkProbe `json:"probes"`
+	Cells     []checkCell  `json:"cells"`
+	// Notes say which allowed flows were not probed, and which roles were
+	// sampled.
+	Notes []string `json:"notes"`
+	Count struct {
+		Probes     int `json:"probes"`
+		Hosts      int `json:"hosts"` // hosts probed from, the controller not counted
+		Expected   int `json:"as_expected"`
+		Mismatches int `json:"mismatches"`
+		Errors     int `json:"errors"`
+	} `json:"count"`
+	Seconds  float64 `json:"seconds"`
+	ExitCode int     `json:"exit_code"`
+}
+
+// checkProbe is one probe, what it had to find and what it found.
+type checkProbe struct {
+	Cell     string      `json:"cell"` // "app -> db:3306"
+	From     string      `json:"from"`
+	FromRole string      `json:"from_role"`
+	To       string      `json:"to"`
+	ToRole   string      `json:"to_role"`
+	Addr     string      `json:"addr"`
+	Port     int         `json:"port"`
+	Proto    string      `json:"proto"`
+	Expected roles.Reach `json:"expected"`
+	Observed roles.Reach `json:"observed,omitempty"` // "" when the probe failed
+	Detail   string      `json:"detail,omitempty"`
+	Error    string      `json:"error,omitempty"`
+	Why      string      `json:"why"`
+	OK       bool        `json:"ok"`
+
+	cell roles.Cell
+}
+
+// checkCell is a cell of the matrix: every probe from one role to one
+// role and port.
+type checkCell struct {
+	From       string `json:"from"` // source role, or "controller"
+	To         string `json:"to"`   // "db:3306", "lb public:443"
+	Expected   string `json:"expected"`
+	Mark       string `json:"mark"` // ✓ all as expected, ✗ a mismatch, ! a probe failed
+	Probes     int    `json:"probes"`
+	Mismatches int    `json:"mismatches"`
+	Errors     int    `json:"errors"`
+
+	cell roles.Cell
+}
+
+// cellName names a cell the way reports do: "app -> db:3306".
+func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
+
+// verify derives the matrix, reaches the fleet through the tunnel and runs
+// every probe. A tunnel that cannot be reached fails the hosts' probes;
+// the controller's still run.
+func verify(ctx context.Context, inv *inventory.Inventory, conn connFlags, timeout time.Duration, stderr io.Writer) *checkReport {
+	start := time.Now()
+	m := roles.Expect(inv)
+	probes := make([]runner.Probe, len(m.Expectations))
+	for i, e := range m.Expectations {
+		probes[i].Addr = netip.AddrPortFrom(e.Addr, uint16(e.Port))
+		if e.From != roles.Controller {
+			probes[i].From, _ = inv.Host(e.From)
+		}
+	}
+	opts := conn.options(inv, stderr)
+	var d runner.Dialer
+	fleet, err := runner.DialTunnel(ctx, runner.TargetFor(inv, inv.Tunnel()), opts)
+	if err != nil {
+		d = failingDialer{err}
+	} else {
+		defer fleet.Close()
+		d = fleet
+	}
+	obs := runner.RunProbes(ctx, inv, probes, d, runner.ProbeOptions{Timeout: timeout, Logger: opts.Logger})
+	return newCheckReport(inv, m, obs, time.Since(start))
+}
+
+// failingDialer stands for a tunnel that could not be reached.
+type failingDialer struct{ err error }
+
+func (f failingDialer) Dial(context.Context, runner.Target) (runner.Session, error) {
+	return nil, f.err
+}
+
+func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Observation, took time.Duration) *checkReport {
+	rep := &checkReport{Inventory: inv.Path, Notes: m.Notes, Seconds: took.Seconds()}
+	if rep.Notes == nil {
+		rep.Notes = []string{}
+	}
+	hosts := map[string]bool{}
+	cells := map[roles.Cell]*checkCell{}
+	var order []roles.Cell
+	for i, e := range m.Expectations {
+		o := obs[i]
+		p := checkProbe{
+			Cell: cellName(e.Cell()), From: e.From, FromRole: e.FromRole, To: e.To, ToRole: e.ToRole,
+			Addr: e.Addr.String(), Port: e.Port, Proto: e.Proto, Expected: e.Want,
+			Observed: o.Reach, Detail: o.Detail, Why: e.Why, OK: o.Err == nil && o.Reach == e.Want,
+			cell: e.Cell(),
+		}
+		if o.Err != nil {
+			p.Error = o.Err.Error()
+		}
+		rep.Probes = append(rep.Probes, p)
+		if e.From != roles.Controller {
+			hosts[e.From] = true
+		}
+		c, ok := cells[p.cell]
+		if !ok {
+			c = &checkCell{From: p.cell.From, To: p.cell.Dest(), Expected: string(e.Want), cell: p.cell}
+			cells[p.cell] = c
+			order = append(order, p.cell)
+		}
+		if c.Expected != string(e.Want) {
+			c.Expected = "mixed"
+		}
+		c.Probes++
+		switch {
+		case p.Error != "":
+			c.Errors++
+			rep.Count.Errors++
+		case !p.OK:
+			c.Mismatches++
+			rep.Count.Mismatches++
+		default:
+			rep.Count.Expected++
+		}
+	}
+	for _, k := range order {
+		c := cells[k]
+		c.Mark = "✓"
+		if c.Errors > 0 {
+			c.Mark = "!"
+		}
+		if c.Mismatches > 0 {
+			c.Mark = "✗"
+		}
+		rep.Cells = append(rep.Cells, *c)
+	}
+	rep.Count.Probes, rep.Count.Hosts = len(rep.Probes), len(hosts)
+	rep.ExitCode = rep.exit()
+	return rep
+}
+
+func (r *checkReport) exit() int {
+	if r.Count.Mismatches+r.Count.Errors > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func (r *checkReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	return exitWith(r.exit())
+}
+
+// writeText prints the report: the matrix (when matrix is set), the
+// mismatches and failed probes, what was not probed, and a summary line.
+func (r *checkReport) writeText(w io.Writer, tty, matrix bool) {
+	paint := func(c text.Color, s string) string {
+		if !tty {
+			return s
+		}
+		return c.Sprint(s)
+	}
+	if matrix {
+		r.writeMatrix(w, tty, paint)
+	}
+	if r.Count.Mismatches > 0 {
+		fmt.Fprintf(w, "\n%s:\n", pluralize(r.Count.Mismatches, "mismatch", "mismatches"))
+		for _, p := range r.Probes {
+			if p.Error == "" && !p.OK {
+				fmt.Fprintf(w, "  %s %s: %s -> %s (%s): expected %s, observed %s (%s); %s\n",
+					paint(text.FgRed, "✗"), p.Cell, p.From, p.To, probeAddr(p), p.Expected, p.Observed, p.Detail, p.Why)
+			}
+		}
+	}
+	if r.Count.Errors > 0 {
+		// A host that cannot be reached fails all its probes the same way.
+		var msgs []string
+		n := map[string]int{}
+		for _, p := range r.Probes {
+			if p.Error != "" {
+				if n[p.Error] == 0 {
+					msgs = append(msgs, p.Error)
+				}
+				n[p.Error]++
+			}
+		}
+		fmt.Fprintf(w, "\n%s could not be made:\n", pluralize(r.Count.Errors, "probe", "probes"))
+		for _, m := range msgs {
+			suffix := ""
+			if n[m] > 1 {
+				suffix = fmt.Sprintf(" (%d probes)", n[m])
+			}
+			fmt.Fprintf(w, "  %s %s%s\n", paint(text.FgYellow, "!"), m, suffix)
+		}
+	}
+	if matrix && len(r.Notes) > 0 {
+		fmt.Fprintln(w, "\nnot probed, or sampled:")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	took := time.Duration(r.Seconds * float64(time.Second)).Round(time.Millisecond)
+	status := paint(text.FgGreen, "all as expected")
+	if r.exit() != exitOK {
+		status = paint(text.FgRed, fmt.Sprintf("%d as expected, %s, %d failed", r.Count.Expected, pluralize(r.Count.Mismatches, "mismatch", "mismatches"), r.Count.Errors))
+	}
+	fmt.Fprintf(w, "check: %d probes from %s and the controller in %s: %s\n", r.Count.Probes, pluralize(r.Count.Hosts, "host", "hosts"), took, status)
+}
+
+// writeMatrix prints one row per destination role and port, one column
+// per source role, and a mark per cell.
+func (r *checkReport) writeMatrix(w io.Writer, tty bool, paint func(text.Color, string) string) {
+	var froms []string
+	var rows []roles.Cell // one per destination: From left empty
+	byKey := map[roles.Cell]checkCell{}
+	for _, c := range r.Cells {
+		if !slices.Contains(froms, c.From) {
+			froms = append(froms, c.From)
+		}
+		dest := c.cell
+		dest.From = ""
+		if !slices.Contains(rows, dest) {
+			rows = append(rows, dest)
+		}
+		byKey[c.cell] = c
+	}
+	slices.SortFunc(froms, func(a, b string) int {
+		return cmp.Or(boolCmp(a != roles.Controller, b != roles.Controller), strings.Compare(a, b))
+	})
+	slices.SortFunc(rows, func(a, b roles.Cell) int {
+		return cmp.Or(strings.Compare(a.To, b.To), strings.Compare(a.Net, b.Net), cmp.Compare(a.Port, b.Port))
+	})
+	t := table.NewWriter()
+	t.SetOutputMirror(w)
+	header := table.Row{`to \ from`}
+	for _, f := range froms {
+		header = append(header, f)
+	}
+	t.AppendHeader(header)
+	for _, dest := range rows {
+		row := table.Row{dest.Dest()}
+		for _, f := range froms {
+			k := dest
+			k.From = f
+			c, ok := byKey[k]
+			if !ok {
+				row = append(row, "")
+				continue
+			}
+			want := map[string]string{string(roles.Reachable): "open", string(roles.Filtered): "shut"}[c.Expected]
+			if want == "" {
+				want = c.Expected
+			}
+			color := map[string]text.Color{"✓": text.FgGreen, "✗": text.FgRed, "!": text.FgYellow}[c.Mark]
+			row = append(row, want+" "+paint(color, c.Mark))
+		}
+		t.AppendRow(row)
+	}
+	if tty {
+		t.SetStyle(table.StyleLight)
+	} else {
+		t.SetStyle(table.StyleDefault)
+		t.Style().Options = table.OptionsNoBordersAndSeparators
+	}
+	t.Style().Format.Header = text.FormatDefault // role names as written
+	t.Render()
+	fmt.Fprintln(w, "open: must be reachable, shut: must be filtered; ✓ as expected, ✗ mismatch, ! probe failed")
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+func probeAddr(p checkProbe) string {
+	if strings.Contains(p.Addr, ":") {
+		return fmt.Sprintf("[%s]:%d", p.Addr, p.Port)
+	}
+	return fmt.Sprintf("%s:%d", p.Addr, p.Port)
+}
+
+func pluralize(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
