@@ -682,3 +682,47 @@ func writeFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkUp measures up and down of labs of 6, 50 and 150 hosts, and
+// what a lab that is up costs in memory (as lab status reports it).
+func BenchmarkUp(b *testing.B) {
+	labtest.Require(b)
+	for _, n := range []int{6, 50, 150} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			inv, err := inventory.Load(labtest.Fleet(b, n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			l, err := lab.New(inv, labtest.Name())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { l.Down(context.Background()) })
+			var up, down time.Duration
+			var mem lab.Memory
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				if err := l.Up(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				up += time.Since(start)
+				st, err := l.Status()
+				if err != nil || !st.Up {
+					b.Fatalf("status after up: %v, %+v", err, st)
+				}
+				mem = st.Memory
+				start = time.Now()
+				if err := l.Down(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				down += time.Since(start)
+			}
+			b.ReportMetric(up.Seconds()/float64(b.N), "s/up")
+			b.ReportMetric(down.Seconds()/float64(b.N), "s/down")
+			b.ReportMetric(float64(mem.PSS)/(1<<20), "MiB-PSS")
+			b.ReportMetric(float64(mem.RSS)/(1<<20), "MiB-RSS")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

@@ -232,3 +232,39 @@ func TestNotRoot(t *testing.T) {
 		t.Errorf("after a refused up, Open: %v; want ErrNotUp (nothing created)", err)
 	}
 }
+
+// One lab's names never match another's, even when one lab's name starts
+// with the other's.
+func TestPrefixesDoNotOverlap(t *testing.T) {
+	theirs := []string{"fwp-site-2.web", "fwp-site-2_switch", "fwp-sites.web", "fwp-site2_controller"}
+	ours := []string{"fwp-site.web", "fwp-site.site-2.x", "fwp-site_switch", "fwp-site_controller"}
+	matches := func(ns string) bool {
+		for _, p := range netnsPrefixes("site") {
+			if strings.HasPrefix(ns, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, ns := range theirs {
+		if matches(ns) {
+			t.Errorf("lab site claims %s", ns)
+		}
+	}
+	for _, ns := range ours {
+		if !matches(ns) {
+			t.Errorf("lab site misses %s", ns)
+		}
+	}
+	dir := "/var/lib/fwpush-lab/site"
+	for cmd, want := range map[string]bool{
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site/hosts/web/sshd_config":      true,
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site-2/hosts/web/sshd_config":    false,
+		"/bin/sh -c ... fwpush-lab /var/lib/fwpush-lab/site/hosts/web /usr/sbin/sshd": true,
+		"less /var/lib/fwpush-lab/site/hosts/web/sshd.log":                            false,
+	} {
+		if got := isLabProc(proc{pid: -1, cmdline: cmd}, nil, dir); got != want {
+			t.Errorf("isLabProc(%q) = %v, want %v", cmd, got, want)
+		}
+	}
+}
