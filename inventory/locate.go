@@ -168,11 +168,7 @@ func (s *scanner) key() ([]string, bool) {
 			}
 			part = str
 			if c == '"' {
-				// Go's escapes are a superset of TOML's but for \e; a
-				// key that does not unquote keeps its raw spelling.
-				if u, err := strconv.Unquote(`"` + str + `"`); err == nil {
-					part = u
-				}
+				part = unescape(str)
 			}
 		case isBare(c):
 			start := s.pos
@@ -292,6 +288,30 @@ func (s *scanner) str() (string, bool) {
 		s.next()
 	}
 	return "", false
+}
+
+// unescape decodes the escapes of a basic string. Go's are a superset of
+// TOML's but for \e (escape, TOML 1.1); a key that does not decode keeps its
+// raw spelling.
+func unescape(raw string) string {
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\\' && i+1 < len(raw) {
+			if raw[i+1] == 'e' {
+				b.WriteString(`\x1b`)
+			} else {
+				b.WriteString(raw[i : i+2])
+			}
+			i++
+			continue
+		}
+		b.WriteByte(raw[i])
+	}
+	u, err := strconv.Unquote(`"` + b.String() + `"`)
+	if err != nil {
+		return raw
+	}
+	return u
 }
 
 func isBare(c byte) bool {

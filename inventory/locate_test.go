@@ -95,6 +95,7 @@ tunnel-1 . "public_ip" = "203.0.113.1"
 "a\"b" = { role = "x", 'port' = 22 }
 "\u0061pi" = { role = "api" }
 roles.lb.template = "public"
+"\e[1m\\e" = { role = "bold" }
 `,
 		want: map[string]int{
 			"hosts":                    1,
@@ -113,6 +114,7 @@ roles.lb.template = "public"
 			"hosts.roles.lb.template":  10,
 			"hosts.roles":              10,
 			"roles.lb.template":        0,
+			"hosts.\x1b[1m\\e":         11,
 		},
 	},
 	{
