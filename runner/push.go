@@ -336,7 +336,7 @@ func (p *pusher) apply(ctx context.Context, sess Session) error {
 	case err != nil:
 		return &stageError{RolledBack, "confirm", err}
 	case outcome == "rolledback":
-		return &stageError{RolledBack, "confirm", errors.New("the guard restored the old rules before fwpush could confirm")}
+		return &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
 	}
 	return nil
 }

@@ -1,13 +1,41 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: validate the example fleet and
-# render its policies. (The lab and the push to it come with `fwpush lab`
-# and `fwpush run`.)
+# The main job, end to end on this machine: bring up a lab of the example
+# fleet (real sshd and iptables in network namespaces), review the change
+# with a dry run, push, prove the policy with probes, push again to show
+# that nothing changes, and take the lab down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fw=bin/fwpush
+fw=$PWD/bin/fwpush
 site=examples/site.toml
-echo "== fwpush validate $site"
-$fw validate "$site"
-echo
-echo "== fwpush render --host haproxy-www $site"
-$fw render --host haproxy-www "$site"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+trap '"$fw" lab down "$site" >/dev/null 2>&1 || true' EXIT
+
+step "fwpush validate $site"
+"$fw" validate "$site"
+
+step "fwpush lab up $site"
+"$fw" lab up "$site"
+
+step "fwpush run --dry-run $site   (review: what would change, nothing is touched)"
+"$fw" lab exec "$site" -- "$fw" run --dry-run "$site" || [ $? -eq 2 ]
+
+step "fwpush run $site"
+"$fw" lab exec "$site" -- "$fw" run "$site"
+
+step "probes: does the network do what the policy says?"
+probe() { printf '%-55s' "$1 -> $2:$3"; "$fw" lab probe "$site" "$1" "$2" "$3"; }
+probe controller 203.0.113.11 80      # internet -> lb http: reachable
+probe controller 203.0.113.10 22      # internet -> tunnel ssh: reachable
+probe controller 203.0.113.11 22      # internet -> lb ssh: filtered
+probe wordpress-1 198.18.0.31 3306    # app -> db mysql: reachable
+probe wordpress-1 198.18.0.22 22      # app -> app (all TCP whitelisted): reachable
+probe mysql-1 198.18.0.21 22          # db -> app ssh: filtered
+probe stranger 198.18.0.31 3306       # another tenant -> db: filtered
+
+step "fwpush run $site   (again: every host unchanged)"
+"$fw" lab exec "$site" -- "$fw" run "$site"
+
+step "fwpush lab down $site"
+"$fw" lab down "$site"
+trap - EXIT

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fwpush/fwpush/lab"
+	"github.com/fwpush/fwpush/lab/labtest"
+)
+
+// TestMain lets the test binary stand in for fwpush: with FWPUSH_TEST_CLI
+// set it runs the CLI instead of the tests, so end-to-end tests run the
+// real commands inside the lab's controller namespace without a separate
+// build.
+func TestMain(m *testing.M) {
+	if os.Getenv("FWPUSH_TEST_CLI") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// cli runs fwpush on the lab's controller, as an operator's laptop would.
+func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := l.Command(t.Context(), os.Args[0], args...)
+	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("fwpush %v: %v", args, err)
+	}
+	t.Logf("fwpush %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return code, out.String(), errb.String()
+}
+
+var siteHosts = []string{"haproxy-www", "mysql-1", "mysql-2", "tunnel-1", "wordpress-1", "wordpress-2"}
+
+// snapshot is every host's live rules (without packet counters, which
+// change as traffic flows) and fwpush's files on it with their times, to
+// prove that a run changed nothing.
+func snapshot(t *testing.T, l *lab.Lab) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	for _, h := range siteHosts {
+		snap[h] = labtest.Shell(t, l, h, "sh", "-c",
+			"{ iptables-save -t filter; ip6tables-save -t filter; } | grep -v '^#' | sed 's/ \\[[0-9]*:[0-9]*\\]$//'; "+
+				"cat /etc/iptables/rules.v4 /etc/iptables/rules.v6 /var/lib/fwpush/applied /run/fwpush/run/token 2>/dev/null; "+
+				"ls -l --time-style=+%s.%N /etc/iptables /var/lib/fwpush 2>/dev/null")
+	}
+	return snap
+}
+
+func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for h, b := range before {
+		if after[h] != b {
+			t.Errorf("%s changed %s:\nbefore:\n%s\nafter:\n%s", what, h, b, after[h])
+		}
+	}
+}
+
+// TestRunInLab is the runner issue's acceptance, on real sshd and real
+// iptables: first run, idempotence, dry-run, drift, one host down.
+func TestRunInLab(t *testing.T) {
+	site, err := filepath.Abs("../../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Start(t, site)
+
+	code, out, _ := cli(t, l, "run", site)
+	if code != exitOK {
+		t.Fatalf("first run: exit %d", code)
+	}
+	for _, h := range siteHosts {
+		if !strings.Contains(out, h) || strings.Count(out, "applied") < len(siteHosts) {
+			t.Errorf("first run output does not show %s applied", h)
+		}
+		files := labtest.Shell(t, l, h, "sh", "-c", "cat /etc/iptables/rules.v4 /etc/iptables/rules.v6")
+		if !strings.Contains(files, "# fwpush policy for "+h+" ") || !strings.Contains(files, "IPv6") {
+			t.Errorf("%s: persisted rules missing or wrong:\n%s", h, files)
+		}
+	}
+
+	t.Run("the tutorial's intent holds", func(t *testing.T) {
+		tests := []struct {
+			from, addr string
+			port       int
+			want       lab.Reachability
+		}{
+			{lab.Controller, "203.0.113.11", 80, lab.Reachable},  // the internet reaches the lb's HTTP
+			{lab.Controller, "203.0.113.10", 22, lab.Reachable},  // and the tunnel's SSH
+			{lab.Controller, "203.0.113.11", 22, lab.Filtered},   // but not the lb's SSH
+			{lab.Controller, "2001:db8::11", 22, lab.Filtered},   // nor over IPv6
+			{lab.Controller, "2001:db8::11", 443, lab.Reachable}, // where public_ip6 opens 443
+			{"wordpress-1", "198.18.0.31", 3306, lab.Reachable},  // app reaches db:3306
+			{"wordpress-1", "198.18.0.31", 22, lab.Filtered},     // but not db's SSH
+			{"tunnel-1", "198.18.0.31", 22, lab.Reachable},       // SSH to a private host from the tunnel
+			{"wordpress-1", "198.18.0.22", 22, lab.Reachable},    // and from hosts its role whitelists (app for app)
+			{"mysql-1", "198.18.0.21", 22, lab.Filtered},         // not from others
+			{"haproxy-www", "198.18.0.21", 80, lab.Reachable},    // the lb's derived egress
+			{"haproxy-www", "198.18.0.31", 3306, lab.Filtered},   // and nothing else
+			{lab.Stranger, "198.18.0.31", 3306, lab.Filtered},    // another tenant reaches nothing
+			{lab.Stranger, "198.18.0.21", 22, lab.Filtered},
+			{lab.Stranger, "198.18.0.10", 22, lab.Filtered},
+		}
+		for _, tt := range tests {
+			if got := labtest.Probe(t, l, tt.from, tt.addr, tt.port); got != tt.want {
+				t.Errorf("%s -> %s:%d: %s, want %s", tt.from, tt.addr, tt.port, got, tt.want)
+			}
+		}
+	})
+
+	t.Run("second run changes nothing and --quiet prints nothing", func(t *testing.T) {
+		before := snapshot(t, l)
+		code, out, errs := cli(t, l, "run", "--quiet", site)
+		if code != exitOK || out != "" || errs != "" {
+			t.Errorf("run --quiet: exit %d, stdout %q, stderr %q", code, out, errs)
+		}
+		sameSnapshot(t, "a second run", before, snapshot(t, l))
+		code, out, _ = cli(t, l, "run", "--json", site)
+		var rep jsonReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK {
+			t.Fatalf("run --json: exit %d, %v", code, err)
+		}
+		if rep.Counts["unchanged"] != len(siteHosts) {
+			t.Errorf("run --json counts %v, want every host unchanged", rep.Counts)
+		}
+	})
+
+	t.Run("dry-run after an inventory change shows the diff and touches nothing", func(t *testing.T) {
+		src, err := os.ReadFile(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := filepath.Join(t.TempDir(), "site.toml")
+		body := strings.Replace(string(src), `{ from = "app", tcp = [3306] }`, `{ from = "app", tcp = [3306, 33060] }`, 1)
+		if err := os.WriteFile(changed, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, l)
+		code, out, _ := cli(t, l, "run", "--dry-run", changed)
+		if code != exitChanges {
+			t.Errorf("dry-run: exit %d, want %d", code, exitChanges)
+		}
+		for _, want := range []string{"--- mysql-1 (db): would change", "+-A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m multiport --dports 3306,33060 -j ACCEPT"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dry-run output lacks %q", want)
+			}
+		}
+		if strings.Contains(out, "wordpress-1 (app): would change") {
+			t.Errorf("dry-run shows a change on wordpress-1, whose policy did not change")
+		}
+		sameSnapshot(t, "a dry run", before, snapshot(t, l))
+	})
+
+	t.Run("drift is caught by --check and repaired by run", func(t *testing.T) {
+		labtest.Shell(t, l, "mysql-2", "iptables", "-I", "INPUT", "1", "-s", "198.51.100.7/32", "-j", "ACCEPT")
+		code, out, _ := cli(t, l, "run", "--check", "--limit", "db", site)
+		if code != exitChanges || !strings.Contains(out, "mysql-2") || strings.Contains(out, "+-A") {
+			t.Errorf("--check: exit %d (want %d), naming mysql-2 without a diff body", code, exitChanges)
+		}
+		code, out, _ = cli(t, l, "run", site)
+		if code != exitOK || !strings.Contains(out, "drift repaired") {
+			t.Errorf("run after drift: exit %d, want drift repaired", code)
+		}
+		if live := labtest.Shell(t, l, "mysql-2", "iptables-save"); strings.Contains(live, "198.51.100.7") {
+			t.Errorf("the rule added by hand survived the run:\n%s", live)
+		}
+		if code, _, _ := cli(t, l, "run", "--check", site); code != exitOK {
+			t.Errorf("--check after the repair: exit %d, want 0", code)
+		}
+	})
+
+	t.Run("one host down: the others succeed and the run names it", func(t *testing.T) {
+		labtest.Shell(t, l, "wordpress-2", "ip", "link", "set", "eth1", "down")
+		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "wordpress-2", "ip", "link", "set", "eth1", "up") })
+		code, out, _ := cli(t, l, "run", site)
+		if code != exitFailed {
+			t.Errorf("exit %d, want %d", code, exitFailed)
+		}
+		if !strings.Contains(out, "unreachable") || !strings.Contains(out, "host wordpress-2") {
+			t.Errorf("output does not name wordpress-2 as unreachable")
+		}
+		if strings.Count(out, "unchanged") < len(siteHosts)-1 {
+			t.Errorf("the other hosts are not all unchanged")
+		}
+	})
+}
