@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/BurntSushi/toml"
@@ -98,11 +99,27 @@ func Parse(name string, data []byte) (*Inventory, error) {
 				Line: line, Col: col, Key: perr.LastKey, Msg: perr.Message,
 			}}}
 		}
-		return nil, &Error{File: name, Problems: []Problem{typeProblem(err, data)}}
 	}
 	v := &validator{file: name, lines: keyLines(string(data)), md: md}
-	v.unknownKeys(md.Keys(), md.Undecoded())
-	inv := v.build(name, &raw)
+	var inv *Inventory
+	if err == nil {
+		v.unknownKeys(md.Keys(), md.Undecoded())
+		inv = v.build(name, &raw)
+	} else {
+		// A value of the wrong type stops the decoder at whichever one it
+		// meets first, in map order, and names it without the index of
+		// the array element it is in: find them all, with their lines.
+		// The keys are all known by now; what was not decoded is not
+		// necessarily unknown.
+		v.unknownKeys(md.Keys(), nil)
+		var doc map[string]any
+		if _, derr := toml.Decode(string(data), &doc); derr == nil {
+			v.wrongTypes(doc, reflect.TypeFor[rawFile](), "")
+		}
+		if !slices.ContainsFunc(v.problems, func(p Problem) bool { return strings.HasPrefix(p.Msg, "wrong type") }) {
+			v.problems = append(v.problems, Problem{Msg: strings.TrimPrefix(err.Error(), "toml: ")})
+		}
+	}
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, &Error{File: name, Problems: v.problems}
@@ -171,47 +188,99 @@ func oneLine(s string) string {
 	return b.String()
 }
 
-// typeErr is how BurntSushi/toml reports a value of the wrong type: a
-// plain error, "toml: line 3 (last key "ssh.port"): incompatible types:
-// TOML value has type string; destination has type integer".
-var (
-	typeErr      = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
-	typeMismatch = regexp.MustCompile(`^(?:incompatible types: TOML value has type (\S+); destination has type (\S+)|type mismatch for \S+: expected (table) but found (\S+))$`)
-)
-
-// typeNames are the decoder's names for types, in the inventory's words.
-var typeNames = map[string]string{
-	"int64": "an integer", "integer": "an integer", "float64": "a float", "float": "a float",
-	"string": "a string", "bool": "a boolean", "boolean": "a boolean", "time.Time": "a date-time",
-	"[]any": "an array", "[]map[string]any": "an array", "slice": "an array",
-	"map[string]any": "a table", "map": "a table", "table": "a table",
+// wrongTypes walks a document decoded without a schema alongside the type
+// it is decoded into, and reports every value of the wrong type. Keys match
+// fields as the decoder matches them: by tag, then regardless of case.
+func (v *validator) wrongTypes(val any, t reflect.Type, path string) {
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := val.(map[string]any)
+		if !ok {
+			v.wrongType(path, "a table", val)
+			return
+		}
+		for _, k := range sortedKeys(m) {
+			if f, ok := field(t, k); ok {
+				v.wrongTypes(m[k], f.Type, join(path, k))
+			}
+		}
+	case reflect.Map:
+		m, ok := val.(map[string]any)
+		if !ok {
+			v.wrongType(path, "a table", val)
+			return
+		}
+		for _, k := range sortedKeys(m) {
+			v.wrongTypes(m[k], t.Elem(), join(path, k))
+		}
+	case reflect.Slice:
+		var elems []any
+		switch a := val.(type) {
+		case []any:
+			elems = a
+		case []map[string]any:
+			for _, e := range a {
+				elems = append(elems, e)
+			}
+		default:
+			v.wrongType(path, "an array", val)
+			return
+		}
+		for i, e := range elems {
+			v.wrongTypes(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case reflect.String:
+		if _, ok := val.(string); !ok {
+			v.wrongType(path, "a string", val)
+		}
+	case reflect.Int:
+		if _, ok := val.(int64); !ok {
+			v.wrongType(path, "an integer", val)
+		}
+	case reflect.Bool:
+		if _, ok := val.(bool); !ok {
+			v.wrongType(path, "a boolean", val)
+		}
+	}
 }
 
-// typeProblem turns a decoding error other than a syntax error, which
-// stops the decoder at the first value of the wrong type, into a Problem
-// that names the line and key in the inventory's words rather than Go's.
-func typeProblem(err error, data []byte) Problem {
-	m := typeErr.FindStringSubmatch(err.Error())
-	if m == nil {
-		return Problem{Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+func (v *validator) wrongType(path, want string, got any) {
+	var found string
+	switch got.(type) {
+	case string:
+		found = "a string"
+	case int64:
+		found = "an integer"
+	case float64:
+		found = "a float"
+	case bool:
+		found = "a boolean"
+	case time.Time:
+		found = "a date-time"
+	case []any, []map[string]any:
+		found = "an array"
+	case map[string]any:
+		found = "a table"
+	default:
+		found = fmt.Sprintf("%T", got)
 	}
-	p := Problem{Msg: m[3]}
-	p.Key, _ = strconv.Unquote(m[2])
-	if p.Line, _ = strconv.Atoi(m[1]); p.Line == 0 {
-		p.Line = keyLines(string(data))[p.Key]
-	}
-	if t := typeMismatch.FindStringSubmatch(m[3]); t != nil {
-		want, got := t[2]+t[3], t[1]+t[4]
-		p.Msg = fmt.Sprintf("wrong type: expected %s, found %s", typeName(want), typeName(got))
-	}
-	return p
+	v.errorf(path, "wrong type: expected %s, found %s", want, found)
 }
 
-func typeName(t string) string {
-	if n, ok := typeNames[t]; ok {
-		return n
+// field finds the struct field a key decodes into.
+func field(t reflect.Type, key string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	folded := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		switch tag := f.Tag.Get("toml"); {
+		case tag == key:
+			return f, true
+		case !folded && strings.EqualFold(tag, key):
+			fold, folded = f, true
+		}
 	}
-	return t
+	return fold, folded
 }
 
 // unknownKeys reports the keys nothing decoded, and those the schema does

@@ -16,7 +16,7 @@ var badInventories = []struct {
 	toml string
 	want []string
 }{
-	// Syntax and types: the decoder stops at the first one.
+	// Syntax: the decoder stops at the first error.
 	{
 		name: "syntax error in a table header",
 		toml: `
@@ -79,7 +79,7 @@ allow = [
   { from = "lb", tcp = ["80"] },
 ]
 `,
-		want: []string{`bad.toml:4: roles.app.allow.tcp: wrong type: expected an integer, found a string`},
+		want: []string{`bad.toml:4: roles.app.allow[0].tcp[0]: wrong type: expected an integer, found a string`},
 	},
 	{
 		name: "single port instead of a list",
@@ -89,6 +89,40 @@ template = "public"
 public_tcp = 443
 `,
 		want: []string{`bad.toml:3: roles.lb.public_tcp: wrong type: expected an array, found an integer`},
+	},
+	{
+		// The decoder stops at one of them, picked in map order, and
+		// without the index of the allow entry: all are found anyway.
+		name: "several values of the wrong type",
+		toml: `
+[ssh]
+tunnel = "t"
+parallel = "20"
+[hosts.b]
+port = 22.0
+[hosts.a]
+Port = "22"
+colour = 1
+[roles.app]
+template = "private"
+log_dropped = "yes"
+allow = [
+  { from = "lb", tcp = [80] },
+  { from = "lb", tcp = [80, "443"], udp = 53 },
+  { from = 10 },
+]
+`,
+		want: []string{
+			`bad.toml:3: ssh.parallel: wrong type: expected an integer, found a string`,
+			`bad.toml:5: hosts.b.port: wrong type: expected an integer, found a float`,
+			`bad.toml:7: hosts.a.Port: unknown key "Port" in [hosts.a]; did you mean "port"?`,
+			`bad.toml:7: hosts.a.Port: wrong type: expected an integer, found a string`,
+			`bad.toml:8: hosts.a.colour: unknown key "colour" in [hosts.a]`,
+			`bad.toml:11: roles.app.log_dropped: wrong type: expected a boolean, found a string`,
+			`bad.toml:14: roles.app.allow[1].tcp[1]: wrong type: expected an integer, found a string`,
+			`bad.toml:14: roles.app.allow[1].udp: wrong type: expected an array, found an integer`,
+			`bad.toml:15: roles.app.allow[2].from: wrong type: expected a string, found an integer`,
+		},
 	},
 	{
 		name: "host that is not a table",
