@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,19 +141,27 @@ func killLab(name, dir string) error {
 	}
 }
 
-// waitGone waits until the processes have left /proc (died and been
-// reaped) or timeout passes.
+// waitGone waits until the processes are dead, at most timeout, then a
+// little longer for their parents to reap them: a zombie whose parent is
+// killed before reaping it goes to init, and some inits never reap.
 func waitGone(pids []int, timeout time.Duration) {
-	end := time.Now().Add(timeout)
-	for time.Now().Before(end) {
-		if !slices.ContainsFunc(pids, func(pid int) bool {
-			_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-			return err == nil
-		}) {
-			return
+	state := func(pid int) byte { // 0 when gone
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(stat, ')')
+		if err != nil || i < 0 || i+2 >= len(stat) {
+			return 0
 		}
-		time.Sleep(2 * time.Millisecond)
+		return stat[i+2]
 	}
+	wait := func(timeout time.Duration, done func(byte) bool) {
+		for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+			if !slices.ContainsFunc(pids, func(pid int) bool { return !done(state(pid)) }) {
+				return
+			}
+		}
+	}
+	wait(timeout, func(s byte) bool { return s == 0 || s == 'Z' || s == 'X' })
+	wait(50*time.Millisecond, func(s byte) bool { return s == 0 })
 }
 
 // The machine's shared pieces. A host's sshd needs a mount point for each of

@@ -85,11 +85,11 @@ func (l *Lab) writeHost(n *Node, authorized []byte) (knownHosts string, err erro
 			return "", err
 		}
 	}
-	ssh := filepath.Join(dir, "root", ".ssh")
-	if err := os.MkdirAll(ssh, 0o700); err != nil {
+	sshDir := filepath.Join(dir, "root", ".ssh")
+	if err := os.MkdirAll(sshDir, 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(ssh, "authorized_keys"), authorized, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(sshDir, "authorized_keys"), authorized, 0o600); err != nil {
 		return "", err
 	}
 	priv, pub, err := newKey("root@" + n.Name)
