@@ -15,7 +15,7 @@ import (
 // FuzzParse feeds the loader arbitrary bytes. It must never panic; what it
 // accepts must be an inventory the rest of fwpush can rely on without
 // checking again; what it refuses must be an *Error whose every line names
-// the file.
+// the file; and the same input must always give the same answer.
 func FuzzParse(f *testing.F) {
 	example, err := os.ReadFile(filepath.Join("..", "examples", "site.toml"))
 	if err != nil {
@@ -55,6 +55,9 @@ func FuzzParse(f *testing.F) {
 		inv, err := Parse(name, data)
 		if err != nil {
 			checkError(t, name, data, err)
+			if _, again := Parse(name, data); again == nil || again.Error() != err.Error() {
+				t.Fatalf("errors are not deterministic:\n%v\nthen:\n%v", err, again)
+			}
 			return
 		}
 		checkInventory(t, name, inv)
