@@ -1,0 +1,588 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/policy"
+	"github.com/fwpush/fwpush/roles"
+)
+
+// Timings. A run that goes well never waits for the guard, so its delay
+// costs nothing and is generous: a loaded machine running -race must not
+// see the guard win the race. Runs whose SSH is cut do wait for it.
+const (
+	testRollbackAfter = 5 * time.Second
+	cutRollbackAfter  = 2 * time.Second
+	testPoll          = 10 * time.Millisecond
+)
+
+// runHosts runs the pipeline on hosts with fast timings and returns the
+// results by host name, checking they come back in the order asked.
+func runHosts(t *testing.T, plan *roles.Plan, hosts []*inventory.Host, fleet Fleet, opts RunOptions) map[string]HostResult {
+	t.Helper()
+	if opts.RollbackAfter == 0 {
+		opts.RollbackAfter = testRollbackAfter
+	}
+	if opts.Poll == 0 {
+		opts.Poll = testPoll
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := Run(ctx, plan, hosts, fleet, opts)
+	if len(res) != len(hosts) {
+		t.Fatalf("Run returned %d results for %d hosts", len(res), len(hosts))
+	}
+	out := map[string]HostResult{}
+	for i, r := range res {
+		if r.Host != hosts[i].Name {
+			t.Errorf("result %d is for %q, want %q (the order hosts were given in)", i, r.Host, hosts[i].Name)
+		}
+		out[r.Host] = r
+	}
+	return out
+}
+
+// runAll runs the pipeline on every host of the plan.
+func runAll(t *testing.T, plan *roles.Plan, fleet Fleet, opts RunOptions) map[string]HostResult {
+	t.Helper()
+	return runHosts(t, plan, plan.Inventory.Hosts, fleet, opts)
+}
+
+// statuses returns every host of plan with status s, except as overridden.
+func statuses(plan *roles.Plan, s Status, except map[string]Status) map[string]Status {
+	out := map[string]Status{}
+	for _, h := range plan.Inventory.Hosts {
+		out[h.Name] = s
+	}
+	for name, s := range except {
+		out[name] = s
+	}
+	return out
+}
+
+func checkStatuses(t *testing.T, res map[string]HostResult, want map[string]Status) {
+	t.Helper()
+	got := map[string]Status{}
+	var errs strings.Builder
+	for name, r := range res {
+		got[name] = r.Status
+		if r.Err != nil {
+			errs.WriteString("\n  " + r.Err.Error())
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s\nerrors:%s", diff, errs.String())
+	}
+}
+
+func policyOf(t *testing.T, plan *roles.Plan, host string) *roles.Policy {
+	t.Helper()
+	pol, ok := plan.Policy(host)
+	if !ok {
+		t.Fatalf("no policy for %s", host)
+	}
+	return pol
+}
+
+// checkEnforced asserts that a host runs and persists its policy, and
+// records it as applied.
+func checkEnforced(t *testing.T, plan *roles.Plan, h *fakeHost) {
+	t.Helper()
+	pol := policyOf(t, plan, h.name)
+	s := h.state()
+	if s.Live4 != policy.Canonical(string(pol.V4)) || s.Live6 != policy.Canonical(string(pol.V6)) {
+		t.Errorf("%s: live rules are not the policy:\n%s%s", h.name, s.Live4, s.Live6)
+	}
+	if s.Files[fileRulesV4] != string(pol.V4) || s.Files[fileRulesV6] != string(pol.V6) {
+		t.Errorf("%s: rules.v4/rules.v6 are not the policy:\n%s%s", h.name, s.Files[fileRulesV4], s.Files[fileRulesV6])
+	}
+	if got, want := s.Files[fileApplied], Digest(pol)+"\n"; got != want {
+		t.Errorf("%s: %s = %q, want %q", h.name, fileApplied, got, want)
+	}
+	if !s.Persistent {
+		t.Errorf("%s: iptables-persistent is not installed", h.name)
+	}
+}
+
+func TestPushFirstRunAppliesEverywhere(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	res := runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, nil))
+
+	for _, h := range plan.Inventory.Hosts {
+		r, fh := res[h.Name], fleet.host(h.Name)
+		if r.Err != nil || r.Stage != "" {
+			t.Errorf("%s: stage %q, err %v", h.Name, r.Stage, r.Err)
+		}
+		if r.Role != h.Role || r.Backend != "nf_tables" || !r.Persisted {
+			t.Errorf("%s: role %q, backend %q, persisted %v; want %q, nf_tables, true", h.Name, r.Role, r.Backend, r.Persisted, h.Role)
+		}
+		checkEnforced(t, plan, fh)
+		s := fh.state()
+		if s.Restores != 1 || s.Rollbacks != 0 || s.Installs != 0 {
+			t.Errorf("%s: %d restores, %d rollbacks, %d installs; want 1, 0, 0", h.Name, s.Restores, s.Rollbacks, s.Installs)
+		}
+		if _, ok := s.Files[fileDecided]; !ok {
+			t.Errorf("%s: the guard was never disarmed", h.Name)
+		}
+		if r.Added == 0 || !strings.Contains(r.Diff, "+-A INPUT -i lo -j ACCEPT") || !strings.Contains(r.Diff, "-"+handRule) {
+			t.Errorf("%s: added %d, diff:\n%s", h.Name, r.Added, r.Diff)
+		}
+		// The open table's chain policies and the hand-made rule go; the
+		// lb also turns OUTPUT (v4 and v6) to DROP.
+		wantRemoved := 5
+		if h.Role == "lb" {
+			wantRemoved = 7
+		}
+		if r.Removed != wantRemoved {
+			t.Errorf("%s: removed %d, want %d", h.Name, r.Removed, wantRemoved)
+		}
+	}
+	// db-1, counted by hand: IPv4 :INPUT DROP, :FORWARD DROP and 8 rules
+	// (lo, SSH from the tunnel, conntrack, 4 ICMP, 3306 from app-1 and
+	// app-2 is 9); IPv6 2 policies, lo, conntrack and 8 ICMPv6 types.
+	if got := res["db-1"].Added; got != 11+12 {
+		t.Errorf("db-1: added %d, want 23", got)
+	}
+}
+
+func TestPushSecondRunIsUnchanged(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
+
+	for _, dry := range []bool{false, true} {
+		fleet.resetCounters()
+		res := runAll(t, plan, fleet, RunOptions{DryRun: dry})
+		checkStatuses(t, res, statuses(plan, Unchanged, nil))
+		for name, r := range res {
+			if r.Added != 0 || r.Removed != 0 || r.Diff != "" || !r.Persisted || r.Err != nil {
+				t.Errorf("dry run %v: %s: added %d, removed %d, persisted %v, err %v, diff:\n%s", dry, name, r.Added, r.Removed, r.Persisted, r.Err, r.Diff)
+			}
+			s := fleet.host(name).state()
+			if s.Restores != 0 || s.Writes != 0 || !slices.Equal(s.Ran, []string{"facts"}) {
+				t.Errorf("dry run %v: %s: %d restores, %d file writes, ran %v; want none, only facts", dry, name, s.Restores, s.Writes, s.Ran)
+			}
+		}
+		if n := fleet.reconnectCount(); n != 0 {
+			t.Errorf("dry run %v: %d reconnects, want 0: nothing changed on the tunnel", dry, n)
+		}
+	}
+}
+
+func TestPushDryRunChangesNothing(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	before := map[string]fakeState{}
+	for name, h := range fleet.hosts {
+		before[name] = h.state()
+	}
+	res := runAll(t, plan, fleet, RunOptions{DryRun: true})
+	checkStatuses(t, res, statuses(plan, Pending, nil))
+
+	for _, h := range plan.Inventory.Hosts {
+		r := res[h.Name]
+		for _, want := range []string{
+			"--- " + h.Name + " live IPv4\n", "+++ " + h.Name + " desired IPv4\n",
+			"--- " + h.Name + " live IPv6\n", "+++ " + h.Name + " desired IPv6\n",
+			"-" + handRule, "-:INPUT ACCEPT\n", "+:INPUT DROP\n",
+		} {
+			if !strings.Contains(r.Diff, want) {
+				t.Errorf("%s: diff lacks %q:\n%s", h.Name, want, r.Diff)
+			}
+		}
+		if h.Name != plan.Inventory.SSH.Tunnel && !strings.Contains(r.Diff, "+-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT\n") {
+			t.Errorf("%s: diff lacks SSH from the tunnel:\n%s", h.Name, r.Diff)
+		}
+		if r.Persisted || r.Err != nil {
+			t.Errorf("%s: persisted %v, err %v; want false, nil", h.Name, r.Persisted, r.Err)
+		}
+		after := fleet.host(h.Name).state()
+		if !slices.Equal(after.Ran, []string{"facts"}) || after.Restores != 0 || after.Writes != 0 {
+			t.Errorf("%s: ran %v, %d restores, %d writes; want only facts", h.Name, after.Ran, after.Restores, after.Writes)
+		}
+		after.Ran = nil
+		if diff := cmp.Diff(before[h.Name], after); diff != "" {
+			t.Errorf("%s: the dry run changed the host (-before +after):\n%s", h.Name, diff)
+		}
+	}
+	if ev := fleet.snapshotEvents(); len(ev) != 0 {
+		t.Errorf("dry run applied or reconnected: %v", ev)
+	}
+}
+
+func TestPushDrift(t *testing.T) {
+	const extra = "-A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT\n"
+	for _, tc := range []struct {
+		name    string
+		applied string // what the host says fwpush applied last; "" keeps it
+		want    Status
+	}{
+		{"hand edit of fwpush's rules", "", DriftRepaired},
+		{"rules of an older policy", "sha256:older\n", Applied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
+			fleet.resetCounters()
+			h := fleet.host("app-2")
+			h.set(func(h *fakeHost) {
+				h.live4 = mustRestore(t, h.live4, "*filter\n"+extra+"COMMIT\n")
+				if tc.applied != "" {
+					h.files[fileApplied] = tc.applied
+				}
+			})
+
+			res := runAll(t, plan, fleet, RunOptions{})
+			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-2": tc.want}))
+			r := res["app-2"]
+			if r.Added != 0 || r.Removed != 1 || !strings.Contains(r.Diff, "-"+extra) || !r.Persisted || r.Err != nil {
+				t.Errorf("app-2: added %d, removed %d, persisted %v, err %v, diff:\n%s", r.Added, r.Removed, r.Persisted, r.Err, r.Diff)
+			}
+			checkEnforced(t, plan, h)
+			s := h.state()
+			if s.Restores != 1 {
+				t.Errorf("app-2: %d restores, want 1", s.Restores)
+			}
+			// rules.v4 and rules.v6 still hold the policy: not rewritten.
+			for _, f := range []string{fileRulesV4, fileRulesV6} {
+				if n := s.WriteCounts[f]; n != 0 {
+					t.Errorf("app-2: %s written %d times, want 0", f, n)
+				}
+			}
+			if got, want := s.WriteCounts[fileApplied], map[bool]int{true: 1, false: 0}[tc.applied != ""]; got != want {
+				t.Errorf("app-2: %s written %d times, want %d", fileApplied, got, want)
+			}
+		})
+	}
+}
+
+// mustRestore is iptables-restore --noflush of doc onto live.
+func mustRestore(t *testing.T, live, doc string) string {
+	t.Helper()
+	out, err := restore(live, doc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPushUnreachableHost(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	fleet.host("db-1").set(func(h *fakeHost) { h.unreachable = true })
+	res := runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, map[string]Status{"db-1": Unreachable}))
+	r := res["db-1"]
+	if r.Stage != "connect" || r.Err == nil || !strings.Contains(r.Err.Error(), "host db-1") || r.Status.OK() {
+		t.Errorf("db-1: stage %q, err %v, ok %v", r.Stage, r.Err, r.Status.OK())
+	}
+	if ran := fleet.host("db-1").state().Ran; len(ran) != 0 {
+		t.Errorf("db-1 ran %v", ran)
+	}
+	for _, name := range []string{"tunnel-1", "lb-1", "app-1", "app-2"} {
+		checkEnforced(t, plan, fleet.host(name))
+	}
+}
+
+func TestPushTestFailure(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	const stderr = "iptables-restore v1.8.9 (nf_tables): line 7: RULE_APPEND failed (No such file or directory): rule in chain INPUT\n"
+	h := fleet.host("app-2")
+	h.set(func(h *fakeHost) { h.testStderr = stderr })
+	before := h.state()
+
+	res := runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, map[string]Status{"app-2": Failed}))
+	r := res["app-2"]
+	if !strings.Contains(r.Stage, "test") {
+		t.Errorf("app-2: stage %q, want one naming the test", r.Stage)
+	}
+	var re *RemoteError
+	if !errors.As(r.Err, &re) || re.ExitStatus != 2 || string(re.Stderr) != stderr {
+		t.Errorf("app-2: err %v, want a *RemoteError with exit status 2 and the stderr", r.Err)
+	}
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "line 7: RULE_APPEND failed") || !strings.Contains(r.Err.Error(), "app-2") {
+		t.Errorf("app-2: err %v does not name the host and what iptables said", r.Err)
+	}
+	s := h.state()
+	if s.Restores != 0 || s.Live4 != before.Live4 || s.Live6 != before.Live6 {
+		t.Errorf("app-2: %d restores, live rules changed: %v", s.Restores, s.Live4 != before.Live4)
+	}
+	if _, ok := s.Files[fileRulesV4]; ok {
+		t.Errorf("app-2: rules.v4 written after a failed test")
+	}
+}
+
+func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
+	for _, cut := range []string{"app-1", "tunnel-1"} {
+		t.Run(cut, func(t *testing.T) {
+			t.Parallel()
+			plan, fleet := newTestPlan(t)
+			h := fleet.host(cut)
+			h.set(func(h *fakeHost) { h.cutAfterApply = true })
+			before := h.state()
+
+			start := time.Now()
+			res := runAll(t, plan, fleet, RunOptions{RollbackAfter: cutRollbackAfter})
+			checkStatuses(t, res, statuses(plan, Applied, map[string]Status{cut: RolledBack}))
+			r := res[cut]
+			// The guard and fwpush's last try race at the deadline: either
+			// fwpush sees the host come back, or its confirm loses to the guard.
+			if r.Stage != "confirm" || r.Err == nil || r.Persisted ||
+				!strings.Contains(r.Err.Error(), "reachable again") && !strings.Contains(r.Err.Error(), "guard restored the old rules") {
+				t.Errorf("%s: stage %q, persisted %v, err %v", cut, r.Stage, r.Persisted, r.Err)
+			}
+			s := h.state()
+			if s.Live4 != before.Live4 || s.Live6 != before.Live6 {
+				t.Errorf("%s: the old rules are not back:\n%s%s", cut, s.Live4, s.Live6)
+			}
+			if s.Rollbacks != 1 || h.down() {
+				t.Errorf("%s: %d rollbacks, down %v; want 1, false", cut, s.Rollbacks, h.down())
+			}
+			for _, f := range []string{fileRulesV4, fileRulesV6, fileApplied} {
+				if _, ok := s.Files[f]; ok {
+					t.Errorf("%s: %s written for a policy that was rolled back", cut, f)
+				}
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("run took %v", took)
+			}
+		})
+	}
+}
+
+// The guard sleeps whole seconds (sleep(1) is POSIX); the delay it gets
+// must never be shorter than the one asked for, and never 0.
+func TestPushGuardDelay(t *testing.T) {
+	for _, tc := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{300 * time.Millisecond, "1"},
+		{time.Second, "1"},
+		{1500 * time.Millisecond, "2"},
+		{30 * time.Second, "30"},
+	} {
+		t.Run(tc.after.String(), func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			runHosts(t, plan, plan.Inventory.HostsOf("db"), fleet, RunOptions{RollbackAfter: tc.after})
+			if got := fleet.host("db-1").state().Files[fileWait]; got != tc.want {
+				t.Errorf("rollback_after %v: the host got %q, want %q", tc.after, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPushDetachedApplyFails(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		lateLog bool
+	}{
+		{"log opened at once", false},
+		// Until the detached apply opens its log, cmdStatus exits 1: the
+		// host answered, and the apply's outcome is still to come.
+		{"log opened late", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			h := fleet.host("lb-1")
+			h.set(func(h *fakeHost) {
+				h.applyLog = "iptables-restore: line 12 failed"
+				h.lateLog = tc.lateLog
+				h.applyDelay = 100 * time.Millisecond
+			})
+			before := h.state()
+
+			res := runAll(t, plan, fleet, RunOptions{})
+			checkStatuses(t, res, statuses(plan, Applied, map[string]Status{"lb-1": Failed}))
+			r := res["lb-1"]
+			if r.Stage != "apply" || r.Err == nil || !strings.Contains(r.Err.Error(), "line 12 failed") {
+				t.Errorf("lb-1: stage %q, err %v", r.Stage, r.Err)
+			}
+			s := h.state()
+			if s.Live4 != before.Live4 || s.Live6 != before.Live6 {
+				t.Errorf("lb-1: the old rules are not back:\n%s", s.Live4)
+			}
+			if _, ok := s.Files[fileDecided]; !ok {
+				t.Errorf("lb-1: the guard is still armed")
+			}
+			for _, f := range []string{fileRulesV4, fileRulesV6, fileApplied} {
+				if _, ok := s.Files[f]; ok {
+					t.Errorf("lb-1: %s written after a failed apply", f)
+				}
+			}
+		})
+	}
+}
+
+func TestPushPreflight(t *testing.T) {
+	for _, tc := range []struct {
+		name, host string
+		break_     func(h *fakeHost)
+		wantErr    string
+	}{
+		{"missing interface", "app-2", func(h *fakeHost) { h.links = []string{"eth0", "lo"} }, "interface eth1"},
+		{"missing interface on a public host", "lb-1", func(h *fakeHost) { h.links = []string{"eth1", "lo"} }, "interface eth0"},
+		{"missing iptables-restore", "app-1", func(h *fakeHost) { h.tools = []string{"ip6tables-restore", "iptables-save", "ip6tables-save"} }, "iptables-restore is not installed"},
+		{"session from a source the policy drops", "db-1", func(h *fakeHost) { h.sshConn = "198.18.0.99 40022 198.18.0.31 22" }, "lock fwpush out"},
+		{"tunnel session on a port the policy closes", "tunnel-1", func(h *fakeHost) { h.sshConn = "192.0.2.50 40022 203.0.113.10 2222" }, "lock fwpush out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			h := fleet.host(tc.host)
+			h.set(tc.break_)
+			res := runAll(t, plan, fleet, RunOptions{})
+			checkStatuses(t, res, statuses(plan, Applied, map[string]Status{tc.host: Failed}))
+			r := res[tc.host]
+			if r.Stage != "preflight" || r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr) {
+				t.Errorf("%s: stage %q, err %v; want preflight, %q", tc.host, r.Stage, r.Err, tc.wantErr)
+			}
+			s := h.state()
+			if !slices.Equal(s.Ran, []string{"facts"}) || s.Restores != 0 || s.Writes != 0 {
+				t.Errorf("%s: ran %v, %d restores, %d writes; want only facts", tc.host, s.Ran, s.Restores, s.Writes)
+			}
+		})
+	}
+}
+
+func TestPushInstallsPersistence(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		rulesInPlace bool
+		wantRestores int
+	}{
+		{"fresh host", false, 1},
+		{"rules in place, package missing", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			pol := policyOf(t, plan, "app-1")
+			h := fleet.host("app-1")
+			h.set(func(h *fakeHost) {
+				h.persistent = false
+				if tc.rulesInPlace {
+					h.live4, h.live6 = load(string(pol.V4)), load(string(pol.V6))
+				}
+			})
+			res := runAll(t, plan, fleet, RunOptions{})
+			checkStatuses(t, res, statuses(plan, Applied, nil))
+			if r := res["app-1"]; !r.Persisted || r.Err != nil {
+				t.Errorf("app-1: persisted %v, err %v", r.Persisted, r.Err)
+			}
+			checkEnforced(t, plan, h)
+			s := h.state()
+			if s.Installs != 1 || s.Restores != tc.wantRestores {
+				t.Errorf("app-1: %d installs, %d restores; want 1, %d", s.Installs, s.Restores, tc.wantRestores)
+			}
+			install := slices.Index(s.Ran, "install")
+			if install < 0 || install > slices.Index(s.Ran, "persist v4") || install > slices.Index(s.Ran, "persist v6") {
+				t.Errorf("app-1 ran %v: want install, then the rules files written", s.Ran)
+			}
+			if n := fleet.host("app-2").state().Installs; n != 0 {
+				t.Errorf("app-2, which has iptables-persistent: %d installs", n)
+			}
+		})
+	}
+}
+
+func TestPushTunnelLast(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	// The tunnel first, to show that Run reorders rather than keeps order.
+	hosts := []*inventory.Host{plan.Inventory.Tunnel()}
+	for _, h := range plan.Inventory.Hosts {
+		if h.Name != "tunnel-1" {
+			hosts = append(hosts, h)
+		}
+	}
+	res := runHosts(t, plan, hosts, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, nil))
+
+	applied := fleet.applied()
+	if len(applied) != len(hosts) || applied[len(applied)-1] != "tunnel-1" {
+		t.Errorf("applied in order %v, want the tunnel last", applied)
+	}
+	events := fleet.snapshotEvents()
+	tunnelApply := slices.Index(events, "apply tunnel-1")
+	firstReconnect := slices.Index(events, "reconnect")
+	if firstReconnect < 0 || firstReconnect < tunnelApply {
+		t.Errorf("events %v: want Reconnect only after the tunnel's apply", events)
+	}
+	// The tunnel's new rules ended fwpush's connection to it; the run
+	// replaced it and left a working one behind.
+	if err := fleet.tunnelConn(-1); err != nil || fleet.tunnelGen == 0 {
+		t.Errorf("tunnel connection after the run: %v, %d reconnections", err, fleet.tunnelGen)
+	}
+
+	// Without the tunnel in the run, the tunnel connection is left alone.
+	plan, fleet = newTestPlan(t)
+	res = runHosts(t, plan, hosts[1:], fleet, RunOptions{})
+	for name, r := range res {
+		if r.Status != Applied {
+			t.Errorf("%s: %s: %v", name, r.Status, r.Err)
+		}
+	}
+	if n := fleet.reconnectCount(); n != 0 {
+		t.Errorf("%d reconnects in a run without the tunnel", n)
+	}
+}
+
+func TestPushParallelLimit(t *testing.T) {
+	for _, tc := range []struct{ parallel, want int32 }{{1, 1}, {2, 2}, {3, 3}} {
+		t.Run(strconv.Itoa(int(tc.parallel)), func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			for _, h := range fleet.hosts {
+				h.set(func(h *fakeHost) { h.factsDelay = 30 * time.Millisecond })
+			}
+			res := runAll(t, plan, fleet, RunOptions{Parallel: int(tc.parallel)})
+			checkStatuses(t, res, statuses(plan, Applied, nil))
+			if got := fleet.maxInFlight.Load(); got != tc.want {
+				t.Errorf("at most %d hosts in flight, want %d", got, tc.want)
+			}
+			if n := fleet.inFlight.Load(); n != 0 {
+				t.Errorf("%d hosts still have open sessions after the run", n)
+			}
+		})
+	}
+}
+
+func TestCountChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		live, want          string
+		wantAdded, wantRemv int
+	}{
+		{"same", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 0},
+		{"policy changed", "*filter\n:INPUT ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\nCOMMIT\n", 1, 1},
+		{"duplicate rule removed", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 1},
+		{"from nothing", "", "*filter\n:INPUT DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 2, 0},
+		{"reordered only", "*filter\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n", "*filter\n-A INPUT -j DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			added, removed := countChanges(tc.live, tc.want)
+			if added != tc.wantAdded || removed != tc.wantRemv {
+				t.Errorf("countChanges = %d, %d; want %d, %d", added, removed, tc.wantAdded, tc.wantRemv)
+			}
+		})
+	}
+}
+
+func TestDigestIgnoresNoise(t *testing.T) {
+	a := &roles.Policy{V4: []byte("# one\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
+	b := &roles.Policy{V4: []byte("*filter\n:INPUT DROP [5:300]\n\nCOMMIT\n"), V6: []byte("# two\n*filter\nCOMMIT\n")}
+	c := &roles.Policy{V4: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
+	// The same rules moved from one family to the other are another policy.
+	d := &roles.Policy{V4: []byte("*filter\nCOMMIT\n"), V6: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")}
+	if Digest(a) != Digest(b) {
+		t.Errorf("comments and counters change the digest")
+	}
+	if Digest(a) == Digest(c) || Digest(a) == Digest(d) {
+		t.Errorf("different policies have the same digest")
+	}
+}
