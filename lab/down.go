@@ -59,7 +59,7 @@ func down(name string, release bool) error {
 		p := netnsPath(ns)
 		// The kernel destroys a namespace, and its links with it, once
 		// nothing holds it: its processes are gone, this was the last mount.
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		if err := detach(p); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
 			continue
 		}
@@ -246,7 +246,7 @@ func releaseMachine() error {
 		}
 		if len(netns) == 0 {
 			if !rec.NetnsMount && isMountpoint(netnsDir) {
-				if err := unix.Unmount(netnsDir, unix.MNT_DETACH); err != nil {
+				if err := detach(netnsDir); err != nil {
 					return fmt.Errorf("unmount %s: %w", netnsDir, err)
 				}
 			}

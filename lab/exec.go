@@ -116,13 +116,13 @@ func (l *Lab) DialContext(ctx context.Context, from, network, address string) (n
 			return
 		}
 		defer orig.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setNetns(int(ns.Fd())); err != nil {
 			done <- result{err: fmt.Errorf("dial from %s: enter %s: %w", from, n.Netns, err)}
 			return
 		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, address)
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+		if setNetns(int(orig.Fd())) == nil {
 			runtime.UnlockOSThread()
 		}
 		done <- result{c, err}

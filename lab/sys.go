@@ -24,6 +24,9 @@ var ErrNotRoot = errors.New("the lab needs root: it creates network namespaces a
 // CheckRoot reports whether this process can build labs: it must be root,
 // on a kernel with network namespaces.
 func CheckRoot() error {
+	if !supported {
+		return errors.New("the lab needs Linux: it is built of network namespaces")
+	}
 	if geteuid() != 0 {
 		return ErrNotRoot
 	}

@@ -194,7 +194,8 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	// If Up is killed, ip must not go on building a lab nobody will
 	// record: down could miss what it adds after down has looked.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	dieWithParent(cmd.SysProcAttr)
 	_, err := output(cmd)
 	return err
 }
