@@ -106,19 +106,7 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		v.unknownKeys(md.Keys(), md.Undecoded())
 		inv = v.build(name, &raw)
 	} else {
-		// A value of the wrong type stops the decoder at whichever one it
-		// meets first, in map order, and names it without the index of
-		// the array element it is in: find them all, with their lines.
-		// The keys are all known by now; what was not decoded is not
-		// necessarily unknown.
-		v.unknownKeys(md.Keys(), nil)
-		var doc map[string]any
-		if _, derr := toml.Decode(string(data), &doc); derr == nil {
-			v.wrongTypes(doc, reflect.TypeFor[rawFile](), "")
-		}
-		if !slices.ContainsFunc(v.problems, func(p Problem) bool { return strings.HasPrefix(p.Msg, "wrong type") }) {
-			v.problems = append(v.problems, Problem{Msg: strings.TrimPrefix(err.Error(), "toml: ")})
-		}
+		v.decodeError(md, data, err)
 	}
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
@@ -186,6 +174,24 @@ func oneLine(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// decodeError reports a document that parsed but did not decode: values of
+// the wrong type. The decoder stops at whichever one it meets first, in map
+// order, and names it without the index of the array element it is in; so
+// they are all looked for, with their lines, and the decoder's own message
+// is the last resort. Unknown keys are reported too: every key has been
+// parsed, but Undecoded means nothing after a failed decode.
+func (v *validator) decodeError(md toml.MetaData, data []byte, err error) {
+	v.unknownKeys(md.Keys(), nil)
+	n := len(v.problems)
+	var doc map[string]any
+	if _, derr := toml.Decode(string(data), &doc); derr == nil {
+		v.wrongTypes(doc, reflect.TypeFor[rawFile](), "")
+	}
+	if len(v.problems) == n {
+		v.problems = append(v.problems, Problem{Msg: strings.TrimPrefix(err.Error(), "toml: ")})
+	}
 }
 
 // wrongTypes walks a document decoded without a schema alongside the type
