@@ -90,6 +90,14 @@ func Parse(text string) (*Ruleset, error) {
 			}
 			rs.Chains[f[0]] = &Chain{Name: f[0], Policy: f[1]}
 			rs.Order = append(rs.Order, f[0])
+		case strings.HasPrefix(line, "-F "):
+			// A flush, as fwpush's --noflush documents start with.
+			name := strings.TrimSpace(line[3:])
+			c, ok := rs.Chains[name]
+			if !ok {
+				return nil, fmt.Errorf("line %d: chain %s is not declared", n, name)
+			}
+			c.Rules = nil
 		case strings.HasPrefix(line, "-A "):
 			r, chain, err := parseRule(line)
 			if err != nil {
@@ -102,7 +110,7 @@ func Parse(text string) (*Ruleset, error) {
 			r.Line = n
 			c.Rules = append(c.Rules, r)
 		default:
-			return nil, fmt.Errorf("line %d: unsupported line %q (only chain declarations and -A rules)", n, line)
+			return nil, fmt.Errorf("line %d: unsupported line %q (only chain declarations, -F and -A)", n, line)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -56,6 +56,21 @@ type HostResult struct {
 	Err            error
 }
 
+// HostError is a failure on one host. errors.As finds the *RemoteError
+// (exit status, remote stderr) or *HostKeyError beneath it.
+type HostError struct {
+	Host  string
+	Stage string
+	Err   error
+}
+
+func (e *HostError) Error() string {
+	// The SSH layer names the host too; say it once.
+	return "host " + e.Host + ": " + strings.ReplaceAll(e.Err.Error(), "host "+e.Host+": ", "")
+}
+
+func (e *HostError) Unwrap() error { return e.Err }
+
 // Fleet reaches hosts. JumpDialer is the real one.
 type Fleet interface {
 	Dialer
@@ -167,7 +182,7 @@ func (p *pusher) push(ctx context.Context) HostResult {
 		} else {
 			res.Status = Failed
 		}
-		res.Err = fmt.Errorf("host %s: %w", p.host.Name, err)
+		res.Err = &HostError{Host: p.host.Name, Stage: res.Stage, Err: err}
 		p.log.Warn("host failed", "status", res.Status, "err", err)
 	}
 	return res
@@ -193,7 +208,10 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 
 	want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
-	live4, live6 := policy.Canonical(f.V4), policy.Canonical(f.V6)
+	// What other software keeps in the filter table (Docker, fail2ban) is
+	// neither compared nor touched.
+	live4, foreign4 := policy.SplitForeign(policy.Canonical(f.V4), want4)
+	live6, foreign6 := policy.SplitForeign(policy.Canonical(f.V6), want6)
 	rulesDiffer := live4 != want4 || live6 != want6
 	filesDiffer := f.Persisted4 != string(p.pol.V4) || f.Persisted6 != string(p.pol.V6)
 	digest := Digest(p.pol)
@@ -220,7 +238,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		if f.Applied == digest {
 			res.Status = DriftRepaired // what fwpush applied was changed by hand
 		}
-		if err := p.apply(ctx, sess); err != nil {
+		if err := p.apply(ctx, sess, []byte(foreign4.Merge(want4)), []byte(foreign6.Merge(want6))); err != nil {
 			return err
 		}
 		if p.host.Name == p.inv.SSH.Tunnel {
@@ -281,7 +299,7 @@ func (p *pusher) preflight(f Facts) error {
 
 // apply loads the new rules under the guard: the host restores its old
 // rules by itself unless a fresh SSH connection confirms in time.
-func (p *pusher) apply(ctx context.Context, sess Session) error {
+func (p *pusher) apply(ctx context.Context, sess Session, doc4, doc6 []byte) error {
 	token, err := newToken()
 	if err != nil {
 		return fail("apply", err)
@@ -295,7 +313,7 @@ func (p *pusher) apply(ctx context.Context, sess Session) error {
 	for _, up := range []struct {
 		cmd  string
 		data []byte
-	}{{cmdPrepare, []byte(token)}, {cmdPutV4, p.pol.V4}, {cmdPutV6, p.pol.V6}, {cmdPutWait, []byte(secs)}} {
+	}{{cmdPrepare, []byte(token)}, {cmdPutV4, doc4}, {cmdPutV6, doc6}, {cmdPutWait, []byte(secs)}} {
 		if _, err := sess.Run(ctx, up.cmd, up.data); err != nil {
 			return fail("upload", err)
 		}

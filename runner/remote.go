@@ -50,10 +50,12 @@ const (
 // one family at a time (iptables-nft-restore --test is unreliable with
 // several tables at once), waiting for the xtables lock rather than failing.
 const cmdTest = `PATH=$PATH:/usr/sbin:/sbin
-iptables-restore -w --test < /run/fwpush/run/new.v4 && ip6tables-restore -w --test < /run/fwpush/run/new.v6`
+iptables-restore -w --noflush --test < /run/fwpush/run/new.v4 && ip6tables-restore -w --noflush --test < /run/fwpush/run/new.v6`
 
 // cmdApply saves the current rules, arms the guard and applies the new
-// rules. Both the guard and the apply run detached (setsid, no stdio), so
+// rules. They are loaded with --noflush: new.v4 flushes the chains the
+// policy owns itself (see policy.Foreign), so that chains of other software
+// (Docker, fail2ban) keep their rules. The old rules are restored whole. Both the guard and the apply run detached (setsid, no stdio), so
 // that neither depends on the SSH session that started them: the new
 // policy may cut that very session.
 //
@@ -81,7 +83,7 @@ setsid sh -c '
 echo $! > guard.pid
 setsid sh -c '
   cd /run/fwpush/run
-  if iptables-restore -w < new.v4 && ip6tables-restore -w < new.v6; then
+  if iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
     echo ok > applied.status
   else
     iptables-restore -w < old.v4; ip6tables-restore -w < old.v6
