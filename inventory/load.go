@@ -102,11 +102,13 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	}
 	v := &validator{file: name, lines: keyLines(string(data)), md: md}
 	var inv *Inventory
-	if err == nil {
-		v.unknownKeys(md.Keys(), md.Undecoded())
-		inv = v.build(name, &raw)
-	} else {
+	if err != nil {
 		v.decodeError(md, data, err)
+	} else if folded := v.unknownKeys(md.Keys(), md.Undecoded()); !folded {
+		// Otherwise a key in the wrong case may have been decoded in place
+		// of the right one: what was decoded is not what was meant, and
+		// only the misspelt keys are reported.
+		inv = v.build(name, &raw)
 	}
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
@@ -292,8 +294,10 @@ func field(t reflect.Type, key string) (reflect.StructField, bool) {
 // unknownKeys reports the keys nothing decoded, and those the schema does
 // not know as written: the decoder matches field names regardless of case,
 // so "TCP" would silently replace "tcp". Inside an unknown table only the
-// table itself is reported, not every key it holds again.
-func (v *validator) unknownKeys(keys, undecoded []toml.Key) {
+// table itself is reported, not every key it holds again. It tells whether
+// some key was such a case variant: then which of two spellings the decoder
+// kept depends on map order.
+func (v *validator) unknownKeys(keys, undecoded []toml.Key) (folded bool) {
 	isUndecoded := map[string]bool{}
 	for _, k := range undecoded {
 		isUndecoded[k.String()] = true
@@ -312,7 +316,9 @@ func (v *validator) unknownKeys(keys, undecoded []toml.Key) {
 		n := seen[u.String()]
 		seen[u.String()]++
 		v.unknownKey(u, n)
+		folded = folded || folds(u)
 	}
+	return folded
 }
 
 // unknownPart shortens k to its first part the schema does not know, if
@@ -384,21 +390,34 @@ var knownKeys = map[string][]string{
 	"allow":      {"from", "tcp", "udp"},
 }
 
-// suggest names the known key closest to an unknown one, if any is close.
-func suggest(k toml.Key) string {
-	var kind string
+// keyKind names the kind of table k is a key of, in knownKeys.
+func keyKind(k toml.Key) (string, bool) {
 	switch {
 	case len(k) == 1:
-		kind = ""
+		return "", true
 	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces"):
-		kind = k[0]
+		return k[0], true
 	case len(k) == 3 && k[0] == "hosts":
-		kind = "host"
+		return "host", true
 	case len(k) == 3 && k[0] == "roles":
-		kind = "role"
+		return "role", true
 	case len(k) == 4 && k[0] == "roles" && k[2] == "allow":
-		kind = "allow"
-	default:
+		return "allow", true
+	}
+	return "", false
+}
+
+// folds tells whether k is a known key spelled in another case, which the
+// decoder takes for the known one.
+func folds(k toml.Key) bool {
+	kind, ok := keyKind(k)
+	return ok && slices.ContainsFunc(knownKeys[kind], func(known string) bool { return strings.EqualFold(known, k[len(k)-1]) })
+}
+
+// suggest names the known key closest to an unknown one, if any is close.
+func suggest(k toml.Key) string {
+	kind, ok := keyKind(k)
+	if !ok {
 		return ""
 	}
 	bad := strings.ToLower(k[len(k)-1])

@@ -254,6 +254,23 @@ user = "root"
 		},
 	},
 	{
+		// Which of the two tables the decoder keeps depends on map order;
+		// nothing decoded is checked until the spelling is fixed.
+		name: "table in the wrong case next to the right one",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[Hosts.t]
+role = "nope"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:6: Hosts: unknown key "Hosts" in the top level; did you mean "hosts"?`},
+	},
+	{
 		name: "unknown key in an allow array table",
 		toml: `
 [ssh]
