@@ -78,7 +78,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
-	for _, path := range []string{"../examples/site.toml", "../examples/custom.toml"} {
+	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml"} {
 		a, b := compile(t, path), compile(t, path)
 		for i := range a.Policies {
 			if !bytes.Equal(a.Policies[i].V4, b.Policies[i].V4) || !bytes.Equal(a.Policies[i].V6, b.Policies[i].V6) {
