@@ -296,8 +296,12 @@ func TestExpectAgreesWithPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	big, err := inventory.Load("../examples/large.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	controller4, controller6 := netip.MustParseAddr("203.0.113.254"), netip.MustParseAddr("2001:db8::fffe")
-	for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "large": large(t, 5)} {
+	for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "generated": large(t, 5), "examples/large.toml": big} {
 		plan, err := Compile(inv, nil)
 		if err != nil {
 			t.Fatal(err)

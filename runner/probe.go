@@ -58,7 +58,7 @@ type ProbeOptions struct {
 // Defaults of ProbeOptions.
 const (
 	DefaultProbeTimeout = 2 * time.Second
-	DefaultBatch        = 32
+	DefaultBatch        = 64
 )
 
 // cmdProbe connects, on the host it runs on, to every "ID ADDR PORT" line

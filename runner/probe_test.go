@@ -319,7 +319,7 @@ func TestRunProbes(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"a1": 1, "a2": 1, "d1": 1, "d2": 1, "t": 1}, a.dials); diff != "" {
 		t.Errorf("dials per host (-want +got):\n%s", diff)
 	}
-	if want := "1 32\n0 198.18.0.5 3306\n3 198.18.0.6 22\n5 198.18.0.4 9999\n"; a.stdin["a1"] != want {
+	if want := "1 64\n0 198.18.0.5 3306\n3 198.18.0.6 22\n5 198.18.0.4 9999\n"; a.stdin["a1"] != want {
 		t.Errorf("a1's stdin: got %q, want %q", a.stdin["a1"], want)
 	}
 	if n := a.maxIn.Load(); n > 2 {
