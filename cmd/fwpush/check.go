@@ -74,7 +74,12 @@ not be made; 3 invalid input (nothing contacted).`,
 // verifyAfterRun checks the network after `fwpush run` applied: a short
 // report (the mismatches, or one line when all is as expected) on w, or on
 // stderr when stdout holds run's JSON report. It returns the exit error.
-func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, conn connFlags, quiet, asJSON bool, w, stderr io.Writer) error {
+// When the run reached no host at all there is nothing to prove, and the
+// run's own report already says why.
+func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, conn connFlags, quiet, asJSON bool, w, stderr io.Writer) error {
+	if !slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status != runner.Unreachable }) {
+		return nil
+	}
 	rep := verify(ctx, inv, conn, runner.DefaultProbeTimeout, stderr)
 	if asJSON {
 		w = stderr
@@ -250,6 +255,7 @@ func (r *checkReport) exit() int {
 func (r *checkReport) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "app -> db:3306", not "app -\u003e db:3306"
 	if err := enc.Encode(r); err != nil {
 		return err
 	}

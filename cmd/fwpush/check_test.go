@@ -161,3 +161,21 @@ func TestCheckInvalidInventory(t *testing.T) {
 		t.Errorf("check of an invalid inventory: exit %d, stdout %q, stderr %q; want 3, nothing, the problem", code, out, errs)
 	}
 }
+
+// TestVerifyAfterRunSkipsAnUnreachableFleet: when run reached no host,
+// its report says why; probing again would only wait for the same timeouts.
+func TestVerifyAfterRunSkipsAnUnreachableFleet(t *testing.T) {
+	inv, err := inventory.Load("../../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := []runner.HostResult{{Host: "tunnel-1", Status: runner.Unreachable}, {Host: "mysql-1", Status: runner.Unreachable}}
+	var out, errb bytes.Buffer
+	start := time.Now()
+	if err := verifyAfterRun(t.Context(), inv, results, connFlags{}, false, false, &out, &errb); err != nil || out.Len()+errb.Len() != 0 {
+		t.Errorf("got %v, stdout %q, stderr %q; want nothing at all", err, out.String(), errb.String())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("took %s: nothing should have been dialled", took)
+	}
+}
