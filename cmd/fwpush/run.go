@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,6 +92,7 @@ type runFlags struct {
 	dryRun, check bool
 	limit         string
 	quiet, asJSON bool
+	noVerify      bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -124,6 +126,7 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 	cmd.Flags().StringVar(&f.limit, "limit", "", "only these hosts or roles (comma-separated)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
+	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	return cmd
 }
 
@@ -150,7 +153,11 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := push(ctx, plan, hosts, f, out, stderr)
-	return out.finish(results, time.Since(start))
+	err = out.finish(results, time.Since(start))
+	if f.dryRun || f.check || f.noVerify {
+		return err
+	}
+	return cmp.Or(err, verifyAfterRun(ctx, inv, results, f.conn, f.quiet, f.asJSON, stdout, stderr))
 }
 
 // push connects to the tunnel and runs; if the tunnel cannot be reached,

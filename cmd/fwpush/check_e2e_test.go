@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwpush/fwpush/lab"
+	"github.com/fwpush/fwpush/lab/labtest"
+)
+
+// checkJSON runs fwpush check --json on the lab's controller and decodes
+// its report.
+func checkJSON(t *testing.T, l *lab.Lab, inv string) (int, checkReport) {
+	t.Helper()
+	code, out, _ := cli(t, l, "check", "--json", inv)
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("check --json: exit %d, %v:\n%s", code, err, out)
+	}
+	return code, rep
+}
+
+// mismatches lists a report's mismatched probes as "CELL: FROM -> TO".
+func mismatches(rep checkReport) []string {
+	var out []string
+	for _, p := range rep.Probes {
+		if !p.OK {
+			out = append(out, p.Cell+": "+p.From+" -> "+p.To+" "+string(p.Observed)+p.Error)
+		}
+	}
+	return out
+}
+
+// TestCheckInLab is the check issue's acceptance on real sshd and real
+// iptables: check passes after run, and names the exact cell when a rule
+// is removed or added by hand.
+func TestCheckInLab(t *testing.T) {
+	site, err := filepath.Abs("../../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Start(t, site)
+
+	// run applies, then verifies by itself.
+	code, out, _ := cli(t, l, "run", site)
+	if code != exitOK || !strings.Contains(out, "check: 71 probes from 6 hosts and the controller in ") || !strings.Contains(out, "all as expected") {
+		t.Fatalf("run: exit %d, want 0 and its check all as expected", code)
+	}
+
+	code, out, _ = cli(t, l, "check", site)
+	if code != exitOK || !strings.Contains(out, "all as expected") || !strings.Contains(out, "db:3306") {
+		t.Fatalf("check after run: exit %d, want 0 and the matrix", code)
+	}
+	code, rep := checkJSON(t, l, site)
+	if code != exitOK || rep.Count.Probes != 71 || rep.Count.Expected != 71 || len(rep.Probes) != 71 {
+		t.Fatalf("check --json after run: exit %d, count %+v", code, rep.Count)
+	}
+
+	t.Run("a rule removed by hand: a reachable flow becomes filtered", func(t *testing.T) {
+		// mysql-1 no longer accepts MySQL from wordpress-1.
+		labtest.Shell(t, l, "mysql-1", "iptables", "-D", "INPUT", "-s", "198.18.0.21/32", "-i", "eth1", "-p", "tcp", "-m", "tcp", "--dport", "3306", "-j", "ACCEPT")
+		code, out, _ := cli(t, l, "check", site)
+		want := "✗ app -> db:3306: wordpress-1 -> mysql-1 (198.18.0.31:3306): expected reachable, observed filtered (timed out)"
+		if code != exitFailed || !strings.Contains(out, want) || !strings.Contains(out, "1 mismatch:") {
+			t.Errorf("check: exit %d, want 1 and exactly one mismatch %q", code, want)
+		}
+		_, rep := checkJSON(t, l, site)
+		if got := mismatches(rep); len(got) != 1 || got[0] != "app -> db:3306: wordpress-1 -> mysql-1 filtered" {
+			t.Errorf("mismatches %q, want only app -> db:3306 from wordpress-1 to mysql-1", got)
+		}
+		// run repairs the drift and its own check proves it.
+		if code, out, _ := cli(t, l, "run", site); code != exitOK || !strings.Contains(out, "drift repaired") || !strings.Contains(out, "all as expected") {
+			t.Errorf("run after the removal: exit %d, want 0, drift repaired, all as expected", code)
+		}
+	})
+
+	t.Run("a rule added by hand: a filtered flow becomes reachable", func(t *testing.T) {
+		// mysql-2 now accepts SSH from wordpress-2: db does not allow app on 22.
+		labtest.Shell(t, l, "mysql-2", "iptables", "-I", "INPUT", "1", "-s", "198.18.0.22/32", "-i", "eth1", "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT")
+		code, out, _ := cli(t, l, "check", site)
+		want := "✗ app -> db:22: wordpress-2 -> mysql-2 (198.18.0.32:22): expected filtered, observed reachable (connected)"
+		if code != exitFailed || !strings.Contains(out, want) || !strings.Contains(out, "1 mismatch:") {
+			t.Errorf("check: exit %d, want 1 and exactly one mismatch %q", code, want)
+		}
+		_, rep := checkJSON(t, l, site)
+		if got := mismatches(rep); len(got) != 1 || got[0] != "app -> db:22: wordpress-2 -> mysql-2 reachable" {
+			t.Errorf("mismatches %q, want only app -> db:22 from wordpress-2 to mysql-2", got)
+		}
+		// run --no-verify repairs without probing; check then passes.
+		code, out, _ = cli(t, l, "run", "--no-verify", site)
+		if code != exitOK || strings.Contains(out, "check:") {
+			t.Errorf("run --no-verify: exit %d, want 0 and no check", code)
+		}
+		if code, _, _ := cli(t, l, "check", site); code != exitOK {
+			t.Errorf("check after the repair: exit %d, want 0", code)
+		}
+	})
+
+	t.Run("run --json keeps stdout one JSON document", func(t *testing.T) {
+		code, out, errs := cli(t, l, "run", "--json", site)
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || code != exitOK {
+			t.Errorf("run --json: exit %d, %v", code, err)
+		}
+		if !strings.Contains(errs, "all as expected") {
+			t.Errorf("run --json: its check goes to stderr, got %q", errs)
+		}
+	})
+}
+
+// TestCheckLargeInLab runs the matrix of examples/large.toml (40 hosts, six
+// roles, two bastions, a host on another SSH port) against a lab: sampled,
+// bounded in time, all as expected after run.
+func TestCheckLargeInLab(t *testing.T) {
+	large, err := filepath.Abs("../../examples/large.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Start(t, large)
+	if code, _, _ := cli(t, l, "run", "--no-verify", large); code != exitOK {
+		t.Fatalf("run: exit %d", code)
+	}
+	start := time.Now()
+	code, rep := checkJSON(t, l, large)
+	took := time.Since(start)
+	if code != exitOK || rep.Count.Mismatches+rep.Count.Errors != 0 {
+		t.Errorf("check: exit %d, count %+v, mismatches %q", code, rep.Count, mismatches(rep))
+	}
+	// Two sources per role (six roles) and the controller; the bound is a
+	// few rounds of probe timeouts, whatever the fleet's size.
+	if rep.Count.Hosts != 12 || rep.Count.Probes < 500 {
+		t.Errorf("check probed %d times from %d hosts, want the sampled matrix (12 hosts, 500+ probes)", rep.Count.Probes, rep.Count.Hosts)
+	}
+	if took > 60*time.Second {
+		t.Errorf("check took %s, want well under a minute", took)
+	}
+	t.Logf("large: %d probes from %d hosts and the controller in %.1fs (the command's own measure), %s end to end",
+		rep.Count.Probes, rep.Count.Hosts, rep.Seconds, took.Round(time.Millisecond))
+}
