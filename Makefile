@@ -36,9 +36,11 @@ bench: deps build
 fuzz:
 	$(GO) test ./inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
 
+# The picture of examples/site.toml's flows in the README.
 graph: build
 	./scripts/deps.sh dot
-	$(BIN) graph examples/site.toml | dot -Tsvg -o docs/site.svg
+	mkdir -p docs
+	set -o pipefail; $(BIN) graph examples/site.toml | dot -Tsvg -o docs/site.svg
 
 clean:
 	rm -rf bin

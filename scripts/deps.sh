@@ -14,8 +14,11 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 # save the rules of the moment (the lab's hosts keep their own /etc/iptables).
 persistent=0
 dpkg-query -W -f='${Status}' iptables-persistent 2>/dev/null | grep -q 'install ok installed' || persistent=1
+# Extra commands a target needs (make graph: dot), installed from their package.
 for extra in "$@"; do
-	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+	pkg=$extra
+	case $extra in dot) pkg=graphviz ;; esac
+	command -v "$extra" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && [ $persistent -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
