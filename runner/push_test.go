@@ -274,6 +274,54 @@ func mustRestore(t *testing.T, live, doc string) string {
 	return out
 }
 
+// Chains of other software (fail2ban here) are neither compared nor
+// touched: the run replaces fwpush's rules around them, a later ban is no
+// drift, and the rules files hold the policy alone.
+func TestPushKeepsForeignChains(t *testing.T) {
+	const (
+		decl = ":f2b-sshd -\n"
+		jump = "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n"
+		ban1 = "-A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable\n"
+		ban2 = "-A f2b-sshd -s 192.0.2.67/32 -j REJECT --reject-with icmp-port-unreachable\n"
+		ret  = "-A f2b-sshd -j RETURN\n"
+	)
+	plan, fleet := newTestPlan(t)
+	pol := policyOf(t, plan, "app-1")
+	h := fleet.host("app-1")
+	h.set(func(h *fakeHost) { h.live4 = mustRestore(t, h.live4, "*filter\n"+decl+jump+ban1+ret+"COMMIT\n") })
+
+	res := runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, nil))
+	live := h.state().Live4
+	for _, l := range []string{decl, jump, ban1, ret} {
+		if !strings.Contains(live, l) {
+			t.Errorf("app-1 lost %q:\n%s", l, live)
+		}
+	}
+	own := live
+	for _, l := range []string{decl, jump, ban1, ret} {
+		own = strings.Replace(own, l, "", 1)
+	}
+	if want := policy.Canonical(string(pol.V4)); own != want {
+		t.Errorf("app-1: without fail2ban's chain, live rules are\n%s\nwant\n%s", own, want)
+	}
+	if strings.Contains(live, handRule) {
+		t.Errorf("app-1 kept the hand-made rule of INPUT, a chain fwpush owns")
+	}
+	if f := h.state().Files[fileRulesV4]; f != string(pol.V4) {
+		t.Errorf("app-1: rules.v4 is not the policy alone:\n%s", f)
+	}
+
+	// fail2ban bans someone else: not fwpush's business.
+	fleet.resetCounters()
+	h.set(func(h *fakeHost) { h.live4 = strings.Replace(h.live4, ban1, ban2+ban1, 1) })
+	res = runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Unchanged, nil))
+	if s := h.state(); s.Restores != 0 || s.Writes != 0 || !strings.Contains(s.Live4, ban2) {
+		t.Errorf("app-1: %d restores, %d writes after a ban; live:\n%s", s.Restores, s.Writes, s.Live4)
+	}
+}
+
 func TestPushUnreachableHost(t *testing.T) {
 	plan, fleet := newTestPlan(t)
 	fleet.host("db-1").set(func(h *fakeHost) { h.unreachable = true })
