@@ -298,7 +298,6 @@ var cmdNames = map[string]string{
 	cmdPutWait:           "put wait",
 	cmdTest:              "test",
 	cmdApply:             "apply",
-	cmdStatus:            "status",
 	cmdConfirm:           "confirm",
 	cmdInstallPersistent: "install",
 	cmdPersistV4:         "persist v4",
@@ -505,26 +504,33 @@ func (h *fakeHost) exec(cmd string, stdin []byte) (Result, error) {
 	case cmdApply:
 		return h.apply()
 
-	case cmdStatus:
-		// Two cats: the exit status is the second one's, 1 while the
-		// detached apply has not yet opened its log.
-		out := h.files[fileStatus] + h.files[fileApplyLog]
-		if _, ok := h.files[fileApplyLog]; !ok {
-			res, err := h.exit(cmd, 1, "")
-			res.Stdout = []byte(out)
-			return res, err
-		}
-		return ok4(out), nil
-
 	case cmdConfirm:
-		if _, ok := h.files[fileDecided]; ok {
+		// As the script: the outcome of the detached apply decides, and
+		// confirming races the guard for "decided".
+		_, decided := h.files[fileDecided]
+		switch strings.TrimSpace(h.files[fileStatus]) {
+		case "ok":
+			if decided {
+				return ok4("rolledback\n"), nil
+			}
+			h.write(fileDecided, "")
+			if h.guard != nil {
+				h.guard.Stop()
+			}
+			return ok4("confirmed\n"), nil
+		case "failed":
+			h.write(fileDecided, "")
+			if h.guard != nil {
+				h.guard.Stop()
+			}
+			return ok4("failed\n" + h.files[fileApplyLog]), nil
+		case "skipped":
 			return ok4("rolledback\n"), nil
 		}
-		h.write(fileDecided, "")
-		if h.guard != nil {
-			h.guard.Stop()
+		if decided {
+			return ok4("rolledback\n"), nil
 		}
-		return ok4("confirmed\n"), nil
+		return ok4("pending\n"), nil
 
 	case cmdInstallPersistent:
 		h.installs++
@@ -738,6 +744,11 @@ func (h *fakeHost) apply() (Result, error) {
 func (h *fakeHost) detachedApply() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Under run/lock: a guard that already rolled back makes the apply skip.
+	if _, ok := h.files[fileDecided]; ok {
+		h.write(fileStatus, "skipped\n")
+		return
+	}
 	// The script loads new.v4 and new.v6 as cmdApply says, with or
 	// without --noflush.
 	noflush := strings.Contains(cmdApply, "--noflush < new.v4")

@@ -327,68 +327,65 @@ func (p *pusher) apply(ctx context.Context, sess Session, doc4, doc6 []byte) err
 	deadline := time.Now().Add(wait)
 	p.log.Info("applied under guard", "rollback_after", wait)
 
-	// Wait for the detached apply on the session we have; it may be cut.
-	for time.Now().Before(deadline) {
-		out, err := sess.Run(ctx, cmdStatus, nil)
-		// A non-zero exit is an answer, not a lost session: cmdStatus
-		// exits 1 until the detached apply has opened its log. Confirming
-		// then would report, and persist, an apply that may yet fail.
-		var re *RemoteError
-		if err != nil && !errors.As(err, &re) {
-			break // the session is gone: the fresh connection below decides
-		}
-		status, log, _ := strings.Cut(string(out.Stdout), "\n")
-		if status == "failed" {
-			p.confirm(ctx, deadline) // disarm: the old rules are back already
-			return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", strings.TrimSpace(log)))
-		}
-		if status == "ok" {
-			break
-		}
-		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return fail("apply", err)
-		}
-	}
-	outcome, err := p.confirm(ctx, deadline)
+	outcome, log, err := p.confirm(ctx, deadline)
 	switch {
 	case err != nil:
 		return &stageError{RolledBack, "confirm", err}
+	case outcome == "failed":
+		return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", strings.TrimSpace(log)))
 	case outcome == "rolledback":
 		return &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
+	case outcome != "confirmed":
+		return &stageError{RolledBack, "confirm", fmt.Errorf("unexpected answer %q", outcome)}
 	}
 	return nil
 }
 
-// confirm opens fresh connections until one gets through and disarms the
-// guard, or the guard's deadline passes. Then the host rolls back by
-// itself; confirm waits for that and checks that the host is reachable
-// again, so that the report says what the host really ended up with.
-func (p *pusher) confirm(ctx context.Context, deadline time.Time) (string, error) {
+// confirm asks the host over fresh connections how the detached apply
+// went, until it has an answer other than "pending" (see cmdConfirm) or
+// the guard's deadline passes. A fresh connection, not the session that
+// started the apply, because only a new connection proves the policy lets
+// fwpush in. Past the deadline the host rolls back by itself; confirm then
+// waits for that and checks that the host is reachable again, so that the
+// report says what the host really ended up with.
+func (p *pusher) confirm(ctx context.Context, deadline time.Time) (outcome, log string, err error) {
 	var last error
 	for {
 		out, err := p.runFresh(ctx, cmdConfirm)
 		if err == nil {
-			return strings.TrimSpace(string(out.Stdout)), nil
+			outcome, log, _ = strings.Cut(strings.TrimSpace(string(out.Stdout)), "\n")
+			if outcome != "pending" {
+				return outcome, log, nil
+			}
+			last = errors.New("the apply had not finished")
+		} else {
+			last = err
 		}
-		last = err
 		if time.Now().After(deadline) {
 			break
 		}
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	// Give the guard time to restore the old rules, then look again.
 	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
 	for {
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return "", err
+			return "", "", err
 		}
-		if _, err := p.runFresh(ctx, cmdStatus); err == nil {
-			return "", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)
+		out, err := p.runFresh(ctx, cmdConfirm)
+		if err == nil {
+			outcome, log, _ = strings.Cut(strings.TrimSpace(string(out.Stdout)), "\n")
+			switch outcome {
+			case "rolledback":
+				return "", "", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)
+			case "confirmed", "failed":
+				return outcome, log, nil // reachable after all, and the guard had not fired yet
+			}
 		}
 		if time.Now().After(after) {
-			return "", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)
+			return "", "", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)
 		}
 	}
 }
@@ -410,12 +407,9 @@ func (p *pusher) runFresh(ctx context.Context, cmd string) (Result, error) {
 // persist makes the rules survive a reboot and records what was applied.
 // Only files that differ are written.
 func (p *pusher) persist(ctx context.Context, sess Session, f Facts, digest string) error {
-	if !f.Persistent {
-		p.log.Info("installing iptables-persistent")
-		if _, err := sess.Run(ctx, cmdInstallPersistent, nil); err != nil {
-			return fail("install iptables-persistent", err)
-		}
-	}
+	// The files go first: installing iptables-persistent starts
+	// netfilter-persistent, which loads whatever rules.v4 is on disk. An old
+	// file there would replace the policy just applied (and could cut SSH).
 	if f.Persisted4 != string(p.pol.V4) {
 		if _, err := sess.Run(ctx, cmdPersistV4, p.pol.V4); err != nil {
 			return fail("persist rules.v4", err)
@@ -424,6 +418,12 @@ func (p *pusher) persist(ctx context.Context, sess Session, f Facts, digest stri
 	if f.Persisted6 != string(p.pol.V6) {
 		if _, err := sess.Run(ctx, cmdPersistV6, p.pol.V6); err != nil {
 			return fail("persist rules.v6", err)
+		}
+	}
+	if !f.Persistent {
+		p.log.Info("installing iptables-persistent")
+		if _, err := sess.Run(ctx, cmdInstallPersistent, nil); err != nil {
+			return fail("install iptables-persistent", err)
 		}
 	}
 	if f.Applied != digest {

@@ -55,14 +55,17 @@ iptables-restore -w --noflush --test < /run/fwpush/run/new.v4 && ip6tables-resto
 // cmdApply saves the current rules, arms the guard and applies the new
 // rules. They are loaded with --noflush: new.v4 flushes the chains the
 // policy owns itself (see policy.Foreign), so that chains of other software
-// (Docker, fail2ban) keep their rules. The old rules are restored whole. Both the guard and the apply run detached (setsid, no stdio), so
-// that neither depends on the SSH session that started them: the new
-// policy may cut that very session.
+// (Docker, fail2ban) keep their rules. The old rules are restored whole.
 //
-// The guard sleeps rollback_after seconds, then restores the old rules
-// unless fwpush has confirmed by then. Confirming and rolling back race for
-// one mkdir of run/decided, so exactly one of them wins. A guard whose token
-// is no longer the run's (a newer run took over) does nothing.
+// Both the guard and the apply run detached (setsid, no stdio), so that
+// neither depends on the SSH session that started them: the new policy may
+// cut that very session. The guard sleeps rollback_after seconds, then
+// restores the old rules unless fwpush has confirmed by then. Confirming
+// and rolling back race for one mkdir of run/decided, so exactly one of
+// them wins; the apply and the guard's restore hold run/lock, so a guard
+// that fires while the apply still waits for the xtables lock makes the
+// apply skip, and a late apply can never land after a rollback. A guard
+// whose token is no longer the run's (a newer run took over) does nothing.
 const cmdApply = `PATH=$PATH:/usr/sbin:/sbin
 set -u
 R=/run/fwpush/run
@@ -75,37 +78,51 @@ done
 setsid sh -c '
   sleep "$1"
   [ "$(cat /run/fwpush/run/token 2>/dev/null)" = "$2" ] || exit 0
-  mkdir /run/fwpush/run/decided 2>/dev/null || exit 0
-  iptables-restore -w < /run/fwpush/run/old.v4
-  ip6tables-restore -w < /run/fwpush/run/old.v6
-  echo rolledback > /run/fwpush/run/outcome
+  exec flock /run/fwpush/run/lock sh -c "
+    mkdir /run/fwpush/run/decided 2>/dev/null || exit 0
+    iptables-restore -w < /run/fwpush/run/old.v4
+    ip6tables-restore -w < /run/fwpush/run/old.v6
+    echo rolledback > /run/fwpush/run/outcome"
 ' fwpush-guard "$(cat rollback_after)" "$(cat token)" </dev/null >/dev/null 2>&1 &
 echo $! > guard.pid
-setsid sh -c '
+setsid flock /run/fwpush/run/lock sh -c '
   cd /run/fwpush/run
-  if iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
+  if [ -e decided ]; then
+    echo skipped > applied.status
+  elif iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
     echo ok > applied.status
   else
     iptables-restore -w < old.v4; ip6tables-restore -w < old.v6
     echo failed > applied.status
   fi
-' fwpush-apply </dev/null >/run/fwpush/run/apply.log 2>&1 &
+' </dev/null >/run/fwpush/run/apply.log 2>&1 &
 echo armed`
 
-// cmdStatus reports the detached apply: "ok", "failed" (with its log), or
-// nothing yet.
-const cmdStatus = `cat /run/fwpush/run/applied.status 2>/dev/null; cat /run/fwpush/run/apply.log 2>/dev/null`
-
-// cmdConfirm disarms the guard, run over a fresh connection that proves
-// the host is still reachable. It prints "confirmed", or "rolledback" when
-// the guard already won.
+// cmdConfirm is run over a fresh connection, which proves the host still
+// accepts new SSH connections. Its first line is the outcome: "confirmed"
+// (the apply succeeded and the guard is disarmed), "pending" (the apply
+// has not finished: ask again), "failed" (followed by the apply's log; the
+// old rules are back and the guard is disarmed), or "rolledback" (the
+// guard won).
 const cmdConfirm = `R=/run/fwpush/run
-if mkdir "$R/decided" 2>/dev/null; then
+case "$(cat "$R/applied.status" 2>/dev/null)" in
+ok)
+  if mkdir "$R/decided" 2>/dev/null; then
+    kill "$(cat "$R/guard.pid")" 2>/dev/null
+    echo confirmed
+  else
+    echo rolledback
+  fi ;;
+failed)
+  mkdir "$R/decided" 2>/dev/null
   kill "$(cat "$R/guard.pid")" 2>/dev/null
-  echo confirmed
-else
-  echo rolledback
-fi`
+  echo failed; cat "$R/apply.log" 2>/dev/null ;;
+skipped)
+  echo rolledback ;;
+*)
+  if [ -e "$R/decided" ]; then echo rolledback; else echo pending; fi ;;
+esac
+true`
 
 // cmdInstallPersistent installs iptables-persistent without questions
 // (it must not save the rules of the moment: fwpush writes its own files)
