@@ -23,13 +23,13 @@ step "fwpush run --dry-run $site   (review: what would change, nothing is touche
 step "fwpush run $site"
 "$fw" lab exec "$site" -- "$fw" run "$site"
 
-step "probes: does the network do what the policy says?"
+step "fwpush check $site   (the reachability matrix: what must be open and what must be shut, probed for real)"
+"$fw" lab exec "$site" -- "$fw" check "$site"
+
+step "a few probes by hand"
 probe() { printf '%-55s' "$1 -> $2:$3"; "$fw" lab probe "$site" "$1" "$2" "$3"; }
 probe controller 203.0.113.11 80      # internet -> lb http: reachable
-probe controller 203.0.113.10 22      # internet -> tunnel ssh: reachable
 probe controller 203.0.113.11 22      # internet -> lb ssh: filtered
-probe wordpress-1 198.18.0.31 3306    # app -> db mysql: reachable
-probe wordpress-1 198.18.0.22 22      # app -> app (all TCP whitelisted): reachable
 probe mysql-1 198.18.0.21 22          # db -> app ssh: filtered
 probe stranger 198.18.0.31 3306       # another tenant -> db: filtered
 
