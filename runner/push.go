@@ -170,6 +170,23 @@ func (e *stageError) Unwrap() error { return e.err }
 
 func fail(stage string, err error) *stageError { return &stageError{Failed, stage, err} }
 
+// connectError classifies a failed connection: a host whose key is unknown
+// or changed answered, and failed the check; any other host is unreachable.
+func connectError(err error) *stageError {
+	var hke *HostKeyError
+	if errors.As(err, &hke) {
+		return fail("connect (host key)", err)
+	}
+	return &stageError{Unreachable, "connect", err}
+}
+
+// ConnectFailure is the result of a host that could not be connected to,
+// for callers that fail before Run (the tunnel was not reached).
+func ConnectFailure(h *inventory.Host, err error) HostResult {
+	se := connectError(err)
+	return HostResult{Host: h.Name, Role: h.Role, Status: se.status, Stage: se.stage, Err: &HostError{Host: h.Name, Stage: se.stage, Err: se}}
+}
+
 func (p *pusher) push(ctx context.Context) HostResult {
 	start := time.Now()
 	res := HostResult{Host: p.host.Name, Role: p.host.Role}
@@ -193,7 +210,7 @@ func (p *pusher) target() Target { return TargetFor(p.inv, p.host) }
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	sess, err := p.fleet.Dial(ctx, p.target())
 	if err != nil {
-		return &stageError{Unreachable, "connect", err}
+		return connectError(err)
 	}
 	defer sess.Close()
 

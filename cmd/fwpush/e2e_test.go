@@ -223,6 +223,58 @@ func TestRunInLab(t *testing.T) {
 		}
 	})
 
+	t.Run("host keys are verified: unknown fails, --accept-new records, changed never passes", func(t *testing.T) {
+		dir := t.TempDir()
+		empty := filepath.Join(dir, "empty")
+		if err := os.WriteFile(empty, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := cli(t, l, "run", "--check", "--known-hosts", empty, site)
+		if code != exitFailed || !strings.Contains(out, "host tunnel-1: connect (host key)") || !strings.Contains(out, "SHA256:") ||
+			!strings.Contains(out, "1 failed, 5 unreachable") {
+			t.Errorf("unknown keys: exit %d, want the tunnel failed with its fingerprint, the others unreachable through it", code)
+		}
+
+		learned := filepath.Join(dir, "learned")
+		if code, _, _ := cli(t, l, "run", "--check", "--accept-new", "--known-hosts", learned, site); code != exitOK {
+			t.Errorf("--accept-new: exit %d, want 0", code)
+		}
+		recorded, _ := os.ReadFile(learned)
+		if n := strings.Count(string(recorded), "\n"); n != len(siteHosts) {
+			t.Errorf("--accept-new recorded %d keys, want %d:\n%s", n, len(siteHosts), recorded)
+		}
+		if code, _, _ := cli(t, l, "run", "--check", "--known-hosts", learned, site); code != exitOK {
+			t.Errorf("with the recorded keys: exit %d, want 0", code)
+		}
+
+		// mysql-1's entry now holds mysql-2's key: a changed key.
+		lab, err := os.ReadFile(l.KnownHosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyOf := map[string]string{}
+		for _, line := range strings.Split(string(lab), "\n") {
+			if f := strings.Fields(line); len(f) == 3 {
+				keyOf[f[0]] = f[1] + " " + f[2]
+			}
+		}
+		changed := strings.Replace(string(lab), "198.18.0.31 "+keyOf["198.18.0.31"], "198.18.0.31 "+keyOf["198.18.0.32"], 1)
+		if changed == string(lab) {
+			t.Fatalf("could not find mysql-1's key in %s", l.KnownHosts)
+		}
+		bad := filepath.Join(dir, "changed")
+		if err := os.WriteFile(bad, []byte(changed), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ = cli(t, l, "run", "--check", "--accept-new", "--known-hosts", bad, site)
+		if code != exitFailed || !strings.Contains(out, "host mysql-1: connect (host key)") || !strings.Contains(out, "SHA256:") || !strings.Contains(out, "5 unchanged, 1 failed") {
+			t.Errorf("a changed key: exit %d, want mysql-1 failed with its fingerprint and the others unchanged", code)
+		}
+		if after, _ := os.ReadFile(bad); string(after) != changed {
+			t.Errorf("--accept-new rewrote a changed key")
+		}
+	})
+
 	t.Run("one host down: the others succeed and the run names it", func(t *testing.T) {
 		labtest.Shell(t, l, "wordpress-2", "ip", "link", "set", "eth1", "down")
 		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "wordpress-2", "ip", "link", "set", "eth1", "up") })

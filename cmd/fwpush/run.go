@@ -169,12 +169,17 @@ func push(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, f runF
 	if err != nil {
 		results := make([]runner.HostResult, len(hosts))
 		for i, h := range hosts {
-			results[i] = runner.HostResult{Host: h.Name, Role: h.Role, Status: runner.Unreachable, Stage: "connect",
-				Err: fmt.Errorf("host %s: through tunnel %s: %w", h.Name, inv.SSH.Tunnel, err)}
 			if h.Name == inv.SSH.Tunnel {
-				results[i].Err = err
+				results[i] = runner.ConnectFailure(h, err)
+			} else {
+				// Never tried: every other host is reached through the tunnel.
+				results[i] = runner.HostResult{Host: h.Name, Role: h.Role, Status: runner.Unreachable, Stage: "connect",
+					Err: fmt.Errorf("host %s: not tried: the tunnel %s is not reachable", h.Name, inv.SSH.Tunnel)}
 			}
 			out.done(results[i])
+		}
+		if _, ok := inv.Host(inv.SSH.Tunnel); ok && !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
+			fmt.Fprintf(stderr, "fwpush: tunnel %s: %v\n", inv.SSH.Tunnel, err)
 		}
 		return results
 	}
