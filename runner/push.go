@@ -183,8 +183,20 @@ func connectError(err error) *stageError {
 // ConnectFailure is the result of a host that could not be connected to,
 // for callers that fail before Run (the tunnel was not reached).
 func ConnectFailure(h *inventory.Host, err error) HostResult {
-	se := connectError(err)
-	return HostResult{Host: h.Name, Role: h.Role, Status: se.status, Stage: se.stage, Err: &HostError{Host: h.Name, Stage: se.stage, Err: se}}
+	res := HostResult{Host: h.Name, Role: h.Role}
+	res.fail(connectError(err))
+	return res
+}
+
+// fail records a host's failure: the status and step of the stageError it
+// wraps (Failed, with no step, for any other error), and the error itself.
+func (res *HostResult) fail(err error) {
+	res.Status, res.Stage = Failed, ""
+	var se *stageError
+	if errors.As(err, &se) {
+		res.Status, res.Stage = se.status, se.stage
+	}
+	res.Err = &HostError{Host: res.Host, Stage: res.Stage, Err: err}
 }
 
 func (p *pusher) push(ctx context.Context) HostResult {
@@ -193,13 +205,7 @@ func (p *pusher) push(ctx context.Context) HostResult {
 	err := p.run(ctx, &res)
 	res.Duration = time.Since(start)
 	if err != nil {
-		var se *stageError
-		if errors.As(err, &se) {
-			res.Status, res.Stage = se.status, se.stage
-		} else {
-			res.Status = Failed
-		}
-		res.Err = &HostError{Host: p.host.Name, Stage: res.Stage, Err: err}
+		res.fail(err)
 		p.log.Warn("host failed", "status", res.Status, "err", err)
 	}
 	return res
