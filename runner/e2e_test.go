@@ -13,6 +13,7 @@ import (
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // guardEnv marks the re-executed test binary that runs inside the lab's
@@ -91,7 +92,7 @@ func guardScenario(t *testing.T, path string) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err := DialTunnel(ctx, TargetFor(inv, inv.Tunnel()), Options{
+	fleet, err := Open(ctx, inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
 	})
 	if err != nil {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,40 +15,29 @@ import (
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/remote"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
-// The fake SSH layer: a fleet of simulated servers that answer the constant
-// commands of remote.go the way a Debian host with iptables would, with no
-// network. Tests set a host's state and behaviour, run the pipeline, then
+// The fake fleet: simulated servers that answer the steps of the host
+// protocol (runner/remote) the way a Debian host with iptables would, with
+// no network and no shell. What the scripts send and how their exit
+// statuses read is remote's recorder test; that the scripts work is the
+// lab's. Tests set a host's state and behaviour, run the pipeline, then
 // read what the host ended up with and what it was asked to do.
 
 var (
-	_ Fleet   = (*fakeFleet)(nil)
-	_ Session = (*fakeSession)(nil)
+	_ Fleet = (*fakeFleet)(nil)
+	_ Host  = (*fakeConn)(nil)
 )
 
-// fakeSession is a Session made of functions.
-type fakeSession struct {
-	RunFn   func(ctx context.Context, cmd string, stdin []byte) (Result, error)
-	CloseFn func() error
-}
-
-func (s *fakeSession) Run(ctx context.Context, cmd string, stdin []byte) (Result, error) {
-	return s.RunFn(ctx, cmd, stdin)
-}
-
-func (s *fakeSession) Close() error { return s.CloseFn() }
-
-// fakeFleet reaches fakeHosts. Its function fields start as the simulation
-// and may be wrapped by a test; its state records what a run did.
+// fakeFleet reaches fakeHosts the way SSHFleet does: the tunnel host on the
+// fleet's tunnel connection (a fresh one replaces it), every other host on
+// a connection through it, which ends with that connection.
 type fakeFleet struct {
 	t      *testing.T
 	tunnel string
 	hosts  map[string]*fakeHost
-
-	DialFn      func(ctx context.Context, t Target) (Session, error)
-	DialFreshFn func(ctx context.Context, t Target) (Session, error)
-	ReconnectFn func(ctx context.Context) error
 
 	mu         sync.Mutex
 	reconnects int
@@ -56,19 +45,13 @@ type fakeFleet struct {
 	// is set when the current one has ended and not been replaced.
 	tunnelGen    int
 	tunnelBroken bool
-	// events lists, in order, "apply HOST" for every cmdApply and
-	// "reconnect" for every Reconnect.
+	// events lists, in order, "apply HOST" for every Apply and "reconnect"
+	// for every fresh tunnel connection.
 	events []string
 
-	// inFlight counts hosts with at least one open session.
+	// inFlight counts hosts with at least one open connection.
 	inFlight, maxInFlight atomic.Int32
 }
-
-func (f *fakeFleet) Dial(ctx context.Context, t Target) (Session, error) { return f.DialFn(ctx, t) }
-func (f *fakeFleet) DialFresh(ctx context.Context, t Target) (Session, error) {
-	return f.DialFreshFn(ctx, t)
-}
-func (f *fakeFleet) Reconnect(ctx context.Context) error { return f.ReconnectFn(ctx) }
 
 // newFakeFleet simulates every host of inv as a freshly installed server:
 // an open filter table with one hand-made rule, iptables-persistent
@@ -76,24 +59,20 @@ func (f *fakeFleet) Reconnect(ctx context.Context) error { return f.ReconnectFn(
 func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 	t.Helper()
 	f := &fakeFleet{t: t, tunnel: inv.SSH.Tunnel, hosts: map[string]*fakeHost{}}
-	f.DialFn = func(ctx context.Context, t Target) (Session, error) { return f.dial(ctx, t, false) }
-	f.DialFreshFn = func(ctx context.Context, t Target) (Session, error) { return f.dial(ctx, t, true) }
-	f.ReconnectFn = f.reconnect
 	tun := inv.Tunnel()
 	for i, h := range inv.Hosts {
 		fh := &fakeHost{
 			t:          t,
 			fleet:      f,
 			name:       h.Name,
-			addr:       TargetFor(inv, h).Addr,
 			live4:      strings.Replace(openTable, "COMMIT\n", handRule+"COMMIT\n", 1),
 			live6:      openTable,
 			files:      map[string]string{},
 			persistent: true,
 			tools:      []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"},
 			links:      []string{"lo", h.PrivateIface},
-			addrs:      []string{"1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever"},
-			backend:    "iptables v1.8.9 (nf_tables)",
+			addrs:      map[netip.Addr]string{netip.MustParseAddr("127.0.0.1"): "lo"},
+			backend:    "nf_tables",
 			writes:     map[string]int{},
 			applyDelay: 20 * time.Millisecond,
 			// The tunnel's new rules end the connection fwpush holds to
@@ -104,20 +83,21 @@ func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 			fh.links = append(fh.links, h.PublicIface)
 			slices.Sort(fh.links)
 			if h.PublicIP.IsValid() {
-				fh.addrs = append(fh.addrs, fmt.Sprintf("2: %s    inet %s/24 brd 203.0.113.255 scope global %s\\       valid_lft forever preferred_lft forever", h.PublicIface, h.PublicIP, h.PublicIface))
+				fh.addrs[h.PublicIP] = h.PublicIface
 			}
 			if h.PublicIP6.IsValid() {
-				fh.addrs = append(fh.addrs, fmt.Sprintf("2: %s    inet6 %s/64 scope global \\       valid_lft forever preferred_lft forever", h.PublicIface, h.PublicIP6))
+				fh.addrs[h.PublicIP6] = h.PublicIface
 			}
 		}
-		fh.addrs = append(fh.addrs, fmt.Sprintf("3: %s    inet %s/24 brd 198.18.0.255 scope global %s\\       valid_lft forever preferred_lft forever", h.PrivateIface, h.PrivateIP, h.PrivateIface))
+		fh.addrs[h.PrivateIP] = h.PrivateIface
 		// fwpush comes from the operator's machine to the tunnel's public
 		// address, and from the tunnel's private address to everyone else.
 		if h.Name == tun.Name {
-			fh.sshConn = fmt.Sprintf("192.0.2.50 %d %s %d", 50000+i, h.PublicIP, h.Port)
+			fh.conn = remote.Conn{Client: netip.MustParseAddr("192.0.2.50"), Server: h.PublicIP, Port: h.Port}
 		} else {
-			fh.sshConn = fmt.Sprintf("%s %d %s %d", tun.PrivateIP, 50000+i, h.PrivateIP, h.Port)
+			fh.conn = remote.Conn{Client: tun.PrivateIP, Server: h.PrivateIP, Port: h.Port}
 		}
+		_ = i
 		f.hosts[h.Name] = fh
 	}
 	t.Cleanup(func() {
@@ -147,54 +127,67 @@ func (f *fakeFleet) host(name string) *fakeHost {
 	return h
 }
 
-// dial opens a session as JumpDialer does: the tunnel host's sessions run
-// on the tunnel connection (a fresh one on a new direct connection), every
-// other host's on a channel through the tunnel connection, which ends with
-// that connection.
-func (f *fakeFleet) dial(ctx context.Context, t Target, fresh bool) (Session, error) {
+// Open implements Fleet.
+func (f *fakeFleet) Open(ctx context.Context, ih *inventory.Host) (Host, error) {
+	return f.openKind(ctx, ih, "open")
+}
+
+func (f *fakeFleet) open(ctx context.Context, ih *inventory.Host) (Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, ok := f.hosts[t.Name]
+	h, ok := f.hosts[ih.Name]
 	if !ok {
-		f.t.Errorf("dial of a host that is not in the fleet: %+v", t)
-		return nil, fmt.Errorf("host %s: no such host", t.Name)
+		f.t.Errorf("open of a host that is not in the fleet: %s", ih.Name)
+		return nil, fmt.Errorf("host %s: no such host", ih.Name)
 	}
-	if t.Addr != h.addr {
-		f.t.Errorf("host %s dialled at %s, want %s", t.Name, t.Addr, h.addr)
-	}
-	var conn func() error // nil: a direct connection of its own
-	switch {
-	case t.Name == f.tunnel && fresh:
-	case t.Name == f.tunnel:
-		conn = func() error { return f.tunnelConn(-1) }
-	default:
+	gen := -1 // the tunnel host follows the current tunnel connection
+	if ih.Name != f.tunnel {
 		f.mu.Lock()
-		gen := f.tunnelGen
+		gen = f.tunnelGen
 		f.mu.Unlock()
-		conn = func() error { return f.tunnelConn(gen) }
 	}
-	if conn != nil {
-		if err := conn(); err != nil {
-			return nil, fmt.Errorf("host %s: connect: %w", t.Name, err)
-		}
+	if err := f.tunnelConn(gen); err != nil {
+		return nil, fmt.Errorf("host %s: connect: %w", ih.Name, err)
 	}
-	if t.Name != f.tunnel && f.hosts[f.tunnel].down() {
-		return nil, fmt.Errorf("host %s: connect through %s: %w", t.Name, f.tunnel, ErrTunnelDown)
+	if ih.Name != f.tunnel && f.hosts[f.tunnel].down() {
+		return nil, fmt.Errorf("host %s: connect through %s: %w", ih.Name, f.tunnel, transport.ErrTunnelDown)
 	}
 	if h.down() {
-		return nil, fmt.Errorf("host %s: connect: dial tcp %s: i/o timeout", t.Name, t.Addr)
+		return nil, fmt.Errorf("host %s: connect: dial tcp: i/o timeout", ih.Name)
 	}
-	return h.session(conn), nil
+	return h.open(func() error { return f.tunnelConn(gen) }), nil
 }
 
-// tunnelConn reports whether the tunnel connection a session uses is
-// alive: the current one for gen -1, else connection number gen.
+// openKind records how a host was connected to: "open" or "fresh".
+func (f *fakeFleet) openKind(ctx context.Context, ih *inventory.Host, kind string) (Host, error) {
+	c, err := f.open(ctx, ih)
+	if err == nil {
+		h := f.hosts[ih.Name]
+		h.mu.Lock()
+		h.opened = append(h.opened, kind)
+		h.mu.Unlock()
+	}
+	return c, err
+}
+
+// OpenFresh implements Fleet: for the tunnel host, a new tunnel connection.
+func (f *fakeFleet) OpenFresh(ctx context.Context, ih *inventory.Host) (Host, error) {
+	if ih.Name == f.tunnel {
+		if err := f.reconnect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return f.openKind(ctx, ih, "fresh")
+}
+
+// tunnelConn reports whether the tunnel connection a host's connection
+// runs on is alive: the current one for gen -1, else connection number gen.
 func (f *fakeFleet) tunnelConn(gen int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.tunnelBroken {
-		return ErrTunnelDown
+		return transport.ErrTunnelDown
 	}
 	if gen >= 0 && gen != f.tunnelGen {
 		return fmt.Errorf("channel through a replaced tunnel connection: %w", net.ErrClosed)
@@ -231,7 +224,7 @@ func (f *fakeFleet) record(event string) {
 	f.events = append(f.events, event)
 }
 
-// applied returns the hosts that ran cmdApply, in order.
+// applied returns the hosts that ran Apply, in order.
 func (f *fakeFleet) applied() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -264,87 +257,67 @@ func (f *fakeFleet) resetCounters() {
 	f.maxInFlight.Store(0)
 	for _, h := range f.hosts {
 		h.mu.Lock()
-		h.restores, h.rollbacks, h.installs, h.ran = 0, 0, 0, nil
+		h.restores, h.rollbacks, h.installs, h.ran, h.opened = 0, 0, 0, nil, nil
 		h.writes = map[string]int{}
 		h.mu.Unlock()
 	}
 }
 
-// Files of a host, as remote.go names them.
+// Files of a host that tests look at.
 const (
-	runDir       = "/run/fwpush/run/"
-	fileRulesV4  = "/etc/iptables/rules.v4"
-	fileRulesV6  = "/etc/iptables/rules.v6"
-	fileApplied  = "/var/lib/fwpush/applied"
-	fileDecided  = runDir + "decided"
-	fileStatus   = runDir + "applied.status"
-	fileApplyLog = runDir + "apply.log"
-	fileToken    = runDir + "token"
-	fileWait     = runDir + "rollback_after"
-	fileNewV4    = runDir + "new.v4"
-	fileNewV6    = runDir + "new.v6"
-	fileOldV4    = runDir + "old.v4"
-	fileOldV6    = runDir + "old.v6"
-	fileOutcome  = runDir + "outcome"
-	fileGuardPID = runDir + "guard.pid"
+	fileRulesV4 = "/etc/iptables/rules.v4"
+	fileRulesV6 = "/etc/iptables/rules.v6"
+	fileApplied = "/var/lib/fwpush/applied"
 )
-
-// cmdNames names the commands of remote.go in a host's log.
-var cmdNames = map[string]string{
-	cmdFacts:             "facts",
-	cmdPrepare:           "prepare",
-	cmdPutV4:             "put v4",
-	cmdPutV6:             "put v6",
-	cmdPutWait:           "put wait",
-	cmdTest:              "test",
-	cmdApply:             "apply",
-	cmdConfirm:           "confirm",
-	cmdInstallPersistent: "install",
-	cmdPersistV4:         "persist v4",
-	cmdPersistV6:         "persist v6",
-	cmdState:             "state",
-}
 
 // fakeHost is one simulated server.
 type fakeHost struct {
 	t     *testing.T
 	fleet *fakeFleet
 	name  string
-	addr  string // where fwpush must dial it: TargetFor's address
 
 	mu sync.Mutex
 	// live4 and live6 are the loaded filter tables, as iptables-restore
-	// documents in canonical form; cmdFacts prints them the way
+	// documents in canonical form; Facts prints them the way
 	// iptables-save does (header, counters, footer).
 	live4, live6 string
-	files        map[string]string // path → content; a directory is ""
+	files        map[string]string // path → content
 	persistent   bool              // iptables-persistent is installed
 	tools        []string          // iptables tools on $PATH
-	links        []string          // ls /sys/class/net
-	addrs        []string          // ip -o addr show
-	sshConn      string            // $SSH_CONNECTION of fwpush's sessions
-	backend      string            // iptables -V
+	links        []string          // interfaces
+	addrs        map[netip.Addr]string
+	conn         remote.Conn // $SSH_CONNECTION of fwpush's sessions
+	backend      string
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
-	testStderr    string        // cmdTest exits 2 with this on stderr
+	testStderr    string        // the test of the new rules fails with this
 	applyLog      string        // the detached apply fails with this log
 	cutAfterApply bool          // the new rules cut SSH until the guard restores the old ones
 	breaksTunnel  bool          // the new rules end the tunnel connection (the tunnel host)
 	applyDelay    time.Duration // how long the detached apply takes
-	lateLog       bool          // the detached apply opens its log only when done
-	factsDelay    time.Duration // how long cmdFacts takes
+	factsDelay    time.Duration // how long Facts takes
+
+	// The run in progress, as the host keeps it under /run/fwpush/run.
+	token       string
+	new4, new6  string
+	old4, old6  string
+	status      string // the detached apply's outcome: "", ok, failed, skipped
+	decided     bool   // the guard or a confirm has won
+	guard       *time.Timer
+	guardDelay  time.Duration
+	confirmWait time.Duration // the Wait of the last Confirm
 
 	// What happened.
 	cut       bool // the loaded rules refuse SSH
-	guard     *time.Timer
-	restores  int            // cmdApply runs
-	rollbacks int            // old rules restored by the guard
-	installs  int            // iptables-persistent installations
-	writes    map[string]int // files written, by path
-	ran       []string       // cmdNames of the commands run, in order
-	sessions  int            // open sessions
-	saves     int            // iptables-save runs, to vary the counters
+	restores  int  // Apply runs that started an apply
+	rollbacks int  // old rules restored by the guard
+	installs  int  // iptables-persistent installations
+	writes    map[string]int
+	ran       []string // the steps run, in order
+	opened    []string // the connections opened, in order: "open" or "fresh"
+	conns     int      // open connections
+	saves     int      // iptables-save runs, to vary the counters
 }
 
 func (h *fakeHost) down() bool {
@@ -366,7 +339,8 @@ func (h *fakeHost) state() fakeState {
 	defer h.mu.Unlock()
 	s := fakeState{
 		Live4: h.live4, Live6: h.live6, Files: map[string]string{}, Persistent: h.persistent,
-		Restores: h.restores, Rollbacks: h.rollbacks, Installs: h.installs, Ran: slices.Clone(h.ran), WriteCounts: map[string]int{},
+		Restores: h.restores, Rollbacks: h.rollbacks, Installs: h.installs, Ran: slices.Clone(h.ran), Opened: slices.Clone(h.opened),
+		WriteCounts: map[string]int{}, Decided: h.decided, GuardDelay: h.guardDelay,
 	}
 	for k, v := range h.files {
 		s.Files[k] = v
@@ -388,15 +362,23 @@ type fakeState struct {
 	Writes       int            // files written, all paths
 	WriteCounts  map[string]int // files written, by path
 	Ran          []string
+	Opened       []string
+	Decided      bool          // the guard of the last apply is disarmed or has fired
+	GuardDelay   time.Duration // the delay the last guard was armed with
 }
 
-// session opens a session; a host with an open session is in flight.
-// conn, when set, says whether the connection the session runs on is
-// still there.
-func (h *fakeHost) session(conn func() error) Session {
+// fakeConn is one connection to a fakeHost.
+type fakeConn struct {
+	h      *fakeHost
+	alive  func() error // whether the tunnel connection under it is there
+	closed atomic.Bool
+}
+
+// open opens a connection; a host with an open connection is in flight.
+func (h *fakeHost) open(alive func() error) *fakeConn {
 	h.mu.Lock()
-	h.sessions++
-	if h.sessions == 1 {
+	h.conns++
+	if h.conns == 1 {
 		n := h.fleet.inFlight.Add(1)
 		for {
 			m := h.fleet.maxInFlight.Load()
@@ -406,42 +388,43 @@ func (h *fakeHost) session(conn func() error) Session {
 		}
 	}
 	h.mu.Unlock()
-	var closed atomic.Bool
-	return &fakeSession{
-		RunFn: func(ctx context.Context, cmd string, stdin []byte) (Result, error) {
-			if closed.Load() {
-				h.t.Errorf("host %s: %s run on a closed session", h.name, cmdNames[cmd])
-				return Result{}, net.ErrClosed
-			}
-			if err := ctx.Err(); err != nil {
-				return Result{}, err
-			}
-			if conn != nil {
-				if err := conn(); err != nil {
-					return Result{}, fmt.Errorf("host %s: %s: %w", h.name, shortCmd(cmd), err)
-				}
-			}
-			return h.exec(cmd, stdin)
-		},
-		CloseFn: func() error {
-			if closed.Swap(true) {
-				return nil
-			}
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.sessions--
-			if h.sessions == 0 {
-				h.fleet.inFlight.Add(-1)
-			}
-			return nil
-		},
-	}
+	return &fakeConn{h: h, alive: alive}
 }
 
-// exit is a command that ran and failed.
-func (h *fakeHost) exit(cmd string, status int, stderr string) (Result, error) {
-	res := Result{Stderr: []byte(stderr), ExitStatus: status}
-	return res, &RemoteError{Host: h.name, Cmd: cmd, ExitStatus: status, Stderr: res.Stderr}
+func (c *fakeConn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns--
+	if h.conns == 0 {
+		h.fleet.inFlight.Add(-1)
+	}
+	return nil
+}
+
+// begin checks that a step can run on the connection and records it.
+func (c *fakeConn) begin(ctx context.Context, step string) error {
+	h := c.h
+	if c.closed.Load() {
+		h.t.Errorf("host %s: %s on a closed connection", h.name, step)
+		return net.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.alive(); err != nil {
+		return fmt.Errorf("host %s: %s: %w", h.name, step, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unreachable || h.cut {
+		return fmt.Errorf("host %s: %s: %w", h.name, step, transport.ErrConnectionLost)
+	}
+	h.ran = append(h.ran, step)
+	return nil
 }
 
 func (h *fakeHost) write(path, content string) {
@@ -449,144 +432,191 @@ func (h *fakeHost) write(path, content string) {
 	h.writes[path]++
 }
 
-func (h *fakeHost) exec(cmd string, stdin []byte) (Result, error) {
-	if cmd == cmdFacts && h.factsDelay > 0 {
-		time.Sleep(h.factsDelay)
+// Facts implements Host.
+func (c *fakeConn) Facts(ctx context.Context) (remote.Facts, error) {
+	if c.h.factsDelay > 0 {
+		time.Sleep(c.h.factsDelay)
 	}
+	if err := c.begin(ctx, "facts"); err != nil {
+		return remote.Facts{}, err
+	}
+	h := c.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.unreachable || h.cut {
-		return Result{}, fmt.Errorf("host %s: %s: %w", h.name, shortCmd(cmd), errors.New("connection reset by peer"))
-	}
-	name, ok := cmdNames[cmd]
-	if !ok {
-		h.t.Errorf("host %s: unexpected command %q", h.name, cmd)
-		return h.exit(cmd, 127, "sh: 1: not found")
-	}
-	h.ran = append(h.ran, name)
-	ok4 := func(s string) Result { return Result{Stdout: []byte(s)} }
-
-	switch cmd {
-	case cmdFacts:
-		return ok4(h.facts()), nil
-
-	case cmdPrepare:
-		for p := range h.files {
-			if strings.HasPrefix(p, runDir) {
-				delete(h.files, p)
-			}
-		}
-		h.write(fileToken, string(stdin))
-		return ok4(""), nil
-	case cmdPutV4, cmdPutV6, cmdPutWait:
-		if _, ok := h.files[fileToken]; !ok {
-			return h.exit(cmd, 2, "sh: 1: cannot create "+runDir+"...: Directory nonexistent")
-		}
-		h.write(map[string]string{cmdPutV4: fileNewV4, cmdPutV6: fileNewV6, cmdPutWait: fileWait}[cmd], string(stdin))
-		return ok4(""), nil
-
-	case cmdTest:
-		if h.testStderr != "" {
-			return h.exit(cmd, 2, h.testStderr)
-		}
-		noflush := strings.Contains(cmdTest, "--noflush")
-		for _, c := range []struct{ file, live string }{{fileNewV4, h.live4}, {fileNewV6, h.live6}} {
-			doc, ok := h.files[c.file]
-			if !ok {
-				return h.exit(cmd, 2, "sh: 2: cannot open "+c.file+": No such file")
-			}
-			if _, err := restore(c.live, doc, noflush); err != nil {
-				return h.exit(cmd, 2, "iptables-restore: "+err.Error())
-			}
-		}
-		return ok4(""), nil
-
-	case cmdApply:
-		return h.apply()
-
-	case cmdConfirm:
-		// As the script: the outcome of the detached apply decides, and
-		// confirming races the guard for "decided".
-		_, decided := h.files[fileDecided]
-		switch strings.TrimSpace(h.files[fileStatus]) {
-		case "ok":
-			if decided {
-				return ok4("rolledback\n"), nil
-			}
-			h.write(fileDecided, "")
-			if h.guard != nil {
-				h.guard.Stop()
-			}
-			return ok4("confirmed\n"), nil
-		case "failed":
-			h.write(fileDecided, "")
-			if h.guard != nil {
-				h.guard.Stop()
-			}
-			return ok4("failed\n" + h.files[fileApplyLog]), nil
-		case "skipped":
-			return ok4("rolledback\n"), nil
-		}
-		if decided {
-			return ok4("rolledback\n"), nil
-		}
-		return ok4("pending\n"), nil
-
-	case cmdInstallPersistent:
-		h.installs++
-		h.persistent = true
-		return ok4(""), nil
-
-	case cmdPersistV4:
-		h.write(fileRulesV4, string(stdin))
-		return ok4(""), nil
-	case cmdPersistV6:
-		h.write(fileRulesV6, string(stdin))
-		return ok4(""), nil
-	case cmdState:
-		h.write(fileApplied, string(stdin))
-		return ok4(""), nil
-	}
-	panic("unreachable")
+	return remote.Facts{
+		Tools:      slices.Clone(h.tools),
+		Backend:    h.backend,
+		Links:      slices.Clone(h.links),
+		Addrs:      h.addrs,
+		Conn:       h.conn,
+		V4:         h.save(h.live4),
+		V6:         h.save(h.live6),
+		Persisted4: h.files[fileRulesV4],
+		Persisted6: h.files[fileRulesV6],
+		Applied:    strings.TrimSpace(h.files[fileApplied]),
+		Persistent: h.persistent,
+	}, nil
 }
 
-// facts answers cmdFacts.
-func (h *fakeHost) facts() string {
-	var b strings.Builder
-	m := func(name string) { b.WriteString(markPrefix + name + markSuffix + "\n") }
-	lines := func(ls []string) {
-		for _, l := range ls {
-			b.WriteString(l + "\n")
+// Apply implements Host: test the new rules, save the old ones, arm the
+// guard, start the detached apply. Both the guard and the apply run on
+// their own, as the setsid'd scripts do, whatever happens to fwpush's
+// connections.
+func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
+	if err := c.begin(ctx, "apply"); err != nil {
+		return &remote.StepError{Step: "apply", Err: err}
+	}
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	testFailed := func(stderr string) error {
+		return &remote.StepError{Step: "test (iptables-restore --test)", NothingChanged: true,
+			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: 12, Stderr: []byte(stderr)}}
+	}
+	if h.testStderr != "" {
+		return testFailed(h.testStderr)
+	}
+	for _, d := range []struct{ live, doc string }{{h.live4, string(a.V4)}, {h.live6, string(a.V6)}} {
+		if _, err := restore(d.live, d.doc, true); err != nil {
+			return testFailed("iptables-restore: " + err.Error())
 		}
 	}
-	m("tools")
-	lines(h.tools)
-	m("backend")
-	lines([]string{h.backend})
-	m("links")
-	lines(h.links)
-	m("addrs")
-	lines(h.addrs)
-	m("conn")
-	lines([]string{h.sshConn})
-	m("v4")
-	b.WriteString(h.save(h.live4))
-	m("v6")
-	b.WriteString(h.save(h.live6))
-	// cat prints a file as it is: one without a final newline runs into
-	// the next marker, as on a real host.
-	m("persisted4")
-	b.WriteString(h.files[fileRulesV4])
-	m("persisted6")
-	b.WriteString(h.files[fileRulesV6])
-	m("applied")
-	b.WriteString(h.files[fileApplied])
-	m("persistent")
-	if h.persistent {
-		b.WriteString("install ok installed\n")
+	h.restores++
+	h.fleet.record("apply " + h.name)
+	h.token, h.new4, h.new6 = a.Token, string(a.V4), string(a.V6)
+	h.old4, h.old6 = h.live4, h.live6
+	h.status, h.decided = "", false
+	h.guardDelay = remote.RollbackSeconds(a.RollbackAfter)
+	token := a.Token
+	h.guard = time.AfterFunc(h.guardDelay, func() { h.fireGuard(token) })
+	time.AfterFunc(h.applyDelay, h.detachedApply)
+	// The script waits for the apply; new rules that end the connection
+	// it runs on end its answer too.
+	for wait := time.Now().Add(h.guardDelay); h.status == "" && time.Now().Before(wait); {
+		h.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		h.mu.Lock()
 	}
-	m("end")
-	return b.String()
+	if err := c.alive(); err != nil || h.cut {
+		return &remote.StepError{Step: "apply", Err: fmt.Errorf("host %s: apply: %w", h.name, transport.ErrConnectionLost)}
+	}
+	return nil
+}
+
+func (h *fakeHost) detachedApply() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Under run/lock: a guard that already rolled back makes the apply skip.
+	if h.decided {
+		h.status = "skipped"
+		return
+	}
+	new4, err4 := restore(h.live4, h.new4, true)
+	new6, err6 := restore(h.live6, h.new6, true)
+	if err := errors.Join(err4, err6); err != nil || h.applyLog != "" {
+		// iptables-restore refused the new rules: the old ones go back.
+		h.status = "failed"
+		return
+	}
+	h.live4, h.live6 = new4, new6
+	h.status = "ok"
+	if h.cutAfterApply {
+		h.cut = true
+	}
+	if h.breaksTunnel {
+		h.fleet.breakTunnel()
+	}
+}
+
+// fireGuard is the guard waking up: unless fwpush confirmed, or a newer
+// run took over, it restores the old rules.
+func (h *fakeHost) fireGuard(token string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.token != token || h.decided {
+		return
+	}
+	h.decided = true
+	h.live4, h.live6 = h.old4, h.old6
+	h.rollbacks++
+	h.cut = false // the old rules let fwpush in
+}
+
+// Confirm implements Host: wait (in the host's own small steps) for the
+// apply, then the outcome; once confirmed, persist.
+func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confirmation, error) {
+	if err := c.begin(ctx, "confirm"); err != nil {
+		return remote.Confirmation{}, &remote.StepError{Step: "confirm", Err: err}
+	}
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.confirmWait = cf.Wait
+	if h.token != cf.Token {
+		return remote.Confirmation{Outcome: remote.Superseded}, nil
+	}
+	for wait := time.Now().Add(cf.Wait); h.status == "" && !h.decided && time.Now().Before(wait); {
+		h.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		h.mu.Lock()
+	}
+	switch h.status {
+	case "ok":
+		if h.decided {
+			return remote.Confirmation{Outcome: remote.RolledBack}, nil
+		}
+		h.decided = true
+		h.guard.Stop()
+		return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
+	case "failed":
+		h.decided = true
+		h.guard.Stop()
+		return remote.Confirmation{Outcome: remote.ApplyFailed, Log: h.applyLog}, nil
+	case "skipped":
+		return remote.Confirmation{Outcome: remote.RolledBack}, nil
+	}
+	if h.decided {
+		return remote.Confirmation{Outcome: remote.RolledBack}, nil
+	}
+	return remote.Confirmation{Outcome: remote.Pending}, nil
+}
+
+// Persist implements Host.
+func (c *fakeConn) Persist(ctx context.Context, p remote.Persist) error {
+	if err := c.begin(ctx, "persist"); err != nil {
+		return &remote.StepError{Step: "persist", Err: err}
+	}
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	return c.h.persist(p)
+}
+
+// persist writes what p asks, the rules files before the installation, as
+// the script does.
+func (h *fakeHost) persist(p remote.Persist) error {
+	if p.V4 != nil {
+		h.write(fileRulesV4, string(p.V4))
+	}
+	if p.V6 != nil {
+		h.write(fileRulesV6, string(p.V6))
+	}
+	if p.Install {
+		if h.files[fileRulesV4] == "" {
+			h.t.Errorf("host %s: iptables-persistent installed before rules.v4 was written", h.name)
+		}
+		h.installs++
+		h.persistent = true
+	}
+	if p.Digest != "" {
+		h.write(fileApplied, p.Digest)
+	}
+	return nil
+}
+
+// Probe implements Host; the push never probes.
+func (c *fakeConn) Probe(context.Context, []remote.Probe, remote.ProbeOptions) ([]remote.ProbeResult, time.Duration, error) {
+	c.h.t.Errorf("host %s: probed during a push", c.h.name)
+	return nil, 0, errors.New("not a prober")
 }
 
 // save prints a loaded table the way iptables-save -t filter does: a
@@ -702,98 +732,6 @@ func restore(live, doc string, noflush bool) (string, error) {
 	}
 	b.WriteString("COMMIT\n")
 	return b.String(), nil
-}
-
-// apply answers cmdApply: save the old rules, arm the guard, start the
-// detached apply. Both the guard and the apply run on their own, as the
-// setsid'd scripts do, whatever happens to fwpush's sessions.
-func (h *fakeHost) apply() (Result, error) {
-	for _, f := range []string{fileToken, fileNewV4, fileNewV6, fileWait} {
-		if _, ok := h.files[f]; !ok {
-			return h.exit(cmdApply, 1, "cat: "+f+": No such file or directory")
-		}
-	}
-	h.restores++
-	h.fleet.record("apply " + h.name)
-	old4, old6 := h.save(h.live4), h.save(h.live6)
-	if !strings.Contains(old4, "*filter") {
-		old4 = openTable
-	}
-	if !strings.Contains(old6, "*filter") {
-		old6 = openTable
-	}
-	h.write(fileOldV4, old4)
-	h.write(fileOldV6, old6)
-
-	// sleep(1) takes seconds, fractions too (GNU); a value it cannot read
-	// makes it fail at once, and the guard goes on without waiting.
-	secs, err := strconv.ParseFloat(strings.TrimSpace(h.files[fileWait]), 64)
-	if err != nil || secs < 0 {
-		secs = 0
-	}
-	token := h.files[fileToken]
-	h.guard = time.AfterFunc(time.Duration(secs*float64(time.Second)), func() { h.fireGuard(token) })
-	h.write(fileGuardPID, "4242\n")
-	if !h.lateLog {
-		h.write(fileApplyLog, "")
-	}
-	time.AfterFunc(h.applyDelay, h.detachedApply)
-	return Result{Stdout: []byte("armed")}, nil
-}
-
-func (h *fakeHost) detachedApply() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	// Under run/lock: a guard that already rolled back makes the apply skip.
-	if _, ok := h.files[fileDecided]; ok {
-		h.write(fileStatus, "skipped\n")
-		return
-	}
-	// The script loads new.v4 and new.v6 as cmdApply says, with or
-	// without --noflush.
-	noflush := strings.Contains(cmdApply, "--noflush < new.v4")
-	new4, err4 := restore(h.live4, h.files[fileNewV4], noflush)
-	new6, err6 := restore(h.live6, h.files[fileNewV6], noflush)
-	if err := errors.Join(err4, err6); err != nil || h.applyLog != "" {
-		// iptables-restore refused the new rules: the old ones go back.
-		h.live4, h.live6 = load(h.files[fileOldV4]), load(h.files[fileOldV6])
-		msg := h.applyLog
-		if err != nil {
-			msg = "iptables-restore: " + err.Error()
-		}
-		h.write(fileApplyLog, msg+"\n")
-		h.write(fileStatus, "failed\n")
-		return
-	}
-	h.live4, h.live6 = new4, new6
-	if _, ok := h.files[fileApplyLog]; !ok {
-		h.write(fileApplyLog, "")
-	}
-	h.write(fileStatus, "ok\n")
-	if h.cutAfterApply {
-		h.cut = true
-	}
-	if h.breaksTunnel {
-		h.fleet.breakTunnel()
-	}
-}
-
-// fireGuard is the guard waking up: unless fwpush confirmed, or a newer
-// run took over, it restores the old rules.
-func (h *fakeHost) fireGuard(token string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.files[fileToken] != token {
-		return
-	}
-	if _, ok := h.files[fileDecided]; ok {
-		return
-	}
-	h.write(fileDecided, "")
-	h.live4, h.live6 = load(h.files[fileOldV4]), load(h.files[fileOldV6])
-	h.rollbacks++
-	h.write(fileOutcome, "rolledback\n")
-	h.cut = false // the old rules let fwpush in
 }
 
 // testInventory is a small fleet: the tunnel, a public load balancer, two

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/remote"
 )
 
 // Probe is one TCP connection attempt, from a host of the fleet (over SSH)
@@ -25,6 +24,11 @@ import (
 type Probe struct {
 	From *inventory.Host // nil: the controller
 	Addr netip.AddrPort
+	// Expect is what the probe should find. Probes expected reachable go
+	// first and measure their source's round-trip time, which sets how long
+	// the others wait (see ProbeOptions); it does not change how a result
+	// is read.
+	Expect roles.Reach
 }
 
 // Observation is what a probe found. Reach is roles.Reachable when the
@@ -35,15 +39,25 @@ type Observation struct {
 	Reach roles.Reach
 	// Detail is how the probe ended: "connected", "refused", "timed out".
 	Detail string
-	Err    error
+	// Took is how long the answer took, or how long the probe waited.
+	Took time.Duration
+	Err  error
 }
 
 // ProbeOptions shape a round of probes.
 type ProbeOptions struct {
-	// Timeout bounds each connection attempt; 0 means DefaultProbeTimeout.
-	// A policy drops packets rather than rejecting them, so a filtered
-	// probe always takes this long.
+	// Timeout is the most a probe waits for an answer; 0 means
+	// DefaultProbeTimeout. A policy drops packets rather than rejecting
+	// them, so a filtered probe can only end by timing out. To keep that
+	// short, each source measures its round-trip time on the probes that
+	// are answered, as nmap does, and the probes expected to be filtered
+	// wait Factor times the slowest answer, at least Floor and at most
+	// Timeout: a slow link still gets the whole Timeout.
 	Timeout time.Duration
+	// Floor is the least an adaptive timeout waits; 0 means DefaultFloor.
+	Floor time.Duration
+	// Factor multiplies the slowest answer; 0 means DefaultFactor.
+	Factor int
 	// Parallel is the most hosts probed from at once; 0 means the
 	// inventory's parallel.
 	Parallel int
@@ -58,44 +72,10 @@ type ProbeOptions struct {
 // Defaults of ProbeOptions.
 const (
 	DefaultProbeTimeout = 2 * time.Second
+	DefaultFloor        = 200 * time.Millisecond
+	DefaultFactor       = 10
 	DefaultBatch        = 64
 )
-
-// cmdProbe connects, on the host it runs on, to every "ID ADDR PORT" line
-// of its stdin (after a first line with the timeout in seconds and the
-// batch size) and prints one "ID RESULT [DETAIL]" line per probe: connected,
-// refused, timeout, or error with what bash said. It needs nothing a minimal
-// Debian server lacks: bash's /dev/tcp and coreutils' timeout. The
-// addresses reach the connecting shell as arguments, never as code.
-const cmdProbe = `PATH=$PATH:/usr/bin:/bin
-command -v bash >/dev/null 2>&1 || { echo "bash is not installed: fwpush probes with bash's /dev/tcp" >&2; exit 3; }
-command -v timeout >/dev/null 2>&1 || { echo "timeout (coreutils) is not installed" >&2; exit 3; }
-exec bash -c '
-set -f
-read -r T B || exit 2
-case $T in ""|*[!0-9.]*) echo "bad timeout: $T" >&2; exit 2 ;; esac
-case $B in ""|*[!0-9]*|0) echo "bad batch size: $B" >&2; exit 2 ;; esac
-probe() {
-  out=$(timeout "$T" bash -c "exec 3<>\"/dev/tcp/\$0/\$1\"" "$2" "$3" 2>&1)
-  rc=$?
-  case $rc:$out in
-  0:*) echo "$1 connected" ;;
-  124:*) echo "$1 timeout" ;;
-  *"Connection refused"*) echo "$1 refused" ;;
-  *) echo "$1 error exit $rc:" $out ;;
-  esac
-}
-n=0
-while read -r id a p; do
-  case $id in ""|*[!0-9]*) continue ;; esac
-  case $p in ""|*[!0-9]*) echo "$id error bad port: $p"; continue ;; esac
-  case $a in ""|*[!0-9a-fA-F.:]*) echo "$id error bad address: $a"; continue ;; esac
-  probe "$id" "$a" "$p" &
-  n=$((n+1))
-  [ $((n % B)) -ne 0 ] || wait
-done
-wait
-' fwpush-probe`
 
 // RunProbes makes every probe and returns one Observation per probe, in
 // the same order. The hosts probe in parallel (at most opts.Parallel at
@@ -104,9 +84,15 @@ wait
 // Every probe is bounded by opts.Timeout and every host by the time its
 // batches need plus the inventory's SSH timeout. A host that cannot be
 // reached fails its own probes only.
-func RunProbes(ctx context.Context, inv *inventory.Inventory, probes []Probe, d Dialer, opts ProbeOptions) []Observation {
+func RunProbes(ctx context.Context, inv *inventory.Inventory, probes []Probe, fleet Fleet, opts ProbeOptions) []Observation {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultProbeTimeout
+	}
+	if opts.Floor <= 0 {
+		opts.Floor = DefaultFloor
+	}
+	if opts.Factor <= 0 {
+		opts.Factor = DefaultFactor
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = max(inv.SSH.Parallel, 1)
@@ -146,7 +132,7 @@ func RunProbes(ctx context.Context, inv *inventory.Inventory, probes []Probe, d 
 	g.SetLimit(opts.Parallel)
 	for _, h := range order {
 		g.Go(func() error {
-			probeRemote(ctx, inv, h, probes, byHost[h.Name], obs, d, opts)
+			probeRemote(ctx, inv, h, probes, byHost[h.Name], obs, fleet, opts)
 			return nil
 		})
 	}
@@ -157,14 +143,23 @@ func RunProbes(ctx context.Context, inv *inventory.Inventory, probes []Probe, d 
 
 // probeRemote runs host h's probes (indices idx of probes) in one SSH
 // session and stores their observations.
-func probeRemote(ctx context.Context, inv *inventory.Inventory, h *inventory.Host, probes []Probe, idx []int, obs []Observation, d Dialer, opts ProbeOptions) {
+func probeRemote(ctx context.Context, inv *inventory.Inventory, h *inventory.Host, probes []Probe, idx []int, obs []Observation, fleet Fleet, opts ProbeOptions) {
 	log := opts.Logger.With("host", h.Name)
 	failAll := func(err error) {
 		for _, i := range idx {
-			obs[i] = Observation{Err: err}
+			obs[i] = Observation{Err: fmt.Errorf("probe from %s: %w", h.Name, err)}
 		}
 	}
-	batches := (len(idx) + opts.Batch - 1) / opts.Batch
+	// Each phase runs its batches one after the other.
+	var first int
+	rp := make([]remote.Probe, len(idx))
+	for k, i := range idx {
+		rp[k] = remote.Probe{Addr: probes[i].Addr, Calibrate: probes[i].Expect == roles.Reachable}
+		if rp[k].Calibrate {
+			first++
+		}
+	}
+	batches := (first+opts.Batch-1)/opts.Batch + (len(idx)-first+opts.Batch-1)/opts.Batch
 	ssh := inv.SSH.Timeout
 	if ssh <= 0 {
 		ssh = inventory.DefaultTimeout
@@ -173,86 +168,94 @@ func probeRemote(ctx context.Context, inv *inventory.Inventory, h *inventory.Hos
 	defer cancel()
 
 	start := time.Now()
-	sess, err := d.Dial(ctx, TargetFor(inv, h))
+	host, err := fleet.Open(ctx, h)
 	if err != nil {
-		failAll(fmt.Errorf("probe from %s: %w", h.Name, err))
+		failAll(err)
 		return
 	}
-	defer sess.Close()
-
-	var in bytes.Buffer
-	fmt.Fprintf(&in, "%s %d\n", strconv.FormatFloat(opts.Timeout.Seconds(), 'f', -1, 64), opts.Batch)
-	for _, i := range idx {
-		fmt.Fprintf(&in, "%d %s %d\n", i, probes[i].Addr.Addr(), probes[i].Addr.Port())
-	}
-	res, err := sess.Run(ctx, cmdProbe, in.Bytes())
+	defer host.Close()
+	got, timeout, err := host.Probe(ctx, rp, remote.ProbeOptions{Timeout: opts.Timeout, Floor: opts.Floor, Factor: opts.Factor, Batch: opts.Batch})
 	if err != nil {
-		failAll(fmt.Errorf("probe from %s: %w", h.Name, err))
+		failAll(err)
 		return
 	}
-	got := parseProbeOutput(string(res.Stdout))
-	for _, i := range idx {
-		o, ok := got[i]
-		if !ok {
-			o = Observation{Err: fmt.Errorf("probe from %s to %s: the host gave no answer for it", h.Name, probes[i].Addr)}
-		} else if o.Err != nil {
+	for k, i := range idx {
+		o := observe(got[k])
+		if o.Err != nil {
 			o.Err = fmt.Errorf("probe from %s to %s: %w", h.Name, probes[i].Addr, o.Err)
 		}
 		obs[i] = o
 	}
-	log.Debug("probed", "probes", len(idx), "took", time.Since(start))
+	log.Debug("probed", "probes", len(idx), "timeout", timeout, "took", time.Since(start))
 }
 
-// parseProbeOutput reads cmdProbe's "ID RESULT [DETAIL]" lines.
-func parseProbeOutput(out string) map[int]Observation {
-	got := map[int]Observation{}
-	for line := range strings.SplitSeq(out, "\n") {
-		id, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
-		i, err := strconv.Atoi(id)
-		if err != nil {
-			continue
-		}
-		result, detail, _ := strings.Cut(rest, " ")
-		switch result {
-		case "connected":
-			got[i] = Observation{Reach: roles.Reachable, Detail: "connected"}
-		case "refused":
-			got[i] = Observation{Reach: roles.Reachable, Detail: "refused"}
-		case "timeout":
-			got[i] = Observation{Reach: roles.Filtered, Detail: "timed out"}
-		default:
-			if detail == "" {
-				detail = rest
-			}
-			got[i] = Observation{Err: errors.New(strings.TrimSpace(detail))}
-		}
+// observe reads a remote probe's result.
+func observe(r remote.ProbeResult) Observation {
+	switch r.Result {
+	case "connected", "refused":
+		return Observation{Reach: roles.Reachable, Detail: r.Result, Took: r.Took}
+	case "timeout":
+		return Observation{Reach: roles.Filtered, Detail: "timed out", Took: r.Took}
 	}
-	return got
+	return Observation{Err: r.Err}
 }
 
-// probeLocal makes the controller's probes (indices idx), many at once:
-// each is one connection attempt.
+// probeLocal makes the controller's probes (indices idx), many at once,
+// the ones expected to be reachable first: their answers set the timeout
+// of the others, as on the hosts.
 func probeLocal(ctx context.Context, probes []Probe, idx []int, obs []Observation, opts ProbeOptions) {
-	var g errgroup.Group
-	g.SetLimit(opts.Batch)
+	var first, second []int
 	for _, i := range idx {
-		g.Go(func() error {
-			obs[i] = dialProbe(ctx, probes[i].Addr, opts)
-			return nil
-		})
+		if probes[i].Expect == roles.Reachable {
+			first = append(first, i)
+		} else {
+			second = append(second, i)
+		}
 	}
-	_ = g.Wait()
+	var mu sync.Mutex
+	var slowest time.Duration
+	phase := func(idx []int, timeout time.Duration) {
+		var g errgroup.Group
+		g.SetLimit(opts.Batch)
+		for _, i := range idx {
+			g.Go(func() error {
+				obs[i] = dialProbe(ctx, probes[i].Addr, timeout, opts)
+				if obs[i].Reach == roles.Reachable {
+					mu.Lock()
+					slowest = max(slowest, obs[i].Took)
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}
+	phase(first, opts.Timeout)
+	phase(second, adaptiveTimeout(slowest, opts))
 }
 
-func dialProbe(ctx context.Context, addr netip.AddrPort, opts ProbeOptions) Observation {
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+// adaptiveTimeout is how long a probe expected to be filtered waits, given
+// the slowest answer its source had (0: none).
+func adaptiveTimeout(slowest time.Duration, opts ProbeOptions) time.Duration {
+	if slowest <= 0 {
+		return opts.Timeout
+	}
+	return min(max(slowest*time.Duration(opts.Factor), opts.Floor), opts.Timeout)
+}
+
+func dialProbe(ctx context.Context, addr netip.AddrPort, timeout time.Duration, opts ProbeOptions) Observation {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := time.Now()
 	conn, err := opts.DialLocal(ctx, "tcp", addr.String())
+	took := time.Since(start)
 	if err == nil {
 		conn.Close()
-		return Observation{Reach: roles.Reachable, Detail: "connected"}
+		return Observation{Reach: roles.Reachable, Detail: "connected", Took: took}
 	}
-	return classifyDial(ctx, addr, err)
+	o := classifyDial(ctx, addr, err)
+	o.Took = took
+	return o
 }
 
 // classifyDial tells a refused connection (reachable) and a timeout

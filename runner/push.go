@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,8 @@ import (
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/remote"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // Status is the outcome of a run on one host.
@@ -56,8 +57,9 @@ type HostResult struct {
 	Err            error
 }
 
-// HostError is a failure on one host. errors.As finds the *RemoteError
-// (exit status, remote stderr) or *HostKeyError beneath it.
+// HostError is a failure on one host. errors.As finds the
+// *transport.RemoteError (exit status, remote stderr) or
+// *transport.HostKeyError beneath it.
 type HostError struct {
 	Host  string
 	Stage string
@@ -71,18 +73,6 @@ func (e *HostError) Error() string {
 
 func (e *HostError) Unwrap() error { return e.Err }
 
-// Fleet reaches hosts. JumpDialer is the real one.
-type Fleet interface {
-	Dialer
-	// DialFresh opens a connection that reuses nothing, to prove a host
-	// still accepts new SSH connections.
-	DialFresh(ctx context.Context, t Target) (Session, error)
-	// Reconnect re-opens the connection to the tunnel host.
-	Reconnect(ctx context.Context) error
-}
-
-var _ Fleet = (*JumpDialer)(nil)
-
 // RunOptions shape a run.
 type RunOptions struct {
 	// DryRun reads the live state and computes diffs, and changes nothing.
@@ -91,7 +81,8 @@ type RunOptions struct {
 	Parallel int
 	// RollbackAfter is the guard's delay; 0 means the inventory's.
 	RollbackAfter time.Duration
-	// Poll is how often the apply's progress is checked; 0 means 100ms.
+	// Poll is how often a host whose fresh connection failed is tried
+	// again until its guard's deadline; 0 means 100ms.
 	Poll time.Duration
 	// Logger receives per-host progress; nil discards it.
 	Logger *slog.Logger
@@ -173,19 +164,11 @@ func fail(stage string, err error) *stageError { return &stageError{Failed, stag
 // connectError classifies a failed connection: a host whose key is unknown
 // or changed answered, and failed the check; any other host is unreachable.
 func connectError(err error) *stageError {
-	var hke *HostKeyError
+	var hke *transport.HostKeyError
 	if errors.As(err, &hke) {
 		return fail("connect (host key)", err)
 	}
 	return &stageError{Unreachable, "connect", err}
-}
-
-// ConnectFailure is the result of a host that could not be connected to,
-// for callers that fail before Run (the tunnel was not reached).
-func ConnectFailure(h *inventory.Host, err error) HostResult {
-	res := HostResult{Host: h.Name, Role: h.Role}
-	res.fail(connectError(err))
-	return res
 }
 
 // fail records a host's failure: the status and step of the stageError it
@@ -211,20 +194,31 @@ func (p *pusher) push(ctx context.Context) HostResult {
 	return res
 }
 
-func (p *pusher) target() Target { return TargetFor(p.inv, p.host) }
+// stepFail is a failure of a step of the host protocol: the step it names,
+// else step.
+func stepFail(step string, err error) *stageError {
+	var se *remote.StepError
+	if errors.As(err, &se) {
+		return fail(se.Step, se.Err)
+	}
+	return fail(step, err)
+}
 
+// run takes one host through its steps. An unchanged host costs one round
+// trip (the read); a host whose rules change costs the read, one round trip
+// that stages, tests, arms the guard and applies, and one fresh connection
+// whose round trip confirms and persists.
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
-	sess, err := p.fleet.Dial(ctx, p.target())
+	h, err := p.fleet.Open(ctx, p.host)
 	if err != nil {
 		return connectError(err)
 	}
-	defer sess.Close()
+	defer h.Close()
 
-	out, err := sess.Run(ctx, cmdFacts, nil)
+	f, err := h.Facts(ctx)
 	if err != nil {
-		return fail("read live rules", err)
+		return stepFail("read live rules", err)
 	}
-	f := parseFacts(string(out.Stdout))
 	res.Backend = f.Backend
 	if err := p.preflight(f); err != nil {
 		return fail("preflight", err)
@@ -236,8 +230,17 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	live4, foreign4 := policy.SplitForeign(policy.Canonical(f.V4), want4)
 	live6, foreign6 := policy.SplitForeign(policy.Canonical(f.V6), want6)
 	rulesDiffer := live4 != want4 || live6 != want6
-	filesDiffer := f.Persisted4 != string(p.pol.V4) || f.Persisted6 != string(p.pol.V6)
 	digest := Digest(p.pol)
+	persist := remote.Persist{Install: !f.Persistent}
+	if f.Persisted4 != string(p.pol.V4) {
+		persist.V4 = p.pol.V4
+	}
+	if f.Persisted6 != string(p.pol.V6) {
+		persist.V6 = p.pol.V6
+	}
+	if f.Applied != digest {
+		persist.Digest = digest + "\n"
+	}
 	res.Added, res.Removed = countChanges(live4, want4)
 	a6, r6 := countChanges(live6, want6)
 	res.Added += a6
@@ -246,6 +249,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		res.Diff = udiff.Unified(p.host.Name+" live IPv4", p.host.Name+" desired IPv4", live4, want4) +
 			udiff.Unified(p.host.Name+" live IPv6", p.host.Name+" desired IPv6", live6, want6)
 	}
+	filesDiffer := persist.V4 != nil || persist.V6 != nil
 	res.Persisted = !filesDiffer && f.Persistent
 	if !rulesDiffer && !filesDiffer && f.Persistent {
 		res.Status = Unchanged
@@ -257,27 +261,36 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 
 	res.Status = Applied
-	if rulesDiffer {
-		if f.Applied == digest {
-			res.Status = DriftRepaired // what fwpush applied was changed by hand
+	if !rulesDiffer {
+		if err := h.Persist(ctx, persist); err != nil {
+			return stepFail("persist", err)
 		}
-		if err := p.apply(ctx, sess, []byte(foreign4.Merge(want4)), []byte(foreign6.Merge(want6))); err != nil {
-			return err
-		}
-		if p.host.Name == p.inv.SSH.Tunnel {
-			// The old tunnel connection may not survive the tunnel's own
-			// new policy: the persistence steps need a live one.
-			if err := p.fleet.Reconnect(ctx); err != nil {
-				return fail("reconnect to the tunnel", err)
-			}
-		}
-		sess.Close()
-		if sess, err = p.fleet.Dial(ctx, p.target()); err != nil {
-			return fail("reconnect", err)
-		}
-		defer sess.Close()
+		res.Persisted = true
+		return nil
 	}
-	if err := p.persist(ctx, sess, f, digest); err != nil {
+	if f.Applied == digest {
+		res.Status = DriftRepaired // what fwpush applied was changed by hand
+	}
+	token, err := newToken()
+	if err != nil {
+		return fail("apply", err)
+	}
+	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
+		V4: []byte(foreign4.Merge(want4)), V6: []byte(foreign6.Merge(want6))}
+	if err := h.Apply(ctx, apply); err != nil {
+		var se *remote.StepError
+		if errors.As(err, &se) && se.NothingChanged {
+			return stepFail("apply", err)
+		}
+		// The guard may be armed and the rules applied (a policy that
+		// cuts SSH cuts the apply's answer too): the host knows.
+		p.log.Warn("the apply's answer was lost; asking the host", "err", err)
+	}
+	// fwpush's own deadline is the guard's, in the same whole seconds.
+	deadline := time.Now().Add(remote.RollbackSeconds(p.opts.RollbackAfter))
+	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
+	h.Close() // the proof must come from a fresh connection
+	if err := p.confirm(ctx, token, deadline, persist); err != nil {
 		return err
 	}
 	res.Persisted = true
@@ -287,14 +300,14 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 // preflight refuses hosts where the policy cannot work: missing tools,
 // missing interfaces, or a policy that would not accept the very SSH
 // session fwpush is using.
-func (p *pusher) preflight(f Facts) error {
+func (p *pusher) preflight(f remote.Facts) error {
 	for _, tool := range []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
 		if !slices.Contains(f.Tools, tool) {
 			return fmt.Errorf("%s is not installed (install the iptables package)", tool)
 		}
 	}
 	if f.SaveFailed {
-		return fmt.Errorf("iptables-save failed: %s", strings.TrimSpace(f.V4+f.V6))
+		return fmt.Errorf("iptables-save failed: %s", f.SaveError)
 	}
 	ifaces := []string{p.host.PrivateIface}
 	if p.host.HasPublic() {
@@ -320,65 +333,32 @@ func (p *pusher) preflight(f Facts) error {
 	return nil
 }
 
-// apply loads the new rules under the guard: the host restores its old
-// rules by itself unless a fresh SSH connection confirms in time.
-func (p *pusher) apply(ctx context.Context, sess Session, doc4, doc6 []byte) error {
-	token, err := newToken()
-	if err != nil {
-		return fail("apply", err)
-	}
-	// sleep(1) takes whole seconds. Round up, never down: a delay rounded
-	// to "0" arms a guard that fires at once, maybe before the apply has
-	// even run, and leaves the new rules in place unguarded. fwpush's own
-	// deadline is the same whole seconds, so both sides agree on it.
-	wait := (p.opts.RollbackAfter + time.Second - 1).Truncate(time.Second)
-	secs := strconv.Itoa(int(wait / time.Second))
-	for _, up := range []struct {
-		cmd  string
-		data []byte
-	}{{cmdPrepare, []byte(token)}, {cmdPutV4, doc4}, {cmdPutV6, doc6}, {cmdPutWait, []byte(secs)}} {
-		if _, err := sess.Run(ctx, up.cmd, up.data); err != nil {
-			return fail("upload", err)
-		}
-	}
-	if _, err := sess.Run(ctx, cmdTest, nil); err != nil {
-		return fail("test (iptables-restore --test)", err)
-	}
-	if _, err := sess.Run(ctx, cmdApply, nil); err != nil {
-		return fail("apply", err)
-	}
-	deadline := time.Now().Add(wait)
-	p.log.Info("applied under guard", "rollback_after", wait)
-
-	outcome, log, err := p.confirm(ctx, deadline)
-	switch {
-	case err != nil:
-		return &stageError{RolledBack, "confirm", err}
-	case outcome == "failed":
-		return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", strings.TrimSpace(log)))
-	case outcome == "rolledback":
-		return &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
-	case outcome != "confirmed":
-		return &stageError{RolledBack, "confirm", fmt.Errorf("unexpected answer %q", outcome)}
-	}
-	return nil
-}
-
-// confirm asks the host over fresh connections how the detached apply
-// went, until it has an answer other than "pending" (see cmdConfirm) or
-// the guard's deadline passes. A fresh connection, not the session that
-// started the apply, because only a new connection proves the policy lets
-// fwpush in. Past the deadline the host rolls back by itself; confirm then
-// waits for that and checks that the host is reachable again, so that the
-// report says what the host really ended up with.
-func (p *pusher) confirm(ctx context.Context, deadline time.Time) (outcome, log string, err error) {
+// confirm proves over a fresh connection that the host still lets fwpush
+// in, and in the same round trip learns how the detached apply went
+// (waiting on the host for it), disarms the guard and persists. A fresh
+// connection, not the one that started the apply, because only a new
+// connection proves the policy lets fwpush in. Until the guard's deadline
+// a host that cannot be reached is tried again every Poll. Past the
+// deadline the host rolls back by itself; confirm then waits for that and
+// checks that the host is reachable again, so that the report says what
+// the host really ended up with.
+func (p *pusher) confirm(ctx context.Context, token string, deadline time.Time, persist remote.Persist) error {
 	var last error
 	for {
-		out, err := p.runFresh(ctx, cmdConfirm)
-		if err == nil {
-			outcome, log, _ = strings.Cut(strings.TrimSpace(string(out.Stdout)), "\n")
-			if outcome != "pending" {
-				return outcome, log, nil
+		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
+		if err == nil || conf.Outcome == remote.Confirmed {
+			switch conf.Outcome {
+			case remote.Confirmed:
+				if err != nil {
+					return stepFail("persist", err)
+				}
+				return nil
+			case remote.ApplyFailed:
+				return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
+			case remote.RolledBack:
+				return &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
+			case remote.Superseded:
+				return fail("confirm", errors.New("another run of fwpush took the host over before this one could confirm"))
 			}
 			last = errors.New("the apply had not finished")
 		} else {
@@ -388,73 +368,40 @@ func (p *pusher) confirm(ctx context.Context, deadline time.Time) (outcome, log 
 			break
 		}
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return "", "", err
+			return &stageError{RolledBack, "confirm", err}
 		}
 	}
 	// Give the guard time to restore the old rules, then look again.
 	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
 	for {
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return "", "", err
+			return &stageError{RolledBack, "confirm", err}
 		}
-		out, err := p.runFresh(ctx, cmdConfirm)
-		if err == nil {
-			outcome, log, _ = strings.Cut(strings.TrimSpace(string(out.Stdout)), "\n")
-			switch outcome {
-			case "rolledback":
-				return "", "", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)
-			case "confirmed", "failed":
-				return outcome, log, nil // reachable after all, and the guard had not fired yet
-			}
+		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Persist: persist})
+		switch {
+		case conf.Outcome == remote.RolledBack:
+			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)}
+		case conf.Outcome == remote.Confirmed && err != nil:
+			return stepFail("persist", err) // reachable after all, and the guard had not fired yet
+		case conf.Outcome == remote.Confirmed:
+			return nil
+		case conf.Outcome == remote.ApplyFailed:
+			return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
 		}
 		if time.Now().After(after) {
-			return "", "", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)
+			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)}
 		}
 	}
 }
 
-func (p *pusher) runFresh(ctx context.Context, cmd string) (Result, error) {
-	if p.host.Name == p.inv.SSH.Tunnel {
-		if err := p.fleet.Reconnect(ctx); err != nil {
-			return Result{}, err
-		}
-	}
-	s, err := p.fleet.DialFresh(ctx, p.target())
+// confirmFresh runs Confirm over a fresh connection.
+func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Confirmation, error) {
+	h, err := p.fleet.OpenFresh(ctx, p.host)
 	if err != nil {
-		return Result{}, err
+		return remote.Confirmation{}, err
 	}
-	defer s.Close()
-	return s.Run(ctx, cmd, nil)
-}
-
-// persist makes the rules survive a reboot and records what was applied.
-// Only files that differ are written.
-func (p *pusher) persist(ctx context.Context, sess Session, f Facts, digest string) error {
-	// The files go first: installing iptables-persistent starts
-	// netfilter-persistent, which loads whatever rules.v4 is on disk. An old
-	// file there would replace the policy just applied (and could cut SSH).
-	if f.Persisted4 != string(p.pol.V4) {
-		if _, err := sess.Run(ctx, cmdPersistV4, p.pol.V4); err != nil {
-			return fail("persist rules.v4", err)
-		}
-	}
-	if f.Persisted6 != string(p.pol.V6) {
-		if _, err := sess.Run(ctx, cmdPersistV6, p.pol.V6); err != nil {
-			return fail("persist rules.v6", err)
-		}
-	}
-	if !f.Persistent {
-		p.log.Info("installing iptables-persistent")
-		if _, err := sess.Run(ctx, cmdInstallPersistent, nil); err != nil {
-			return fail("install iptables-persistent", err)
-		}
-	}
-	if f.Applied != digest {
-		if _, err := sess.Run(ctx, cmdState, []byte(digest+"\n")); err != nil {
-			return fail("record state", err)
-		}
-	}
-	return nil
+	defer h.Close()
+	return h.Confirm(ctx, c)
 }
 
 // Digest identifies a rendered policy, to tell drift (live rules changed

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // Timings. A run that goes well never waits for the guard, so its delay
@@ -131,8 +133,13 @@ func TestPushFirstRunAppliesEverywhere(t *testing.T) {
 		if s.Restores != 1 || s.Rollbacks != 0 || s.Installs != 0 {
 			t.Errorf("%s: %d restores, %d rollbacks, %d installs; want 1, 0, 0", h.Name, s.Restores, s.Rollbacks, s.Installs)
 		}
-		if _, ok := s.Files[fileDecided]; !ok {
+		if !s.Decided {
 			t.Errorf("%s: the guard was never disarmed", h.Name)
+		}
+		// The fewest round trips: the read, the apply, and the confirm
+		// (with the persistence) over a fresh connection.
+		if !slices.Equal(s.Ran, []string{"facts", "apply", "confirm"}) || !slices.Equal(s.Opened, []string{"open", "fresh"}) {
+			t.Errorf("%s: ran %v over %v; want facts, apply over one connection, confirm over a fresh one", h.Name, s.Ran, s.Opened)
 		}
 		if r.Added == 0 || !strings.Contains(r.Diff, "+-A INPUT -i lo -j ACCEPT") || !strings.Contains(r.Diff, "-"+handRule) {
 			t.Errorf("%s: added %d, diff:\n%s", h.Name, r.Added, r.Diff)
@@ -168,7 +175,7 @@ func TestPushSecondRunIsUnchanged(t *testing.T) {
 				t.Errorf("dry run %v: %s: added %d, removed %d, persisted %v, err %v, diff:\n%s", dry, name, r.Added, r.Removed, r.Persisted, r.Err, r.Diff)
 			}
 			s := fleet.host(name).state()
-			if s.Restores != 0 || s.Writes != 0 || !slices.Equal(s.Ran, []string{"facts"}) {
+			if s.Restores != 0 || s.Writes != 0 || !slices.Equal(s.Ran, []string{"facts"}) || !slices.Equal(s.Opened, []string{"open"}) {
 				t.Errorf("dry run %v: %s: %d restores, %d file writes, ran %v; want none, only facts", dry, name, s.Restores, s.Writes, s.Ran)
 			}
 		}
@@ -208,7 +215,7 @@ func TestPushDryRunChangesNothing(t *testing.T) {
 		if !slices.Equal(after.Ran, []string{"facts"}) || after.Restores != 0 || after.Writes != 0 {
 			t.Errorf("%s: ran %v, %d restores, %d writes; want only facts", h.Name, after.Ran, after.Restores, after.Writes)
 		}
-		after.Ran = nil
+		after.Ran, after.Opened = nil, nil
 		if diff := cmp.Diff(before[h.Name], after); diff != "" {
 			t.Errorf("%s: the dry run changed the host (-before +after):\n%s", h.Name, diff)
 		}
@@ -352,9 +359,9 @@ func TestPushTestFailure(t *testing.T) {
 	if !strings.Contains(r.Stage, "test") {
 		t.Errorf("app-2: stage %q, want one naming the test", r.Stage)
 	}
-	var re *RemoteError
-	if !errors.As(r.Err, &re) || re.ExitStatus != 2 || string(re.Stderr) != stderr {
-		t.Errorf("app-2: err %v, want a *RemoteError with exit status 2 and the stderr", r.Err)
+	var re *transport.RemoteError
+	if !errors.As(r.Err, &re) || string(re.Stderr) != stderr {
+		t.Errorf("app-2: err %v, want a *RemoteError with the stderr", r.Err)
 	}
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "line 7: RULE_APPEND failed") || !strings.Contains(r.Err.Error(), "app-2") {
 		t.Errorf("app-2: err %v does not name the host and what iptables said", r.Err)
@@ -406,67 +413,50 @@ func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
 	}
 }
 
-// The guard sleeps whole seconds (sleep(1) is POSIX); the delay it gets
-// must never be shorter than the one asked for, and never 0.
+// The guard gets the delay asked for (the host protocol rounds it up to
+// whole seconds), and fwpush waits for it no longer.
 func TestPushGuardDelay(t *testing.T) {
-	for _, tc := range []struct {
-		after time.Duration
-		want  string
-	}{
-		{300 * time.Millisecond, "1"},
-		{time.Second, "1"},
-		{1500 * time.Millisecond, "2"},
-		{30 * time.Second, "30"},
+	for _, tc := range []struct{ after, want time.Duration }{
+		{300 * time.Millisecond, time.Second},
+		{1500 * time.Millisecond, 2 * time.Second},
+		{30 * time.Second, 30 * time.Second},
 	} {
 		t.Run(tc.after.String(), func(t *testing.T) {
 			plan, fleet := newTestPlan(t)
 			runHosts(t, plan, plan.Inventory.HostsOf("db"), fleet, RunOptions{RollbackAfter: tc.after})
-			if got := fleet.host("db-1").state().Files[fileWait]; got != tc.want {
-				t.Errorf("rollback_after %v: the host got %q, want %q", tc.after, got, tc.want)
+			if got := fleet.host("db-1").state().GuardDelay; got != tc.want {
+				t.Errorf("rollback_after %v: the guard got %v, want %v", tc.after, got, tc.want)
 			}
 		})
 	}
 }
 
 func TestPushDetachedApplyFails(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		lateLog bool
-	}{
-		{"log opened at once", false},
-		// A log that appears late must not change the verdict: confirm
-		// goes by applied.status.
-		{"log opened late", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			plan, fleet := newTestPlan(t)
-			h := fleet.host("lb-1")
-			h.set(func(h *fakeHost) {
-				h.applyLog = "iptables-restore: line 12 failed"
-				h.lateLog = tc.lateLog
-				h.applyDelay = 100 * time.Millisecond
-			})
-			before := h.state()
+	plan, fleet := newTestPlan(t)
+	h := fleet.host("lb-1")
+	h.set(func(h *fakeHost) {
+		h.applyLog = "iptables-restore: line 12 failed"
+		h.applyDelay = 100 * time.Millisecond
+	})
+	before := h.state()
 
-			res := runAll(t, plan, fleet, RunOptions{})
-			checkStatuses(t, res, statuses(plan, Applied, map[string]Status{"lb-1": Failed}))
-			r := res["lb-1"]
-			if r.Stage != "apply" || r.Err == nil || !strings.Contains(r.Err.Error(), "line 12 failed") {
-				t.Errorf("lb-1: stage %q, err %v", r.Stage, r.Err)
-			}
-			s := h.state()
-			if s.Live4 != before.Live4 || s.Live6 != before.Live6 {
-				t.Errorf("lb-1: the old rules are not back:\n%s", s.Live4)
-			}
-			if _, ok := s.Files[fileDecided]; !ok {
-				t.Errorf("lb-1: the guard is still armed")
-			}
-			for _, f := range []string{fileRulesV4, fileRulesV6, fileApplied} {
-				if _, ok := s.Files[f]; ok {
-					t.Errorf("lb-1: %s written after a failed apply", f)
-				}
-			}
-		})
+	res := runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Applied, map[string]Status{"lb-1": Failed}))
+	r := res["lb-1"]
+	if r.Stage != "apply" || r.Err == nil || !strings.Contains(r.Err.Error(), "line 12 failed") {
+		t.Errorf("lb-1: stage %q, err %v", r.Stage, r.Err)
+	}
+	s := h.state()
+	if s.Live4 != before.Live4 || s.Live6 != before.Live6 {
+		t.Errorf("lb-1: the old rules are not back:\n%s", s.Live4)
+	}
+	if !s.Decided {
+		t.Errorf("lb-1: the guard is still armed")
+	}
+	for _, f := range []string{fileRulesV4, fileRulesV6, fileApplied} {
+		if _, ok := s.Files[f]; ok {
+			t.Errorf("lb-1: %s written after a failed apply", f)
+		}
 	}
 }
 
@@ -479,8 +469,8 @@ func TestPushPreflight(t *testing.T) {
 		{"missing interface", "app-2", func(h *fakeHost) { h.links = []string{"eth0", "lo"} }, "interface eth1"},
 		{"missing interface on a public host", "lb-1", func(h *fakeHost) { h.links = []string{"eth1", "lo"} }, "interface eth0"},
 		{"missing iptables-restore", "app-1", func(h *fakeHost) { h.tools = []string{"ip6tables-restore", "iptables-save", "ip6tables-save"} }, "iptables-restore is not installed"},
-		{"session from a source the policy drops", "db-1", func(h *fakeHost) { h.sshConn = "198.18.0.99 40022 198.18.0.31 22" }, "lock fwpush out"},
-		{"tunnel session on a port the policy closes", "tunnel-1", func(h *fakeHost) { h.sshConn = "192.0.2.50 40022 203.0.113.10 2222" }, "lock fwpush out"},
+		{"session from a source the policy drops", "db-1", func(h *fakeHost) { h.conn.Client = netip.MustParseAddr("198.18.0.99") }, "lock fwpush out"},
+		{"tunnel session on a port the policy closes", "tunnel-1", func(h *fakeHost) { h.conn.Port = 2222 }, "lock fwpush out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, fleet := newTestPlan(t)
@@ -529,11 +519,14 @@ func TestPushInstallsPersistence(t *testing.T) {
 			if s.Installs != 1 || s.Restores != tc.wantRestores {
 				t.Errorf("app-1: %d installs, %d restores; want 1, %d", s.Installs, s.Restores, tc.wantRestores)
 			}
-			// The rules files first: installing starts netfilter-persistent,
-			// which loads whatever rules.v4 is on disk at that moment.
-			install := slices.Index(s.Ran, "install")
-			if install < 0 || install < slices.Index(s.Ran, "persist v4") || install < slices.Index(s.Ran, "persist v6") {
-				t.Errorf("app-1 ran %v: want the rules files written, then the install", s.Ran)
+			// One round trip for everything: with the confirm when the
+			// rules change, on its own when they are already in place.
+			want := []string{"facts", "apply", "confirm"}
+			if tc.rulesInPlace {
+				want = []string{"facts", "persist"}
+			}
+			if !slices.Equal(s.Ran, want) {
+				t.Errorf("app-1 ran %v, want %v", s.Ran, want)
 			}
 			if n := fleet.host("app-2").state().Installs; n != 0 {
 				t.Errorf("app-2, which has iptables-persistent: %d installs", n)

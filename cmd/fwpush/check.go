@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -57,7 +58,16 @@ not be made; 3 invalid input (nothing contacted).`,
 			if err != nil {
 				return err
 			}
-			rep := verify(cmd.Context(), plan.Inventory, f.conn, f.timeout, cmd.ErrOrStderr())
+			inv := plan.Inventory
+			opts := f.conn.options(inv, cmd.ErrOrStderr())
+			var fleet runner.Fleet
+			if ssh, err := runner.Open(cmd.Context(), inv, opts); err != nil {
+				fleet = runner.Unreached(inv, err)
+			} else {
+				defer ssh.Close()
+				fleet = ssh
+			}
+			rep := verify(cmd.Context(), inv, fleet, f.timeout, opts.Logger)
 			if f.asJSON {
 				return rep.writeJSON(cmd.OutOrStdout())
 			}
@@ -71,16 +81,19 @@ not be made; 3 invalid input (nothing contacted).`,
 	return cmd
 }
 
-// verifyAfterRun checks the network after `fwpush run` applied: a short
-// report (the mismatches, or one line when all is as expected) on w, or on
-// stderr when stdout holds run's JSON report. It returns the exit error.
-// When the run reached no host at all there is nothing to prove, and the
-// run's own report already says why.
-func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, conn connFlags, quiet, asJSON bool, w, stderr io.Writer) error {
-	if !slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status != runner.Unreachable }) {
+// verifyAfterRun checks the network after `fwpush run` changed rules, over
+// the run's own fleet: a short report (the mismatches, or one line when all
+// is as expected) on w, or on stderr when stdout holds run's JSON report. It
+// returns the exit error. When the run changed no host's rules there is
+// nothing new to prove, and when it reached no host at all the run's own
+// report already says why.
+func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, quiet, asJSON bool, w, stderr io.Writer) error {
+	if !slices.ContainsFunc(results, func(r runner.HostResult) bool {
+		return r.Status == runner.Applied || r.Status == runner.DriftRepaired
+	}) {
 		return nil
 	}
-	rep := verify(ctx, inv, conn, runner.DefaultProbeTimeout, stderr)
+	rep := verify(ctx, inv, fleet, runner.DefaultProbeTimeout, logger)
 	if asJSON {
 		w = stderr
 	}
@@ -152,37 +165,22 @@ type checkCell struct {
 // cellName names a cell the way reports do: "app -> db:3306".
 func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
 
-// verify derives the matrix, reaches the fleet through the tunnel and runs
-// every probe. A tunnel that cannot be reached fails the hosts' probes;
-// the controller's still run.
-func verify(ctx context.Context, inv *inventory.Inventory, conn connFlags, timeout time.Duration, stderr io.Writer) *checkReport {
+// verify derives the matrix and runs every probe over fleet. A fleet
+// whose tunnel could not be reached fails the hosts' probes; the
+// controller's still run.
+func verify(ctx context.Context, inv *inventory.Inventory, fleet runner.Fleet, timeout time.Duration, logger *slog.Logger) *checkReport {
 	start := time.Now()
 	m := roles.Expect(inv)
 	probes := make([]runner.Probe, len(m.Expectations))
 	for i, e := range m.Expectations {
 		probes[i].Addr = netip.AddrPortFrom(e.Addr, uint16(e.Port))
+		probes[i].Expect = e.Want
 		if e.From != roles.Controller {
 			probes[i].From, _ = inv.Host(e.From)
 		}
 	}
-	opts := conn.options(inv, stderr)
-	var d runner.Dialer
-	fleet, err := runner.DialTunnel(ctx, runner.TargetFor(inv, inv.Tunnel()), opts)
-	if err != nil {
-		d = failingDialer{err}
-	} else {
-		defer fleet.Close()
-		d = fleet
-	}
-	obs := runner.RunProbes(ctx, inv, probes, d, runner.ProbeOptions{Timeout: timeout, Logger: opts.Logger})
+	obs := runner.RunProbes(ctx, inv, probes, fleet, runner.ProbeOptions{Timeout: timeout, Logger: logger})
 	return newCheckReport(inv, m, obs, time.Since(start))
-}
-
-// failingDialer stands for a tunnel that could not be reached.
-type failingDialer struct{ err error }
-
-func (f failingDialer) Dial(context.Context, runner.Target) (runner.Session, error) {
-	return nil, f.err
 }
 
 func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Observation, took time.Duration) *checkReport {

@@ -100,6 +100,8 @@ func TestCheckInLab(t *testing.T) {
 	})
 
 	t.Run("run --json keeps stdout one JSON document", func(t *testing.T) {
+		// Drift to repair, so that the run changes rules and checks.
+		labtest.Shell(t, l, "mysql-2", "iptables", "-I", "INPUT", "1", "-p", "tcp", "-m", "tcp", "--dport", "9", "-j", "ACCEPT")
 		code, out, errs := cli(t, l, "run", "--json", site)
 		var doc map[string]any
 		if err := json.Unmarshal([]byte(out), &doc); err != nil || code != exitOK {
@@ -107,6 +109,13 @@ func TestCheckInLab(t *testing.T) {
 		}
 		if !strings.Contains(errs, "all as expected") {
 			t.Errorf("run --json: its check goes to stderr, got %q", errs)
+		}
+	})
+
+	t.Run("a run that changes nothing checks nothing", func(t *testing.T) {
+		code, out, errs := cli(t, l, "run", site)
+		if code != exitOK || strings.Contains(out+errs, "check:") || !strings.Contains(out, "6 unchanged") {
+			t.Errorf("run with nothing to change: exit %d, want 0, every host unchanged and no check", code)
 		}
 	})
 }

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/fwpush/fwpush/inventory"
-	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // connFlags are how a command reaches the fleet; a flag wins over the
@@ -48,12 +48,12 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) runner.Options {
+func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transport.Options {
 	logger := slog.New(slog.DiscardHandler)
 	if c.verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return runner.Options{
+	return transport.Options{
 		User:       inv.SSH.User,
 		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
 		KnownHosts: firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), inv.SSH.KnownHosts),
@@ -150,45 +150,32 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	}
 	defer unlock()
 
-	out := newReporter(stdout, f)
-	start := time.Now()
-	results := push(ctx, plan, hosts, f, out, stderr)
-	err = out.finish(results, time.Since(start))
-	if f.dryRun || f.check || f.noVerify {
-		return err
-	}
-	return cmp.Or(err, verifyAfterRun(ctx, inv, results, f.conn, f.quiet, f.asJSON, stdout, stderr))
-}
-
-// push connects to the tunnel and runs; if the tunnel cannot be reached,
-// every host is unreachable.
-func push(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, f runFlags, out *reporter, stderr io.Writer) []runner.HostResult {
-	inv := plan.Inventory
+	// One fleet for the whole command: the run and the check after it
+	// share the tunnel connection.
 	opts := f.conn.options(inv, stderr)
-	fleet, err := runner.DialTunnel(ctx, runner.TargetFor(inv, inv.Tunnel()), opts)
-	if err != nil {
-		results := make([]runner.HostResult, len(hosts))
-		for i, h := range hosts {
-			if h.Name == inv.SSH.Tunnel {
-				results[i] = runner.ConnectFailure(h, err)
-			} else {
-				// Never tried: every other host is reached through the tunnel.
-				results[i] = runner.HostResult{Host: h.Name, Role: h.Role, Status: runner.Unreachable, Stage: "connect",
-					Err: fmt.Errorf("host %s: not tried: the tunnel %s is not reachable", h.Name, inv.SSH.Tunnel)}
-			}
-			out.done(results[i])
-		}
-		if _, ok := inv.Host(inv.SSH.Tunnel); ok && !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
+	var fleet runner.Fleet
+	if ssh, err := runner.Open(ctx, inv, opts); err != nil {
+		fleet = runner.Unreached(inv, err)
+		if !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
 			fmt.Fprintf(stderr, "fwpush: tunnel %s: %v\n", inv.SSH.Tunnel, err)
 		}
-		return results
+	} else {
+		defer ssh.Close()
+		fleet = ssh
 	}
-	defer fleet.Close()
-	return runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
+
+	out := newReporter(stdout, f)
+	start := time.Now()
+	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
 		DryRun: f.dryRun || f.check,
 		Logger: opts.Logger,
 		OnDone: out.done,
 	})
+	err = out.finish(results, time.Since(start))
+	if f.dryRun || f.check || f.noVerify {
+		return err
+	}
+	return cmp.Or(err, verifyAfterRun(ctx, inv, results, fleet, opts.Logger, f.quiet, f.asJSON, stdout, stderr))
 }
 
 // reporter prints progress and the summary: a table on a terminal, plain

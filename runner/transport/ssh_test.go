@@ -1,11 +1,10 @@
-package runner
+package transport
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fwpush/fwpush/inventory"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 )
@@ -523,28 +521,6 @@ func TestDialRejectsMalformedAddress(t *testing.T) {
 	_, err := j.Dial(t.Context(), Target{Name: "app-1", Addr: "10.0.0.5"})
 	if err == nil || !strings.Contains(err.Error(), "app-1") {
 		t.Errorf("Dial of an address without port: %v", err)
-	}
-}
-
-func TestTargetFor(t *testing.T) {
-	inv := &inventory.Inventory{SSH: inventory.SSH{Tunnel: "tunnel-1"}}
-	tests := []struct {
-		host inventory.Host
-		want Target
-	}{{
-		host: inventory.Host{Name: "tunnel-1", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("198.18.0.10"), User: "root", Port: 22},
-		want: Target{Name: "tunnel-1", Addr: "203.0.113.10:22", User: "root"},
-	}, {
-		host: inventory.Host{Name: "haproxy-www", PublicIP: netip.MustParseAddr("203.0.113.11"), PrivateIP: netip.MustParseAddr("198.18.0.11"), User: "admin", Port: 2222},
-		want: Target{Name: "haproxy-www", Addr: "198.18.0.11:2222", User: "admin"},
-	}, {
-		host: inventory.Host{Name: "v6-1", PrivateIP: netip.MustParseAddr("fd00::21"), User: "root", Port: 22},
-		want: Target{Name: "v6-1", Addr: "[fd00::21]:22", User: "root"},
-	}}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, TargetFor(inv, &tt.host)); diff != "" {
-			t.Errorf("TargetFor(%s) (-want +got):\n%s", tt.host.Name, diff)
-		}
 	}
 }
 

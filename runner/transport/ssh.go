@@ -1,4 +1,4 @@
-package runner
+package transport
 
 import (
 	"cmp"
@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -434,14 +433,4 @@ func checkTarget(t Target) error {
 		return fmt.Errorf("host %s: address %q: %w", t.Name, t.Addr, err)
 	}
 	return nil
-}
-
-// TargetFor returns how fwpush reaches h: the tunnel host at its public
-// address, every other host at its private address (through the tunnel).
-func TargetFor(inv *inventory.Inventory, h *inventory.Host) Target {
-	ip := h.PrivateIP
-	if h.Name == inv.SSH.Tunnel {
-		ip = h.PublicIP
-	}
-	return Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(h.Port)).String(), User: h.User}
 }

@@ -1,4 +1,4 @@
-package runner
+package remote
 
 import (
 	"net/netip"
@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Facts is what cmdFacts found on a host.
+// Facts is what scriptFacts found on a host.
 type Facts struct {
 	Tools      []string // the iptables tools present
 	Backend    string   // "nf_tables" or "legacy", "" when unknown
@@ -15,10 +15,11 @@ type Facts struct {
 	Conn       Conn // where our SSH session comes from; zero when unknown
 	V4, V6     string
 	SaveFailed bool
+	SaveError  string // what iptables-save said when it failed
 	Persisted4 string
 	Persisted6 string
 	Applied    string // digest of what fwpush applied last
-	Persistent bool   // iptables-persistent is installed
+	Persistent bool   // iptables-persistent is installed: netfilter-persistent and its iptables plugin
 }
 
 // Conn is $SSH_CONNECTION: the client and server ends of our session.
@@ -57,10 +58,18 @@ func parseFacts(out string) Facts {
 		Persisted4: sections["persisted4"],
 		Persisted6: sections["persisted6"],
 		Applied:    strings.TrimSpace(sections["applied"]),
-		Persistent: strings.HasPrefix(strings.TrimSpace(sections["persistent"]), "install ok installed"),
+		Persistent: strings.TrimSpace(sections["persistent"]) == "yes",
 	}
 	errMark := markPrefix + "error" + markSuffix
-	f.SaveFailed = strings.Contains(f.V4, errMark) || strings.Contains(f.V6, errMark)
+	for _, out := range []string{f.V4, f.V6} {
+		if msg, failed := strings.CutSuffix(strings.TrimSpace(out), errMark); failed {
+			f.SaveFailed = true
+			if msg = strings.TrimSpace(msg); msg != "" && !strings.Contains(f.SaveError, msg) {
+				f.SaveError = strings.TrimSpace(f.SaveError + "; " + msg)
+				f.SaveError = strings.TrimPrefix(f.SaveError, "; ")
+			}
+		}
+	}
 	switch b := sections["backend"]; {
 	case strings.Contains(b, "nf_tables"):
 		f.Backend = "nf_tables"

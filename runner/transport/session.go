@@ -1,8 +1,10 @@
-// Package runner holds every effect fwpush has on remote hosts: SSH through
-// the tunnel host, running fixed commands with their data on stdin, and the
-// apply logic built on top of them. It declares the small interfaces it
-// needs (Dialer, Session) so that tests can hand it fakes.
-package runner
+// Package transport is fwpush's SSH layer: one connection to the tunnel
+// (bastion) host, every other host reached through it the way OpenSSH's
+// ProxyJump does, host keys always verified against known_hosts, keys from
+// a file and ssh-agent, and sessions that run one fixed command with its
+// data on stdin. It knows nothing of firewalls: the host protocol
+// (runner/remote) and the orchestration (runner) sit on top of it.
+package transport
 
 import (
 	"bytes"

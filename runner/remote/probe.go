@@ -1,0 +1,103 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Probe is one TCP connection attempt made by the host.
+type Probe struct {
+	Addr netip.AddrPort
+	// Calibrate marks a probe expected to be answered: such probes go
+	// first, and how long their answers take sets how long the others
+	// wait (see ProbeOptions).
+	Calibrate bool
+}
+
+// ProbeOptions shape one host's probes.
+type ProbeOptions struct {
+	// Timeout is the most any probe waits for an answer.
+	Timeout time.Duration
+	// Floor and Factor make the adaptive timeout of the probes that do not
+	// calibrate: Factor × the slowest answer of the calibrating probes, at
+	// least Floor, at most Timeout. Without an answer, Timeout.
+	Floor  time.Duration
+	Factor int
+	// Batch is the most probes run at once.
+	Batch int
+}
+
+// ProbeResult is what one probe found.
+type ProbeResult struct {
+	// Result is "connected", "refused" or "timeout"; "" when the probe
+	// could not be made, and Err says why.
+	Result string
+	// Took is how long the answer took, or the timeout waited.
+	Took time.Duration
+	Err  error
+}
+
+// Probe makes every probe from the host in one round trip and returns one
+// result per probe, in order, with the timeout that the probes which did
+// not calibrate waited.
+func (h *Host) Probe(ctx context.Context, probes []Probe, o ProbeOptions) ([]ProbeResult, time.Duration, error) {
+	var in bytes.Buffer
+	us := func(d time.Duration) int64 { return max(d.Microseconds(), 1) }
+	fmt.Fprintf(&in, "%d %d %d %d\n", us(o.Timeout), max(o.Batch, 1), us(o.Floor), max(o.Factor, 1))
+	for i, p := range probes {
+		phase := 2
+		if p.Calibrate {
+			phase = 1
+		}
+		fmt.Fprintf(&in, "%d %s %d %d\n", i, p.Addr.Addr(), p.Addr.Port(), phase)
+	}
+	res, err := h.run(ctx, "probe", scriptProbe, in.Bytes())
+	if err != nil {
+		return nil, 0, err
+	}
+	results, timeout := parseProbeOutput(string(res.Stdout), len(probes))
+	for i := range results {
+		if results[i].Result == "" && results[i].Err == nil {
+			results[i].Err = errors.New("the host gave no answer for it")
+		}
+	}
+	return results, timeout, nil
+}
+
+// parseProbeOutput reads scriptProbe's "ID RESULT MICROSECONDS" and
+// "timeout MICROSECONDS" lines.
+func parseProbeOutput(out string, n int) ([]ProbeResult, time.Duration) {
+	results := make([]ProbeResult, n)
+	var timeout time.Duration
+	for line := range strings.SplitSeq(out, "\n") {
+		id, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		result, detail, _ := strings.Cut(rest, " ")
+		if id == "timeout" {
+			if v, err := strconv.ParseInt(result, 10, 64); err == nil {
+				timeout = time.Duration(v) * time.Microsecond
+			}
+			continue
+		}
+		i, err := strconv.Atoi(id)
+		if err != nil || i < 0 || i >= n {
+			continue
+		}
+		switch result {
+		case "connected", "refused", "timeout":
+			v, _ := strconv.ParseInt(detail, 10, 64)
+			results[i] = ProbeResult{Result: result, Took: time.Duration(v) * time.Microsecond}
+		default:
+			if detail == "" {
+				detail = rest
+			}
+			results[i] = ProbeResult{Err: errors.New(strings.TrimSpace(detail))}
+		}
+	}
+	return results, timeout
+}

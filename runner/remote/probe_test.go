@@ -1,0 +1,269 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/runner/transport"
+)
+
+// shellSession runs scripts on this machine with shell (sh or bash), the
+// way sshd runs them with the user's login shell; with netns set, in a
+// network namespace of its own (see isolated).
+type shellSession struct {
+	t     *testing.T
+	shell string
+	pre   string // run first, in the same namespace
+}
+
+func newShellSession(t *testing.T, shell string) *shellSession {
+	t.Helper()
+	if _, err := exec.LookPath(shell); err != nil {
+		t.Skipf("no %s: %v", shell, err)
+	}
+	return &shellSession{t: t, shell: shell}
+}
+
+func (s *shellSession) Run(ctx context.Context, script string, stdin []byte) (transport.Result, error) {
+	c := exec.CommandContext(ctx, s.shell, "-c", script)
+	if s.pre != "" {
+		// unshare -n: a network namespace that goes with the process.
+		c = exec.CommandContext(ctx, "unshare", "--net", "--", "sh", "-c", s.pre+` && exec "$0" -c "$1"`, s.shell, script)
+	}
+	var out, errb bytes.Buffer
+	c.Stdin, c.Stdout, c.Stderr = bytes.NewReader(stdin), &out, &errb
+	err := c.Run()
+	res := transport.Result{Stdout: out.Bytes(), Stderr: errb.Bytes()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		res.ExitStatus = exit.ExitCode()
+		return res, &transport.RemoteError{Host: "local", Cmd: script, ExitStatus: res.ExitStatus, Stderr: res.Stderr}
+	}
+	return res, err
+}
+
+func (s *shellSession) Close() error { return nil }
+
+// isolated is a shell session in a network namespace of its own, with
+// loopback up and TCP port 9 dropped: a filtered port. It needs root.
+func isolated(t *testing.T) *shellSession {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a network namespace needs root")
+	}
+	for _, tool := range []string{"unshare", "ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: %v", tool, err)
+		}
+	}
+	s := newShellSession(t, "sh")
+	s.pre = "ip link set lo up && iptables -w -A INPUT -p tcp --dport 9 -j DROP"
+	return s
+}
+
+// ports returns a port something listens on (and accepts, until the test
+// ends) and one nothing listens on, both on 127.0.0.1.
+func ports(t *testing.T) (open, closed int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed = l2.Addr().(*net.TCPAddr).Port
+	l2.Close()
+	return l.Addr().(*net.TCPAddr).Port, closed
+}
+
+func lo(port int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+}
+
+// TestProbeScript runs the real probe script in sh and bash, as sshd would
+// with either login shell, against ports of this machine.
+func TestProbeScript(t *testing.T) {
+	open, closed := ports(t)
+	for _, shell := range []string{"sh", "bash"} {
+		t.Run(shell, func(t *testing.T) {
+			h := New(newShellSession(t, shell))
+			var probes []Probe
+			var want []string
+			// More probes than the batch, in both phases: every one must
+			// answer, once.
+			for i := range 10 {
+				port, result := open, "connected"
+				if i%2 == 1 {
+					port, result = closed, "refused"
+				}
+				probes = append(probes, Probe{Addr: lo(port), Calibrate: i < 5})
+				want = append(want, result)
+			}
+			got, timeout, err := h.Probe(t.Context(), probes, ProbeOptions{Timeout: 2 * time.Second, Floor: 300 * time.Millisecond, Factor: 10, Batch: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var results []string
+			for i, r := range got {
+				results = append(results, r.Result)
+				if r.Err != nil || r.Took <= 0 || r.Took > time.Second {
+					t.Errorf("probe %d: %+v", i, r)
+				}
+			}
+			if diff := cmp.Diff(want, results); diff != "" {
+				t.Errorf("results (-want +got):\n%s", diff)
+			}
+			if want := adaptive(probes, got, 300*time.Millisecond, 10, 2*time.Second); timeout != want {
+				t.Errorf("adaptive timeout %s, want %s", timeout, want)
+			}
+		})
+	}
+}
+
+// Addresses and ports that are not numbers never reach a shell as code.
+func TestProbeScriptRefusesBadLines(t *testing.T) {
+	s := newShellSession(t, "sh")
+	in := "2000000 4 200000 10\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
+	res, err := s.Run(t.Context(), scriptProbe, []byte(in))
+	if err != nil {
+		t.Fatalf("%v: %s", err, res.Stderr)
+	}
+	got, _ := parseProbeOutput(string(res.Stdout), 3)
+	for i, want := range []string{"bad port: 80;id", "bad address: $(id)", "bad phase: 3"} {
+		if got[i].Err == nil || got[i].Err.Error() != want {
+			t.Errorf("line %d: %+v, want the error %q\n%s", i, got[i], want, res.Stdout)
+		}
+	}
+}
+
+func TestProbeScriptRefusesBadHeader(t *testing.T) {
+	s := newShellSession(t, "sh")
+	for _, header := range []string{"", "2000000;id 4 1 1", "2000000 0 1 1", "2000000 x 1 1", "2000000 4 1"} {
+		_, err := s.Run(t.Context(), scriptProbe, []byte(header+"\n0 127.0.0.1 22 1\n"))
+		var re *transport.RemoteError
+		if !errors.As(err, &re) || re.ExitStatus != 2 {
+			t.Errorf("header %q: got %v, want exit status 2", header, err)
+		}
+	}
+}
+
+// TestProbeAdaptiveTimeout: the probes that can only time out wait a
+// multiple of the host's slowest answer (here the floor: loopback is
+// fast), not the whole timeout; without any answer, the whole timeout.
+func TestProbeAdaptiveTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		probes []Probe
+		want   time.Duration
+	}{
+		{"calibrated", []Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2), Calibrate: true}, {Addr: lo(9)}}, 0},
+		{"nothing answered", []Probe{{Addr: lo(9), Calibrate: true}, {Addr: lo(9)}}, 700 * time.Millisecond},
+		{"no calibration", []Probe{{Addr: lo(9)}}, 700 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(isolated(t))
+			got, timeout, err := h.Probe(t.Context(), tc.probes, ProbeOptions{Timeout: 700 * time.Millisecond, Floor: 250 * time.Millisecond, Factor: 10, Batch: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.want
+			if want == 0 {
+				// Loopback answers fast: the floor, unless this machine is
+				// so busy that the answers took longer than 25ms.
+				want = adaptive(tc.probes, got, 250*time.Millisecond, 10, 700*time.Millisecond)
+				if want >= 700*time.Millisecond {
+					t.Logf("loopback answered in %s: too slow to tell the adaptive timeout from the whole one", want/10)
+				}
+			}
+			if timeout != want {
+				t.Errorf("timeout %s, want %s", timeout, want)
+			}
+			for i, p := range tc.probes {
+				want := "refused"
+				if p.Addr.Port() == 9 {
+					want = "timeout"
+				}
+				if got[i].Result != want {
+					t.Errorf("probe %d to %s: %+v, want %s", i, p.Addr, got[i], want)
+				}
+				if want == "timeout" && !p.Calibrate && got[i].Took != timeout {
+					t.Errorf("probe %d waited %s, want %s", i, got[i].Took, timeout)
+				}
+			}
+		})
+	}
+}
+
+// adaptive is the timeout the probes that do not calibrate must get:
+// factor × the slowest answer of those that do, within [floor, ceiling].
+func adaptive(probes []Probe, got []ProbeResult, floor time.Duration, factor int, ceiling time.Duration) time.Duration {
+	var slowest time.Duration
+	for i, p := range probes {
+		if p.Calibrate && (got[i].Result == "connected" || got[i].Result == "refused") {
+			slowest = max(slowest, got[i].Took)
+		}
+	}
+	if slowest == 0 {
+		return ceiling
+	}
+	return min(max(slowest*time.Duration(factor), floor), ceiling)
+}
+
+func TestParseProbeOutput(t *testing.T) {
+	got, timeout := parseProbeOutput("0 connected 120\n1 refused 95\ntimeout 200000\n2 timeout 200000\n3 error exit 1: bash: connect: No route to host\nnoise\n7 connected 1\n\n", 5)
+	want := []ProbeResult{
+		{Result: "connected", Took: 120 * time.Microsecond},
+		{Result: "refused", Took: 95 * time.Microsecond},
+		{Result: "timeout", Took: 200 * time.Millisecond},
+	}
+	for i, w := range want {
+		if got[i] != w {
+			t.Errorf("line %d: got %+v, want %+v", i, got[i], w)
+		}
+	}
+	if r := got[3]; r.Result != "" || r.Err == nil || r.Err.Error() != "exit 1: bash: connect: No route to host" {
+		t.Errorf("line 3: got %+v", r)
+	}
+	if r := got[4]; r != (ProbeResult{}) {
+		t.Errorf("probe 4, unanswered: got %+v", r)
+	}
+	if timeout != 200*time.Millisecond {
+		t.Errorf("timeout %s, want 200ms", timeout)
+	}
+}
+
+// A probe the host said nothing about is an error, not a silent zero.
+func TestProbeUnanswered(t *testing.T) {
+	r := &recorder{answer: stdout("0 connected 5\ntimeout 300000\n")}
+	got, timeout, err := New(r).Probe(t.Context(), []Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2)}}, ProbeOptions{Timeout: time.Second, Floor: 300 * time.Millisecond, Factor: 10, Batch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Result != "connected" || got[1].Err == nil || got[1].Err.Error() != "the host gave no answer for it" || timeout != 300*time.Millisecond {
+		t.Errorf("got %+v, timeout %s", got, timeout)
+	}
+	if want := "1000000 64 300000 10\n0 127.0.0.1 1 1\n1 127.0.0.1 2 2\n"; r.calls[0].stdin != want {
+		t.Errorf("stdin %q, want %q", r.calls[0].stdin, want)
+	}
+}

@@ -1,0 +1,267 @@
+// Package remote is fwpush's host protocol: the steps a host goes through
+// in a run — read its facts, stage, test and apply the new rules under the
+// guard, confirm and persist — each one method, one constant script and one
+// round trip, with the step's data on stdin. It sits on one session of the
+// SSH transport (runner/transport) and knows nothing of inventories or of
+// the order of the steps: the orchestration (runner) decides that.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fwpush/fwpush/runner/transport"
+)
+
+// Session runs one fixed script with its data on stdin: a
+// transport.Session, or a recorder in tests.
+type Session interface {
+	Run(ctx context.Context, cmd string, stdin []byte) (transport.Result, error)
+	Close() error
+}
+
+var _ Session = transport.Session(nil)
+
+// Host speaks the protocol to one host over one session (one SSH
+// connection: every method opens a channel on it).
+type Host struct {
+	sess Session
+}
+
+// New returns the protocol over s; closing the Host closes s.
+func New(s Session) *Host { return &Host{sess: s} }
+
+// Close closes the session.
+func (h *Host) Close() error { return h.sess.Close() }
+
+// StepError is a step that failed on a host. Step names it the way reports
+// do ("test (iptables-restore --test)"); Err is the transport's error,
+// usually a *transport.RemoteError with the host's own words on stderr.
+type StepError struct {
+	Step string
+	Err  error
+	// NothingChanged is set when the step is known to have failed before
+	// it changed anything on the host (a test of the new rules that
+	// failed, say). Without it, a failed Apply may have armed the guard
+	// and applied: only Confirm can tell.
+	NothingChanged bool
+}
+
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// steps names what failed from a script's exit status (see scripts.go).
+var steps = map[int]string{
+	10: "upload",
+	11: "upload",
+	12: "test (iptables-restore --test)",
+	13: "test (ip6tables-restore --test)",
+	14: "apply",
+	20: "persist rules.v4",
+	21: "persist rules.v6",
+	22: "install iptables-persistent",
+	23: "record state",
+}
+
+// run runs script with stdin. A failure is a *StepError: the step its exit
+// status names, else step.
+func (h *Host) run(ctx context.Context, step, script string, stdin []byte) (transport.Result, error) {
+	res, err := h.sess.Run(ctx, script, stdin)
+	if err == nil {
+		return res, nil
+	}
+	var re *transport.RemoteError
+	se := &StepError{Step: step, Err: err}
+	if errors.As(err, &re) {
+		if s, ok := steps[re.ExitStatus]; ok {
+			se.Step = s
+		}
+		// The scripts exit 10 to 14 only before changing anything.
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 14
+	}
+	return res, se
+}
+
+// frame is a script's stdin: a header line of fields (numbers and hex
+// only: the scripts check), then the payloads, whose sizes the header
+// gives.
+func frame(fields []string, payloads ...[]byte) []byte {
+	var b bytes.Buffer
+	b.WriteString(strings.Join(fields, " "))
+	b.WriteByte('\n')
+	for _, p := range payloads {
+		b.Write(p)
+	}
+	return b.Bytes()
+}
+
+func size(p []byte) string { return strconv.Itoa(len(p)) }
+
+// Facts reads everything a run needs to decide about a host, in one round
+// trip that changes nothing.
+func (h *Host) Facts(ctx context.Context) (Facts, error) {
+	res, err := h.run(ctx, "read live rules", scriptFacts, nil)
+	if err != nil {
+		return Facts{}, err
+	}
+	return parseFacts(string(res.Stdout)), nil
+}
+
+// Apply is what the apply step loads.
+type Apply struct {
+	// Token identifies the run (lowercase hex): a guard armed by another
+	// run never touches this one's rules, and Confirm must name it.
+	Token string
+	// RollbackAfter is the guard's delay. sleep(1) takes whole seconds:
+	// it is rounded up, never down, since a delay rounded to 0 would arm a
+	// guard that fires at once, maybe before the apply has run, and leave
+	// the new rules unguarded. RollbackSeconds says what the host got.
+	RollbackAfter time.Duration
+	// V4 and V6 are iptables-restore documents, loaded with --noflush.
+	V4, V6 []byte
+}
+
+// RollbackSeconds is the guard's delay as the host sleeps it.
+func RollbackSeconds(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
+}
+
+// Apply stages the rules, has iptables test them, saves the current rules,
+// arms the guard and starts the apply, detached from the session: the new
+// rules may cut it. It returns once the apply has ended (or SECONDS have
+// passed); Confirm, over a fresh connection made after that, learns how it
+// went and proves that SSH still works. A *StepError with NothingChanged
+// (the test failed, say) means the host is as it was; after any other error
+// the guard may be armed, and only Confirm can tell.
+func (h *Host) Apply(ctx context.Context, a Apply) error {
+	if !isHex(a.Token) {
+		return &StepError{Step: "apply", Err: fmt.Errorf("token %q is not hex", a.Token)}
+	}
+	if a.RollbackAfter <= 0 {
+		return &StepError{Step: "apply", Err: errors.New("no rollback delay: the guard would restore the old rules at once")}
+	}
+	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
+	in := frame([]string{a.Token, secs, size(a.V4), size(a.V6)}, a.V4, a.V6)
+	res, err := h.run(ctx, "apply", scriptApply, in)
+	if err != nil {
+		return err
+	}
+	if armed, _, _ := strings.Cut(string(res.Stdout), "\n"); armed != "armed" {
+		return &StepError{Step: "apply", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(string(res.Stdout)))}
+	}
+	return nil
+}
+
+// Persist is what makes a policy survive a reboot. A nil document or an
+// empty Digest leaves that file as it is.
+type Persist struct {
+	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
+	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
+	Install bool   // install iptables-persistent (after the files)
+}
+
+func (p Persist) header() []string {
+	install := "0"
+	if p.Install {
+		install = "1"
+	}
+	return []string{size(p.V4), size(p.V6), strconv.Itoa(len(p.Digest)), install}
+}
+
+func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, []byte(p.Digest)} }
+
+// Persist writes the files p names, atomically, and installs
+// iptables-persistent if asked: for a host whose live rules already match.
+func (h *Host) Persist(ctx context.Context, p Persist) error {
+	res, err := h.run(ctx, "persist", scriptPersist, frame(p.header(), p.payloads()...))
+	if err != nil {
+		return err
+	}
+	if out := strings.TrimSpace(string(res.Stdout)); out != "persisted" {
+		return &StepError{Step: "persist", Err: fmt.Errorf("unexpected answer %q", out)}
+	}
+	return nil
+}
+
+// Outcome is how an apply ended, as the host tells it.
+type Outcome string
+
+// The outcomes of Confirm.
+const (
+	// Confirmed: the new rules are in place and the guard is disarmed.
+	Confirmed Outcome = "confirmed"
+	// Pending: the apply had not finished within Confirm.Wait.
+	Pending Outcome = "pending"
+	// ApplyFailed: iptables-restore failed; the old rules are back and the
+	// guard is disarmed. Confirmation.Log holds the apply's output.
+	ApplyFailed Outcome = "failed"
+	// RolledBack: the guard fired first and restores the old rules.
+	RolledBack Outcome = "rolledback"
+	// Superseded: another run has taken the host over since.
+	Superseded Outcome = "superseded"
+)
+
+// Confirmation is Confirm's answer.
+type Confirmation struct {
+	Outcome Outcome
+	Log     string // the apply's output, for ApplyFailed
+}
+
+// Confirm asks the host how the apply of run Token went, waiting on the
+// host up to Wait for it to finish, and, once confirmed, persists in the
+// same round trip. Run it over a fresh connection: that the host accepts
+// one is the proof that the new rules let fwpush in. A persistence step
+// that fails returns Confirmed together with its *StepError.
+type Confirm struct {
+	Token string
+	Wait  time.Duration
+	Persist
+}
+
+// confirmTick is the host's polling interval while it waits for the apply.
+const confirmTick = 20 * time.Millisecond
+
+// Confirm implements the confirm step; see the Confirm type.
+func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
+	if !isHex(c.Token) {
+		return Confirmation{}, &StepError{Step: "confirm", Err: fmt.Errorf("token %q is not hex", c.Token)}
+	}
+	ticks := strconv.Itoa(int(max(c.Wait, 0) / confirmTick))
+	in := frame(append([]string{c.Token, ticks}, c.header()...), c.payloads()...)
+	res, err := h.run(ctx, "confirm", scriptConfirm, in)
+	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
+	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
+	switch conf.Outcome {
+	case Confirmed:
+		if err == nil && strings.TrimSpace(rest) != "persisted" {
+			err = &StepError{Step: "persist", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(rest))}
+		}
+		return conf, err
+	case ApplyFailed:
+		conf.Log = strings.TrimSpace(rest)
+	case Pending, RolledBack, Superseded:
+	default:
+		if err == nil {
+			err = &StepError{Step: "confirm", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(string(res.Stdout)))}
+		}
+		return Confirmation{}, err
+	}
+	return conf, err
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

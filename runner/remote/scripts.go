@@ -1,0 +1,262 @@
+package remote
+
+// The scripts fwpush runs on a host, one per step. Every one is a constant:
+// no inventory or template value is ever put on a command line. Data
+// (rules, the rollback delay, the run's token, the digest) travels on stdin
+// as one frame: a header line of numbers (see frame), then the payloads, read
+// with head -c, which reads no further than the bytes it is asked for.
+//
+// Files on a host:
+//   /run/fwpush/run/        this run's transient files (new.v4, old.v4, token, ...)
+//   /var/lib/fwpush/applied the digest of the policy fwpush last applied (drift detection)
+//   /etc/iptables/rules.v4  persistence, loaded at boot by iptables-persistent
+//   /etc/iptables/rules.v6
+//
+// Exit statuses 10 and above name the step that failed (see stages); a
+// script that has something to report on stdout exits 0.
+
+// Section markers of scriptFacts' output.
+const (
+	markPrefix = "@@fwpush:"
+	markSuffix = "@@"
+)
+
+// scriptFacts gathers, in one round trip, everything a run needs to decide
+// whether to change a host: the tools, the backend, the interfaces, where
+// our SSH session comes from, the live rules, the persisted rules and what
+// fwpush applied last. It changes nothing and forks as little as it can:
+// it runs on every host on every run.
+const scriptFacts = `PATH=$PATH:/usr/sbin:/sbin
+m() { echo "@@fwpush:$1@@"; }
+m tools; for t in iptables-restore ip6tables-restore iptables-save ip6tables-save; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done
+m backend; iptables -V 2>&1
+m links; for l in /sys/class/net/*; do echo "${l##*/}"; done
+m addrs; ip -o addr show 2>/dev/null
+m conn; echo "${SSH_CONNECTION:-}"
+m v4; iptables-save -t filter 2>&1 || echo "@@fwpush:error@@"
+m v6; ip6tables-save -t filter 2>&1 || echo "@@fwpush:error@@"
+m persisted4; cat /etc/iptables/rules.v4 2>/dev/null
+m persisted6; cat /etc/iptables/rules.v6 2>/dev/null
+m applied; cat /var/lib/fwpush/applied 2>/dev/null
+m persistent; [ -x /usr/sbin/netfilter-persistent ] && [ -e /usr/share/netfilter-persistent/plugins.d/15-ip4tables ] && echo yes
+m end
+`
+
+// scriptApply stages the new rules, asks iptables itself whether they load,
+// saves the current rules, arms the guard, starts the apply and waits for
+// it: one round trip. Its stdin: "TOKEN SECONDS N4 N6", then new.v4 (N4
+// bytes) and new.v6. It prints "armed", then how the apply went: ok,
+// failed, skipped (the guard was first) or pending (still running after
+// SECONDS).
+//
+// The rules are tested one family at a time (iptables-nft-restore --test is
+// unreliable with several tables at once), waiting for the xtables lock
+// rather than failing. They are loaded with --noflush: new.v4 flushes the
+// chains the policy owns itself (see policy.Foreign), so that chains of
+// other software (Docker, fail2ban) keep their rules. The old rules are
+// restored whole.
+//
+// Both the guard and the apply run detached (setsid, no stdio), so that
+// neither depends on the SSH session that started them: the new policy may
+// cut that very session. The guard sleeps SECONDS, then restores the old
+// rules unless fwpush has confirmed by then. Confirming and rolling back
+// race for one mkdir of run/decided, so exactly one of them wins; the apply
+// and the guard's restore hold run/lock, so a guard that fires while the
+// apply still waits for the xtables lock makes the apply skip, and a late
+// apply can never land after a rollback. A guard whose token is no longer
+// the run's (a newer run took over) does nothing.
+const scriptApply = `PATH=$PATH:/usr/sbin:/sbin
+set -u
+umask 077
+R=/run/fwpush/run
+read -r token secs n4 n6 || { echo "no header on stdin" >&2; exit 10; }
+case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
+case $secs:$n4:$n6 in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
+rm -rf "$R" && mkdir -p "$R" && cd "$R" || exit 11
+echo "$token" > token && echo "$secs" > rollback_after || exit 11
+head -c "$n4" > new.v4 && head -c "$n6" > new.v6 || exit 11
+[ "$(wc -c < new.v4)" -eq "$n4" ] && [ "$(wc -c < new.v6)" -eq "$n6" ] || { echo "stdin ended early" >&2; exit 10; }
+iptables-restore -w --noflush --test < new.v4 || exit 12
+ip6tables-restore -w --noflush --test < new.v6 || exit 13
+iptables-save -t filter > old.v4 && ip6tables-save -t filter > old.v6 || { echo "cannot save the current rules" >&2; exit 14; }
+# A server that never had rules saves nothing: its "old rules" are an open filter table.
+for f in old.v4 old.v6; do
+  grep -q '^\*filter' "$f" || printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > "$f"
+done
+setsid sh -c '
+  sleep "$1"
+  [ "$(cat /run/fwpush/run/token 2>/dev/null)" = "$2" ] || exit 0
+  exec flock /run/fwpush/run/lock sh -c "
+    mkdir /run/fwpush/run/decided 2>/dev/null || exit 0
+    iptables-restore -w < /run/fwpush/run/old.v4
+    ip6tables-restore -w < /run/fwpush/run/old.v6
+    echo rolledback > /run/fwpush/run/outcome"
+' fwpush-guard "$secs" "$token" </dev/null >/dev/null 2>&1 &
+echo $! > guard.pid
+setsid flock "$R/lock" sh -c '
+  cd /run/fwpush/run
+  if [ -e decided ]; then
+    echo skipped > applied.status.new
+  elif iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
+    echo ok > applied.status.new
+  else
+    iptables-restore -w < old.v4; ip6tables-restore -w < old.v6
+    echo failed > applied.status.new
+  fi
+  mv applied.status.new applied.status
+' </dev/null >"$R/apply.log" 2>&1 &
+echo armed
+# The apply takes a moment; its outcome is known before the proof that SSH
+# still works is tried, so that the proof comes from a connection made
+# under the new rules. Should the new rules cut this session, the output is
+# lost and the guard decides.
+i=0
+while [ ! -e applied.status ] && [ "$i" -lt $((secs * 50)) ]; do sleep 0.02; i=$((i+1)); done
+cat applied.status 2>/dev/null || echo pending
+`
+
+// scriptPersist writes what makes the policy survive a reboot and records
+// what was applied, each only when asked (a size of 0 keeps the file as it
+// is). Its stdin: "N4 N6 ND INSTALL", then rules.v4 (N4 bytes), rules.v6
+// and the digest. The files are written atomically (a temporary file in the
+// same directory, then rename) and go first: installing iptables-persistent
+// starts netfilter-persistent, which loads whatever rules.v4 is on disk; an
+// old file there would replace the policy just applied (and could cut
+// SSH). apt runs without questions (it must not save the rules of the
+// moment: fwpush writes its own files), waiting for the dpkg lock instead of
+// failing when apt is busy. The state goes last, so that a run that failed
+// half-way is not taken for done.
+const scriptPersist = `PATH=$PATH:/usr/sbin:/sbin
+set -u
+read -r n4 n6 nd install || { echo "no header on stdin" >&2; exit 10; }
+case $n4:$n6:$nd:$install in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
+` + persistBody
+
+// persistBody is the part of scriptPersist that scriptConfirm shares: it
+// expects $n4 $n6 $nd $install read from the header, and the payloads next
+// on stdin.
+const persistBody = `umask 022
+put() { # put SIZE DIR NAME: stdin's next SIZE bytes become DIR/NAME, atomically
+  mkdir -p "$2" && head -c "$1" > "$2/.$3.fwpush" && [ "$(wc -c < "$2/.$3.fwpush")" -eq "$1" ] && mv -f "$2/.$3.fwpush" "$2/$3"
+}
+if [ "$n4" -gt 0 ]; then put "$n4" /etc/iptables rules.v4 || exit 20; fi
+if [ "$n6" -gt 0 ]; then put "$n6" /etc/iptables rules.v6 || exit 21; fi
+if [ "$nd" -gt 0 ]; then
+  mkdir -p /var/lib/fwpush && head -c "$nd" > /var/lib/fwpush/.applied.fwpush || exit 23
+fi
+if [ "$install" = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  { printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\niptables-persistent iptables-persistent/autosave_v6 boolean false\n' | debconf-set-selections &&
+    apt-get -o DPkg::Lock::Timeout=300 -qq update &&
+    apt-get -o DPkg::Lock::Timeout=300 -qq -y install iptables-persistent; } </dev/null >&2 || exit 22
+fi
+if [ "$nd" -gt 0 ]; then mv -f /var/lib/fwpush/.applied.fwpush /var/lib/fwpush/applied || exit 23; fi
+echo persisted
+`
+
+// scriptConfirm runs over a fresh connection, which proves that the host
+// still accepts new SSH connections. Its stdin: "TOKEN TICKS N4 N6 ND
+// INSTALL", then the payloads of scriptPersist. It waits on the host, at
+// most TICKS × 20 ms, for the detached apply to finish, then prints the
+// outcome on its first line: "confirmed" (the apply succeeded and the guard
+// is disarmed), "pending" (the apply has not finished), "failed" (followed
+// by the apply's log; the old rules are back and the guard is disarmed),
+// "rolledback" (the guard won) or "superseded" (another run took over).
+// Only once confirmed does it go on to persist, in the same round trip.
+const scriptConfirm = `PATH=$PATH:/usr/sbin:/sbin
+set -u
+R=/run/fwpush/run
+read -r token ticks n4 n6 nd install || { echo "no header on stdin" >&2; exit 10; }
+case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
+case $ticks:$n4:$n6:$nd:$install in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
+[ "$(cat "$R/token" 2>/dev/null)" = "$token" ] || { echo superseded; exit 0; }
+i=0
+while [ ! -e "$R/applied.status" ] && [ ! -e "$R/decided" ] && [ "$i" -lt "$ticks" ]; do sleep 0.02; i=$((i+1)); done
+case "$(cat "$R/applied.status" 2>/dev/null)" in
+ok)
+  if mkdir "$R/decided" 2>/dev/null; then
+    kill "$(cat "$R/guard.pid")" 2>/dev/null
+    echo confirmed
+  else
+    echo rolledback; exit 0
+  fi ;;
+failed)
+  mkdir "$R/decided" 2>/dev/null
+  kill "$(cat "$R/guard.pid")" 2>/dev/null
+  echo failed; cat "$R/apply.log" 2>/dev/null; exit 0 ;;
+skipped)
+  echo rolledback; exit 0 ;;
+*)
+  if [ -e "$R/decided" ]; then echo rolledback; else echo pending; fi; exit 0 ;;
+esac
+` + persistBody
+
+// scriptProbe connects, on the host it runs on, to every "ID ADDR PORT
+// PHASE" line of its stdin and prints one "ID RESULT MICROSECONDS" line per
+// probe: connected, refused, timeout, or "error exit N: what bash said".
+// Its first stdin line is "TIMEOUT BATCH FLOOR FACTOR" (microseconds,
+// probes at once, microseconds, a multiple).
+//
+// Probes of phase 1 (the ones expected to be reachable) go first, each
+// allowed TIMEOUT. Their answers measure this host's round-trip time, as
+// nmap does: phase 2 (the ones expected to be filtered, which can only end
+// by timing out) then waits FACTOR × the slowest answer, at least FLOOR and
+// at most TIMEOUT. A host with no answer in phase 1 gives phase 2 the whole
+// TIMEOUT, so a slow link is never cut short. The timeout used is printed
+// as "timeout MICROSECONDS".
+//
+// It needs nothing a minimal Debian server lacks: bash's /dev/tcp and
+// $EPOCHREALTIME, coreutils' timeout. The addresses reach the connecting
+// shell as arguments, never as code.
+const scriptProbe = `PATH=$PATH:/usr/bin:/bin
+command -v bash >/dev/null 2>&1 || { echo "bash is not installed: fwpush probes with bash's /dev/tcp" >&2; exit 3; }
+command -v timeout >/dev/null 2>&1 || { echo "timeout (coreutils) is not installed" >&2; exit 3; }
+LC_ALL=C exec bash -c '
+set -f
+read -r T B F K || exit 2
+for v in "$T" "$B" "$F" "$K"; do case $v in ""|*[!0-9]*) echo "bad header: $T $B $F $K" >&2; exit 2 ;; esac; done
+[ "$B" -gt 0 ] || { echo "bad batch size: $B" >&2; exit 2; }
+probe() { # probe ID ADDR PORT MICROSECONDS
+  out=$(timeout "$(printf "%d.%06d" $(($4 / 1000000)) $(($4 % 1000000)))" bash -c "s=\$EPOCHREALTIME; : 3<>\"/dev/tcp/\$0/\$1\"; rc=\$?; e=\$EPOCHREALTIME; echo \"@\$rc \$(( \${e/./} - \${s/./} ))\"; exit \$rc" "$2" "$3" 2>&1)
+  rc=$?
+  us=${out##*@}; us=${us#* }
+  case $us in ""|*[!0-9]*) us=0 ;; esac
+  case $rc:$out in
+  124:*) echo "$1 timeout $4" ;;
+  0:*) echo "$1 connected $us" ;;
+  *"Connection refused"*) echo "$1 refused $us" ;;
+  *) echo "$1 error exit $rc:" ${out%@*} ;;
+  esac
+}
+phase() { # phase N MICROSECONDS: every probe of phase N, B at once
+  local ph=$1 t=$2 n=0
+  for line in "${lines[@]}"; do
+    set -- $line
+    [ "$4" = "$ph" ] || continue
+    probe "$1" "$2" "$3" "$t" &
+    n=$((n+1)); [ $((n % B)) -ne 0 ] || wait
+  done
+  wait
+}
+lines=()
+while read -r id a p ph; do
+  case $id in ""|*[!0-9]*) continue ;; esac
+  case $p in ""|*[!0-9]*) echo "$id error bad port: $p"; continue ;; esac
+  case $a in ""|*[!0-9a-fA-F.:]*) echo "$id error bad address: $a"; continue ;; esac
+  case $ph in 1|2) ;; *) echo "$id error bad phase: $ph"; continue ;; esac
+  lines+=("$id $a $p $ph")
+done
+slowest=0
+while read -r id result us; do
+  [ -n "$id" ] || continue
+  echo "$id $result $us"
+  case $result in connected|refused) [ "$us" -le "$slowest" ] || slowest=$us ;; esac
+done <<< "$(phase 1 "$T")"
+t2=$T
+if [ "$slowest" -gt 0 ]; then
+  t2=$((slowest * K)); [ "$t2" -ge "$F" ] || t2=$F; [ "$t2" -le "$T" ] || t2=$T
+fi
+echo "timeout $t2"
+phase 2 "$t2"
+' fwpush-probe
+`
