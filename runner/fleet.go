@@ -67,7 +67,7 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return remote.New(s), nil
+	return remote.New(s, f.inv.SSH.Timeout), nil
 }
 
 // OpenFresh implements Fleet.

@@ -199,10 +199,17 @@ func (p *pusher) push(ctx context.Context) HostResult {
 func stepFail(step string, err error) *stageError {
 	var se *remote.StepError
 	if errors.As(err, &se) {
-		return fail(se.Step, se.Err)
+		return fail(se.Step, stepDetail{se})
 	}
 	return fail(step, err)
 }
+
+// stepDetail is a step's error as a stageError holds it: the stage names
+// the step already.
+type stepDetail struct{ *remote.StepError }
+
+func (d stepDetail) Error() string { return d.Detail() }
+func (d stepDetail) Unwrap() error { return d.StepError }
 
 // run takes one host through its steps. An unchanged host costs one round
 // trip (the read); a host whose rules change costs the read, one round trip

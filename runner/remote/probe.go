@@ -57,7 +57,17 @@ func (h *Host) Probe(ctx context.Context, probes []Probe, o ProbeOptions) ([]Pro
 		}
 		fmt.Fprintf(&in, "%d %s %d %d\n", i, p.Addr.Addr(), p.Addr.Port(), phase)
 	}
-	res, err := h.run(ctx, "probe", scriptProbe, in.Bytes())
+	// Each phase runs its batches one after the other, each batch within
+	// the timeout.
+	var first int
+	for _, p := range probes {
+		if p.Calibrate {
+			first++
+		}
+	}
+	b := max(o.Batch, 1)
+	batches := (first+b-1)/b + (len(probes)-first+b-1)/b
+	res, err := h.run(ctx, "probe", scriptProbe, time.Duration(batches)*(o.Timeout+time.Second)+h.timeout, in.Bytes())
 	if err != nil {
 		return nil, 0, err
 	}

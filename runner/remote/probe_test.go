@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,7 +109,7 @@ func TestProbeScript(t *testing.T) {
 	open, closed := ports(t)
 	for _, shell := range []string{"sh", "bash"} {
 		t.Run(shell, func(t *testing.T) {
-			h := New(newShellSession(t, shell))
+			h := newHost(newShellSession(t, shell))
 			var probes []Probe
 			var want []string
 			// More probes than the batch, in both phases: every one must
@@ -145,7 +147,7 @@ func TestProbeScript(t *testing.T) {
 func TestProbeScriptRefusesBadLines(t *testing.T) {
 	s := newShellSession(t, "sh")
 	in := "2000000 4 200000 10\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
-	res, err := s.Run(t.Context(), scriptProbe, []byte(in))
+	res, err := s.Run(t.Context(), commands[scriptProbe], []byte("10\n"+in))
 	if err != nil {
 		t.Fatalf("%v: %s", err, res.Stderr)
 	}
@@ -160,7 +162,7 @@ func TestProbeScriptRefusesBadLines(t *testing.T) {
 func TestProbeScriptRefusesBadHeader(t *testing.T) {
 	s := newShellSession(t, "sh")
 	for _, header := range []string{"", "2000000;id 4 1 1", "2000000 0 1 1", "2000000 x 1 1", "2000000 4 1"} {
-		_, err := s.Run(t.Context(), scriptProbe, []byte(header+"\n0 127.0.0.1 22 1\n"))
+		_, err := s.Run(t.Context(), commands[scriptProbe], []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
 		var re *transport.RemoteError
 		if !errors.As(err, &re) || re.ExitStatus != 2 {
 			t.Errorf("header %q: got %v, want exit status 2", header, err)
@@ -182,7 +184,7 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 		{"no calibration", []Probe{{Addr: lo(9)}}, 700 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := New(isolated(t))
+			h := newHost(isolated(t))
 			got, timeout, err := h.Probe(t.Context(), tc.probes, ProbeOptions{Timeout: 700 * time.Millisecond, Floor: 250 * time.Millisecond, Factor: 10, Batch: 8})
 			if err != nil {
 				t.Fatal(err)
@@ -256,14 +258,54 @@ func TestParseProbeOutput(t *testing.T) {
 // A probe the host said nothing about is an error, not a silent zero.
 func TestProbeUnanswered(t *testing.T) {
 	r := &recorder{answer: stdout("0 connected 5\ntimeout 300000\n")}
-	got, timeout, err := New(r).Probe(t.Context(), []Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2)}}, ProbeOptions{Timeout: time.Second, Floor: 300 * time.Millisecond, Factor: 10, Batch: 64})
+	got, timeout, err := newHost(r).Probe(t.Context(), []Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2)}}, ProbeOptions{Timeout: time.Second, Floor: 300 * time.Millisecond, Factor: 10, Batch: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got[0].Result != "connected" || got[1].Err == nil || got[1].Err.Error() != "the host gave no answer for it" || timeout != 300*time.Millisecond {
 		t.Errorf("got %+v, timeout %s", got, timeout)
 	}
-	if want := "1000000 64 300000 10\n0 127.0.0.1 1 1\n1 127.0.0.1 2 2\n"; r.calls[0].stdin != want {
+	if want := "9\n1000000 64 300000 10\n0 127.0.0.1 1 1\n1 127.0.0.1 2 2\n"; r.calls[0].stdin != want {
 		t.Errorf("stdin %q, want %q", r.calls[0].stdin, want)
+	}
+}
+
+// TestDeadlineOnTheHost: a step that hangs is stopped on the host at its
+// deadline, with everything it started, and fails naming the step.
+func TestDeadlineOnTheHost(t *testing.T) {
+	h := New(newShellSession(t, "sh"), time.Second)
+	pidFile := t.TempDir() + "/pid"
+	// A child that would outlive the step, and a step that never ends.
+	script := "sleep 60 & echo $! > " + quote(pidFile) + "; cat /dev/zero >/dev/null"
+	start := time.Now()
+	_, err := h.run(t.Context(), "read live rules", script, time.Second, nil)
+	took := time.Since(start)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "read live rules" || !strings.Contains(err.Error(), "stopped on the host after 1s") {
+		t.Fatalf("got %v, want the step stopped on the host", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %s", took)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// timeout(1) signals its whole process group; the child is gone (its
+	// zombie may linger until its parent, killed too, is reaped).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the step's child %d still runs: %s", pid, stat)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -30,11 +30,22 @@ var _ Session = transport.Session(nil)
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
 type Host struct {
-	sess Session
+	sess    Session
+	timeout time.Duration
 }
 
-// New returns the protocol over s; closing the Host closes s.
-func New(s Session) *Host { return &Host{sess: s} }
+// New returns the protocol over s; closing the Host closes s. timeout is
+// the inventory's: every step's deadline is made of it (see run).
+func New(s Session, timeout time.Duration) *Host {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Host{sess: s, timeout: timeout}
+}
+
+// InstallTimeout bounds installing iptables-persistent: apt may wait for
+// the dpkg lock, then download and configure.
+const InstallTimeout = 5 * time.Minute
 
 // Close closes the session.
 func (h *Host) Close() error { return h.sess.Close() }
@@ -50,9 +61,18 @@ type StepError struct {
 	// failed, say). Without it, a failed Apply may have armed the guard
 	// and applied: only Confirm can tell.
 	NothingChanged bool
+	msg            string // what Error says instead of Err's text, if set
 }
 
-func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Error() string { return e.Step + ": " + e.Detail() }
+
+// Detail is the error without the step's name.
+func (e *StepError) Detail() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return e.Err.Error()
+}
 func (e *StepError) Unwrap() error { return e.Err }
 
 // steps names what failed from a script's exit status (see scripts.go).
@@ -68,10 +88,24 @@ var steps = map[int]string{
 	23: "record state",
 }
 
-// run runs script with stdin. A failure is a *StepError: the step its exit
-// status names, else step.
-func (h *Host) run(ctx context.Context, step, script string, stdin []byte) (transport.Result, error) {
-	res, err := h.sess.Run(ctx, script, stdin)
+// run runs script with stdin, on the host under timeout(1) with deadline
+// (rounded up to whole seconds): past it, the script and everything it
+// started are killed there (but the detached guard and apply, which setsid
+// takes out of its process group), so that nothing of fwpush's outlives a
+// step, even when fwpush is gone. fwpush waits the deadline plus one
+// timeout, the network's share. A failure is a *StepError: the step its
+// exit status names, else step.
+func (h *Host) run(ctx context.Context, step, script string, deadline time.Duration, stdin []byte) (transport.Result, error) {
+	secs := int((deadline + time.Second - 1) / time.Second)
+	ctx, cancel := context.WithTimeoutCause(ctx, time.Duration(secs)*time.Second+h.timeout,
+		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.timeout, context.DeadlineExceeded))
+	defer cancel()
+	in := append([]byte(strconv.Itoa(secs)+"\n"), stdin...)
+	cmd, ok := commands[script]
+	if !ok {
+		cmd = wrap(script)
+	}
+	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
 		return res, nil
 	}
@@ -81,10 +115,48 @@ func (h *Host) run(ctx context.Context, step, script string, stdin []byte) (tran
 		if s, ok := steps[re.ExitStatus]; ok {
 			se.Step = s
 		}
+		// The command is fwpush's wrapper: the step names it better.
+		se.msg = "host " + re.Host + ": " + re.Outcome()
+		switch re.ExitStatus {
+		case timedOut, killed:
+			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
+		}
 		// The scripts exit 10 to 14 only before changing anything.
 		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 14
 	}
 	return res, se
+}
+
+// How timeout(1) exits when it had to stop the script: 124 after SIGTERM,
+// 128+9 when the script outlived that too.
+const (
+	timedOut = 124
+	killed   = 137
+)
+
+// commands holds what runs each script on a host: a constant wrapper that
+// reads the deadline from stdin's first line and runs the script, quoted,
+// under timeout(1), with the rest of stdin. Every command is fixed when
+// fwpush is built.
+var commands = map[string]string{}
+
+func init() {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptProbe} {
+		commands[s] = wrap(s)
+	}
+}
+
+// wrap is the command that runs script under its deadline.
+func wrap(script string) string {
+	return `read -r d || exit 10
+case $d in ""|*[!0-9]*) echo "bad deadline: $d" >&2; exit 10 ;; esac
+exec timeout -k 2 "$d" sh -c ` + quote(script) + ` fwpush`
+}
+
+// quote quotes s for sh: the one function through which anything passes
+// that a command line holds, and it only ever holds fwpush's own scripts.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // frame is a script's stdin: a header line of fields (numbers and hex
@@ -105,7 +177,7 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
-	res, err := h.run(ctx, "read live rules", scriptFacts, nil)
+	res, err := h.run(ctx, "read live rules", scriptFacts, h.timeout, nil)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -147,7 +219,8 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	}
 	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
 	in := frame([]string{a.Token, secs, size(a.V4), size(a.V6)}, a.V4, a.V6)
-	res, err := h.run(ctx, "apply", scriptApply, in)
+	// The script waits for the apply, at most the guard's delay.
+	res, err := h.run(ctx, "apply", scriptApply, h.timeout+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
 	}
@@ -175,10 +248,17 @@ func (p Persist) header() []string {
 
 func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, []byte(p.Digest)} }
 
+func (p Persist) installTime() time.Duration {
+	if p.Install {
+		return InstallTimeout
+	}
+	return 0
+}
+
 // Persist writes the files p names, atomically, and installs
 // iptables-persistent if asked: for a host whose live rules already match.
 func (h *Host) Persist(ctx context.Context, p Persist) error {
-	res, err := h.run(ctx, "persist", scriptPersist, frame(p.header(), p.payloads()...))
+	res, err := h.run(ctx, "persist", scriptPersist, h.timeout+p.installTime(), frame(p.header(), p.payloads()...))
 	if err != nil {
 		return err
 	}
@@ -233,7 +313,7 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	}
 	ticks := strconv.Itoa(int(max(c.Wait, 0) / confirmTick))
 	in := frame(append([]string{c.Token, ticks}, c.header()...), c.payloads()...)
-	res, err := h.run(ctx, "confirm", scriptConfirm, in)
+	res, err := h.run(ctx, "confirm", scriptConfirm, h.timeout+max(c.Wait, 0)+c.installTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
 	switch conf.Outcome {

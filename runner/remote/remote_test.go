@@ -85,7 +85,7 @@ func TestFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &recorder{answer: stdout(string(out))}
-	f, err := New(r).Facts(t.Context())
+	f, err := newHost(r).Facts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestFacts(t *testing.T) {
 func TestFactsSaveFailed(t *testing.T) {
 	out := "@@fwpush:v4@@\niptables-save v1.8.9 (nf_tables): Permission denied (you must be root)\n@@fwpush:error@@\n" +
 		"@@fwpush:v6@@\nip6tables-save v1.8.9 (nf_tables): Permission denied (you must be root)\n@@fwpush:error@@\n@@fwpush:end@@\n"
-	f, err := New(&recorder{answer: stdout(out)}).Facts(t.Context())
+	f, err := newHost(&recorder{answer: stdout(out)}).Facts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestFactsSaveFailed(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	r := &recorder{answer: stdout("armed\nok\n")}
-	err := New(r).Apply(t.Context(), Apply{
+	err := newHost(r).Apply(t.Context(), Apply{
 		Token: "0123456789abcdef", RollbackAfter: 1500 * time.Millisecond,
 		V4: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n"),
 	})
@@ -152,10 +152,10 @@ func TestRollbackSeconds(t *testing.T) {
 		{30 * time.Second, "30"},
 	} {
 		r := &recorder{answer: stdout("armed\nok\n")}
-		if err := New(r).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: tc.after}); err != nil {
+		if err := newHost(r).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: tc.after}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _, _ := strings.Cut(r.calls[0].stdin, "\n"); got != "ab "+tc.want+" 0 0" {
+		if got := strings.Split(r.calls[0].stdin, "\n")[1]; got != "ab "+tc.want+" 0 0" {
 			t.Errorf("rollback_after %v: header %q, want the delay %s", tc.after, got, tc.want)
 		}
 	}
@@ -163,7 +163,7 @@ func TestRollbackSeconds(t *testing.T) {
 
 func TestPersist(t *testing.T) {
 	r := &recorder{answer: stdout("persisted\n")}
-	err := New(r).Persist(t.Context(), Persist{V4: []byte("v4\n"), Digest: "sha256:0123\n", Install: true})
+	err := newHost(r).Persist(t.Context(), Persist{V4: []byte("v4\n"), Digest: "sha256:0123\n", Install: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestPersist(t *testing.T) {
 
 func TestConfirm(t *testing.T) {
 	r := &recorder{answer: stdout("confirmed\npersisted\n")}
-	conf, err := New(r).Confirm(t.Context(), Confirm{
+	conf, err := newHost(r).Confirm(t.Context(), Confirm{
 		Token: "0123456789abcdef", Wait: 3 * time.Second,
 		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n"},
 	})
@@ -208,7 +208,7 @@ func TestConfirmAnswers(t *testing.T) {
 		}, Confirmation{}, "confirm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf, err := New(&recorder{answer: tc.answer}).Confirm(t.Context(), Confirm{Token: "ab"})
+			conf, err := newHost(&recorder{answer: tc.answer}).Confirm(t.Context(), Confirm{Token: "ab"})
 			if conf != tc.want {
 				t.Errorf("confirmation %+v, want %+v", conf, tc.want)
 			}
@@ -252,7 +252,7 @@ func TestApplyAnswers(t *testing.T) {
 		}, "apply", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := New(&recorder{answer: tc.answer}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
+			err := newHost(&recorder{answer: tc.answer}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
 			checkStep(t, err, tc.wantStep)
 			var se *StepError
 			if errors.As(err, &se) && se.NothingChanged != tc.unchanged {
@@ -271,7 +271,7 @@ func TestApplyAnswers(t *testing.T) {
 func TestBadTokenNotSent(t *testing.T) {
 	for _, token := range []string{"", "AB", "ab cd", "ab\n", "$(id)"} {
 		r := &recorder{}
-		h := New(r)
+		h := newHost(r)
 		if err := h.Apply(t.Context(), Apply{Token: token}); err == nil {
 			t.Errorf("Apply with token %q: no error", token)
 		}
@@ -286,14 +286,17 @@ func TestBadTokenNotSent(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	r := &recorder{}
-	if err := New(r).Close(); err != nil || !r.closed {
+	if err := newHost(r).Close(); err != nil || !r.closed {
 		t.Errorf("Close: %v, session closed %v", err, r.closed)
 	}
 }
 
 func TestApplyWithoutDelayNotSent(t *testing.T) {
 	r := &recorder{}
-	if err := New(r).Apply(t.Context(), Apply{Token: "ab"}); err == nil || len(r.calls) != 0 {
+	if err := newHost(r).Apply(t.Context(), Apply{Token: "ab"}); err == nil || len(r.calls) != 0 {
 		t.Errorf("Apply without a rollback delay: %v, %d scripts sent; want an error and none", err, len(r.calls))
 	}
 }
+
+// newHost speaks the protocol over s with a timeout of 5s.
+func newHost(s Session) *Host { return New(s, 5*time.Second) }

@@ -69,8 +69,13 @@ type RemoteError struct {
 // Error names host, command and exit status, then the remote stderr: the
 // host's own words are what explain the failure.
 func (e *RemoteError) Error() string {
+	return "host " + e.Host + ": " + shortCmd(e.Cmd) + ": " + e.Outcome()
+}
+
+// Outcome is how the command ended and what it said on stderr, without the
+// host and the command: for callers that name the step themselves.
+func (e *RemoteError) Outcome() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "host %s: %s: ", e.Host, shortCmd(e.Cmd))
 	switch {
 	case e.Signal != "":
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
