@@ -34,6 +34,11 @@ const (
 	RolledBack    Status = "rolled back"
 	Failed        Status = "failed"
 	Unreachable   Status = "unreachable"
+	// Skipped: the run was interrupted before it changed the host.
+	Skipped Status = "skipped"
+	// Unknown: the host went silent after the apply; its guard restores
+	// the old rules by itself at the time the error gives.
+	Unknown Status = "unknown"
 )
 
 // OK reports whether the status is a success.
@@ -96,6 +101,11 @@ type RunOptions struct {
 // order), in parallel, and returns one result per host in the same order.
 // One host's failure never stops the others. The tunnel host is changed
 // last, since every other host is reached through it.
+//
+// Cancelling ctx interrupts the run (SIGINT, say): no host starts after
+// that, and a host not yet applied stops where it is (Skipped: nothing
+// changed). A host whose apply has started finishes: its confirm, or its
+// rollback, and its report says which, as the host tells it.
 func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet Fleet, opts RunOptions) []HostResult {
 	inv := plan.Inventory
 	if opts.Parallel <= 0 {
@@ -113,6 +123,14 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	results := make([]HostResult, len(hosts))
 	one := func(i int) {
 		h := hosts[i]
+		if ctx.Err() != nil {
+			results[i] = HostResult{Host: h.Name, Role: h.Role, Status: Skipped,
+				Err: &HostError{Host: h.Name, Err: errors.New("not started: the run was interrupted")}}
+			if opts.OnDone != nil {
+				opts.OnDone(results[i])
+			}
+			return
+		}
 		if opts.OnStart != nil {
 			opts.OnStart(h.Name)
 		}
@@ -147,6 +165,9 @@ type pusher struct {
 	fleet Fleet
 	opts  RunOptions
 	log   *slog.Logger
+	// changing is set once the host is being written to: from then on an
+	// interruption waits for the host to settle.
+	changing bool
 }
 
 // stageError is a failure at one step of a host's run.
@@ -187,6 +208,12 @@ func (p *pusher) push(ctx context.Context) HostResult {
 	res := HostResult{Host: p.host.Name, Role: p.host.Role}
 	err := p.run(ctx, &res)
 	res.Duration = time.Since(start)
+	if err != nil && ctx.Err() != nil && !p.changing {
+		// Interrupted before anything changed: what failed is only the
+		// echo of the interruption.
+		res.Status, res.Stage, res.Err = Skipped, "", &HostError{Host: p.host.Name, Err: errors.New("interrupted before it was changed")}
+		return res
+	}
 	if err != nil {
 		res.fail(err)
 		p.log.Warn("host failed", "status", res.Status, "err", err)
@@ -267,6 +294,13 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		return nil
 	}
 
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: change nothing more
+	}
+	// From here on, the host finishes what it starts (each step is bounded
+	// by its deadline): an interrupted run must not leave it half-way.
+	p.changing = true
+	ctx = context.WithoutCancel(ctx)
 	res.Status = Applied
 	if !rulesDiffer {
 		if err := h.Persist(ctx, persist); err != nil {
@@ -284,6 +318,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(foreign4.Merge(want4)), V6: []byte(foreign6.Merge(want6))}
+	applied := time.Now() // the guard is armed after this, never before
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
 		if errors.As(err, &se) && se.NothingChanged {
@@ -294,7 +329,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		p.log.Warn("the apply's answer was lost; asking the host", "err", err)
 	}
 	// fwpush's own deadline is the guard's, in the same whole seconds.
-	deadline := time.Now().Add(remote.RollbackSeconds(p.opts.RollbackAfter))
+	deadline := applied.Add(remote.RollbackSeconds(p.opts.RollbackAfter))
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	h.Close() // the proof must come from a fresh connection
 	if err := p.confirm(ctx, token, deadline, persist); err != nil {
@@ -347,58 +382,69 @@ func (p *pusher) preflight(f remote.Facts) error {
 // connection proves the policy lets fwpush in. Until the guard's deadline
 // a host that cannot be reached is tried again every Poll. Past the
 // deadline the host rolls back by itself; confirm then waits for that and
-// checks that the host is reachable again, so that the report says what
-// the host really ended up with.
+// looks again, so that the report says what the host really ended up with:
+// rolled back only once the host says its old rules are back.
 func (p *pusher) confirm(ctx context.Context, token string, deadline time.Time, persist remote.Persist) error {
 	var last error
 	for {
 		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
-		if err == nil || conf.Outcome == remote.Confirmed {
-			switch conf.Outcome {
-			case remote.Confirmed:
-				if err != nil {
-					return stepFail("persist", err)
-				}
-				return nil
-			case remote.ApplyFailed:
-				return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
-			case remote.RolledBack:
-				return &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
-			case remote.Superseded:
-				return fail("confirm", errors.New("another run of fwpush took the host over before this one could confirm"))
-			}
-			last = errors.New("the apply had not finished")
-		} else {
+		if done, err := p.outcome(conf, err); done {
+			return err
+		}
+		if err != nil {
 			last = err
+		} else {
+			last = errors.New("the apply had not finished")
 		}
 		if time.Now().After(deadline) {
 			break
 		}
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return &stageError{RolledBack, "confirm", err}
+			return p.unknown(deadline, err)
 		}
 	}
 	// Give the guard time to restore the old rules, then look again.
 	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
 	for {
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return &stageError{RolledBack, "confirm", err}
+			return p.unknown(deadline, err)
 		}
-		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Persist: persist})
-		switch {
-		case conf.Outcome == remote.RolledBack:
+		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
+		if conf.Outcome == remote.RolledBack {
 			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)}
-		case conf.Outcome == remote.Confirmed && err != nil:
-			return stepFail("persist", err) // reachable after all, and the guard had not fired yet
-		case conf.Outcome == remote.Confirmed:
-			return nil
-		case conf.Outcome == remote.ApplyFailed:
-			return fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
+		}
+		if done, err := p.outcome(conf, err); done {
+			return err // reachable after all, and the guard had not fired yet
 		}
 		if time.Now().After(after) {
-			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last)}
+			return p.unknown(deadline, fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last))
 		}
 	}
+}
+
+// outcome reads a confirmation: done when it settles the host's fate.
+func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ error) {
+	switch conf.Outcome {
+	case remote.Confirmed:
+		if err != nil {
+			return true, stepFail("persist", err)
+		}
+		return true, nil
+	case remote.ApplyFailed:
+		return true, fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
+	case remote.RolledBack:
+		return true, &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
+	case remote.Superseded:
+		return true, fail("confirm", errors.New("the host no longer knows this run's apply: another run of fwpush took it over"))
+	}
+	return false, nil
+}
+
+// unknown is a host fwpush could not hear from after its apply: what it
+// has is the guard's to decide.
+func (p *pusher) unknown(deadline time.Time, err error) error {
+	return &stageError{Unknown, "confirm", fmt.Errorf("%w; its guard restores the old rules by itself at %s unless it was confirmed",
+		err, deadline.Format("15:04:05"))}
 }
 
 // confirmFresh runs Confirm over a fresh connection.

@@ -21,7 +21,7 @@ import (
 // build.
 func TestMain(m *testing.M) {
 	if os.Getenv("FWPUSH_TEST_CLI") == "1" {
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(runWithSignals(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

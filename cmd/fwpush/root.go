@@ -17,6 +17,9 @@ const (
 	exitFailed  = 1 // a host failed, was unreachable or rolled back
 	exitChanges = 2 // changes pending (--dry-run, --check)
 	exitInvalid = 3 // invalid input: nothing was contacted
+	// exitInterrupted: a signal stopped the command (128 + SIGINT, as
+	// shells report it); the report says what each host has.
+	exitInterrupted = 130
 )
 
 // exitError carries an exit code chosen by a command. A nil err with a

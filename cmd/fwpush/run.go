@@ -172,6 +172,11 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		OnDone: out.done,
 	})
 	err = out.finish(results, time.Since(start))
+	if ctx.Err() != nil {
+		// Interrupted: the report says what each host has; nothing more
+		// is probed.
+		return exitWith(exitInterrupted)
+	}
 	if f.dryRun || f.check || f.noVerify {
 		return err
 	}
@@ -250,6 +255,9 @@ type jsonHost struct {
 }
 
 func exitFor(results []runner.HostResult) int {
+	if slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status == runner.Skipped }) {
+		return exitInterrupted
+	}
 	code := exitOK
 	for _, r := range results {
 		if !r.Status.OK() {
@@ -317,7 +325,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 	}
 	t.Render()
 	var parts []string
-	for _, s := range []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired, runner.RolledBack, runner.Failed, runner.Unreachable} {
+	for _, s := range []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired, runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.Skipped} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}

@@ -159,9 +159,10 @@ echo persisted
 // INSTALL", then the payloads of scriptPersist. It waits on the host, at
 // most TICKS × 20 ms, for the detached apply to finish, then prints the
 // outcome on its first line: "confirmed" (the apply succeeded and the guard
-// is disarmed), "pending" (the apply has not finished), "failed" (followed
-// by the apply's log; the old rules are back and the guard is disarmed),
-// "rolledback" (the guard won) or "superseded" (another run took over).
+// is disarmed), "pending" (the apply has not finished, or the guard is
+// restoring the old rules), "failed" (followed by the apply's log; the old
+// rules are back and the guard is disarmed), "rolledback" (the guard won
+// and the old rules are back) or "superseded" (another run took over).
 // Only once confirmed does it go on to persist, in the same round trip.
 const scriptConfirm = `PATH=$PATH:/usr/sbin:/sbin
 set -u
@@ -170,24 +171,32 @@ read -r token ticks n4 n6 nd install || { echo "no header on stdin" >&2; exit 10
 case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
 case $ticks:$n4:$n6:$nd:$install in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
 [ "$(cat "$R/token" 2>/dev/null)" = "$token" ] || { echo superseded; exit 0; }
+# The guard writes outcome once the old rules are back: only then is the
+# host rolled back. Until then it is pending, however it is going.
+rolledback() {
+  j=0
+  while [ ! -e "$R/outcome" ] && [ "$j" -lt 250 ]; do sleep 0.02; j=$((j+1)); done
+  if [ -e "$R/outcome" ]; then echo rolledback; else echo pending; fi
+  exit 0
+}
 i=0
 while [ ! -e "$R/applied.status" ] && [ ! -e "$R/decided" ] && [ "$i" -lt "$ticks" ]; do sleep 0.02; i=$((i+1)); done
 case "$(cat "$R/applied.status" 2>/dev/null)" in
 ok)
   if mkdir "$R/decided" 2>/dev/null; then
-    kill "$(cat "$R/guard.pid")" 2>/dev/null
+    kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null  # the guard and its sleep: setsid made it a group
     echo confirmed
   else
-    echo rolledback; exit 0
+    rolledback
   fi ;;
 failed)
   mkdir "$R/decided" 2>/dev/null
-  kill "$(cat "$R/guard.pid")" 2>/dev/null
+  kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null  # the guard and its sleep: setsid made it a group
   echo failed; cat "$R/apply.log" 2>/dev/null; exit 0 ;;
 skipped)
-  echo rolledback; exit 0 ;;
+  rolledback ;;
 *)
-  if [ -e "$R/decided" ]; then echo rolledback; else echo pending; fi; exit 0 ;;
+  if [ -e "$R/decided" ]; then rolledback; else echo pending; fi; exit 0 ;;
 esac
 ` + persistBody
 
