@@ -82,7 +82,11 @@ func (inv *Inventory) Select(pattern string) ([]*Host, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			msgs[i] = err.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "; ")) // one line
 	}
 	var out []*Host
 	for _, h := range inv.Hosts {

@@ -49,7 +49,7 @@ func TestSelect(t *testing.T) {
 		{pattern: "mysq-2", err: `"mysq-2" matches no host or role`},
 		{pattern: "mysql-*,!mysq-2", err: `"!mysq-2" matches no host or role`},
 		{pattern: "db,&nope", err: `"&nope" matches no host or role`},
-		{pattern: "a,b", err: `"a" matches no host or role` + "\n" + `"b" matches no host or role`},
+		{pattern: "a,b", err: `"a" matches no host or role; "b" matches no host or role`},
 		{pattern: "zz*", err: `"zz*" matches no host or role`},
 		{pattern: "db,!", err: `"!": an empty name`},
 		{pattern: "db[", err: `"db[": not a valid glob`},
