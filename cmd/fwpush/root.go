@@ -15,7 +15,7 @@ import (
 const (
 	exitOK      = 0 // all good
 	exitFailed  = 1 // a host failed, was unreachable or rolled back
-	exitChanges = 2 // changes pending (--dry-run, --check)
+	exitChanges = 2 // changes pending (run --dry-run)
 	exitInvalid = 3 // invalid input: nothing was contacted
 )
 
@@ -88,9 +88,11 @@ survive reboots.`,
 		Example: `  fwpush validate site.toml
   fwpush render --host mysql-1 site.toml
   fwpush run --dry-run site.toml`,
+		Version:       fullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("fwpush {{.Version}}\n") // as `fwpush version` prints it
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
@@ -100,7 +102,9 @@ survive reboots.`,
 		newRunCmd(),
 		newCheckCmd(),
 		newGraphCmd(),
+		newManCmd(),
 	)
+	registerCompletions(root)
 	return root
 }
 
@@ -108,20 +112,7 @@ survive reboots.`,
 // inventory file.
 func inventoryArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return &usageError{fmt.Errorf("%s takes one inventory file, got %d arguments", cmd.CommandPath(), len(args))}
+		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
 	}
 	return nil
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print fwpush's version",
-		Example: "  fwpush version",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "fwpush", version)
-			return nil
-		},
-	}
 }
