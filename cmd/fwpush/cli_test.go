@@ -261,14 +261,14 @@ func TestVerbosity(t *testing.T) {
 }
 
 func TestRunCheckIsDeprecated(t *testing.T) {
-	code, out, errs := fwpush(t, "run", "--check", "--json", "/nonexistent/exampleSite.toml")
+	code, out, errs := fwpush(t, "run", "--check", "--json", "/nonexistent/site.toml")
 	if code != exitInvalid || out != "" {
 		t.Errorf("run --check --json of a missing file: exit %d, stdout %q (a deprecation note must stay off stdout)", code, out)
 	}
 	if !strings.HasPrefix(errs, "fwpush: run --check is deprecated: use run --dry-run --no-diff (fwpush check probes the network)\n") {
 		t.Errorf("stderr %q lacks the deprecation note", errs)
 	}
-	if _, _, errs := fwpush(t, "run", "--dry-run", "--no-diff", "/nonexistent/exampleSite.toml"); strings.Contains(errs, "deprecated") {
+	if _, _, errs := fwpush(t, "run", "--dry-run", "--no-diff", "/nonexistent/site.toml"); strings.Contains(errs, "deprecated") {
 		t.Errorf("the new spelling is called deprecated: %q", errs)
 	}
 	_, help, _ := fwpush(t, "run", "--help")
