@@ -62,6 +62,10 @@ func TestVersionFlag(t *testing.T) {
 			t.Errorf("fwpush %v: exit %d, stdout %q (want %q), stderr %q", args, code, out, want, errs)
 		}
 	}
+	// -v is --verbose (of run and check), never the version.
+	if code, out, _ := fwpush(t, "-v"); code != exitInvalid || out != "" {
+		t.Errorf("fwpush -v: exit %d, stdout %q; want a usage error", code, out)
+	}
 }
 
 // TestVersionInBinary builds fwpush as make and go build do and asks it.

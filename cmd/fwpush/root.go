@@ -93,6 +93,8 @@ survive reboots.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("fwpush {{.Version}}\n") // as `fwpush version` prints it
+	// Declared here so that cobra gives it no -v: -v is --verbose.
+	root.Flags().Bool("version", false, "print fwpush's version")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
