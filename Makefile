@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/fwpush
 GO      ?= go
 
-.PHONY: build deps test lint demo bench fuzz graph clean
+.PHONY: build deps test lint demo bench fuzz graph man release clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fwpush
@@ -42,5 +42,24 @@ graph: build
 	mkdir -p docs
 	set -o pipefail; $(BIN) graph examples/site.toml | dot -Tsvg -o docs/site.svg
 
+# Man pages, one per command, from the commands' own help. Dated by the
+# last commit, so that the same source gives the same pages.
+man: build
+	rm -rf docs/man
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null) $(BIN) gen-man docs/man
+
+# Static binaries for Linux with the version injected, and their SHA-256
+# sums: dist/fwpush-VERSION-linux-ARCH and dist/SHA256SUMS.
+RELEASE_ARCHS := amd64 arm64
+release:
+	rm -rf dist
+	mkdir -p dist
+	set -e; for arch in $(RELEASE_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath \
+			-ldflags "-s -w $(LDFLAGS)" -o dist/fwpush-$(VERSION)-linux-$$arch ./cmd/fwpush; \
+	done
+	cd dist && sha256sum fwpush-* > SHA256SUMS
+	cat dist/SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin dist docs/man

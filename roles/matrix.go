@@ -120,13 +120,33 @@ type Matrix struct {
 // name order). UDP is not probed, nor are CIDR sources, which have no
 // inventory host to probe from; Notes lists them.
 func Expect(inv *inventory.Inventory) Matrix {
-	m := &matrix{inv: inv, flows: Flows(inv), seen: map[string]bool{}}
+	return ExpectFor(inv, inv.Hosts)
+}
+
+// ExpectFor derives the part of the check matrix that concerns some hosts
+// (fwpush check --limit): the probes whose source or destination is one of
+// them. It is not Expect's matrix filtered: a large role is sampled with
+// the given hosts first, so that each is probed from and to even when it
+// is not among the first of its role by name. ExpectFor(inv, inv.Hosts)
+// is Expect(inv).
+func ExpectFor(inv *inventory.Inventory, hosts []*inventory.Host) Matrix {
+	m := &matrix{inv: inv, flows: Flows(inv), seen: map[string]bool{}, selected: map[string]bool{}}
+	for _, h := range hosts {
+		m.selected[h.Name] = true
+	}
+	m.limited = len(m.selected) < len(inv.Hosts)
 	m.flowsReachable()
 	m.tunnelSSH()
 	m.sshBetweenRoles()
 	m.closedPorts()
 	m.controller()
 	m.sampled()
+	if m.limited {
+		m.out = slices.DeleteFunc(m.out, func(e Expectation) bool {
+			return !m.selected[e.To] && (e.From == Controller || !m.selected[e.From])
+		})
+		m.note("limited to the probes from or to %d of %d hosts", len(m.selected), len(inv.Hosts))
+	}
 	slices.SortFunc(m.out, func(a, b Expectation) int {
 		return cmp.Or(
 			compareRole(a.FromRole, b.FromRole),
@@ -161,6 +181,33 @@ type matrix struct {
 	out   []Expectation
 	notes []string
 	seen  map[string]bool
+	// selected are the hosts the matrix is about, by name; limited is set
+	// when they are not the whole fleet.
+	selected map[string]bool
+	limited  bool
+}
+
+// concerns reports whether a role has a host the matrix is about.
+func (m *matrix) concerns(role string) bool {
+	return slices.ContainsFunc(m.inv.HostsOf(role), func(h *inventory.Host) bool { return m.selected[h.Name] })
+}
+
+// hostsOf returns the hosts of a role in the order sampling takes them:
+// the selected ones first, each group by name.
+func (m *matrix) hostsOf(role string) []*inventory.Host {
+	hosts := m.inv.HostsOf(role)
+	if m.limited {
+		slices.SortStableFunc(hosts, func(a, b *inventory.Host) int {
+			switch {
+			case m.selected[a.Name] == m.selected[b.Name]:
+				return 0
+			case m.selected[a.Name]:
+				return -1
+			}
+			return 1
+		})
+	}
+	return hosts
 }
 
 func (m *matrix) note(format string, args ...any) {
@@ -250,7 +297,7 @@ func joinInts(ports []int) string {
 // a private address.
 func (m *matrix) sources(role string) []*inventory.Host {
 	var out []*inventory.Host
-	for _, h := range m.inv.HostsOf(role) {
+	for _, h := range m.hostsOf(role) {
 		if len(out) == SampleFrom {
 			break
 		}
@@ -265,7 +312,7 @@ func (m *matrix) sources(role string) []*inventory.Host {
 // that are not src itself.
 func (m *matrix) targets(role string, src *inventory.Host) []*inventory.Host {
 	var out []*inventory.Host
-	for _, h := range m.inv.HostsOf(role) {
+	for _, h := range m.hostsOf(role) {
 		if len(out) == SampleTo {
 			break
 		}
@@ -284,12 +331,16 @@ func (m *matrix) nonTunnel(hosts []*inventory.Host) []*inventory.Host {
 func (m *matrix) flowsReachable() {
 	for _, f := range m.flows {
 		what := fmt.Sprintf("roles.%s.allow from %s, %s %s", f.To, f.Source(), f.Proto, portsOrAll(f.Ports))
+		note := m.note
+		if !m.concerns(f.From) && !m.concerns(f.To) {
+			note = func(string, ...any) {} // a flow between hosts the matrix is not about
+		}
 		switch {
 		case f.Proto != "tcp":
-			m.note("%s: not probed (check probes TCP only)", what)
+			note("%s: not probed (check probes TCP only)", what)
 			continue
 		case f.From == "":
-			m.note("%s: not probed (a CIDR source has no inventory host to probe from)", what)
+			note("%s: not probed (a CIDR source has no inventory host to probe from)", what)
 			continue
 		}
 		pairs := 0
@@ -307,9 +358,9 @@ func (m *matrix) flowsReachable() {
 		}
 		switch {
 		case pairs == 0:
-			m.note("%s: not probed (no pair of distinct hosts: a host never probes itself)", what)
+			note("%s: not probed (no pair of distinct hosts: a host never probes itself)", what)
 		case f.Ports == nil:
-			m.note("%s: probed on SSH and on port %d, standing for any port", what, AnyPort)
+			note("%s: probed on SSH and on port %d, standing for any port", what, AnyPort)
 		}
 	}
 }
@@ -437,10 +488,14 @@ func (m *matrix) privateOnly(h *inventory.Host, role *inventory.Role, anyPrivate
 func (m *matrix) sampled() {
 	for _, r := range m.inv.Roles {
 		n := len(m.inv.HostsOf(r.Name))
+		order := "by name"
+		if m.limited {
+			order = "the selected ones first, by name"
+		}
 		if n > SampleTo {
-			m.note("role %s has %d hosts: probes go from its first %d and to its first %d (by name)", r.Name, n, SampleFrom, SampleTo)
+			m.note("role %s has %d hosts: probes go from its first %d and to its first %d (%s)", r.Name, n, SampleFrom, SampleTo, order)
 		} else if n > SampleFrom {
-			m.note("role %s has %d hosts: probes go from its first %d (by name)", r.Name, n, SampleFrom)
+			m.note("role %s has %d hosts: probes go from its first %d (%s)", r.Name, n, SampleFrom, order)
 		}
 	}
 }

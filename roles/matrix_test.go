@@ -348,3 +348,113 @@ func TestExpectAgreesWithPolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestExpectFor: the matrix of some hosts is every probe from or to them.
+// Where no role is sampled (the example), that is exactly Expect's probes
+// that name one of them.
+func TestExpectFor(t *testing.T) {
+	site, err := inventory.Load("../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := Expect(site)
+	tests := []struct {
+		hosts      []string
+		notes      []string // must be there
+		otherNotes []string // must not: flows between hosts the matrix is not about
+	}{
+		{hosts: []string{"mysql-1"},
+			notes:      []string{"limited to the probes from or to 1 of 6 hosts"},
+			otherNotes: []string{"roles.app.allow from 198.51.100.0/24, tcp 9100: not probed (a CIDR source has no inventory host to probe from)"}},
+		{hosts: []string{"wordpress-1", "tunnel-1"},
+			notes: []string{
+				"limited to the probes from or to 2 of 6 hosts",
+				"roles.app.allow from 198.51.100.0/24, tcp 9100: not probed (a CIDR source has no inventory host to probe from)",
+			}},
+		{hosts: []string{"haproxy-www"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.hosts, ","), func(t *testing.T) {
+			var hosts []*inventory.Host
+			for _, name := range tt.hosts {
+				h, _ := site.Host(name)
+				hosts = append(hosts, h)
+			}
+			var want []Expectation
+			for _, e := range whole.Expectations {
+				if slices.Contains(tt.hosts, e.To) || slices.Contains(tt.hosts, e.From) {
+					want = append(want, e)
+				}
+			}
+			m := ExpectFor(site, hosts)
+			if len(want) == 0 || len(want) == len(whole.Expectations) {
+				t.Fatalf("%d of %d probes concern %v: a weak test", len(want), len(whole.Expectations), tt.hosts)
+			}
+			if diff := cmp.Diff(want, m.Expectations, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("ExpectFor(%v) (-want +got):\n%s", tt.hosts, diff)
+			}
+			for _, n := range tt.notes {
+				if !slices.Contains(m.Notes, n) {
+					t.Errorf("notes lack %q; have:\n%s", n, strings.Join(m.Notes, "\n"))
+				}
+			}
+			for _, n := range tt.otherNotes {
+				if slices.Contains(m.Notes, n) {
+					t.Errorf("notes have %q, about hosts the matrix is not about", n)
+				}
+			}
+		})
+	}
+
+	if m := ExpectFor(site, nil); len(m.Expectations) != 0 {
+		t.Errorf("the matrix of no host has %d probes", len(m.Expectations))
+	}
+	if diff := cmp.Diff(whole, ExpectFor(site, site.Hosts), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("the matrix of every host differs from Expect's:\n%s", diff)
+	}
+}
+
+// TestExpectForSampled: a selected host of a sampled role is probed from
+// and to, although it is not among the first of its role by name.
+func TestExpectForSampled(t *testing.T) {
+	inv := large(t, 8)
+	h, _ := inv.Host("app-07")
+	count := func(m Matrix, from, to string) int {
+		n := 0
+		for _, e := range m.Expectations {
+			if (from == "" || e.From == from) && (to == "" || e.To == to) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(Expect(inv), "app-07", "") + count(Expect(inv), "", "app-07"); n != 0 {
+		t.Fatalf("the whole matrix probes from or to app-07 %d times: it should be sampled out", n)
+	}
+	m := ExpectFor(inv, []*inventory.Host{h})
+	for _, tt := range []struct {
+		from, addr string
+		port       int
+		want       Reach
+	}{
+		{"app-07", "198.18.3.1", 5432, Reachable}, // app -> db-01
+		{"app-07", "198.18.2.1", 6379, Reachable}, // app -> cache-01
+		{"lb-1", "198.18.1.7", 8080, Reachable},   // lb -> app-07
+		{"tunnel-1", "198.18.1.7", 22, Reachable},
+		{"db-01", "198.18.1.7", 22, Filtered},
+		{"app-07", "198.18.1.1", AnyPort, Reachable}, // app -> app-01, every TCP port
+	} {
+		e, ok := find(m, tt.from, tt.addr, tt.port)
+		if !ok || e.Want != tt.want {
+			t.Errorf("probe %s -> %s:%d: %+v (found %v), want %s", tt.from, tt.addr, tt.port, e, ok, tt.want)
+		}
+	}
+	for _, e := range m.Expectations {
+		if e.From != "app-07" && e.To != "app-07" {
+			t.Errorf("probe %s -> %s:%d does not concern app-07", e.From, e.To, e.Port)
+		}
+	}
+	if !slices.Contains(m.Notes, "role app has 8 hosts: probes go from its first 2 and to its first 3 (the selected ones first, by name)") {
+		t.Errorf("notes lack how app was sampled:\n%s", strings.Join(m.Notes, "\n"))
+	}
+}

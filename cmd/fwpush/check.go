@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
@@ -27,6 +25,7 @@ type checkFlags struct {
 	conn    connFlags
 	asJSON  bool
 	timeout time.Duration
+	limit   string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -47,10 +46,15 @@ Large roles are sampled: probes go from the first 2 hosts of a role (by name)
 to the first 3 of another. UDP and CIDR sources are not probed: check says
 which allow entries it left out.
 
+--limit keeps the probes from or to the hosts it selects (sampling those
+first): host and role names, globs, !exclusions and &intersections, as
+Ansible's patterns.
+
 Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
 not be made; 3 invalid input (nothing contacted).`,
 		Example: `  fwpush check site.toml
   fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
+  fwpush check --limit 'mysql-*,!mysql-2' site.toml   # only what mysql-1 sends and receives
   fwpush check --timeout 5s site.toml        # slow networks`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,6 +63,10 @@ not be made; 3 invalid input (nothing contacted).`,
 				return err
 			}
 			inv := plan.Inventory
+			hosts, err := selectHosts(inv, f.limit)
+			if err != nil {
+				return err
+			}
 			opts := f.conn.options(inv, cmd.ErrOrStderr())
 			var fleet runner.Fleet
 			if ssh, err := runner.Open(cmd.Context(), inv, opts); err != nil {
@@ -67,46 +75,52 @@ not be made; 3 invalid input (nothing contacted).`,
 				defer ssh.Close()
 				fleet = ssh
 			}
-			rep := verify(cmd.Context(), inv, fleet, f.timeout, opts.Logger)
+			rep := verify(cmd.Context(), inv, hosts, fleet, f.timeout, opts.Logger)
 			if f.asJSON {
 				return rep.writeJSON(cmd.OutOrStdout())
 			}
-			rep.writeText(cmd.OutOrStdout(), writerIsTerminal(cmd.OutOrStdout()), true)
+			rep.writeText(cmd.OutOrStdout(), styleFor(cmd.OutOrStdout()), true)
 			return exitWith(rep.exit())
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
+	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
 	return cmd
 }
 
 // verifyAfterRun checks the network after `fwpush run` changed rules, over
-// the run's own fleet: a short report (the mismatches, or one line when all
+// the run's own fleet, on the cells from or to the hosts it changed: a
+// short report (the mismatches, or one line when all
 // is as expected) on w, or on stderr when stdout holds run's JSON report. It
 // returns the exit error. When the run changed no host's rules there is
 // nothing new to prove, and when it reached no host at all the run's own
 // report already says why.
 func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, quiet, asJSON bool, w, stderr io.Writer) error {
-	if !slices.ContainsFunc(results, func(r runner.HostResult) bool {
-		return r.Status == runner.Applied || r.Status == runner.DriftRepaired
-	}) {
+	var touched []*inventory.Host
+	for _, r := range results {
+		if r.Status == runner.Applied || r.Status == runner.DriftRepaired {
+			h, _ := inv.Host(r.Host)
+			touched = append(touched, h)
+		}
+	}
+	if len(touched) == 0 {
 		return nil
 	}
-	rep := verify(ctx, inv, fleet, runner.DefaultProbeTimeout, logger)
+	rep := verify(ctx, inv, touched, fleet, runner.DefaultProbeTimeout, logger)
 	if asJSON {
 		w = stderr
 	}
 	if !quiet || rep.exit() != exitOK {
 		fmt.Fprintln(w)
-		rep.writeText(w, !asJSON && writerIsTerminal(w), false)
+		st := styleFor(w)
+		if asJSON {
+			st = style{} // stderr, next to a JSON document: plain
+		}
+		rep.writeText(w, st, false)
 	}
 	return exitWith(rep.exit())
-}
-
-func writerIsTerminal(w io.Writer) bool {
-	file, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 // checkReport is a check's outcome; its JSON form is the --json document.
@@ -165,12 +179,12 @@ type checkCell struct {
 // cellName names a cell the way reports do: "app -> db:3306".
 func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
 
-// verify derives the matrix and runs every probe over fleet. A fleet
-// whose tunnel could not be reached fails the hosts' probes; the
-// controller's still run.
-func verify(ctx context.Context, inv *inventory.Inventory, fleet runner.Fleet, timeout time.Duration, logger *slog.Logger) *checkReport {
+// verify derives the matrix of the probes from or to hosts and runs every
+// probe over fleet. A fleet whose tunnel could not be reached fails the
+// hosts' probes; the controller's still run.
+func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Host, fleet runner.Fleet, timeout time.Duration, logger *slog.Logger) *checkReport {
 	start := time.Now()
-	m := roles.Expect(inv)
+	m := roles.ExpectFor(inv, hosts)
 	probes := make([]runner.Probe, len(m.Expectations))
 	for i, e := range m.Expectations {
 		probes[i].Addr = netip.AddrPortFrom(e.Addr, uint16(e.Port))
@@ -262,15 +276,15 @@ func (r *checkReport) writeJSON(w io.Writer) error {
 
 // writeText prints the report: the matrix (when matrix is set), the
 // mismatches and failed probes, what was not probed, and a summary line.
-func (r *checkReport) writeText(w io.Writer, tty, matrix bool) {
+func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 	paint := func(c text.Color, s string) string {
-		if !tty {
+		if !st.color {
 			return s
 		}
 		return c.Sprint(s)
 	}
 	if matrix {
-		r.writeMatrix(w, tty, paint)
+		r.writeMatrix(w, st.tty, paint)
 	}
 	if r.Count.Mismatches > 0 {
 		fmt.Fprintf(w, "\n%s:\n", pluralize(r.Count.Mismatches, "mismatch", "mismatches"))
@@ -313,7 +327,7 @@ func (r *checkReport) writeText(w io.Writer, tty, matrix bool) {
 	if r.exit() != exitOK {
 		status = paint(text.FgRed, fmt.Sprintf("%d as expected, %s, %d failed", r.Count.Expected, pluralize(r.Count.Mismatches, "mismatch", "mismatches"), r.Count.Errors))
 	}
-	fmt.Fprintf(w, "check: %d probes from %s and the controller in %s: %s\n", r.Count.Probes, pluralize(r.Count.Hosts, "host", "hosts"), took, status)
+	fmt.Fprintf(w, "check: %s from %s and the controller in %s: %s\n", pluralize(r.Count.Probes, "probe", "probes"), pluralize(r.Count.Hosts, "host", "hosts"), took, status)
 }
 
 // writeMatrix prints one row per destination role and port, one column

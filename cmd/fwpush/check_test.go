@@ -45,7 +45,7 @@ func TestCheckReportAllAsExpected(t *testing.T) {
 		t.Errorf("probes from %d hosts, want every host of the example (6)", rep.Count.Hosts)
 	}
 	var out bytes.Buffer
-	rep.writeText(&out, false, true)
+	rep.writeText(&out, style{}, true)
 	for _, want := range []string{
 		`to \ from`,
 		"controller",
@@ -83,7 +83,7 @@ func TestCheckReportMismatches(t *testing.T) {
 		t.Fatalf("exit %d, counts %+v", rep.exit(), rep.Count)
 	}
 	var out bytes.Buffer
-	rep.writeText(&out, false, true)
+	rep.writeText(&out, style{}, true)
 	text := out.String()
 	for _, want := range []string{
 		"2 mismatches:\n",
@@ -146,7 +146,7 @@ func TestCheckReportMismatches(t *testing.T) {
 func TestCheckReportAfterRunIsShort(t *testing.T) {
 	rep := siteReport(t, nil)
 	var out bytes.Buffer
-	rep.writeText(&out, false, false)
+	rep.writeText(&out, style{}, false)
 	if got := out.String(); got != "check: 71 probes from 6 hosts and the controller in 1.234s: all as expected\n" {
 		t.Errorf("after a run, all good prints one line; got:\n%s", got)
 	}

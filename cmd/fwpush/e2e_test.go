@@ -169,7 +169,7 @@ func TestRunInLab(t *testing.T) {
 
 	t.Run("drift is caught by --check and repaired by run", func(t *testing.T) {
 		labtest.Shell(t, l, "mysql-2", "iptables", "-I", "INPUT", "1", "-s", "198.51.100.7/32", "-j", "ACCEPT")
-		code, out, _ := cli(t, l, "run", "--check", "--limit", "db", site)
+		code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--limit", "db", site)
 		if code != exitChanges || !strings.Contains(out, "mysql-2") || strings.Contains(out, "+-A") {
 			t.Errorf("--check: exit %d (want %d), naming mysql-2 without a diff body", code, exitChanges)
 		}
@@ -180,7 +180,7 @@ func TestRunInLab(t *testing.T) {
 		if live := labtest.Shell(t, l, "mysql-2", "iptables-save"); strings.Contains(live, "198.51.100.7") {
 			t.Errorf("the rule added by hand survived the run:\n%s", live)
 		}
-		if code, _, _ := cli(t, l, "run", "--check", site); code != exitOK {
+		if code, _, _ := cli(t, l, "run", "--dry-run", "--no-diff", site); code != exitOK {
 			t.Errorf("--check after the repair: exit %d, want 0", code)
 		}
 	})
@@ -194,7 +194,7 @@ func TestRunInLab(t *testing.T) {
 			iptables -N DOCKER-USER
 			iptables -A DOCKER-USER -j RETURN
 			iptables -I FORWARD 1 -j DOCKER-USER`)
-		if code, out, _ := cli(t, l, "run", "--check", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
+		if code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
 			t.Errorf("another program's chains count as a change: exit %d", code)
 		}
 		// A real change on the same host: the policy is applied, and the
@@ -218,7 +218,7 @@ func TestRunInLab(t *testing.T) {
 		if strings.Contains(live, "198.51.100.7") {
 			t.Errorf("the drift survived:\n%s", live)
 		}
-		if code, out, _ := cli(t, l, "run", "--check", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
+		if code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
 			t.Errorf("after the repair: exit %d, want unchanged", code)
 		}
 	})
@@ -229,21 +229,21 @@ func TestRunInLab(t *testing.T) {
 		if err := os.WriteFile(empty, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, out, _ := cli(t, l, "run", "--check", "--known-hosts", empty, site)
+		code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--known-hosts", empty, site)
 		if code != exitFailed || !strings.Contains(out, "host tunnel-1: connect (host key)") || !strings.Contains(out, "SHA256:") ||
 			!strings.Contains(out, "1 failed, 5 unreachable") {
 			t.Errorf("unknown keys: exit %d, want the tunnel failed with its fingerprint, the others unreachable through it", code)
 		}
 
 		learned := filepath.Join(dir, "learned")
-		if code, _, _ := cli(t, l, "run", "--check", "--accept-new", "--known-hosts", learned, site); code != exitOK {
+		if code, _, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--accept-new", "--known-hosts", learned, site); code != exitOK {
 			t.Errorf("--accept-new: exit %d, want 0", code)
 		}
 		recorded, _ := os.ReadFile(learned)
 		if n := strings.Count(string(recorded), "\n"); n != len(siteHosts) {
 			t.Errorf("--accept-new recorded %d keys, want %d:\n%s", n, len(siteHosts), recorded)
 		}
-		if code, _, _ := cli(t, l, "run", "--check", "--known-hosts", learned, site); code != exitOK {
+		if code, _, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--known-hosts", learned, site); code != exitOK {
 			t.Errorf("with the recorded keys: exit %d, want 0", code)
 		}
 
@@ -266,7 +266,7 @@ func TestRunInLab(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(changed), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, out, _ = cli(t, l, "run", "--check", "--accept-new", "--known-hosts", bad, site)
+		code, out, _ = cli(t, l, "run", "--dry-run", "--no-diff", "--accept-new", "--known-hosts", bad, site)
 		if code != exitFailed || !strings.Contains(out, "host mysql-1: connect (host key)") || !strings.Contains(out, "SHA256:") || !strings.Contains(out, "5 unchanged, 1 failed") {
 			t.Errorf("a changed key: exit %d, want mysql-1 failed with its fingerprint and the others unchanged", code)
 		}

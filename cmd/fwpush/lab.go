@@ -207,7 +207,7 @@ or the way is closed).`, lab.ProbeTimeout),
   fwpush lab probe site.toml stranger 198.18.0.31 3306`,
 			Args: func(cmd *cobra.Command, args []string) error {
 				if len(args) != 4 {
-					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %d arguments", cmd.CommandPath(), len(args))}
+					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
 				}
 				return nil
 			},
@@ -245,7 +245,7 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 		case dash < 0:
 			return &usageError{fmt.Errorf("%s takes %s, then -- and a command", cmd.CommandPath(), names)}
 		case dash != n:
-			return &usageError{fmt.Errorf("%s takes %s before --, got %d arguments", cmd.CommandPath(), names, dash)}
+			return &usageError{fmt.Errorf("%s takes %s before --, got %s", cmd.CommandPath(), names, pluralize(dash, "argument", "arguments"))}
 		case len(args) == n:
 			return &usageError{fmt.Errorf("%s: no command after --", cmd.CommandPath())}
 		}
@@ -276,8 +276,8 @@ func upArgs(name, path string) string {
 }
 
 func printUp(w io.Writer, l *lab.Lab, path, name string, took time.Duration) {
-	fmt.Fprintf(w, "lab %s: up in %.1fs: %d hosts, controller %s, stranger %s\n",
-		l.Name, took.Seconds(), len(l.Hosts), l.Controller.Public.IP, l.Stranger.Private.IP)
+	fmt.Fprintf(w, "lab %s: up in %.1fs: %s, controller %s, stranger %s\n",
+		l.Name, took.Seconds(), pluralize(len(l.Hosts), "host", "hosts"), l.Controller.Public.IP, l.Stranger.Private.IP)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  client key\t%s\n", l.Identity)
 	fmt.Fprintf(tw, "  known_hosts\t%s\n", l.KnownHosts)

@@ -15,7 +15,7 @@ import (
 const (
 	exitOK      = 0 // all good
 	exitFailed  = 1 // a host failed, was unreachable or rolled back
-	exitChanges = 2 // changes pending (--dry-run, --check)
+	exitChanges = 2 // changes pending (run --dry-run)
 	exitInvalid = 3 // invalid input: nothing was contacted
 	// exitInterrupted: a signal stopped the command (128 + SIGINT, as
 	// shells report it); the report says what each host has.
@@ -91,9 +91,13 @@ survive reboots.`,
 		Example: `  fwpush validate site.toml
   fwpush render --host mysql-1 site.toml
   fwpush run --dry-run site.toml`,
+		Version:       fullVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("fwpush {{.Version}}\n") // as `fwpush version` prints it
+	// Declared here so that cobra gives it no -v: -v is --verbose.
+	root.Flags().Bool("version", false, "print fwpush's version")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
@@ -103,7 +107,9 @@ survive reboots.`,
 		newRunCmd(),
 		newCheckCmd(),
 		newGraphCmd(),
+		newManCmd(),
 	)
+	registerCompletions(root)
 	return root
 }
 
@@ -111,20 +117,7 @@ survive reboots.`,
 // inventory file.
 func inventoryArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return &usageError{fmt.Errorf("%s takes one inventory file, got %d arguments", cmd.CommandPath(), len(args))}
+		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
 	}
 	return nil
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print fwpush's version",
-		Example: "  fwpush version",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "fwpush", version)
-			return nil
-		},
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -29,14 +28,14 @@ import (
 type connFlags struct {
 	identity, knownHosts string
 	acceptNew            bool
-	verbose              bool
+	verbose              int // -v info, -vv debug
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity)")
 	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
 	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
-	cmd.Flags().BoolVarP(&c.verbose, "verbose", "v", false, "log each step on stderr")
+	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 }
 
 func firstSet(vals ...string) string {
@@ -49,10 +48,7 @@ func firstSet(vals ...string) string {
 }
 
 func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transport.Options {
-	logger := slog.New(slog.DiscardHandler)
-	if c.verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := newLogger(c.verbose, stderr)
 	return transport.Options{
 		User:       inv.SSH.User,
 		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
@@ -63,33 +59,10 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transpor
 	}
 }
 
-// selectHosts applies --limit: host names and role names, comma-separated.
-func selectHosts(inv *inventory.Inventory, limit string) ([]*inventory.Host, error) {
-	if limit == "" {
-		return inv.Hosts, nil
-	}
-	want := map[string]bool{}
-	for _, name := range strings.Split(limit, ",") {
-		name = strings.TrimSpace(name)
-		_, isHost := inv.Host(name)
-		_, isRole := inv.Role(name)
-		if !isHost && !isRole {
-			return nil, &usageError{fmt.Errorf("--limit %s: no host or role of that name", name)}
-		}
-		want[name] = true
-	}
-	var out []*inventory.Host
-	for _, h := range inv.Hosts {
-		if want[h.Name] || want[h.Role] {
-			out = append(out, h)
-		}
-	}
-	return out, nil
-}
-
 type runFlags struct {
 	conn          connFlags
-	dryRun, check bool
+	dryRun, check bool // check: the deprecated spelling of --dry-run --no-diff
+	noDiff        bool
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
@@ -109,21 +82,27 @@ rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 Hosts that already match are left alone: a second run changes nothing.
 
 Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run, --check); 3 invalid input (nothing contacted).`,
+2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
   fwpush run --quiet site.toml             # from cron: silent unless something changed or failed
-  fwpush run --check --json site.toml      # monitoring: exit 2 if anything drifted`,
+  fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.check {
+				fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: run --check is deprecated: use run --dry-run --no-diff (fwpush check probes the network)")
+				f.dryRun, f.noDiff = true, true
+			}
 			return runPush(cmd.Context(), args[0], f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
-	cmd.Flags().BoolVar(&f.check, "check", false, "like --dry-run, without the diff body")
-	cmd.Flags().StringVar(&f.limit, "limit", "", "only these hosts or roles (comma-separated)")
+	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body: with --dry-run, only which hosts would change")
+	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
+	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
+	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
@@ -167,7 +146,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun: f.dryRun || f.check,
+		DryRun: f.dryRun,
 		Logger: opts.Logger,
 		OnDone: out.done,
 	})
@@ -177,7 +156,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		// is probed.
 		return exitWith(exitInterrupted)
 	}
-	if f.dryRun || f.check || f.noVerify {
+	if f.dryRun || f.noVerify {
 		return err
 	}
 	return cmp.Or(err, verifyAfterRun(ctx, inv, results, fleet, opts.Logger, f.quiet, f.asJSON, stdout, stderr))
@@ -277,7 +256,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 		for _, res := range results {
 			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
 				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Seconds: res.Duration.Seconds()}
-			if r.f.dryRun {
+			if r.f.dryRun && !r.f.noDiff {
 				h.Diff = res.Diff
 			}
 			if res.Err != nil {
@@ -297,7 +276,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 	if quiet {
 		return exitWith(code)
 	}
-	if r.f.dryRun {
+	if r.f.dryRun && !r.f.noDiff {
 		for _, res := range results {
 			if res.Diff != "" {
 				fmt.Fprintf(r.w, "\n--- %s (%s): would change\n%s", res.Host, res.Role, res.Diff)
@@ -330,7 +309,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(r.w, "%d hosts in %s: %s\n", len(results), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
 	for _, res := range results {
 		if res.Err != nil {
 			fmt.Fprintf(r.w, "error: %v\n", res.Err)

@@ -21,7 +21,7 @@ contacts no host. Exit status 0 when valid, 3 when not.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %d hosts, %d roles\n", args[0], len(plan.Inventory.Hosts), len(plan.Inventory.Roles))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s\n", args[0], pluralize(len(plan.Inventory.Hosts), "host", "hosts"), pluralize(len(plan.Inventory.Roles), "role", "roles"))
 			return nil
 		},
 	}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/lab"
+)
+
+// registerCompletions teaches shell completion (fwpush completion bash|zsh|
+// fish) what the commands take: each positional argument as its command's
+// Use line names it (INVENTORY: a .toml file; HOST and FROM: the
+// inventory's hosts; DIR: a directory; after "--": anything), --limit (host and role names, in a pattern) and
+// --host. Names come from the inventory already on the command line, so
+// it goes first: fwpush run site.toml --limit <TAB>.
+func registerCompletions(c *cobra.Command) {
+	if c.ValidArgsFunction == nil && c.Runnable() {
+		c.ValidArgsFunction = completeArgs(positionals(c.Use))
+	}
+	for flag, complete := range map[string]cobra.CompletionFunc{"limit": completeLimit, "host": completeHost} {
+		if c.Flags().Lookup(flag) != nil {
+			_ = c.RegisterFlagCompletionFunc(flag, complete) // fails only for an unknown flag
+		}
+	}
+	if c.Flags().Lookup("out") != nil {
+		_ = c.MarkFlagDirname("out")
+	}
+	for _, sub := range c.Commands() {
+		registerCompletions(sub)
+	}
+}
+
+// positionals returns the positional arguments a Use line names, up to a
+// "--" ("shell INVENTORY HOST -- COMMAND" gives INVENTORY, HOST, --).
+func positionals(use string) []string {
+	var out []string
+	for _, w := range strings.Fields(use)[1:] {
+		if strings.HasPrefix(w, "[") || strings.HasSuffix(w, "]") {
+			continue // [flags], [--host NAME]
+		}
+		out = append(out, w)
+		if w == "--" {
+			break
+		}
+	}
+	return out
+}
+
+func completeArgs(words []string) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) >= len(words) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		switch words[len(args)] {
+		case "--":
+			return nil, cobra.ShellCompDirectiveDefault // a command line
+		case "INVENTORY":
+			return []cobra.Completion{"toml"}, cobra.ShellCompDirectiveFilterFileExt
+		case "HOST":
+			return completeHost(cmd, args, toComplete)
+		case "FROM":
+			names, dir := completeHost(cmd, args, toComplete)
+			for _, n := range []string{lab.Controller, lab.Stranger} {
+				if strings.HasPrefix(n, toComplete) {
+					names = append(names, n)
+				}
+			}
+			return names, dir
+		case "DIR":
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completionInventory loads the inventory named on the command line, if
+// any and if it loads.
+func completionInventory(args []string) *inventory.Inventory {
+	if len(args) == 0 {
+		return nil
+	}
+	inv, err := inventory.Load(args[0])
+	if err != nil {
+		return nil
+	}
+	return inv
+}
+
+func completeHost(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := completionInventory(args)
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, h := range inv.Hosts {
+		if strings.HasPrefix(h.Name, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(h.Name, "role "+h.Role))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeLimit completes the last term of a --limit pattern, keeping what
+// comes before it and its '!' or '&'.
+func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := completionInventory(args)
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cut := strings.LastIndexAny(toComplete, ",:") + 1
+	before, term := toComplete[:cut], toComplete[cut:]
+	op := ""
+	if strings.HasPrefix(term, "!") || strings.HasPrefix(term, "&") {
+		op, term = term[:1], term[1:]
+	}
+	used := strings.FieldsFunc(before, func(r rune) bool { return r == ',' || r == ':' || r == '!' || r == '&' })
+	var out []cobra.Completion
+	add := func(name, desc string) {
+		if strings.HasPrefix(name, term) && !slices.Contains(used, name) {
+			out = append(out, cobra.CompletionWithDesc(before+op+name, desc))
+		}
+	}
+	for _, r := range inv.Roles {
+		add(r.Name, fmt.Sprintf("role, %s", pluralize(len(inv.HostsOf(r.Name)), "host", "hosts")))
+	}
+	for _, h := range inv.Hosts {
+		add(h.Name, "host, role "+h.Role)
+	}
+	// No space after a name: a pattern goes on with ',' ("db,!mysql-2").
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}

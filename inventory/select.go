@@ -1,0 +1,123 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Select returns the hosts a host pattern names, in inventory order. The
+// pattern follows Ansible's habits (its --limit and hosts: patterns):
+//
+//   - terms are separated by ',' or ':' ("db,haproxy-www", "db:haproxy-www");
+//   - a term names hosts or roles: a role stands for all its hosts, and a
+//     term that is both a host and a role name selects both;
+//   - a term may be a glob ('*', '?', '[a-z]'): "mysql-*" or "db*";
+//     "all" and "*" are every host;
+//   - "!term" excludes what term matches, "&term" keeps only what it
+//     matches.
+//
+// As in Ansible, the order of the terms does not matter: the plain terms
+// are united first, then every '&' term intersects, then every '!' term
+// removes. A pattern of only '!' and '&' terms starts from every host
+// ("!tunnel-1" is every host but the tunnel).
+//
+// Unlike Ansible, which warns and goes on, a term that matches no host and
+// no role is an error naming it (a typo in an exclusion must not widen a
+// push), and so is a pattern that selects no host at all. An empty pattern
+// selects every host. Ansible's regular expressions ("~...") and subscripts
+// ("db[0]") are not supported.
+func (inv *Inventory) Select(pattern string) ([]*Host, error) {
+	if strings.TrimSpace(pattern) == "" {
+		return inv.Hosts, nil
+	}
+	var union, intersect, exclude []string
+	var errs []error
+	for _, term := range strings.FieldsFunc(pattern, func(r rune) bool { return r == ',' || r == ':' }) {
+		term = strings.TrimSpace(term)
+		switch {
+		case term == "":
+			continue // "db,", as Ansible allows
+		case strings.HasPrefix(term, "!"):
+			exclude = append(exclude, term[1:])
+		case strings.HasPrefix(term, "&"):
+			intersect = append(intersect, term[1:])
+		default:
+			union = append(union, term)
+		}
+	}
+	if len(union) == 0 {
+		union = []string{"all"}
+	}
+
+	// match returns the set of hosts term matches, or records why none.
+	match := func(term, written string) map[*Host]bool {
+		set, err := inv.match(term)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%q: %w", written, err))
+		case len(set) == 0:
+			errs = append(errs, fmt.Errorf("%q matches no host or role", written))
+		}
+		return set
+	}
+	selected := map[*Host]bool{}
+	for _, term := range union {
+		for h := range match(term, term) {
+			selected[h] = true
+		}
+	}
+	for _, term := range intersect {
+		keep := match(term, "&"+term)
+		for h := range selected {
+			if !keep[h] {
+				delete(selected, h)
+			}
+		}
+	}
+	for _, term := range exclude {
+		for h := range match(term, "!"+term) {
+			delete(selected, h)
+		}
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			msgs[i] = err.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "; ")) // one line
+	}
+	var out []*Host
+	for _, h := range inv.Hosts {
+		if selected[h] {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q selects no host", pattern)
+	}
+	return out, nil
+}
+
+// match returns the hosts one term (without its '!' or '&') matches: by
+// host name or by role name, exactly or as a glob.
+func (inv *Inventory) match(term string) (map[*Host]bool, error) {
+	if term == "" {
+		return nil, errors.New("an empty name")
+	}
+	if _, err := path.Match(term, ""); err != nil {
+		return nil, fmt.Errorf("not a valid glob: %w", err)
+	}
+	set := map[*Host]bool{}
+	for _, h := range inv.Hosts {
+		// Names hold no '/' and no glob characters: path.Match is exact
+		// for a plain name. Its error was checked above.
+		byName, _ := path.Match(term, h.Name)
+		byRole, _ := path.Match(term, h.Role)
+		if term == "all" || byName || byRole {
+			set[h] = true
+		}
+	}
+	return set, nil
+}

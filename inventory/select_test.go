@@ -1,0 +1,84 @@
+package inventory
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSelect(t *testing.T) {
+	inv, err := Load(filepath.Join("..", "examples", "site.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"haproxy-www", "mysql-1", "mysql-2", "tunnel-1", "wordpress-1", "wordpress-2"}
+	tests := []struct {
+		pattern string
+		want    []string
+		err     string // a part of the error; "" for none
+	}{
+		{pattern: "", want: all},
+		{pattern: "all", want: all},
+		{pattern: "*", want: all},
+		{pattern: "mysql-1", want: []string{"mysql-1"}},
+		{pattern: "db", want: []string{"mysql-1", "mysql-2"}},
+		{pattern: "db,haproxy-www", want: []string{"haproxy-www", "mysql-1", "mysql-2"}},
+		{pattern: "db:haproxy-www", want: []string{"haproxy-www", "mysql-1", "mysql-2"}},
+		{pattern: " db , lb ,", want: []string{"haproxy-www", "mysql-1", "mysql-2"}},
+		{pattern: "mysql-1,db", want: []string{"mysql-1", "mysql-2"}}, // each host once, in inventory order
+		{pattern: "wordpress-2,mysql-1", want: []string{"mysql-1", "wordpress-2"}},
+		// globs match host names and role names
+		{pattern: "mysql-*", want: []string{"mysql-1", "mysql-2"}},
+		{pattern: "db*", want: []string{"mysql-1", "mysql-2"}},
+		{pattern: "*-1", want: []string{"mysql-1", "tunnel-1", "wordpress-1"}},
+		{pattern: "wordpress-?", want: []string{"wordpress-1", "wordpress-2"}},
+		{pattern: "[lt]*", want: []string{"haproxy-www", "tunnel-1"}}, // role lb, host tunnel-1 and role tunnel
+		// exclusions, in any position
+		{pattern: "mysql-*,!mysql-2", want: []string{"mysql-1"}},
+		{pattern: "!mysql-2,mysql-*", want: []string{"mysql-1"}},
+		{pattern: "!tunnel-1", want: []string{"haproxy-www", "mysql-1", "mysql-2", "wordpress-1", "wordpress-2"}},
+		{pattern: "!tunnel,!db", want: []string{"haproxy-www", "wordpress-1", "wordpress-2"}},
+		{pattern: "all:!*-2", want: []string{"haproxy-www", "mysql-1", "tunnel-1", "wordpress-1"}},
+		// intersections, before exclusions whatever the order
+		{pattern: "*-1,&db", want: []string{"mysql-1"}},
+		{pattern: "&app", want: []string{"wordpress-1", "wordpress-2"}},
+		{pattern: "!wordpress-1,app,db,&*-1", want: []string{"mysql-1"}},
+		// mistakes: every term that matches nothing is named
+		{pattern: "mysq-2", err: `"mysq-2" matches no host or role`},
+		{pattern: "mysql-*,!mysq-2", err: `"!mysq-2" matches no host or role`},
+		{pattern: "db,&nope", err: `"&nope" matches no host or role`},
+		{pattern: "a,b", err: `"a" matches no host or role; "b" matches no host or role`},
+		{pattern: "zz*", err: `"zz*" matches no host or role`},
+		{pattern: "db,!", err: `"!": an empty name`},
+		{pattern: "db[", err: `"db[": not a valid glob`},
+		{pattern: "db,&app", err: `"db,&app" selects no host`},
+		{pattern: "db,!db", err: `"db,!db" selects no host`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			hosts, err := inv.Select(tt.pattern)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Select(%q) = %v, %v; want an error containing %q", tt.pattern, names(hosts), err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Select(%q): %v", tt.pattern, err)
+			}
+			if diff := cmp.Diff(tt.want, names(hosts)); diff != "" {
+				t.Errorf("Select(%q) (-want +got):\n%s", tt.pattern, diff)
+			}
+		})
+	}
+}
+
+func names(hosts []*Host) []string {
+	var out []string
+	for _, h := range hosts {
+		out = append(out, h.Name)
+	}
+	return out
+}
