@@ -24,6 +24,7 @@ type Host interface {
 	Apply(ctx context.Context, a remote.Apply) error
 	Confirm(ctx context.Context, c remote.Confirm) (remote.Confirmation, error)
 	Persist(ctx context.Context, p remote.Persist) error
+	Settle(ctx context.Context, token string, keep bool) (remote.Outcome, error)
 	Probe(ctx context.Context, probes []remote.Probe, o remote.ProbeOptions) ([]remote.ProbeResult, time.Duration, error)
 	Close() error
 }

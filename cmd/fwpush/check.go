@@ -67,6 +67,15 @@ not be made; 3 invalid input (nothing contacted).`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockInventory(args[0], true, func() {
+				if !f.asJSON {
+					fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress; waiting for it")
+				}
+			})
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			opts := f.conn.options(inv, cmd.ErrOrStderr())
 			var fleet runner.Fleet
 			if ssh, err := runner.Open(cmd.Context(), inv, opts); err != nil {

@@ -119,7 +119,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	unlock, err := runner.Lock(path, func() {
+	unlock, err := lockInventory(path, false, func() {
 		if !f.quiet && !f.asJSON {
 			fmt.Fprintln(stderr, "fwpush: another run of this inventory is in progress; waiting for it")
 		}

@@ -82,6 +82,7 @@ var steps = map[int]string{
 	12: "test (iptables-restore --test)",
 	13: "test (ip6tables-restore --test)",
 	14: "apply",
+	15: "lock",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
@@ -121,8 +122,8 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 14 only before changing anything.
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 14
+		// The scripts exit 10 to 15 only before changing anything.
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 15
 	}
 	return res, se
 }
@@ -141,7 +142,7 @@ const (
 var commands = map[string]string{}
 
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptProbe} {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
 		commands[s] = wrap(s)
 	}
 }
@@ -196,6 +197,13 @@ type Apply struct {
 	RollbackAfter time.Duration
 	// V4 and V6 are iptables-restore documents, loaded with --noflush.
 	V4, V6 []byte
+	// Lease is how long the host lock holds for this run if it never
+	// confirms and no guard releases it: it must outlast the guard and
+	// the confirm. LockWait is how long to wait for another run's lock.
+	Lease, LockWait time.Duration
+	// Who runs fwpush ("user@laptop pid 42"), for the message another run
+	// gets while this one holds the host.
+	Who string
 }
 
 // RollbackSeconds is the guard's delay as the host sleeps it.
@@ -218,9 +226,13 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 		return &StepError{Step: "apply", Err: errors.New("no rollback delay: the guard would restore the old rules at once")}
 	}
 	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
-	in := frame([]string{a.Token, secs, size(a.V4), size(a.V6)}, a.V4, a.V6)
-	// The script waits for the apply, at most the guard's delay.
-	res, err := h.run(ctx, "apply", scriptApply, h.timeout+RollbackSeconds(a.RollbackAfter), in)
+	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
+	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
+	who := []byte(a.Who)
+	in := frame([]string{a.Token, secs, lease, wait, size(who), size(a.V4), size(a.V6)}, who, a.V4, a.V6)
+	// The script waits for the lock, then for the apply, at most the
+	// guard's delay.
+	res, err := h.run(ctx, "apply", scriptApply, h.timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
 	}
@@ -248,7 +260,9 @@ func (p Persist) header() []string {
 
 func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, []byte(p.Digest)} }
 
-func (p Persist) installTime() time.Duration {
+// InstallTime is how long persisting may take beyond the usual: apt's
+// time when it installs.
+func (p Persist) InstallTime() time.Duration {
 	if p.Install {
 		return InstallTimeout
 	}
@@ -258,7 +272,7 @@ func (p Persist) installTime() time.Duration {
 // Persist writes the files p names, atomically, and installs
 // iptables-persistent if asked: for a host whose live rules already match.
 func (h *Host) Persist(ctx context.Context, p Persist) error {
-	res, err := h.run(ctx, "persist", scriptPersist, h.timeout+p.installTime(), frame(p.header(), p.payloads()...))
+	res, err := h.run(ctx, "persist", scriptPersist, h.timeout+p.InstallTime(), frame(p.header(), p.payloads()...))
 	if err != nil {
 		return err
 	}
@@ -313,7 +327,7 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	}
 	ticks := strconv.Itoa(int(max(c.Wait, 0) / confirmTick))
 	in := frame(append([]string{c.Token, ticks}, c.header()...), c.payloads()...)
-	res, err := h.run(ctx, "confirm", scriptConfirm, h.timeout+max(c.Wait, 0)+c.installTime(), in)
+	res, err := h.run(ctx, "confirm", scriptConfirm, h.timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
 	switch conf.Outcome {
@@ -344,4 +358,32 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// Settle decides the fate of an earlier run's apply that was never
+// confirmed (its fwpush is gone): keep its rules and disarm its guard, or
+// restore the old rules now. It returns the outcome: Confirmed (kept),
+// RolledBack, or Superseded when nothing of that run is left.
+func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
+	if !isHex(token) {
+		return "", &StepError{Step: "settle", Err: fmt.Errorf("token %q is not hex", token)}
+	}
+	k := "0"
+	if keep {
+		k = "1"
+	}
+	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.timeout, frame([]string{token, k}))
+	if err != nil {
+		return "", err
+	}
+	switch out := strings.TrimSpace(string(res.Stdout)); out {
+	case "kept":
+		return Confirmed, nil
+	case "rolledback":
+		return RolledBack, nil
+	case "gone":
+		return Superseded, nil
+	default:
+		return "", &StepError{Step: "settle an earlier run", Err: fmt.Errorf("unexpected answer %q", out)}
+	}
 }

@@ -106,6 +106,11 @@ func TestFacts(t *testing.T) {
 		Persisted6: "",
 		Applied:    "sha256:0123",
 		Persistent: true,
+		Lock:       &Lock{Token: "0123456789abcdef", Expires: time.Unix(1764630000, 0), Who: "op@laptop pid 42", Now: time.Unix(1764629950, 0)},
+		Guards: []Guard{
+			{Token: "0123456789abcdef", Status: "ok", Started: time.Unix(1764629900, 0), FireAt: time.Unix(1764629930, 0), Now: time.Unix(1764629950, 0)},
+			{Token: "fedcba9876543210", Started: time.Unix(1764629940, 0), FireAt: time.Unix(1764629970, 0), Now: time.Unix(1764629950, 0)},
+		},
 	}
 	if diff := cmp.Diff(want, f, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("facts (-want +got):\n%s", diff)
@@ -132,6 +137,7 @@ func TestApply(t *testing.T) {
 	err := newHost(r).Apply(t.Context(), Apply{
 		Token: "0123456789abcdef", RollbackAfter: 1500 * time.Millisecond,
 		V4: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n"),
+		Lease: 60 * time.Second, LockWait: 12 * time.Second, Who: "op@laptop pid 42",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +161,7 @@ func TestRollbackSeconds(t *testing.T) {
 		if err := newHost(r).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: tc.after}); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Split(r.calls[0].stdin, "\n")[1]; got != "ab "+tc.want+" 0 0" {
+		if got := strings.Fields(strings.Split(r.calls[0].stdin, "\n")[1])[1]; got != tc.want {
 			t.Errorf("rollback_after %v: header %q, want the delay %s", tc.after, got, tc.want)
 		}
 	}
@@ -244,7 +250,8 @@ func TestApplyAnswers(t *testing.T) {
 		{"ipv4 rules refused", exit("", 12, "iptables-restore: line 7 failed"), "test (iptables-restore --test)", true},
 		{"ipv6 rules refused", exit("", 13, "ip6tables-restore: line 3 failed"), "test (ip6tables-restore --test)", true},
 		{"cannot save", exit("", 14, "cannot save the current rules"), "apply", true},
-		{"cannot stage", exit("", 11, "mkdir: cannot create directory '/run/fwpush/run': Permission denied"), "upload", true},
+		{"cannot stage", exit("", 11, "mkdir: cannot create directory '/run/fwpush/runs': Permission denied"), "upload", true},
+		{"another run holds the host", exit("", 15, "another run of fwpush holds this host: op@laptop pid 42"), "lock", true},
 		{"sh not found", exit("", 127, "sh: not found"), "apply", false},
 		{"silent", stdout(""), "apply", false},
 		{"connection lost", func(string, []byte) (transport.Result, error) {
@@ -281,6 +288,35 @@ func TestBadTokenNotSent(t *testing.T) {
 		if len(r.calls) != 0 {
 			t.Errorf("token %q: sent %d scripts", token, len(r.calls))
 		}
+	}
+}
+
+func TestSettle(t *testing.T) {
+	for _, tc := range []struct {
+		keep   bool
+		answer string
+		want   Outcome
+	}{
+		{true, "kept\n", Confirmed},
+		{false, "rolledback\n", RolledBack},
+		{true, "gone\n", Superseded},
+	} {
+		r := &recorder{answer: stdout(tc.answer)}
+		got, err := newHost(r).Settle(t.Context(), "0123456789abcdef", tc.keep)
+		if err != nil || got != tc.want {
+			t.Errorf("keep %v, answer %q: %q, %v; want %q", tc.keep, tc.answer, got, err, tc.want)
+		}
+		if want := map[bool]string{true: "1", false: "0"}[tc.keep]; !strings.HasSuffix(r.calls[0].stdin, "0123456789abcdef "+want+"\n") {
+			t.Errorf("keep %v: stdin %q", tc.keep, r.calls[0].stdin)
+		}
+	}
+	r := &recorder{answer: stdout("kept\n")}
+	if _, err := newHost(r).Settle(t.Context(), "0123456789abcdef", true); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "settle", r)
+	if _, err := newHost(&recorder{answer: stdout("what\n")}).Settle(t.Context(), "ab", true); err == nil {
+		t.Error("an unexpected answer is no error")
 	}
 }
 
