@@ -112,24 +112,126 @@ func (t *Tester) Test(ctx context.Context, docs []Doc) ([]error, error) {
 		}
 	}
 
+	// Documents go in batches, one iptables-restore per batch: each
+	// document is a table of its own, which starts from nothing (both
+	// backends flush the table and delete its chains at "*filter") and is
+	// committed at its COMMIT, so the documents do not see each other.
+	// The line iptables-restore names tells which one it refused; the
+	// ones after it go again, in a new batch.
+	parallel := cmpOr(t.Parallel, max(2, runtime.NumCPU()))
 	results := make([]error, len(docs))
 	var g errgroup.Group
-	g.SetLimit(cmpOr(t.Parallel, max(2, runtime.NumCPU())))
-	for i, d := range docs {
+	g.SetLimit(parallel)
+	for _, batch := range batches(docs, parallel) {
 		g.Go(func() error {
-			err := l.load(ctx, progs[d.Family], d.Family, i, d.Text)
-			var rej *Rejected
-			if err == nil || errors.As(err, &rej) {
-				results[i] = err
-				return nil
-			}
-			return err
+			return l.batch(ctx, progs[docs[batch[0]].Family], docs, batch, results)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// maxBatch bounds a batch, so that one slow document does not hold many
+// others past the timeout.
+const maxBatch = 64
+
+// batches groups the documents by family into batches, enough of them to
+// keep parallel loads busy. A document that is not one table ending in
+// COMMIT goes alone: its lines could not be told from the next one's.
+func batches(docs []Doc, parallel int) [][]int {
+	var out [][]int
+	for _, family := range []int{4, 6} {
+		var idx []int
+		for i, d := range docs {
+			if d.Family != family {
+				continue
+			}
+			if !oneTable(d.Text) {
+				out = append(out, []int{i})
+				continue
+			}
+			idx = append(idx, i)
+		}
+		size := min(maxBatch, max(1, (len(idx)+parallel-1)/parallel))
+		for len(idx) > 0 {
+			n := min(size, len(idx))
+			out = append(out, idx[:n])
+			idx = idx[n:]
+		}
+	}
+	for i, d := range docs {
+		if d.Family != 4 && d.Family != 6 {
+			out = append(out, []int{i})
+		}
+	}
+	return out
+}
+
+// oneTable tells whether a document is one table, ending in COMMIT.
+func oneTable(doc []byte) bool {
+	tables, last := 0, ""
+	for l := range strings.SplitSeq(string(doc), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasPrefix(l, "*") {
+			tables++
+		}
+		last = l
+	}
+	return tables == 1 && last == "COMMIT"
+}
+
+// batch loads the documents idx in one iptables-restore, then what
+// follows a refused one in another, until every one has its result.
+func (l *loader) batch(ctx context.Context, path string, docs []Doc, idx []int, results []error) error {
+	for len(idx) > 0 {
+		var in bytes.Buffer
+		starts := make([]int, len(idx)) // the line each document starts on
+		line := 1
+		for k, i := range idx {
+			starts[k] = line
+			text := docs[i].Text
+			in.Write(text)
+			if len(text) > 0 && text[len(text)-1] != '\n' {
+				in.WriteByte('\n')
+			}
+			line += bytes.Count(text, []byte("\n"))
+			if len(text) > 0 && text[len(text)-1] != '\n' {
+				line++
+			}
+		}
+		err := l.load(ctx, path, docs[idx[0]].Family, idx[0], in.Bytes())
+		var rej *Rejected
+		switch {
+		case err == nil:
+			return nil
+		case !errors.As(err, &rej):
+			return err
+		case len(idx) == 1:
+			results[idx[0]] = rej
+			return nil
+		case rej.Line == 0:
+			// No telling which: each on its own.
+			for _, i := range idx {
+				if err := l.batch(ctx, path, docs, []int{i}, results); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		k := 0
+		for k+1 < len(idx) && starts[k+1] <= rej.Line {
+			k++
+		}
+		// Those before it were committed; it was refused at its own line.
+		results[idx[k]] = &Rejected{Program: rej.Program, Line: rej.Line - starts[k] + 1, Msg: rej.Msg}
+		idx = idx[k+1:]
+	}
+	return nil
 }
 
 func cmpOr(a, b int) int {

@@ -80,7 +80,13 @@ var (
 	badJump = []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j NOSUCHCHAIN\nCOMMIT\n")
 	// An IPv4 address in an IPv6 document.
 	badAddr6 = []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 198.18.0.10/32 -j ACCEPT\nCOMMIT\n")
-	docs     = []Doc{{4, good}, {4, badMatch}, {4, badJump}, {6, probes[6]}, {6, badAddr6}}
+	// Two tables in one document: loaded alone, not in a batch.
+	twoTables = append(append([]byte{}, good...), badMatch...)
+	docs      = []Doc{
+		{4, good}, {4, badMatch}, {4, good}, {4, badJump}, {4, good},
+		{6, probes[6]}, {6, badAddr6}, {6, probes[6]},
+		{4, twoTables}, {4, good},
+	}
 )
 
 // outcome is a test result that survives JSON, from the child too.
@@ -90,6 +96,21 @@ type outcome struct {
 }
 
 func run(t *Tester) outcome {
+	// Several documents of a family go to one iptables-restore: one by
+	// one, and all at once, must come to the same.
+	var o outcome
+	for _, parallel := range []int{len(docs), 1} {
+		t.Parallel = parallel
+		got := run1(t)
+		if o.Results != nil && !cmp.Equal(got, o) {
+			return outcome{Err: fmt.Sprintf("with %d at once: %v; with %d: %v", len(docs), o, parallel, got)}
+		}
+		o = got
+	}
+	return o
+}
+
+func run1(t *Tester) outcome {
 	res, err := t.Test(context.Background(), docs)
 	if err != nil {
 		return outcome{Err: err.Error()}
@@ -109,14 +130,18 @@ func run(t *Tester) outcome {
 	return o
 }
 
-var want = outcome{Results: []string{"", "iptables-restore:4", "iptables-restore:3", "", "ip6tables-restore:3"}}
+var want = outcome{Results: []string{
+	"", "iptables-restore:4", "", "iptables-restore:3", "",
+	"", "ip6tables-restore:3", "",
+	"iptables-restore:17", "",
+}}
 
 // check compares an outcome with want. iptables-nft names the COMMIT (line
 // 4) for what only the kernel refuses; iptables-legacy names the rule.
 func check(t *testing.T, got outcome) {
 	t.Helper()
-	if len(got.Results) == len(want.Results) && got.Results[2] == "iptables-restore:4" {
-		got.Results[2] = "iptables-restore:3"
+	if len(got.Results) == len(want.Results) && got.Results[3] == "iptables-restore:4" {
+		got.Results[3] = "iptables-restore:3"
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
@@ -292,5 +317,32 @@ func TestNamespaceError(t *testing.T) {
 	}
 	if err := namespaceError(errors.New("other")); err.Error() != "other" {
 		t.Errorf("namespaceError of an error without errno = %v", err)
+	}
+}
+
+// Documents are batched by family, enough batches to keep every load busy,
+// at most maxBatch each; one that is not a single table goes alone.
+func TestBatches(t *testing.T) {
+	var ds []Doc
+	for range 200 {
+		ds = append(ds, Doc{4, good})
+	}
+	ds = append(ds, Doc{6, probes[6]}, Doc{4, twoTables}, Doc{6, probes[6]}, Doc{4, []byte("*filter\n:INPUT DROP [0:0]\n")}, Doc{5, good})
+	var sizes []int
+	seen := map[int]bool{}
+	for _, b := range batches(ds, 2) {
+		sizes = append(sizes, len(b))
+		for _, i := range b {
+			if seen[i] || ds[i].Family != ds[b[0]].Family {
+				t.Fatalf("batch %v: document %d twice, or of another family", b, i)
+			}
+			seen[i] = true
+		}
+	}
+	if len(seen) != len(ds) {
+		t.Errorf("%d of %d documents batched", len(seen), len(ds))
+	}
+	if want := []int{1, 1, 64, 64, 64, 8, 1, 1, 1}; !cmp.Equal(sizes, want) {
+		t.Errorf("batch sizes %v, want %v", sizes, want)
 	}
 }
