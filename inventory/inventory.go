@@ -19,8 +19,15 @@ const (
 	DefaultParallel      = 20
 	DefaultTimeout       = 10 * time.Second
 	DefaultRollbackAfter = 30 * time.Second
-	DefaultPublicIface   = "eth0"
-	DefaultPrivateIface  = "eth1"
+	// MaxTimeout bounds ssh.timeout: a connection that has not answered in
+	// two minutes is not coming, and every step of a run waits that long
+	// for a stuck host.
+	MaxTimeout = 2 * time.Minute
+	// MaxRollbackAfter bounds ssh.rollback_after: a policy that cuts SSH
+	// stays in place, and the run waits, that long.
+	MaxRollbackAfter    = 10 * time.Minute
+	DefaultPublicIface  = "eth0"
+	DefaultPrivateIface = "eth1"
 )
 
 // Inventory is a loaded and validated fleet. Hosts and Roles are sorted by
@@ -33,6 +40,23 @@ type Inventory struct {
 	Interfaces Interfaces
 	Hosts      []*Host
 	Roles      []*Role
+	// Warnings are keys that are valid but have no effect, or one that is
+	// probably not meant, in file order. They do not make it invalid.
+	Warnings []Problem
+
+	lines map[string]int // where each key is written (see keyLines)
+}
+
+// Line returns the line key is written on ("roles.db.template",
+// "roles.app.allow[1].from"), or that of its nearest enclosing table when
+// the key itself is not written; 0 when none is known.
+func (inv *Inventory) Line(key string) int { return lineOf(inv.lines, key) }
+
+// Problem returns a problem at key, with its line, for the packages that
+// check what an inventory renders to, so that their messages take the
+// same "file:line: key: message" form.
+func (inv *Inventory) Problem(key, msg string) Problem {
+	return Problem{Line: inv.Line(key), Key: key, Msg: msg}
 }
 
 // SSH holds how fwpush reaches the fleet.

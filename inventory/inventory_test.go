@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // cmpAddrs compares addresses and prefixes by value; their fields are
-// unexported.
+// unexported. Where keys are written is not part of the model.
 var cmpAddrs = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	cmpopts.IgnoreUnexported(Inventory{}),
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -175,6 +177,7 @@ allow = [
 			// Ports are sorted and deduplicated.
 			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22, 2222}},
 		},
+		Warnings: []Problem{{Line: 24, Key: "roles.tunnel.public_tcp[2]", Msg: "port 2222 is listed twice", Warning: true}},
 	}
 	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)

@@ -110,14 +110,21 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		// only the misspelt keys are reported.
 		inv = v.build(name, &raw)
 	}
+	byLine := func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) }
 	if len(v.problems) > 0 {
-		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		// Warnings are left out: about an invalid inventory they mislead
+		// (a misspelt "tcp" makes its allow entry a duplicate).
+		slices.SortStableFunc(v.problems, byLine)
 		return nil, &Error{File: name, Problems: v.problems}
 	}
+	slices.SortStableFunc(v.warnings, byLine)
+	inv.Warnings = v.warnings
+	inv.lines = v.lines
 	return inv, nil
 }
 
-// Error is an invalid inventory: every problem found, in file order.
+// Error is an invalid inventory: every problem found, in file order. It
+// may hold warnings too, next to the errors that make it invalid.
 type Error struct {
 	File     string
 	Problems []Problem
@@ -129,6 +136,9 @@ type Problem struct {
 	Col  int
 	Key  string
 	Msg  string
+	// Warning marks a problem that does not make the inventory invalid: a
+	// key that has no effect, or one that is probably not what was meant.
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -137,12 +147,15 @@ func (e *Error) Error() string {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(p.format(e.File))
+		b.WriteString(p.Format(e.File))
 	}
 	return b.String()
 }
 
-func (p Problem) format(file string) string {
+// Format writes the problem as one line, "file:line: key: message", with
+// "warning: " before the message of a warning; line and key are left out
+// when unknown.
+func (p Problem) Format(file string) string {
 	var b strings.Builder
 	b.WriteString(oneLine(file))
 	if p.Line > 0 {
@@ -155,6 +168,9 @@ func (p Problem) format(file string) string {
 	if p.Key != "" {
 		b.WriteString(oneLine(p.Key))
 		b.WriteString(": ")
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(oneLine(p.Msg))
 	return b.String()
