@@ -77,6 +77,35 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestGoldenExamples compares every policy of the other examples with one
+// golden file each, testdata/NAME.rules: the policies of inventories that
+// predate a feature must not change when it lands.
+func TestGoldenExamples(t *testing.T) {
+	for _, name := range []string{"large", "custom"} {
+		t.Run(name, func(t *testing.T) {
+			plan := compile(t, filepath.Join("..", "examples", name+".toml"))
+			var got bytes.Buffer
+			for _, p := range plan.Policies {
+				fmt.Fprintf(&got, "=== %s IPv4\n%s=== %s IPv6\n%s", p.Host.Name, p.V4, p.Host.Name, p.V6)
+			}
+			file := filepath.Join("testdata", name+".rules")
+			if *update {
+				if err := os.WriteFile(file, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./roles -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got.String()); diff != "" {
+				t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
+			}
+		})
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml"} {
 		a, b := compile(t, path), compile(t, path)
