@@ -18,7 +18,7 @@ import (
 // the file; and the same input must always give the same answer.
 func FuzzParse(f *testing.F) {
 	var ex string
-	for _, file := range []string{"site.toml", "large.toml"} {
+	for _, file := range []string{"site.toml", "large.toml", "sites.toml"} {
 		data, err := os.ReadFile(filepath.Join("..", "examples", file))
 		if err != nil {
 			f.Fatal(err)
@@ -133,12 +133,24 @@ func checkInventory(t *testing.T, name string, data []byte, inv *Inventory) {
 	if !ValidIface(inv.Interfaces.Public) || !ValidIface(inv.Interfaces.Private) || inv.Interfaces.Public == inv.Interfaces.Private {
 		t.Fatalf("interfaces: %+v", inv.Interfaces)
 	}
-	tunnel := inv.Tunnel()
-	if tunnel == nil || !tunnel.PublicIP.Is4() {
-		t.Fatalf("tunnel %q missing or without a public IPv4 address", s.Tunnel)
+	// Every host is in a site, every site has bastions of its own, each
+	// reached on a public IPv4 address and, in a site of several hosts,
+	// reaching them from a private one.
+	if len(inv.Sites) == 0 || inv.HasSites() != (s.Tunnel == "") || s.Tunnel != "" && s.Tunnel != s.Tunnels[0] {
+		t.Fatalf("sites %v with [ssh] tunnel %q %v", inv.Sites, s.Tunnel, s.Tunnels)
 	}
-	if len(inv.Hosts) > 1 && !tunnel.PrivateIP.IsValid() {
-		t.Fatalf("tunnel %q without a private IP in a fleet of %d", tunnel.Name, len(inv.Hosts))
+	for _, site := range inv.Sites {
+		if len(site.Tunnels) == 0 || len(inv.Bastions(site.Name)) != len(site.Tunnels) {
+			t.Fatalf("site %q: bastions %v", site.Name, site.Tunnels)
+		}
+		for _, b := range inv.Bastions(site.Name) {
+			if b.Site != site.Name || !b.PublicIP.Is4() {
+				t.Fatalf("bastion %s of site %q: in site %q, public IP %v", b.Name, site.Name, b.Site, b.PublicIP)
+			}
+			if len(inv.HostsIn(site.Name)) > 1 && !b.PrivateIP.IsValid() {
+				t.Fatalf("bastion %s without a private IP in a site of %d", b.Name, len(inv.HostsIn(site.Name)))
+			}
+		}
 	}
 	if !slices.IsSortedFunc(inv.Hosts, func(a, b *Host) int { return strings.Compare(a.Name, b.Name) }) ||
 		!slices.IsSortedFunc(inv.Roles, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) }) {
@@ -152,7 +164,10 @@ func checkInventory(t *testing.T, name string, data []byte, inv *Inventory) {
 		if _, ok := inv.Role(h.Role); !ok {
 			t.Fatalf("host %s has role %q, which does not exist", h.Name, h.Role)
 		}
-		if h != tunnel && !h.PrivateIP.Is4() {
+		if _, ok := inv.Site(h.Site); !ok {
+			t.Fatalf("host %s in site %q, which does not exist", h.Name, h.Site)
+		}
+		if !inv.IsBastion(h) && !h.PrivateIP.Is4() {
 			t.Fatalf("host %s without a private IPv4 address", h.Name)
 		}
 		if h.PublicIP.IsValid() && !h.PublicIP.Is4() || h.PublicIP6.IsValid() && (!h.PublicIP6.Is6() || h.PublicIP6.Is4In6()) {

@@ -40,6 +40,10 @@ type Inventory struct {
 	Interfaces Interfaces
 	Hosts      []*Host
 	Roles      []*Role
+	// Sites are the data centres, sorted by name: each a private network
+	// of its own, reached through its own bastions. An inventory without
+	// [sites] has one, named "", whose bastions are [ssh] tunnel.
+	Sites []*Site
 	// Warnings are keys that are valid but have no effect, or one that is
 	// probably not meant, in file order. They do not make it invalid.
 	Warnings []Problem
@@ -65,8 +69,13 @@ type SSH struct {
 	Port       int
 	Identity   string // private key file, "~" not yet expanded
 	KnownHosts string // known_hosts file, "~" not yet expanded
-	// Tunnel names the host every other host is reached through.
-	Tunnel   string
+	// Tunnel names the host every other host is reached through: the
+	// first of Tunnels. It is "" in an inventory with [sites], whose
+	// sites name their own bastions.
+	Tunnel string
+	// Tunnels are the bastions of an inventory without [sites], in order
+	// of preference ([ssh] tunnel, a name or a list).
+	Tunnels  []string
 	Parallel int
 	Timeout  time.Duration
 	// RollbackAfter is how long a host waits for fwpush to confirm a new
@@ -92,6 +101,30 @@ type Host struct {
 	PrivateIface string
 	User         string
 	Port         int
+	// Site is the data centre the host is in; "" in an inventory without
+	// [sites].
+	Site string
+}
+
+// Site is one data centre: its hosts share a private network, which
+// ends at the site; traffic between sites crosses the internet.
+type Site struct {
+	// Name is "" for the one site of an inventory without [sites].
+	Name string
+	// Tunnels are the site's bastions in order of preference: fwpush
+	// reaches the site through the first that answers, and every host of
+	// the site accepts SSH from each of them on its private interface, so
+	// that any of them can take over.
+	Tunnels []string
+}
+
+// String names the site in messages: "site NAME", or "" for the one site
+// of an inventory without [sites].
+func (s *Site) String() string {
+	if s.Name == "" {
+		return ""
+	}
+	return "site " + s.Name
 }
 
 // HasPublic reports whether the host has a public interface.
@@ -118,6 +151,10 @@ type Allow struct {
 	TCP    []int
 	UDP    []int
 	AllTCP bool
+	// CrossSiteOK is set by cross_site = "ok": the operator knows that
+	// the flow crosses the internet between sites, and validate does not
+	// warn that it is unencrypted.
+	CrossSiteOK bool
 }
 
 // Host returns the host with the given name.
@@ -138,10 +175,60 @@ func (inv *Inventory) Role(name string) (*Role, bool) {
 	return inv.Roles[i], true
 }
 
-// Tunnel returns the tunnel (bastion) host. A validated inventory always has one.
+// Tunnel returns the preferred tunnel (bastion) host of an inventory
+// without [sites]; nil in one with [sites] (see Bastions).
 func (inv *Inventory) Tunnel() *Host {
 	h, _ := inv.Host(inv.SSH.Tunnel)
 	return h
+}
+
+// Site returns the site with the given name ("" in an inventory without
+// [sites]).
+func (inv *Inventory) Site(name string) (*Site, bool) {
+	for _, s := range inv.Sites {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// HasSites reports whether the inventory declares [sites].
+func (inv *Inventory) HasSites() bool {
+	return len(inv.Sites) > 0 && inv.Sites[0].Name != ""
+}
+
+// Bastions returns the bastions of a site, in order of preference.
+func (inv *Inventory) Bastions(site string) []*Host {
+	s, ok := inv.Site(site)
+	if !ok {
+		return nil
+	}
+	var out []*Host
+	for _, name := range s.Tunnels {
+		if h, ok := inv.Host(name); ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// IsBastion reports whether h is a bastion of its site: reached from the
+// internet, and every other host of the site through it.
+func (inv *Inventory) IsBastion(h *Host) bool {
+	s, ok := inv.Site(h.Site)
+	return ok && slices.Contains(s.Tunnels, h.Name)
+}
+
+// HostsIn returns the hosts of a site, sorted by name.
+func (inv *Inventory) HostsIn(site string) []*Host {
+	var out []*Host
+	for _, h := range inv.Hosts {
+		if h.Site == site {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // HostsOf returns the hosts of a role, sorted by name.

@@ -36,7 +36,7 @@ func TestLoadExample(t *testing.T) {
 		Path: path,
 		SSH: SSH{
 			User: "root", Port: 22, Identity: "~/.ssh/id_ed25519", KnownHosts: "~/.ssh/known_hosts",
-			Tunnel: "tunnel-1", Parallel: 20, Timeout: 10 * time.Second,
+			Tunnel: "tunnel-1", Tunnels: []string{"tunnel-1"}, Parallel: 20, Timeout: 10 * time.Second,
 			RollbackAfter: DefaultRollbackAfter, // not in the file
 		},
 		Interfaces: Interfaces{Public: "eth0", Private: "eth1"},
@@ -74,6 +74,7 @@ func TestLoadExample(t *testing.T) {
 			{Name: "lb", Template: "public", PublicTCP: []int{80, 443}},
 			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22}},
 		},
+		Sites: []*Site{{Tunnels: []string{"tunnel-1"}}},
 	}
 	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
 		t.Errorf("Load(%s) (-want +got):\n%s", path, diff)
@@ -151,7 +152,7 @@ allow = [
 		Path: "dir/site.toml",
 		SSH: SSH{
 			User: "deploy", Port: DefaultPort, Identity: DefaultIdentity, KnownHosts: DefaultKnownHosts,
-			Tunnel: "bastion", Parallel: DefaultParallel, Timeout: DefaultTimeout, RollbackAfter: DefaultRollbackAfter,
+			Tunnel: "bastion", Tunnels: []string{"bastion"}, Parallel: DefaultParallel, Timeout: DefaultTimeout, RollbackAfter: DefaultRollbackAfter,
 		},
 		Interfaces: Interfaces{Public: DefaultPublicIface, Private: "ens4"},
 		Hosts: []*Host{
@@ -177,6 +178,7 @@ allow = [
 			// Ports are sorted and deduplicated.
 			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22, 2222}},
 		},
+		Sites:    []*Site{{Tunnels: []string{"bastion"}}},
 		Warnings: []Problem{{Line: 24, Key: "roles.tunnel.public_tcp[2]", Msg: "port 2222 is listed twice", Warning: true}},
 	}
 	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
@@ -250,5 +252,53 @@ func TestLoadLarge(t *testing.T) {
 	gossip := Allow{From: "api", FromRole: "api", TCP: []int{7946}, UDP: []int{7946}}
 	if diff := cmp.Diff(gossip, api.Allow[2], cmpAddrs); diff != "" {
 		t.Errorf("api allow[2] (-want +got):\n%s", diff)
+	}
+}
+
+// examples/sites.toml: two sites, each with its bastions in order of
+// preference, every host in one of them, and a flow between them marked.
+func TestLoadSites(t *testing.T) {
+	inv, err := Load(filepath.Join("..", "examples", "sites.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.SSH.Tunnel != "" || inv.SSH.Tunnels != nil || inv.Tunnel() != nil || !inv.HasSites() {
+		t.Errorf("[ssh] tunnel %q %v, Tunnel() %v, HasSites %v: want no tunnel outside the sites", inv.SSH.Tunnel, inv.SSH.Tunnels, inv.Tunnel(), inv.HasSites())
+	}
+	want := []*Site{
+		{Name: "east", Tunnels: []string{"bastion-e1", "bastion-e2"}},
+		{Name: "west", Tunnels: []string{"bastion-w1"}},
+	}
+	if diff := cmp.Diff(want, inv.Sites); diff != "" {
+		t.Errorf("Sites (-want +got):\n%s", diff)
+	}
+	in := map[string][]string{}
+	for _, s := range inv.Sites {
+		for _, h := range inv.HostsIn(s.Name) {
+			in[s.Name] = append(in[s.Name], h.Name)
+		}
+	}
+	wantIn := map[string][]string{
+		"east": {"app-1", "app-2", "bastion-e1", "bastion-e2", "www-1"},
+		"west": {"bastion-w1", "db-1", "db-2"},
+	}
+	if diff := cmp.Diff(wantIn, in); diff != "" {
+		t.Errorf("hosts by site (-want +got):\n%s", diff)
+	}
+	var bastions []string
+	for _, h := range inv.Hosts {
+		if inv.IsBastion(h) {
+			bastions = append(bastions, h.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"bastion-e1", "bastion-e2", "bastion-w1"}, bastions); diff != "" {
+		t.Errorf("IsBastion (-want +got):\n%s", diff)
+	}
+	if b := inv.Bastions("east"); len(b) != 2 || b[0].Name != "bastion-e1" || b[1].Name != "bastion-e2" {
+		t.Errorf("Bastions(east) = %v, want bastion-e1, bastion-e2 in that order", b)
+	}
+	db, _ := inv.Role("db")
+	if !db.Allow[0].CrossSiteOK || db.Allow[1].CrossSiteOK {
+		t.Errorf("db's allow entries: cross_site %v, %v; want ok on the first only", db.Allow[0].CrossSiteOK, db.Allow[1].CrossSiteOK)
 	}
 }

@@ -24,17 +24,26 @@ type rawFile struct {
 	Interfaces rawInterfaces      `toml:"interfaces"`
 	Hosts      map[string]rawHost `toml:"hosts"`
 	Roles      map[string]rawRole `toml:"roles"`
+	Sites      map[string]rawSite `toml:"sites"`
+}
+
+// rawNames is a host name or a list of them ([ssh] tunnel, a site's
+// tunnel): the decoder takes either, and validate checks which it got.
+type rawNames any
+
+type rawSite struct {
+	Tunnel rawNames `toml:"tunnel"`
 }
 
 type rawSSH struct {
-	User          string `toml:"user"`
-	Port          int    `toml:"port"`
-	Identity      string `toml:"identity"`
-	KnownHosts    string `toml:"known_hosts"`
-	Tunnel        string `toml:"tunnel"`
-	Parallel      int    `toml:"parallel"`
-	Timeout       string `toml:"timeout"`
-	RollbackAfter string `toml:"rollback_after"`
+	User          string   `toml:"user"`
+	Port          int      `toml:"port"`
+	Identity      string   `toml:"identity"`
+	KnownHosts    string   `toml:"known_hosts"`
+	Tunnel        rawNames `toml:"tunnel"`
+	Parallel      int      `toml:"parallel"`
+	Timeout       string   `toml:"timeout"`
+	RollbackAfter string   `toml:"rollback_after"`
 }
 
 type rawInterfaces struct {
@@ -51,6 +60,7 @@ type rawHost struct {
 	PrivateIface string `toml:"private_iface"`
 	User         string `toml:"user"`
 	Port         int    `toml:"port"`
+	Site         string `toml:"site"`
 }
 
 type rawRole struct {
@@ -61,9 +71,10 @@ type rawRole struct {
 }
 
 type rawAllow struct {
-	From string `toml:"from"`
-	TCP  []int  `toml:"tcp"`
-	UDP  []int  `toml:"udp"`
+	From      string `toml:"from"`
+	TCP       []int  `toml:"tcp"`
+	UDP       []int  `toml:"udp"`
+	CrossSite string `toml:"cross_site"`
 }
 
 // Load reads and validates the inventory at path.
@@ -216,6 +227,10 @@ func (v *validator) decodeError(md toml.MetaData, data []byte, err error) {
 // it is decoded into, and reports every value of the wrong type. Keys match
 // fields as the decoder matches them: by tag, then regardless of case.
 func (v *validator) wrongTypes(val any, t reflect.Type, path string) {
+	if t == reflect.TypeFor[rawNames]() {
+		_, _ = v.names(path, val)
+		return
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, ok := val.(map[string]any)
@@ -347,12 +362,14 @@ func unknownPart(k toml.Key) (toml.Key, bool) {
 			kind = ""
 		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces"):
 			kind = k[0]
-		case i == 1 && (k[0] == "hosts" || k[0] == "roles"):
-			continue // a host or role name
+		case i == 1 && (k[0] == "hosts" || k[0] == "roles" || k[0] == "sites"):
+			continue // a host, role or site name
 		case i == 2 && k[0] == "hosts":
 			kind = "host"
 		case i == 2 && k[0] == "roles":
 			kind = "role"
+		case i == 2 && k[0] == "sites":
+			kind = "site"
 		case i == 3 && k[0] == "roles" && k[2] == "allow":
 			kind = "allow"
 		default:
@@ -398,12 +415,13 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
-	"":           {"ssh", "interfaces", "hosts", "roles"},
+	"":           {"ssh", "interfaces", "hosts", "roles", "sites"},
 	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after"},
 	"interfaces": {"public", "private"},
-	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
+	"host":       {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
 	"role":       {"template", "public_tcp", "allow", "log_dropped"},
-	"allow":      {"from", "tcp", "udp"},
+	"allow":      {"from", "tcp", "udp", "cross_site"},
+	"site":       {"tunnel"},
 }
 
 // keyKind names the kind of table k is a key of, in knownKeys.
@@ -417,6 +435,8 @@ func keyKind(k toml.Key) (string, bool) {
 		return "host", true
 	case len(k) == 3 && k[0] == "roles":
 		return "role", true
+	case len(k) == 3 && k[0] == "sites":
+		return "site", true
 	case len(k) == 4 && k[0] == "roles" && k[2] == "allow":
 		return "allow", true
 	}

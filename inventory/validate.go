@@ -21,6 +21,13 @@ type validator struct {
 	md       toml.MetaData
 	problems []Problem
 	warnings []Problem
+
+	// tunnelKeys are where each site's bastions are named, by site
+	// name and position: "ssh.tunnel", "sites.a.tunnel[1]".
+	tunnelKeys map[string][]string
+	// publicUsed marks the public addresses ("public_ip", "public_ip6")
+	// of hosts that flows between sites use, by host name.
+	publicUsed map[string]map[string]bool
 }
 
 // errorf records a problem at key.
@@ -56,6 +63,12 @@ func (v *validator) reported(key string) bool {
 	return slices.ContainsFunc(v.problems, func(p Problem) bool { return p.Key == key })
 }
 
+// reportedUnder tells whether a problem has been recorded at key or at an
+// element of it (key[1]).
+func (v *validator) reportedUnder(key string) bool {
+	return slices.ContainsFunc(v.problems, func(p Problem) bool { return p.Key == key || strings.HasPrefix(p.Key, key+"[") })
+}
+
 func (v *validator) build(name string, raw *rawFile) *Inventory {
 	inv := &Inventory{Path: name}
 	inv.SSH = v.ssh(&raw.SSH)
@@ -70,6 +83,7 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 	for _, rn := range sortedKeys(raw.Roles) {
 		inv.Roles = append(inv.Roles, v.role(rn, raw.Roles[rn]))
 	}
+	v.sites(inv, raw)
 	for _, hn := range sortedKeys(raw.Hosts) {
 		inv.Hosts = append(inv.Hosts, v.host(inv, hn, raw.Hosts[hn]))
 	}
@@ -82,8 +96,9 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 			v.allowSource(inv, r, i)
 		}
 	}
-	v.tunnel(inv)
+	v.bastions(inv)
 	v.duplicateIPs(inv)
+	v.crossSite(inv)
 	v.noEffect(inv)
 	return inv
 }
@@ -94,8 +109,13 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 		Port:       DefaultPort,
 		Identity:   orDefault(raw.Identity, DefaultIdentity),
 		KnownHosts: orDefault(raw.KnownHosts, DefaultKnownHosts),
-		Tunnel:     raw.Tunnel,
 		Parallel:   DefaultParallel,
+	}
+	var tunnelKeys []string
+	s.Tunnels, tunnelKeys = v.names("ssh.tunnel", raw.Tunnel)
+	v.tunnelKeys = map[string][]string{"": tunnelKeys}
+	if len(s.Tunnels) > 0 {
+		s.Tunnel = s.Tunnels[0]
 	}
 	if v.defined("ssh", "user") {
 		v.user("ssh.user", raw.User)
@@ -126,10 +146,92 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 				shortDuration(timeout), shortDuration(rollback), shortDuration(rollback*2/3), shortDuration(need))
 		}
 	}
-	if s.Tunnel == "" {
-		v.errorf("ssh.tunnel", "missing: name the host every other host is reached through (tunnel = \"NAME\")")
-	}
 	return s
+}
+
+// names reads a host name or a list of them at key (a tunnel), and the
+// key each name is written at. It returns nil when there is none: the key
+// is missing or empty, or its problem is recorded.
+func (v *validator) names(key string, val any) (names, keys []string) {
+	switch x := val.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if x == "" {
+			return nil, nil
+		}
+		return []string{x}, []string{key}
+	case []any:
+		if len(x) == 0 {
+			v.errorf(key, "an empty list names no host: name the bastions in order of preference")
+			return nil, nil
+		}
+		for i, e := range x {
+			ekey := fmt.Sprintf("%s[%d]", key, i)
+			name, ok := e.(string)
+			switch {
+			case !ok:
+				v.wrongType(ekey, "a string", e)
+			case name == "":
+				v.errorf(ekey, "an empty name: name a host")
+			case slices.Contains(names, name):
+				v.errorf(ekey, "%q is listed twice", name)
+			default:
+				names, keys = append(names, name), append(keys, ekey)
+			}
+		}
+		return names, keys
+	}
+	v.wrongType(key, "a host name or a list of host names", val)
+	return nil, nil
+}
+
+// sites reads [sites], or makes the one site of an inventory without it
+// from [ssh] tunnel. Which hosts the bastions are is checked once the
+// hosts are known (see bastions).
+func (v *validator) sites(inv *Inventory, raw *rawFile) {
+	if len(raw.Sites) == 0 {
+		if v.defined("sites") {
+			v.errorf("sites", "no site: add a [sites.NAME] table with the site's bastions (tunnel = \"NAME\"), or remove [sites]")
+		}
+		if len(inv.SSH.Tunnels) == 0 && !v.reportedUnder("ssh.tunnel") {
+			v.errorf("ssh.tunnel", "missing: name the host every other host is reached through (tunnel = \"NAME\")")
+		}
+		inv.Sites = []*Site{{Tunnels: inv.SSH.Tunnels}}
+		return
+	}
+	if raw.SSH.Tunnel != nil {
+		v.errorf("ssh.tunnel", "with [sites], each site names its own bastions: move tunnel to [sites.NAME]")
+	}
+	inv.SSH.Tunnel, inv.SSH.Tunnels = "", nil
+	for _, name := range sortedKeys(raw.Sites) {
+		key := "sites." + name
+		if !validName(name) {
+			v.errorf(key, "invalid site name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
+		}
+		site := &Site{Name: name}
+		site.Tunnels, v.tunnelKeys[name] = v.names(key+".tunnel", raw.Sites[name].Tunnel)
+		if len(site.Tunnels) == 0 && !v.reportedUnder(key+".tunnel") {
+			v.errorf(key+".tunnel", "missing: name the bastion the site's hosts are reached through (tunnel = \"NAME\", or a list in order of preference)")
+		}
+		inv.Sites = append(inv.Sites, site)
+	}
+}
+
+// siteNames lists the declared sites, for messages.
+func siteNames(inv *Inventory) []string {
+	var out []string
+	for _, s := range inv.Sites {
+		if s.Name != "" {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// bastion reports whether some site names host name as a bastion.
+func bastion(inv *Inventory, name string) bool {
+	return slices.ContainsFunc(inv.Sites, func(s *Site) bool { return slices.Contains(s.Tunnels, name) })
 }
 
 func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
@@ -144,6 +246,15 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	}
 	if !validName(name) {
 		v.errorf(key, "invalid host name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
+	}
+	h.Site = raw.Site
+	switch _, known := inv.Site(raw.Site); {
+	case raw.Site == "" && inv.HasSites():
+		v.errorf(key+".site", "missing: with [sites], every host names the site it is in%s", knownList(" (sites: ", siteNames(inv), ")"))
+	case raw.Site != "" && !inv.HasSites():
+		v.errorf(key+".site", "site %q does not exist: declare it with [sites.%s] and its bastions (tunnel = \"NAME\")", raw.Site, raw.Site)
+	case !known:
+		v.errorf(key+".site", "site %q does not exist%s", raw.Site, knownList(" (sites: ", siteNames(inv), ")"))
 	}
 	switch {
 	case raw.Role == "":
@@ -177,7 +288,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	if v.defined("hosts", name, "port") {
 		h.Port = v.port(key+".port", raw.Port)
 	}
-	if name != inv.SSH.Tunnel && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
+	if !bastion(inv, name) && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
 		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
 	}
 	return h
@@ -213,6 +324,13 @@ func (v *validator) role(name string, raw rawRole) *Role {
 		// No port list at all means every TCP port, as the tutorial's
 		// whitelist of private servers does; a udp list alone opens only UDP.
 		al.AllTCP = a.TCP == nil && a.UDP == nil
+		switch a.CrossSite {
+		case "":
+		case "ok":
+			al.CrossSiteOK = true
+		default:
+			v.errorf(akey+".cross_site", "%q is not a value cross_site takes: \"ok\" says that the flow may cross the internet between sites as it is", a.CrossSite)
+		}
 		r.Allow = append(r.Allow, al)
 	}
 	return r
@@ -262,22 +380,33 @@ func (v *validator) allowSource(inv *Inventory, r *Role, i int) {
 	v.errorf(key, "%q is neither a role nor a CIDR%s", a.From, knownList(" (roles: ", roleNames(inv), ")"))
 }
 
-func (v *validator) tunnel(inv *Inventory) {
-	if inv.SSH.Tunnel == "" {
-		return
-	}
-	t, ok := inv.Host(inv.SSH.Tunnel)
-	if !ok {
-		v.errorf("ssh.tunnel", "host %q does not exist: the tunnel must be one of [hosts]", inv.SSH.Tunnel)
-		return
-	}
-	// An address that is written but invalid has been reported already;
-	// an empty one is missing.
-	if key := "hosts." + t.Name + ".public_ip"; !t.PublicIP.IsValid() && !v.reported(key) {
-		v.errorf(key, "missing: the tunnel %q is reached on its public IP", t.Name)
-	}
-	if key := "hosts." + t.Name + ".private_ip"; !t.PrivateIP.IsValid() && !v.reported(key) && len(inv.Hosts) > 1 {
-		v.errorf(key, "missing: the other hosts accept SSH from the tunnel's private IP")
+// bastions checks the hosts each site names as its bastions: they exist,
+// are in that site, are reached from the internet on their public IP, and
+// reach the site's other hosts from their private IP.
+func (v *validator) bastions(inv *Inventory) {
+	for _, site := range inv.Sites {
+		for i, name := range site.Tunnels {
+			key := v.tunnelKeys[site.Name][i]
+			t, ok := inv.Host(name)
+			switch {
+			case !ok:
+				v.errorf(key, "host %q does not exist: the tunnel must be one of [hosts]", name)
+				continue
+			case t.Site != site.Name:
+				if !v.reported("hosts." + t.Name + ".site") {
+					v.errorf(key, "host %q is in site %q: a site's bastions must be among its own hosts", name, t.Site)
+				}
+				continue
+			}
+			// An address that is written but invalid has been reported
+			// already; an empty one is missing.
+			if key := "hosts." + t.Name + ".public_ip"; !t.PublicIP.IsValid() && !v.reported(key) {
+				v.errorf(key, "missing: the tunnel %q is reached on its public IP", t.Name)
+			}
+			if key := "hosts." + t.Name + ".private_ip"; !t.PrivateIP.IsValid() && !v.reported(key) && len(inv.HostsIn(site.Name)) > 1 {
+				v.errorf(key, "missing: the other hosts accept SSH from the tunnel's private IP")
+			}
+		}
 	}
 }
 

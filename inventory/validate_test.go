@@ -942,6 +942,194 @@ template = "tunnel"
 			`bad.toml:2: ssh.tunnel: host "t" does not exist: the tunnel must be one of [hosts]`,
 		},
 	},
+	// Sites and bastion lists.
+	{
+		name: "bad site names",
+		toml: `
+[sites."dc 1"]
+tunnel = "b"
+[sites.-dc2]
+tunnel = "c"
+[hosts.b]
+role = "tunnel"
+site = "dc 1"
+public_ip = "203.0.113.1"
+[hosts.c]
+role = "tunnel"
+site = "-dc2"
+public_ip = "203.0.113.2"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:1: sites.dc 1: invalid site name "dc 1": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+			`bad.toml:3: sites.-dc2: invalid site name "-dc2": use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters`,
+		},
+	},
+	{
+		name: "a host without a site, and one in a site that does not exist",
+		toml: `
+[sites.a]
+tunnel = "b-1"
+[hosts.b-1]
+role = "tunnel"
+site = "a"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.db-1]
+role = "tunnel"
+private_ip = "198.18.0.2"
+[hosts.db-2]
+role = "tunnel"
+site = "c"
+private_ip = "198.18.0.3"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:8: hosts.db-1.site: missing: with [sites], every host names the site it is in (sites: a)`,
+			`bad.toml:13: hosts.db-2.site: site "c" does not exist (sites: a)`,
+		},
+	},
+	{
+		name: "a site in an inventory without sites",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+site = "dc1"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:5: hosts.t.site: site "dc1" does not exist: declare it with [sites.dc1] and its bastions (tunnel = "NAME")`},
+	},
+	{
+		name: "ssh.tunnel next to sites, and a site without a tunnel",
+		toml: `
+[ssh]
+tunnel = "b-1"
+[sites.a]
+tunnel = "b-1"
+[sites.b]
+[hosts.b-1]
+role = "tunnel"
+site = "a"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:2: ssh.tunnel: with [sites], each site names its own bastions: move tunnel to [sites.NAME]`,
+			`bad.toml:5: sites.b.tunnel: missing: name the bastion the site's hosts are reached through (tunnel = "NAME", or a list in order of preference)`,
+		},
+	},
+	{
+		name: "a bastion in another site",
+		toml: `
+[sites.a]
+tunnel = ["a-1", "b-1"]
+[sites.b]
+tunnel = "b-1"
+[hosts.a-1]
+role = "tunnel"
+site = "a"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.b-1]
+role = "tunnel"
+site = "b"
+public_ip = "203.0.113.2"
+private_ip = "198.18.1.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:2: sites.a.tunnel[1]: host "b-1" is in site "b": a site's bastions must be among its own hosts`},
+	},
+	{
+		name: "bastion lists",
+		toml: `
+[ssh]
+tunnel = ["t", "t", 3, "nobody", ""]
+[sites]
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[hosts.u]
+role = "tunnel"
+public_ip = "203.0.113.2"
+private_ip = "198.18.0.2"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:2: ssh.tunnel[1]: "t" is listed twice`,
+			`bad.toml:2: ssh.tunnel[2]: wrong type: expected a string, found an integer`,
+			`bad.toml:2: ssh.tunnel[4]: an empty name: name a host`,
+			`bad.toml:2: ssh.tunnel[3]: host "nobody" does not exist: the tunnel must be one of [hosts]`,
+			`bad.toml:3: sites: no site: add a [sites.NAME] table with the site's bastions (tunnel = "NAME"), or remove [sites]`,
+			`bad.toml:4: hosts.t.private_ip: missing: the other hosts accept SSH from the tunnel's private IP`,
+		},
+	},
+	{
+		name: "a tunnel that is neither a name nor a list",
+		toml: `
+[ssh]
+tunnel = 3
+port = "22"
+[sites.a]
+tunnel = []
+`,
+		want: []string{
+			`bad.toml:2: ssh.tunnel: wrong type: expected a host name or a list of host names, found an integer`,
+			`bad.toml:3: ssh.port: wrong type: expected an integer, found a string`,
+			`bad.toml:5: sites.a.tunnel: an empty list names no host: name the bastions in order of preference`,
+		},
+	},
+	{
+		name: "cross-site flows from and to hosts without a public address",
+		toml: `
+[sites.a]
+tunnel = "ba"
+[sites.b]
+tunnel = "bb"
+[hosts.ba]
+role = "tunnel"
+site = "a"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.bb]
+role = "tunnel"
+site = "b"
+public_ip = "203.0.113.2"
+private_ip = "198.18.1.1"
+[hosts]
+app-1 = { role = "app", site = "a", private_ip = "198.18.0.2" }
+app-2 = { role = "app", site = "a", private_ip = "198.18.0.3" }
+app-3 = { role = "app", site = "a", private_ip = "198.18.0.4", public_ip6 = "2001:db8::4" }
+db-1 = { role = "db", site = "b", private_ip = "198.18.1.2", public_ip = "203.0.113.5" }
+db-2 = { role = "db", site = "b", private_ip = "198.18.1.3", public_ip6 = "2001:db8::6" }
+db-3 = { role = "db", site = "b", private_ip = "198.18.1.4" }
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.app]
+template = "private"
+[roles.db]
+template = "private"
+allow = [
+  { from = "app", tcp = [3306], cross_site = "ok" },
+  { from = "db", tcp = [3306], cross_site = "yes" },
+]
+`,
+		want: []string{
+			`bad.toml:30: roles.db.allow[0].from: app-1 and app-2 in site a have no public address: the flow reaches db in site b over the internet, from public addresses only (set public_ip or public_ip6)`,
+			`bad.toml:30: roles.db.allow[0]: db-3 in site b has no public address: app in site a reaches it over the internet, on public addresses only (set public_ip or public_ip6)`,
+			`bad.toml:30: roles.db.allow[0]: app-3 in site a and db-1 in site b have no public address of the same family (public_ip, public_ip6): the flow cannot cross the internet between them`,
+			`bad.toml:31: roles.db.allow[1].cross_site: "yes" is not a value cross_site takes: "ok" says that the flow may cross the internet between sites as it is`,
+		},
+	},
 	{
 		name: "several problems, sorted by line",
 		toml: `
@@ -1164,6 +1352,79 @@ allow = [
 			`warn.toml:25: roles.app.allow[9]: warning: duplicates allow[6]: it allows nothing more`,
 		},
 	},
+	{
+		name: "flows between sites",
+		toml: `
+[sites.a]
+tunnel = "ba"
+[sites.b]
+tunnel = "bb"
+[sites.c]
+tunnel = "bc"
+[hosts]
+ba = { role = "tunnel", site = "a", public_ip = "203.0.113.1", private_ip = "198.18.0.1" }
+bb = { role = "tunnel", site = "b", public_ip = "203.0.113.2", private_ip = "198.18.1.1" }
+bc = { role = "tunnel", site = "c", public_ip = "203.0.113.3", private_ip = "198.18.2.1" }
+app-1 = { role = "app", site = "a", private_ip = "198.18.0.2", public_ip = "203.0.113.4" }
+app-2 = { role = "app", site = "a", private_ip = "198.18.0.3", public_ip6 = "2001:db8::5" }
+db-1 = { role = "db", site = "b", private_ip = "198.18.1.2", public_ip = "203.0.113.6", public_ip6 = "2001:db8::6" }
+db-2 = { role = "db", site = "c", private_ip = "198.18.2.2", public_ip = "203.0.113.7", public_ip6 = "2001:db8::7" }
+cache-1 = { role = "cache", site = "b", private_ip = "198.18.1.3", public_ip = "203.0.113.8", public_ip6 = "2001:db8::8" }
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.app]
+template = "private"
+[roles.cache]
+template = "private"
+allow = [
+  { from = "app", tcp = [6379] },
+  { from = "198.51.100.0/24", tcp = [9100], cross_site = "ok" },
+  { from = "cache", tcp = [16379], cross_site = "ok" },
+]
+[roles.db]
+template = "private"
+allow = [
+  { from = "app", tcp = [3306] },
+  { from = "app", tcp = [33060], cross_site = "ok" },
+  { from = "db", tcp = [3306] },
+]
+`,
+		want: []string{
+			`warn.toml:24: roles.cache.allow[0]: warning: this flow crosses the internet between sites a and b, unencrypted unless the application encrypts it: once it does, or to accept that, mark the entry cross_site = "ok"; so do roles.db.allow[0]`,
+			`warn.toml:25: roles.cache.allow[1].cross_site: warning: a CIDR source is on the private network of each site: cross_site has no effect`,
+			`warn.toml:26: roles.cache.allow[2].cross_site: warning: no host of cache is in another site than a host of cache: cross_site has no effect`,
+			`warn.toml:31: roles.db.allow[0]: warning: this flow crosses the internet between sites a and c, unencrypted unless the application encrypts it: once it does, or to accept that, mark the entry cross_site = "ok"`,
+			`warn.toml:33: roles.db.allow[2]: warning: this flow crosses the internet between sites b and c, unencrypted unless the application encrypts it: once it does, or to accept that, mark the entry cross_site = "ok"`,
+		},
+	},
+	{
+		// A public address a flow between sites uses changes rules, even
+		// on a host of the private template; one none uses does not.
+		name: "public addresses of private hosts in flows between sites",
+		toml: `
+[sites.a]
+tunnel = "ba"
+[sites.b]
+tunnel = "bb"
+[hosts]
+ba = { role = "tunnel", site = "a", public_ip = "203.0.113.1", private_ip = "198.18.0.1" }
+bb = { role = "tunnel", site = "b", public_ip = "203.0.113.2", private_ip = "198.18.1.1" }
+app-1 = { role = "app", site = "a", private_ip = "198.18.0.2", public_ip = "203.0.113.4", public_ip6 = "2001:db8::4" }
+db-1 = { role = "db", site = "b", private_ip = "198.18.1.2", public_ip = "203.0.113.6" }
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.app]
+template = "private"
+[roles.db]
+template = "private"
+allow = [ { from = "app", tcp = [3306], cross_site = "ok" } ]
+`,
+		want: []string{
+			`warn.toml:8: hosts.app-1.public_ip6: warning: role "app" uses the private template, which opens nothing on the public interface: public_ip6 changes no rule`,
+		},
+	},
 }
 
 func TestParseWarnings(t *testing.T) {
@@ -1189,7 +1450,7 @@ func TestParseWarnings(t *testing.T) {
 
 // The examples are what operators copy: they must not warn.
 func TestExamplesDoNotWarn(t *testing.T) {
-	for _, file := range []string{"site.toml", "large.toml", "custom.toml"} {
+	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml"} {
 		inv, err := Load(filepath.Join("..", "examples", file))
 		if err != nil {
 			t.Fatal(err)

@@ -13,13 +13,15 @@ import (
 // inventory invalid. What a user template does with a key is its own
 // business: only the built-in templates' behaviour is assumed.
 func (v *validator) noEffect(inv *Inventory) {
-	tunnelRole := ""
-	if t := inv.Tunnel(); t != nil {
-		tunnelRole = t.Role
+	bastionRoles := map[string]bool{}
+	for _, h := range inv.Hosts {
+		if inv.IsBastion(h) {
+			bastionRoles[h.Role] = true
+		}
 	}
 	for _, r := range inv.Roles {
 		hosts := inv.HostsOf(r.Name)
-		if r.Template != "tunnel" && r.Name != tunnelRole {
+		if r.Template != "tunnel" && !bastionRoles[r.Name] {
 			v.publicSSH(r, hosts)
 		}
 		if r.Template == "public" || r.Template == "tunnel" {
@@ -27,14 +29,16 @@ func (v *validator) noEffect(inv *Inventory) {
 		}
 		if r.Template == "private" {
 			for _, h := range hosts {
-				if h.Name == inv.SSH.Tunnel {
-					continue // fwpush connects to the tunnel's public_ip
+				if inv.IsBastion(h) {
+					continue // fwpush connects to a bastion's public_ip
 				}
 				for _, f := range []struct {
 					key string
 					ip  netip.Addr
 				}{{"public_ip", h.PublicIP}, {"public_ip6", h.PublicIP6}} {
-					if f.ip.IsValid() {
+					// Flows from other sites come in on it, or leave
+					// from it.
+					if f.ip.IsValid() && !v.publicUsed[h.Name][f.key] {
 						v.warnf("hosts."+h.Name+"."+f.key, "role %q uses the private template, which opens nothing on the public interface: %s changes no rule", r.Name, f.key)
 					}
 				}
