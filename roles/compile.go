@@ -93,8 +93,8 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		return pol, true
 	}
 	lockKey := key
-	if tun := c.inv.Tunnel(); h.Name == tun.Name && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
-		// The built-in templates open SSH on the tunnel's public side
+	if c.inv.IsBastion(h) && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
+		// The built-in templates open SSH on a bastion's public side
 		// through public_tcp only.
 		lockKey = "roles." + role.Name + ".public_tcp"
 	}

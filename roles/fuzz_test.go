@@ -23,7 +23,7 @@ func FuzzCompile(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, file := range []string{"site.toml", "large.toml", "custom.toml"} {
+	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml"} {
 		data, err := os.ReadFile(filepath.Join("..", "examples", file))
 		if err != nil {
 			f.Fatal(err)

@@ -51,7 +51,7 @@ func inNetns(t *testing.T, ns string, stdin []byte, args ...string) string {
 // which is what lets a run compare live and rendered rules.
 func TestPoliciesLoadForReal(t *testing.T) {
 	ns := netns(t)
-	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml"} {
+	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml", "../examples/sites.toml"} {
 		plan := compile(t, path)
 		for _, p := range plan.Policies {
 			for _, fam := range []struct {

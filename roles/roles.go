@@ -94,24 +94,39 @@ func (p *Plan) Policy(host string) (*Policy, bool) {
 // Data is what host h's template receives for one address family.
 func Data(inv *inventory.Inventory, flows []Flow, h *inventory.Host, family int) templates.Data {
 	role, _ := inv.Role(h.Role)
-	tun := inv.Tunnel()
+	bastions := inv.Bastions(h.Site)
 	d := templates.Data{
 		Family:   family,
 		Host:     templates.Host{Name: h.Name, Role: h.Role, PublicIP: addr(h.PublicIP), PrivateIP: addr(h.PrivateIP), PublicIP6: addr(h.PublicIP6)},
 		Role:     templates.Role{Name: role.Name, Template: role.Template, PublicTCP: role.PublicTCP, LogDropped: role.LogDropped},
-		Tunnel:   templates.Tunnel{Name: tun.Name, PublicIP: addr(tun.PublicIP), PrivateIP: addr(tun.PrivateIP), SSHPort: tun.Port},
 		SSHPort:  h.Port,
-		IsTunnel: h.Name == tun.Name,
+		IsTunnel: inv.IsBastion(h),
 		Interfaces: templates.Interfaces{
 			Public: h.PublicIface, Private: h.PrivateIface, HasPublic: h.HasPublic(),
 		},
+		Bastions:      []templates.Tunnel{},
 		Ingress:       []templates.Rule{},
+		CrossSite:     []templates.Rule{},
 		Egress:        []templates.Rule{},
 		TunnelReplies: []templates.Rule{},
 		PublicTCP:     []templates.Rule{},
 	}
+	for i, b := range bastions {
+		t := templates.Tunnel{Name: b.Name, PublicIP: addr(b.PublicIP), PrivateIP: addr(b.PrivateIP), SSHPort: b.Port}
+		if i == 0 {
+			d.Tunnel = t
+		}
+		if b != h && b.PrivateIP.IsValid() {
+			d.Bastions = append(d.Bastions, t)
+		}
+	}
 	if len(role.PublicTCP) > 0 {
 		d.PublicTCP = templates.PortRules("", "", "tcp", role.PublicTCP)
+	}
+	for _, f := range flows {
+		if f.To == h.Role && f.From != "" {
+			d.CrossSite = append(d.CrossSite, crossSite(inv, f, h, family)...)
+		}
 	}
 	if family != 4 {
 		return d // the private network is IPv4
@@ -125,7 +140,7 @@ func Data(inv *inventory.Inventory, flows []Flow, h *inventory.Host, family int)
 		}
 	}
 	if d.IsTunnel {
-		for _, o := range inv.Hosts {
+		for _, o := range inv.HostsIn(h.Site) {
 			if o.Name == h.Name || !o.PrivateIP.IsValid() {
 				continue
 			}
@@ -138,24 +153,53 @@ func Data(inv *inventory.Inventory, flows []Flow, h *inventory.Host, family int)
 	return d
 }
 
+// ingress is what h accepts on its private interface of flow f: from the
+// hosts of f's source role in h's own site, or from f's CIDR.
 func ingress(inv *inventory.Inventory, f Flow, h *inventory.Host) []templates.Rule {
 	var out []templates.Rule
 	if f.From == "" {
 		return templates.PortRules(f.FromCIDR.String(), f.FromCIDR.String(), f.Proto, f.Ports)
 	}
 	for _, src := range inv.HostsOf(f.From) {
-		if src.Name == h.Name || !src.PrivateIP.IsValid() {
-			continue // traffic to itself never leaves lo
+		if src.Name == h.Name || src.Site != h.Site || !src.PrivateIP.IsValid() {
+			continue // traffic to itself never leaves lo; other sites come in on the public side
 		}
 		out = append(out, templates.PortRules(src.PrivateIP.String()+"/32", src.Name, f.Proto, f.Ports)...)
 	}
 	return out
 }
 
+// crossSite is what h accepts on its public interface of flow f: from the
+// public addresses of the hosts of f's source role in other sites, in the
+// family being rendered, where h has an address of that family.
+func crossSite(inv *inventory.Inventory, f Flow, h *inventory.Host, family int) []templates.Rule {
+	var out []templates.Rule
+	if family == 4 && !h.PublicIP.IsValid() || family == 6 && !h.PublicIP6.IsValid() {
+		return nil
+	}
+	for _, src := range inv.HostsOf(f.From) {
+		if src.Site == h.Site {
+			continue
+		}
+		ip := src.PublicIP
+		if family == 6 {
+			ip = src.PublicIP6
+		}
+		if ip.IsValid() {
+			out = append(out, templates.PortRules(netip.PrefixFrom(ip, ip.BitLen()).String(), src.Name, f.Proto, f.Ports)...)
+		}
+	}
+	return out
+}
+
+// egress is the private traffic of flow f that h opens: to the hosts of
+// f's destination role in h's own site (to other sites it leaves by the
+// public interface, which the built-in templates open for traffic the host
+// starts).
 func egress(inv *inventory.Inventory, f Flow, h *inventory.Host) []templates.Rule {
 	var out []templates.Rule
 	for _, dst := range inv.HostsOf(f.To) {
-		if dst.Name == h.Name || !dst.PrivateIP.IsValid() {
+		if dst.Name == h.Name || dst.Site != h.Site || !dst.PrivateIP.IsValid() {
 			continue
 		}
 		out = append(out, templates.PortRules(dst.PrivateIP.String()+"/32", dst.Name, f.Proto, f.Ports)...)
@@ -174,9 +218,11 @@ func addr(a netip.Addr) string {
 var ErrLockout = errors.New("lockout")
 
 // Lockout proves, offline, that a host's rendered IPv4 policy keeps the SSH
-// path fwpush depends on: the tunnel is reached from anywhere on its public
-// interface, every other host from the tunnel's private IP on its private
-// interface, and where OUTPUT drops, the replies get out. The packets are
+// paths fwpush depends on: a bastion is reached from anywhere on its
+// public interface and reaches every other host of its site on the private
+// one; every host of a site accepts SSH from each of the site's bastions on
+// its private interface (a standby bastion too: any of them may carry a
+// run); and where OUTPUT drops, the replies get out. The packets are
 // evaluated as conntrack-unknown (state NEW), because the session that
 // loads a policy may predate connection tracking. It returns one error per
 // broken path, each wrapping ErrLockout.
@@ -188,20 +234,20 @@ func Lockout(inv *inventory.Inventory, h *inventory.Host, pol *Policy) []error {
 	if _, err := policy.Parse(string(pol.V6)); err != nil {
 		return []error{fmt.Errorf("IPv6 policy does not load: %w", err)}
 	}
-	tun := inv.Tunnel()
 	type path struct {
 		chain, what string
 		p           policy.Packet
 	}
 	var paths []path
-	if h.Name == tun.Name {
+	bastions := inv.Bastions(h.Site)
+	if inv.IsBastion(h) {
 		paths = append(paths,
 			path{"INPUT", fmt.Sprintf("SSH from anywhere to %s:%d on %s", h.PublicIP, h.Port, h.PublicIface),
 				policy.Packet{In: h.PublicIface, Dst: h.PublicIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"}},
 			path{"OUTPUT", fmt.Sprintf("SSH replies from %s:%d on %s", h.PublicIP, h.Port, h.PublicIface),
 				policy.Packet{Out: h.PublicIface, Src: h.PublicIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"}},
 		)
-		for _, o := range inv.Hosts {
+		for _, o := range inv.HostsIn(h.Site) {
 			if o.Name == h.Name || !o.PrivateIP.IsValid() {
 				continue
 			}
@@ -212,12 +258,20 @@ func Lockout(inv *inventory.Inventory, h *inventory.Host, pol *Policy) []error {
 					policy.Packet{In: h.PrivateIface, Src: o.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: o.Port, DPort: 40000, State: "NEW"}},
 			)
 		}
-	} else {
+	}
+	for _, b := range bastions {
+		if b == h || !b.PrivateIP.IsValid() {
+			continue
+		}
+		who := fmt.Sprintf("the tunnel (%s)", b.PrivateIP)
+		if len(bastions) > 1 {
+			who = fmt.Sprintf("the tunnel %s (%s)", b.Name, b.PrivateIP)
+		}
 		paths = append(paths,
-			path{"INPUT", fmt.Sprintf("SSH from the tunnel (%s) to %s:%d on %s", tun.PrivateIP, h.PrivateIP, h.Port, h.PrivateIface),
-				policy.Packet{In: h.PrivateIface, Src: tun.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"}},
-			path{"OUTPUT", fmt.Sprintf("SSH replies to the tunnel (%s) on %s", tun.PrivateIP, h.PrivateIface),
-				policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: tun.PrivateIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"}},
+			path{"INPUT", fmt.Sprintf("SSH from %s to %s:%d on %s", who, h.PrivateIP, h.Port, h.PrivateIface),
+				policy.Packet{In: h.PrivateIface, Src: b.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"}},
+			path{"OUTPUT", fmt.Sprintf("SSH replies to %s on %s", who, h.PrivateIface),
+				policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: b.PrivateIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"}},
 		)
 	}
 	var errs []error

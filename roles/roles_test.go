@@ -81,7 +81,7 @@ func TestGolden(t *testing.T) {
 // golden file each, testdata/NAME.rules: the policies of inventories that
 // predate a feature must not change when it lands.
 func TestGoldenExamples(t *testing.T) {
-	for _, name := range []string{"large", "custom"} {
+	for _, name := range []string{"large", "custom", "sites"} {
 		t.Run(name, func(t *testing.T) {
 			plan := compile(t, filepath.Join("..", "examples", name+".toml"))
 			var got bytes.Buffer
@@ -107,7 +107,7 @@ func TestGoldenExamples(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
-	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml"} {
+	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml", "../examples/sites.toml"} {
 		a, b := compile(t, path), compile(t, path)
 		for i := range a.Policies {
 			if !bytes.Equal(a.Policies[i].V4, b.Policies[i].V4) || !bytes.Equal(a.Policies[i].V6, b.Policies[i].V6) {
@@ -419,5 +419,87 @@ func TestRejected(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// In an inventory of sites, every host accepts SSH from each bastion of its
+// own site on the private interface; a bastion hears the replies of its
+// site's hosts only; a flow between sites arrives on the public interface
+// from the sources' public addresses, in each family both ends have.
+func TestRenderedSites(t *testing.T) {
+	plan := compile(t, "../examples/sites.toml")
+	tests := []struct {
+		host     string
+		family   int
+		contains []string
+		absent   []string
+	}{
+		{host: "app-1", family: 4, contains: []string{
+			"-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -s 198.18.0.12/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -s 198.18.0.22/32 -i eth1 -p tcp -j ACCEPT",
+		}, absent: []string{"198.19.", "-i eth0"}},
+		// the standby takes SSH from the other bastion, and not from itself
+		{host: "bastion-e2", family: 4, contains: []string{
+			"-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+			"-A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+			"-A INPUT -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT",
+		}, absent: []string{"-s 198.18.0.12/32", "198.19."}},
+		{host: "bastion-w1", family: 4, contains: []string{
+			"-A INPUT -s 198.19.0.31/32 -i eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+		}, absent: []string{"198.18.", "--dport 22 -j ACCEPT\n-A INPUT -s"}},
+		{host: "db-1", family: 4, contains: []string{
+			"-A INPUT -s 198.19.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
+			"-A INPUT -s 198.19.0.32/32 -i eth1 -p tcp -m tcp --dport 3306 -j ACCEPT",
+			"-A INPUT -s 203.0.113.21/32 -i eth0 -p tcp -m tcp --dport 3306 -j ACCEPT",
+			"-A INPUT -s 203.0.113.22/32 -i eth0 -p tcp -m tcp --dport 3306 -j ACCEPT",
+		}, absent: []string{"198.18."}},
+		{host: "db-1", family: 6, contains: []string{
+			"-A INPUT -s 2001:db8::21/128 -i eth0 -p tcp -m tcp --dport 3306 -j ACCEPT",
+		}},
+		{host: "db-2", family: 6, absent: []string{"--dport"}}, // no public_ip6: nothing crosses on IPv6
+		// the lb's egress stays on its own site's private network
+		{host: "www-1", family: 4, contains: []string{
+			"-A OUTPUT -d 198.18.0.21/32 -o eth1 -p tcp -m tcp --dport 80 -j ACCEPT",
+			"-A OUTPUT -d 198.18.0.10/32 -o eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+			"-A OUTPUT -d 198.18.0.12/32 -o eth1 -p tcp -m tcp --sport 22 -j ACCEPT",
+			"-A OUTPUT -o eth0 -j ACCEPT",
+		}},
+	}
+	for _, tt := range tests {
+		p, ok := plan.Policy(tt.host)
+		if !ok {
+			t.Fatalf("no policy for %s", tt.host)
+		}
+		doc := map[int][]byte{4: p.V4, 6: p.V6}[tt.family]
+		got := rules(doc)
+		for _, want := range tt.contains {
+			if !slices.Contains(got, want) {
+				t.Errorf("%s IPv%d lacks %q; has:\n%s", tt.host, tt.family, want, strings.Join(got, "\n"))
+			}
+		}
+		for _, bad := range tt.absent {
+			if strings.Contains(string(doc), bad) {
+				t.Errorf("%s IPv%d has %q:\n%s", tt.host, tt.family, bad, doc)
+			}
+		}
+	}
+
+	// Without SSH from the standby, a host could not be reached when the
+	// first bastion is down: that is a lockout too.
+	inv := plan.Inventory
+	p, _ := plan.Policy("app-2")
+	cut := *p
+	cut.V4 = []byte(strings.Replace(string(p.V4), "-A INPUT -s 198.18.0.12/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT\n", "", 1))
+	errs := Lockout(inv, p.Host, &cut)
+	want := "lockout: the IPv4 policy does not accept SSH from the tunnel bastion-e2 (198.18.0.12) to 198.18.0.22:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out"
+	if len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("Lockout = %v, want %q", errs, want)
+	}
+	for _, p := range plan.Policies {
+		if errs := Lockout(inv, p.Host, p); len(errs) > 0 {
+			t.Errorf("built-in policy of %s: %v", p.Host.Name, errs)
+		}
 	}
 }

@@ -16,6 +16,7 @@ func fuzzData(family int) Data {
 		Host:       Host{Name: "haproxy-www", Role: "lb", PublicIP: "203.0.113.11", PrivateIP: "198.18.0.11", PublicIP6: "2001:db8::11"},
 		Role:       Role{Name: "lb", Template: "public", PublicTCP: []int{80, 443}, LogDropped: true},
 		Tunnel:     Tunnel{Name: "tunnel-1", PublicIP: "203.0.113.10", PrivateIP: "198.18.0.10", SSHPort: 22},
+		Bastions:   []Tunnel{{Name: "tunnel-1", PublicIP: "203.0.113.10", PrivateIP: "198.18.0.10", SSHPort: 22}},
 		Interfaces: Interfaces{Public: "eth0", Private: "eth1", HasPublic: true},
 		SSHPort:    22,
 		PublicTCP:  PortRules("", "", "tcp", []int{80, 443}),
@@ -23,6 +24,9 @@ func fuzzData(family int) Data {
 	if family == 4 {
 		d.Ingress = PortRules("198.51.100.0/24", "198.51.100.0/24", "udp", []int{161})
 		d.Egress = PortRules("198.18.0.21/32", "wordpress-1", "tcp", []int{80})
+		d.CrossSite = PortRules("203.0.113.21/32", "app-1", "tcp", []int{443})
+	} else {
+		d.CrossSite = PortRules("2001:db8::21/128", "app-1", "tcp", []int{443})
 	}
 	return d
 }

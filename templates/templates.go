@@ -38,25 +38,38 @@ const baseName = "base"
 // documents every field.
 type Data struct {
 	// Family is 4 for the iptables policy and 6 for the ip6tables one.
-	Family     int
-	Host       Host
-	Role       Role
-	Tunnel     Tunnel
+	Family int
+	Host   Host
+	Role   Role
+	// Tunnel is the first bastion of this host's site: the one fwpush
+	// prefers to reach the site through.
+	Tunnel Tunnel
+	// Bastions are the bastions of this host's site other than itself:
+	// it accepts SSH from each of them on its private interface, so that
+	// any of them can carry a run. With one bastion, that is Tunnel (and
+	// nothing on the tunnel itself).
+	Bastions   []Tunnel
 	Interfaces Interfaces
 	// SSHPort is the port this host's sshd listens on.
 	SSHPort int
-	// IsTunnel is set on the tunnel host itself.
+	// IsTunnel is set on a bastion of this host's site: the tunnel host
+	// itself, or another one listed with it.
 	IsTunnel bool
 	// Ingress is what this host accepts on its private interface: one
 	// rule per source address (or CIDR) and protocol, from its role's
 	// allow entries. Empty for Family 6: the private network is IPv4.
 	Ingress []Rule
+	// CrossSite is what this host accepts on its public interface from
+	// hosts in other sites: one rule per source's public address (IPv4
+	// for Family 4, IPv6 for 6) and protocol, from its role's allow
+	// entries whose source hosts sit in another site.
+	CrossSite []Rule
 	// Egress is the private traffic this host opens, derived from every
 	// other role's allow entries that name this host's role as the source.
 	// Templates whose OUTPUT chain drops by default need it.
 	Egress []Rule
-	// TunnelReplies, on the tunnel host only, are the SSH servers it
-	// reaches on the private network; their replies must be accepted
+	// TunnelReplies, on a bastion only, are the SSH servers it reaches on
+	// its site's private network; their replies must be accepted
 	// without conntrack (see the public template).
 	TunnelReplies []Rule
 	// PublicTCP is the role's public_tcp ports, as rules ready to be
@@ -81,7 +94,7 @@ type Role struct {
 	LogDropped bool
 }
 
-// Tunnel is the host every other host is reached through.
+// Tunnel is a bastion: a host the others of its site are reached through.
 type Tunnel struct {
 	Name      string
 	PublicIP  string
