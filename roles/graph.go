@@ -17,9 +17,12 @@ const Internet = "internet"
 
 // Graph returns the allowed flows between an inventory's roles as a
 // Graphviz DOT document: the internet to the public_tcp of roles with
-// public addresses, the tunnel's SSH to every role, and every allow entry
-// (CIDR sources as their own nodes). The same inventory always gives the
-// same bytes, so the rendered picture can be kept under version control.
+// public addresses, the bastions' SSH to every role (dashed), and every
+// allow entry (CIDR sources as their own nodes). In an inventory of sites,
+// each site is a cluster holding its own node for each role it has hosts
+// of, and a flow between sites is a bold edge across clusters. The same
+// inventory always gives the same bytes, so the rendered picture can be
+// kept under version control.
 func Graph(inv *inventory.Inventory) []byte {
 	var b bytes.Buffer
 	name := "the inventory"
@@ -32,21 +35,33 @@ func Graph(inv *inventory.Inventory) []byte {
 	b.WriteString("  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", color=\"#4a6fa5\", fontname=\"Helvetica\"];\n")
 	b.WriteString("  edge [color=\"#4a6fa5\", fontname=\"Helvetica\", fontsize=10];\n")
 
-	tunnelRole := ""
-	if tun := inv.Tunnel(); tun != nil {
-		tunnelRole = tun.Role
-	}
-	public := publicRoles(inv)
+	g := graph{inv: inv, sites: inv.HasSites()}
+	public := g.publicNodes()
 	if len(public) > 0 {
 		fmt.Fprintf(&b, "  %s [shape=ellipse, fillcolor=\"#ffffff\", label=%s];\n", quote(Internet), quote(Internet))
 	}
-	for _, r := range inv.Roles {
-		hosts := inv.HostsOf(r.Name)
-		attrs := fmt.Sprintf("label=%s", quote(fmt.Sprintf("%s\n%s · %s", r.Name, plural(len(hosts), "host"), r.Template)))
-		if r.Name == tunnelRole {
-			attrs += ", fillcolor=\"#fdf1dc\", color=\"#b07c1f\""
+	for _, site := range inv.Sites {
+		indent := "  "
+		if g.sites {
+			fmt.Fprintf(&b, "  subgraph %s {\n", quote("cluster site "+site.Name))
+			fmt.Fprintf(&b, "    label=%s;\n    style=\"rounded,dashed\";\n    color=\"#8a8a8a\";\n    fontname=\"Helvetica\";\n", quote("site "+site.Name))
+			indent = "    "
 		}
-		fmt.Fprintf(&b, "  %s [%s];\n", quote(roleNode(r.Name)), attrs)
+		bastionRoles := g.bastionRoles(site.Name)
+		for _, r := range inv.Roles {
+			hosts := g.hostsOf(r.Name, site.Name)
+			if g.sites && len(hosts) == 0 {
+				continue
+			}
+			attrs := fmt.Sprintf("label=%s", quote(fmt.Sprintf("%s\n%s · %s", r.Name, plural(len(hosts), "host"), r.Template)))
+			if slices.Contains(bastionRoles, r.Name) {
+				attrs += ", fillcolor=\"#fdf1dc\", color=\"#b07c1f\""
+			}
+			fmt.Fprintf(&b, "%s%s [%s];\n", indent, quote(g.node(r.Name, site.Name)), attrs)
+		}
+		if g.sites {
+			b.WriteString("  }\n")
+		}
 	}
 	var cidrs []string
 	for _, f := range Flows(inv) {
@@ -59,46 +74,95 @@ func Graph(inv *inventory.Inventory) []byte {
 		fmt.Fprintf(&b, "  %s [shape=note, fillcolor=\"#ffffff\", label=%s];\n", quote(cidrNode(c)), quote(c))
 	}
 
-	for _, r := range public {
-		fmt.Fprintf(&b, "  %s -> %s [label=%s, penwidth=2];\n", quote(Internet), quote(roleNode(r.Name)), quote("tcp "+joinInts(r.PublicTCP)))
+	for _, n := range public {
+		fmt.Fprintf(&b, "  %s -> %s [label=%s, penwidth=2];\n", quote(Internet), quote(n.node), quote("tcp "+joinInts(n.role.PublicTCP)))
 	}
-	if tunnelRole != "" {
-		for _, r := range inv.Roles {
-			ports := sshPorts(inv, r.Name, inv.SSH.Tunnel)
-			if len(ports) == 0 {
-				continue
+	for _, site := range inv.Sites {
+		for _, from := range g.bastionRoles(site.Name) {
+			for _, r := range inv.Roles {
+				ports := g.sshPorts(r.Name, site.Name)
+				if len(ports) == 0 {
+					continue
+				}
+				fmt.Fprintf(&b, "  %s -> %s [label=%s, style=dashed, color=\"#b07c1f\", fontcolor=\"#b07c1f\"];\n",
+					quote(g.node(from, site.Name)), quote(g.node(r.Name, site.Name)), quote("ssh "+joinInts(ports)))
 			}
-			fmt.Fprintf(&b, "  %s -> %s [label=%s, style=dashed, color=\"#b07c1f\", fontcolor=\"#b07c1f\"];\n",
-				quote(roleNode(tunnelRole)), quote(roleNode(r.Name)), quote("ssh "+joinInts(ports)))
 		}
 	}
-	for _, e := range flowEdges(inv) {
-		fmt.Fprintf(&b, "  %s -> %s [label=%s];\n", quote(e.from), quote(e.to), quote(strings.Join(e.labels, "\n")))
+	for _, e := range g.flowEdges() {
+		attrs := fmt.Sprintf("label=%s", quote(strings.Join(e.labels, "\n")))
+		if e.cross {
+			attrs += ", penwidth=2, style=bold"
+		}
+		fmt.Fprintf(&b, "  %s -> %s [%s];\n", quote(e.from), quote(e.to), attrs)
 	}
 	b.WriteString("}\n")
 	return b.Bytes()
 }
 
-// publicRoles are the roles the internet reaches: public_tcp set and at
-// least one host with a public address.
-func publicRoles(inv *inventory.Inventory) []*inventory.Role {
-	var out []*inventory.Role
-	for _, r := range inv.Roles {
-		if len(r.PublicTCP) > 0 && slices.ContainsFunc(inv.HostsOf(r.Name), (*inventory.Host).HasPublic) {
-			out = append(out, r)
+// graph draws one inventory: by role, or by role in each site when it has
+// sites.
+type graph struct {
+	inv   *inventory.Inventory
+	sites bool
+}
+
+// node names role's node in a site: one per role, or one per role and site.
+func (g graph) node(role, site string) string {
+	if !g.sites {
+		return roleNode(role)
+	}
+	return roleNode(role) + " in " + site
+}
+
+// hostsOf returns the hosts of a role in a site.
+func (g graph) hostsOf(role, site string) []*inventory.Host {
+	return slices.DeleteFunc(g.inv.HostsOf(role), func(h *inventory.Host) bool { return h.Site != site })
+}
+
+// bastionRoles are the roles of a site's bastions, sorted.
+func (g graph) bastionRoles(site string) []string {
+	var out []string
+	for _, h := range g.inv.Bastions(site) {
+		out = append(out, h.Role)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+type publicNode struct {
+	node string
+	role *inventory.Role
+}
+
+// publicNodes are the nodes the internet reaches: roles with public_tcp
+// and at least one host with a public address (in the node's site).
+func (g graph) publicNodes() []publicNode {
+	var out []publicNode
+	for _, r := range g.inv.Roles {
+		if len(r.PublicTCP) == 0 {
+			continue
+		}
+		for _, site := range g.inv.Sites {
+			if slices.ContainsFunc(g.hostsOf(r.Name, site.Name), (*inventory.Host).HasPublic) {
+				out = append(out, publicNode{g.node(r.Name, site.Name), r})
+			}
 		}
 	}
 	return out
 }
 
-// sshPorts returns the distinct SSH ports of a role's hosts, the tunnel
-// itself left out.
-func sshPorts(inv *inventory.Inventory, role, tunnel string) []int {
+// sshPorts returns the distinct SSH ports of a role's hosts in a site that
+// the site's bastions reach: every host, but a bastion that is the site's
+// only one (it does not reach itself).
+func (g graph) sshPorts(role, site string) []int {
+	bastions := g.inv.Bastions(site)
 	var ports []int
-	for _, h := range inv.HostsOf(role) {
-		if h.Name != tunnel {
-			ports = append(ports, h.Port)
+	for _, h := range g.hostsOf(role, site) {
+		if len(bastions) == 1 && bastions[0] == h {
+			continue
 		}
+		ports = append(ports, h.Port)
 	}
 	slices.Sort(ports)
 	return slices.Compact(ports)
@@ -107,26 +171,41 @@ func sshPorts(inv *inventory.Inventory, role, tunnel string) []int {
 type edge struct {
 	from, to string
 	labels   []string
+	cross    bool // between sites, over the internet
 }
 
 // flowEdges merges the flows between two nodes into one edge, one label
-// line per flow, sorted by source and destination.
-func flowEdges(inv *inventory.Inventory) []edge {
+// line per flow, sorted by source and destination. A flow between roles
+// is drawn between every pair of sites that have hosts of them.
+func (g graph) flowEdges() []edge {
 	var out []edge
-	for _, f := range Flows(inv) {
-		from := roleNode(f.From)
-		if f.From == "" {
-			from = cidrNode(f.FromCIDR.String())
-		}
-		to := roleNode(f.To)
-		label := f.Proto + " " + portsOrAll(f.Ports)
+	add := func(from, to, label string, cross bool) {
 		i := slices.IndexFunc(out, func(e edge) bool { return e.from == from && e.to == to })
 		if i < 0 {
-			out = append(out, edge{from: from, to: to})
+			out = append(out, edge{from: from, to: to, cross: cross})
 			i = len(out) - 1
 		}
 		if !slices.Contains(out[i].labels, label) {
 			out[i].labels = append(out[i].labels, label)
+		}
+	}
+	for _, f := range Flows(g.inv) {
+		label := f.Proto + " " + portsOrAll(f.Ports)
+		for _, dst := range g.inv.Sites {
+			if g.sites && len(g.hostsOf(f.To, dst.Name)) == 0 {
+				continue
+			}
+			to := g.node(f.To, dst.Name)
+			if f.From == "" {
+				add(cidrNode(f.FromCIDR.String()), to, label, false)
+				continue
+			}
+			for _, src := range g.inv.Sites {
+				if g.sites && len(g.hostsOf(f.From, src.Name)) == 0 {
+					continue
+				}
+				add(g.node(f.From, src.Name), to, label, src != dst)
+			}
 		}
 	}
 	slices.SortStableFunc(out, func(a, b edge) int {

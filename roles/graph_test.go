@@ -14,7 +14,7 @@ import (
 // TestGraphGolden compares fwpush graph's DOT for the examples with
 // testdata/NAME.dot. Run with -update after a deliberate change.
 func TestGraphGolden(t *testing.T) {
-	for _, name := range []string{"site", "custom"} {
+	for _, name := range []string{"site", "custom", "sites"} {
 		t.Run(name, func(t *testing.T) {
 			inv, err := inventory.Load(filepath.Join("..", "examples", name+".toml"))
 			if err != nil {
@@ -63,6 +63,33 @@ func TestGraph(t *testing.T) {
 	}
 	if again := string(Graph(parse(t, fleet))); again != got {
 		t.Error("two graphs of one inventory differ")
+	}
+}
+
+// Sites are clusters, each with its own node per role; a flow between
+// sites is a bold edge from one cluster to the other; bastions reach their
+// own site only.
+func TestGraphSites(t *testing.T) {
+	inv, err := inventory.Load("../examples/sites.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(Graph(inv))
+	for _, tt := range []struct {
+		want string
+		ok   bool
+	}{
+		{"subgraph \"cluster site east\" {\n    label=\"site east\";", true},
+		{"    \"role db in west\" [label=\"db\\n2 hosts · private\"];\n", true},
+		{`"role app in east" -> "role db in west" [label="tcp 3306", penwidth=2, style=bold];`, true},
+		{`"role tunnel in east" -> "role tunnel in east" [label="ssh 22"`, true}, // the bastions reach each other
+		{`"role tunnel in west" -> "role tunnel in west"`, false},                // one bastion does not reach itself
+		{`"role tunnel in east" -> "role db`, false},
+		{`"role app in west"`, false}, // west has no app server
+	} {
+		if strings.Contains(got, tt.want) != tt.ok {
+			t.Errorf("contains %q = %v, want %v; graph:\n%s", tt.want, !tt.ok, tt.ok, got)
+		}
 	}
 }
 

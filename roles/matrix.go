@@ -116,8 +116,14 @@ type Matrix struct {
 // controller, SSH on every public address but those that list it in
 // public_tcp (the tunnel), and a port open only on the private network.
 //
+// Between sites, a probe goes from the source host to each public address
+// of the destination of a family the source has too (that is where flows
+// between sites arrive); within a site, to the private address. Every
+// bastion of a site probes SSH to the site's roles: any of them may carry
+// a run.
+//
 // Large roles are sampled (SampleFrom sources, SampleTo destinations, in
-// name order). UDP is not probed, nor are CIDR sources, which have no
+// name order, in each site). UDP is not probed, nor are CIDR sources, which have no
 // inventory host to probe from; Notes lists them.
 func Expect(inv *inventory.Inventory) Matrix {
 	return ExpectFor(inv, inv.Hosts)
@@ -241,12 +247,20 @@ func (m *matrix) add(src, dst *inventory.Host, net string, addr netip.Addr, port
 // source's OUTPUT drops (the public template), it accepts exactly the flows
 // other roles allow from it, which are the same allow entries.
 func (m *matrix) verdict(src, dst *inventory.Host, port int) (Reach, string) {
-	if src.Name == m.inv.SSH.Tunnel && dst.Name != src.Name && port == dst.Port {
-		return Reachable, "SSH from the tunnel's private IP"
+	cross := src.Site != dst.Site
+	if !cross && m.inv.IsBastion(src) && dst.Name != src.Name && port == dst.Port {
+		if !m.inv.HasSites() {
+			return Reachable, "SSH from the tunnel's private IP"
+		}
+		return Reachable, fmt.Sprintf("SSH from the private IP of a bastion of site %s", src.Site)
+	}
+	over := ""
+	if cross {
+		over = fmt.Sprintf(", from site %s over the internet", src.Site)
 	}
 	for _, f := range m.flows {
 		if f.Proto == "tcp" && f.To == dst.Role && f.From == src.Role && (f.Ports == nil || slices.Contains(f.Ports, port)) {
-			return Reachable, fmt.Sprintf("roles.%s.allow: from %s, %s", f.To, f.From, describePorts(f.Ports))
+			return Reachable, fmt.Sprintf("roles.%s.allow: from %s, %s%s", f.To, f.From, describePorts(f.Ports), over)
 		}
 	}
 	var open []string
@@ -256,13 +270,50 @@ func (m *matrix) verdict(src, dst *inventory.Host, port int) (Reach, string) {
 		}
 	}
 	if len(open) > 0 {
-		return Filtered, fmt.Sprintf("roles.%s.allow opens tcp %d to %s, not to %s", dst.Role, port, strings.Join(slices.Compact(open), ", "), src.Role)
+		return Filtered, fmt.Sprintf("roles.%s.allow opens tcp %d to %s, not to %s%s", dst.Role, port, strings.Join(slices.Compact(open), ", "), src.Role, over)
 	}
-	why := fmt.Sprintf("roles.%s.allow opens nothing on tcp %d to %s", dst.Role, port, src.Role)
-	if port == dst.Port && dst.Name != m.inv.SSH.Tunnel {
+	why := fmt.Sprintf("roles.%s.allow opens nothing on tcp %d to %s%s", dst.Role, port, src.Role, over)
+	if port == dst.Port && !m.inv.IsBastion(dst) {
 		why += "; SSH is open to the tunnel only"
+		if m.inv.HasSites() {
+			why = fmt.Sprintf("roles.%s.allow opens nothing on tcp %d to %s%s; SSH is open to the bastions of site %s only, on its private network", dst.Role, port, src.Role, over, dst.Site)
+		}
 	}
 	return Filtered, why
+}
+
+// dests are where src reaches dst: its private address in src's own site;
+// in another site, each public address of a family src has one of too.
+func dests(src, dst *inventory.Host) []struct {
+	net  string
+	addr netip.Addr
+} {
+	type dest = struct {
+		net  string
+		addr netip.Addr
+	}
+	if src.Site == dst.Site {
+		if !dst.PrivateIP.IsValid() {
+			return nil
+		}
+		return []dest{{Private, dst.PrivateIP}}
+	}
+	var out []dest
+	if src.PublicIP.IsValid() && dst.PublicIP.IsValid() {
+		out = append(out, dest{Public, dst.PublicIP})
+	}
+	if src.PublicIP6.IsValid() && dst.PublicIP6.IsValid() {
+		out = append(out, dest{Public6, dst.PublicIP6})
+	}
+	return out
+}
+
+// probe records the probes from src to dst on port: to each address of
+// dst that src reaches (see dests).
+func (m *matrix) probe(src, dst *inventory.Host, port int) {
+	for _, d := range dests(src, dst) {
+		m.add(src, dst, d.net, d.addr, port)
+	}
 }
 
 // publicVerdict says whether the controller reaches port on dst's public
@@ -274,6 +325,16 @@ func (m *matrix) publicVerdict(dst *inventory.Host, port int) (Reach, string) {
 	}
 	if port == dst.Port {
 		return Filtered, fmt.Sprintf("SSH is not in roles.%s.public_tcp: it is reached through the tunnel only", role.Name)
+	}
+	var from []string
+	for _, f := range m.flows {
+		if f.Proto == "tcp" && f.To == dst.Role && f.From != "" && (f.Ports == nil || slices.Contains(f.Ports, port)) &&
+			slices.ContainsFunc(m.inv.HostsOf(f.From), func(h *inventory.Host) bool { return h.Site != dst.Site }) {
+			from = append(from, f.From)
+		}
+	}
+	if len(from) > 0 {
+		return Filtered, fmt.Sprintf("tcp %d is not in roles.%s.public_tcp: only %s of other sites may use it", port, role.Name, strings.Join(slices.Compact(from), ", "))
 	}
 	return Filtered, fmt.Sprintf("tcp %d is not in roles.%s.public_tcp: only the private network may use it", port, role.Name)
 }
@@ -293,38 +354,36 @@ func joinInts(ports []int) string {
 	return strings.Join(s, ",")
 }
 
-// sources returns the hosts of a role that probe: the first SampleFrom with
-// a private address.
+// sources returns the hosts of a role that probe: in each site, the first
+// SampleFrom with a private address.
 func (m *matrix) sources(role string) []*inventory.Host {
 	var out []*inventory.Host
+	n := map[string]int{}
 	for _, h := range m.hostsOf(role) {
-		if len(out) == SampleFrom {
-			break
-		}
-		if h.PrivateIP.IsValid() {
+		if n[h.Site] < SampleFrom && h.PrivateIP.IsValid() {
 			out = append(out, h)
+			n[h.Site]++
 		}
 	}
 	return out
 }
 
-// targets returns the hosts of a role that src probes: the first SampleTo
-// that are not src itself.
+// targets returns the hosts of a role that src probes: in each site, the
+// first SampleTo that src reaches (see dests), src itself left out.
 func (m *matrix) targets(role string, src *inventory.Host) []*inventory.Host {
 	var out []*inventory.Host
+	n := map[string]int{}
 	for _, h := range m.hostsOf(role) {
-		if len(out) == SampleTo {
-			break
-		}
-		if h != src && h.PrivateIP.IsValid() {
+		if n[h.Site] < SampleTo && h != src && len(dests(src, h)) > 0 {
 			out = append(out, h)
+			n[h.Site]++
 		}
 	}
 	return out
 }
 
 func (m *matrix) nonTunnel(hosts []*inventory.Host) []*inventory.Host {
-	return slices.DeleteFunc(slices.Clone(hosts), func(h *inventory.Host) bool { return h.Name == m.inv.SSH.Tunnel })
+	return slices.DeleteFunc(slices.Clone(hosts), m.inv.IsBastion)
 }
 
 // flowsReachable probes every allow entry whose source is a role.
@@ -351,7 +410,7 @@ func (m *matrix) flowsReachable() {
 					ports = []int{dst.Port, AnyPort}
 				}
 				for _, p := range ports {
-					m.add(src, dst, Private, dst.PrivateIP, p)
+					m.probe(src, dst, p)
 				}
 				pairs++
 			}
@@ -372,16 +431,21 @@ func portsOrAll(ports []int) string {
 	return joinInts(ports)
 }
 
-// tunnelSSH probes SSH from the tunnel to every other role: the path
-// fwpush itself depends on.
+// tunnelSSH probes SSH from every bastion to every role of its site: the
+// path fwpush itself depends on, from each bastion that may carry a run.
 func (m *matrix) tunnelSSH() {
-	tun := m.inv.Tunnel()
-	if tun == nil || !tun.PrivateIP.IsValid() {
-		return
-	}
-	for _, r := range m.inv.Roles {
-		for _, dst := range m.targets(r.Name, tun) {
-			m.add(tun, dst, Private, dst.PrivateIP, dst.Port)
+	for _, site := range m.inv.Sites {
+		for _, b := range m.inv.Bastions(site.Name) {
+			if !b.PrivateIP.IsValid() {
+				continue
+			}
+			for _, r := range m.inv.Roles {
+				for _, dst := range m.targets(r.Name, b) {
+					if dst.Site == b.Site {
+						m.add(b, dst, Private, dst.PrivateIP, dst.Port)
+					}
+				}
+			}
 		}
 	}
 }
@@ -393,7 +457,7 @@ func (m *matrix) sshBetweenRoles() {
 		for _, src := range m.nonTunnel(m.sources(from.Name)) {
 			for _, to := range m.inv.Roles {
 				for _, dst := range m.nonTunnel(m.targets(to.Name, src)) {
-					m.add(src, dst, Private, dst.PrivateIP, dst.Port)
+					m.probe(src, dst, dst.Port)
 				}
 			}
 		}
@@ -421,7 +485,7 @@ func (m *matrix) closedPorts() {
 							break
 						}
 						if want, _ := m.verdict(src, dst, p); want == Filtered {
-							m.add(src, dst, Private, dst.PrivateIP, p)
+							m.probe(src, dst, p)
 							n++
 						}
 					}
@@ -487,15 +551,26 @@ func (m *matrix) privateOnly(h *inventory.Host, role *inventory.Role, anyPrivate
 // sampled notes the roles whose hosts were sampled.
 func (m *matrix) sampled() {
 	for _, r := range m.inv.Roles {
-		n := len(m.inv.HostsOf(r.Name))
+		// Sampling takes the first hosts of each site: what counts is the
+		// most a role has in one.
+		perSite := map[string]int{}
+		n := 0
+		for _, h := range m.inv.HostsOf(r.Name) {
+			perSite[h.Site]++
+			n = max(n, perSite[h.Site])
+		}
+		where := ""
+		if len(perSite) > 1 {
+			where = " in a site"
+		}
 		order := "by name"
 		if m.limited {
 			order = "the selected ones first, by name"
 		}
 		if n > SampleTo {
-			m.note("role %s has %d hosts: probes go from its first %d and to its first %d (%s)", r.Name, n, SampleFrom, SampleTo, order)
+			m.note("role %s has %d hosts%s: probes go from its first %d and to its first %d (%s)", r.Name, n, where, SampleFrom, SampleTo, order)
 		} else if n > SampleFrom {
-			m.note("role %s has %d hosts: probes go from its first %d (%s)", r.Name, n, SampleFrom, order)
+			m.note("role %s has %d hosts%s: probes go from its first %d (%s)", r.Name, n, where, SampleFrom, order)
 		}
 	}
 }

@@ -151,6 +151,54 @@ allow = [ { from = "db", tcp = [3306] } ]
 	}
 }
 
+// Between sites the matrix probes public addresses, from the other site's
+// hosts: the flows that cross, in each family, and what must stay shut;
+// and SSH from every bastion of a site.
+func TestExpectSites(t *testing.T) {
+	inv, err := inventory.Load("../examples/sites.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Expect(inv)
+	for _, w := range []struct {
+		probe
+		why string
+	}{
+		{probe{"app-1", "db-1", "203.0.113.31", 3306, Reachable}, "roles.db.allow: from app, tcp 3306, from site east over the internet"},
+		{probe{"app-1", "db-1", "2001:db8::31", 3306, Reachable}, "roles.db.allow: from app, tcp 3306, from site east over the internet"},
+		{probe{"app-2", "db-2", "203.0.113.32", 3306, Reachable}, "roles.db.allow: from app, tcp 3306, from site east over the internet"},
+		{probe{"www-1", "db-1", "203.0.113.31", 3306, Filtered}, "roles.db.allow opens tcp 3306 to app, db, not to lb, from site east over the internet"},
+		{probe{"app-1", "db-1", "203.0.113.31", 22, Filtered}, "roles.db.allow opens nothing on tcp 22 to app, from site east over the internet; SSH is open to the bastions of site west only, on its private network"},
+		{probe{Controller, "db-1", "203.0.113.31", 3306, Filtered}, "tcp 3306 is not in roles.db.public_tcp: only app of other sites may use it"},
+		{probe{"db-2", "db-1", "198.19.0.31", 3306, Reachable}, "roles.db.allow: from db, tcp 3306"},
+		{probe{"bastion-e2", "app-2", "198.18.0.22", 22, Reachable}, "SSH from the private IP of a bastion of site east"},
+		{probe{"bastion-e2", "bastion-e1", "198.18.0.10", 22, Reachable}, "SSH from the private IP of a bastion of site east"},
+		{probe{"bastion-w1", "db-2", "198.19.0.32", 22, Reachable}, "SSH from the private IP of a bastion of site west"},
+	} {
+		e, ok := find(m, w.from, w.addr, w.port)
+		if !ok {
+			t.Errorf("no probe from %s to %s (%s:%d)", w.from, w.to, w.addr, w.port)
+			continue
+		}
+		if e.To != w.to || e.Want != w.want || e.Why != w.why {
+			t.Errorf("probe from %s to %s:%d: got to %s, %s (%s); want to %s, %s (%s)", w.from, w.addr, w.port, e.To, e.Want, e.Why, w.to, w.want, w.why)
+		}
+	}
+	for _, a := range []probe{
+		{from: "app-1", addr: "198.19.0.31", port: 3306},     // no route to another site's private network
+		{from: "bastion-e1", addr: "198.19.0.31", port: 22},  // a bastion serves its own site
+		{from: "app-2", addr: "2001:db8::31", port: 3306},    // app-2 has no IPv6 to come from
+		{from: "bastion-w1", addr: "203.0.113.10", port: 22}, // bastions' SSH is probed from the controller
+	} {
+		if e, ok := find(m, a.from, a.addr, a.port); ok {
+			t.Errorf("unexpected probe %+v", e)
+		}
+	}
+	if slices.ContainsFunc(m.Notes, func(n string) bool { return strings.HasPrefix(n, "role tunnel") }) {
+		t.Errorf("the tunnel role is sampled, though no site has more than 2 of its hosts: %q", m.Notes)
+	}
+}
+
 func TestExpectWhy(t *testing.T) {
 	m := Expect(parse(t, fleet))
 	tests := []struct {
@@ -258,7 +306,11 @@ func TestExpectSampling(t *testing.T) {
 }
 
 func TestExpectWellFormed(t *testing.T) {
-	for name, inv := range map[string]*inventory.Inventory{"fleet": parse(t, fleet), "large": large(t, 5)} {
+	sites, err := inventory.Load("../examples/sites.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, inv := range map[string]*inventory.Inventory{"fleet": parse(t, fleet), "large": large(t, 5), "sites": sites} {
 		m := Expect(inv)
 		if len(m.Expectations) == 0 {
 			t.Fatalf("%s: no expectations", name)
@@ -278,7 +330,10 @@ func TestExpectWellFormed(t *testing.T) {
 			if e.Addr != want || e.Proto != "tcp" || e.Why == "" || (e.Want != Reachable && e.Want != Filtered) {
 				t.Errorf("%s: malformed %+v", name, e)
 			}
-			if (e.From == Controller) != (e.Net != Private) {
+			// Within a site the private address; from the controller and
+			// from other sites a public one.
+			src, _ := inv.Host(e.From)
+			if (e.From == Controller || src.Site != dst.Site) != (e.Net != Private) {
 				t.Errorf("%s: %s probes %s address %s", name, e.From, e.Net, e.Addr)
 			}
 		}
@@ -300,8 +355,12 @@ func TestExpectAgreesWithPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sites, err := inventory.Load("../examples/sites.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	controller4, controller6 := netip.MustParseAddr("203.0.113.254"), netip.MustParseAddr("2001:db8::fffe")
-	for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "generated": large(t, 5), "examples/large.toml": big} {
+	for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "generated": large(t, 5), "examples/large.toml": big, "examples/sites.toml": sites} {
 		plan, err := Compile(inv, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -334,10 +393,21 @@ func TestExpectAgreesWithPolicies(t *testing.T) {
 					pkt.Src = controller6
 				}
 			} else {
+				// From another site, from the source's public address of
+				// the probe's family, out and in by the public interfaces.
 				src, _ := inv.Host(e.From)
 				pkt.Src, pkt.Out = src.PrivateIP, src.PrivateIface
-				verdict = rules(src.Name, false).Evaluate("OUTPUT", pkt)
+				switch e.Net {
+				case Public:
+					pkt.Src, pkt.Out = src.PublicIP, src.PublicIface
+				case Public6:
+					pkt.Src, pkt.Out = src.PublicIP6, src.PublicIface
+				}
+				verdict = rules(src.Name, e.Net == Public6).Evaluate("OUTPUT", pkt)
 				pkt.Out, pkt.In = "", dst.PrivateIface
+				if e.Net != Private {
+					pkt.In = dst.PublicIface
+				}
 			}
 			if verdict == policy.Accept {
 				verdict = rules(dst.Name, e.Net == Public6).Evaluate("INPUT", pkt)
