@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,4 +331,96 @@ func TestReliabilityConcurrentRuns(t *testing.T) {
 			settled(t, l, 8*time.Second)
 		})
 	}
+}
+
+// sshdPid is the pid of host's sshd listener.
+func sshdPid(t *testing.T, l *lab.Lab, host string) int {
+	t.Helper()
+	n, err := l.Node(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "pids", n.Netns).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		if args := string(cmdline); strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
+			var p int
+			if _, err := fmt.Sscan(pid, &p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Fatalf("no sshd in %s", host)
+	return 0
+}
+
+// Faults of one host or of the tunnel end in a known state, reported as
+// what the hosts have, within bounded time.
+func TestReliabilityFaults(t *testing.T) {
+	site := shortSite(t, "2s", "6s")
+	l := labtest.Start(t, site)
+
+	t.Run("a host that accepts TCP but never speaks SSH is unreachable, alone", func(t *testing.T) {
+		pid := sshdPid(t, l, "mysql-2")
+		// Stopped, sshd's socket still completes TCP handshakes.
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+		start := time.Now()
+		code, out, _ := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out, "5 applied, 1 unreachable") || !strings.Contains(out, "host mysql-2") {
+			t.Errorf("run: exit %d, want 1 with mysql-2 unreachable and the others applied", code)
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("run took %s", took)
+		}
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "5 unchanged, 1 applied") {
+			t.Errorf("run once sshd answers again: exit %d, want mysql-2 applied", code)
+		}
+	})
+
+	t.Run("/etc/iptables read-only: the rules are applied, the report says they are not persisted", func(t *testing.T) {
+		labtest.Shell(t, l, "mysql-1", "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9", "-j", "ACCEPT")
+		labtest.Shell(t, l, "mysql-1", "sh", "-c", "rm -f /etc/iptables/rules.v4 && mount --bind /etc/iptables /etc/iptables && mount -o remount,ro,bind /etc/iptables")
+		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "mysql-1", "umount", "/etc/iptables") })
+		code, out, _ := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out, "error: host mysql-1: persist rules.v4") || !strings.Contains(out, "Read-only file system") {
+			t.Errorf("run: exit %d, want mysql-1 failed at persisting, saying why", code)
+		}
+		var rep jsonReport
+		_, js, _ := cli(t, l, "run", "--no-verify", "--dry-run", "--json", site)
+		_ = json.Unmarshal([]byte(js), &rep)
+		for _, h := range rep.Hosts {
+			if h.Host == "mysql-1" && (h.Persisted || h.Added+h.Removed != 0) {
+				t.Errorf("mysql-1 after the run: %+v; want its live rules the policy, not persisted", h)
+			}
+		}
+		labtest.Shell(t, l, "mysql-1", "umount", "/etc/iptables")
+		if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "5 unchanged, 1 applied") {
+			t.Errorf("run once /etc/iptables is writable: exit %d, want mysql-1 persisted", code)
+		}
+	})
+
+	t.Run("the tunnel down: every host is reported, nothing changes, the run ends", func(t *testing.T) {
+		before := snapshot(t, l)
+		labtest.Shell(t, l, "tunnel-1", "ip", "link", "set", "eth0", "down")
+		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "tunnel-1", "ip", "link", "set", "eth0", "up") })
+		start := time.Now()
+		code, out, errs := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out+errs, "tunnel-1") {
+			t.Errorf("run: exit %d, want 1 naming the tunnel", code)
+		}
+		if strings.Contains(out, "applied") || strings.Contains(out, "unchanged") {
+			t.Errorf("a host reported reached with the tunnel down")
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("run took %s", took)
+		}
+		sameSnapshot(t, "a run with the tunnel down", before, snapshot(t, l))
+	})
 }

@@ -81,8 +81,13 @@ rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 (installing iptables-persistent if needed). The tunnel host is changed last.
 Hosts that already match are left alone: a second run changes nothing.
 
+SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
+settle (confirmed, or rolled back by their guard); a second signal stops at
+once. See RELIABILITY.md.
+
 Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
+2 changes pending (--dry-run); 3 invalid input (nothing contacted);
+130 interrupted.`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
