@@ -96,7 +96,7 @@ func guardScenario(t *testing.T, path string) {
 	defer cancel()
 	fleet, err := Open(ctx, inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func settleScenario(t *testing.T, path string) {
 	defer cancel()
 	fleet, err := Open(ctx, inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
