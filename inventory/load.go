@@ -44,6 +44,7 @@ type rawSSH struct {
 	Parallel      int      `toml:"parallel"`
 	Timeout       string   `toml:"timeout"`
 	RollbackAfter string   `toml:"rollback_after"`
+	Become        string   `toml:"become"`
 }
 
 type rawInterfaces struct {
@@ -61,6 +62,7 @@ type rawHost struct {
 	User         string `toml:"user"`
 	Port         int    `toml:"port"`
 	Site         string `toml:"site"`
+	Become       string `toml:"become"`
 }
 
 type rawRole struct {
@@ -416,9 +418,9 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
 	"":           {"ssh", "interfaces", "hosts", "roles", "sites"},
-	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after"},
+	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
 	"interfaces": {"public", "private"},
-	"host":       {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
+	"host":       {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become"},
 	"role":       {"template", "public_tcp", "allow", "log_dropped"},
 	"allow":      {"from", "tcp", "udp", "cross_site"},
 	"site":       {"tunnel"},

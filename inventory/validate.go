@@ -146,6 +146,7 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 				shortDuration(timeout), shortDuration(rollback), shortDuration(rollback*2/3), shortDuration(need))
 		}
 	}
+	s.Become = v.become("ssh.become", raw.Become)
 	return s
 }
 
@@ -234,6 +235,16 @@ func bastion(inv *Inventory, name string) bool {
 	return slices.ContainsFunc(inv.Sites, func(s *Site) bool { return slices.Contains(s.Tunnels, name) })
 }
 
+// become checks a become key: "sudo", "none", or unset ("").
+func (v *validator) become(key, val string) string {
+	switch val {
+	case "", BecomeSudo, BecomeNone:
+	default:
+		v.errorf(key, "%q is not a way to become root: use \"sudo\" (the default for a user other than root) or \"none\" (the login user has root's rights)", val)
+	}
+	return val
+}
+
 func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	key := "hosts." + name
 	h := &Host{
@@ -287,6 +298,13 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	}
 	if v.defined("hosts", name, "port") {
 		h.Port = v.port(key+".port", raw.Port)
+	}
+	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	if h.Become == "" {
+		h.Become = BecomeNone
+		if h.User != "root" {
+			h.Become = BecomeSudo
+		}
 	}
 	if !bastion(inv, name) && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
 		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
@@ -606,3 +624,12 @@ func orDefault(s, def string) string {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
