@@ -94,9 +94,9 @@ func guardScenario(t *testing.T, path string) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err := Open(ctx, inv, transport.Options{
+	fleet, err := Open(inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	}, "")
+	}, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +178,9 @@ func settleScenario(t *testing.T, path string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err := Open(ctx, inv, transport.Options{
+	fleet, err := Open(inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	}, "")
+	}, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

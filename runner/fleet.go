@@ -1,6 +1,6 @@
 // Package runner orchestrates fwpush's work on a fleet: the push (read
 // every host, apply what differs under the guard, confirm over a fresh
-// connection, persist; the tunnel host last) and the probes of fwpush
+// connection, persist; each site's bastions last) and the probes of fwpush
 // check. It drives each host through the host protocol (runner/remote) over
 // the SSH transport (runner/transport), and declares the small interfaces
 // it needs (Fleet, Host) so that tests can hand it fakes.
@@ -8,8 +8,13 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fwpush/fwpush/inventory"
@@ -33,49 +38,285 @@ var _ Host = (*remote.Host)(nil)
 
 // Fleet reaches the hosts of one inventory. SSHFleet is the real one.
 type Fleet interface {
-	// Open connects to h: the tunnel host on the fleet's own connection,
-	// any other host with a connection of its own through it.
+	// Open connects to h: the bastion carrying h's site on the site's own
+	// connection, any other host with a connection of its own through it.
 	Open(ctx context.Context, h *inventory.Host) (Host, error)
 	// OpenFresh opens a connection that reuses nothing, to prove that h
 	// still accepts new SSH connections after its rules changed. For the
-	// tunnel host it is a new connection from here, which then carries the
-	// fleet (the old one may not survive the tunnel's new rules).
+	// bastion carrying h's site it is a new connection from here, which
+	// then carries the site (the old one may not survive the bastion's new
+	// rules).
 	OpenFresh(ctx context.Context, h *inventory.Host) (Host, error)
+	// Tunnel names the bastion that carries the connections to a site's
+	// hosts ("" for the one site of an inventory without [sites]),
+	// reaching the site first if need be; "" when none of its bastions
+	// answers. A run changes it last.
+	Tunnel(ctx context.Context, site string) string
 }
 
-// SSHFleet is the fleet over SSH: one connection to the tunnel host,
-// opened once per command and shared by every step of it (a run and the
-// check after it), and every other host reached through it.
+// SSHFleet is the fleet over SSH: per site, one connection to the first of
+// its bastions that answers, opened when the command first needs the site
+// and shared by every step of it (a run and the check after it); every
+// other host of the site, its other bastions included, is reached through
+// that one. A site none of whose bastions answers fails its own hosts
+// only.
 type SSHFleet struct {
-	inv        *inventory.Inventory
-	j          *transport.JumpDialer
-	becomePass string
+	inv    *inventory.Inventory
+	opts   transport.Options
+	o      OpenOptions
+	forced map[string]*inventory.Host
+	log    *slog.Logger
+	sites  map[string]*siteLink
+}
+
+// OpenOptions shape how a fleet reaches its sites.
+type OpenOptions struct {
+	// BecomePass is the password sudo wants on hosts whose login user
+	// becomes root with it ("" when sudo wants none).
+	BecomePass string
+	// Via names bastions to go through whatever the inventory prefers
+	// (--via), at most one per site: the site fails if it does not answer.
+	Via []string
+	// OnReach, when set, is called once per site as it is reached, or
+	// found unreachable (from several goroutines at once).
+	OnReach func(Reach)
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
-// Open connects to inv's tunnel host with opts. Every host key is verified.
-// becomePass is the password sudo wants on hosts whose login user becomes
-// root with it ("" when sudo wants none).
-func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string) (*SSHFleet, error) {
-	j, err := transport.DialTunnel(ctx, TargetFor(inv, inv.Tunnel()), opts)
-	if err != nil {
-		return nil, err
+// siteLink is how one site is reached: through j to bastion via, or, when
+// none of its bastions answered, not at all (err). once guards the
+// connection, made by the first caller that needs the site.
+type siteLink struct {
+	once    sync.Once
+	reached atomic.Bool // set once the fields below are
+	reach   Reach
+	via     *inventory.Host
+	j       *transport.JumpDialer
+	err     *SiteError
+	tried   map[string]error // the bastions that failed, and why
+}
+
+// Reach says how a site was reached, for the report: through which
+// bastion, and why the bastions preferred to it were skipped.
+type Reach struct {
+	Site string // "" for the one site of an inventory without [sites]
+	// Via is the bastion that carries the site; "" when none answered.
+	Via string
+	// Forced is set when --via chose it.
+	Forced bool
+	// Skipped are the bastions tried before Via (all of them when none
+	// answered), in order, and why each was skipped.
+	Skipped []Skip
+}
+
+// Skip is a bastion that did not answer.
+type Skip struct {
+	Bastion string
+	Err     error
+}
+
+// String says it in one line: "site east: through bastion-e2;
+// bastion-e1 skipped: host bastion-e1: connect to ...".
+func (r Reach) String() string {
+	if r.Via == "" {
+		return (&SiteError{Site: r.Site, Tried: r.Skipped, Forced: r.Forced}).Error()
 	}
-	return &SSHFleet{inv: inv, j: j, becomePass: becomePass}, nil
+	var b strings.Builder
+	if r.Site != "" {
+		b.WriteString("site " + r.Site + ": ")
+	}
+	switch {
+	case r.Forced:
+		fmt.Fprintf(&b, "through %s (--via)", r.Via)
+	default:
+		fmt.Fprintf(&b, "through %s", r.Via)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "; %s skipped: %v", s.Bastion, s.Err)
+	}
+	return b.String()
+}
+
+// SiteError is a site none of whose bastions could be reached: every host
+// of the site fails with it, and the hosts that are not bastions are not
+// tried.
+type SiteError struct {
+	Site string // "" for the one site of an inventory without [sites]
+	// Tried are the bastions tried, in order, and why each failed.
+	Tried  []Skip
+	Forced bool // only the one --via named was tried
+}
+
+func (e *SiteError) Error() string {
+	if e.Site == "" {
+		return e.Reason()
+	}
+	return "site " + e.Site + ": " + e.Reason()
+}
+
+// Reason is the error without the site's name: which bastions failed, and
+// why.
+func (e *SiteError) Reason() string {
+	var b strings.Builder
+	switch {
+	case e.Site == "" && len(e.Tried) == 1:
+		fmt.Fprintf(&b, "the tunnel %s is not reachable", e.Tried[0].Bastion)
+	case e.Site == "":
+		b.WriteString("no tunnel answers")
+	default:
+		b.WriteString("no bastion answers")
+	}
+	if e.Forced {
+		b.WriteString(" (--via)")
+	}
+	b.WriteString(": ")
+	for i, t := range e.Tried {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(t.Err.Error())
+	}
+	return b.String()
+}
+
+// bastionError is a bastion of an unreachable site: its own error, and the
+// site's, for errors.As to find either.
+type bastionError struct {
+	err  error
+	site *SiteError
+}
+
+func (e *bastionError) Error() string   { return e.err.Error() }
+func (e *bastionError) Unwrap() []error { return []error{e.err, e.site} }
+
+// Open prepares to reach every site of inv with opts: each through the
+// first of its bastions that answers, in the inventory's order of
+// preference, or through the one o.Via names. A site is connected to when
+// a host of it is first opened (or Tunnel asks), so that a command
+// limited to some hosts contacts only their sites, and sites connect in
+// parallel as their hosts are worked on. Every host key is verified. A site
+// none of whose bastions answers is not an error: its hosts fail with a
+// *SiteError. The error is for an o.Via that names no bastion, before
+// anything is contacted.
+func Open(inv *inventory.Inventory, opts transport.Options, o OpenOptions) (*SSHFleet, error) {
+	forced := map[string]*inventory.Host{}
+	for _, name := range o.Via {
+		h, ok := inv.Host(name)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--via %s: no such host", name)
+		case !inv.IsBastion(h):
+			site, _ := inv.Site(h.Site)
+			return nil, fmt.Errorf("--via %s: not a bastion: the hosts of %s accept SSH from %s only", name, siteName(h.Site), strings.Join(site.Tunnels, ", "))
+		case forced[h.Site] != nil:
+			return nil, fmt.Errorf("--via %s: --via %s already names the bastion of %s", name, forced[h.Site].Name, siteName(h.Site))
+		}
+		forced[h.Site] = h
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &SSHFleet{inv: inv, opts: opts, o: o, forced: forced, log: log, sites: map[string]*siteLink{}}
+	for _, site := range inv.Sites {
+		f.sites[site.Name] = &siteLink{}
+	}
+	return f, nil
+}
+
+// link returns how h's site is reached, connecting to it first if this is
+// the first time it is needed.
+func (f *SSHFleet) link(ctx context.Context, site string) (*siteLink, error) {
+	l := f.sites[site]
+	if l == nil {
+		return nil, fmt.Errorf("site %q is not in the inventory", site)
+	}
+	l.once.Do(func() {
+		s, _ := f.inv.Site(site)
+		f.connect(ctx, l, s)
+		l.reached.Store(true)
+		if f.o.OnReach != nil {
+			f.o.OnReach(l.reach)
+		}
+	})
+	return l, nil
+}
+
+// connect reaches a site through the first of its bastions that answers
+// (or the forced one).
+func (f *SSHFleet) connect(ctx context.Context, l *siteLink, site *inventory.Site) {
+	forced := f.forced[site.Name]
+	l.reach, l.tried = Reach{Site: site.Name, Forced: forced != nil}, map[string]error{}
+	bastions := f.inv.Bastions(site.Name)
+	if forced != nil {
+		bastions = []*inventory.Host{forced}
+	}
+	for _, b := range bastions {
+		j, err := transport.DialTunnel(ctx, publicTarget(b), f.opts)
+		if err == nil {
+			l.via, l.j, l.reach.Via = b, j, b.Name
+			f.log.Info("connected", "site", site.Name, "via", b.Name, "skipped", len(l.reach.Skipped))
+			return
+		}
+		f.log.Warn("bastion skipped", "site", site.Name, "bastion", b.Name, "err", err)
+		l.reach.Skipped = append(l.reach.Skipped, Skip{Bastion: b.Name, Err: err})
+		l.tried[b.Name] = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	l.err = &SiteError{Site: site.Name, Tried: l.reach.Skipped, Forced: forced != nil}
+}
+
+func siteName(site string) string {
+	if site == "" {
+		return "the inventory"
+	}
+	return "site " + site
+}
+
+// Reached says how each site the fleet has needed so far was reached, in
+// the inventory's order.
+func (f *SSHFleet) Reached() []Reach {
+	var out []Reach
+	for _, s := range f.inv.Sites {
+		if l := f.sites[s.Name]; l.reached.Load() {
+			out = append(out, l.reach)
+		}
+	}
+	return out
+}
+
+// Tunnel implements Fleet.
+func (f *SSHFleet) Tunnel(ctx context.Context, site string) string {
+	if l, err := f.link(ctx, site); err == nil && l.via != nil {
+		return l.via.Name
+	}
+	return ""
 }
 
 // Open implements Fleet.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
-	t := TargetFor(f.inv, h)
-	s, err := f.j.Dial(ctx, t)
+	l, err := f.link(ctx, h.Site)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if l.err != nil {
+		if err, tried := l.tried[h.Name]; tried {
+			return nil, &bastionError{err: err, site: l.err}
+		}
+		return nil, fmt.Errorf("host %s: not tried: %w", h.Name, l.err)
+	}
+	t := f.target(h)
+	s, err := l.j.Dial(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	return remote.New(s, remote.Options{
 		Timeout:  f.inv.SSH.Timeout,
 		Become:   h.Become == inventory.BecomeSudo,
-		Password: f.becomePass,
+		Password: f.o.BecomePass,
 		User:     t.User,
 		Name:     h.Name,
 	}), nil
@@ -83,46 +324,39 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 
 // OpenFresh implements Fleet.
 func (f *SSHFleet) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {
-	if h.Name == f.inv.SSH.Tunnel {
-		if err := f.j.Reconnect(ctx); err != nil {
+	if l := f.sites[h.Site]; l != nil && l.via == h {
+		if err := l.j.Reconnect(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return f.Open(ctx, h)
 }
 
-// Close closes the tunnel connection and everything through it.
-func (f *SSHFleet) Close() error { return f.j.Close() }
-
-// TargetFor returns how fwpush reaches h: the tunnel host at its public
-// address, every other host at its private address (through the tunnel).
-func TargetFor(inv *inventory.Inventory, h *inventory.Host) transport.Target {
-	ip := h.PrivateIP
-	if h.Name == inv.SSH.Tunnel {
-		ip = h.PublicIP
+// Close closes every site's connection and everything through it. A site
+// not reached yet never will be.
+func (f *SSHFleet) Close() error {
+	var errs []error
+	for _, s := range f.inv.Sites {
+		l := f.sites[s.Name]
+		l.once.Do(func() {})
+		if l.j != nil {
+			errs = append(errs, l.j.Close())
+		}
 	}
-	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(h.Port)).String(), User: h.User}
+	return errors.Join(errs...)
 }
 
-// Unreached is the fleet of an inventory whose tunnel host could not be
-// reached (err): the tunnel host fails with err, and every other host,
-// reached only through it, is not tried.
-func Unreached(inv *inventory.Inventory, err error) Fleet {
-	return unreached{tunnel: inv.SSH.Tunnel, err: err}
-}
-
-type unreached struct {
-	tunnel string
-	err    error
-}
-
-func (u unreached) Open(_ context.Context, h *inventory.Host) (Host, error) {
-	if h.Name == u.tunnel {
-		return nil, u.err
+// target returns how fwpush reaches h: the bastion carrying its site at
+// its public address, every other host (another bastion too) at its
+// private address, through that one.
+func (f *SSHFleet) target(h *inventory.Host) transport.Target {
+	if l := f.sites[h.Site]; l != nil && l.via == h {
+		return publicTarget(h)
 	}
-	return nil, fmt.Errorf("host %s: not tried: the tunnel %s is not reachable", h.Name, u.tunnel)
+	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(h.PrivateIP, uint16(h.Port)).String(), User: h.User}
 }
 
-func (u unreached) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {
-	return u.Open(ctx, h)
+// publicTarget is a bastion at its public address.
+func publicTarget(h *inventory.Host) transport.Target {
+	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(h.PublicIP, uint16(h.Port)).String(), User: h.User}
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,10 +13,10 @@ import (
 	osuser "os/user"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aymanbagabas/go-udiff"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
@@ -104,8 +105,11 @@ type RunOptions struct {
 
 // Run pushes the plan's policies to hosts (a subset of the plan's, in any
 // order), in parallel, and returns one result per host in the same order.
-// One host's failure never stops the others. The tunnel host is changed
-// last, since every other host is reached through it.
+// One host's failure never stops the others. In each site the bastions are
+// changed last, one at a time, and the one carrying the site's connections
+// (see Fleet.Tunnel) after all the others, since every other host of the
+// site is reached through it. Sites are worked on at once, within one
+// budget of opts.Parallel hosts.
 //
 // Cancelling ctx interrupts the run (SIGINT, say): no host starts after
 // that, and a host not yet applied stops where it is (Skipped: nothing
@@ -149,21 +153,81 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 			opts.OnDone(results[i])
 		}
 	}
-	var g errgroup.Group
-	g.SetLimit(opts.Parallel)
-	tunnel := -1
+	// Every site's hosts but its bastions first, all sites at once; then
+	// in each site, once those are done, its bastions one at a time, in
+	// the inventory's order of preference but the one carrying the site's
+	// connections last: that one changes only once every other bastion,
+	// any of which could take over, is confirmed. One budget of Parallel
+	// hosts covers every site.
+	sem := make(chan struct{}, opts.Parallel)
+	sites := map[string]*siteRun{}
+	var order []string
 	for i, h := range hosts {
-		if h.Name == inv.SSH.Tunnel {
-			tunnel = i
+		sr := sites[h.Site]
+		if sr == nil {
+			sr = &siteRun{}
+			sites[h.Site] = sr
+			order = append(order, h.Site)
+		}
+		if inv.IsBastion(h) {
+			sr.bastions = append(sr.bastions, i)
+		} else {
+			sr.others.Add(1)
+		}
+	}
+	var all sync.WaitGroup
+	for _, site := range order {
+		sr := sites[site]
+		if len(sr.bastions) == 0 {
 			continue
 		}
-		g.Go(func() error { one(i); return nil })
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			sr.others.Wait()
+			rank := bastionRank(inv, site, fleet.Tunnel(ctx, site))
+			slices.SortStableFunc(sr.bastions, func(a, b int) int { return cmp.Compare(rank(hosts[a]), rank(hosts[b])) })
+			for _, i := range sr.bastions {
+				sem <- struct{}{}
+				one(i)
+				<-sem
+			}
+		}()
 	}
-	_ = g.Wait() // each host's goroutine returns nil: its error is in its result
-	if tunnel >= 0 {
-		one(tunnel)
+	for i, h := range hosts {
+		if inv.IsBastion(h) {
+			continue
+		}
+		sem <- struct{}{}
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			defer func() { <-sem }()
+			one(i)
+			sites[h.Site].others.Done()
+		}()
 	}
+	all.Wait() // each host's error is in its result: none stops another
 	return results
+}
+
+// siteRun is a site's part of a run: the hosts that are not bastions,
+// under way, and the bastions, by their index in the run's hosts.
+type siteRun struct {
+	others   sync.WaitGroup
+	bastions []int
+}
+
+// bastionRank orders a site's bastions for a run: by the inventory's
+// preference, but carrier, which carries the site's connections, last.
+func bastionRank(inv *inventory.Inventory, site, carrier string) func(*inventory.Host) int {
+	s, _ := inv.Site(site)
+	return func(h *inventory.Host) int {
+		if h.Name == carrier {
+			return len(s.Tunnels)
+		}
+		return slices.Index(s.Tunnels, h.Name)
+	}
 }
 
 type pusher struct {

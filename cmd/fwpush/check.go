@@ -77,14 +77,12 @@ not be made; 3 invalid input (nothing contacted).`,
 			}
 			defer unlock()
 			opts := f.conn.options(inv, cmd.ErrOrStderr())
-			var fleet runner.Fleet
 			// Probes run as the login user: no sudo, no password.
-			if ssh, err := runner.Open(cmd.Context(), inv, opts, ""); err != nil {
-				fleet = runner.Unreached(inv, err)
-			} else {
-				defer ssh.Close()
-				fleet = ssh
+			fleet, err := openFleet(inv, opts, "", f.conn.via, cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
+			defer fleet.Close()
 			rep := verify(cmd.Context(), inv, hosts, fleet, f.timeout, opts.Logger)
 			if f.asJSON {
 				return rep.writeJSON(cmd.OutOrStdout())

@@ -175,6 +175,11 @@ func (f noFleet) OpenFresh(ctx context.Context, h *inventory.Host) (runner.Host,
 	return f.Open(ctx, h)
 }
 
+func (f noFleet) Tunnel(_ context.Context, site string) string {
+	f.t.Errorf("site %q reached: nothing should have been dialled", site)
+	return ""
+}
+
 // TestVerifyAfterRunOnlyAfterAChange: the check after a run proves what the
 // run changed. When the run changed no rules (every host unchanged, or
 // none reached: its report says why), probing would only wait for the same

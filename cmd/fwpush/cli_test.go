@@ -207,6 +207,8 @@ func TestCompletion(t *testing.T) {
 		{[]string{"lab", "probe", exampleSite, "st"}, []string{"stranger"}, noFile},
 		{[]string{"lab", "exec", exampleSite, "--", ""}, nil, anyFile},
 		{[]string{"gen-man", ""}, nil, dirs},
+		{[]string{"run", "../../examples/sites.toml", "--via", ""}, []string{"bastion-e1", "bastion-e2", "bastion-w1"}, noFile},
+		{[]string{"check", exampleSite, "--via", ""}, []string{"tunnel-1"}, noFile},
 	}
 	for _, tt := range tests {
 		got, directive := complete(t, tt.args...)

@@ -15,13 +15,13 @@ import (
 // fish) what the commands take: each positional argument as its command's
 // Use line names it (INVENTORY: a .toml file; HOST and FROM: the
 // inventory's hosts; DIR: a directory; after "--": anything), --limit (host and role names, in a pattern) and
-// --host. Names come from the inventory already on the command line, so
+// --host, --via (the bastions). Names come from the inventory already on the command line, so
 // it goes first: fwpush run site.toml --limit <TAB>.
 func registerCompletions(c *cobra.Command) {
 	if c.ValidArgsFunction == nil && c.Runnable() {
 		c.ValidArgsFunction = completeArgs(positionals(c.Use))
 	}
-	for flag, complete := range map[string]cobra.CompletionFunc{"limit": completeLimit, "host": completeHost} {
+	for flag, complete := range map[string]cobra.CompletionFunc{"limit": completeLimit, "host": completeHost, "via": completeVia} {
 		if c.Flags().Lookup(flag) != nil {
 			_ = c.RegisterFlagCompletionFunc(flag, complete) // fails only for an unknown flag
 		}
@@ -132,4 +132,23 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 	}
 	// No space after a name: a pattern goes on with ',' ("db,!mysql-2").
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}
+
+// completeVia completes --via with the inventory's bastions.
+func completeVia(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	inv := completionInventory(args)
+	if inv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, h := range inv.Hosts {
+		if inv.IsBastion(h) && strings.HasPrefix(h.Name, toComplete) {
+			desc := "bastion"
+			if h.Site != "" {
+				desc += " of site " + h.Site
+			}
+			out = append(out, cobra.CompletionWithDesc(h.Name, desc))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }

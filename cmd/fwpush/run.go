@@ -28,7 +28,8 @@ import (
 type connFlags struct {
 	identity, knownHosts string
 	acceptNew            bool
-	verbose              int // -v info, -vv debug
+	verbose              int      // -v info, -vv debug
+	via                  []string // bastions forced, one per site
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (c *connFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
 	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
 	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
+	cmd.Flags().StringSliceVar(&c.via, "via", nil, "reach a site through this bastion, not the first of its tunnel list that answers (one per site; repeat or comma-separate)")
 }
 
 func firstSet(vals ...string) string {
@@ -137,22 +139,17 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	defer unlock()
 
 	// One fleet for the whole command: the run and the check after it
-	// share the tunnel connection.
+	// share each site's connection.
 	opts := f.conn.options(inv, stderr)
-	var fleet runner.Fleet
 	pass, err := becomePass(f.askBecomePass)
 	if err != nil {
 		return err
 	}
-	if ssh, err := runner.Open(ctx, inv, opts, pass); err != nil {
-		fleet = runner.Unreached(inv, err)
-		if !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
-			fmt.Fprintf(stderr, "fwpush: tunnel %s: %v\n", inv.SSH.Tunnel, err)
-		}
-	} else {
-		defer ssh.Close()
-		fleet = ssh
+	fleet, err := openFleet(inv, opts, pass, f.conn.via, stderr)
+	if err != nil {
+		return err
 	}
+	defer fleet.Close()
 
 	out := newReporter(stdout, f)
 	start := time.Now()
@@ -161,6 +158,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		Logger: opts.Logger,
 		OnDone: out.done,
 	})
+	out.sites = fleet.Reached()
 	err = out.finish(results, time.Since(start))
 	if ctx.Err() != nil {
 		// Interrupted: the report says what each host has; nothing more
@@ -182,6 +180,7 @@ type reporter struct {
 	tty   bool
 	mu    sync.Mutex
 	count int
+	sites []runner.Reach // how the sites were reached, for --json
 }
 
 func newReporter(w io.Writer, f runFlags) *reporter {
@@ -225,6 +224,7 @@ func (r *reporter) status(s runner.Status) string {
 // jsonReport is the --json document.
 type jsonReport struct {
 	Hosts   []jsonHost     `json:"hosts"`
+	Sites   []jsonSite     `json:"sites"`
 	Counts  map[string]int `json:"counts"`
 	Seconds float64        `json:"seconds"`
 	Exit    int            `json:"exit_code"`
@@ -263,7 +263,7 @@ func exitFor(results []runner.HostResult) int {
 func (r *reporter) finish(results []runner.HostResult, took time.Duration) error {
 	code := exitFor(results)
 	if r.f.asJSON {
-		rep := jsonReport{Counts: map[string]int{}, Seconds: took.Seconds(), Exit: code}
+		rep := jsonReport{Counts: map[string]int{}, Sites: jsonSites(r.sites), Seconds: took.Seconds(), Exit: code}
 		for _, res := range results {
 			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
 				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Seconds: res.Duration.Seconds()}
@@ -321,10 +321,15 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 		}
 	}
 	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	// The hosts of a site that could not be reached share one line.
+	lines, covered := siteErrors(results)
 	for _, res := range results {
-		if res.Err != nil {
+		if res.Err != nil && !covered[res.Host] {
 			fmt.Fprintf(r.w, "error: %v\n", res.Err)
 		}
+	}
+	for _, l := range lines {
+		fmt.Fprintf(r.w, "error: %s\n", l)
 	}
 	return exitWith(code)
 }
