@@ -2,7 +2,9 @@
 // Linux machine: every host in its own network namespace with the
 // inventory's interfaces and addresses, a real OpenSSH sshd per host in a
 // private mount namespace, a "controller" on the public segment (the
-// operator's laptop) and a "stranger" on the private one.
+// operator's laptop) and a "stranger" on the private one. An inventory of
+// several sites gets a private segment per site, each with a stranger of
+// its own ("stranger@SITE"), and one public segment for all.
 //
 // Everything the lab creates lives in namespaces and files whose names start
 // with "fwp"; nothing is added to the machine's own network namespace and its
@@ -63,11 +65,18 @@ type Lab struct {
 	// SSHConfig is an ssh_config for OpenSSH clients (ssh -F) naming the key,
 	// known_hosts, users and ports, with strict host-key checking.
 	SSHConfig string `json:"ssh_config"`
-	// Switch is the namespace that holds the two bridges.
-	Switch     string  `json:"switch"`
-	Controller *Node   `json:"controller"`
-	Stranger   *Node   `json:"stranger"`
-	Hosts      []*Node `json:"hosts"`
+	// Switch is the namespace that holds the bridges: the public one and
+	// a private one per site.
+	Switch     string `json:"switch"`
+	Controller *Node  `json:"controller"`
+	// Stranger is the first site's stranger: "stranger" names it.
+	Stranger *Node `json:"stranger"`
+	// Sites are the inventory's sites, in order; none without [sites].
+	Sites []string `json:"sites,omitempty"`
+	// Strangers are every site's stranger, Stranger first; none without
+	// [sites].
+	Strangers []*Node `json:"strangers,omitempty"`
+	Hosts     []*Node `json:"hosts"`
 }
 
 // Node is one namespace attached to the lab's network: a host, the
@@ -76,8 +85,10 @@ type Node struct {
 	Name  string `json:"name"`
 	Netns string `json:"netns"`
 	// Port and User are the inventory's; zero for the controller and stranger.
-	Port    int    `json:"port,omitempty"`
-	User    string `json:"user,omitempty"`
+	Port int    `json:"port,omitempty"`
+	User string `json:"user,omitempty"`
+	// Site is the inventory site whose private segment the node is on.
+	Site    string `json:"site,omitempty"`
 	Public  *Link  `json:"public,omitempty"`
 	Private *Link  `json:"private,omitempty"`
 }
@@ -135,7 +146,7 @@ func New(inv *inventory.Inventory, name string) (*Lab, error) {
 		if h.Name == Controller || h.Name == Stranger {
 			problems = append(problems, fmt.Errorf("%s: the name %q is the lab's own (lab probe and lab shell use it): rename the host", key, h.Name))
 		}
-		n := &Node{Name: h.Name, Netns: netnsName(name, "."+h.Name), Port: h.Port, User: h.User}
+		n := &Node{Name: h.Name, Netns: netnsName(name, "."+h.Name), Port: h.Port, User: h.User, Site: h.Site}
 		if h.HasPublic() {
 			n.Public = &Link{Iface: h.PublicIface, Peer: fmt.Sprintf("%s-pub%d", Prefix, i), IP: h.PublicIP, IP6: h.PublicIP6}
 		}
@@ -168,9 +179,21 @@ func New(inv *inventory.Inventory, name string) (*Lab, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("lab %s: %w", name, errors.Join(problems...))
 	}
-	l.Controller, l.Stranger = outsiders(name, l.Hosts)
-	if !l.Controller.Public.IP.IsValid() || !l.Stranger.Private.IP.IsValid() {
-		return nil, fmt.Errorf("lab %s: no free address left for the controller or the stranger", name)
+	if inv.HasSites() {
+		for _, s := range inv.Sites {
+			l.Sites = append(l.Sites, s.Name)
+		}
+	}
+	var strangers []*Node
+	l.Controller, strangers = outsiders(name, l.Hosts, l.Sites)
+	l.Stranger = strangers[0]
+	if l.Sites != nil {
+		l.Strangers = strangers
+	}
+	for _, str := range strangers {
+		if !l.Controller.Public.IP.IsValid() || !str.Private.IP.IsValid() {
+			return nil, fmt.Errorf("lab %s: no free address left for the controller or the stranger", name)
+		}
 	}
 	return l, nil
 }
@@ -205,12 +228,15 @@ func (l *Lab) Node(name string) (*Node, error) {
 	case Stranger:
 		return l.Stranger, nil
 	}
-	for _, n := range l.Hosts {
+	for _, n := range append(l.Strangers, l.Hosts...) {
 		if n.Name == name {
 			return n, nil
 		}
 	}
 	names := []string{Controller, Stranger}
+	for _, n := range l.Strangers {
+		names = append(names, n.Name)
+	}
 	for _, n := range l.Hosts {
 		names = append(names, n.Name)
 	}
@@ -230,6 +256,27 @@ func (l *Lab) Host(name string) (*Node, error) {
 	}
 	return nil, fmt.Errorf("lab %s: no host %q (hosts: %s)", l.Name, name, strings.Join(names, ", "))
 }
+
+// StrangerOf names the stranger on a site's private segment:
+// "stranger@SITE", or "stranger" for the one site of an inventory without
+// [sites].
+func StrangerOf(site string) string {
+	if site == "" {
+		return Stranger
+	}
+	return Stranger + "@" + site
+}
+
+// outsiders are the controller and the strangers.
+func (l *Lab) outsiders() []*Node {
+	if l.Strangers == nil {
+		return []*Node{l.Controller, l.Stranger}
+	}
+	return append([]*Node{l.Controller}, l.Strangers...)
+}
+
+// nodes are the outsiders and the hosts.
+func (l *Lab) nodes() []*Node { return append(l.outsiders(), l.Hosts...) }
 
 // hostDir is where one host's keys, configuration and own directories live.
 func (l *Lab) hostDir(n *Node) string { return filepath.Join(l.Dir, "hosts", n.Name) }

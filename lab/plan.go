@@ -2,13 +2,15 @@ package lab
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 )
 
-// The lab's two segments. Every address on a segment reaches every other
-// one on it directly (on-link), as on a provider's network; nothing routes
-// between segments and no route leaves the lab.
+// The lab's segments: the public one, and a private one per site (one for
+// an inventory without [sites]). Every address on a segment reaches every
+// other one on it directly (on-link), as on a provider's network; nothing
+// routes between segments and no route leaves the lab.
 //
 // An interface gets its address with the /24 (IPv4) or /64 (IPv6) around it,
 // which gives the kernel's own prefix route, plus an on-link route for every
@@ -33,11 +35,11 @@ func netOf(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// segments returns the addresses on the public and the private segment,
-// outsiders included once they are planned.
-func (l *Lab) segments() (pub, prv []netip.Addr) {
-	nodes := append([]*Node{l.Controller, l.Stranger}, l.Hosts...)
-	for _, n := range nodes {
+// segments returns the addresses on the public segment and on each site's
+// private segment, outsiders included once they are planned.
+func (l *Lab) segments() (pub []netip.Addr, prv map[string][]netip.Addr) {
+	prv = map[string][]netip.Addr{}
+	for _, n := range l.nodes() {
 		if n == nil {
 			continue
 		}
@@ -45,10 +47,19 @@ func (l *Lab) segments() (pub, prv []netip.Addr) {
 			pub = appendValid(pub, n.Public.IP, n.Public.IP6)
 		}
 		if n.Private != nil {
-			prv = appendValid(prv, n.Private.IP, n.Private.IP6)
+			prv[n.Site] = appendValid(prv[n.Site], n.Private.IP, n.Private.IP6)
 		}
 	}
 	return pub, prv
+}
+
+// allPrivate is every private segment's addresses together.
+func allPrivate(prv map[string][]netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, site := range slices.Sorted(maps.Keys(prv)) {
+		out = append(out, prv[site]...)
+	}
+	return out
 }
 
 func appendValid(s []netip.Addr, ips ...netip.Addr) []netip.Addr {
@@ -130,22 +141,24 @@ func linkConfig(lk *Link, seg []netip.Addr, shared map[netip.Prefix]bool) (addrs
 	return addrs, routes
 }
 
-// outsiders plans the controller, on the public segment, and the stranger,
-// on the private one, at addresses no host uses, in the segment's first
-// network.
-func outsiders(name string, hosts []*Node) (ctl, str *Node) {
+// outsiders plans the controller, on the public segment, and a stranger
+// on each site's private segment (sites: none for an inventory without
+// [sites], which has one), at addresses no host uses, in the segment's
+// first network.
+func outsiders(name string, hosts []*Node, sites []string) (ctl *Node, strs []*Node) {
 	used := map[netip.Addr]bool{}
-	var pub4, pub6, prv4 []netip.Addr
+	var pub4, pub6 []netip.Addr
+	prv4 := map[string][]netip.Addr{}
 	for _, h := range hosts {
 		if h.Public != nil {
 			pub4 = appendValid(pub4, h.Public.IP)
 			pub6 = appendValid(pub6, h.Public.IP6)
 		}
 		if h.Private != nil {
-			prv4 = appendValid(prv4, h.Private.IP)
+			prv4[h.Site] = appendValid(prv4[h.Site], h.Private.IP)
 		}
 	}
-	for _, a := range slices.Concat(pub4, pub6, prv4) {
+	for _, a := range slices.Concat(pub4, pub6, allPrivate(prv4)) {
 		used[a] = true
 	}
 	ctl = &Node{Name: Controller, Netns: netnsName(name, "_"+Controller), Public: &Link{
@@ -155,10 +168,20 @@ func outsiders(name string, hosts []*Node) (ctl, str *Node) {
 		ctl.Public.IP6 = freeAddr(nets(pub6), netip.Prefix{}, used)
 	}
 	used[ctl.Public.IP] = true
-	str = &Node{Name: Stranger, Netns: netnsName(name, "_"+Stranger), Private: &Link{
-		Iface: "eth0", Peer: Prefix + "-str", IP: freeAddr(nets(prv4), fallbackPrivate, used),
-	}}
-	return ctl, str
+	if sites == nil {
+		sites = []string{""}
+	}
+	for i, site := range sites {
+		str := &Node{Name: StrangerOf(site), Netns: netnsName(name, "_"+Stranger), Site: site, Private: &Link{
+			Iface: "eth0", Peer: Prefix + "-str", IP: freeAddr(nets(prv4[site]), fallbackPrivate, used),
+		}}
+		if i > 0 {
+			str.Netns, str.Private.Peer = netnsName(name, fmt.Sprintf("_%s-%d", Stranger, i)), fmt.Sprintf("%s-str%d", Prefix, i)
+		}
+		used[str.Private.IP] = true
+		strs = append(strs, str)
+	}
+	return ctl, strs
 }
 
 // freeAddr returns the highest unused host address of the first network

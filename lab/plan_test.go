@@ -104,6 +104,53 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// An inventory of sites gets a private segment per site, each with a
+// stranger of its own; the public segment is shared.
+func TestNewSites(t *testing.T) {
+	inv, err := inventory.Load("../examples/sites.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(inv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(l.Sites, []string{"east", "west"}) {
+		t.Errorf("sites %q", l.Sites)
+	}
+	want := []*Node{
+		{Name: "stranger@east", Netns: "fwp-sites_stranger", Site: "east", Private: &Link{Iface: "eth0", Peer: "fwp-str", IP: netip.MustParseAddr("198.18.0.254")}},
+		{Name: "stranger@west", Netns: "fwp-sites_stranger-1", Site: "west", Private: &Link{Iface: "eth0", Peer: "fwp-str1", IP: netip.MustParseAddr("198.19.0.254")}},
+	}
+	if d := cmp.Diff(want, l.Strangers, addrEq); d != "" {
+		t.Errorf("strangers (-want +got):\n%s", d)
+	}
+	for name, want := range map[string]string{"stranger": "stranger@east", "stranger@west": "stranger@west", "db-1": "db-1"} {
+		if n, err := l.Node(name); err != nil || n.Name != want {
+			t.Errorf("Node(%q) = %v, %v; want %s", name, n, err, want)
+		}
+	}
+	if _, err := l.Node("stranger@north"); err == nil || !strings.Contains(err.Error(), "(nodes: controller, stranger, stranger@east, stranger@west, ") {
+		t.Errorf("Node(stranger@north): %v", err)
+	}
+	if got := l.privateBridge("east") + " " + l.privateBridge("west"); got != "fwp-prv fwp-prv-s1" {
+		t.Errorf("private bridges %s", got)
+	}
+	pub, prv := l.segments()
+	if len(pub) != 13 || len(prv["east"]) != 6 || len(prv["west"]) != 4 {
+		t.Errorf("segments: public %v, private %v", pub, prv)
+	}
+	for _, a := range prv["west"] {
+		if !netip.MustParsePrefix("198.19.0.0/24").Contains(a) {
+			t.Errorf("west's private segment holds %s", a)
+		}
+	}
+	db, _ := l.Host("db-1")
+	if db.Site != "west" {
+		t.Errorf("db-1 in site %q", db.Site)
+	}
+}
+
 func TestNewAvoidsUsedAddresses(t *testing.T) {
 	inv := loadSite(t)
 	h, _ := inv.Host("wordpress-1")

@@ -15,7 +15,7 @@ type Status struct {
 	Dir       string
 	// Up is true when every namespace exists and every host's sshd runs.
 	Up bool
-	// Nodes are the controller, the stranger and the hosts, in that order;
+	// Nodes are the controller, the strangers and the hosts, in that order;
 	// empty when the lab has no state.
 	Nodes []NodeStatus
 	// Leftovers names what exists of a lab without state (namespaces,
@@ -33,7 +33,7 @@ type NodeStatus struct {
 	// NetnsUp says whether the namespace exists.
 	NetnsUp bool
 	// PID is the host's sshd, 0 when it does not run (and for the
-	// controller and the stranger, which run none).
+	// controller and the strangers, which run none).
 	PID   int
 	Addrs []netip.Addr
 }
@@ -88,7 +88,7 @@ func StatusOf(name string) (*Status, error) {
 	}
 	st.Inventory = l.Inventory
 	st.Up = true
-	for _, n := range append([]*Node{l.Controller, l.Stranger}, l.Hosts...) {
+	for _, n := range l.nodes() {
 		ns := NodeStatus{Name: n.Name, Netns: n.Netns}
 		_, err := os.Stat(netnsPath(n.Netns))
 		ns.NetnsUp = err == nil

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -90,8 +91,8 @@ func (l *Lab) up(ctx context.Context) error {
 	// Addresses, routes and sshd, host by host: most of the time goes to
 	// starting processes, which overlaps well beyond the number of CPUs.
 	pub, prv := l.segments()
-	shared := sharedNets(pub, prv)
-	nodes := append([]*Node{l.Controller, l.Stranger}, l.Hosts...)
+	shared := sharedNets(pub, allPrivate(prv))
+	nodes := l.nodes()
 	errs := make([]error, len(nodes))
 	var g errgroup.Group
 	g.SetLimit(4 * runtime.NumCPU())
@@ -101,7 +102,7 @@ func (l *Lab) up(ctx context.Context) error {
 				errs[i] = err
 				return nil
 			}
-			if err := configure(ctx, n, pub, prv, shared); err != nil {
+			if err := configure(ctx, n, pub, prv[n.Site], shared); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
 				return nil
 			}
@@ -120,8 +121,8 @@ func (l *Lab) up(ctx context.Context) error {
 
 // createNetns creates every namespace of the lab with one ip(8) process.
 func (l *Lab) createNetns(ctx context.Context) error {
-	lines := []string{"netns add " + l.Switch, "netns add " + l.Controller.Netns, "netns add " + l.Stranger.Netns}
-	for _, n := range l.Hosts {
+	lines := []string{"netns add " + l.Switch}
+	for _, n := range l.nodes() {
 		lines = append(lines, "netns add "+n.Netns)
 	}
 	if err := ipBatch(ctx, "", lines); err != nil {
@@ -130,21 +131,20 @@ func (l *Lab) createNetns(ctx context.Context) error {
 	return nil
 }
 
-// wire builds the switch: the two bridges and a veth pair per interface,
-// whose inner end is created directly in its node's namespace under the
-// inventory's interface name.
+// wire builds the switch: the public bridge, a private bridge per site,
+// and a veth pair per interface, whose inner end is created directly in
+// its node's namespace under the inventory's interface name.
 func (l *Lab) wire(ctx context.Context) error {
-	lines := []string{
-		"link add " + publicBridge + " type bridge forward_delay 0",
-		"link add " + privateBridge + " type bridge forward_delay 0",
-		"link set " + publicBridge + " up",
-		"link set " + privateBridge + " up",
+	lines := []string{"link add " + publicBridge + " type bridge forward_delay 0", "link set " + publicBridge + " up"}
+	for _, site := range l.siteNames() {
+		br := l.privateBridge(site)
+		lines = append(lines, "link add "+br+" type bridge forward_delay 0", "link set "+br+" up")
 	}
-	for _, n := range append([]*Node{l.Controller, l.Stranger}, l.Hosts...) {
+	for _, n := range l.nodes() {
 		for _, p := range []struct {
 			lk     *Link
 			bridge string
-		}{{n.Public, publicBridge}, {n.Private, privateBridge}} {
+		}{{n.Public, publicBridge}, {n.Private, l.privateBridge(n.Site)}} {
 			if p.lk == nil {
 				continue
 			}
@@ -157,6 +157,24 @@ func (l *Lab) wire(ctx context.Context) error {
 		return fmt.Errorf("wire the switch: %w", err)
 	}
 	return nil
+}
+
+// siteNames are the sites whose private segments the lab has: "" alone
+// for an inventory without [sites].
+func (l *Lab) siteNames() []string {
+	if l.Sites == nil {
+		return []string{""}
+	}
+	return l.Sites
+}
+
+// privateBridge names a site's private bridge: privateBridge for the first
+// (or only) site, then fwp-prv-s1, fwp-prv-s2...
+func (l *Lab) privateBridge(site string) string {
+	if i := slices.Index(l.Sites, site); i > 0 {
+		return fmt.Sprintf("%s-s%d", privateBridge, i)
+	}
+	return privateBridge
 }
 
 // configure gives a node its addresses and routes and brings its links up.

@@ -64,7 +64,13 @@ func completeArgs(words []string) cobra.CompletionFunc {
 			return completeHost(cmd, args, toComplete)
 		case "FROM":
 			names, dir := completeHost(cmd, args, toComplete)
-			for _, n := range []string{lab.Controller, lab.Stranger} {
+			outsiders := []string{lab.Controller, lab.Stranger}
+			if inv := completionInventory(args); inv != nil && inv.HasSites() {
+				for _, s := range inv.Sites {
+					outsiders = append(outsiders, lab.StrangerOf(s.Name))
+				}
+			}
+			for _, n := range outsiders {
 				if strings.HasPrefix(n, toComplete) {
 					names = append(names, n)
 				}

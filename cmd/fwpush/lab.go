@@ -199,10 +199,11 @@ and /run. The command's exit status is shell's.`,
 		&cobra.Command{
 			Use:   "probe INVENTORY FROM ADDRESS PORT",
 			Short: "Tell whether a TCP port is reachable from a host, the controller or the stranger",
-			Long: fmt.Sprintf(`probe tries a TCP connection from FROM (a host, "controller" or "stranger") to
-ADDRESS:PORT and prints "reachable" when the packet got there (the connection
-was accepted or refused) or "filtered" when it did not (no answer within %s,
-or the way is closed).`, lab.ProbeTimeout),
+			Long: fmt.Sprintf(`probe tries a TCP connection from FROM (a host, "controller" or "stranger";
+"stranger@SITE" for a site's own in an inventory of sites) to ADDRESS:PORT
+and prints "reachable" when the packet got there (the connection was
+accepted or refused) or "filtered" when it did not (no answer within %s, or
+the way is closed).`, lab.ProbeTimeout),
 			Example: `  fwpush lab probe site.toml controller 203.0.113.10 22
   fwpush lab probe site.toml stranger 198.18.0.31 3306`,
 			Args: func(cmd *cobra.Command, args []string) error {
@@ -276,8 +277,16 @@ func upArgs(name, path string) string {
 }
 
 func printUp(w io.Writer, l *lab.Lab, path, name string, took time.Duration) {
-	fmt.Fprintf(w, "lab %s: up in %.1fs: %s, controller %s, stranger %s\n",
-		l.Name, took.Seconds(), pluralize(len(l.Hosts), "host", "hosts"), l.Controller.Public.IP, l.Stranger.Private.IP)
+	strangers := "stranger " + l.Stranger.Private.IP.String()
+	if l.Strangers != nil {
+		var each []string
+		for _, n := range l.Strangers {
+			each = append(each, n.Name+" "+n.Private.IP.String())
+		}
+		strangers = "strangers " + strings.Join(each, ", ")
+	}
+	fmt.Fprintf(w, "lab %s: up in %.1fs: %s, controller %s, %s\n",
+		l.Name, took.Seconds(), pluralize(len(l.Hosts), "host", "hosts"), l.Controller.Public.IP, strangers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  client key\t%s\n", l.Identity)
 	fmt.Fprintf(tw, "  known_hosts\t%s\n", l.KnownHosts)
@@ -313,7 +322,7 @@ func printStatus(w io.Writer, st *lab.Status) {
 		switch {
 		case n.PID != 0:
 			pid = strconv.Itoa(n.PID)
-		case n.Name != lab.Controller && n.Name != lab.Stranger:
+		case n.Name != lab.Controller && !strings.HasPrefix(n.Name, lab.Stranger):
 			pid = "not running"
 		}
 		var addrs []string
