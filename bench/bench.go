@@ -161,6 +161,7 @@ func measureSize(ctx context.Context, cfg Config, work string, n int, res *Resul
 	res.Parallel = f.parallel
 	for run := 1; run <= cfg.Runs; run++ {
 		for _, t := range cfg.Tools {
+			res.sampleLoad()
 			samples, err := f.measure(ctx, t)
 			if err != nil {
 				return fmt.Errorf("run %d: %s: %w", run, t, err)

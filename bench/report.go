@@ -100,7 +100,8 @@ func Markdown(r *Results, plot string) string {
 	if m.Mitogen != "" {
 		versions = append(versions, m.Mitogen)
 	}
-	fmt.Fprintf(&b, "Versions: %s.\n\n", strings.Join(versions, "; "))
+	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
+	fmt.Fprintf(&b, "The machine's 1-minute load average before the measurements went from %.1f to %.1f: it is shared with other work, hence the ranges.\n\n", r.Load[0], r.Load[1])
 
 	b.WriteString("### Wall time, seconds\n\n")
 	table(&b, r, func(x *Measurement) string {
@@ -144,13 +145,18 @@ How each is measured, from a fresh start every run (the tools interleaved):
 - Ansible: bench/ansible/push.yml with the policies ` + "`fwpush render`" + ` wrote; copy
   both files to /etc/iptables, iptables-restore and ip6tables-restore them,
   read them back with iptables-save. Pipelining on, ControlPersist, no facts,
-  forks as above; every host but the tunnel through ProxyJump over one
+  forks as above, a 60 s connection timeout (with the default 10 s, Mitogen's
+  start on 20 hosts at once times out on a loaded machine); every host but the
+  tunnel through ProxyJump over one
   ControlMaster connection to the tunnel, which is opened inside the timed
   span (as fwpush dials the tunnel inside its own).
 - OpenSSH floor: one ControlMaster connection to the tunnel, then one ` + "`ssh`" + ` per
   host (ProxyJump over the master) running ` + "`iptables-save`" + `, concurrently as above.
 - Everything runs in the lab's controller namespace, with the lab's key and
-  known_hosts (host keys checked).
+  known_hosts (host keys checked). The OpenSSH clients use the key exchange
+  fwpush's Go client settles on with these servers (curve25519-sha256):
+  OpenSSH's default, sntrup761x25519, costs each connection about 0.1 s more
+  CPU on each side.
 `)
 	return b.String()
 }

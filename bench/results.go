@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"time"
@@ -57,12 +58,15 @@ func stat(vals []float64) Stat {
 
 // Results is everything one bench measured.
 type Results struct {
-	Date         time.Time      `json:"date"`
-	Machine      Machine        `json:"machine"`
-	Runs         int            `json:"runs"`
-	Sizes        []int          `json:"sizes"`
-	Tools        []Tool         `json:"tools"`
-	Parallel     int            `json:"parallel"`
+	Date     time.Time `json:"date"`
+	Machine  Machine   `json:"machine"`
+	Runs     int       `json:"runs"`
+	Sizes    []int     `json:"sizes"`
+	Tools    []Tool    `json:"tools"`
+	Parallel int       `json:"parallel"`
+	// Load is the least and the greatest 1-minute load average seen before
+	// a measurement: the machine may be shared with other work.
+	Load         [2]float64     `json:"load"`
 	Measurements []*Measurement `json:"measurements"`
 }
 
@@ -108,4 +112,20 @@ func writeJSON(path string, r *Results) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// sampleLoad widens r.Load with the machine's 1-minute load average now.
+func (r *Results) sampleLoad() {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(data), &l); err != nil {
+		return
+	}
+	if r.Load == [2]float64{} {
+		r.Load = [2]float64{l, l}
+	}
+	r.Load[0], r.Load[1] = min(r.Load[0], l), max(r.Load[1], l)
 }

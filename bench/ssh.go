@@ -84,6 +84,7 @@ func (f *fleet) setupSSH() error {
 	cfg := fmt.Sprintf(`[defaults]
 inventory = %[1]s/hosts.yml
 forks = %[2]d
+timeout = 60
 gathering = explicit
 host_key_checking = True
 retry_files_enabled = False
@@ -127,7 +128,7 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 	cmd.Stdout = &stdout
 	s, err := measured(cmd, 0)
 	if err != nil {
-		return Sample{}, fmt.Errorf("%w\n%s", err, tail(stdout.Bytes()))
+		return Sample{}, fmt.Errorf("%w\n%s", err, ansibleErrors(stdout.Bytes()))
 	}
 	s.Wall = time.Since(start)
 	s = s.plus(master)
@@ -219,4 +220,19 @@ func mitogenStrategies() string {
 		return ""
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "plugins", "strategy")
+}
+
+// ansibleErrors picks from a playbook's output the lines that say what
+// failed, which its recap at the end does not.
+func ansibleErrors(out []byte) string {
+	var b []byte
+	for line := range bytes.Lines(out) {
+		if bytes.HasPrefix(line, []byte("fatal:")) || bytes.Contains(line, []byte("ERROR!")) || bytes.Contains(line, []byte("[WARNING]")) {
+			b = append(b, line...)
+		}
+	}
+	if len(b) == 0 {
+		return tail(out)
+	}
+	return tail(b)
 }
