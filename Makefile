@@ -35,7 +35,8 @@ demo: deps build
 # Root; installs ansible-core, ansible-mitogen and gnuplot-nox if missing.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
-	$(GO) run ./bench/cmd/fwbench -fwpush $(BIN) -out BENCHMARKS.md -plot docs/bench.svg
+	$(GO) build -o bin/fwbench-launch ./bench/cmd/fwbench-launch
+	$(GO) run ./bench/cmd/fwbench -fwpush $(BIN) -launcher bin/fwbench-launch -out BENCHMARKS.md -plot docs/bench.svg
 
 fuzz:
 	$(GO) test ./inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s

@@ -92,6 +92,9 @@ type Config struct {
 	Tools []Tool // what to run
 	// FwPush is the fwpush binary (make build's bin/fwpush).
 	FwPush string
+	// Launcher is bench/cmd/fwbench-launch built, which starts the
+	// programs whose peak memory is measured.
+	Launcher string
 	// Out is the BENCHMARKS.md to update between its markers; "" for none.
 	Out string
 	// Plot is the SVG plot to write with gnuplot; "" for none.

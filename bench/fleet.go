@@ -144,7 +144,7 @@ func (f *fleet) fwpush(ctx context.Context) ([]sampled, error) {
 		var stdout bytes.Buffer
 		cmd := f.lab.Command(ctx, f.cfg.FwPush, step.args...)
 		cmd.Stdout = &stdout
-		s, err := measured(cmd, step.exit)
+		s, err := f.launched(ctx, cmd, step.exit)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w\n%s", step.scenario, err, tail(stdout.Bytes()))
 		}
@@ -161,10 +161,11 @@ func (f *fleet) fwpush(ctx context.Context) ([]sampled, error) {
 	return out, nil
 }
 
-// measured runs cmd (which must exec the measured program itself, as
-// nsenter does) and returns its wall time and its resource use as wait4
-// reports it: the process's own and that of the children it waited for.
-// An exit status other than want is an error.
+// measured runs cmd directly, for programs started too many at once for
+// a launcher each (the OpenSSH loop), and returns its wall time and its
+// CPU time as wait4 reports it: the process's own and that of the children
+// it waited for. Its peak memory is not known (see launched). An exit
+// status other than want is an error.
 func measured(cmd *exec.Cmd, want int) (Sample, error) {
 	var stderr bytes.Buffer
 	if cmd.Stderr == nil {
@@ -181,7 +182,9 @@ func measured(cmd *exec.Cmd, want int) (Sample, error) {
 	case want != 0:
 		return Sample{}, fmt.Errorf("%s: exit status 0, expected %d", strings.Join(cmd.Args, " "), want)
 	}
-	return usage(cmd.ProcessState, wall), nil
+	s := usage(cmd.ProcessState, wall)
+	s.MaxRSS = 0
+	return s, nil
 }
 
 // usage is a finished process's sample.

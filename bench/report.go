@@ -118,15 +118,21 @@ func Markdown(r *Results, plot string) string {
 
 	b.WriteString("\n### CPU time (user + system) and peak memory (RSS) of the client, medians\n\n")
 	table(&b, r, func(x *Measurement) string {
+		if x.MaxRSS.Median == 0 {
+			return secs(x.CPU.Median) + " s"
+		}
 		return fmt.Sprintf("%s s, %.1f MiB", secs(x.CPU.Median), x.MaxRSS.Median)
 	})
 	b.WriteString(`
-For fwpush these are fwpush's own process: the bench starts it in the lab's
-controller namespace with nsenter, which execs it, and reads its rusage from
-wait4. For Ansible they are ansible-playbook and the workers it waited for
-(Mitogen's included), not the ControlMaster processes that outlive it; for
-OpenSSH, the CPU of every client and of starting the master, added up, and the
-largest RSS.
+For fwpush these are fwpush's own process, from wait4 in a tiny launcher
+(bench/cmd/fwbench-launch) that starts it in the lab's controller namespace
+through nsenter, which execs it. The launcher is there because a child that Go
+starts (with vfork) inherits its parent's peak RSS when it execs: started by
+the bench, every program would show the bench's peak. Each peak above is
+above its launcher's. For Ansible they are ansible-playbook and the workers it
+waited for (Mitogen's included), not the ControlMaster processes that outlive
+it. For OpenSSH, the CPU of every client and of starting the master, added
+up; its clients start without a launcher each, so their peak is not known.
 `)
 	if plot != "" {
 		fmt.Fprintf(&b, "\n![Wall time against fleet size, per tool](%s)\n", plot)

@@ -12,15 +12,19 @@ import (
 // and system) and peak resident memory of the client processes, as wait4
 // reports them.
 type Sample struct {
-	Wall   time.Duration `json:"wall_ns"`
-	CPU    time.Duration `json:"cpu_ns"`
-	MaxRSS int64         `json:"max_rss_bytes"`
+	Wall time.Duration `json:"wall_ns"`
+	CPU  time.Duration `json:"cpu_ns"`
+	// MaxRSS is the measured program's peak RSS, 0 when unknown.
+	MaxRSS int64 `json:"max_rss_bytes"`
+	// LauncherRSS is the peak RSS of the launcher that started it, which
+	// MaxRSS must exceed to be the program's own (see launched).
+	LauncherRSS int64 `json:"launcher_rss_bytes,omitempty"`
 }
 
 // plus combines samples of processes that ran in one scenario: CPU adds
 // up, the peak memory is the largest, wall time is the caller's to set.
 func (s Sample) plus(o Sample) Sample {
-	return Sample{Wall: s.Wall, CPU: s.CPU + o.CPU, MaxRSS: max(s.MaxRSS, o.MaxRSS)}
+	return Sample{Wall: s.Wall, CPU: s.CPU + o.CPU, MaxRSS: max(s.MaxRSS, o.MaxRSS), LauncherRSS: max(s.LauncherRSS, o.LauncherRSS)}
 }
 
 // Measurement is every sample of one scenario at one fleet size, with

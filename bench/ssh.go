@@ -126,7 +126,7 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 	cmd := f.lab.Command(ctx, "ansible-playbook", filepath.Join(f.dir, "push.yml"))
 	cmd.Env = append(cmd.Env, "ANSIBLE_CONFIG="+f.ssh.ansible, "ANSIBLE_STRATEGY="+strategy)
 	cmd.Stdout = &stdout
-	s, err := measured(cmd, 0)
+	s, err := f.launched(ctx, cmd, 0)
 	if err != nil {
 		return Sample{}, fmt.Errorf("%w\n%s", err, ansibleErrors(stdout.Bytes()))
 	}

@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 3, "runs of every measurement at every size")
 	tools := fs.String("tools", "fwpush,ansible,mitogen,openssh", "what to measure, comma-separated")
 	fwpush := fs.String("fwpush", "bin/fwpush", "the fwpush binary (make build)")
+	launcher := fs.String("launcher", "bin/fwbench-launch", "bench/cmd/fwbench-launch built: starts the programs whose memory is measured")
 	out := fs.String("out", "BENCHMARKS.md", "the file whose results section to rewrite (\"\": none)")
 	plot := fs.String("plot", "docs/bench.svg", "the SVG plot to write with gnuplot (\"\": none)")
 	jsonOut := fs.String("json", "", "write every sample as JSON to this file")
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("fwbench takes no arguments, got %q", fs.Args())
 	}
-	cfg := bench.Config{Runs: *runs, FwPush: *fwpush, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
+	cfg := bench.Config{Runs: *runs, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
 	if *quiet {
 		cfg.Log = io.Discard
 	}
@@ -69,11 +69,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-tools: %w", err)
 	}
 	cfg.Tools = t
-	if abs, err := filepath.Abs(cfg.FwPush); err == nil {
-		cfg.FwPush = abs
-	}
-	if _, err := os.Stat(cfg.FwPush); err != nil {
-		return errors.New("-fwpush: " + err.Error() + " (make build writes bin/fwpush)")
+	for _, p := range []struct {
+		flag string
+		path *string
+	}{{"fwpush", &cfg.FwPush}, {"launcher", &cfg.Launcher}} {
+		if abs, err := filepath.Abs(*p.path); err == nil {
+			*p.path = abs
+		}
+		if _, err := os.Stat(*p.path); err != nil && *from == "" {
+			return fmt.Errorf("-%s: %w (make bench builds it in bin/)", p.flag, err)
+		}
 	}
 	if *from != "" {
 		return rewrite(ctx, cfg, *from, stdout)
