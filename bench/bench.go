@@ -119,6 +119,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("bench: %d hosts: sizes go from 2 (a tunnel and one host) to %d", n, lab.MaxHosts)
 		}
 	}
+	if cfg.FwPush == "" || cfg.Launcher == "" {
+		return nil, errors.New("bench: name the fwpush binary and the launcher (bench/cmd/fwbench-launch)")
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}

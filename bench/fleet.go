@@ -23,7 +23,6 @@ import (
 // and every host's rendered policy.
 type fleet struct {
 	cfg      Config
-	n        int
 	dir      string // the fleet's work directory
 	inv      *inventory.Inventory
 	invPath  string
@@ -47,7 +46,7 @@ func openFleet(ctx context.Context, cfg Config, work string, n int) (*fleet, err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f := &fleet{cfg: cfg, n: n, dir: dir, invPath: filepath.Join(dir, "fleet.toml"), policies: filepath.Join(dir, "policies")}
+	f := &fleet{cfg: cfg, dir: dir, invPath: filepath.Join(dir, "fleet.toml"), policies: filepath.Join(dir, "policies")}
 	if err := os.WriteFile(f.invPath, lab.FleetTOML(n), 0o644); err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func (r *Results) Get(s Scenario, hosts int) *Measurement {
 	return nil
 }
 
-// measured reports whether any size has samples of s.
+// has reports whether any size has samples of s.
 func (r *Results) has(s Scenario) bool {
 	for _, m := range r.Measurements {
 		if m.Scenario == s {

@@ -86,7 +86,7 @@ func TestSmoke(t *testing.T) {
 	}
 	// Every fwpush row of the wall-time table holds a median and a range
 	// that parse, and the first push's is the one measured.
-	row := regexp.MustCompile("(?m)^\\| (fwpush [^|]+) \\| ([0-9.]+) \\(([0-9.]+)–([0-9.]+)\\) \\|$")
+	row := regexp.MustCompile(`(?m)^\| (fwpush [^|]+) \| ([0-9.]+) \(([0-9.]+)–([0-9.]+)\) \|$`)
 	rows := row.FindAllStringSubmatch(text, -1)
 	if len(rows) != len(scenarios) {
 		t.Fatalf("BENCHMARKS.md: %d fwpush rows of wall time, want %d:\n%s", len(rows), len(scenarios), text)
