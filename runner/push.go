@@ -370,7 +370,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Facts, error) {
 	timeout := p.inv.SSH.Timeout
 	var waited time.Duration
-	for range 10 {
+	for settled := 0; settled < 10; {
 		if len(f.Guards) == 0 {
 			return f, nil
 		}
@@ -385,10 +385,10 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 					who, g.FireAt.Local().Format("15:04:05")))
 			}
 			p.log.Info("waiting for another run of fwpush on this host", "its_guard_fires", g.FireAt)
-			if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			if err := sleep(ctx, 5*p.opts.Poll); err != nil {
 				return f, err
 			}
-			waited += 500 * time.Millisecond
+			waited += 5 * p.opts.Poll
 		} else {
 			live4, _ := policy.SplitForeign(policy.Canonical(f.V4), policy.Canonical(string(p.pol.V4)))
 			live6, _ := policy.SplitForeign(policy.Canonical(f.V6), policy.Canonical(string(p.pol.V6)))
@@ -399,6 +399,7 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 				return f, stepFail("settle an earlier run", err)
 			}
 			p.log.Warn("settled the unconfirmed apply of an earlier run", "token", g.Token, "outcome", out)
+			settled++
 		}
 		var err error
 		if f, err = h.Facts(ctx); err != nil {
