@@ -25,7 +25,10 @@ type Session interface {
 	Close() error
 }
 
-var _ Session = transport.Session(nil)
+var (
+	_ Session = transport.Session(nil)
+	_ Pinger  = transport.Session(nil)
+)
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
