@@ -61,8 +61,14 @@ func (l *Lab) Up(ctx context.Context) error {
 }
 
 func (l *Lab) up(ctx context.Context) error {
+	if err := checkRootfs(); err != nil {
+		return err
+	}
 	if err := prepareMachine(); err != nil {
 		return err
+	}
+	if err := ensureRepo(ctx, l.packages()); err != nil {
+		return fmt.Errorf("local apt repository %s: %w", repoDir, err)
 	}
 	if err := os.Mkdir(l.Dir, 0o700); err != nil {
 		return err
@@ -71,9 +77,17 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", l.Dir, err)
 	}
+	users := make([]string, len(l.Hosts))
+	for i, n := range l.Hosts {
+		users[i] = n.User
+	}
+	acc, err := planAccounts(users)
+	if err != nil {
+		return err
+	}
 	known := make([]string, len(l.Hosts))
 	for i, n := range l.Hosts {
-		if known[i], err = l.writeHost(n, authorized); err != nil {
+		if known[i], err = l.writeHost(n); err != nil {
 			return fmt.Errorf("host %s: write %s: %w", n.Name, l.hostDir(n), err)
 		}
 	}
@@ -87,8 +101,9 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 
-	// Addresses, routes and sshd, host by host: most of the time goes to
-	// starting processes, which overlaps well beyond the number of CPUs.
+	// Filesystem, addresses, routes and sshd, host by host: most of the
+	// time goes to starting processes, which overlaps well beyond the
+	// number of CPUs.
 	pub, prv := l.segments()
 	shared := sharedNets(pub, prv)
 	nodes := append([]*Node{l.Controller, l.Stranger}, l.Hosts...)
@@ -108,7 +123,15 @@ func (l *Lab) up(ctx context.Context) error {
 			if n.Port == 0 {
 				return nil // the controller and the stranger run no sshd
 			}
-			if err := l.startSSHD(ctx, n); err != nil {
+			if err := l.writeRootfs(n, acc, authorized); err != nil {
+				errs[i] = fmt.Errorf("host %s: write its filesystem in %s: %w", n.Name, l.fsDir(n), err)
+				return nil
+			}
+			if err := l.startSSHD(ctx, n, false); err != nil {
+				errs[i] = fmt.Errorf("host %s: %w", n.Name, err)
+				return nil
+			}
+			if err := l.provision(ctx, n); err != nil {
 				errs[i] = fmt.Errorf("host %s: %w", n.Name, err)
 			}
 			return nil
@@ -202,51 +225,108 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 
 // launch is the start of every host's sshd, run by sh inside the host's
 // network namespace and a fresh private mount namespace. Values arrive as
-// arguments, never in the script: $1 the host's directory, $2 sshd, $3 mount,
-// $4 umount, $5 the host's name, which becomes its hostname (the process
-// has a UTS namespace of its own too).
+// arguments, never in the script: $1 the host's directory, $2 its
+// filesystem's directory (upper, work, root), $3 the lab's state root, $4
+// the local apt repository, $5 1 when the host reboots, $6 the boot script,
+// $7 the utmp record, $8 sshd, $9 the host's name, which becomes its
+// hostname (the process has a UTS namespace of its own too).
 //
-// The new mount namespace starts as a copy of the machine's. Its copies of
-// /run/netns would keep every lab's namespaces alive after their own down,
-// so /run is dropped whole and replaced by a fresh tmpfs, as a booted server
-// has; /tmp gets one too, /sys is remounted to show the host's interfaces,
-// and the host's own directories cover the machine's. mount -n keeps
-// util-linux from recording anything in the machine's /run.
+// The new mount namespace starts as a copy of the machine's. The host's
+// root is an overlay of the machine's / (lower, read-only: its submounts
+// are not part of it) and the host's upper directory; proc, sysfs (which
+// shows the host's interfaces), /dev and fresh tmpfs for /dev/shm, /run and
+// /tmp are mounted into it, as a booted server has them. The lab's state
+// root is covered by a tmpfs that holds only the host's own directory (its
+// sshd_config, host key and pid file) and the repository, read-only, at
+// their paths. pivot_root then makes the overlay the namespace's root and
+// the machine's mounts, its copies of /run/netns among them (which would
+// keep every lab's namespaces alive after their own down), are detached.
+// mount -n keeps util-linux from recording anything in /run.
 const launch = `set -e
-dir=$1 sshd=$2 mount=$3 umount=$4
-echo "$5" >/proc/sys/kernel/hostname
-"$umount" -n -l /run/netns 2>/dev/null || :
-"$umount" -n -l /run 2>/dev/null || :
-"$mount" -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m fwp-run /run
-mkdir /run/sshd /run/fwpush
-"$mount" -n -t tmpfs -o mode=1777,nosuid,nodev fwp-tmp /tmp
-"$umount" -n -l /sys 2>/dev/null || :
-"$mount" -n -t sysfs -o nosuid,nodev,noexec fwp-sys /sys
-"$mount" -n --bind "$dir/root" /root
-"$mount" -n --bind "$dir/etc-iptables" /etc/iptables
-"$mount" -n --bind "$dir/var-lib-fwpush" /var/lib/fwpush
-if [ -f "$dir/passwd" ]; then "$mount" -n --bind "$dir/passwd" /etc/passwd; fi
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+dir=$1 fs=$2 lab=$3 repo=$4 boot=$5 bootscript=$6 utmp=$7 sshd=$8
+echo "$9" >/proc/sys/kernel/hostname
+mount -n -t overlay fwp-root -o "lowerdir=/,upperdir=$fs/upper,workdir=$fs/work,volatile" "$fs/root"
+cd "$fs/root"
+mount -n -t proc -o nosuid,nodev,noexec fwp-proc proc
+mount -n -t sysfs -o nosuid,nodev,noexec fwp-sys sys
+mount -n --rbind /dev dev
+mount -n -t tmpfs -o mode=1777,nosuid,nodev fwp-shm dev/shm
+mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m fwp-run run
+mount -n -t tmpfs -o mode=1777,nosuid,nodev fwp-tmp tmp
+mount -n -t tmpfs -o mode=0755,size=1m fwp-lab "./$lab"
+mkdir -p "./$dir" "./$repo" run/sshd
+mount -n --bind "$dir" "./$dir"
+mount -n --bind -o ro "$repo" "./$repo"
+printf "$utmp" >run/utmp
+pivot_root . .
+umount -n -l .
+cd /
+if [ "$boot" = 1 ] && ! sh -c "$bootscript" boot >"$dir/boot.log" 2>&1; then
+	: >"$dir/boot.failed"
+fi
 exec "$sshd" -D -e -f "$dir/sshd_config"
+`
+
+// bootScript is what a reboot runs before sshd starts: the kernel's rules
+// wiped as a reboot leaves them (no rules, every policy ACCEPT, both
+// families, both iptables backends and nftables' own), then the firewall
+// services a boot starts when they are enabled: netfilter-persistent
+// loading /etc/iptables/rules.v4 and rules.v6, nftables loading
+// /etc/nftables.conf, ufw. Each runs only if enabled (a systemd wants link,
+// or an rcS.d/rc2.d start link), in that order; a failure is reported and
+// the next one runs, as systemd goes on booting.
+const bootScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+if command -v nft >/dev/null 2>&1; then nft flush ruleset; fi
+for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-save; do
+	command -v "$save" >/dev/null 2>&1 || continue
+	"$save" 2>/dev/null | awk '/^\*/ || /^COMMIT/ { print } /^:/ && $2 != "-" { print $1, "ACCEPT" }' | "${save%-save}-restore" -w
+done
+enabled() {
+	for f in /etc/systemd/system/*.wants/"$1".service /etc/rcS.d/S[0-9][0-9]"$1" /etc/rc2.d/S[0-9][0-9]"$1"; do
+		[ -e "$f" ] && return 0
+	done
+	return 1
+}
+status=0
+if enabled netfilter-persistent && command -v netfilter-persistent >/dev/null 2>&1; then
+	echo "boot: netfilter-persistent start"
+	netfilter-persistent start || status=1
+fi
+if enabled nftables && [ -r /etc/nftables.conf ] && command -v nft >/dev/null 2>&1; then
+	echo "boot: nft -f /etc/nftables.conf"
+	nft -f /etc/nftables.conf || status=1
+fi
+if enabled ufw && [ -x /lib/ufw/ufw-init ]; then
+	echo "boot: ufw-init start"
+	/lib/ufw/ufw-init start || status=1
+fi
+exit $status
 `
 
 // launchTag is sh's $0 in launch: it marks the process, until it becomes
 // sshd, as one of the lab's for down.
 const launchTag = "fwpush-lab"
 
-// startSSHD starts a host's sshd and waits until it listens: sshd writes
-// its pid file only after binding its sockets.
-func (l *Lab) startSSHD(ctx context.Context, n *Node) error {
+// startSSHD starts a host's sshd in its own root filesystem and waits until
+// it listens: sshd writes its pid file only after binding its sockets. With
+// boot set, the host boots first (see bootScript).
+func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) error {
 	dir := l.hostDir(n)
 	log, err := os.OpenFile(filepath.Join(dir, "sshd.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	bootFlag := "0"
+	if boot {
+		bootFlag = "1"
+	}
 	// Not tied to ctx: sshd outlives Up. It gets a session of its own so
 	// that a terminal's ^C never reaches it.
 	cmd := exec.Command(bin("nsenter"), "--net="+netnsPath(n.Netns), "--",
 		bin("unshare"), "--mount", "--uts", "--propagation", "private", "--",
-		"/bin/sh", "-c", launch, launchTag, dir, bin("sshd"), bin("mount"), bin("umount"), n.Name)
+		"/bin/sh", "-c", launch, launchTag, dir, l.fsDir(n), Root, repoDir, bootFlag, bootScript, utmp(), bin("sshd"), n.Name)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -277,6 +357,73 @@ func (l *Lab) startSSHD(ctx context.Context, n *Node) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// provisionScript shapes a host that is up, as its options ask: $1 1 to
+// purge iptables-persistent and netfilter-persistent, $2 1 to set the login
+// user's password (user:password on stdin, for chpasswd), then the
+// packages to install from the local repository. Package names are
+// validated; nothing else arrives on the command line.
+const provisionScript = `set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DEBIAN_FRONTEND=noninteractive
+purge=$1 password=$2
+shift 2
+if [ "$purge" = 1 ]; then
+	dpkg --purge iptables-persistent netfilter-persistent
+fi
+if [ $# -gt 0 ]; then
+	apt-get -qq update
+	# Files the lab wrote win over the packages' own (/etc/nftables.conf).
+	apt-get -qq -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install "$@"
+fi
+if [ "$password" = 1 ]; then
+	chpasswd
+fi
+`
+
+// provision runs provisionScript in a host that has options needing it.
+func (l *Lab) provision(ctx context.Context, n *Node) error {
+	o := n.Options
+	if !o.NoPersistent && len(o.Packages) == 0 && o.Password == "" {
+		return nil
+	}
+	purge, password := "0", "0"
+	if o.NoPersistent {
+		purge = "1"
+	}
+	var stdin string
+	if o.Password != "" && n.User != "" {
+		password = "1"
+		stdin = n.User + ":" + o.Password + "\n"
+	}
+	args := append([]string{"-c", provisionScript, "provision", purge, password}, o.Packages...)
+	cmd, err := l.HostCommand(ctx, n.Name, "/bin/sh", args...)
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if _, err := output(cmd); err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			// The script says nothing; what apt and dpkg said last does.
+			ce.Args = []string{"provision"}
+			ce.Stderr = lastLines(append(out.Bytes(), ce.Stderr...), 12)
+		}
+		return err
+	}
+	return nil
+}
+
+// lastLines returns the last n lines of out.
+func lastLines(out []byte, n int) []byte {
+	lines := bytes.Split(bytes.TrimRight(out, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
 
 // logTail returns the last lines of a log, for error messages.
