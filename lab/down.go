@@ -79,8 +79,8 @@ func down(name string, release bool) error {
 }
 
 // isLabProc reports whether p belongs to a lab: it is in one of the lab's
-// network namespaces, or it is one of the lab's sshd (or their launcher)
-// whose namespace is already gone.
+// network namespaces, or it is one of the lab's sshd whose namespace is
+// already gone.
 func isLabProc(p proc, netns map[uint64]bool, dir string) bool {
 	if p.pid == os.Getpid() {
 		return false
@@ -89,7 +89,7 @@ func isLabProc(p proc, netns map[uint64]bool, dir string) bool {
 		return true
 	}
 	hosts := filepath.Join(dir, "hosts") + "/"
-	return strings.Contains(p.cmdline, " -f "+hosts) || strings.Contains(p.cmdline, launchTag+" "+hosts)
+	return strings.Contains(p.cmdline, " -f "+hosts)
 }
 
 // killLab kills the lab's processes. Children go first, and are given a

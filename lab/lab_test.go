@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -780,37 +779,46 @@ func procs() []procInfo {
 // nsRefs lists every reference to the given network and mount namespaces
 // (by inode): processes in them, mounts of them in any mount namespace,
 // open descriptors. Namespace inodes are reused as soon as they are freed,
-// so an inode that now belongs to a namespace of another lab (tests of
-// other packages run at once) is that lab's, not a leftover.
+// so an inode that belongs to a namespace of another lab (tests of other
+// packages run at once), before or after the search, is that lab's, not a
+// leftover.
 func nsRefs(nets, mnts map[uint64]bool) []string {
-	nets, mnts = maps.Clone(nets), maps.Clone(mnts)
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		var st syscall.Stat_t
-		if strings.HasPrefix(e.Name(), "fwp-") && syscall.Stat("/run/netns/"+e.Name(), &st) == nil {
-			delete(nets, st.Ino)
-		}
+	type ref struct {
+		kind string
+		ino  uint64
+		msg  string
 	}
-	all := procs()
-	for _, p := range all {
-		if strings.Contains(p.cmdline, lab.Root) {
-			// A running lab's sshd: its mount namespace is its own.
-			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
-				delete(mnts, ino)
+	// What other labs hold, before the search and after: their named
+	// network namespaces and their sshd's mount namespaces.
+	theirs := map[string]map[uint64]bool{"net": {}, "mnt": {}}
+	othersHold := func() {
+		ents, _ := os.ReadDir("/run/netns")
+		for _, e := range ents {
+			var st syscall.Stat_t
+			if strings.HasPrefix(e.Name(), "fwp-") && syscall.Stat("/run/netns/"+e.Name(), &st) == nil {
+				theirs["net"][st.Ino] = true
+			}
+		}
+		for _, p := range procs() {
+			if strings.Contains(p.cmdline, lab.Root) {
+				if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
+					theirs["mnt"][ino] = true
+				}
 			}
 		}
 	}
-	var refs []string
-	for _, p := range all {
+	othersHold()
+	var refs []ref
+	for _, p := range procs() {
 		for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
 			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/%s", p.pid, kind)); ok && inodes[ino] {
-				refs = append(refs, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline))
+				refs = append(refs, ref{kind, ino, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline)})
 			}
 		}
 		if mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.pid)); err == nil {
 			for ino := range nets {
 				if strings.Contains(string(mi), fmt.Sprintf("net:[%d]", ino)) {
-					refs = append(refs, fmt.Sprintf("mount of net namespace %d in the mount namespace of process %d (%s)", ino, p.pid, p.cmdline))
+					refs = append(refs, ref{"net", ino, fmt.Sprintf("mount of net namespace %d in the mount namespace of process %d (%s)", ino, p.pid, p.cmdline)})
 				}
 			}
 		}
@@ -819,12 +827,22 @@ func nsRefs(nets, mnts map[uint64]bool) []string {
 			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid, fd.Name()))
 			for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
 				if ino, ok := parseNs(link, kind); ok && inodes[ino] {
-					refs = append(refs, fmt.Sprintf("descriptor %s of process %d on %s namespace %d", fd.Name(), p.pid, kind, ino))
+					refs = append(refs, ref{kind, ino, fmt.Sprintf("descriptor %s of process %d on %s namespace %d", fd.Name(), p.pid, kind, ino)})
 				}
 			}
 		}
 	}
-	return refs
+	if len(refs) == 0 {
+		return nil
+	}
+	othersHold()
+	var out []string
+	for _, r := range refs {
+		if !theirs[r.kind][r.ino] {
+			out = append(out, r.msg)
+		}
+	}
+	return out
 }
 
 // nsOf returns the inode of the namespace /proc/PID/ns/KIND links to.

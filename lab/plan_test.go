@@ -258,10 +258,9 @@ func TestPrefixesDoNotOverlap(t *testing.T) {
 	}
 	dir := "/var/lib/fwpush-lab/site"
 	for cmd, want := range map[string]bool{
-		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site/hosts/web/sshd_config":      true,
-		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site-2/hosts/web/sshd_config":    false,
-		"/bin/sh -c ... fwpush-lab /var/lib/fwpush-lab/site/hosts/web /usr/sbin/sshd": true,
-		"less /var/lib/fwpush-lab/site/hosts/web/sshd.log":                            false,
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site/hosts/web/sshd_config":   true,
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site-2/hosts/web/sshd_config": false,
+		"less /var/lib/fwpush-lab/site/hosts/web/sshd.log":                         false,
 	} {
 		if got := isLabProc(proc{pid: -1, cmdline: cmd}, nil, dir); got != want {
 			t.Errorf("isLabProc(%q) = %v, want %v", cmd, got, want)

@@ -47,7 +47,7 @@ func (l *Lab) reboot(ctx context.Context, n *Node) error {
 	}
 	dir := l.hostDir(n) + "/"
 	err := killProcs(func(p proc) bool {
-		return p.netns == ino || strings.Contains(p.cmdline, " -f "+dir) || strings.Contains(p.cmdline, launchTag+" "+dir)
+		return p.netns == ino || strings.Contains(p.cmdline, " -f "+dir)
 	})
 	if err != nil {
 		return err
@@ -58,16 +58,12 @@ func (l *Lab) reboot(ctx context.Context, n *Node) error {
 	if err := os.RemoveAll(filepath.Join(l.fsDir(n), "work", "work", "incompat")); err != nil {
 		return err
 	}
-	for _, f := range []string{"boot.log", "boot.failed"} {
-		if err := os.Remove(filepath.Join(l.hostDir(n), f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	if err := l.startSSHD(ctx, n, true); err != nil {
+	bootErr, err := l.startSSHD(ctx, n, true)
+	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(l.hostDir(n), "boot.failed")); err == nil {
-		return fmt.Errorf("boot: %s", logTail(filepath.Join(l.hostDir(n), "boot.log")))
+	if bootErr != nil {
+		return fmt.Errorf("boot: %w: %s", bootErr, logTail(filepath.Join(l.hostDir(n), "boot.log")))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -452,20 +451,15 @@ func (u *upper) authorize(home string, uid, gid int, key []byte) error {
 }
 
 // utmp is a utmp record that says the system runs in runlevel 2, as init
-// writes it at boot, in printf's octal escapes. With it invoke-rc.d starts
-// the service of a package being installed (netfilter-persistent loading
-// the rules files), as on a booted server; without it, it starts nothing.
-func utmp() string {
-	const size = 384 // struct utmp on Linux
-	rec := make([]byte, size)
+// writes it at boot. With it invoke-rc.d starts the service of a package
+// being installed (netfilter-persistent loading the rules files), as on a
+// booted server; without it, it starts nothing.
+func utmp() []byte {
+	rec := make([]byte, 384)   // struct utmp on Linux
 	rec[0] = 1                 // ut_type RUN_LVL
 	rec[4], rec[5] = '2', 'N'  // ut_pid: runlevel 2, none before
 	copy(rec[8:], "~~")        // ut_line
 	copy(rec[40:], "~~")       // ut_id
 	copy(rec[44:], "runlevel") // ut_user
-	var b bytes.Buffer
-	for _, c := range rec {
-		fmt.Fprintf(&b, `\%03o`, c)
-	}
-	return b.String()
+	return rec
 }

@@ -127,7 +127,7 @@ func (l *Lab) up(ctx context.Context) error {
 				errs[i] = fmt.Errorf("host %s: write its filesystem in %s: %w", n.Name, l.fsDir(n), err)
 				return nil
 			}
-			if err := l.startSSHD(ctx, n, false); err != nil {
+			if _, err := l.startSSHD(ctx, n, false); err != nil {
 				errs[i] = fmt.Errorf("host %s: %w", n.Name, err)
 				return nil
 			}
@@ -216,59 +216,19 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 	cmd := exec.CommandContext(ctx, bin("ip"), args...)
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	// If Up is killed, ip must not go on building a lab nobody will
-	// record: down could miss what it adds after down has looked.
+	// record: down could miss what it adds after down has looked. The
+	// kernel sends that signal when the thread that started ip ends, not
+	// the process, so the thread stays with this goroutine until ip is
+	// done: launch ends threads it used.
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	dieWithParent(cmd.SysProcAttr)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	_, err := output(cmd)
 	return err
 }
 
-// launch is the start of every host's sshd, run by sh inside the host's
-// network namespace and a fresh private mount namespace. Values arrive as
-// arguments, never in the script: $1 the host's directory, $2 its
-// filesystem's directory (upper, work, root), $3 the lab's state root, $4
-// the local apt repository, $5 1 when the host reboots, $6 the boot script,
-// $7 the utmp record, $8 sshd, $9 the host's name, which becomes its
-// hostname (the process has a UTS namespace of its own too).
-//
-// The new mount namespace starts as a copy of the machine's. The host's
-// root is an overlay of the machine's / (lower, read-only: its submounts
-// are not part of it) and the host's upper directory; proc, sysfs (which
-// shows the host's interfaces), /dev and fresh tmpfs for /dev/shm, /run and
-// /tmp are mounted into it, as a booted server has them. The lab's state
-// root is covered by a tmpfs that holds only the host's own directory (its
-// sshd_config, host key and pid file) and the repository, read-only, at
-// their paths. pivot_root then makes the overlay the namespace's root and
-// the machine's mounts, its copies of /run/netns among them (which would
-// keep every lab's namespaces alive after their own down), are detached.
-// mount -n keeps util-linux from recording anything in /run.
-const launch = `set -e
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-dir=$1 fs=$2 lab=$3 repo=$4 boot=$5 bootscript=$6 utmp=$7 sshd=$8
-echo "$9" >/proc/sys/kernel/hostname
-mount -n -t overlay fwp-root -o "lowerdir=/,upperdir=$fs/upper,workdir=$fs/work,volatile" "$fs/root"
-cd "$fs/root"
-mount -n -t proc -o nosuid,nodev,noexec fwp-proc proc
-mount -n -t sysfs -o nosuid,nodev,noexec fwp-sys sys
-mount -n --rbind /dev dev
-mount -n -t tmpfs -o mode=1777,nosuid,nodev fwp-shm dev/shm
-mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m fwp-run run
-mount -n -t tmpfs -o mode=1777,nosuid,nodev fwp-tmp tmp
-mount -n -t tmpfs -o mode=0755,size=1m fwp-lab "./$lab"
-mkdir -p "./$dir" "./$repo" run/sshd
-mount -n --bind "$dir" "./$dir"
-mount -n --bind -o ro "$repo" "./$repo"
-printf "$utmp" >run/utmp
-pivot_root . .
-umount -n -l .
-cd /
-if [ "$boot" = 1 ] && ! sh -c "$bootscript" boot >"$dir/boot.log" 2>&1; then
-	: >"$dir/boot.failed"
-fi
-exec "$sshd" -D -e -f "$dir/sshd_config"
-`
-
-// bootScript is what a reboot runs before sshd starts: the kernel's rules
+// bootScript is what a reboot runs, in the host, before sshd starts: the kernel's rules
 // wiped as a reboot leaves them (no rules, every policy ACCEPT, both
 // families, both iptables backends and nftables' own), then the firewall
 // services a boot starts when they are enabled: netfilter-persistent
@@ -304,37 +264,29 @@ fi
 exit $status
 `
 
-// launchTag is sh's $0 in launch: it marks the process, until it becomes
-// sshd, as one of the lab's for down.
-const launchTag = "fwpush-lab"
-
-// startSSHD starts a host's sshd in its own root filesystem and waits until
-// it listens: sshd writes its pid file only after binding its sockets. With
-// boot set, the host boots first (see bootScript).
-func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) error {
+// startSSHD starts a host's sshd in its own root filesystem (see launch)
+// and waits until it listens: sshd writes its pid file only after binding
+// its sockets. With boot set, the host boots first (see bootScript); what
+// the boot printed is in boot.log in the host's directory, and bootErr says
+// whether it failed.
+func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) (bootErr, err error) {
 	dir := l.hostDir(n)
 	log, err := os.OpenFile(filepath.Join(dir, "sshd.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer log.Close()
-	bootFlag := "0"
-	if boot {
-		bootFlag = "1"
+	bootLog, err := os.OpenFile(filepath.Join(dir, "boot.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
 	}
-	// Not tied to ctx: sshd outlives Up. It gets a session of its own so
-	// that a terminal's ^C never reaches it.
-	cmd := exec.Command(bin("nsenter"), "--net="+netnsPath(n.Netns), "--",
-		bin("unshare"), "--mount", "--uts", "--propagation", "private", "--",
-		"/bin/sh", "-c", launch, launchTag, dir, l.fsDir(n), Root, repoDir, bootFlag, bootScript, utmp(), bin("sshd"), n.Name)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sshd: %w", err)
+	defer bootLog.Close()
+	cmd, bootErr, err := l.launch(n, boot, log, bootLog)
+	if err != nil {
+		return nil, err
 	}
-	// nsenter, unshare and sh each exec the next, so the process started
-	// here is sshd itself. Waiting for it reaps it when down kills it, as
-	// long as this process lives (tests); after that init does.
+	// Waiting for sshd reaps it when down kills it, as long as this
+	// process lives (tests); after that init does.
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 
@@ -345,15 +297,15 @@ func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) error {
 	defer tick.Stop()
 	for {
 		if readPid(pidFile) == cmd.Process.Pid {
-			return nil
+			return bootErr, nil
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("sshd exited: %s", logTail(filepath.Join(dir, "sshd.log")))
+			return bootErr, fmt.Errorf("sshd exited: %s", logTail(filepath.Join(dir, "sshd.log")))
 		case <-deadline.C:
-			return fmt.Errorf("sshd did not listen within %s: %s", readyTimeout, logTail(filepath.Join(dir, "sshd.log")))
+			return bootErr, fmt.Errorf("sshd did not listen within %s: %s", readyTimeout, logTail(filepath.Join(dir, "sshd.log")))
 		case <-ctx.Done():
-			return ctx.Err()
+			return bootErr, ctx.Err()
 		case <-tick.C:
 		}
 	}
