@@ -82,21 +82,26 @@ func ensureRepo(ctx context.Context, pkgs []string) error {
 	for _, p := range others {
 		groups = append(groups, []string{p})
 	}
-	updated := false
-	for _, g := range groups {
+	fetch := func(g []string) error {
 		debs, err := fetchable(ctx, apt, g)
-		if err != nil && !updated {
-			// A fresh machine often has no package lists yet.
-			updated = true
-			if uerr := runQuiet(ctx, "", apt, "-qq", "update"); uerr != nil {
-				return fmt.Errorf("apt-get update: %w", uerr)
-			}
-			debs, err = fetchable(ctx, apt, g)
-		}
 		if err != nil {
 			return err
 		}
-		if err := download(ctx, apt, debs, g); err != nil {
+		return download(ctx, apt, debs, g)
+	}
+	updated := false
+	for _, g := range groups {
+		err := fetch(g)
+		if err != nil && !updated {
+			// A fresh machine often has no package lists yet, an old one
+			// lists versions the mirror no longer has.
+			updated = true
+			if uerr := runQuiet(ctx, "", apt, "-qq", "update"); uerr != nil {
+				return fmt.Errorf("%w (apt-get update: %v)", err, uerr)
+			}
+			err = fetch(g)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -122,9 +127,22 @@ func fetchable(ctx context.Context, apt string, pkgs []string) ([]deb, error) {
 	if err != nil {
 		return nil, fmt.Errorf("packages %s: %w", strings.Join(pkgs, " "), err)
 	}
+	debs := parseURIs(stdout)
+	for _, p := range pkgs {
+		if !slices.ContainsFunc(debs, func(d deb) bool { return d.name == p }) {
+			// Installed in a version apt can no longer fetch: take the
+			// candidate.
+			debs = append(debs, deb{name: p})
+		}
+	}
+	return debs, nil
+}
+
+// parseURIs reads apt-get --print-uris: one 'URI' FILE SIZE HASH line per
+// file, FILE being NAME_VERSION_ARCH.deb with the version's ':' escaped.
+func parseURIs(out []byte) []deb {
 	var debs []deb
-	for line := range strings.Lines(string(stdout)) {
-		// 'URI' FILE SIZE HASH
+	for line := range strings.Lines(string(out)) {
 		f := strings.Fields(line)
 		if len(f) < 2 || !strings.HasSuffix(f[1], ".deb") {
 			continue
@@ -139,14 +157,7 @@ func fetchable(ctx context.Context, apt string, pkgs []string) ([]deb, error) {
 		}
 		debs = append(debs, deb{file: f[1], name: parts[0], version: version})
 	}
-	for _, p := range pkgs {
-		if !slices.ContainsFunc(debs, func(d deb) bool { return d.name == p }) {
-			// Installed in a version apt can no longer fetch: take the
-			// candidate.
-			debs = append(debs, deb{name: p})
-		}
-	}
-	return debs, nil
+	return debs
 }
 
 // download fetches the files the repository lacks with apt-get download.

@@ -228,14 +228,14 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 	return err
 }
 
-// bootScript is what a reboot runs, in the host, before sshd starts: the kernel's rules
-// wiped as a reboot leaves them (no rules, every policy ACCEPT, both
-// families, both iptables backends and nftables' own), then the firewall
-// services a boot starts when they are enabled: netfilter-persistent
-// loading /etc/iptables/rules.v4 and rules.v6, nftables loading
-// /etc/nftables.conf, ufw. Each runs only if enabled (a systemd wants link,
-// or an rcS.d/rc2.d start link), in that order; a failure is reported and
-// the next one runs, as systemd goes on booting.
+// bootScript is what a reboot runs in the host before sshd starts: the
+// kernel's rules wiped as a reboot leaves them (no rules, every policy
+// ACCEPT, both families, both iptables backends and nftables' own), then
+// the firewall services a boot starts: netfilter-persistent loading
+// /etc/iptables/rules.v4 and rules.v6, nftables loading /etc/nftables.conf,
+// ufw. Each runs only if enabled (a systemd wants link, or an rcS.d or
+// rc2.d start link), in that order; a failure is reported and the next one
+// runs, as systemd goes on booting.
 const bootScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 if command -v nft >/dev/null 2>&1; then nft flush ruleset; fi
 for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-save; do
