@@ -35,9 +35,10 @@ func (l *Lab) fsDir(n *Node) string { return filepath.Join(l.Dir, "fs", n.Name) 
 const opaqueXattr = "trusted.overlay.opaque"
 
 // privateDirs are the machine's directories a host must not see: its homes
-// (with their keys and credentials), firewall files and fwpush state. Each
-// host starts with them empty, as a fresh server.
-var privateDirs = []string{"/root", "/home", "/etc/iptables", "/var/lib/fwpush"}
+// (with their keys and credentials), its sudo rules (a host's are the
+// lab's), firewall files and fwpush state. Each host starts with them
+// empty, as a fresh server.
+var privateDirs = []string{"/root", "/home", "/etc/sudoers.d", "/etc/iptables", "/var/lib/fwpush"}
 
 // systemDirs must be on the machine's root filesystem: a host's lower
 // layer is that filesystem alone, without what is mounted on it, so a
