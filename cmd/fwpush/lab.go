@@ -145,9 +145,9 @@ inventory unchanged. The command's exit status is exec's.`,
 		&cobra.Command{
 			Use:   "shell INVENTORY HOST -- COMMAND [ARGS...]",
 			Short: "Run a command inside one host, as its sshd sees it",
-			Long: `shell runs a command inside a host's network and mount namespaces: its
-interfaces, its firewall, its own /etc/iptables, /var/lib/fwpush, /root, /tmp
-and /run. The command's exit status is shell's.`,
+			Long: `shell runs a command inside a host, as root, as its sshd sees it: its
+interfaces, its firewall, its own root filesystem (what the command installs
+or writes stays on that host). The command's exit status is shell's.`,
 			Example: `  fwpush lab shell site.toml mysql-1 -- iptables-save
   fwpush lab shell site.toml mysql-1 -- cat /etc/iptables/rules.v4`,
 			Args: commandArgs(2, "INVENTORY HOST"),
