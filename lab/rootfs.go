@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -184,16 +185,92 @@ func (a *accounts) newUsers() bool {
 	return slices.ContainsFunc(slices.Collect(maps.Values(a.users)), func(u account) bool { return !u.machine })
 }
 
+// machine is what the hosts' upper layers are written from, read once per
+// Up and shared by every host: the accounts, the machine's /etc/hosts and
+// /etc/skel, and the attributes of the machine's files that the upper
+// layers copy.
+type machine struct {
+	*accounts
+	hosts []byte
+	skel  map[string][]byte
+
+	mu    sync.Mutex
+	stats map[string]lowerStat
+	real  map[string]string
+}
+
+// lowerStat is what an upper layer copies of a file of the machine's.
+type lowerStat struct {
+	exists, dir, regular, symlink bool
+	mode                          fs.FileMode
+	uid, gid                      int
+}
+
+// readMachine reads what the hosts' upper layers are written from.
+func readMachine(acc *accounts) *machine {
+	m := &machine{accounts: acc, skel: map[string][]byte{}, stats: map[string]lowerStat{}, real: map[string]string{}}
+	m.hosts, _ = os.ReadFile("/etc/hosts")
+	ents, _ := os.ReadDir("/etc/skel")
+	for _, e := range ents {
+		if data, err := os.ReadFile(filepath.Join("/etc/skel", e.Name())); err == nil && e.Type().IsRegular() {
+			m.skel[e.Name()] = data
+		}
+	}
+	return m
+}
+
+// stat returns the attributes of the machine's p, without following a
+// symlink.
+func (m *machine) stat(p string) lowerStat {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st, ok := m.stats[p]; ok {
+		return st
+	}
+	var st lowerStat
+	if fi, err := os.Lstat(p); err == nil {
+		st = lowerStat{exists: true, dir: fi.IsDir(), regular: fi.Mode().IsRegular(), symlink: fi.Mode()&fs.ModeSymlink != 0,
+			mode: fi.Mode() & (fs.ModePerm | fs.ModeSticky | fs.ModeSetgid | fs.ModeSetuid)}
+		st.uid, st.gid = owner(fi)
+	}
+	m.stats[p] = st
+	return st
+}
+
+// resolve follows the machine's symlinks in the longest existing prefix
+// of directory p.
+func (m *machine) resolve(p string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.real[p]; ok {
+		return r
+	}
+	r := p
+	rest := ""
+	for cur := p; ; cur = path.Dir(cur) {
+		if real, err := filepath.EvalSymlinks(cur); err == nil {
+			r = path.Join(real, rest)
+			break
+		}
+		if cur == "/" {
+			break
+		}
+		rest = path.Join(path.Base(cur), rest)
+	}
+	m.real[p] = r
+	return r
+}
+
 // writeRootfs writes a host's upper layer. authorized is the client's
 // authorized_keys line.
-func (l *Lab) writeRootfs(n *Node, acc *accounts, authorized []byte) error {
+func (l *Lab) writeRootfs(n *Node, m *machine, authorized []byte) error {
 	dir := l.fsDir(n)
-	for _, d := range []string{"upper", "work", "root"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+	for _, d := range []string{"", "upper", "work", "root"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	}
-	u := &upper{dir: filepath.Join(dir, "upper")}
+	u := &upper{dir: filepath.Join(dir, "upper"), m: m, made: map[string]bool{"/": true}}
 	for _, d := range privateDirs {
 		if err := u.opaque(d); err != nil {
 			return err
@@ -204,7 +281,7 @@ func (l *Lab) writeRootfs(n *Node, acc *accounts, authorized []byte) error {
 			return err
 		}
 	}
-	if a, ok := acc.users[n.User]; ok {
+	if a, ok := m.users[n.User]; ok {
 		if err := u.home(a, !a.machine); err != nil {
 			return err
 		}
@@ -217,11 +294,11 @@ func (l *Lab) writeRootfs(n *Node, acc *accounts, authorized []byte) error {
 			}
 		}
 	}
-	if acc.newUsers() {
+	if m.newUsers() {
 		for _, f := range []struct {
 			path string
 			data []byte
-		}{{"/etc/passwd", acc.passwd}, {"/etc/group", acc.group}, {"/etc/shadow", acc.shadow}, {"/etc/gshadow", acc.gshadow}} {
+		}{{"/etc/passwd", m.passwd}, {"/etc/group", m.group}, {"/etc/shadow", m.shadow}, {"/etc/gshadow", m.gshadow}} {
 			if f.data == nil {
 				continue
 			}
@@ -232,8 +309,7 @@ func (l *Lab) writeRootfs(n *Node, acc *accounts, authorized []byte) error {
 	}
 
 	// Its name, which sudo looks up.
-	hosts, _ := os.ReadFile("/etc/hosts")
-	if err := u.file("/etc/hosts", appendLine(hosts, "127.0.1.1\t"+n.Name), 0o644); err != nil {
+	if err := u.file("/etc/hosts", appendLine(m.hosts, "127.0.1.1\t"+n.Name), 0o644); err != nil {
 		return err
 	}
 	if err := u.file("/etc/hostname", []byte(n.Name+"\n"), 0o644); err != nil {
@@ -280,8 +356,13 @@ func sudoersFor(user string, s Sudo) string {
 	return ""
 }
 
-// upper writes into one host's upper layer. Paths are the host's, absolute.
-type upper struct{ dir string }
+// upper writes into one host's upper layer, which it makes from nothing.
+// Paths are the host's, absolute.
+type upper struct {
+	dir  string
+	m    *machine
+	made map[string]bool // the directories made so far
+}
 
 func (u *upper) at(p string) string { return filepath.Join(u.dir, p) }
 
@@ -296,45 +377,75 @@ func (u *upper) mkdirAll(p string) error {
 			continue
 		}
 		cur = path.Join(cur, part)
-		if fi, err := os.Lstat(u.at(cur)); err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s: not a directory in the host", cur)
-			}
+		if u.made[cur] {
 			continue
 		}
 		mode, uid, gid := fs.FileMode(0o755), 0, 0
-		fi, err := os.Lstat(cur)
-		switch {
-		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+		switch st := u.m.stat(cur); {
+		case st.symlink:
 			return fmt.Errorf("%s: a symlink on the machine", cur)
-		case err == nil && fi.IsDir():
-			uid, gid = owner(fi)
-			mode = fi.Mode() & (fs.ModePerm | fs.ModeSticky | fs.ModeSetgid | fs.ModeSetuid)
-		case err == nil:
+		case st.dir:
+			mode, uid, gid = st.mode, st.uid, st.gid
+		case st.exists:
 			return fmt.Errorf("%s: not a directory on the machine", cur)
 		}
 		if err := mkdirOwned(u.at(cur), mode, uid, gid); err != nil {
 			return err
 		}
+		u.made[cur] = true
+	}
+	return nil
+}
+
+// umask is this process's, which the modes of the files it creates lose.
+var umask = func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+}()
+
+// setOwner gives a file made with mode its owner, and the bits of mode
+// that the umask or the system call dropped.
+func setOwner(p string, mode fs.FileMode, uid, gid int) error {
+	if uid != 0 || gid != 0 {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return err
+		}
+	}
+	if mode&umask != 0 || mode&(fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid) != 0 {
+		return os.Chmod(p, mode)
 	}
 	return nil
 }
 
 // mkdirOwned creates one directory with exactly that mode and owner.
 func mkdirOwned(p string, mode fs.FileMode, uid, gid int) error {
-	if err := os.Mkdir(p, 0o700); err != nil {
+	if err := os.Mkdir(p, mode.Perm()); err != nil {
 		return err
 	}
-	if err := os.Chown(p, uid, gid); err != nil {
+	return setOwner(p, mode, uid, gid)
+}
+
+// writeOwned writes a new file with exactly that mode and owner.
+func writeOwned(p string, data []byte, mode fs.FileMode, uid, gid int) error {
+	if err := os.WriteFile(p, data, mode.Perm()); err != nil {
 		return err
 	}
-	return os.Chmod(p, mode)
+	return setOwner(p, mode, uid, gid)
+}
+
+// owner returns the uid and gid of a file.
+func owner(fi fs.FileInfo) (uid, gid int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
 }
 
 // opaque makes p an empty directory in the host, hiding the machine's
 // entries; nothing when the machine has no such directory.
 func (u *upper) opaque(p string) error {
-	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+	if !u.m.stat(p).dir {
 		return nil
 	}
 	if err := u.mkdirAll(p); err != nil {
@@ -345,7 +456,7 @@ func (u *upper) opaque(p string) error {
 
 // whiteout deletes p from the host; nothing when the machine has no p.
 func (u *upper) whiteout(p string) error {
-	if _, err := os.Lstat(p); err != nil {
+	if !u.m.stat(p).exists {
 		return nil
 	}
 	if err := u.mkdirAll(path.Dir(p)); err != nil {
@@ -359,51 +470,16 @@ func (u *upper) whiteout(p string) error {
 // 0640), else root's and mode. The parent directory is resolved through
 // the machine's symlinks (/lib is /usr/lib on Debian).
 func (u *upper) file(p string, data []byte, mode fs.FileMode) error {
-	parent := resolve(path.Dir(p))
+	parent := u.m.resolve(path.Dir(p))
 	p = path.Join(parent, path.Base(p))
 	if err := u.mkdirAll(parent); err != nil {
 		return err
 	}
 	uid, gid := 0, 0
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-		uid, gid = owner(fi)
-		mode = fi.Mode().Perm()
+	if st := u.m.stat(p); st.regular {
+		mode, uid, gid = st.mode, st.uid, st.gid
 	}
 	return writeOwned(u.at(p), data, mode, uid, gid)
-}
-
-// owner returns the uid and gid of a file.
-func owner(fi fs.FileInfo) (uid, gid int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return 0, 0
-}
-
-// writeOwned writes a file with exactly that mode and owner.
-func writeOwned(p string, data []byte, mode fs.FileMode, uid, gid int) error {
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Chown(p, uid, gid); err != nil {
-		return err
-	}
-	return os.Chmod(p, mode)
-}
-
-// resolve follows the machine's symlinks in the longest existing prefix
-// of directory p.
-func resolve(p string) string {
-	rest := ""
-	for cur := p; ; cur = path.Dir(cur) {
-		if r, err := filepath.EvalSymlinks(cur); err == nil {
-			return path.Join(r, rest)
-		}
-		if cur == "/" {
-			return p
-		}
-		rest = path.Join(path.Base(cur), rest)
-	}
 }
 
 // home creates a user's home with /etc/skel's files when fresh is set (a
@@ -412,25 +488,15 @@ func (u *upper) home(a account, fresh bool) error {
 	if err := u.mkdirAll(path.Dir(a.home)); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(u.at(a.home)); err == nil {
-		return nil
-	}
-	if !fresh {
+	if u.made[a.home] || !fresh {
 		return u.mkdirAll(a.home)
 	}
 	if err := mkdirOwned(u.at(a.home), 0o700, a.uid, a.gid); err != nil {
 		return err
 	}
-	skel, _ := os.ReadDir("/etc/skel")
-	for _, e := range skel {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/etc/skel", e.Name()))
-		if err != nil {
-			return err
-		}
-		if err := writeOwned(u.at(path.Join(a.home, e.Name())), data, 0o644, a.uid, a.gid); err != nil {
+	u.made[a.home] = true
+	for name, data := range u.m.skel {
+		if err := writeOwned(u.at(path.Join(a.home, name)), data, 0o644, a.uid, a.gid); err != nil {
 			return err
 		}
 	}
@@ -443,10 +509,11 @@ func (u *upper) authorize(home string, uid, gid int, key []byte) error {
 		return err
 	}
 	ssh := path.Join(home, ".ssh")
-	if _, err := os.Lstat(u.at(ssh)); err != nil {
+	if !u.made[ssh] {
 		if err := mkdirOwned(u.at(ssh), 0o700, uid, gid); err != nil {
 			return err
 		}
+		u.made[ssh] = true
 	}
 	return writeOwned(u.at(path.Join(ssh, "authorized_keys")), key, 0o600, uid, gid)
 }

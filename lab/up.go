@@ -85,6 +85,10 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m := readMachine(acc)
+	if err := os.Mkdir(filepath.Join(l.Dir, "fs"), 0o755); err != nil {
+		return err
+	}
 	known := make([]string, len(l.Hosts))
 	for i, n := range l.Hosts {
 		if known[i], err = l.writeHost(n); err != nil {
@@ -123,7 +127,7 @@ func (l *Lab) up(ctx context.Context) error {
 			if n.Port == 0 {
 				return nil // the controller and the stranger run no sshd
 			}
-			if err := l.writeRootfs(n, acc, authorized); err != nil {
+			if err := l.writeRootfs(n, m, authorized); err != nil {
 				errs[i] = fmt.Errorf("host %s: write its filesystem in %s: %w", n.Name, l.fsDir(n), err)
 				return nil
 			}
