@@ -37,22 +37,32 @@ func Name() string {
 }
 
 // Start brings up a lab for the inventory at path and takes it down when
-// the test and its subtests end, whether they pass or not.
-func Start(t testing.TB, path string) *lab.Lab {
+// the test and its subtests end, whether they pass or not. Options, if
+// given, shape its hosts (root login, sudo, packages, files: see
+// lab.Options); without, the hosts are as lab up makes them.
+func Start(t testing.TB, path string, opts ...lab.Options) *lab.Lab {
 	t.Helper()
 	Require(t)
 	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
-	return StartInventory(t, inv)
+	return StartInventory(t, inv, opts...)
 }
 
 // StartInventory is Start for an inventory already loaded.
-func StartInventory(t testing.TB, inv *inventory.Inventory) *lab.Lab {
+func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options) *lab.Lab {
 	t.Helper()
 	Require(t)
-	l, err := lab.New(inv, Name())
+	var o lab.Options
+	switch len(opts) {
+	case 0:
+	case 1:
+		o = opts[0]
+	default:
+		t.Fatalf("labtest: %d sets of options, want at most one", len(opts))
+	}
+	l, err := lab.New(inv, Name(), o)
 	if err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
@@ -92,6 +102,20 @@ func Shell(t testing.TB, l *lab.Lab, host, name string, arg ...string) string {
 		t.Fatalf("labtest: %s: %v", host, err)
 	}
 	return string(out)
+}
+
+// Reboot reboots a host of the lab (see lab.Lab.Reboot), failing the test
+// if it fails, and returns what the boot ran.
+func Reboot(t testing.TB, l *lab.Lab, host string) string {
+	t.Helper()
+	if err := l.Reboot(t.Context(), host); err != nil {
+		t.Fatalf("labtest: %v", err)
+	}
+	log, err := l.BootLog(host)
+	if err != nil {
+		t.Fatalf("labtest: %v", err)
+	}
+	return log
 }
 
 // Probe tells whether addr:port is reachable from node from (a host,
