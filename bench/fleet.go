@@ -72,7 +72,7 @@ func openFleet(ctx context.Context, cfg Config, work string, n int) (*fleet, err
 	}
 	// Lab names stay unique per process, so a smoke run in make test never
 	// meets a make bench of the same machine.
-	l, err := lab.New(inv, fmt.Sprintf("fwb%x-%d", os.Getpid(), n))
+	l, err := lab.New(inv, fmt.Sprintf("fwb%x-%d", os.Getpid(), n), lab.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -237,14 +237,13 @@ func (f *fleet) reset(ctx context.Context) error {
 				return fmt.Errorf("reset: %s: %w: %s", restore, err, out)
 			}
 		}
-		for _, p := range persisted {
-			path, err := f.lab.HostPath(host, p)
-			if err != nil {
-				return err
-			}
-			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("reset: %w", err)
-			}
+		// Inside the host: its files are in its own root filesystem.
+		cmd, err := f.lab.HostCommand(ctx, host, "rm", append([]string{"-f"}, persisted...)...)
+		if err != nil {
+			return err
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("reset: rm: %w: %s", err, out)
 		}
 		return nil
 	})
@@ -275,13 +274,13 @@ func (f *fleet) verify(ctx context.Context) error {
 			if policy.Canonical(live) != policy.Canonical(want[i]) {
 				return fmt.Errorf("the live IPv%d rules are not the policy:\n%s", []int{4, 6}[i], tail([]byte(live)))
 			}
-			path, err := f.lab.HostPath(host, persisted[i])
+			cat, err := f.lab.HostCommand(ctx, host, "cat", persisted[i])
 			if err != nil {
 				return err
 			}
-			data, err := os.ReadFile(path)
+			data, err := cat.Output()
 			if err != nil {
-				return fmt.Errorf("persisted rules: %w", err)
+				return fmt.Errorf("persisted rules: %s: %w", persisted[i], err)
 			}
 			if string(data) != want[i] {
 				return fmt.Errorf("%s is not the policy", persisted[i])
