@@ -8,7 +8,6 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -93,23 +92,37 @@ func TargetFor(inv *inventory.Inventory, h *inventory.Host) transport.Target {
 	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(h.Port)).String(), User: h.User}
 }
 
-// Unreached is the fleet of an inventory whose tunnel host could not be
-// reached (err): the tunnel host fails with err, and every other host,
-// reached only through it, is not tried.
-func Unreached(inv *inventory.Inventory, err error) Fleet {
-	return unreached{tunnel: inv.SSH.Tunnel, err: err}
+// NotTried is the status of a host fwpush did not try to reach because of
+// a problem of its own side (no usable key, the tunnel down, the tunnel's
+// key rejected): that problem is reported once, not as every host's.
+const NotTried Status = "not tried"
+
+// NotTriedError is the error of a host that was not tried; Err is the
+// problem that stopped every host, the same for each.
+type NotTriedError struct {
+	Host string
+	Err  error
 }
 
-type unreached struct {
-	tunnel string
-	err    error
+func (e *NotTriedError) Error() string {
+	return "host " + e.Host + ": not tried: " + e.Err.Error()
 }
+
+func (e *NotTriedError) Unwrap() error { return e.Err }
+
+// Unreached is the fleet of an inventory whose tunnel host could not be
+// reached, or whose credentials could not be loaded (err): no host is
+// tried, the tunnel included, and each fails with a *NotTriedError
+// wrapping err, so that the caller reports err once and every host as
+// NotTried.
+func Unreached(err error) Fleet {
+	return unreached{err: err}
+}
+
+type unreached struct{ err error }
 
 func (u unreached) Open(_ context.Context, h *inventory.Host) (Host, error) {
-	if h.Name == u.tunnel {
-		return nil, u.err
-	}
-	return nil, fmt.Errorf("host %s: not tried: the tunnel %s is not reachable", h.Name, u.tunnel)
+	return nil, &NotTriedError{Host: h.Name, Err: u.err}
 }
 
 func (u unreached) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {

@@ -180,7 +180,7 @@ func TestReliabilitySignals(t *testing.T) {
 				t.Fatalf("fwpush run: %v, want exit 130\n%s%s", err, out, errb)
 			}
 			t.Logf("report:\n%s%s", out, errb)
-			var rep jsonReport
+			var rep runReport
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 				t.Fatalf("the report is not one JSON document: %v", err)
 			}
@@ -201,8 +201,8 @@ func TestReliabilitySignals(t *testing.T) {
 					t.Errorf("%s: %s (%s), want applied or skipped", h.Host, h.Status, h.Error)
 				}
 			}
-			if counts["applied"] == 0 || counts["skipped"] == 0 || rep.Exit != exitInterrupted {
-				t.Errorf("counts %v, exit_code %d: want hosts applied and skipped, and 130", counts, rep.Exit)
+			if counts["applied"] == 0 || counts["skipped"] == 0 || rep.ExitCode != exitInterrupted {
+				t.Errorf("counts %v, exit_code %d: want hosts applied and skipped, and 130", counts, rep.ExitCode)
 			}
 			// Nothing was left half-way: every guard is settled.
 			for _, h := range siteHosts {
