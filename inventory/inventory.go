@@ -48,6 +48,16 @@ type SSH struct {
 	// RollbackAfter is how long a host waits for fwpush to confirm a new
 	// policy before restoring its previous rules by itself.
 	RollbackAfter time.Duration
+	// Given says which connection settings the inventory wrote, rather
+	// than left to their defaults: OpenSSH's client configuration may fill
+	// the others.
+	Given Given
+}
+
+// Given says which connection settings an inventory wrote. The values in
+// effect are always set, to the defaults where it wrote nothing.
+type Given struct {
+	User, Port, Identity, KnownHosts bool
 }
 
 // Interfaces are the fleet-wide default interface names.
@@ -68,6 +78,9 @@ type Host struct {
 	PrivateIface string
 	User         string
 	Port         int
+	// Given says whether the inventory wrote the host's user and port,
+	// for the host or in [ssh].
+	Given Given
 }
 
 // HasPublic reports whether the host has a public interface.

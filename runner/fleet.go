@@ -47,22 +47,25 @@ type Fleet interface {
 type SSHFleet struct {
 	inv *inventory.Inventory
 	j   *transport.JumpDialer
+	cfg *transport.SSHConfig
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // Open connects to inv's tunnel host with opts. Every host key is verified.
+// What the inventory leaves out of a host's user, port and identity comes
+// from opts.SSHConfig (see targetFor).
 func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options) (*SSHFleet, error) {
-	j, err := transport.DialTunnel(ctx, TargetFor(inv, inv.Tunnel()), opts)
+	j, err := transport.DialTunnel(ctx, targetFor(inv, inv.Tunnel(), opts.SSHConfig), opts)
 	if err != nil {
 		return nil, err
 	}
-	return &SSHFleet{inv: inv, j: j}, nil
+	return &SSHFleet{inv: inv, j: j, cfg: opts.SSHConfig}, nil
 }
 
 // Open implements Fleet.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
-	s, err := f.j.Dial(ctx, TargetFor(f.inv, h))
+	s, err := f.j.Dial(ctx, targetFor(f.inv, h, f.cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +88,31 @@ func (f *SSHFleet) Close() error { return f.j.Close() }
 // TargetFor returns how fwpush reaches h: the tunnel host at its public
 // address, every other host at its private address (through the tunnel).
 func TargetFor(inv *inventory.Inventory, h *inventory.Host) transport.Target {
+	return targetFor(inv, h, nil)
+}
+
+// targetFor is TargetFor with OpenSSH's client configuration filling what
+// the inventory leaves out: the user and port it did not write, and the
+// identity files (which Options.Identity overrides). The address is always
+// the inventory's.
+func targetFor(inv *inventory.Inventory, h *inventory.Host, cfg *transport.SSHConfig) transport.Target {
 	ip := h.PrivateIP
 	if h.Name == inv.SSH.Tunnel {
 		ip = h.PublicIP
 	}
-	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(h.Port)).String(), User: h.User}
+	user, port := h.User, h.Port
+	var ids []string
+	if cfg != nil {
+		hc := cfg.Lookup(h.Name, ip.String())
+		if !h.Given.User && hc.User != "" {
+			user = hc.User
+		}
+		if !h.Given.Port && hc.Port != 0 {
+			port = hc.Port
+		}
+		ids = hc.IdentityFiles
+	}
+	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(port)).String(), User: user, Identities: ids}
 }
 
 // NotTried is the status of a host fwpush did not try to reach because of

@@ -69,7 +69,10 @@ not be made; 3 invalid input (nothing contacted).`,
 				return err
 			}
 			stdout := cmd.OutOrStdout()
-			opts := f.conn.options(inv, cmd.ErrOrStderr())
+			opts, err := f.conn.options(inv, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			fleet, local, closeFleet := openFleet(cmd.Context(), inv, opts, cmd.ErrOrStderr())
 			defer closeFleet()
 			st := styleFor(stdout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -17,16 +18,19 @@ import (
 
 // connFlags are how a command reaches the fleet; a flag wins over the
 // FWPUSH_* variable (which `fwpush lab exec` sets), the variable over the
-// inventory.
+// inventory, and the inventory over OpenSSH's client configuration
+// (~/.ssh/config, or -F FILE), which fills what it leaves out.
 type connFlags struct {
 	identity, knownHosts string
+	sshConfig            string
 	acceptNew            bool
 	verbose              int // -v info, -vv debug
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity)")
-	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
+	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity, then ssh_config's IdentityFile)")
+	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts, then ssh_config's UserKnownHostsFile)")
+	cmd.Flags().StringVarP(&c.sshConfig, "ssh-config", "F", "", "OpenSSH client config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config")
 	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
 	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 }
@@ -40,16 +44,52 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transport.Options {
-	logger := newLogger(c.verbose, stderr)
-	return transport.Options{
-		User:       inv.SSH.User,
-		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
-		KnownHosts: firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), inv.SSH.KnownHosts),
-		AcceptNew:  c.acceptNew,
-		Timeout:    inv.SSH.Timeout,
-		Logger:     logger,
+// given is v if the inventory wrote it, else "".
+func given(v string, written bool) string {
+	if written {
+		return v
 	}
+	return ""
+}
+
+// options are the transport's options for inv. ssh_config says what the
+// inventory, the flags and the variables leave out: each host's user, port
+// and identity files (see runner.Open), and the known_hosts files the
+// tunnel's entry names (UserKnownHostsFile, the first of which records
+// new keys, and GlobalKnownHostsFile, /etc/ssh/ssh_known_hosts by
+// default), hashed as HashKnownHosts says.
+func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transport.Options, error) {
+	logger := newLogger(c.verbose, stderr)
+	files := transport.DefaultSSHConfigFiles()
+	if c.sshConfig != "" {
+		if _, err := os.Stat(c.sshConfig); err != nil {
+			return transport.Options{}, &usageError{fmt.Errorf("--ssh-config: %w", err)}
+		}
+		files = []string{c.sshConfig}
+	}
+	cfg, err := transport.LoadSSHConfig(files...)
+	if err != nil {
+		return transport.Options{}, &exitError{code: exitFailed, err: err}
+	}
+	logger.Debug("ssh_config", "files", cfg.Paths)
+	tunnel := inv.Tunnel()
+	tc := cfg.Lookup(tunnel.Name, tunnel.PublicIP.String())
+	known := firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
+	var more []string
+	if known == "" && len(tc.UserKnownHosts) > 0 {
+		known, more = tc.UserKnownHosts[0], tc.UserKnownHosts[1:]
+	}
+	return transport.Options{
+		User:           inv.SSH.User,
+		Identity:       firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
+		KnownHosts:     cmp.Or(known, inventory.DefaultKnownHosts),
+		MoreKnownHosts: append(more, tc.GlobalKnownHosts...),
+		HashKnownHosts: tc.HashKnownHosts,
+		SSHConfig:      cfg,
+		AcceptNew:      c.acceptNew,
+		Timeout:        inv.SSH.Timeout,
+		Logger:         logger,
+	}, nil
 }
 
 type runFlags struct {
@@ -133,7 +173,10 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 
 	// One fleet for the whole command: the run and the check after it
 	// share the tunnel connection.
-	opts := f.conn.options(inv, stderr)
+	opts, err := f.conn.options(inv, stderr)
+	if err != nil {
+		return err
+	}
 	fleet, local, closeFleet := openFleet(ctx, inv, opts, stderr)
 	defer closeFleet()
 
