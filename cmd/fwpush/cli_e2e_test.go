@@ -62,6 +62,7 @@ func TestLimitInLab(t *testing.T) {
 	}
 
 	code, out, errs = cli(t, l, "run", "-vv", "--dry-run", "--no-diff", "--json", "--limit", "db", site)
+	validateJSON(t, "run", []byte(out))
 	var doc struct {
 		Hosts []struct {
 			Host, Status, Diff string

@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -87,9 +86,6 @@ type reporter struct {
 	f    runFlags
 	st   style
 	prog *progress
-
-	mu    sync.Mutex
-	count int
 }
 
 func newReporter(w io.Writer, f runFlags) *reporter {
@@ -119,9 +115,6 @@ func (r *reporter) step(host, step string) {
 
 // done prints one line as a host finishes.
 func (r *reporter) done(res runner.HostResult) {
-	r.mu.Lock()
-	r.count++
-	r.mu.Unlock()
 	if !r.live() {
 		return
 	}

@@ -115,8 +115,15 @@ rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 (installing iptables-persistent if needed). The tunnel host is changed last.
 Hosts that already match are left alone: a second run changes nothing.
 
-Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
+On a terminal the hosts in flight are shown with their step and time below
+the finished ones. What the inventory leaves out of how to reach a host
+(user, port, identity, known_hosts) comes from ~/.ssh/config (or -F FILE).
+--parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
+FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
+
+Exit status: 0 all good; 1 a host failed, was unreachable, rolled back or
+not tried, or the check after the run found a mismatch; 2 changes pending
+(--dry-run); 3 invalid input (nothing contacted); 130 interrupted.`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
