@@ -33,8 +33,16 @@ demo: deps build
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 
+# Each fuzz target for FUZZTIME; make test runs their seed corpora (and the
+# inputs that once failed, kept in testdata/fuzz) as ordinary tests.
+FUZZTIME ?= 30s
+FUZZ := inventory:FuzzParse templates:FuzzRender roles:FuzzCompile \
+	policy:FuzzCanonical policy:FuzzSplitForeign policy:FuzzEvaluate
 fuzz:
-	$(GO) test ./inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz: $${t##*:} in ./$${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME); \
+	done
 
 # The picture of examples/site.toml's flows in the README.
 graph: build

@@ -48,6 +48,9 @@ func FuzzParse(f *testing.F) {
 	for _, tc := range badInventories {
 		f.Add([]byte(strings.TrimPrefix(tc.toml, "\n")))
 	}
+	for _, tc := range warnInventories {
+		f.Add([]byte(strings.TrimPrefix(tc.toml, "\n")))
+	}
 	for _, tc := range lineDocs {
 		f.Add([]byte(tc.src))
 	}
@@ -66,7 +69,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		checkInventory(t, name, inv)
+		checkInventory(t, name, data, inv)
 		again, err := Parse(name, data)
 		if err != nil {
 			t.Fatalf("second Parse of the same input failed: %v", err)
@@ -107,15 +110,25 @@ func checkError(t *testing.T, name string, data []byte, err error) {
 }
 
 // checkInventory asserts what the rest of fwpush takes for granted.
-func checkInventory(t *testing.T, name string, inv *Inventory) {
+func checkInventory(t *testing.T, name string, data []byte, inv *Inventory) {
 	t.Helper()
 	if inv.Path != name {
 		t.Fatalf("Path = %q", inv.Path)
 	}
 	s := inv.SSH
 	if s.Port < 1 || s.Port > 65535 || s.Parallel < 1 || s.Parallel > 1000 ||
-		s.Timeout < time.Second || s.RollbackAfter < 5*time.Second || s.User == "" {
+		s.Timeout < time.Second || s.Timeout > MaxTimeout || s.RollbackAfter < 5*time.Second || s.RollbackAfter > MaxRollbackAfter ||
+		s.RollbackAfter < s.Timeout*3/2 || s.User == "" {
 		t.Fatalf("ssh settings out of range: %+v", s)
+	}
+	lines := strings.Count(string(data), "\n") + 1
+	for i, w := range inv.Warnings {
+		if !w.Warning || w.Msg == "" || w.Key == "" || w.Line < 0 || w.Line > lines || i > 0 && w.Line < inv.Warnings[i-1].Line {
+			t.Fatalf("warning %d of %d: %+v", i, len(inv.Warnings), w)
+		}
+		if got := w.Format(name); !strings.HasPrefix(got, name+":") || !strings.Contains(got, ": warning: ") || strings.Contains(got, "\n") {
+			t.Fatalf("warning line %q", got)
+		}
 	}
 	if !ValidIface(inv.Interfaces.Public) || !ValidIface(inv.Interfaces.Private) || inv.Interfaces.Public == inv.Interfaces.Private {
 		t.Fatalf("interfaces: %+v", inv.Interfaces)
@@ -173,7 +186,7 @@ func checkInventory(t *testing.T, name string, inv *Inventory) {
 			if _, ok := inv.Role(a.FromRole); a.FromRole != "" && !ok {
 				t.Fatalf("role %s allow[%d] from role %q, which does not exist", r.Name, i, a.FromRole)
 			}
-			if a.FromCIDR.IsValid() && (!a.FromCIDR.Addr().Is4() || a.FromCIDR.Masked() != a.FromCIDR) {
+			if a.FromCIDR.IsValid() && (!a.FromCIDR.Addr().Is4() || a.FromCIDR.Masked() != a.FromCIDR || a.FromCIDR.Bits() == 0) {
 				t.Fatalf("role %s allow[%d] from CIDR %v", r.Name, i, a.FromCIDR)
 			}
 			if a.AllTCP != (a.TCP == nil && a.UDP == nil) || a.TCP != nil && len(a.TCP) == 0 || a.UDP != nil && len(a.UDP) == 0 {

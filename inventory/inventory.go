@@ -19,8 +19,15 @@ const (
 	DefaultParallel      = 20
 	DefaultTimeout       = 10 * time.Second
 	DefaultRollbackAfter = 30 * time.Second
-	DefaultPublicIface   = "eth0"
-	DefaultPrivateIface  = "eth1"
+	// MaxTimeout bounds ssh.timeout: a connection that has not answered in
+	// two minutes is not coming, and every step of a run waits that long
+	// for a stuck host.
+	MaxTimeout = 2 * time.Minute
+	// MaxRollbackAfter bounds ssh.rollback_after: a policy that cuts SSH
+	// stays in place, and the run waits, that long.
+	MaxRollbackAfter    = 10 * time.Minute
+	DefaultPublicIface  = "eth0"
+	DefaultPrivateIface = "eth1"
 )
 
 // Inventory is a loaded and validated fleet. Hosts and Roles are sorted by
@@ -33,6 +40,23 @@ type Inventory struct {
 	Interfaces Interfaces
 	Hosts      []*Host
 	Roles      []*Role
+	// Warnings are keys that are valid but have no effect, or one that is
+	// probably not meant, in file order. They do not make it invalid.
+	Warnings []Problem
+
+	lines map[string]int // where each key is written (see keyLines)
+}
+
+// Line returns the line key is written on ("roles.db.template",
+// "roles.app.allow[1].from"), or that of its nearest enclosing table when
+// the key itself is not written; 0 when none is known.
+func (inv *Inventory) Line(key string) int { return lineOf(inv.lines, key) }
+
+// Problem returns a problem at key, with its line, for the packages that
+// check what an inventory renders to, so that their messages take the
+// same "file:line: key: message" form.
+func (inv *Inventory) Problem(key, msg string) Problem {
+	return Problem{Line: inv.Line(key), Key: key, Msg: msg}
 }
 
 // SSH holds how fwpush reaches the fleet.
@@ -48,6 +72,9 @@ type SSH struct {
 	// RollbackAfter is how long a host waits for fwpush to confirm a new
 	// policy before restoring its previous rules by itself.
 	RollbackAfter time.Duration
+	// Become is how the login user becomes root on the hosts: BecomeSudo,
+	// BecomeNone, or "" to decide per host by its user (see Host.Become).
+	Become string
 	// Given says which connection settings the inventory wrote, rather
 	// than left to their defaults: OpenSSH's client configuration may fill
 	// the others.
@@ -58,7 +85,16 @@ type SSH struct {
 // effect are always set, to the defaults where it wrote nothing.
 type Given struct {
 	User, Port, Identity, KnownHosts bool
+	// Become is set when the inventory chose how to become root, for the
+	// host or in [ssh], rather than leaving it to the user.
+	Become bool
 }
+
+// The ways of becoming root on a host.
+const (
+	BecomeSudo = "sudo" // sudo, non-interactive; a password on stdin if sudo wants one
+	BecomeNone = "none" // the login user is root, or has its rights
+)
 
 // Interfaces are the fleet-wide default interface names.
 type Interfaces struct {
@@ -78,8 +114,11 @@ type Host struct {
 	PrivateIface string
 	User         string
 	Port         int
-	// Given says whether the inventory wrote the host's user and port,
-	// for the host or in [ssh].
+	// Become is how the login user becomes root there: BecomeSudo, by
+	// default whenever User is not root, else BecomeNone.
+	Become string
+	// Given says whether the inventory wrote the host's user, port and
+	// become, for the host or in [ssh].
 	Given Given
 }
 

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // cmpAddrs compares addresses and prefixes by value; their fields are
-// unexported.
+// unexported. Where keys are written is not part of the model.
 var cmpAddrs = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	cmpopts.IgnoreUnexported(Inventory{}),
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -28,7 +30,7 @@ func TestLoadExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	private := func(name, ip string) *Host {
-		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Given: Given{User: true, Port: true}}
+		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}}
 	}
 	want := &Inventory{
 		Path: path,
@@ -42,13 +44,13 @@ func TestLoadExample(t *testing.T) {
 		Hosts: []*Host{
 			{
 				Name: "haproxy-www", Role: "lb", PublicIP: addr("203.0.113.11"), PrivateIP: addr("198.18.0.11"),
-				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Given: Given{User: true, Port: true},
+				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
 			},
 			private("mysql-1", "198.18.0.31"),
 			private("mysql-2", "198.18.0.32"),
 			{
 				Name: "tunnel-1", Role: "tunnel", PublicIP: addr("203.0.113.10"), PrivateIP: addr("198.18.0.10"),
-				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Given: Given{User: true, Port: true},
+				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
 			},
 			private("wordpress-1", "198.18.0.21"),
 			private("wordpress-2", "198.18.0.22"),
@@ -157,11 +159,11 @@ allow = [
 		Hosts: []*Host{
 			{
 				Name: "bastion", Role: "tunnel", PublicIP: addr("203.0.113.5"), PrivateIP: addr("198.18.0.5"),
-				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Given: Given{User: true, Port: true},
+				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo", Given: Given{User: true, Port: true},
 			},
 			{
 				Name: "db-1", Role: "db", PrivateIP: addr("198.18.0.6"),
-				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Given: Given{User: true},
+				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none", Given: Given{User: true},
 			},
 		},
 		Roles: []*Role{
@@ -177,6 +179,7 @@ allow = [
 			// Ports are sorted and deduplicated.
 			{Name: "tunnel", Template: "tunnel", PublicTCP: []int{22, 2222}},
 		},
+		Warnings: []Problem{{Line: 24, Key: "roles.tunnel.public_tcp[2]", Msg: "port 2222 is listed twice", Warning: true}},
 	}
 	if diff := cmp.Diff(want, inv, cmpAddrs); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
@@ -238,7 +241,7 @@ func TestLoadLarge(t *testing.T) {
 	db6, _ := inv.Host("db-6")
 	if diff := cmp.Diff(&Host{
 		Name: "db-6", Role: "db", PrivateIP: addr("198.19.4.6"),
-		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Given: Given{User: true, Port: true},
+		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none", Given: Given{User: true, Port: true},
 	}, db6, cmpAddrs); diff != "" {
 		t.Errorf("db-6 (-want +got):\n%s", diff)
 	}

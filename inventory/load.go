@@ -35,6 +35,7 @@ type rawSSH struct {
 	Parallel      int    `toml:"parallel"`
 	Timeout       string `toml:"timeout"`
 	RollbackAfter string `toml:"rollback_after"`
+	Become        string `toml:"become"`
 }
 
 type rawInterfaces struct {
@@ -51,6 +52,7 @@ type rawHost struct {
 	PrivateIface string `toml:"private_iface"`
 	User         string `toml:"user"`
 	Port         int    `toml:"port"`
+	Become       string `toml:"become"`
 }
 
 type rawRole struct {
@@ -110,14 +112,21 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		// only the misspelt keys are reported.
 		inv = v.build(name, &raw)
 	}
+	byLine := func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) }
 	if len(v.problems) > 0 {
-		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		// Warnings are left out: about an invalid inventory they mislead
+		// (a misspelt "tcp" makes its allow entry a duplicate).
+		slices.SortStableFunc(v.problems, byLine)
 		return nil, &Error{File: name, Problems: v.problems}
 	}
+	slices.SortStableFunc(v.warnings, byLine)
+	inv.Warnings = v.warnings
+	inv.lines = v.lines
 	return inv, nil
 }
 
-// Error is an invalid inventory: every problem found, in file order.
+// Error is an invalid inventory: every problem found, in file order. It
+// may hold warnings too, next to the errors that make it invalid.
 type Error struct {
 	File     string
 	Problems []Problem
@@ -129,6 +138,9 @@ type Problem struct {
 	Col  int
 	Key  string
 	Msg  string
+	// Warning marks a problem that does not make the inventory invalid: a
+	// key that has no effect, or one that is probably not what was meant.
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -137,12 +149,15 @@ func (e *Error) Error() string {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(p.format(e.File))
+		b.WriteString(p.Format(e.File))
 	}
 	return b.String()
 }
 
-func (p Problem) format(file string) string {
+// Format writes the problem as one line, "file:line: key: message", with
+// "warning: " before the message of a warning; line and key are left out
+// when unknown.
+func (p Problem) Format(file string) string {
 	var b strings.Builder
 	b.WriteString(oneLine(file))
 	if p.Line > 0 {
@@ -155,6 +170,9 @@ func (p Problem) format(file string) string {
 	if p.Key != "" {
 		b.WriteString(oneLine(p.Key))
 		b.WriteString(": ")
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(oneLine(p.Msg))
 	return b.String()
@@ -383,9 +401,9 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
 	"":           {"ssh", "interfaces", "hosts", "roles"},
-	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after"},
+	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
 	"interfaces": {"public", "private"},
-	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
+	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become"},
 	"role":       {"template", "public_tcp", "allow", "log_dropped"},
 	"allow":      {"from", "tcp", "udp"},
 }

@@ -61,21 +61,21 @@ func TestSelect(t *testing.T) {
 			hosts, err := inv.Select(tt.pattern)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("Select(%q) = %v, %v; want an error containing %q", tt.pattern, names(hosts), err, tt.err)
+					t.Fatalf("Select(%q) = %v, %v; want an error containing %q", tt.pattern, hostNames(hosts), err, tt.err)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("Select(%q): %v", tt.pattern, err)
 			}
-			if diff := cmp.Diff(tt.want, names(hosts)); diff != "" {
+			if diff := cmp.Diff(tt.want, hostNames(hosts)); diff != "" {
 				t.Errorf("Select(%q) (-want +got):\n%s", tt.pattern, diff)
 			}
 		})
 	}
 }
 
-func names(hosts []*Host) []string {
+func hostNames(hosts []*Host) []string {
 	var out []string
 	for _, h := range hosts {
 		out = append(out, h.Name)

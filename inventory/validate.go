@@ -20,17 +20,25 @@ type validator struct {
 	lines    map[string]int
 	md       toml.MetaData
 	problems []Problem
+	warnings []Problem
 }
 
-// errorf records a problem at key; the line is looked up from the key, or
-// from its nearest enclosing table when the key itself is not written
-// (a missing required key).
+// errorf records a problem at key.
 func (v *validator) errorf(key, format string, args ...any) {
-	line := 0
+	v.problems = append(v.problems, Problem{Line: lineOf(v.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning at key.
+func (v *validator) warnf(key, format string, args ...any) {
+	v.warnings = append(v.warnings, Problem{Line: lineOf(v.lines, key), Key: key, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// lineOf looks the line of key up, or that of its nearest enclosing table
+// when the key itself is not written (a missing required key).
+func lineOf(lines map[string]int, key string) int {
 	for k := key; k != ""; {
-		if l, ok := v.lines[k]; ok {
-			line = l
-			break
+		if l, ok := lines[k]; ok {
+			return l
 		}
 		i := strings.LastIndexAny(k, ".[")
 		if i < 0 {
@@ -38,7 +46,7 @@ func (v *validator) errorf(key, format string, args ...any) {
 		}
 		k = k[:i]
 	}
-	v.problems = append(v.problems, Problem{Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	return 0
 }
 
 func (v *validator) defined(key ...string) bool { return v.md.IsDefined(key...) }
@@ -76,6 +84,7 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 	}
 	v.tunnel(inv)
 	v.duplicateIPs(inv)
+	v.noEffect(inv)
 	return inv
 }
 
@@ -102,12 +111,38 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 			v.errorf("ssh.parallel", "%d is out of range: hosts worked on at once must be 1 to 1000", raw.Parallel)
 		}
 	}
-	s.Timeout = v.duration("ssh.timeout", raw.Timeout, DefaultTimeout, time.Second)
-	s.RollbackAfter = v.duration("ssh.rollback_after", raw.RollbackAfter, DefaultRollbackAfter, 5*time.Second)
+	timeout, ok1 := v.duration("ssh.timeout", raw.Timeout, DefaultTimeout, time.Second, MaxTimeout)
+	rollback, ok2 := v.duration("ssh.rollback_after", raw.RollbackAfter, DefaultRollbackAfter, 5*time.Second, MaxRollbackAfter)
+	s.Timeout, s.RollbackAfter = timeout, rollback
+	// After the apply, fwpush must reach the host again over a fresh
+	// connection, which may take a whole timeout, and confirm before the
+	// host rolls back by itself: a guard that fires first undoes every
+	// good apply. Half a timeout more leaves room for the apply to finish
+	// and the confirm to run.
+	if need := roundUp(timeout * 3 / 2); ok1 && ok2 && rollback < need {
+		if raw.RollbackAfter != "" {
+			v.errorf("ssh.rollback_after", "%s is not clearly longer than ssh.timeout (%s): after the apply fwpush may need a whole timeout to reach the host again and confirm before it rolls back; use at least %s",
+				shortDuration(rollback), shortDuration(timeout), shortDuration(need))
+		} else {
+			v.errorf("ssh.timeout", "%s leaves no time to confirm before rollback_after (%s, the default) fires: after the apply fwpush may need a whole timeout to reach the host again; use at most %s, or set rollback_after to at least %s",
+				shortDuration(timeout), shortDuration(rollback), shortDuration(rollback*2/3), shortDuration(need))
+		}
+	}
 	if s.Tunnel == "" {
 		v.errorf("ssh.tunnel", "missing: name the host every other host is reached through (tunnel = \"NAME\")")
 	}
+	s.Become = v.become("ssh.become", raw.Become)
 	return s
+}
+
+// become checks a become key: "sudo", "none", or unset ("").
+func (v *validator) become(key, val string) string {
+	switch val {
+	case "", BecomeSudo, BecomeNone:
+	default:
+		v.errorf(key, "%q is not a way to become root: use \"sudo\" (the default for a user other than root) or \"none\" (the login user has root's rights)", val)
+	}
+	return val
 }
 
 func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
@@ -155,6 +190,14 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	}
 	if v.defined("hosts", name, "port") {
 		h.Port = v.port(key+".port", raw.Port)
+	}
+	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	h.Given.Become = h.Become != ""
+	if h.Become == "" {
+		h.Become = BecomeNone
+		if h.User != "root" {
+			h.Become = BecomeSudo
+		}
 	}
 	if name != inv.SSH.Tunnel && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
 		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
@@ -215,6 +258,12 @@ func (v *validator) allowSource(inv *Inventory, r *Role, i int) {
 	}
 	if err == nil {
 		switch {
+		case p.Bits() == 0:
+			// Every source: on the private interface that is every other
+			// tenant of a shared private network, which is what the
+			// policy keeps out. (And iptables-save leaves "-s 0.0.0.0/0"
+			// out, so the rule would never compare equal to the live one.)
+			v.errorf(key, "%q allows every address, other tenants of the private network included: use public_tcp to open a port to the internet, or a narrower CIDR", a.From)
 		case !p.Addr().Is4():
 			v.errorf(key, "%q: only IPv4 sources exist on the private network", a.From)
 		case p.Masked() != p:
@@ -319,25 +368,51 @@ func (v *validator) ports(key string, ps []int) []int {
 			v.errorf(fmt.Sprintf("%s[%d]", key, i), "port %d is out of range 1-65535", p)
 			continue
 		}
+		if slices.Contains(ps[:i], p) {
+			v.warnf(fmt.Sprintf("%s[%d]", key, i), "port %d is listed twice", p)
+		}
 		out = append(out, p)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
-func (v *validator) duration(key, s string, def, least time.Duration) time.Duration {
+// duration parses a duration between least and most; ok is false when it
+// is not valid (the problem is recorded).
+func (v *validator) duration(key, s string, def, least, most time.Duration) (d time.Duration, ok bool) {
 	if s == "" {
-		return def
+		return def, true
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		v.errorf(key, "%q is not a duration (such as \"10s\" or \"1m\")", s)
-		return def
+		return def, false
 	}
-	if d < least {
-		v.errorf(key, "%s is too short: at least %s", d, least)
+	switch {
+	case d < least:
+		v.errorf(key, "%s is too short: at least %s", shortDuration(d), shortDuration(least))
+		return d, false
+	case d > most:
+		v.errorf(key, "%s is too long: at most %s", shortDuration(d), shortDuration(most))
+		return d, false
 	}
-	return d
+	return d, true
+}
+
+// roundUp rounds a duration up to whole seconds.
+func roundUp(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// shortDuration writes a duration without the zero units Go adds: "2m",
+// not "2m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // iface checks a Linux interface name as the kernel's dev_valid_name does,
@@ -424,3 +499,12 @@ func orDefault(s, def string) string {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -675,6 +676,31 @@ allow = [
 			`bad.toml:15: roles.tunnel.allow[6].from: missing: name a role or a CIDR`,
 		},
 	},
+	{
+		// iptables-save leaves "-s 0.0.0.0/0" out: such a rule would never
+		// compare equal to the live one, and would let every tenant of the
+		// private network in.
+		name: "every address as a source",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+allow = [
+  { from = "0.0.0.0/0", tcp = [80] },
+  { from = "::/0" },
+  { from = "203.0.113.7/0" },
+]
+`,
+		want: []string{
+			`bad.toml:9: roles.tunnel.allow[0].from: "0.0.0.0/0" allows every address, other tenants of the private network included: use public_tcp to open a port to the internet, or a narrower CIDR`,
+			`bad.toml:10: roles.tunnel.allow[1].from: "::/0" allows every address, other tenants of the private network included: use public_tcp to open a port to the internet, or a narrower CIDR`,
+			`bad.toml:11: roles.tunnel.allow[2].from: "203.0.113.7/0" allows every address, other tenants of the private network included: use public_tcp to open a port to the internet, or a narrower CIDR`,
+		},
+	},
 
 	// Ports.
 	{
@@ -761,8 +787,69 @@ template = "tunnel"
 `,
 		want: []string{
 			`bad.toml:3: ssh.timeout: 500ms is too short: at least 1s`,
-			`bad.toml:4: ssh.rollback_after: -1m0s is too short: at least 5s`,
+			`bad.toml:4: ssh.rollback_after: -1m is too short: at least 5s`,
 		},
+	},
+	{
+		name: "durations too long",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = "100000h"
+rollback_after = "11m"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.timeout: 100000h is too long: at most 2m`,
+			`bad.toml:4: ssh.rollback_after: 11m is too long: at most 10m`,
+		},
+	},
+	{
+		name: "rollback_after shorter than timeout",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = "1m"
+rollback_after = "30s"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:4: ssh.rollback_after: 30s is not clearly longer than ssh.timeout (1m): after the apply fwpush may need a whole timeout to reach the host again and confirm before it rolls back; use at least 1m30s`},
+	},
+	{
+		name: "rollback_after not clearly longer than timeout",
+		toml: `
+[ssh]
+tunnel = "t"
+rollback_after = "14s"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: ssh.rollback_after: 14s is not clearly longer than ssh.timeout (10s): after the apply fwpush may need a whole timeout to reach the host again and confirm before it rolls back; use at least 15s`},
+	},
+	{
+		name: "timeout too long for the default rollback_after",
+		toml: `
+[ssh]
+tunnel = "t"
+timeout = "25s"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:3: ssh.timeout: 25s leaves no time to confirm before rollback_after (30s, the default) fires: after the apply fwpush may need a whole timeout to reach the host again; use at most 20s, or set rollback_after to at least 38s`},
 	},
 	{
 		name: "parallel out of range",
@@ -791,6 +878,24 @@ public_ip = "203.0.113.1"
 template = "tunnel"
 `,
 		want: []string{`bad.toml:3: ssh.parallel: 1001 is out of range: hosts worked on at once must be 1 to 1000`},
+	},
+	{
+		name: "become neither sudo nor none",
+		toml: `
+[ssh]
+tunnel = "t"
+become = "su"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+become = "doas"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.become: "su" is not a way to become root: use "sudo" (the default for a user other than root) or "none" (the login user has root's rights)`,
+			`bad.toml:7: hosts.t.become: "doas" is not a way to become root: use "sudo" (the default for a user other than root) or "none" (the login user has root's rights)`,
+		},
 	},
 
 	// Interfaces.
@@ -919,5 +1024,196 @@ func TestParseBad(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Keys that are valid but have no effect, or open more than meant, are
+// warnings: the inventory loads, and each names its file, line and key.
+var warnInventories = []struct {
+	name string
+	toml string
+	want []string
+}{
+	{
+		name: "SSH port in public_tcp of a role reached through the tunnel",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.lb-1]
+role = "lb"
+public_ip = "203.0.113.2"
+private_ip = "198.18.0.2"
+[hosts.lb-2]
+role = "lb"
+public_ip = "203.0.113.3"
+private_ip = "198.18.0.3"
+port = 2222
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.lb]
+template = "public"
+public_tcp = [22, 443, 2222]
+`,
+		want: []string{
+			`warn.toml:21: roles.lb.public_tcp: warning: 22 is the SSH port of lb-1: public_tcp opens SSH to the internet on a role that is reached through the tunnel`,
+			`warn.toml:21: roles.lb.public_tcp: warning: 2222 is the SSH port of lb-2: public_tcp opens SSH to the internet on a role that is reached through the tunnel`,
+		},
+	},
+	{
+		// The tunnel's role, and a standby bastion's, are meant to be
+		// reached from the internet.
+		name: "SSH port in public_tcp of the tunnel's role or a tunnel template",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "gate"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.standby]
+role = "bastion"
+public_ip = "203.0.113.2"
+private_ip = "198.18.0.2"
+[roles.gate]
+template = "gate.tmpl"
+public_tcp = [22]
+[roles.bastion]
+template = "tunnel"
+public_tcp = [22]
+`,
+		want: nil,
+	},
+	{
+		name: "public_tcp on hosts without a public address",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.lb-1]
+role = "lb"
+public_ip6 = "2001:db8::2"
+private_ip = "198.18.0.2"
+[hosts.lb-2]
+role = "lb"
+private_ip = "198.18.0.3"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.lb]
+template = "public"
+public_tcp = [80, 443]
+`,
+		want: []string{`warn.toml:11: hosts.lb-2: warning: role "lb" opens public_tcp 80, 443, but the host has neither public_ip nor public_ip6: nothing is opened on it`},
+	},
+	{
+		name: "public addresses of private hosts",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.db-1]
+role = "db"
+private_ip = "198.18.0.2"
+public_ip6 = "2001:db8::2"
+[hosts.db-2]
+role = "db"
+private_ip = "198.18.0.3"
+public_ip = "203.0.113.3"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.db]
+template = "private"
+`,
+		want: []string{
+			`warn.toml:10: hosts.db-1.public_ip6: warning: role "db" uses the private template, which opens nothing on the public interface: public_ip6 changes no rule`,
+			`warn.toml:14: hosts.db-2.public_ip: warning: role "db" uses the private template, which opens nothing on the public interface: public_ip changes no rule`,
+		},
+	},
+	{
+		name: "allow entries that repeat another",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.a]
+role = "app"
+private_ip = "198.18.0.2"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.app]
+template = "private"
+allow = [
+  { from = "tunnel", tcp = [80, 443] },
+  { from = "tunnel", tcp = [443, 8080] },
+  { from = "tunnel", tcp = [80] },
+  { from = "app" },
+  { from = "app", tcp = [9100], udp = [53] },
+  { from = "app" },
+  { from = "198.51.100.0/24", udp = [53, 161] },
+  { from = "198.51.100.128/25", udp = [161] },
+  { from = "198.51.100.0/25", tcp = [22], udp = [53] },
+  { from = "198.51.100.0/24", udp = [161, 161] },
+]
+`,
+		want: []string{
+			`warn.toml:17: roles.app.allow[1]: warning: tcp 443 from tunnel is already allowed by allow[0]`,
+			`warn.toml:18: roles.app.allow[2]: warning: duplicates allow[0]: it allows nothing more`,
+			`warn.toml:20: roles.app.allow[4]: warning: tcp 9100 from app is already allowed by allow[3]`,
+			`warn.toml:21: roles.app.allow[5]: warning: duplicates allow[3]: it allows nothing more`,
+			`warn.toml:23: roles.app.allow[7]: warning: duplicates allow[6]: it allows nothing more`,
+			`warn.toml:24: roles.app.allow[8]: warning: udp 53 from 198.51.100.0/25 is already allowed by allow[6]`,
+			`warn.toml:25: roles.app.allow[9].udp[1]: warning: port 161 is listed twice`,
+			`warn.toml:25: roles.app.allow[9]: warning: duplicates allow[6]: it allows nothing more`,
+		},
+	},
+}
+
+func TestParseWarnings(t *testing.T) {
+	for _, tc := range warnInventories {
+		t.Run(tc.name, func(t *testing.T) {
+			inv, err := Parse("warn.toml", []byte(strings.TrimPrefix(tc.toml, "\n")))
+			if err != nil {
+				t.Fatalf("warnings must not make an inventory invalid: %v", err)
+			}
+			var got []string
+			for _, w := range inv.Warnings {
+				if !w.Warning {
+					t.Errorf("warning not marked as one: %+v", w)
+				}
+				got = append(got, w.Format(inv.Path))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The examples are what operators copy: they must not warn.
+func TestExamplesDoNotWarn(t *testing.T) {
+	for _, file := range []string{"site.toml", "large.toml", "custom.toml"} {
+		inv, err := Load(filepath.Join("..", "examples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range inv.Warnings {
+			t.Errorf("%s", w.Format(inv.Path))
+		}
 	}
 }

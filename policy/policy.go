@@ -85,6 +85,9 @@ func Parse(text string) (*Ruleset, error) {
 			if len(f) < 2 {
 				return nil, fmt.Errorf("line %d: malformed chain declaration %q", n, line)
 			}
+			if f[1] != "ACCEPT" && f[1] != "DROP" && f[1] != "-" {
+				return nil, fmt.Errorf("line %d: chain %s: policy %q is none of ACCEPT, DROP and - (a user chain)", n, f[0], f[1])
+			}
 			if _, dup := rs.Chains[f[0]]; dup {
 				return nil, fmt.Errorf("line %d: chain %s declared twice", n, f[0])
 			}
@@ -375,7 +378,8 @@ func (rs *Ruleset) Evaluate(chain string, p Packet) Verdict {
 	if !ok {
 		return Unknown
 	}
-	v, returned := rs.walk(c, p, 0)
+	w := &walker{rs: rs, p: p, done: map[*Chain]walked{}}
+	v, returned := w.walk(c, 0)
 	if !returned {
 		return v
 	}
@@ -388,21 +392,44 @@ func (rs *Ruleset) Evaluate(chain string, p Packet) Verdict {
 	return Unknown
 }
 
+// walker walks one packet through the chains. What a user chain does to
+// the packet is remembered: chains that jump to the same chain several
+// times would otherwise cost a walk exponential in their depth.
+type walker struct {
+	rs   *Ruleset
+	p    Packet
+	done map[*Chain]walked
+}
+
+type walked struct {
+	v        Verdict
+	returned bool
+}
+
 // walk returns a verdict, or returned=true when the packet falls off the
 // end of the chain (or meets RETURN).
-func (rs *Ruleset) walk(c *Chain, p Packet, depth int) (Verdict, bool) {
+func (w *walker) walk(c *Chain, depth int) (Verdict, bool) {
 	if depth > 32 {
-		return Unknown, false
+		return Unknown, false // a loop, which iptables refuses to load
 	}
+	if r, ok := w.done[c]; ok {
+		return r.v, r.returned
+	}
+	v, returned := w.rules(c, depth)
+	w.done[c] = walked{v, returned}
+	return v, returned
+}
+
+func (w *walker) rules(c *Chain, depth int) (Verdict, bool) {
 	for _, r := range c.Rules {
-		m := r.matches(p)
+		m := r.matches(w.p)
 		if m == no || r.Target == "LOG" {
 			continue
 		}
 		var v Verdict
 		var ret bool
-		if target, ok := rs.Chains[r.Target]; ok {
-			v, ret = rs.walk(target, p, depth+1)
+		if target, ok := w.rs.Chains[r.Target]; ok {
+			v, ret = w.walk(target, depth+1)
 			if ret {
 				continue
 			}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -76,6 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{"*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.300 -j ACCEPT\nCOMMIT\n", `line 3: bad address "10.0.0.300"`},
 		{"*filter\n:INPUT DROP [0:0]\n-A INPUT -m comment --comment \"open -j ACCEPT\nCOMMIT\n", "line 3: unterminated quote"},
 		{"# nothing\n", "no *filter table"},
+		{"*filter\n:INPUT [0:0]\nCOMMIT\n", `line 2: chain INPUT: policy "[0:0]" is none of ACCEPT, DROP and - (a user chain)`},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.doc)
@@ -102,5 +104,60 @@ COMMIT
 	want := "*filter\n:INPUT DROP\n:FORWARD DROP\n:OUTPUT ACCEPT\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
 	if got := Canonical(save); got != want {
 		t.Errorf("Canonical =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// iptables-save leaves out an address match on every address: so must the
+// canonical form, or a template that spells it out never compares equal.
+func TestCanonicalAnyAddress(t *testing.T) {
+	tests := []struct{ rule, want string }{
+		{"-A INPUT -s 0.0.0.0/0 -i eth1 -p tcp -j ACCEPT", "-A INPUT -i eth1 -p tcp -j ACCEPT"},
+		{"-A INPUT -s 0.0.0.0/0 -d 0.0.0.0/0 -j ACCEPT", "-A INPUT -j ACCEPT"},
+		{"-A OUTPUT --destination ::/0 -j ACCEPT", "-A OUTPUT -j ACCEPT"},
+		{"-A INPUT -s 0/0 -j ACCEPT", "-A INPUT -j ACCEPT"},
+		{"-A INPUT -s 198.51.100.7/0   -j ACCEPT", "-A INPUT -j ACCEPT"},
+		// Matching nothing is a match.
+		{"-A INPUT ! -s 0.0.0.0/0 -j DROP", "-A INPUT ! -s 0.0.0.0/0 -j DROP"},
+		// Narrower prefixes, host names and quoted words are left alone.
+		{"-A INPUT -s 0.0.0.0/1 -j ACCEPT", "-A INPUT -s 0.0.0.0/1 -j ACCEPT"},
+		{"-A INPUT -s 10.0.0.0/8 -j ACCEPT", "-A INPUT -s 10.0.0.0/8 -j ACCEPT"},
+		{`-A INPUT -m comment --comment "-s 0.0.0.0/0" -j ACCEPT`, `-A INPUT -m comment --comment "-s 0.0.0.0/0" -j ACCEPT`},
+		{`-A INPUT -s 0.0.0.0/0 -m comment --comment "a \"b\"  c" -j ACCEPT`, `-A INPUT -m comment --comment "a \"b\"  c" -j ACCEPT`},
+		{`-A INPUT -s 0.0.0.0/0 -m comment --comment "open`, `-A INPUT -s 0.0.0.0/0 -m comment --comment "open`},
+		{"-A INPUT -s", "-A INPUT -s"},
+	}
+	for _, tt := range tests {
+		doc := "*filter\n:INPUT ACCEPT [0:0]\n" + tt.rule + "\nCOMMIT\n"
+		want := "*filter\n:INPUT ACCEPT\n" + tt.want + "\nCOMMIT\n"
+		if got := Canonical(doc); got != want {
+			t.Errorf("Canonical(%q) =\n%s\nwant\n%s", tt.rule, got, want)
+		}
+	}
+}
+
+// A user template's chains may jump to the same chain many times: the walk
+// must not take time exponential in their depth (2^30 walks here, without
+// remembering what a chain does to the packet).
+func TestEvaluateDeepChains(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("*filter\n:INPUT DROP [0:0]\n")
+	const depth = 30
+	for i := range depth {
+		fmt.Fprintf(&b, ":C%d - [0:0]\n", i)
+	}
+	b.WriteString("-A INPUT -p udp -j C0\n-A INPUT -p tcp -j C0\n")
+	for i := range depth - 1 {
+		fmt.Fprintf(&b, "-A C%d -p udp -j C%d\n-A C%d -p tcp -j C%d\n", i, i+1, i, i+1)
+	}
+	fmt.Fprintf(&b, "-A C%d -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n", depth-1)
+	rs, err := Parse(b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rs.Evaluate("INPUT", Packet{Proto: "tcp", DPort: 22, State: "NEW"}); v != Accept {
+		t.Errorf("SSH through %d chains: %s, want accept", depth, v)
+	}
+	if v := rs.Evaluate("INPUT", Packet{Proto: "tcp", DPort: 80, State: "NEW"}); v != Drop {
+		t.Errorf("port 80 through %d chains: %s, want drop", depth, v)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"text/template"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
@@ -79,6 +78,8 @@ type Policy struct {
 type Plan struct {
 	Inventory *inventory.Inventory
 	Policies  []*Policy
+
+	templates map[string]*parsed // by role template, as written
 }
 
 // Policy returns the policy of the named host.
@@ -88,118 +89,6 @@ func (p *Plan) Policy(host string) (*Policy, bool) {
 		return nil, false
 	}
 	return p.Policies[i], true
-}
-
-// ReadFile reads a user template; os.ReadFile does.
-type ReadFile func(path string) ([]byte, error)
-
-// Error lists every template or lockout problem found while compiling.
-type Error struct {
-	Problems []error
-}
-
-func (e *Error) Error() string {
-	msgs := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		msgs[i] = p.Error()
-	}
-	return strings.Join(msgs, "\n")
-}
-
-// Unwrap lets errors.Is and errors.As see each problem.
-func (e *Error) Unwrap() []error { return e.Problems }
-
-// Compile renders every host's policy and checks that none would lock
-// fwpush out. It reports every problem at once, as an *Error.
-func Compile(inv *inventory.Inventory, read ReadFile) (*Plan, error) {
-	c := &compiler{inv: inv, read: read, parsed: map[string]*template.Template{}, failed: map[string]bool{}, flows: Flows(inv)}
-	plan := &Plan{Inventory: inv}
-	for _, h := range inv.Hosts {
-		pol, ok := c.host(h)
-		if ok {
-			plan.Policies = append(plan.Policies, pol)
-		}
-	}
-	if len(c.problems) > 0 {
-		return nil, &Error{Problems: c.problems}
-	}
-	return plan, nil
-}
-
-type compiler struct {
-	inv      *inventory.Inventory
-	read     ReadFile
-	parsed   map[string]*template.Template
-	failed   map[string]bool
-	flows    []Flow
-	problems []error
-}
-
-func (c *compiler) problem(format string, args ...any) {
-	c.problems = append(c.problems, fmt.Errorf(format, args...))
-}
-
-func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
-	role, _ := c.inv.Role(h.Role)
-	t, ok := c.template(role)
-	if !ok {
-		return nil, false
-	}
-	pol := &Policy{Host: h}
-	for _, family := range []int{4, 6} {
-		out, err := templates.Render(t, Data(c.inv, c.flows, h, family))
-		if err != nil {
-			c.problem("host %s: template %s (IPv%d): %w", h.Name, describe(role.Template), family, err)
-			return nil, false
-		}
-		if family == 4 {
-			pol.V4 = out
-		} else {
-			pol.V6 = out
-		}
-	}
-	for _, err := range Lockout(c.inv, h, pol) {
-		c.problem("host %s: %w", h.Name, err)
-	}
-	return pol, true
-}
-
-func describe(template string) string {
-	if inventory.IsBuiltin(template) {
-		return fmt.Sprintf("%q (built-in)", template)
-	}
-	return template
-}
-
-func (c *compiler) template(role *inventory.Role) (*template.Template, bool) {
-	name := role.Template
-	if t, ok := c.parsed[name]; ok {
-		return t, true
-	}
-	if c.failed[name] {
-		return nil, false
-	}
-	var text, file string
-	if src, ok := templates.Builtin(name); ok {
-		text, file = src, name+".tmpl"
-	} else {
-		file = c.inv.TemplatePath(name)
-		b, err := c.read(file)
-		if err != nil {
-			c.problem("roles.%s.template: %w", role.Name, err)
-			c.failed[name] = true
-			return nil, false
-		}
-		text = string(b)
-	}
-	t, err := templates.Parse(file, text)
-	if err != nil {
-		c.problem("roles.%s.template: %w", role.Name, err)
-		c.failed[name] = true
-		return nil, false
-	}
-	c.parsed[name] = t
-	return t, true
 }
 
 // Data is what host h's template receives for one address family.

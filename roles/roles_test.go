@@ -252,31 +252,57 @@ func TestTemplateErrors(t *testing.T) {
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
 	}
+	db := func(tmpl string) []string {
+		return []string{"[roles.db]\ntemplate = \"private\"", "[roles.db]\ntemplate = \"tpl/" + tmpl + "\""}
+	}
+	app := func(tmpl string) []string {
+		return []string{"[roles.app]\ntemplate = \"private\"", "[roles.app]\ntemplate = \"tpl/" + tmpl + "\""}
+	}
 	tests := []struct {
-		template string
-		want     []string
+		name    string
+		replace [][]string
+		want    []string
 	}{
-		{"missing.tmpl", []string{"roles.db.template: open tpl/missing.tmpl: file does not exist"}},
-		{"bad-parse.tmpl", []string{"roles.db.template: template: tpl/bad-parse.tmpl:4: unexpected EOF"}},
-		{"bad-field.tmpl", []string{`host d: template tpl/bad-field.tmpl (IPv4): template: tpl/bad-field.tmpl:3:7: executing "tpl/bad-field.tmpl" at <.Host.Nmae>: can't evaluate field Nmae in type templates.Host`}},
-		{"no-ssh.tmpl", []string{
-			"host d: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.5:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out",
+		{"missing", [][]string{db("missing.tmpl")}, []string{"test.toml:32: roles.db.template: open tpl/missing.tmpl: file does not exist"}},
+		{"missing for two roles", [][]string{db("missing.tmpl"), app("missing.tmpl")}, []string{
+			"test.toml:29: roles.app.template: open tpl/missing.tmpl: file does not exist",
+			"test.toml:32: roles.db.template: open tpl/missing.tmpl: file does not exist",
 		}},
-		{"nat.tmpl", []string{`host d: IPv4 policy does not load: line 1: table "nat": fwpush manages the filter table only (nat, mangle and raw are never touched)`}},
+		{"parse error", [][]string{db("bad-parse.tmpl")}, []string{"test.toml:32: roles.db.template: tpl/bad-parse.tmpl:4: unexpected EOF"}},
+		{"execution error", [][]string{db("bad-field.tmpl")}, []string{
+			`test.toml:32: roles.db.template: tpl/bad-field.tmpl:3:7: executing "tpl/bad-field.tmpl" at <.Host.Nmae>: can't evaluate field Nmae in type templates.Host (IPv4, host d)`,
+		}},
+		{"execution error on every host of a role", [][]string{app("bad-field.tmpl")}, []string{
+			`test.toml:29: roles.app.template: tpl/bad-field.tmpl:3:7: executing "tpl/bad-field.tmpl" at <.Host.Nmae>: can't evaluate field Nmae in type templates.Host (IPv4, hosts a1 and a2)`,
+		}},
+		{"lockout", [][]string{db("no-ssh.tmpl"), app("no-ssh.tmpl")}, []string{
+			"test.toml:29: roles.app.template: host a1: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.3:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out",
+			"test.toml:29: roles.app.template: host a2: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.4:2222 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out",
+			"test.toml:32: roles.db.template: host d: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.5:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out",
+		}},
+		{"tunnel without SSH in public_tcp", [][]string{{"[roles.tunnel]\ntemplate = \"tunnel\"\npublic_tcp = [22]", "[roles.tunnel]\ntemplate = \"tunnel\"\npublic_tcp = [443]"}}, []string{
+			"test.toml:24: roles.tunnel.public_tcp: host t: lockout: the IPv4 policy does not accept SSH from anywhere to 203.0.113.1:22 on eth0 without conntrack (INPUT chain: drop): fwpush would lock itself out; add 22 to public_tcp",
+		}},
+		{"other table", [][]string{db("nat.tmpl")}, []string{
+			`test.toml:32: roles.db.template: tpl/nat.tmpl:1: fwpush refuses the IPv4 policy of host d: table "nat": fwpush manages the filter table only (nat, mangle and raw are never touched) (d, line 1: *nat)`,
+			`test.toml:32: roles.db.template: tpl/nat.tmpl:1: fwpush refuses the IPv6 policy of host d: table "nat": fwpush manages the filter table only (nat, mangle and raw are never touched) (d, line 1: *nat)`,
+		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.template, func(t *testing.T) {
-			inv := parse(t, strings.Replace(fleet, "[roles.db]\ntemplate = \"private\"", "[roles.db]\ntemplate = \"tpl/"+tt.template+"\"", 1))
-			_, err := Compile(inv, read)
-			var rerr *Error
-			if !errors.As(err, &rerr) {
-				t.Fatalf("got %v, want a *roles.Error", err)
+		t.Run(tt.name, func(t *testing.T) {
+			src := fleet
+			for _, r := range tt.replace {
+				if !strings.Contains(src, r[0]) {
+					t.Fatalf("the fleet has no %q", r[0])
+				}
+				src = strings.Replace(src, r[0], r[1], 1)
 			}
-			var got []string
-			for _, p := range rerr.Problems {
-				got = append(got, p.Error())
+			_, err := Compile(parse(t, src), read)
+			var ierr *inventory.Error
+			if !errors.As(err, &ierr) {
+				t.Fatalf("got %v, want an *inventory.Error", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, strings.Split(err.Error(), "\n")); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
@@ -308,5 +334,61 @@ func TestLockoutIsAnError(t *testing.T) {
 	noPub.V4 = []byte(strings.Replace(string(tp.V4), "-A INPUT -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT\n", "", 1))
 	if errs := Lockout(inv, tp.Host, &noPub); len(errs) != 1 {
 		t.Fatalf("Lockout of a closed tunnel = %v, want one error", errs)
+	}
+}
+
+// What iptables-restore refuses is reported at the role's template, with
+// the template line that wrote the refused rule when it can be told, and
+// the hosts that the same line fails together.
+func TestRejected(t *testing.T) {
+	tmpl := "{{template \"fwpush.header\" .}}\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+		"{{template \"fwpush.input\" .}}\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n"
+	read := func(string) ([]byte, error) { return []byte(tmpl), nil }
+	src := strings.Replace(fleet, "[roles.app]\ntemplate = \"private\"", "[roles.app]\ntemplate = \"tpl/nosuch.tmpl\"", 1)
+	plan, err := Compile(parse(t, src), read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Rejected(nil); err != nil {
+		t.Errorf("no rejections: %v", err)
+	}
+	line := func(host string, family int, rule string) int {
+		t.Helper()
+		p, _ := plan.Policy(host)
+		doc := p.V4
+		if family == 6 {
+			doc = p.V6
+		}
+		i := slices.Index(strings.Split(string(doc), "\n"), rule)
+		if i < 0 {
+			t.Fatalf("%s's IPv%d policy has no %q", host, family, rule)
+		}
+		return i + 1
+	}
+	const msg = "Couldn't load match `nosuchmatch':No such file or directory"
+	nosuch := "-A INPUT -m nosuchmatch -j ACCEPT"
+	err = plan.Rejected([]Rejection{
+		{Host: "a1", Family: 4, Line: line("a1", 4, nosuch), Msg: msg},
+		{Host: "a2", Family: 4, Line: line("a2", 4, nosuch), Msg: msg},
+		{Host: "a1", Family: 6, Line: line("a1", 6, nosuch), Msg: msg},
+		// Built-in templates' lines are not the operator's to fix.
+		{Host: "d", Family: 4, Line: 3, Msg: "weird"},
+		// The kernel's refusal comes at COMMIT: no template line wrote it.
+		{Host: "a2", Family: 6, Line: line("a2", 6, "COMMIT"), Msg: "Chain 'X' does not exist"},
+		{Host: "t", Family: 4, Msg: "no line"},
+	})
+	want := []string{
+		"test.toml:23: roles.tunnel.template: iptables-restore refuses the IPv4 policy of host t: no line",
+		"test.toml:29: roles.app.template: tpl/nosuch.tmpl:6: iptables-restore refuses the IPv4 policy of hosts a1 and a2: " + msg + " (a1, line 15: " + nosuch + ")",
+		"test.toml:29: roles.app.template: tpl/nosuch.tmpl:6: ip6tables-restore refuses the IPv6 policy of host a1: " + msg + " (a1, line 16: " + nosuch + ")",
+		"test.toml:29: roles.app.template: ip6tables-restore refuses the IPv6 policy of host a2 at line 17 (COMMIT): Chain 'X' does not exist",
+		"test.toml:32: roles.db.template: iptables-restore refuses the IPv4 policy of host d at line 3 (:INPUT DROP [0:0]): weird",
+	}
+	var ierr *inventory.Error
+	if !errors.As(err, &ierr) {
+		t.Fatalf("got %v, want an *inventory.Error", err)
+	}
+	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }

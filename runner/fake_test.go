@@ -298,7 +298,7 @@ type fakeHost struct {
 	applyDelay    time.Duration // how long the detached apply takes
 	factsDelay    time.Duration // how long Facts takes
 
-	// The run in progress, as the host keeps it under /run/fwpush/run.
+	// The run in progress, as the host keeps it under /run/fwpush/runs.
 	token       string
 	new4, new6  string
 	old4, old6  string
@@ -306,6 +306,7 @@ type fakeHost struct {
 	decided     bool   // the guard or a confirm has won
 	guard       *time.Timer
 	guardDelay  time.Duration
+	started     time.Time     // when the last apply started
 	confirmWait time.Duration // the Wait of the last Confirm
 
 	// What happened.
@@ -316,6 +317,7 @@ type fakeHost struct {
 	writes    map[string]int
 	ran       []string // the steps run, in order
 	opened    []string // the connections opened, in order: "open" or "fresh"
+	settled   string   // how Settle decided the last apply: "kept" or "rolledback"
 	conns     int      // open connections
 	saves     int      // iptables-save runs, to vary the counters
 }
@@ -443,7 +445,13 @@ func (c *fakeConn) Facts(ctx context.Context) (remote.Facts, error) {
 	h := c.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var guards []remote.Guard
+	if h.token != "" && !h.decided {
+		now := time.Now()
+		guards = append(guards, remote.Guard{Token: h.token, Status: h.status, Started: h.started, FireAt: h.started.Add(h.guardDelay), Now: now})
+	}
 	return remote.Facts{
+		Guards:     guards,
 		Tools:      slices.Clone(h.tools),
 		Backend:    h.backend,
 		Links:      slices.Clone(h.links),
@@ -487,6 +495,7 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 	h.old4, h.old6 = h.live4, h.live6
 	h.status, h.decided = "", false
 	h.guardDelay = remote.RollbackSeconds(a.RollbackAfter)
+	h.started = time.Now()
 	token := a.Token
 	h.guard = time.AfterFunc(h.guardDelay, func() { h.fireGuard(token) })
 	time.AfterFunc(h.applyDelay, h.detachedApply)
@@ -562,6 +571,9 @@ func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confi
 	}
 	switch h.status {
 	case "ok":
+		if h.decided && h.settled == "kept" {
+			return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
+		}
 		if h.decided {
 			return remote.Confirmation{Outcome: remote.RolledBack}, nil
 		}
@@ -579,6 +591,31 @@ func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confi
 		return remote.Confirmation{Outcome: remote.RolledBack}, nil
 	}
 	return remote.Confirmation{Outcome: remote.Pending}, nil
+}
+
+// Settle implements Host: decide an earlier run's apply, as scriptSettle.
+func (c *fakeConn) Settle(ctx context.Context, token string, keep bool) (remote.Outcome, error) {
+	if err := c.begin(ctx, "settle"); err != nil {
+		return "", &remote.StepError{Step: "settle an earlier run", Err: err}
+	}
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.token != token {
+		return remote.Superseded, nil
+	}
+	if h.decided {
+		return remote.Confirmed, nil
+	}
+	h.decided = true
+	h.guard.Stop()
+	if keep {
+		h.settled = "kept"
+		return remote.Confirmed, nil
+	}
+	h.live4, h.live6 = h.old4, h.old6
+	h.settled = "rolledback"
+	return remote.RolledBack, nil
 }
 
 // Persist implements Host.

@@ -23,6 +23,7 @@ type Host interface {
 	Apply(ctx context.Context, a remote.Apply) error
 	Confirm(ctx context.Context, c remote.Confirm) (remote.Confirmation, error)
 	Persist(ctx context.Context, p remote.Persist) error
+	Settle(ctx context.Context, token string, keep bool) (remote.Outcome, error)
 	Probe(ctx context.Context, probes []remote.Probe, o remote.ProbeOptions) ([]remote.ProbeResult, time.Duration, error)
 	Close() error
 }
@@ -45,31 +46,46 @@ type Fleet interface {
 // opened once per command and shared by every step of it (a run and the
 // check after it), and every other host reached through it.
 type SSHFleet struct {
-	inv *inventory.Inventory
-	j   *transport.JumpDialer
-	cfg *transport.SSHConfig
+	inv        *inventory.Inventory
+	j          *transport.JumpDialer
+	cfg        *transport.SSHConfig
+	becomePass string
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // Open connects to inv's tunnel host with opts. Every host key is verified.
 // What the inventory leaves out of a host's user, port and identity comes
-// from opts.SSHConfig (see targetFor).
-func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options) (*SSHFleet, error) {
+// from opts.SSHConfig (see targetFor). becomePass is the password sudo
+// wants on hosts whose login user becomes root with it ("" when sudo wants
+// none).
+func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string) (*SSHFleet, error) {
 	j, err := transport.DialTunnel(ctx, targetFor(inv, inv.Tunnel(), opts.SSHConfig), opts)
 	if err != nil {
 		return nil, err
 	}
-	return &SSHFleet{inv: inv, j: j, cfg: opts.SSHConfig}, nil
+	return &SSHFleet{inv: inv, j: j, cfg: opts.SSHConfig, becomePass: becomePass}, nil
 }
 
 // Open implements Fleet.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
-	s, err := f.j.Dial(ctx, targetFor(f.inv, h, f.cfg))
+	t := targetFor(f.inv, h, f.cfg)
+	s, err := f.j.Dial(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	return remote.New(s, f.inv.SSH.Timeout), nil
+	become := h.Become == inventory.BecomeSudo
+	if !h.Given.Become {
+		// Left to the user, who may come from ssh_config.
+		become = t.User != "root"
+	}
+	return remote.New(s, remote.Options{
+		Timeout:  f.inv.SSH.Timeout,
+		Become:   become,
+		Password: f.becomePass,
+		User:     t.User,
+		Name:     h.Name,
+	}), nil
 }
 
 // OpenFresh implements Fleet.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	osuser "os/user"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +91,9 @@ type RunOptions struct {
 	// Poll is how often a host whose fresh connection failed is tried
 	// again until its guard's deadline; 0 means 100ms.
 	Poll time.Duration
+	// Who runs fwpush, as another run is told while this one holds a
+	// host ("user@laptop pid 42"); "" means this process, as Who says.
+	Who string
 	// Logger receives per-host progress; nil discards it.
 	Logger *slog.Logger
 	// OnStart and OnDone, when set, are called as each host starts and
@@ -132,6 +137,9 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Who == "" {
+		opts.Who = Who()
 	}
 	results := make([]HostResult, len(hosts))
 	one := func(i int) {
@@ -272,6 +280,11 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
+	if !p.opts.DryRun {
+		if f, err = p.settle(ctx, h, f); err != nil {
+			return err
+		}
+	}
 	res.Backend = f.Backend
 	if err := p.preflight(f); err != nil {
 		return fail("preflight", err)
@@ -336,9 +349,16 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return fail("apply", err)
 	}
+	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
-		V4: []byte(foreign4.Merge(want4)), V6: []byte(foreign6.Merge(want6))}
-	applied := time.Now() // the guard is armed after this, never before
+		V4: []byte(foreign4.Merge(want4)), V6: []byte(foreign6.Merge(want6)),
+		// The lock outlasts the guard and the confirm (with apt), should
+		// this run die without either releasing it; another run holds it
+		// no longer than its guard and confirm.
+		Lease:    2*rollback + 3*timeout + persist.InstallTime(),
+		LockWait: rollback + 2*timeout,
+		Who:      p.opts.Who,
+	}
 	p.step(StepApply)
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
@@ -349,8 +369,8 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		// cuts SSH cuts the apply's answer too): the host knows.
 		p.log.Warn("the apply's answer was lost; asking the host", "err", err)
 	}
-	// fwpush's own deadline is the guard's, in the same whole seconds.
-	deadline := applied.Add(remote.RollbackSeconds(p.opts.RollbackAfter))
+	// The guard was armed while Apply ran: it fires before this.
+	deadline := time.Now().Add(rollback)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	h.Close() // the proof must come from a fresh connection
 	p.step(StepConfirm)
@@ -366,6 +386,55 @@ func (p *pusher) step(name string) {
 	if p.opts.OnStep != nil {
 		p.opts.OnStep(p.host.Name, name)
 	}
+}
+
+// settle deals with the applies of other runs that the host has not
+// decided yet, before this run decides anything: no guard outlives the
+// run that finds it. An apply whose run is gone (it finished long ago and
+// nobody confirmed it: that fwpush was killed) is kept when its rules are
+// the ones this run would apply, and rolled back now otherwise; then the
+// host is read again. A run still at work is waited for, as long as its
+// guard and a confirm can take, and the host fails if it is still at work
+// then. It returns the facts to decide on.
+func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Facts, error) {
+	timeout := p.inv.SSH.Timeout
+	var waited time.Duration
+	for range 10 {
+		if len(f.Guards) == 0 {
+			return f, nil
+		}
+		g := f.Guards[0]
+		if abandoned := g.Status != "" && g.Now.Sub(g.Started) > 2*timeout+5*time.Second || !g.Now.Before(g.FireAt); !abandoned {
+			if waited > g.FireAt.Sub(g.Now)+2*timeout {
+				who := "another run of fwpush"
+				if f.Lock != nil && f.Lock.Token == g.Token && f.Lock.Who != "" {
+					who += " (" + f.Lock.Who + ")"
+				}
+				return f, fail("lock", fmt.Errorf("%s is changing this host: its guard restores the old rules at %s unless it confirms",
+					who, g.FireAt.Local().Format("15:04:05")))
+			}
+			p.log.Info("waiting for another run of fwpush on this host", "its_guard_fires", g.FireAt)
+			if err := sleep(ctx, 500*time.Millisecond); err != nil {
+				return f, err
+			}
+			waited += 500 * time.Millisecond
+		} else {
+			live4, _ := policy.SplitForeign(policy.Canonical(f.V4), policy.Canonical(string(p.pol.V4)))
+			live6, _ := policy.SplitForeign(policy.Canonical(f.V6), policy.Canonical(string(p.pol.V6)))
+			keep := g.Status == "ok" && live4 == policy.Canonical(string(p.pol.V4)) && live6 == policy.Canonical(string(p.pol.V6))
+			p.changing = true // settling writes to the host
+			out, err := h.Settle(context.WithoutCancel(ctx), g.Token, keep)
+			if err != nil {
+				return f, stepFail("settle an earlier run", err)
+			}
+			p.log.Warn("settled the unconfirmed apply of an earlier run", "token", g.Token, "outcome", out)
+		}
+		var err error
+		if f, err = h.Facts(ctx); err != nil {
+			return f, stepFail("read live rules", err)
+		}
+	}
+	return f, fail("lock", errors.New("the applies of earlier runs on this host do not settle"))
 }
 
 // preflight refuses hosts where the policy cannot work: missing tools,
@@ -518,6 +587,16 @@ func countChanges(live, want string) (added, removed int) {
 		}
 	}
 	return added, removed
+}
+
+// Who names this fwpush process for other runs: user@host pid N.
+func Who() string {
+	host, _ := os.Hostname()
+	user := os.Getenv("USER")
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	return fmt.Sprintf("%s@%s pid %d", user, host, os.Getpid())
 }
 
 func newToken() (string, error) {

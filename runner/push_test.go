@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/remote"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -674,4 +676,78 @@ func TestPushUnreachedFleet(t *testing.T) {
 			t.Errorf("%s: stage %q, err %v; want not tried, wrapping the cause", name, r.Stage, r.Err)
 		}
 	}
+}
+
+// killedRun leaves on h what a run killed after its apply leaves: the
+// rules of pol applied under a guard nobody confirms, started ago.
+func killedRun(t *testing.T, h *fakeHost, pol *roles.Policy, ago, rollbackAfter time.Duration) {
+	t.Helper()
+	c := h.open(func() error { return nil })
+	defer c.Close()
+	// As the pusher loads it: flushing the chains it owns.
+	doc := func(d []byte) []byte { return []byte(policy.Foreign{}.Merge(policy.Canonical(string(d)))) }
+	if err := c.Apply(t.Context(), remote.Apply{Token: "0badc0de", RollbackAfter: rollbackAfter, V4: doc(pol.V4), V6: doc(pol.V6)}); err != nil {
+		t.Fatal(err)
+	}
+	h.set(func(h *fakeHost) { h.started = h.started.Add(-ago) })
+}
+
+// A run killed after its apply leaves a guard armed. The next run settles
+// it before it decides anything: it keeps rules that are the policy (and
+// disarms the guard, which would otherwise revert them later), and rolls
+// back anything else (here, to the policy the first run applied).
+func TestPushSettlesAKilledRun(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		killedRules func(plan *roles.Plan) *roles.Policy
+		want        Status
+		settled     string
+	}{
+		{"its rules are the policy", func(plan *roles.Plan) *roles.Policy { return policyOf(t, plan, "db-1") }, Unchanged, "kept"},
+		{"its rules are another policy", func(plan *roles.Plan) *roles.Policy {
+			pol := *policyOf(t, plan, "db-1")
+			pol.V4 = bytes.Replace(pol.V4, []byte("--dport 3306"), []byte("--dport 3307"), 1)
+			return &pol
+		}, Unchanged, "rolledback"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			db := plan.Inventory.HostsOf("db")
+			checkStatuses(t, runHosts(t, plan, db, fleet, RunOptions{}), map[string]Status{"db-1": Applied})
+			h := fleet.host("db-1")
+			killedRun(t, h, tc.killedRules(plan), time.Minute, 30*time.Second)
+			fleet.resetCounters()
+
+			res := runHosts(t, plan, db, fleet, RunOptions{})
+			checkStatuses(t, res, map[string]Status{"db-1": tc.want})
+			s := h.state()
+			if h.settled != tc.settled || !s.Decided {
+				t.Errorf("the killed run's apply was settled %q (decided %v), want %q", h.settled, s.Decided, tc.settled)
+			}
+			checkEnforced(t, plan, h)
+			if !slices.Contains(s.Ran, "settle") {
+				t.Errorf("ran %v, want a settle", s.Ran)
+			}
+		})
+	}
+}
+
+// A run at work on a host (its apply not confirmed yet, but recent) is
+// waited for, not settled: here its guard fires while the second run
+// waits, and the second run then applies.
+func TestPushWaitsForARunAtWork(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	db := plan.Inventory.HostsOf("db")
+	h := fleet.host("db-1")
+	other := *policyOf(t, plan, "db-1")
+	other.V4 = bytes.Replace(other.V4, []byte("--dport 3306"), []byte("--dport 3307"), 1)
+	killedRun(t, h, &other, 0, time.Second)
+
+	res := runHosts(t, plan, db, fleet, RunOptions{})
+	checkStatuses(t, res, map[string]Status{"db-1": Applied})
+	s := h.state()
+	if h.settled != "" || s.Rollbacks != 1 || slices.Contains(s.Ran, "settle") {
+		t.Errorf("settled %q, %d rollbacks, ran %v: want the other run's own guard to decide", h.settled, s.Rollbacks, s.Ran)
+	}
+	checkEnforced(t, plan, h)
 }

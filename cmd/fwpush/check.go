@@ -68,12 +68,22 @@ not be made; 3 invalid input (nothing contacted).`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockInventory(args[0], true, func() {
+				if !f.asJSON {
+					fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress; waiting for it")
+				}
+			})
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			stdout := cmd.OutOrStdout()
 			opts, err := f.conn.options(inv, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			fleet, local, closeFleet := openFleet(cmd.Context(), inv, opts, cmd.ErrOrStderr())
+			// Probes run as the login user: no sudo, no password.
+			fleet, local, closeFleet := openFleet(cmd.Context(), inv, opts, "", cmd.ErrOrStderr())
 			defer closeFleet()
 			st := styleFor(stdout)
 			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)

@@ -54,9 +54,11 @@ func TestValidateReportsLockout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	code, _, errs := fwpush(t, "validate", filepath.Join(dir, "site.toml"))
-	if code != exitInvalid || !strings.Contains(errs, "host d: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1)") {
-		t.Errorf("code %d, stderr:\n%s", code, errs)
+	site := filepath.Join(dir, "site.toml")
+	code, _, errs := fwpush(t, "validate", site)
+	want := site + ":14: roles.db.template: host d: lockout: the IPv4 policy does not accept SSH from the tunnel (198.18.0.1) to 198.18.0.2:22 on eth1 without conntrack (INPUT chain: drop): fwpush would lock itself out\n"
+	if code != exitInvalid || errs != want {
+		t.Errorf("code %d, stderr:\n%s\nwant:\n%s", code, errs, want)
 	}
 }
 

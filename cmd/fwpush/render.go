@@ -1,34 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 )
-
-// loadPlan loads an inventory and compiles every host's policy. Its errors
-// are the invalid-input kind (exit 3).
-func loadPlan(path string) (*roles.Plan, error) {
-	inv, err := inventory.Load(path)
-	if err != nil {
-		var ie *inventory.Error
-		if errors.As(err, &ie) {
-			return nil, err
-		}
-		return nil, &exitError{code: exitInvalid, err: err}
-	}
-	plan, err := roles.Compile(inv, os.ReadFile)
-	if err != nil {
-		return nil, &exitError{code: exitInvalid, err: fmt.Errorf("%s:\n%w", path, err)}
-	}
-	return plan, nil
-}
 
 func newRenderCmd() *cobra.Command {
 	var host, out string
@@ -43,7 +23,7 @@ DIR/NAME.rules.v4 and DIR/NAME.rules.v6. It contacts nothing.`,
   fwpush render --out /tmp/policies site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, err := loadPlan(args[0])
+			plan, _, err := loadPlanFor(cmd, args[0], false)
 			if err != nil {
 				return err
 			}

@@ -100,6 +100,7 @@ type runFlags struct {
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
+	askBecomePass bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -120,6 +121,10 @@ the finished ones. What the inventory leaves out of how to reach a host
 (user, port, identity, known_hosts) comes from ~/.ssh/config (or -F FILE).
 --parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
 FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
+
+SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
+settle (confirmed, or rolled back by their guard); a second signal stops at
+once. See RELIABILITY.md.
 
 Exit status: 0 all good; 1 a host failed, was unreachable, rolled back or
 not tried, or the check after the run found a mismatch; 2 changes pending
@@ -143,6 +148,7 @@ not tried, or the check after the run found a mismatch; 2 changes pending
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
+	cmd.Flags().BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the password sudo wants on the hosts (or set $FWPUSH_BECOME_PASS)")
 	cmd.Flags().BoolVar(&f.diff, "diff", false, "print the unified diff of every host whose rules change (--dry-run and --quiet do too)")
 	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body, in the text and in --json: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
@@ -168,7 +174,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	unlock, err := runner.Lock(path, func() {
+	unlock, err := lockInventory(path, false, func() {
 		if !f.quiet && !f.asJSON {
 			fmt.Fprintln(stderr, "fwpush: another run of this inventory is in progress; waiting for it")
 		}
@@ -184,7 +190,11 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	fleet, local, closeFleet := openFleet(ctx, inv, opts, stderr)
+	pass, err := becomePass(f.askBecomePass)
+	if err != nil {
+		return err
+	}
+	fleet, local, closeFleet := openFleet(ctx, inv, opts, pass, stderr)
 	defer closeFleet()
 
 	out := newReporter(stdout, f)
@@ -223,8 +233,8 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 // (no usable key, known_hosts unreadable, the tunnel down or its key
 // rejected), it says so in one line on stderr, before any host is
 // reported, and returns a fleet that tries no host, and the problem.
-func openFleet(ctx context.Context, inv *inventory.Inventory, opts transport.Options, stderr io.Writer) (fleet runner.Fleet, local error, closeFleet func()) {
-	ssh, err := runner.Open(ctx, inv, opts)
+func openFleet(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string, stderr io.Writer) (fleet runner.Fleet, local error, closeFleet func()) {
+	ssh, err := runner.Open(ctx, inv, opts, becomePass)
 	if err != nil {
 		fmt.Fprintf(stderr, "fwpush: no host tried: %s\n", oneLine(err.Error()))
 		return runner.Unreached(err), err, func() {}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Facts is what scriptFacts found on a host.
@@ -20,6 +21,30 @@ type Facts struct {
 	Persisted6 string
 	Applied    string // digest of what fwpush applied last
 	Persistent bool   // iptables-persistent is installed: netfilter-persistent and its iptables plugin
+	// Lock is the host lock's holder, if a run holds it.
+	Lock *Lock
+	// Guards are the runs whose guard is armed: applied, and neither
+	// confirmed nor rolled back yet.
+	Guards []Guard
+}
+
+// Lock is who holds a host's lock, as the host tells it.
+type Lock struct {
+	Token   string
+	Expires time.Time
+	Who     string
+	Now     time.Time // the host's clock when it told
+}
+
+// Guard is a run's apply whose fate is not decided yet.
+type Guard struct {
+	Token string
+	// Status is how the apply went: "ok", "failed", "skipped", or ""
+	// while it runs.
+	Status  string
+	Started time.Time // when the apply started
+	FireAt  time.Time // when the guard restores the old rules
+	Now     time.Time // the host's clock when it told
 }
 
 // Conn is $SSH_CONNECTION: the client and server ends of our session.
@@ -86,6 +111,21 @@ func parseFacts(out string) Facts {
 			f.Addrs[p.Addr()] = strings.TrimSuffix(fs[1], ":")
 		}
 	}
+	// "TOKEN EXPIRES", "WHO", "NOW"
+	if l := strings.Split(strings.TrimRight(sections["lock"], "\n"), "\n"); len(l) == 3 {
+		tok, exp, _ := strings.Cut(l[0], " ")
+		f.Lock = &Lock{Token: tok, Expires: epoch(exp), Who: l[1], Now: epoch(l[2])}
+	}
+	// "TOKEN STATUS STARTED FIRE_AT NOW"
+	for line := range strings.SplitSeq(sections["guards"], "\n") {
+		if g := strings.Fields(line); len(g) == 5 {
+			status := g[1]
+			if status == "none" {
+				status = ""
+			}
+			f.Guards = append(f.Guards, Guard{Token: g[0], Status: status, Started: epoch(g[2]), FireAt: epoch(g[3]), Now: epoch(g[4])})
+		}
+	}
 	// "198.18.0.10 51234 198.18.0.21 22"
 	if c := strings.Fields(sections["conn"]); len(c) == 4 {
 		client, err1 := netip.ParseAddr(c[0])
@@ -96,4 +136,13 @@ func parseFacts(out string) Facts {
 		}
 	}
 	return f
+}
+
+// epoch reads seconds since 1970; the zero time when it cannot.
+func epoch(s string) time.Time {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
 }

@@ -106,6 +106,11 @@ func TestFacts(t *testing.T) {
 		Persisted6: "",
 		Applied:    "sha256:0123",
 		Persistent: true,
+		Lock:       &Lock{Token: "0123456789abcdef", Expires: time.Unix(1764630000, 0), Who: "op@laptop pid 42", Now: time.Unix(1764629950, 0)},
+		Guards: []Guard{
+			{Token: "0123456789abcdef", Status: "ok", Started: time.Unix(1764629900, 0), FireAt: time.Unix(1764629930, 0), Now: time.Unix(1764629950, 0)},
+			{Token: "fedcba9876543210", Started: time.Unix(1764629940, 0), FireAt: time.Unix(1764629970, 0), Now: time.Unix(1764629950, 0)},
+		},
 	}
 	if diff := cmp.Diff(want, f, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("facts (-want +got):\n%s", diff)
@@ -132,6 +137,7 @@ func TestApply(t *testing.T) {
 	err := newHost(r).Apply(t.Context(), Apply{
 		Token: "0123456789abcdef", RollbackAfter: 1500 * time.Millisecond,
 		V4: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n"),
+		Lease: 60 * time.Second, LockWait: 12 * time.Second, Who: "op@laptop pid 42",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +161,7 @@ func TestRollbackSeconds(t *testing.T) {
 		if err := newHost(r).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: tc.after}); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Split(r.calls[0].stdin, "\n")[1]; got != "ab "+tc.want+" 0 0" {
+		if got := strings.Fields(strings.Split(r.calls[0].stdin, "\n")[1])[1]; got != tc.want {
 			t.Errorf("rollback_after %v: header %q, want the delay %s", tc.after, got, tc.want)
 		}
 	}
@@ -244,7 +250,8 @@ func TestApplyAnswers(t *testing.T) {
 		{"ipv4 rules refused", exit("", 12, "iptables-restore: line 7 failed"), "test (iptables-restore --test)", true},
 		{"ipv6 rules refused", exit("", 13, "ip6tables-restore: line 3 failed"), "test (ip6tables-restore --test)", true},
 		{"cannot save", exit("", 14, "cannot save the current rules"), "apply", true},
-		{"cannot stage", exit("", 11, "mkdir: cannot create directory '/run/fwpush/run': Permission denied"), "upload", true},
+		{"cannot stage", exit("", 11, "mkdir: cannot create directory '/run/fwpush/runs': Permission denied"), "upload", true},
+		{"another run holds the host", exit("", 15, "another run of fwpush holds this host: op@laptop pid 42"), "lock", true},
 		{"sh not found", exit("", 127, "sh: not found"), "apply", false},
 		{"silent", stdout(""), "apply", false},
 		{"connection lost", func(string, []byte) (transport.Result, error) {
@@ -284,6 +291,35 @@ func TestBadTokenNotSent(t *testing.T) {
 	}
 }
 
+func TestSettle(t *testing.T) {
+	for _, tc := range []struct {
+		keep   bool
+		answer string
+		want   Outcome
+	}{
+		{true, "kept\n", Confirmed},
+		{false, "rolledback\n", RolledBack},
+		{true, "gone\n", Superseded},
+	} {
+		r := &recorder{answer: stdout(tc.answer)}
+		got, err := newHost(r).Settle(t.Context(), "0123456789abcdef", tc.keep)
+		if err != nil || got != tc.want {
+			t.Errorf("keep %v, answer %q: %q, %v; want %q", tc.keep, tc.answer, got, err, tc.want)
+		}
+		if want := map[bool]string{true: "1", false: "0"}[tc.keep]; !strings.HasSuffix(r.calls[0].stdin, "0123456789abcdef "+want+"\n") {
+			t.Errorf("keep %v: stdin %q", tc.keep, r.calls[0].stdin)
+		}
+	}
+	r := &recorder{answer: stdout("kept\n")}
+	if _, err := newHost(r).Settle(t.Context(), "0123456789abcdef", true); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "settle", r)
+	if _, err := newHost(&recorder{answer: stdout("what\n")}).Settle(t.Context(), "ab", true); err == nil {
+		t.Error("an unexpected answer is no error")
+	}
+}
+
 func TestClose(t *testing.T) {
 	r := &recorder{}
 	if err := newHost(r).Close(); err != nil || !r.closed {
@@ -299,4 +335,80 @@ func TestApplyWithoutDelayNotSent(t *testing.T) {
 }
 
 // newHost speaks the protocol over s with a timeout of 5s.
-func newHost(s Session) *Host { return New(s, 5*time.Second) }
+func newHost(s Session) *Host { return New(s, Options{Timeout: 5 * time.Second}) }
+
+// With become, the scripts that need root run under sudo: -n without a
+// password; -S with one, on stdin ahead of the data and never on the
+// command line. The probes stay the login user's.
+func TestBecome(t *testing.T) {
+	const pw = "s3cret pass'word"
+	for _, tc := range []struct {
+		name      string
+		o         Options
+		wantCmd   string
+		wantStdin string // what comes between the deadline and the frame
+	}{
+		{"sudo", Options{Become: true}, "exec sudo -n -- timeout", ""},
+		{"sudo with a password", Options{Become: true, Password: pw}, "exec sudo -S -p '' -- timeout", pw + "\n" + dataMark + "\n"},
+		{"root", Options{}, "exec timeout", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Timeout = 5 * time.Second
+			r := &recorder{answer: stdout("armed\nok\n")}
+			h := New(r, tc.o)
+			if err := h.Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second, V4: []byte("v4"), V6: []byte("v6")}); err != nil {
+				t.Fatal(err)
+			}
+			c := r.calls[0]
+			if !strings.Contains(c.script, tc.wantCmd) || strings.Contains(c.script, pw) {
+				t.Errorf("command:\n%s\nwant %q in it, and never the password", c.script, tc.wantCmd)
+			}
+			_, rest, _ := strings.Cut(c.stdin, "\n")
+			if !strings.HasPrefix(rest, tc.wantStdin+"ab ") {
+				t.Errorf("stdin %q, want %q then the header", c.stdin, tc.wantStdin)
+			}
+			r.answer = stdout("")
+			if _, _, err := h.Probe(t.Context(), nil, ProbeOptions{Timeout: time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(r.calls[1].script, "sudo") || strings.Contains(r.calls[1].stdin, pw) {
+				t.Errorf("the probe ran under sudo, or got the password:\n%s", r.calls[1].script)
+			}
+		})
+	}
+	r := &recorder{answer: stdout("armed\nok\n")}
+	if err := New(r, Options{Timeout: 5 * time.Second, Become: true, Password: "pw"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "apply_sudo_password", r)
+}
+
+// What sudo says when it runs nothing becomes one clear message, naming
+// the user, the host and what to do; the host is as it was.
+func TestSudoFailures(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		code   int
+		want   string
+	}{
+		{"sudo: a password is required\n", 1, "sudo wants a password for user deploy on host mysql-1: give it with --ask-become-pass or $FWPUSH_BECOME_PASS"},
+		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, "sudo wants a password for user deploy on host mysql-1"},
+		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, "sudo refused the password of user deploy on host mysql-1"},
+		{"deploy is not in the sudoers file.\n", 1, "user deploy on host mysql-1 may not become root with sudo: deploy is not in the sudoers file."},
+		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "user deploy on host mysql-1 may not become root with sudo"},
+		{"sh: 1: exec: sudo: not found\n", 127, "sudo is not installed: user deploy on host mysql-1"},
+	} {
+		r := &recorder{answer: exit("", tc.code, tc.stderr)}
+		err := New(r, Options{Timeout: 5 * time.Second, Become: true, User: "deploy", Name: "mysql-1"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != "sudo" || !se.NothingChanged || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sudo said %q: got %v, want a sudo failure (nothing changed) saying %q", tc.stderr, err, tc.want)
+		}
+	}
+	// Without become, the same words are the script's.
+	err := New(&recorder{answer: exit("", 1, "sudo: a password is required\n")}, Options{Timeout: 5 * time.Second}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
+	var se *StepError
+	if errors.As(err, &se) && se.Step == "sudo" {
+		t.Errorf("without become: %v", err)
+	}
+}

@@ -7,9 +7,11 @@ package remote
 // with head -c, which reads no further than the bytes it is asked for.
 //
 // Files on a host:
-//   /run/fwpush/run/        this run's transient files (new.v4, old.v4, token, ...)
-//   /var/lib/fwpush/applied the digest of the policy fwpush last applied (drift detection)
-//   /etc/iptables/rules.v4  persistence, loaded at boot by iptables-persistent
+//   /run/fwpush/lock/owner   the host lock: "TOKEN EXPIRES" and who holds it (see scriptApply)
+//   /run/fwpush/current      the token of the run that applied last: older guards stand down
+//   /run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its guard, its outcome, ...
+//   /var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
+//   /etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //   /etc/iptables/rules.v6
 //
 // Exit statuses 10 and above name the step that failed (see stages); a
@@ -39,15 +41,28 @@ m persisted4; cat /etc/iptables/rules.v4 2>/dev/null
 m persisted6; cat /etc/iptables/rules.v6 2>/dev/null
 m applied; cat /var/lib/fwpush/applied 2>/dev/null
 m persistent; [ -x /usr/sbin/netfilter-persistent ] && [ -e /usr/share/netfilter-persistent/plugins.d/15-ip4tables ] && echo yes
+m lock; [ -r /run/fwpush/lock/owner ] && { cat /run/fwpush/lock/owner; date +%s; }
+m guards; for d in /run/fwpush/runs/*; do
+  [ -d "$d" ] && [ ! -e "$d/decided" ] || continue
+  echo "${d##*/} $(cat "$d/applied.status" 2>/dev/null || echo none) $(cat "$d/started" 2>/dev/null || echo 0) $(cat "$d/fire_at" 2>/dev/null || echo 0) $(date +%s)"
+done
 m end
 `
 
-// scriptApply stages the new rules, asks iptables itself whether they load,
-// saves the current rules, arms the guard, starts the apply and waits for
-// it: one round trip. Its stdin: "TOKEN SECONDS N4 N6", then new.v4 (N4
-// bytes) and new.v6. It prints "armed", then how the apply went: ok,
-// failed, skipped (the guard was first) or pending (still running after
+// scriptApply takes the host lock, stages the new rules, asks iptables
+// itself whether they load, saves the current rules, arms the guard,
+// starts the apply and waits for it: one round trip. Its stdin: "TOKEN
+// SECONDS LEASE WAIT NW N4 N6", then who runs it (NW bytes, for messages),
+// new.v4 (N4 bytes) and new.v6. It prints "armed", then how the apply went:
+// ok, failed, skipped (the guard was first) or pending (still running after
 // SECONDS).
+//
+// The host lock is a directory: one run at a time changes a host, from its
+// apply to its confirm (which releases it), or to its guard's rollback. A
+// second run waits for it up to WAIT seconds, then fails saying who holds
+// it. The holder's lease ends LEASE seconds after it took the lock; a lease
+// that ended (its run died with no guard left to release it) is taken
+// over. Until the guard is armed, any failure releases the lock.
 //
 // The rules are tested one family at a time (iptables-nft-restore --test is
 // unreliable with several tables at once), waiting for the xtables lock
@@ -60,20 +75,39 @@ m end
 // neither depends on the SSH session that started them: the new policy may
 // cut that very session. The guard sleeps SECONDS, then restores the old
 // rules unless fwpush has confirmed by then. Confirming and rolling back
-// race for one mkdir of run/decided, so exactly one of them wins; the apply
-// and the guard's restore hold run/lock, so a guard that fires while the
+// race for one mkdir of decided, so exactly one of them wins; the apply and
+// the restore hold the run's lock file, so a guard that fires while the
 // apply still waits for the xtables lock makes the apply skip, and a late
-// apply can never land after a rollback. A guard whose token is no longer
-// the run's (a newer run took over) does nothing.
+// apply can never land after a rollback. A guard whose run is no longer
+// the current one (a newer run applied since) does nothing.
 const scriptApply = `PATH=$PATH:/usr/sbin:/sbin
 set -u
 umask 077
-R=/run/fwpush/run
-read -r token secs n4 n6 || { echo "no header on stdin" >&2; exit 10; }
+F=/run/fwpush L=/run/fwpush/lock
+read -r token secs lease wait nw n4 n6 || { echo "no header on stdin" >&2; exit 10; }
 case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
-case $secs:$n4:$n6 in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
+case $secs:$lease:$wait:$nw:$n4:$n6 in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
+who=$(head -c "$nw" | tr -cd '[:print:]')
+mkdir -p "$F/runs" || exit 11
+i=0 got=
+while :; do
+  if mkdir "$L" 2>/dev/null; then got=1; break; fi
+  o= oe=
+  read -r o oe < "$L/owner" 2>/dev/null
+  case $oe in ""|*[!0-9]*) ;; *) if [ "$(date +%s)" -gt "$oe" ]; then rm -rf "$L"; continue; fi ;; esac
+  [ "$i" -lt $((wait * 5)) ] || break
+  sleep 0.2; i=$((i+1))
+done
+if [ -z "$got" ]; then
+  { printf 'another run of fwpush holds this host: '; tail -n +2 "$L/owner" 2>/dev/null | head -n 1; } >&2
+  exit 15
+fi
+release() { o=; read -r o oe < "$L/owner" 2>/dev/null; [ "$o" != "$token" ] || rm -rf "$L"; }
+trap release EXIT
+printf '%s %s\n%s\n' "$token" $(( $(date +%s) + lease )) "$who" > "$L/owner"
+for d in "$F"/runs/*; do [ ! -e "$d/decided" ] || rm -rf "$d"; done
+R=$F/runs/$token
 rm -rf "$R" && mkdir -p "$R" && cd "$R" || exit 11
-echo "$token" > token && echo "$secs" > rollback_after || exit 11
 head -c "$n4" > new.v4 && head -c "$n6" > new.v6 || exit 11
 [ "$(wc -c < new.v4)" -eq "$n4" ] && [ "$(wc -c < new.v6)" -eq "$n6" ] || { echo "stdin ended early" >&2; exit 10; }
 iptables-restore -w --noflush --test < new.v4 || exit 12
@@ -83,28 +117,37 @@ iptables-save -t filter > old.v4 && ip6tables-save -t filter > old.v6 || { echo 
 for f in old.v4 old.v6; do
   grep -q '^\*filter' "$f" || printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > "$f"
 done
-setsid sh -c '
-  sleep "$1"
-  [ "$(cat /run/fwpush/run/token 2>/dev/null)" = "$2" ] || exit 0
-  exec flock /run/fwpush/run/lock sh -c "
-    mkdir /run/fwpush/run/decided 2>/dev/null || exit 0
-    iptables-restore -w < /run/fwpush/run/old.v4
-    ip6tables-restore -w < /run/fwpush/run/old.v6
-    echo rolledback > /run/fwpush/run/outcome"
-' fwpush-guard "$secs" "$token" </dev/null >/dev/null 2>&1 &
+cat > restore.sh <<'EOF'
+# restore.sh TOKEN: the old rules back, unless the run was decided already.
+cd /run/fwpush/runs/"$1" || exit 0
+exec 9>lock
+flock 9
+mkdir decided 2>/dev/null || exit 0
+iptables-restore -w < old.v4
+ip6tables-restore -w < old.v6
+echo rolledback > outcome
+o=; read -r o oe < /run/fwpush/lock/owner 2>/dev/null; [ "$o" != "$1" ] || rm -rf /run/fwpush/lock
+EOF
+cat > apply.sh <<'EOF'
+# apply.sh: the new rules, unless the guard was first; the old ones if they fail.
+exec 9>lock
+flock 9
+if [ -e decided ]; then
+  s=skipped
+elif iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
+  s=ok
+else
+  iptables-restore -w < old.v4; ip6tables-restore -w < old.v6; s=failed
+fi
+echo $s > applied.status.new && mv applied.status.new applied.status
+EOF
+echo "$token" > "$F/current.new" && mv "$F/current.new" "$F/current" || exit 11
+now=$(date +%s)
+echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
+setsid sh -c 'sleep "$1"; [ "$(cat /run/fwpush/current 2>/dev/null)" = "$2" ] && exec sh /run/fwpush/runs/"$2"/restore.sh "$2"' fwpush-guard "$secs" "$token" </dev/null >/dev/null 2>&1 &
 echo $! > guard.pid
-setsid flock "$R/lock" sh -c '
-  cd /run/fwpush/run
-  if [ -e decided ]; then
-    echo skipped > applied.status.new
-  elif iptables-restore -w --noflush < new.v4 && ip6tables-restore -w --noflush < new.v6; then
-    echo ok > applied.status.new
-  else
-    iptables-restore -w < old.v4; ip6tables-restore -w < old.v6
-    echo failed > applied.status.new
-  fi
-  mv applied.status.new applied.status
-' </dev/null >"$R/apply.log" 2>&1 &
+trap - EXIT
+setsid sh apply.sh </dev/null >apply.log 2>&1 &
 echo armed
 # The apply takes a moment; its outcome is known before the proof that SSH
 # still works is tried, so that the proof comes from a connection made
@@ -166,39 +209,77 @@ echo persisted
 // Only once confirmed does it go on to persist, in the same round trip.
 const scriptConfirm = `PATH=$PATH:/usr/sbin:/sbin
 set -u
-R=/run/fwpush/run
 read -r token ticks n4 n6 nd install || { echo "no header on stdin" >&2; exit 10; }
 case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
 case $ticks:$n4:$n6:$nd:$install in *[!0-9:]*|:*|*::*|*:) echo "bad header" >&2; exit 10 ;; esac
-[ "$(cat "$R/token" 2>/dev/null)" = "$token" ] || { echo superseded; exit 0; }
-# The guard writes outcome once the old rules are back: only then is the
-# host rolled back. Until then it is pending, however it is going.
-rolledback() {
+R=/run/fwpush/runs/$token L=/run/fwpush/lock
+[ -d "$R" ] || { echo superseded; exit 0; }
+release() { o=; read -r o oe < "$L/owner" 2>/dev/null; [ "$o" != "$token" ] || rm -rf "$L"; }
+# The guard and its sleep: setsid made them a process group.
+stopguard() { kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null; }
+# Whoever decided writes outcome once it is settled: the old rules back
+# (rolledback), or the rules kept by a later run that found them right
+# (kept). Until then the host is pending, however it is going.
+decided() {
   j=0
   while [ ! -e "$R/outcome" ] && [ "$j" -lt 250 ]; do sleep 0.02; j=$((j+1)); done
-  if [ -e "$R/outcome" ]; then echo rolledback; else echo pending; fi
-  exit 0
+  case "$(cat "$R/outcome" 2>/dev/null)" in
+  rolledback) echo rolledback; exit 0 ;;
+  kept) echo confirmed ;;
+  *) echo pending; exit 0 ;;
+  esac
 }
 i=0
 while [ ! -e "$R/applied.status" ] && [ ! -e "$R/decided" ] && [ "$i" -lt "$ticks" ]; do sleep 0.02; i=$((i+1)); done
 case "$(cat "$R/applied.status" 2>/dev/null)" in
 ok)
   if mkdir "$R/decided" 2>/dev/null; then
-    kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null  # the guard and its sleep: setsid made it a group
+    stopguard
     echo confirmed
   else
-    rolledback
+    decided
   fi ;;
 failed)
-  mkdir "$R/decided" 2>/dev/null
-  kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null  # the guard and its sleep: setsid made it a group
+  mkdir "$R/decided" 2>/dev/null && stopguard
+  release
   echo failed; cat "$R/apply.log" 2>/dev/null; exit 0 ;;
 skipped)
-  rolledback ;;
+  decided ;;
 *)
-  if [ -e "$R/decided" ]; then rolledback; else echo pending; fi; exit 0 ;;
+  if [ -e "$R/decided" ]; then decided; else echo pending; exit 0; fi ;;
 esac
+trap release EXIT
 ` + persistBody
+
+// scriptSettle decides the fate of the apply of an earlier run whose
+// fwpush is gone (killed before it confirmed): KEEP 1 keeps its rules (they
+// are the ones this run would apply) and disarms its guard; 0 restores the
+// old rules now rather than when its guard wakes. Either way the host lock
+// it held is released. Its stdin: "TOKEN KEEP". It prints the outcome:
+// kept, rolledback, or gone (nothing of that run is left).
+const scriptSettle = `PATH=$PATH:/usr/sbin:/sbin
+set -u
+read -r token keep || { echo "no header on stdin" >&2; exit 10; }
+case $token in ""|*[!0-9a-f]*) echo "bad token" >&2; exit 10 ;; esac
+case $keep in 0|1) ;; *) echo "bad header" >&2; exit 10 ;; esac
+R=/run/fwpush/runs/$token L=/run/fwpush/lock
+[ -d "$R" ] || { echo gone; exit 0; }
+if [ "$keep" = 1 ]; then
+  (
+    exec 9>"$R/lock"
+    flock 9
+    if mkdir "$R/decided" 2>/dev/null; then
+      kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null
+      echo kept > "$R/outcome"
+    fi
+  )
+else
+  sh "$R/restore.sh" "$token"
+  kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null
+fi
+o=; read -r o oe < "$L/owner" 2>/dev/null; [ "$o" != "$token" ] || rm -rf "$L"
+cat "$R/outcome" 2>/dev/null || echo gone
+`
 
 // scriptProbe connects, on the host it runs on, to every "ID ADDR PORT
 // PHASE" line of its stdin and prints one "ID RESULT MICROSECONDS" line per

@@ -1,0 +1,249 @@
+package roles
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/policy"
+	"github.com/fwpush/fwpush/templates"
+)
+
+// ReadFile reads a user template; os.ReadFile does.
+type ReadFile func(path string) ([]byte, error)
+
+// Compile renders every host's policy and checks that none would lock
+// fwpush out. It reports every problem at once, as an *inventory.Error in
+// the inventory's "file:line: key: message" form: at the role's template
+// (or public_tcp) key, naming the template file and line where it can.
+func Compile(inv *inventory.Inventory, read ReadFile) (*Plan, error) {
+	c := &compiler{inv: inv, read: read, templates: map[string]*parsed{}, flows: Flows(inv)}
+	plan := &Plan{Inventory: inv, templates: c.templates}
+	for _, h := range inv.Hosts {
+		pol, ok := c.host(h)
+		if ok {
+			plan.Policies = append(plan.Policies, pol)
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// parsed is a role's template, parsed once for every role that names it.
+type parsed struct {
+	t    *template.Template
+	file string // where it was read from; "" for a built-in template
+	src  string // its text, for SourceLine; "" for a built-in template
+	err  error
+}
+
+type compiler struct {
+	inv       *inventory.Inventory
+	read      ReadFile
+	templates map[string]*parsed
+	flows     []Flow
+	problems  problems
+}
+
+func (c *compiler) err() error { return c.problems.err(c.inv) }
+
+func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
+	role, _ := c.inv.Role(h.Role)
+	key := "roles." + role.Name + ".template"
+	pt := c.template(role.Template)
+	if pt.err != nil {
+		c.problems.add(key, "template", pt.err.Error(), h.Name) // once per role
+		return nil, false
+	}
+	pol := &Policy{Host: h}
+	for _, family := range []int{4, 6} {
+		out, err := templates.Render(pt.t, Data(c.inv, c.flows, h, family))
+		if err != nil {
+			// The same mistake fails every host of the role: one line.
+			msg := fmt.Sprintf("%s (IPv%d, %s)", templateError(err), family, hostsMark)
+			c.problems.add(key, msg, msg, h.Name)
+			return nil, false
+		}
+		if family == 4 {
+			pol.V4 = out
+		} else {
+			pol.V6 = out
+		}
+	}
+	loads := true
+	for _, family := range []int{4, 6} {
+		doc := pol.V4
+		if family == 6 {
+			doc = pol.V6
+		}
+		if _, err := policy.Parse(string(doc)); err != nil {
+			n, why := cutLine(err.Error())
+			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses", why)
+			loads = false
+		}
+	}
+	if !loads {
+		return pol, true
+	}
+	lockKey := key
+	if tun := c.inv.Tunnel(); h.Name == tun.Name && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
+		// The built-in templates open SSH on the tunnel's public side
+		// through public_tcp only.
+		lockKey = "roles." + role.Name + ".public_tcp"
+	}
+	for _, err := range Lockout(c.inv, h, pol) {
+		msg := fmt.Sprintf("host %s: %v", h.Name, err)
+		if lockKey != key {
+			msg += fmt.Sprintf("; add %d to public_tcp", h.Port)
+		}
+		c.problems.add(lockKey, "", msg, "")
+	}
+	return pol, true
+}
+
+// template parses a role's template once, whichever roles name it.
+func (c *compiler) template(name string) *parsed {
+	if pt, ok := c.templates[name]; ok {
+		return pt
+	}
+	pt := &parsed{}
+	c.templates[name] = pt
+	text, builtin := templates.Builtin(name)
+	file := name + ".tmpl"
+	if !builtin {
+		file = c.inv.TemplatePath(name)
+		b, err := c.read(file)
+		if err != nil {
+			pt.err = err
+			return pt
+		}
+		text = string(b)
+		pt.file, pt.src = file, text
+	}
+	pt.t, pt.err = templates.Parse(file, text)
+	if pt.err != nil {
+		pt.err = fmt.Errorf("%s", templateError(pt.err))
+	}
+	return pt
+}
+
+// templateError drops text/template's "template: " before the file and
+// line it names: the message then reads "file:line: ..." like every other.
+func templateError(err error) string {
+	return strings.TrimPrefix(err.Error(), "template: ")
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// cutLine splits "line 7: what" into 7 and "what"; 0 when there is no line.
+func cutLine(msg string) (int, string) {
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n, msg[len(m[0]):]
+	}
+	return 0, msg
+}
+
+// policyProblem reports that who refuses line n (0: unknown) of a host's
+// rendered policy, and why: at the role's template key, naming the line of
+// a user template that wrote it when SourceLine can tell. Hosts that the
+// same template line fails are reported together (their own lines differ:
+// the first host's is shown); otherwise hosts refused at the same line
+// for the same reason are.
+func (c *compiler) policyProblem(role *inventory.Role, pt *parsed, h *inventory.Host, family int, doc []byte, n int, who, why string) {
+	key := "roles." + role.Name + ".template"
+	rule := ""
+	if lines := strings.Split(string(doc), "\n"); n > 0 && n <= len(lines) {
+		rule = strings.TrimSpace(lines[n-1])
+	}
+	if tl := templateLine(pt, rule); tl > 0 {
+		msg := fmt.Sprintf("%s:%d: %s the IPv%d policy of %s: %s (%s, line %d: %s)", pt.file, tl, who, family, hostsMark, why, h.Name, n, rule)
+		c.problems.add(key, fmt.Sprintf("%s:%d:%d:%s:%s", pt.file, tl, family, who, why), msg, h.Name)
+		return
+	}
+	msg := fmt.Sprintf("%s the IPv%d policy of %s: %s", who, family, hostsMark, why)
+	if rule != "" {
+		msg = fmt.Sprintf("%s the IPv%d policy of %s at line %d (%s): %s", who, family, hostsMark, n, rule, why)
+	}
+	c.problems.add(key, msg, msg, h.Name)
+}
+
+// templateLine is the line of a user template that wrote rule, or 0. A
+// COMMIT is where iptables-restore reports what the kernel refused in the
+// whole table: no line of the template is to blame for it.
+func templateLine(pt *parsed, rule string) int {
+	if pt.src == "" || rule == "" || rule == "COMMIT" {
+		return 0
+	}
+	return templates.SourceLine(pt.src, rule)
+}
+
+// problems collects problems in the order found. A problem's message
+// with hostsMark in it stands for every host added to it under the same
+// group: the hosts are filled in last.
+type problems struct {
+	list []problem
+}
+
+const hostsMark = "\x00hosts\x00"
+
+type problem struct {
+	key, group, msg string
+	hosts           []string
+}
+
+// add records a problem at key, or adds host to the problem of the same
+// key and group ("": a problem of its own).
+func (ps *problems) add(key, group, msg, host string) {
+	if group != "" {
+		for i := range ps.list {
+			if p := &ps.list[i]; p.key == key && p.group == group {
+				p.hosts = append(p.hosts, host)
+				return
+			}
+		}
+	}
+	p := problem{key: key, group: group, msg: msg}
+	if host != "" {
+		p.hosts = []string{host}
+	}
+	ps.list = append(ps.list, p)
+}
+
+// err is an *inventory.Error holding every problem, sorted by the line of
+// its key, or nil.
+func (ps *problems) err(inv *inventory.Inventory) error {
+	if len(ps.list) == 0 {
+		return nil
+	}
+	e := &inventory.Error{File: inv.Path}
+	for _, p := range ps.list {
+		msg := p.msg
+		if p.hosts != nil {
+			msg = strings.Replace(msg, hostsMark, hostList(p.hosts), 1)
+		}
+		e.Problems = append(e.Problems, inv.Problem(p.key, msg))
+	}
+	slices.SortStableFunc(e.Problems, func(a, b inventory.Problem) int { return cmp.Compare(a.Line, b.Line) })
+	return e
+}
+
+// hostList names hosts in prose: "host a", "hosts a and b", "hosts a, b
+// and 3 more".
+func hostList(hs []string) string {
+	switch n := len(hs); {
+	case n == 1:
+		return "host " + hs[0]
+	case n <= 3:
+		return "hosts " + strings.Join(hs[:n-1], ", ") + " and " + hs[n-1]
+	default:
+		return fmt.Sprintf("hosts %s and %d more", strings.Join(hs[:2], ", "), n-2)
+	}
+}
