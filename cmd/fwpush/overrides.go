@@ -17,9 +17,9 @@ const (
 	minParallel      = 1
 	maxParallel      = 1000
 	minTimeout       = time.Second
-	maxTimeout       = 2 * time.Minute
+	maxTimeout       = inventory.MaxTimeout
 	minRollbackAfter = 5 * time.Second
-	maxRollbackAfter = 10 * time.Minute
+	maxRollbackAfter = inventory.MaxRollbackAfter
 )
 
 // sshOverrides are run's --parallel, --timeout and --rollback-after: a
@@ -84,9 +84,9 @@ func (o *sshOverrides) apply(inv *inventory.Inventory) error {
 	// After the apply, fwpush may need a whole timeout to reach the host
 	// again, and must confirm before the guard fires: a guard that fires
 	// first would undo every good apply.
-	if need := inv.SSH.Timeout * 3 / 2; changed && inv.SSH.RollbackAfter < need {
+	if need := (inv.SSH.Timeout*3/2 + time.Second - 1).Truncate(time.Second); changed && inv.SSH.RollbackAfter < need {
 		return &usageError{fmt.Errorf("rollback-after %s is not clearly longer than the timeout %s: after the apply fwpush may need a whole timeout to reach a host again and confirm; use at least %s",
-			inv.SSH.RollbackAfter, inv.SSH.Timeout, need.Round(time.Second))}
+			inv.SSH.RollbackAfter, inv.SSH.Timeout, need)}
 	}
 	return nil
 }
