@@ -83,7 +83,7 @@ not be made; 3 invalid input (nothing contacted).`,
 				return err
 			}
 			// Probes run as the login user: no sudo, no password.
-			fleet, local, closeFleet := openFleet(cmd.Context(), inv, opts, "", cmd.ErrOrStderr())
+			fleet, closeFleet, local := openFleet(cmd.Context(), inv, opts, "", cmd.ErrOrStderr())
 			defer closeFleet()
 			st := styleFor(stdout)
 			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)

@@ -194,7 +194,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	fleet, local, closeFleet := openFleet(ctx, inv, opts, pass, stderr)
+	fleet, closeFleet, local := openFleet(ctx, inv, opts, pass, stderr)
 	defer closeFleet()
 
 	out := newReporter(stdout, f)
@@ -233,13 +233,13 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 // (no usable key, known_hosts unreadable, the tunnel down or its key
 // rejected), it says so in one line on stderr, before any host is
 // reported, and returns a fleet that tries no host, and the problem.
-func openFleet(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string, stderr io.Writer) (fleet runner.Fleet, local error, closeFleet func()) {
+func openFleet(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string, stderr io.Writer) (fleet runner.Fleet, closeFleet func(), local error) {
 	ssh, err := runner.Open(ctx, inv, opts, becomePass)
 	if err != nil {
 		fmt.Fprintf(stderr, "fwpush: no host tried: %s\n", oneLine(err.Error()))
-		return runner.Unreached(err), err, func() {}
+		return runner.Unreached(err), func() {}, err
 	}
-	return ssh, nil, func() { _ = ssh.Close() }
+	return ssh, func() { _ = ssh.Close() }, nil
 }
 
 // oneLine keeps a message on one line.
