@@ -122,8 +122,8 @@ func (r *reporter) done(res runner.HostResult) {
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
 		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
 	}
-	if res.Duration > 0 {
-		line += fmt.Sprintf("  %s", res.Duration.Round(time.Millisecond))
+	if d := res.Duration.Round(time.Millisecond); d > 0 {
+		line += fmt.Sprintf("  %s", d)
 	}
 	r.prog.done(res.Host, line)
 }
