@@ -28,6 +28,10 @@ type Target struct {
 	// against it.
 	Addr string
 	User string // "" means Options.User
+	// Identities are the identity files offered to this host when
+	// Options.Identity names none (OpenSSH's IdentityFile for it); none
+	// means inventory.DefaultIdentity.
+	Identities []string
 }
 
 // Result is what a remote command produced.
