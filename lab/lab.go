@@ -148,6 +148,11 @@ func New(inv *inventory.Inventory, name string, opts Options) (*Lab, error) {
 			problems = append(problems, fmt.Errorf("%s: the name %q is the lab's own (lab probe and lab shell use it): rename the host", key, h.Name))
 		}
 		n := &Node{Name: h.Name, Netns: netnsName(name, "."+h.Name), Port: h.Port, User: h.User, Options: opts.For(h.Name)}
+		if h.User != "" && h.User != "root" {
+			// As on cloud images: a login user other than root, and root's
+			// login off.
+			n.Options.NoRootLogin = true
+		}
 		for _, err := range n.Options.check(h.User) {
 			problems = append(problems, fmt.Errorf("%s: %w", key, err))
 		}

@@ -58,7 +58,7 @@ func snapshot(t *testing.T, l *lab.Lab) map[string]string {
 		snap[h] = labtest.Shell(t, l, h, "sh", "-c",
 			"{ iptables-save -t filter; ip6tables-save -t filter; } | grep -v '^#' | sed 's/ \\[[0-9]*:[0-9]*\\]$//'; "+
 				"cat /etc/iptables/rules.v4 /etc/iptables/rules.v6 /var/lib/fwpush/applied /run/fwpush/current 2>/dev/null; "+
-				"ls -l --time-style=+%s.%N /etc/iptables /var/lib/fwpush 2>/dev/null")
+				"ls -l --time-style=+%s.%N /etc/iptables /var/lib/fwpush 2>/dev/null; true")
 	}
 	return snap
 }
