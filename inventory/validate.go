@@ -110,6 +110,8 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 		Identity:   orDefault(raw.Identity, DefaultIdentity),
 		KnownHosts: orDefault(raw.KnownHosts, DefaultKnownHosts),
 		Parallel:   DefaultParallel,
+		Given: Given{User: raw.User != "", Port: v.defined("ssh", "port"),
+			Identity: raw.Identity != "", KnownHosts: raw.KnownHosts != ""},
 	}
 	var tunnelKeys []string
 	s.Tunnels, tunnelKeys = v.names("ssh.tunnel", raw.Tunnel)
@@ -254,6 +256,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 		PrivateIface: inv.Interfaces.Private,
 		User:         inv.SSH.User,
 		Port:         inv.SSH.Port,
+		Given:        Given{User: inv.SSH.Given.User || raw.User != "", Port: inv.SSH.Given.Port || v.defined("hosts", name, "port")},
 	}
 	if !validName(name) {
 		v.errorf(key, "invalid host name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
@@ -300,6 +303,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 		h.Port = v.port(key+".port", raw.Port)
 	}
 	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	h.Given.Become = h.Become != ""
 	if h.Become == "" {
 		h.Become = BecomeNone
 		if h.User != "root" {

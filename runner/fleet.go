@@ -63,6 +63,7 @@ type Fleet interface {
 type SSHFleet struct {
 	inv    *inventory.Inventory
 	opts   transport.Options
+	cfg    *transport.SSHConfig
 	o      OpenOptions
 	forced map[string]*inventory.Host
 	log    *slog.Logger
@@ -74,6 +75,8 @@ type OpenOptions struct {
 	// BecomePass is the password sudo wants on hosts whose login user
 	// becomes root with it ("" when sudo wants none).
 	BecomePass string
+	// What the inventory leaves out of a host's user, port and identity
+	// comes from the transport options' SSHConfig (see targetFor).
 	// Via names bastions to go through whatever the inventory prefers
 	// (--via), at most one per site: the site fails if it does not answer.
 	Via []string
@@ -93,8 +96,10 @@ type siteLink struct {
 	reach   Reach
 	via     *inventory.Host
 	j       *transport.JumpDialer
-	err     *SiteError
-	tried   map[string]error // the bastions that failed, and why
+	// err is why the site could not be reached: what its one bastion
+	// answered, in an inventory without [sites] that has one (a problem
+	// of fwpush's own side as much as the bastion's), else a *SiteError.
+	err error
 }
 
 // Reach says how a site was reached, for the report: through which
@@ -180,16 +185,6 @@ func (e *SiteError) Reason() string {
 	return b.String()
 }
 
-// bastionError is a bastion of an unreachable site: its own error, and the
-// site's, for errors.As to find either.
-type bastionError struct {
-	err  error
-	site *SiteError
-}
-
-func (e *bastionError) Error() string   { return e.err.Error() }
-func (e *bastionError) Unwrap() []error { return []error{e.err, e.site} }
-
 // Open prepares to reach every site of inv with opts: each through the
 // first of its bastions that answers, in the inventory's order of
 // preference, or through the one o.Via names. A site is connected to when
@@ -197,8 +192,8 @@ func (e *bastionError) Unwrap() []error { return []error{e.err, e.site} }
 // limited to some hosts contacts only their sites, and sites connect in
 // parallel as their hosts are worked on. Every host key is verified. A site
 // none of whose bastions answers is not an error: its hosts fail with a
-// *SiteError. The error is for an o.Via that names no bastion, before
-// anything is contacted.
+// *NotTriedError wrapping why (see Err). The error is for an o.Via that
+// names no bastion, before anything is contacted.
 func Open(inv *inventory.Inventory, opts transport.Options, o OpenOptions) (*SSHFleet, error) {
 	forced := map[string]*inventory.Host{}
 	for _, name := range o.Via {
@@ -218,7 +213,7 @@ func Open(inv *inventory.Inventory, opts transport.Options, o OpenOptions) (*SSH
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &SSHFleet{inv: inv, opts: opts, o: o, forced: forced, log: log, sites: map[string]*siteLink{}}
+	f := &SSHFleet{inv: inv, opts: opts, cfg: opts.SSHConfig, o: o, forced: forced, log: log, sites: map[string]*siteLink{}}
 	for _, site := range inv.Sites {
 		f.sites[site.Name] = &siteLink{}
 	}
@@ -247,13 +242,13 @@ func (f *SSHFleet) link(ctx context.Context, site string) (*siteLink, error) {
 // (or the forced one).
 func (f *SSHFleet) connect(ctx context.Context, l *siteLink, site *inventory.Site) {
 	forced := f.forced[site.Name]
-	l.reach, l.tried = Reach{Site: site.Name, Forced: forced != nil}, map[string]error{}
+	l.reach = Reach{Site: site.Name, Forced: forced != nil}
 	bastions := f.inv.Bastions(site.Name)
 	if forced != nil {
 		bastions = []*inventory.Host{forced}
 	}
 	for _, b := range bastions {
-		j, err := transport.DialTunnel(ctx, publicTarget(b), f.opts)
+		j, err := transport.DialTunnel(ctx, f.target(b, true), f.opts)
 		if err == nil {
 			l.via, l.j, l.reach.Via = b, j, b.Name
 			f.log.Info("connected", "site", site.Name, "via", b.Name, "skipped", len(l.reach.Skipped))
@@ -261,12 +256,27 @@ func (f *SSHFleet) connect(ctx context.Context, l *siteLink, site *inventory.Sit
 		}
 		f.log.Warn("bastion skipped", "site", site.Name, "bastion", b.Name, "err", err)
 		l.reach.Skipped = append(l.reach.Skipped, Skip{Bastion: b.Name, Err: err})
-		l.tried[b.Name] = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
+	if site.Name == "" && len(l.reach.Skipped) == 1 {
+		l.err = l.reach.Skipped[0].Err
+		return
+	}
 	l.err = &SiteError{Site: site.Name, Tried: l.reach.Skipped, Forced: forced != nil}
+}
+
+// Err says why a site could not be reached, once the fleet has tried: nil
+// when it was, or has not been needed. In an inventory without [sites]
+// with one tunnel, it is what the tunnel answered: a problem of fwpush's
+// own side (no usable key, the tunnel down or its key rejected) that kept
+// every host from being tried.
+func (f *SSHFleet) Err(site string) error {
+	if l := f.sites[site]; l != nil && l.reached.Load() {
+		return l.err
+	}
+	return nil
 }
 
 func siteName(site string) string {
@@ -296,26 +306,29 @@ func (f *SSHFleet) Tunnel(ctx context.Context, site string) string {
 	return ""
 }
 
-// Open implements Fleet.
+// Open implements Fleet. A host of a site that could not be reached is not
+// tried: it fails with a *NotTriedError wrapping why.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 	l, err := f.link(ctx, h.Site)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
 	}
 	if l.err != nil {
-		if err, tried := l.tried[h.Name]; tried {
-			return nil, &bastionError{err: err, site: l.err}
-		}
-		return nil, fmt.Errorf("host %s: not tried: %w", h.Name, l.err)
+		return nil, &NotTriedError{Host: h.Name, Err: l.err}
 	}
-	t := f.target(h)
+	t := f.target(h, l.via == h)
 	s, err := l.j.Dial(ctx, t)
 	if err != nil {
 		return nil, err
 	}
+	become := h.Become == inventory.BecomeSudo
+	if !h.Given.Become {
+		// Left to the user, who may come from ssh_config.
+		become = t.User != "root"
+	}
 	return remote.New(s, remote.Options{
 		Timeout:  f.inv.SSH.Timeout,
-		Become:   h.Become == inventory.BecomeSudo,
+		Become:   become,
 		Password: f.o.BecomePass,
 		User:     t.User,
 		Name:     h.Name,
@@ -346,17 +359,74 @@ func (f *SSHFleet) Close() error {
 	return errors.Join(errs...)
 }
 
-// target returns how fwpush reaches h: the bastion carrying its site at
-// its public address, every other host (another bastion too) at its
-// private address, through that one.
-func (f *SSHFleet) target(h *inventory.Host) transport.Target {
-	if l := f.sites[h.Site]; l != nil && l.via == h {
-		return publicTarget(h)
-	}
-	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(h.PrivateIP, uint16(h.Port)).String(), User: h.User}
+// target returns how fwpush reaches h: the bastion carrying its site
+// (public) at its public address, every other host (another bastion too)
+// at its private address, through that one. OpenSSH's client
+// configuration fills what the inventory leaves out: the user and port it
+// did not write, and the identity files (which Options.Identity
+// overrides). The address is always the inventory's.
+func (f *SSHFleet) target(h *inventory.Host, public bool) transport.Target {
+	return targetFor(h, public, f.cfg)
 }
 
-// publicTarget is a bastion at its public address.
-func publicTarget(h *inventory.Host) transport.Target {
-	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(h.PublicIP, uint16(h.Port)).String(), User: h.User}
+// targetFor is h at its public address (public) or its private one, with
+// what cfg says of it filled in (see target).
+func targetFor(h *inventory.Host, public bool, cfg *transport.SSHConfig) transport.Target {
+	ip := h.PrivateIP
+	if public {
+		ip = h.PublicIP
+	}
+	user, port := h.User, h.Port
+	var ids []string
+	if cfg != nil {
+		hc := cfg.Lookup(h.Name, ip.String())
+		if !h.Given.User && hc.User != "" {
+			user = hc.User
+		}
+		if !h.Given.Port && hc.Port != 0 {
+			port = hc.Port
+		}
+		ids = hc.IdentityFiles
+	}
+	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(port)).String(), User: user, Identities: ids}
 }
+
+// NotTried is the status of a host fwpush did not try to reach because of
+// a problem on the way to it: of its own side (no usable key), or of the
+// site's bastions (all down, or their keys rejected). That problem is
+// reported once, not as every host's.
+const NotTried Status = "not tried"
+
+// NotTriedError is the error of a host that was not tried; Err is the
+// problem that stopped every host of its site (of the fleet, without
+// sites), the same for each.
+type NotTriedError struct {
+	Host string
+	Err  error
+}
+
+func (e *NotTriedError) Error() string {
+	return "host " + e.Host + ": not tried: " + e.Err.Error()
+}
+
+func (e *NotTriedError) Unwrap() error { return e.Err }
+
+// Unreached is the fleet of an inventory whose credentials could not be
+// loaded, or that cannot be reached at all (err): no host is tried, and
+// each fails with a *NotTriedError wrapping err, so that the caller
+// reports err once and every host as NotTried.
+func Unreached(err error) Fleet {
+	return unreached{err: err}
+}
+
+type unreached struct{ err error }
+
+func (u unreached) Open(_ context.Context, h *inventory.Host) (Host, error) {
+	return nil, &NotTriedError{Host: h.Name, Err: u.err}
+}
+
+func (u unreached) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {
+	return u.Open(ctx, h)
+}
+
+func (u unreached) Tunnel(context.Context, string) string { return "" }

@@ -3,19 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/jedib0t/go-pretty/v6/table"
-	"github.com/jedib0t/go-pretty/v6/text"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/runner"
@@ -24,17 +18,20 @@ import (
 
 // connFlags are how a command reaches the fleet; a flag wins over the
 // FWPUSH_* variable (which `fwpush lab exec` sets), the variable over the
-// inventory.
+// inventory, and the inventory over OpenSSH's client configuration
+// (~/.ssh/config, or -F FILE), which fills what it leaves out.
 type connFlags struct {
 	identity, knownHosts string
+	sshConfig            string
 	acceptNew            bool
 	verbose              int      // -v info, -vv debug
 	via                  []string // bastions forced, one per site
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity)")
-	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
+	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity, then ssh_config's IdentityFile)")
+	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts, then ssh_config's UserKnownHostsFile)")
+	cmd.Flags().StringVarP(&c.sshConfig, "ssh-config", "F", "", "OpenSSH client config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config")
 	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
 	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 	cmd.Flags().StringSliceVar(&c.via, "via", nil, "reach a site through this bastion, not the first of its tunnel list that answers (one per site; repeat or comma-separate)")
@@ -49,22 +46,60 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transport.Options {
-	logger := newLogger(c.verbose, stderr)
-	return transport.Options{
-		User:       inv.SSH.User,
-		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
-		KnownHosts: firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), inv.SSH.KnownHosts),
-		AcceptNew:  c.acceptNew,
-		Timeout:    inv.SSH.Timeout,
-		Logger:     logger,
+// given is v if the inventory wrote it, else "".
+func given(v string, written bool) string {
+	if written {
+		return v
 	}
+	return ""
+}
+
+// options are the transport's options for inv. ssh_config says what the
+// inventory, the flags and the variables leave out: each host's user, port
+// and identity files (see runner.Open), and the known_hosts files the
+// tunnel's entry names (UserKnownHostsFile, the first of which records
+// new keys, and GlobalKnownHostsFile, /etc/ssh/ssh_known_hosts by
+// default), hashed as HashKnownHosts says.
+func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transport.Options, error) {
+	logger := newLogger(c.verbose, stderr)
+	files := transport.DefaultSSHConfigFiles()
+	if c.sshConfig != "" {
+		if _, err := os.Stat(c.sshConfig); err != nil {
+			return transport.Options{}, &usageError{fmt.Errorf("--ssh-config: %w", err)}
+		}
+		files = []string{c.sshConfig}
+	}
+	cfg, err := transport.LoadSSHConfig(files...)
+	if err != nil {
+		return transport.Options{}, &exitError{code: exitFailed, err: err}
+	}
+	logger.Debug("ssh_config", "files", cfg.Paths)
+	// The first bastion's entry, as the one fwpush tries first.
+	tunnel := inv.Bastions(inv.Sites[0].Name)[0]
+	tc := cfg.Lookup(tunnel.Name, tunnel.PublicIP.String())
+	known := firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
+	var more []string
+	if known == "" && len(tc.UserKnownHosts) > 0 {
+		known, more = tc.UserKnownHosts[0], tc.UserKnownHosts[1:]
+	}
+	return transport.Options{
+		User:           inv.SSH.User,
+		Identity:       firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
+		KnownHosts:     cmp.Or(known, inventory.DefaultKnownHosts),
+		MoreKnownHosts: append(more, tc.GlobalKnownHosts...),
+		HashKnownHosts: tc.HashKnownHosts,
+		SSHConfig:      cfg,
+		AcceptNew:      c.acceptNew,
+		Timeout:        inv.SSH.Timeout,
+		Logger:         logger,
+	}, nil
 }
 
 type runFlags struct {
 	conn          connFlags
+	ssh           sshOverrides
 	dryRun, check bool // check: the deprecated spelling of --dry-run --no-diff
-	noDiff        bool
+	diff, noDiff  bool
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
@@ -84,17 +119,25 @@ rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 (installing iptables-persistent if needed). The tunnel host is changed last.
 Hosts that already match are left alone: a second run changes nothing.
 
+On a terminal the hosts in flight are shown with their step and time below
+the finished ones. What the inventory leaves out of how to reach a host
+(user, port, identity, known_hosts) comes from ~/.ssh/config (or -F FILE).
+--parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
+FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
+
 SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
 settle (confirmed, or rolled back by their guard); a second signal stops at
 once. See RELIABILITY.md.
 
-Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run); 3 invalid input (nothing contacted);
-130 interrupted.`,
+Exit status: 0 all good; 1 a host failed, was unreachable, rolled back or
+not tried, or the check after the run found a mismatch; 2 changes pending
+(--dry-run); 3 invalid input (nothing contacted); 130 interrupted.`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
-  fwpush run --quiet site.toml             # from cron: silent unless something changed or failed
+  fwpush run --diff site.toml              # apply, and show each changed host's diff
+  fwpush run --quiet site.toml             # from cron: silent unless something changed (with its diff) or failed
+  fwpush run --parallel 5 --rollback-after 2m site.toml
   fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,19 +145,22 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 				fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: run --check is deprecated: use run --dry-run --no-diff (fwpush check probes the network)")
 				f.dryRun, f.noDiff = true, true
 			}
+			f.ssh.seen(cmd)
 			return runPush(cmd.Context(), args[0], f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
 	cmd.Flags().BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the password sudo wants on the hosts (or set $FWPUSH_BECOME_PASS)")
-	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body: with --dry-run, only which hosts would change")
+	cmd.Flags().BoolVar(&f.diff, "diff", false, "print the unified diff of every host whose rules change (--dry-run and --quiet do too)")
+	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body, in the text and in --json: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
 	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
+	f.ssh.register(cmd)
 	return cmd
 }
 
@@ -124,6 +170,9 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		return err
 	}
 	inv := plan.Inventory
+	if err := f.ssh.apply(inv); err != nil {
+		return err
+	}
 	hosts, err := selectHosts(inv, f.limit)
 	if err != nil {
 		return err
@@ -140,7 +189,10 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 
 	// One fleet for the whole command: the run and the check after it
 	// share each site's connection.
-	opts := f.conn.options(inv, stderr)
+	opts, err := f.conn.options(inv, stderr)
+	if err != nil {
+		return err
+	}
 	pass, err := becomePass(f.askBecomePass)
 	if err != nil {
 		return err
@@ -154,185 +206,38 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun: f.dryRun,
-		Logger: opts.Logger,
-		OnDone: out.done,
+		DryRun:  f.dryRun,
+		Logger:  opts.Logger,
+		OnStart: out.start,
+		OnStep:  out.step,
+		OnDone:  out.done,
 	})
+	took := time.Since(start)
 	out.sites = fleet.Reached()
-	err = out.finish(results, time.Since(start))
-	if ctx.Err() != nil {
-		// Interrupted: the report says what each host has; nothing more
-		// is probed.
-		return exitWith(exitInterrupted)
-	}
-	if f.dryRun || f.noVerify {
-		return err
-	}
-	return cmp.Or(err, verifyAfterRun(ctx, inv, results, fleet, opts.Logger, f.quiet, f.asJSON, stdout, stderr))
-}
-
-// reporter prints progress and the summary: a table on a terminal, plain
-// lines otherwise, one JSON document with --json, nothing with --quiet
-// when nothing happened.
-type reporter struct {
-	w     io.Writer
-	f     runFlags
-	tty   bool
-	mu    sync.Mutex
-	count int
-	sites []runner.Reach // how the sites were reached, for --json
-}
-
-func newReporter(w io.Writer, f runFlags) *reporter {
-	tty := false
-	if file, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(file.Fd()))
-	}
-	return &reporter{w: w, f: f, tty: tty}
-}
-
-func (r *reporter) live() bool { return !r.f.quiet && !r.f.asJSON }
-
-// done prints one line as a host finishes (live progress).
-func (r *reporter) done(res runner.HostResult) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.count++
-	if !r.live() {
-		return
-	}
-	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
-	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
-		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
-	}
-	fmt.Fprintln(r.w, line)
-}
-
-func (r *reporter) status(s runner.Status) string {
-	if !r.tty {
-		return string(s)
-	}
-	switch s {
-	case runner.Unchanged:
-		return text.FgGreen.Sprint(s)
-	case runner.Applied, runner.DriftRepaired, runner.Pending:
-		return text.FgYellow.Sprint(s)
-	}
-	return text.FgRed.Sprint(s)
-}
-
-// jsonReport is the --json document.
-type jsonReport struct {
-	Hosts   []jsonHost     `json:"hosts"`
-	Sites   []jsonSite     `json:"sites"`
-	Counts  map[string]int `json:"counts"`
-	Seconds float64        `json:"seconds"`
-	Exit    int            `json:"exit_code"`
-}
-
-type jsonHost struct {
-	Host      string  `json:"host"`
-	Role      string  `json:"role"`
-	Status    string  `json:"status"`
-	Stage     string  `json:"stage,omitempty"`
-	Backend   string  `json:"backend,omitempty"`
-	Added     int     `json:"added"`
-	Removed   int     `json:"removed"`
-	Persisted bool    `json:"persisted"`
-	Diff      string  `json:"diff,omitempty"`
-	Error     string  `json:"error,omitempty"`
-	Seconds   float64 `json:"seconds"`
-}
-
-func exitFor(results []runner.HostResult) int {
-	if slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status == runner.Skipped }) {
-		return exitInterrupted
-	}
-	code := exitOK
-	for _, r := range results {
-		if !r.Status.OK() {
-			return exitFailed
-		}
-		if r.Status == runner.Pending {
-			code = exitChanges
-		}
-	}
-	return code
-}
-
-func (r *reporter) finish(results []runner.HostResult, took time.Duration) error {
+	out.finish(results, took)
 	code := exitFor(results)
-	if r.f.asJSON {
-		rep := jsonReport{Counts: map[string]int{}, Sites: jsonSites(r.sites), Seconds: took.Seconds(), Exit: code}
-		for _, res := range results {
-			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
-				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Seconds: res.Duration.Seconds()}
-			if r.f.dryRun && !r.f.noDiff {
-				h.Diff = res.Diff
-			}
-			if res.Err != nil {
-				h.Error = res.Err.Error()
-			}
-			rep.Hosts = append(rep.Hosts, h)
-			rep.Counts[string(res.Status)]++
+	var check *checkReport
+	// Interrupted: the report says what each host has; nothing more is
+	// probed.
+	if ctx.Err() == nil && !f.dryRun && !f.noVerify {
+		check = verifyAfterRun(ctx, inv, results, fleet, opts.Logger, stdout, f)
+		if code == exitOK && check != nil {
+			code = check.exit()
 		}
-		enc := json.NewEncoder(r.w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	}
+	if ctx.Err() != nil {
+		code = exitInterrupted
+	}
+	if f.asJSON {
+		if err := out.writeJSON(inv.Path, results, took, fleet.Err(""), check, code); err != nil {
 			return err
 		}
-		return exitWith(code)
-	}
-	quiet := r.f.quiet && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
-	if quiet {
-		return exitWith(code)
-	}
-	if r.f.dryRun && !r.f.noDiff {
-		for _, res := range results {
-			if res.Diff != "" {
-				fmt.Fprintf(r.w, "\n--- %s (%s): would change\n%s", res.Host, res.Role, res.Diff)
-			}
-		}
-	}
-	fmt.Fprintln(r.w)
-	t := table.NewWriter()
-	t.SetOutputMirror(r.w)
-	t.AppendHeader(table.Row{"host", "role", "result", "added", "removed", "persisted", "time"})
-	counts := map[runner.Status]int{}
-	for _, res := range results {
-		counts[res.Status]++
-		persisted := "no"
-		if res.Persisted {
-			persisted = "yes"
-		}
-		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persisted, res.Duration.Round(time.Millisecond)})
-	}
-	if r.tty {
-		t.SetStyle(table.StyleLight)
-	} else {
-		t.SetStyle(table.StyleDefault)
-		t.Style().Options = table.OptionsNoBordersAndSeparators
-	}
-	t.Render()
-	var parts []string
-	for _, s := range []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired, runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.Skipped} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
-		}
-	}
-	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
-	// The hosts of a site that could not be reached share one line.
-	lines, covered := siteErrors(results)
-	for _, res := range results {
-		if res.Err != nil && !covered[res.Host] {
-			fmt.Fprintf(r.w, "error: %v\n", res.Err)
-		}
-	}
-	for _, l := range lines {
-		fmt.Fprintf(r.w, "error: %s\n", l)
 	}
 	return exitWith(code)
 }
+
+// oneLine keeps a message on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func exitWith(code int) error {
 	if code == exitOK {

@@ -17,10 +17,11 @@ import (
 
 // runJSON runs fwpush run --json on the lab's controller and decodes its
 // report.
-func runJSON(t *testing.T, l *lab.Lab, args ...string) (int, jsonReport, string) {
+func runJSON(t *testing.T, l *lab.Lab, args ...string) (int, runReport, string) {
 	t.Helper()
 	code, out, errs := cli(t, l, append([]string{"run", "--json"}, args...)...)
-	var rep jsonReport
+	validateJSON(t, "run", []byte(out))
+	var rep runReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("run --json: exit %d, %v:\n%s", code, err, out)
 	}
@@ -28,7 +29,7 @@ func runJSON(t *testing.T, l *lab.Lab, args ...string) (int, jsonReport, string)
 }
 
 // statusOf maps a run report's hosts to their status.
-func statusOf(rep jsonReport) map[string]string {
+func statusOf(rep runReport) map[string]string {
 	out := map[string]string{}
 	for _, h := range rep.Hosts {
 		out[h.Host] = h.Status
@@ -36,9 +37,9 @@ func statusOf(rep jsonReport) map[string]string {
 	return out
 }
 
-// cut takes a host's links down, as a dead server's, and brings them back
+// cutLinks takes a host's links down, as a dead server's, and brings them back
 // when the test ends if it has not.
-func cut(t *testing.T, l *lab.Lab, host string) (restore func()) {
+func cutLinks(t *testing.T, l *lab.Lab, host string) (restore func()) {
 	t.Helper()
 	ifaces := []string{"eth0", "eth1"}
 	restore = func() {
@@ -171,8 +172,8 @@ func TestSitesInLab(t *testing.T) {
 	// A change for east, and a shorter SSH timeout: a bastion that is
 	// down costs a whole timeout.
 	lb8080 := []string{`{ from = "lb",  tcp = [80] }`, `{ from = "lb",  tcp = [80, 8080] }`, `timeout     = "10s"`, `timeout     = "3s"`}
-	t.Run("every bastion of a site down: the other site is applied, the site's hosts are one line", func(t *testing.T) {
-		restore := cut(t, l, "bastion-w1")
+	t.Run("every bastion of a site down: the other site is applied, the site's hosts not tried, in one line", func(t *testing.T) {
+		restore := cutLinks(t, l, "bastion-w1")
 		changed := sitesChanged(t, sites, lb8080...)
 		code, out, errs := cli(t, l, "run", "--no-verify", changed)
 		if code != exitFailed {
@@ -183,21 +184,25 @@ func TestSitesInLab(t *testing.T) {
 				t.Errorf("%s is not applied", h)
 			}
 		}
-		var lines []string
-		for _, line := range strings.Split(out, "\n") {
-			if strings.HasPrefix(line, "error: ") {
-				lines = append(lines, line)
+		if strings.Contains(out, "error:") {
+			t.Errorf("a host's error in the report: the site's one line says why")
+		}
+		if !strings.Contains(out, "8 hosts in ") || !strings.Contains(out, "3 applied") || !strings.Contains(out, "3 not tried") {
+			t.Errorf("summary does not say 3 applied and 3 not tried")
+		}
+		want := "fwpush: site west: no host tried: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: "
+		if !strings.HasPrefix(errs, want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("stderr %q, want one line: %q...", errs, want)
+		}
+		code, rep, _ := runJSON(t, l, "--no-verify", changed)
+		got := statusOf(rep)
+		for _, h := range []string{"bastion-w1", "db-1", "db-2"} {
+			if got[h] != "not_tried" {
+				t.Errorf("--json: %s is %s, want not_tried", h, got[h])
 			}
 		}
-		want := "error: site west unreachable, hosts bastion-w1, db-1 and db-2: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: "
-		if len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
-			t.Errorf("error lines %q, want one: %q...", lines, want)
-		}
-		if !strings.Contains(out, "8 hosts in ") || !strings.Contains(out, "3 applied") || !strings.Contains(out, "3 unreachable") {
-			t.Errorf("summary does not say 3 applied and 3 unreachable")
-		}
-		if !strings.HasPrefix(errs, "fwpush: site west: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: ") {
-			t.Errorf("stderr does not say west could not be reached: %q", errs)
+		if code != exitFailed || len(rep.Sites) != 2 || rep.Sites[1].Site != "west" || rep.Sites[1].Via != "" || len(rep.Sites[1].Skipped) != 1 {
+			t.Errorf("--json: exit %d, sites %+v", code, rep.Sites)
 		}
 		restore()
 		if code, rep, _ := runJSON(t, l, changed); code != exitOK || rep.Counts["unchanged"] != len(all) {
@@ -206,7 +211,7 @@ func TestSitesInLab(t *testing.T) {
 	})
 
 	t.Run("two bastions: with the first down, a run goes through the second", func(t *testing.T) {
-		restore := cut(t, l, "bastion-e1")
+		restore := cutLinks(t, l, "bastion-e1")
 		changed := sitesChanged(t, sites, append(lb8080, `{ from = "app" },`, `{ from = "app", tcp = [22, 7000, 20000] },`)...)
 		code, rep, errs := runJSON(t, l, "--no-verify", changed)
 		got := statusOf(rep)

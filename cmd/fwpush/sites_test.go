@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,61 +15,38 @@ import (
 
 const exampleSites = "../../examples/sites.toml"
 
-// A site none of whose bastions answers is one line in run's report,
-// naming the site and its hosts; a bastion that failed for a reason of its
-// own (its host key) keeps its line; --json says how each site was reached.
-func TestRunReportSiteDown(t *testing.T) {
+// --json says how each site was reached: through which bastion, and why
+// the ones before it were skipped.
+func TestRunJSONSites(t *testing.T) {
 	down := &runner.SiteError{Site: "west", Tried: []runner.Skip{{Bastion: "bastion-w1", Err: errors.New("host bastion-w1: connect to 203.0.113.30:22: no answer within 10s")}}}
-	unreachable := func(host string, err error) runner.HostResult {
-		return runner.HostResult{Host: host, Role: "db", Status: runner.Unreachable, Stage: "connect", Err: &runner.HostError{Host: host, Stage: "connect", Err: err}}
-	}
 	results := []runner.HostResult{
 		{Host: "app-1", Role: "app", Status: runner.Applied},
-		unreachable("bastion-w1", fmt.Errorf("%w (%w)", errors.New("host bastion-w1: connect to 203.0.113.30:22: no answer within 10s"), down)),
-		unreachable("db-1", fmt.Errorf("host db-1: not tried: %w", down)),
-		unreachable("db-2", fmt.Errorf("host db-2: not tried: %w", down)),
-		{Host: "www-1", Role: "lb", Status: runner.Failed, Err: errors.New("host www-1: apply: iptables-restore: line 7 failed")},
+		{Host: "db-1", Role: "db", Status: runner.NotTried, Stage: "connect", Err: &runner.HostError{Host: "db-1", Stage: "connect", Err: &runner.NotTriedError{Host: "db-1", Err: down}}},
 	}
 	var out bytes.Buffer
-	r := newReporter(&out, runFlags{})
-	err := r.finish(results, time.Second)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitFailed {
-		t.Errorf("exit: %v, want %d", err, exitFailed)
-	}
-	var lines []string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "error: ") {
-			lines = append(lines, l)
-		}
-	}
-	want := []string{
-		"error: host www-1: apply: iptables-restore: line 7 failed",
-		"error: site west unreachable, hosts bastion-w1, db-1 and db-2: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: no answer within 10s",
-	}
-	if diff := cmp.Diff(want, lines); diff != "" {
-		t.Errorf("error lines (-want +got):\n%s", diff)
-	}
-
-	out.Reset()
-	r = newReporter(&out, runFlags{asJSON: true})
+	r := newReporter(&out, runFlags{asJSON: true})
 	r.sites = []runner.Reach{
 		{Site: "east", Via: "bastion-e2", Skipped: []runner.Skip{{Bastion: "bastion-e1", Err: errors.New("host bastion-e1: connect to 203.0.113.10:22: no answer within 10s")}}},
 		{Site: "west", Skipped: down.Tried},
 	}
-	_ = r.finish(results, time.Second)
-	var rep struct {
-		Sites []jsonSite `json:"sites"`
+	r.finish(results, time.Second)
+	if err := r.writeJSON("sites.toml", results, time.Second, nil, nil, exitFailed); err != nil {
+		t.Fatal(err)
 	}
+	validateJSON(t, "run", out.Bytes())
+	var rep runReport
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	wantSites := []jsonSite{
+	want := []jsonSite{
 		{Site: "east", Via: "bastion-e2", Skipped: []jsonSkip{{Bastion: "bastion-e1", Error: "host bastion-e1: connect to 203.0.113.10:22: no answer within 10s"}}},
 		{Site: "west", Skipped: []jsonSkip{{Bastion: "bastion-w1", Error: "host bastion-w1: connect to 203.0.113.30:22: no answer within 10s"}}},
 	}
-	if diff := cmp.Diff(wantSites, rep.Sites); diff != "" {
+	if diff := cmp.Diff(want, rep.Sites); diff != "" {
 		t.Errorf("--json sites (-want +got):\n%s", diff)
+	}
+	if rep.Hosts[1].Status != "not_tried" || rep.Hosts[1].Error != "host db-1: not tried: site west: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: no answer within 10s" {
+		t.Errorf("db-1: %+v", rep.Hosts[1])
 	}
 }
 
