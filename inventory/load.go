@@ -22,6 +22,7 @@ import (
 type rawFile struct {
 	SSH        rawSSH             `toml:"ssh"`
 	Interfaces rawInterfaces      `toml:"interfaces"`
+	Firewall   rawFirewall        `toml:"firewall"`
 	Hosts      map[string]rawHost `toml:"hosts"`
 	Roles      map[string]rawRole `toml:"roles"`
 }
@@ -42,6 +43,10 @@ type rawInterfaces struct {
 	Private string `toml:"private"`
 }
 
+type rawFirewall struct {
+	Preserve []string `toml:"preserve"`
+}
+
 type rawHost struct {
 	Role         string `toml:"role"`
 	PublicIP     string `toml:"public_ip"`
@@ -58,6 +63,7 @@ type rawRole struct {
 	PublicTCP  []int      `toml:"public_tcp"`
 	Allow      []rawAllow `toml:"allow"`
 	LogDropped bool       `toml:"log_dropped"`
+	Preserve   []string   `toml:"preserve"`
 }
 
 type rawAllow struct {
@@ -345,7 +351,7 @@ func unknownPart(k toml.Key) (toml.Key, bool) {
 		switch {
 		case i == 0:
 			kind = ""
-		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces"):
+		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
 			kind = k[0]
 		case i == 1 && (k[0] == "hosts" || k[0] == "roles"):
 			continue // a host or role name
@@ -398,11 +404,12 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
-	"":           {"ssh", "interfaces", "hosts", "roles"},
+	"":           {"ssh", "interfaces", "firewall", "hosts", "roles"},
 	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after"},
 	"interfaces": {"public", "private"},
+	"firewall":   {"preserve"},
 	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
-	"role":       {"template", "public_tcp", "allow", "log_dropped"},
+	"role":       {"template", "public_tcp", "allow", "log_dropped", "preserve"},
 	"allow":      {"from", "tcp", "udp"},
 }
 
@@ -411,7 +418,7 @@ func keyKind(k toml.Key) (string, bool) {
 	switch {
 	case len(k) == 1:
 		return "", true
-	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces"):
+	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
 		return k[0], true
 	case len(k) == 3 && k[0] == "hosts":
 		return "host", true
