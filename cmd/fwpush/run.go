@@ -66,6 +66,7 @@ type runFlags struct {
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
+	forceOwn      bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -81,12 +82,18 @@ rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 (installing iptables-persistent if needed). The tunnel host is changed last.
 Hosts that already match are left alone: a second run changes nothing.
 
+The filter table is fwpush's: chains that the policy does not declare are
+drift unless [firewall] preserve (or the role's preserve) keeps them, as
+Docker's and fail2ban's. run refuses a host that has such unknown chains;
+--force-own removes them.
+
 Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
   fwpush run --quiet site.toml             # from cron: silent unless something changed or failed
+  fwpush run --force-own --limit mysql-2 site.toml  # remove the chains no preserve pattern keeps
   fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +113,7 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
+	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps")
 	return cmd
 }
 
@@ -146,9 +154,10 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun: f.dryRun,
-		Logger: opts.Logger,
-		OnDone: out.done,
+		DryRun:   f.dryRun,
+		ForceOwn: f.forceOwn,
+		Logger:   opts.Logger,
+		OnDone:   out.done,
 	})
 	err = out.finish(results, time.Since(start))
 	if ctx.Err() != nil {
@@ -195,6 +204,9 @@ func (r *reporter) done(res runner.HostResult) {
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
 		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
 	}
+	if len(res.Unknown) > 0 && res.Status == runner.Pending {
+		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
+	}
 	fmt.Fprintln(r.w, line)
 }
 
@@ -220,17 +232,18 @@ type jsonReport struct {
 }
 
 type jsonHost struct {
-	Host      string  `json:"host"`
-	Role      string  `json:"role"`
-	Status    string  `json:"status"`
-	Stage     string  `json:"stage,omitempty"`
-	Backend   string  `json:"backend,omitempty"`
-	Added     int     `json:"added"`
-	Removed   int     `json:"removed"`
-	Persisted bool    `json:"persisted"`
-	Diff      string  `json:"diff,omitempty"`
-	Error     string  `json:"error,omitempty"`
-	Seconds   float64 `json:"seconds"`
+	Host      string   `json:"host"`
+	Role      string   `json:"role"`
+	Status    string   `json:"status"`
+	Stage     string   `json:"stage,omitempty"`
+	Backend   string   `json:"backend,omitempty"`
+	Added     int      `json:"added"`
+	Removed   int      `json:"removed"`
+	Persisted bool     `json:"persisted"`
+	Unknown   []string `json:"unknown_chains,omitempty"`
+	Diff      string   `json:"diff,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Seconds   float64  `json:"seconds"`
 }
 
 func exitFor(results []runner.HostResult) int {
@@ -255,7 +268,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) error
 		rep := jsonReport{Counts: map[string]int{}, Seconds: took.Seconds(), Exit: code}
 		for _, res := range results {
 			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
-				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Seconds: res.Duration.Seconds()}
+				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Unknown: res.Unknown, Seconds: res.Duration.Seconds()}
 			if r.f.dryRun && !r.f.noDiff {
 				h.Diff = res.Diff
 			}
