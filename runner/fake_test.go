@@ -288,6 +288,11 @@ type fakeHost struct {
 	addrs        map[netip.Addr]string
 	conn         remote.Conn // $SSH_CONNECTION of fwpush's sessions
 	backend      string
+	// What else is in charge of the firewall: the other backend's tables
+	// (as saved) and other firewall managers.
+	otherBackend   string
+	other4, other6 string
+	managers       []remote.Manager
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
@@ -463,6 +468,11 @@ func (c *fakeConn) Facts(ctx context.Context) (remote.Facts, error) {
 		Persisted6: h.files[fileRulesV6],
 		Applied:    strings.TrimSpace(h.files[fileApplied]),
 		Persistent: h.persistent,
+
+		OtherBackend: h.otherBackend,
+		Other4:       h.other4,
+		Other6:       h.other6,
+		Managers:     slices.Clone(h.managers),
 	}, nil
 }
 

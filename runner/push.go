@@ -87,8 +87,9 @@ func (e *HostError) Unwrap() error { return e.Err }
 type RunOptions struct {
 	// DryRun reads the live state and computes diffs, and changes nothing.
 	DryRun bool
-	// ForceOwn lets a run remove the chains no preserve pattern keeps: the
-	// operator takes the filter table over.
+	// ForceOwn lets a run remove the chains no preserve pattern keeps, and
+	// apply where another firewall manager is enabled: the operator takes
+	// the filter table over.
 	ForceOwn bool
 	// Parallel is the most hosts worked on at once; 0 means the inventory's.
 	Parallel int
@@ -275,6 +276,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Backend = f.Backend
 	if err := p.preflight(f); err != nil {
 		return fail("preflight", err)
+	}
+	if err := p.coexist(f); err != nil {
+		return err
 	}
 
 	want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +76,9 @@ func chainRules(table, chain string) []string {
 //     unchanged, named with the preserve line that would keep them;
 //   - mysql-2 has a backdoor chain: --dry-run exits 2 naming it, run
 //     refuses, run --force-own removes it;
+//   - wordpress-2 has rules in the legacy backend too: refused, saying so;
+//   - haproxy-www has ufw and the nftables service enabled (in files of its
+//     own mount namespace): refused, saying how to disable them;
 //   - the tunnel is applied all along.
 func TestOwnershipInLab(t *testing.T) {
 	src, err := os.ReadFile("../../examples/site.toml")
@@ -94,11 +99,21 @@ func TestOwnershipInLab(t *testing.T) {
 		labtest.Shell(t, l, h, "sh", "-ec", othersScript)
 	}
 	labtest.Shell(t, l, "mysql-2", "sh", "-ec", "iptables -N backdoor; iptables -A backdoor -j ACCEPT; iptables -I INPUT 1 -j backdoor")
+	// Rules in the legacy backend next to the nf_tables one this machine's
+	// iptables uses (or the other way round).
+	other := "iptables-legacy"
+	if strings.Contains(labtest.Shell(t, l, "wordpress-2", "iptables", "-V"), "legacy") {
+		other = "iptables-nft"
+	}
+	labtest.Shell(t, l, "wordpress-2", other, "-A", "INPUT", "-s", "198.51.100.9/32", "-j", "DROP")
+	// ufw and the nftables service enabled, in tmpfs mounted over the
+	// directories inside haproxy-www's own mount namespace: the machine's
+	// /etc never changes.
+	managers := fakeManagers(t, l, "haproxy-www")
 
 	before := snapshot(t, l)
-	for _, h := range []string{"wordpress-1", "tunnel-1", "wordpress-2", "haproxy-www"} {
-		delete(before, h)
-	}
+	delete(before, "wordpress-1")
+	delete(before, "tunnel-1")
 	othersBefore := othersLines(liveRules(t, l, "wordpress-1"))
 	if len(othersBefore) != 17 {
 		t.Fatalf("wordpress-1 has %d lines of Docker and fail2ban, want 17:\n%s", len(othersBefore), strings.Join(othersBefore, "\n"))
@@ -124,10 +139,19 @@ func TestOwnershipInLab(t *testing.T) {
 			`and fwpush removes nothing it does not know; keep them with preserve = ["DOCKER*", "f2b-*"] in [roles.db] of ` + site + ", or remove them with --force-own",
 		"host mysql-2: unknown chains: backdoor: ",
 		`keep it with preserve = ["backdoor"] in [roles.db] of ` + site,
-		"4 applied, 2 failed",
+		"host wordpress-2: backends: iptables here uses nf_tables, but the legacy backend holds filter rules too (IPv4: 1 rule)",
+		"2 applied, 4 failed",
 	} {
+		if other == "iptables-nft" {
+			want = strings.NewReplacer("uses nf_tables", "uses legacy", "the legacy backend", "the nf_tables backend").Replace(want)
+		}
 		if !strings.Contains(out, want) {
 			t.Errorf("run output lacks %q", want)
+		}
+	}
+	for _, m := range managers {
+		if !strings.Contains(out, m) {
+			t.Errorf("run output lacks %q", m)
 		}
 	}
 	after := snapshot(t, l)
@@ -177,6 +201,7 @@ func TestOwnershipInLab(t *testing.T) {
 	})
 
 	t.Run("the fleet taken over: fwpush check passes beside the preserved chains", func(t *testing.T) {
+		labtest.Shell(t, l, "wordpress-2", other, "-F", "INPUT")
 		code, out, _ := cli(t, l, "run", "--force-own", site)
 		if code != exitOK || !strings.Contains(out, "all as expected") {
 			t.Errorf("run --force-own: exit %d, want 0 and its check all as expected", code)
@@ -191,4 +216,38 @@ func TestOwnershipInLab(t *testing.T) {
 			t.Errorf("--force-own left mysql-1's unknown chains:\n%s", live)
 		}
 	})
+}
+
+// fakeManagers enables ufw and the nftables service on a lab host the way
+// their packages do, in tmpfs mounted over /etc/ufw and /etc/systemd/system
+// inside the host's own mount namespace (private: nothing reaches the
+// machine's /etc). It returns what a refused run must say; a directory the
+// machine does not have is left out.
+func fakeManagers(t *testing.T, l *lab.Lab, host string) []string {
+	t.Helper()
+	var want []string
+	if isDir("/etc/ufw") {
+		labtest.Shell(t, l, host, "sh", "-ec", "mount -t tmpfs -o size=1m fwp-ufw /etc/ufw; echo ENABLED=yes > /etc/ufw/ufw.conf")
+		want = append(want, "host "+host+": other firewall: ufw is ENABLED=yes in /etc/ufw/ufw.conf: it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`")
+	}
+	if isDir("/etc/systemd/system") {
+		labtest.Shell(t, l, host, "sh", "-ec", `mount -t tmpfs -o size=1m fwp-systemd /etc/systemd/system
+cd /etc/systemd/system; : > nftables.service; mkdir sysinit.target.wants; ln -s ../nftables.service sysinit.target.wants/nftables.service`)
+		want = append(want, "nftables is enabled (/etc/systemd/system/sysinit.target.wants/nftables.service): at boot it loads /etc/nftables.conf")
+	}
+	if len(want) == 0 {
+		t.Logf("no /etc/ufw nor /etc/systemd/system on this machine to mount over: other managers are left to the unit tests")
+		return nil
+	}
+	for _, f := range []string{"/etc/ufw/ufw.conf", "/etc/systemd/system/nftables.service"} {
+		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s exists on the machine: the mount reached beyond %s's namespace (%v)", f, host, err)
+		}
+	}
+	return want
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }

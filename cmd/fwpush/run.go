@@ -84,8 +84,10 @@ Hosts that already match are left alone: a second run changes nothing.
 
 The filter table is fwpush's: chains that the policy does not declare are
 drift unless [firewall] preserve (or the role's preserve) keeps them, as
-Docker's and fail2ban's. run refuses a host that has such unknown chains;
---force-own removes them.
+Docker's and fail2ban's. run refuses a host that has such unknown chains,
+or where ufw, firewalld or the nftables service would replace the policy,
+or where the other iptables backend holds rules; --force-own removes the
+unknown chains and applies beside those managers.
 
 Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
@@ -113,7 +115,7 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
-	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps")
+	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
 	return cmd
 }
 
