@@ -74,7 +74,16 @@ type SSH struct {
 	// RollbackAfter is how long a host waits for fwpush to confirm a new
 	// policy before restoring its previous rules by itself.
 	RollbackAfter time.Duration
+	// Become is how the login user becomes root on the hosts: BecomeSudo,
+	// BecomeNone, or "" to decide per host by its user (see Host.Become).
+	Become string
 }
+
+// The ways of becoming root on a host.
+const (
+	BecomeSudo = "sudo" // sudo, non-interactive; a password on stdin if sudo wants one
+	BecomeNone = "none" // the login user is root, or has its rights
+)
 
 // Interfaces are the fleet-wide default interface names.
 type Interfaces struct {
@@ -105,6 +114,9 @@ type Host struct {
 	PrivateIface string
 	User         string
 	Port         int
+	// Become is how the login user becomes root there: BecomeSudo, by
+	// default whenever User is not root, else BecomeNone.
+	Become string
 }
 
 // HasPublic reports whether the host has a public interface.

@@ -30,7 +30,7 @@ func TestLoadExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	private := func(name, ip string) *Host {
-		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22}
+		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none"}
 	}
 	want := &Inventory{
 		Path: path,
@@ -43,13 +43,13 @@ func TestLoadExample(t *testing.T) {
 		Hosts: []*Host{
 			{
 				Name: "haproxy-www", Role: "lb", PublicIP: addr("203.0.113.11"), PrivateIP: addr("198.18.0.11"),
-				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22,
+				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none",
 			},
 			private("mysql-1", "198.18.0.31"),
 			private("mysql-2", "198.18.0.32"),
 			{
 				Name: "tunnel-1", Role: "tunnel", PublicIP: addr("203.0.113.10"), PrivateIP: addr("198.18.0.10"),
-				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22,
+				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none",
 			},
 			private("wordpress-1", "198.18.0.21"),
 			private("wordpress-2", "198.18.0.22"),
@@ -157,11 +157,11 @@ allow = [
 		Hosts: []*Host{
 			{
 				Name: "bastion", Role: "tunnel", PublicIP: addr("203.0.113.5"), PrivateIP: addr("198.18.0.5"),
-				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222,
+				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo",
 			},
 			{
 				Name: "db-1", Role: "db", PrivateIP: addr("198.18.0.6"),
-				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22,
+				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none",
 			},
 		},
 		Roles: []*Role{
@@ -239,7 +239,7 @@ func TestLoadLarge(t *testing.T) {
 	db6, _ := inv.Host("db-6")
 	if diff := cmp.Diff(&Host{
 		Name: "db-6", Role: "db", PrivateIP: addr("198.19.4.6"),
-		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222,
+		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none",
 	}, db6, cmpAddrs); diff != "" {
 		t.Errorf("db-6 (-want +got):\n%s", diff)
 	}

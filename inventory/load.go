@@ -36,6 +36,7 @@ type rawSSH struct {
 	Parallel      int    `toml:"parallel"`
 	Timeout       string `toml:"timeout"`
 	RollbackAfter string `toml:"rollback_after"`
+	Become        string `toml:"become"`
 }
 
 type rawInterfaces struct {
@@ -56,6 +57,7 @@ type rawHost struct {
 	PrivateIface string `toml:"private_iface"`
 	User         string `toml:"user"`
 	Port         int    `toml:"port"`
+	Become       string `toml:"become"`
 }
 
 type rawRole struct {
@@ -405,10 +407,10 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
 	"":           {"ssh", "interfaces", "firewall", "hosts", "roles"},
-	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after"},
+	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
 	"interfaces": {"public", "private"},
 	"firewall":   {"preserve"},
-	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port"},
+	"host":       {"role", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become"},
 	"role":       {"template", "public_tcp", "allow", "log_dropped", "preserve"},
 	"allow":      {"from", "tcp", "udp"},
 }

@@ -132,7 +132,18 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 	if s.Tunnel == "" {
 		v.errorf("ssh.tunnel", "missing: name the host every other host is reached through (tunnel = \"NAME\")")
 	}
+	s.Become = v.become("ssh.become", raw.Become)
 	return s
+}
+
+// become checks a become key: "sudo", "none", or unset ("").
+func (v *validator) become(key, val string) string {
+	switch val {
+	case "", BecomeSudo, BecomeNone:
+	default:
+		v.errorf(key, "%q is not a way to become root: use \"sudo\" (the default for a user other than root) or \"none\" (the login user has root's rights)", val)
+	}
+	return val
 }
 
 func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
@@ -179,6 +190,13 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	}
 	if v.defined("hosts", name, "port") {
 		h.Port = v.port(key+".port", raw.Port)
+	}
+	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	if h.Become == "" {
+		h.Become = BecomeNone
+		if h.User != "root" {
+			h.Become = BecomeSudo
+		}
 	}
 	if name != inv.SSH.Tunnel && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
 		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
@@ -480,3 +498,12 @@ func orDefault(s, def string) string {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

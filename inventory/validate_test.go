@@ -879,6 +879,24 @@ template = "tunnel"
 `,
 		want: []string{`bad.toml:3: ssh.parallel: 1001 is out of range: hosts worked on at once must be 1 to 1000`},
 	},
+	{
+		name: "become neither sudo nor none",
+		toml: `
+[ssh]
+tunnel = "t"
+become = "su"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+become = "doas"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{
+			`bad.toml:3: ssh.become: "su" is not a way to become root: use "sudo" (the default for a user other than root) or "none" (the login user has root's rights)`,
+			`bad.toml:7: hosts.t.become: "doas" is not a way to become root: use "sudo" (the default for a user other than root) or "none" (the login user has root's rights)`,
+		},
+	},
 
 	// Interfaces.
 	{

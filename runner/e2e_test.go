@@ -12,7 +12,9 @@ import (
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
+	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/runner/remote"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -94,7 +96,7 @@ func guardScenario(t *testing.T, path string) {
 	defer cancel()
 	fleet, err := Open(ctx, inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +107,112 @@ func guardScenario(t *testing.T, path string) {
 	res := Run(ctx, plan, []*inventory.Host{m1, m2}, fleet, RunOptions{})
 	t.Logf("took %s", time.Since(start))
 	for _, r := range res {
-		t.Logf("%s: %s %v", r.Host, r.Status, r.Err)
+		t.Logf("%s: %s in %s %v", r.Host, r.Status, r.Duration, r.Err)
 	}
 	if res[0].Status != RolledBack || !strings.Contains(res[0].Err.Error(), "reachable again") {
 		t.Errorf("mysql-1: %s (%v), want rolled back and reachable", res[0].Status, res[0].Err)
 	}
 	if res[1].Status != Applied {
 		t.Errorf("mysql-2: %s (%v), want applied", res[1].Status, res[1].Err)
+	}
+}
+
+// settleEnv marks the re-executed test binary of TestSettleInLab.
+const settleEnv = "FWPUSH_TEST_SETTLE_INVENTORY"
+
+// killedToken is the run TestSettleInLab leaves unconfirmed.
+const killedToken = "0badc0de0badc0de"
+
+// TestSettleInLab proves on real hosts what a run does with the applies a
+// killed run left unconfirmed: mysql-1 got the policy itself (its rules
+// are kept and its guard disarmed), mysql-2 another policy (rolled back at
+// once); then both are applied and persisted, and no guard is left.
+func TestSettleInLab(t *testing.T) {
+	if path := os.Getenv(settleEnv); path != "" {
+		settleScenario(t, path)
+		return
+	}
+	src, err := os.ReadFile("../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "site.toml")
+	body := strings.Replace(string(src), `timeout     = "10s"`, "timeout     = \"1s\"\nrollback_after = \"60s\"", 1)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Start(t, path)
+	cmd := l.Command(t.Context(), os.Args[0], "-test.run=^TestSettleInLab$", "-test.v")
+	cmd.Env = append(cmd.Env, settleEnv+"="+path)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("settle scenario in the controller: %v\n%s", err, out.String())
+	}
+	t.Logf("settle scenario:\n%s", out.String())
+	// mysql-1's rules were kept: its run's files stay until a later
+	// apply; mysql-2 was applied again, which cleared the settled run.
+	for host, want := range map[string]string{"mysql-1": "kept", "mysql-2": "gone"} {
+		if got := strings.TrimSpace(labtest.Shell(t, l, host, "sh", "-c", "cat /run/fwpush/runs/"+killedToken+"/outcome 2>/dev/null || echo gone")); got != want {
+			t.Errorf("%s: the killed run's apply was settled %q, want %q", host, got, want)
+		}
+		live := rulesOf(labtest.Shell(t, l, host, "iptables-save", "-t", "filter"))
+		persisted := rulesOf(labtest.Shell(t, l, host, "cat", "/etc/iptables/rules.v4"))
+		if live == "" || live != persisted {
+			t.Errorf("%s: live rules are not the persisted policy:\n%s\n%s", host, live, persisted)
+		}
+		if ps := labtest.Shell(t, l, host, "sh", "-c", "ps -eo args | grep -c '^sleep 60$'; true"); strings.TrimSpace(ps) != "0" {
+			t.Errorf("%s: a guard still sleeps", host)
+		}
+	}
+}
+
+func settleScenario(t *testing.T, path string) {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := roles.Compile(inv, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fleet, err := Open(ctx, inv, transport.Options{
+		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
+	}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Close()
+	m1, _ := inv.Host("mysql-1")
+	m2, _ := inv.Host("mysql-2")
+	// The killed run: applied under a guard, never confirmed.
+	for _, h := range []*inventory.Host{m1, m2} {
+		pol, _ := plan.Policy(h.Name)
+		want := policy.Canonical(string(pol.V4))
+		if h == m2 {
+			want = strings.Replace(want, "--dport 3306", "--dport 3307", 1)
+		}
+		host, err := fleet.Open(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = host.Apply(ctx, remote.Apply{Token: killedToken, RollbackAfter: time.Minute,
+			V4: []byte(policy.Split{}.Merge(want)), V6: []byte(policy.Split{}.Merge(policy.Canonical(string(pol.V6)))),
+			Lease: 3 * time.Minute, LockWait: time.Second, Who: "the killed run"})
+		host.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+	}
+	// Its fwpush is gone: nothing confirms within two timeouts and more.
+	time.Sleep(2*inv.SSH.Timeout + 6*time.Second)
+	res := Run(ctx, plan, []*inventory.Host{m1, m2}, fleet, RunOptions{})
+	for _, r := range res {
+		t.Logf("%s: %s in %s %v", r.Host, r.Status, r.Duration, r.Err)
+		if r.Status != Applied {
+			t.Errorf("%s: %s (%v), want applied", r.Host, r.Status, r.Err)
+		}
 	}
 }

@@ -47,28 +47,38 @@ type Fleet interface {
 // opened once per command and shared by every step of it (a run and the
 // check after it), and every other host reached through it.
 type SSHFleet struct {
-	inv *inventory.Inventory
-	j   *transport.JumpDialer
+	inv        *inventory.Inventory
+	j          *transport.JumpDialer
+	becomePass string
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // Open connects to inv's tunnel host with opts. Every host key is verified.
-func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options) (*SSHFleet, error) {
+// becomePass is the password sudo wants on hosts whose login user becomes
+// root with it ("" when sudo wants none).
+func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string) (*SSHFleet, error) {
 	j, err := transport.DialTunnel(ctx, TargetFor(inv, inv.Tunnel()), opts)
 	if err != nil {
 		return nil, err
 	}
-	return &SSHFleet{inv: inv, j: j}, nil
+	return &SSHFleet{inv: inv, j: j, becomePass: becomePass}, nil
 }
 
 // Open implements Fleet.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
-	s, err := f.j.Dial(ctx, TargetFor(f.inv, h))
+	t := TargetFor(f.inv, h)
+	s, err := f.j.Dial(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	return remote.New(s, f.inv.SSH.Timeout), nil
+	return remote.New(s, remote.Options{
+		Timeout:  f.inv.SSH.Timeout,
+		Become:   h.Become == inventory.BecomeSudo,
+		Password: f.becomePass,
+		User:     t.User,
+		Name:     h.Name,
+	}), nil
 }
 
 // OpenFresh implements Fleet.

@@ -78,7 +78,8 @@ not be made; 3 invalid input (nothing contacted).`,
 			defer unlock()
 			opts := f.conn.options(inv, cmd.ErrOrStderr())
 			var fleet runner.Fleet
-			if ssh, err := runner.Open(cmd.Context(), inv, opts); err != nil {
+			// Probes run as the login user: no sudo, no password.
+			if ssh, err := runner.Open(cmd.Context(), inv, opts, ""); err != nil {
 				fleet = runner.Unreached(inv, err)
 			} else {
 				defer ssh.Close()

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,4 +214,213 @@ func TestReliabilitySignals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// settled waits until every guard of site's hosts has had time to fire,
+// then checks what a fleet must be left with, whatever happened to the
+// runs before: the policy live and persisted on every host, no apply
+// undecided, nothing of fwpush's running.
+func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
+	t.Helper()
+	time.Sleep(rollbackAfter + 3*time.Second)
+	for _, h := range siteHosts {
+		live, persisted := hostRules(t, l, h)
+		if persisted == "" || live != persisted {
+			t.Errorf("%s: live rules are not the persisted policy:\nlive:\n%s\npersisted:\n%s", h, live, persisted)
+		}
+		if open := labtest.Shell(t, l, h, "sh", "-c", "for d in /run/fwpush/runs/*; do [ -d \"$d\" ] && [ ! -e \"$d/decided\" ] && echo \"$d\"; done; true"); open != "" {
+			t.Errorf("%s: applies still undecided: %s", h, open)
+		}
+		if procs := leftovers(t, l, h); len(procs) > 0 {
+			t.Errorf("still running on %s:\n%s", h, strings.Join(procs, "\n"))
+		}
+	}
+}
+
+// firstPersisted waits until some host has rules.v4, that is, a host has
+// been confirmed: others are then in the middle of their own apply.
+func firstPersisted(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, h := range siteHosts {
+			if _, p := hostRules(t, l, h); p != "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no host was applied within 30s")
+		}
+	}
+}
+
+// An interrupted run, then an immediate re-run: every host ends with the
+// policy, its guards settled and rules.v4 equal to the live rules once
+// every guard could have fired. ^C lets the hosts in flight settle;
+// SIGKILL does not, and leaves guards armed, which the re-run settles.
+func TestReliabilityInterruptThenRerun(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			site := shortSite(t, "3s", "8s")
+			l := labtest.Start(t, site)
+			cmd, out, errb := startCLI(t, l, "run", "--no-verify", site)
+			firstPersisted(t, l)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			t.Logf("interrupted run:\n%s%s", out, errb)
+			code, out2, _ := cli(t, l, "run", "--no-verify", site)
+			if code != exitOK || strings.Contains(out2, "rolled back") || strings.Contains(out2, "failed") {
+				t.Errorf("the re-run: exit %d, want 0 with every host applied or unchanged", code)
+			}
+			settled(t, l, 8*time.Second)
+			// A third run finds nothing to do.
+			if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "6 unchanged") {
+				t.Errorf("a run after everything settled: exit %d, want 0 and every host unchanged", code)
+			}
+		})
+	}
+}
+
+// Two runs started together never interleave on a host: through a
+// symlink and with another $TMPDIR they are one inventory, and the second
+// waits for the first on this machine; from a copy (another laptop's
+// inventory) they meet at each host's lock.
+func TestReliabilityConcurrentRuns(t *testing.T) {
+	site := shortSite(t, "3s", "8s")
+	l := labtest.Start(t, site)
+	link := filepath.Join(t.TempDir(), "link.toml")
+	if err := os.Symlink(site, link); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "laptop2.toml")
+	body, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, second string }{{"symlink and TMPDIR", link}, {"another laptop", other}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Every host has something to change.
+			for _, h := range siteHosts {
+				labtest.Shell(t, l, h, "sh", "-c", "iptables -I INPUT 1 -p tcp --dport 9 -j ACCEPT")
+			}
+			a, outA, errA := startCLI(t, l, "run", "--no-verify", site)
+			b := l.Command(t.Context(), os.Args[0], "run", "--no-verify", tc.second)
+			b.Env = append(b.Env, "FWPUSH_TEST_CLI=1", "TMPDIR="+t.TempDir())
+			var outB, errB bytes.Buffer
+			b.Stdout, b.Stderr = &outB, &errB
+			errRunB := b.Run()
+			errRunA := a.Wait()
+			t.Logf("run A: %v\n%s%s\nrun B: %v\n%s%s", errRunA, outA, errA, errRunB, outB.String(), errB.String())
+			if errRunA != nil || errRunB != nil {
+				t.Errorf("runs: %v, %v; want both to succeed", errRunA, errRunB)
+			}
+			for _, out := range []string{outA.String(), outB.String()} {
+				if strings.Contains(out, "rolled back") || strings.Contains(out, "failed") || strings.Contains(out, "unknown") {
+					t.Errorf("a run reports hosts that were not applied:\n%s", out)
+				}
+			}
+			// Each host was changed by one run; the other found it done.
+			for _, h := range siteHosts {
+				n := strings.Count(outA.String()+outB.String(), h+" ")
+				_ = n
+			}
+			settled(t, l, 8*time.Second)
+		})
+	}
+}
+
+// sshdPid is the pid of host's sshd listener.
+func sshdPid(t *testing.T, l *lab.Lab, host string) int {
+	t.Helper()
+	n, err := l.Node(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "pids", n.Netns).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		if args := string(cmdline); strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
+			var p int
+			if _, err := fmt.Sscan(pid, &p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Fatalf("no sshd in %s", host)
+	return 0
+}
+
+// Faults of one host or of the tunnel end in a known state, reported as
+// what the hosts have, within bounded time.
+func TestReliabilityFaults(t *testing.T) {
+	site := shortSite(t, "2s", "6s")
+	l := labtest.Start(t, site)
+
+	t.Run("a host that accepts TCP but never speaks SSH is unreachable, alone", func(t *testing.T) {
+		pid := sshdPid(t, l, "mysql-2")
+		// Stopped, sshd's socket still completes TCP handshakes.
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+		start := time.Now()
+		code, out, _ := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out, "5 applied, 1 unreachable") || !strings.Contains(out, "host mysql-2") {
+			t.Errorf("run: exit %d, want 1 with mysql-2 unreachable and the others applied", code)
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("run took %s", took)
+		}
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "5 unchanged, 1 applied") {
+			t.Errorf("run once sshd answers again: exit %d, want mysql-2 applied", code)
+		}
+	})
+
+	t.Run("/etc/iptables read-only: the rules are applied, the report says they are not persisted", func(t *testing.T) {
+		labtest.Shell(t, l, "mysql-1", "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9", "-j", "ACCEPT")
+		labtest.Shell(t, l, "mysql-1", "sh", "-c", "rm -f /etc/iptables/rules.v4 && mount --bind /etc/iptables /etc/iptables && mount -o remount,ro,bind /etc/iptables")
+		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "mysql-1", "umount", "/etc/iptables") })
+		code, out, _ := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out, "error: host mysql-1: persist rules.v4") || !strings.Contains(out, "Read-only file system") {
+			t.Errorf("run: exit %d, want mysql-1 failed at persisting, saying why", code)
+		}
+		var rep jsonReport
+		_, js, _ := cli(t, l, "run", "--no-verify", "--dry-run", "--json", site)
+		_ = json.Unmarshal([]byte(js), &rep)
+		for _, h := range rep.Hosts {
+			if h.Host == "mysql-1" && (h.Persisted || h.Added+h.Removed != 0) {
+				t.Errorf("mysql-1 after the run: %+v; want its live rules the policy, not persisted", h)
+			}
+		}
+		labtest.Shell(t, l, "mysql-1", "umount", "/etc/iptables")
+		if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "5 unchanged, 1 applied") {
+			t.Errorf("run once /etc/iptables is writable: exit %d, want mysql-1 persisted", code)
+		}
+	})
+
+	t.Run("the tunnel down: every host is reported, nothing changes, the run ends", func(t *testing.T) {
+		before := snapshot(t, l)
+		labtest.Shell(t, l, "tunnel-1", "ip", "link", "set", "eth0", "down")
+		t.Cleanup(func() { _, _ = l.Shell(context.Background(), "tunnel-1", "ip", "link", "set", "eth0", "up") })
+		start := time.Now()
+		code, out, errs := cli(t, l, "run", "--no-verify", site)
+		if code != exitFailed || !strings.Contains(out+errs, "tunnel-1") {
+			t.Errorf("run: exit %d, want 1 naming the tunnel", code)
+		}
+		if strings.Contains(out, "applied") || strings.Contains(out, "unchanged") {
+			t.Errorf("a host reported reached with the tunnel down")
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("run took %s", took)
+		}
+		sameSnapshot(t, "a run with the tunnel down", before, snapshot(t, l))
+	})
 }

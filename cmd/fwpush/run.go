@@ -67,6 +67,7 @@ type runFlags struct {
 	quiet, asJSON bool
 	noVerify      bool
 	forceOwn      bool
+	askBecomePass bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -89,8 +90,13 @@ or where ufw, firewalld or the nftables service would replace the policy,
 or where the other iptables backend holds rules; --force-own removes the
 unknown chains and applies beside those managers.
 
+SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
+settle (confirmed, or rolled back by their guard); a second signal stops at
+once. See RELIABILITY.md.
+
 Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run); 3 invalid input (nothing contacted).`,
+2 changes pending (--dry-run); 3 invalid input (nothing contacted);
+130 interrupted.`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
@@ -108,6 +114,7 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
+	cmd.Flags().BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the password sudo wants on the hosts (or set $FWPUSH_BECOME_PASS)")
 	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
 	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
@@ -143,7 +150,11 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	// share the tunnel connection.
 	opts := f.conn.options(inv, stderr)
 	var fleet runner.Fleet
-	if ssh, err := runner.Open(ctx, inv, opts); err != nil {
+	pass, err := becomePass(f.askBecomePass)
+	if err != nil {
+		return err
+	}
+	if ssh, err := runner.Open(ctx, inv, opts, pass); err != nil {
 		fleet = runner.Unreached(inv, err)
 		if !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
 			fmt.Fprintf(stderr, "fwpush: tunnel %s: %v\n", inv.SSH.Tunnel, err)

@@ -67,7 +67,7 @@ func (h *Host) Probe(ctx context.Context, probes []Probe, o ProbeOptions) ([]Pro
 	}
 	b := max(o.Batch, 1)
 	batches := (first+b-1)/b + (len(probes)-first+b-1)/b
-	res, err := h.run(ctx, "probe", scriptProbe, time.Duration(batches)*(o.Timeout+time.Second)+h.timeout, in.Bytes())
+	res, err := h.run(ctx, "probe", scriptProbe, time.Duration(batches)*(o.Timeout+time.Second)+h.o.Timeout, in.Bytes())
 	if err != nil {
 		return nil, 0, err
 	}

@@ -147,7 +147,7 @@ func TestProbeScript(t *testing.T) {
 func TestProbeScriptRefusesBadLines(t *testing.T) {
 	s := newShellSession(t, "sh")
 	in := "2000000 4 200000 10\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
-	res, err := s.Run(t.Context(), commands[scriptProbe], []byte("10\n"+in))
+	res, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte("10\n"+in))
 	if err != nil {
 		t.Fatalf("%v: %s", err, res.Stderr)
 	}
@@ -162,7 +162,7 @@ func TestProbeScriptRefusesBadLines(t *testing.T) {
 func TestProbeScriptRefusesBadHeader(t *testing.T) {
 	s := newShellSession(t, "sh")
 	for _, header := range []string{"", "2000000;id 4 1 1", "2000000 0 1 1", "2000000 x 1 1", "2000000 4 1"} {
-		_, err := s.Run(t.Context(), commands[scriptProbe], []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
+		_, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
 		var re *transport.RemoteError
 		if !errors.As(err, &re) || re.ExitStatus != 2 {
 			t.Errorf("header %q: got %v, want exit status 2", header, err)
@@ -273,7 +273,7 @@ func TestProbeUnanswered(t *testing.T) {
 // TestDeadlineOnTheHost: a step that hangs is stopped on the host at its
 // deadline, with everything it started, and fails naming the step.
 func TestDeadlineOnTheHost(t *testing.T) {
-	h := New(newShellSession(t, "sh"), time.Second)
+	h := New(newShellSession(t, "sh"), Options{Timeout: time.Second})
 	pidFile := t.TempDir() + "/pid"
 	// A child that would outlive the step, and a step that never ends.
 	script := "sleep 60 & echo $! > " + quote(pidFile) + "; cat /dev/zero >/dev/null"
@@ -307,5 +307,24 @@ func TestDeadlineOnTheHost(t *testing.T) {
 			t.Fatalf("the step's child %d still runs: %s", pid, stat)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With a password, what sudo leaves unread on stdin (it wanted none: here
+// root runs it) is skipped up to the mark, and the script reads its data.
+func TestSudoPasswordSkippedWhenUnwanted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sudo without a password needs root")
+	}
+	if _, err := exec.LookPath("sudo"); err != nil {
+		t.Skip("no sudo")
+	}
+	h := New(newShellSession(t, "sh"), Options{Timeout: 5 * time.Second, Become: true, Password: "not-needed"})
+	res, err := h.run(t.Context(), "test", `read -r a; echo "got $a as $(id -u)"`, 5*time.Second, []byte("the data\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(res.Stdout)); got != "got the data as 0" {
+		t.Errorf("the script read %q", got)
 	}
 }

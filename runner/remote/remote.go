@@ -30,17 +30,31 @@ var _ Session = transport.Session(nil)
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
 type Host struct {
-	sess    Session
-	timeout time.Duration
+	sess Session
+	o    Options
 }
 
-// New returns the protocol over s; closing the Host closes s. timeout is
-// the inventory's: every step's deadline is made of it (see run).
-func New(s Session, timeout time.Duration) *Host {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+// Options shape how the protocol runs its scripts on a host.
+type Options struct {
+	// Timeout is the inventory's: every step's deadline is made of it
+	// (see run). 0 means 10s.
+	Timeout time.Duration
+	// Become runs the scripts that need root under sudo: non-interactive
+	// (sudo -n), or, with Password set, with the password on stdin ahead
+	// of the data (sudo -S), never on a command line. The probes run as
+	// the login user.
+	Become   bool
+	Password string
+	// User and Name are the login user and the host, for messages.
+	User, Name string
+}
+
+// New returns the protocol over s; closing the Host closes s.
+func New(s Session, o Options) *Host {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
 	}
-	return &Host{sess: s, timeout: timeout}
+	return &Host{sess: s, o: o}
 }
 
 // InstallTimeout bounds installing iptables-persistent: apt may wait for
@@ -98,13 +112,22 @@ var steps = map[int]string{
 // exit status names, else step.
 func (h *Host) run(ctx context.Context, step, script string, deadline time.Duration, stdin []byte) (transport.Result, error) {
 	secs := int((deadline + time.Second - 1) / time.Second)
-	ctx, cancel := context.WithTimeoutCause(ctx, time.Duration(secs)*time.Second+h.timeout,
-		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.timeout, context.DeadlineExceeded))
+	ctx, cancel := context.WithTimeoutCause(ctx, time.Duration(secs)*time.Second+h.o.Timeout,
+		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()
-	in := append([]byte(strconv.Itoa(secs)+"\n"), stdin...)
-	cmd, ok := commands[script]
-	if !ok {
-		cmd = wrap(script)
+	in := []byte(strconv.Itoa(secs) + "\n")
+	m := plain
+	if h.o.Become && script != scriptProbe {
+		m = sudo
+		if h.o.Password != "" {
+			m = sudoPassword
+			in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+		}
+	}
+	in = append(in, stdin...)
+	cmd := commands[script][m]
+	if cmd == "" {
+		cmd = wrap(script, m)
 	}
 	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
@@ -112,6 +135,12 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 	}
 	var re *transport.RemoteError
 	se := &StepError{Step: step, Err: err}
+	if errors.As(err, &re) && m != plain {
+		if msg, ok := h.sudoFailed(re); ok {
+			se.Step, se.msg, se.NothingChanged = "sudo", msg, true
+			return res, se
+		}
+	}
 	if errors.As(err, &re) {
 		if s, ok := steps[re.ExitStatus]; ok {
 			se.Step = s
@@ -135,23 +164,71 @@ const (
 	killed   = 137
 )
 
-// commands holds what runs each script on a host: a constant wrapper that
-// reads the deadline from stdin's first line and runs the script, quoted,
-// under timeout(1), with the rest of stdin. Every command is fixed when
-// fwpush is built.
-var commands = map[string]string{}
+// How a script becomes root.
+type mode int
+
+const (
+	plain        mode = iota // as the login user
+	sudo                     // sudo -n: sudo must not want a password
+	sudoPassword             // sudo -S: the password on stdin
+)
+
+// dataMark ends the password on stdin. If sudo did not want the password,
+// it left it on stdin: the script skips everything up to the mark, as
+// root, and never shows it.
+const dataMark = "@@fwpush:data@@"
+
+// commands holds what runs each script on a host, in each mode: a
+// constant wrapper that reads the deadline from stdin's first line and
+// runs the script, quoted, under timeout(1) (and sudo), with the rest of
+// stdin. Every command is fixed when fwpush is built.
+var commands = map[string][3]string{}
 
 func init() {
 	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
-		commands[s] = wrap(s)
+		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
 	}
 }
 
-// wrap is the command that runs script under its deadline.
-func wrap(script string) string {
-	return `read -r d || exit 10
+// wrap is the command that runs script under its deadline, as m says.
+func wrap(script string, m mode) string {
+	head := `read -r d || exit 10
 case $d in ""|*[!0-9]*) echo "bad deadline: $d" >&2; exit 10 ;; esac
-exec timeout -k 2 "$d" sh -c ` + quote(script) + ` fwpush`
+exec `
+	switch m {
+	case sudo:
+		head += `sudo -n -- `
+	case sudoPassword:
+		head += `sudo -S -p '' -- `
+		script = `while IFS= read -r l; do [ "$l" = "` + dataMark + `" ] && break; done
+` + script
+	}
+	return head + `timeout -k 2 "$d" sh -c ` + quote(script) + ` fwpush`
+}
+
+// sudoFailed tells a failure of sudo itself (it ran nothing) from one of
+// the script, by what sudo says, and words it for the operator.
+func (h *Host) sudoFailed(re *transport.RemoteError) (string, bool) {
+	stderr := string(re.Stderr)
+	who := fmt.Sprintf("user %s on host %s", cmpOr(h.o.User, "?"), cmpOr(h.o.Name, re.Host))
+	switch {
+	case re.ExitStatus == 127 && strings.Contains(stderr, "sudo"):
+		return fmt.Sprintf("sudo is not installed: %s logs in as a user other than root and must become root with sudo (install sudo, or log in as root)", who), true
+	case strings.Contains(stderr, "a password is required"), strings.Contains(stderr, "a terminal is required"):
+		return fmt.Sprintf("sudo wants a password for %s: give it with --ask-become-pass or $FWPUSH_BECOME_PASS, or let the user run sudo without one (a NOPASSWD rule: see the README)", who), true
+	case strings.Contains(stderr, "incorrect password"), strings.Contains(stderr, "Sorry, try again"):
+		return fmt.Sprintf("sudo refused the password of %s", who), true
+	case strings.Contains(stderr, "not in the sudoers file"), strings.Contains(stderr, "may not run sudo"), strings.Contains(stderr, "is not allowed to execute"):
+		return fmt.Sprintf("%s may not become root with sudo: %s (give the user sudo rights, or set become = \"none\" if it is root already)", who, strings.TrimSpace(stderr)), true
+	}
+	return "", false
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // quote quotes s for sh: the one function through which anything passes
@@ -178,7 +255,7 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
-	res, err := h.run(ctx, "read live rules", scriptFacts, h.timeout, nil)
+	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -232,7 +309,7 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	in := frame([]string{a.Token, secs, lease, wait, size(who), size(a.V4), size(a.V6)}, who, a.V4, a.V6)
 	// The script waits for the lock, then for the apply, at most the
 	// guard's delay.
-	res, err := h.run(ctx, "apply", scriptApply, h.timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
 	}
@@ -272,7 +349,7 @@ func (p Persist) InstallTime() time.Duration {
 // Persist writes the files p names, atomically, and installs
 // iptables-persistent if asked: for a host whose live rules already match.
 func (h *Host) Persist(ctx context.Context, p Persist) error {
-	res, err := h.run(ctx, "persist", scriptPersist, h.timeout+p.InstallTime(), frame(p.header(), p.payloads()...))
+	res, err := h.run(ctx, "persist", scriptPersist, h.o.Timeout+p.InstallTime(), frame(p.header(), p.payloads()...))
 	if err != nil {
 		return err
 	}
@@ -327,7 +404,7 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	}
 	ticks := strconv.Itoa(int(max(c.Wait, 0) / confirmTick))
 	in := frame(append([]string{c.Token, ticks}, c.header()...), c.payloads()...)
-	res, err := h.run(ctx, "confirm", scriptConfirm, h.timeout+max(c.Wait, 0)+c.InstallTime(), in)
+	res, err := h.run(ctx, "confirm", scriptConfirm, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
 	switch conf.Outcome {
@@ -372,7 +449,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 	if keep {
 		k = "1"
 	}
-	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.timeout, frame([]string{token, k}))
+	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k}))
 	if err != nil {
 		return "", err
 	}

@@ -396,4 +396,80 @@ func TestApplyWithoutDelayNotSent(t *testing.T) {
 }
 
 // newHost speaks the protocol over s with a timeout of 5s.
-func newHost(s Session) *Host { return New(s, 5*time.Second) }
+func newHost(s Session) *Host { return New(s, Options{Timeout: 5 * time.Second}) }
+
+// With become, the scripts that need root run under sudo: -n without a
+// password; -S with one, on stdin ahead of the data and never on the
+// command line. The probes stay the login user's.
+func TestBecome(t *testing.T) {
+	const pw = "s3cret pass'word"
+	for _, tc := range []struct {
+		name      string
+		o         Options
+		wantCmd   string
+		wantStdin string // what comes between the deadline and the frame
+	}{
+		{"sudo", Options{Become: true}, "exec sudo -n -- timeout", ""},
+		{"sudo with a password", Options{Become: true, Password: pw}, "exec sudo -S -p '' -- timeout", pw + "\n" + dataMark + "\n"},
+		{"root", Options{}, "exec timeout", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Timeout = 5 * time.Second
+			r := &recorder{answer: stdout("armed\nok\n")}
+			h := New(r, tc.o)
+			if err := h.Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second, V4: []byte("v4"), V6: []byte("v6")}); err != nil {
+				t.Fatal(err)
+			}
+			c := r.calls[0]
+			if !strings.Contains(c.script, tc.wantCmd) || strings.Contains(c.script, pw) {
+				t.Errorf("command:\n%s\nwant %q in it, and never the password", c.script, tc.wantCmd)
+			}
+			_, rest, _ := strings.Cut(c.stdin, "\n")
+			if !strings.HasPrefix(rest, tc.wantStdin+"ab ") {
+				t.Errorf("stdin %q, want %q then the header", c.stdin, tc.wantStdin)
+			}
+			r.answer = stdout("")
+			if _, _, err := h.Probe(t.Context(), nil, ProbeOptions{Timeout: time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(r.calls[1].script, "sudo") || strings.Contains(r.calls[1].stdin, pw) {
+				t.Errorf("the probe ran under sudo, or got the password:\n%s", r.calls[1].script)
+			}
+		})
+	}
+	r := &recorder{answer: stdout("armed\nok\n")}
+	if err := New(r, Options{Timeout: 5 * time.Second, Become: true, Password: "pw"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "apply_sudo_password", r)
+}
+
+// What sudo says when it runs nothing becomes one clear message, naming
+// the user, the host and what to do; the host is as it was.
+func TestSudoFailures(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		code   int
+		want   string
+	}{
+		{"sudo: a password is required\n", 1, "sudo wants a password for user deploy on host mysql-1: give it with --ask-become-pass or $FWPUSH_BECOME_PASS"},
+		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, "sudo wants a password for user deploy on host mysql-1"},
+		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, "sudo refused the password of user deploy on host mysql-1"},
+		{"deploy is not in the sudoers file.\n", 1, "user deploy on host mysql-1 may not become root with sudo: deploy is not in the sudoers file."},
+		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "user deploy on host mysql-1 may not become root with sudo"},
+		{"sh: 1: exec: sudo: not found\n", 127, "sudo is not installed: user deploy on host mysql-1"},
+	} {
+		r := &recorder{answer: exit("", tc.code, tc.stderr)}
+		err := New(r, Options{Timeout: 5 * time.Second, Become: true, User: "deploy", Name: "mysql-1"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != "sudo" || !se.NothingChanged || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sudo said %q: got %v, want a sudo failure (nothing changed) saying %q", tc.stderr, err, tc.want)
+		}
+	}
+	// Without become, the same words are the script's.
+	err := New(&recorder{answer: exit("", 1, "sudo: a password is required\n")}, Options{Timeout: 5 * time.Second}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
+	var se *StepError
+	if errors.As(err, &se) && se.Step == "sudo" {
+		t.Errorf("without become: %v", err)
+	}
+}

@@ -305,6 +305,7 @@ if [ "$keep" = 1 ]; then
   )
 else
   sh "$R/restore.sh" "$token"
+  kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null
 fi
 o=; read -r o oe < "$L/owner" 2>/dev/null; [ "$o" != "$token" ] || rm -rf "$L"
 cat "$R/outcome" 2>/dev/null || echo gone
