@@ -30,8 +30,13 @@ lint:
 demo: deps build
 	./scripts/demo.sh
 
+# Side by side with Ansible (linear, Mitogen) and OpenSSH on labs of 6, 50 and
+# 150 hosts, 3 runs each; rewrites BENCHMARKS.md's results and docs/bench.svg.
+# Root; installs ansible-core, ansible-mitogen and gnuplot-nox if missing.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+	$(GO) build -o bin/fwbench-launch ./bench/cmd/fwbench-launch
+	$(GO) run ./bench/cmd/fwbench -fwpush $(BIN) -launcher bin/fwbench-launch -out BENCHMARKS.md -plot docs/bench.svg
 
 # Each fuzz target for FUZZTIME; make test runs their seed corpora (and the
 # inputs that once failed, kept in testdata/fuzz) as ordinary tests.

@@ -77,6 +77,19 @@ type SSH struct {
 	// Become is how the login user becomes root on the hosts: BecomeSudo,
 	// BecomeNone, or "" to decide per host by its user (see Host.Become).
 	Become string
+	// Given says which connection settings the inventory wrote, rather
+	// than left to their defaults: OpenSSH's client configuration may fill
+	// the others.
+	Given Given
+}
+
+// Given says which connection settings an inventory wrote. The values in
+// effect are always set, to the defaults where it wrote nothing.
+type Given struct {
+	User, Port, Identity, KnownHosts bool
+	// Become is set when the inventory chose how to become root, for the
+	// host or in [ssh], rather than leaving it to the user.
+	Become bool
 }
 
 // The ways of becoming root on a host.
@@ -117,6 +130,9 @@ type Host struct {
 	// Become is how the login user becomes root there: BecomeSudo, by
 	// default whenever User is not root, else BecomeNone.
 	Become string
+	// Given says whether the inventory wrote the host's user, port and
+	// become, for the host or in [ssh].
+	Given Given
 }
 
 // HasPublic reports whether the host has a public interface.

@@ -30,7 +30,7 @@ func TestLoadExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	private := func(name, ip string) *Host {
-		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none"}
+		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}}
 	}
 	want := &Inventory{
 		Path: path,
@@ -38,18 +38,19 @@ func TestLoadExample(t *testing.T) {
 			User: "root", Port: 22, Identity: "~/.ssh/id_ed25519", KnownHosts: "~/.ssh/known_hosts",
 			Tunnel: "tunnel-1", Parallel: 20, Timeout: 10 * time.Second,
 			RollbackAfter: DefaultRollbackAfter, // not in the file
+			Given:         Given{User: true, Port: true, Identity: true, KnownHosts: true},
 		},
 		Interfaces: Interfaces{Public: "eth0", Private: "eth1"},
 		Hosts: []*Host{
 			{
 				Name: "haproxy-www", Role: "lb", PublicIP: addr("203.0.113.11"), PrivateIP: addr("198.18.0.11"),
-				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none",
+				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
 			},
 			private("mysql-1", "198.18.0.31"),
 			private("mysql-2", "198.18.0.32"),
 			{
 				Name: "tunnel-1", Role: "tunnel", PublicIP: addr("203.0.113.10"), PrivateIP: addr("198.18.0.10"),
-				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none",
+				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
 			},
 			private("wordpress-1", "198.18.0.21"),
 			private("wordpress-2", "198.18.0.22"),
@@ -152,16 +153,17 @@ allow = [
 		SSH: SSH{
 			User: "deploy", Port: DefaultPort, Identity: DefaultIdentity, KnownHosts: DefaultKnownHosts,
 			Tunnel: "bastion", Parallel: DefaultParallel, Timeout: DefaultTimeout, RollbackAfter: DefaultRollbackAfter,
+			Given: Given{User: true}, // the rest is left to defaults, or to ~/.ssh/config
 		},
 		Interfaces: Interfaces{Public: DefaultPublicIface, Private: "ens4"},
 		Hosts: []*Host{
 			{
 				Name: "bastion", Role: "tunnel", PublicIP: addr("203.0.113.5"), PrivateIP: addr("198.18.0.5"),
-				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo",
+				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo", Given: Given{User: true, Port: true},
 			},
 			{
 				Name: "db-1", Role: "db", PrivateIP: addr("198.18.0.6"),
-				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none",
+				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none", Given: Given{User: true},
 			},
 		},
 		Roles: []*Role{
@@ -239,7 +241,7 @@ func TestLoadLarge(t *testing.T) {
 	db6, _ := inv.Host("db-6")
 	if diff := cmp.Diff(&Host{
 		Name: "db-6", Role: "db", PrivateIP: addr("198.19.4.6"),
-		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none",
+		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none", Given: Given{User: true, Port: true},
 	}, db6, cmpAddrs); diff != "" {
 		t.Errorf("db-6 (-want +got):\n%s", diff)
 	}

@@ -99,6 +99,8 @@ func (v *validator) ssh(raw *rawSSH) SSH {
 		KnownHosts: orDefault(raw.KnownHosts, DefaultKnownHosts),
 		Tunnel:     raw.Tunnel,
 		Parallel:   DefaultParallel,
+		Given: Given{User: raw.User != "", Port: v.defined("ssh", "port"),
+			Identity: raw.Identity != "", KnownHosts: raw.KnownHosts != ""},
 	}
 	if v.defined("ssh", "user") {
 		v.user("ssh.user", raw.User)
@@ -155,6 +157,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 		PrivateIface: inv.Interfaces.Private,
 		User:         inv.SSH.User,
 		Port:         inv.SSH.Port,
+		Given:        Given{User: inv.SSH.Given.User || raw.User != "", Port: inv.SSH.Given.Port || v.defined("hosts", name, "port")},
 	}
 	if !validName(name) {
 		v.errorf(key, "invalid host name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
@@ -192,6 +195,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 		h.Port = v.port(key+".port", raw.Port)
 	}
 	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	h.Given.Become = h.Become != ""
 	if h.Become == "" {
 		h.Become = BecomeNone
 		if h.User != "root" {

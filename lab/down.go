@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ func down(name string, release bool) error {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", ns, err))
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeLabDir(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
 	}
 	if release && len(errs) == 0 {
@@ -78,9 +79,24 @@ func down(name string, release bool) error {
 	return errors.Join(errs...)
 }
 
+// removeLabDir removes a lab's directory, the hosts' filesystems side by
+// side: removing files waits on the disk more than on the CPU.
+func removeLabDir(dir string) error {
+	hosts, _ := os.ReadDir(filepath.Join(dir, "fs"))
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, h := range hosts {
+		g.Go(func() error { return os.RemoveAll(filepath.Join(dir, "fs", h.Name())) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
 // isLabProc reports whether p belongs to a lab: it is in one of the lab's
-// network namespaces, or it is one of the lab's sshd (or their launcher)
-// whose namespace is already gone.
+// network namespaces, or it is one of the lab's sshd whose namespace is
+// already gone.
 func isLabProc(p proc, netns map[uint64]bool, dir string) bool {
 	if p.pid == os.Getpid() {
 		return false
@@ -89,7 +105,7 @@ func isLabProc(p proc, netns map[uint64]bool, dir string) bool {
 		return true
 	}
 	hosts := filepath.Join(dir, "hosts") + "/"
-	return strings.Contains(p.cmdline, " -f "+hosts) || strings.Contains(p.cmdline, launchTag+" "+hosts)
+	return strings.Contains(p.cmdline, " -f "+hosts)
 }
 
 // killLab kills the lab's processes. Children go first, and are given a
@@ -102,12 +118,17 @@ func killLab(name, dir string) error {
 			netns[ino] = true
 		}
 	}
+	return killProcs(func(p proc) bool { return isLabProc(p, netns, dir) })
+}
+
+// killProcs kills the processes that match, children first (see killLab).
+func killProcs(match func(proc) bool) error {
 	deadline := time.Now().Add(killTimeout)
 	for {
 		var live []proc
 		in := map[int]bool{}
 		for _, p := range procs() {
-			if !p.zombie && isLabProc(p, netns, dir) {
+			if !p.zombie && p.pid != os.Getpid() && match(p) {
 				live = append(live, p)
 				in[p.pid] = true
 			}
@@ -164,14 +185,13 @@ func waitGone(pids []int, timeout time.Duration) {
 	wait(50*time.Millisecond, func(s byte) bool { return s == 0 })
 }
 
-// The machine's shared pieces. A host's sshd needs a mount point for each of
-// its own directories; when the machine has none, the first lab creates it
-// and the last one removes it. ip(8) likewise turns /run/netns into a mount
-// the first time it creates a namespace. machineRecord keeps what the lab
+// The machine's shared pieces. ip(8) turns /run/netns into a mount the
+// first time it creates a namespace. machineRecord keeps what the lab
 // added, so that the last down restores the machine as it was.
 type machineRecord struct {
-	// Created lists the directories the lab created.
-	Created []string `json:"created"`
+	// Created lists directories the lab created on the machine (mount
+	// points, in labs before hosts had filesystems of their own).
+	Created []string `json:"created,omitempty"`
 	// NetnsDir and NetnsMount say whether /run/netns existed, and was a
 	// mount point, before the first lab.
 	NetnsDir   bool `json:"netns_dir"`
@@ -180,8 +200,8 @@ type machineRecord struct {
 
 var machineFile = filepath.Join(Root, ".machine.json")
 
-// prepareMachine creates missing mount points, recording them. It runs
-// under the lock.
+// prepareMachine records the state of /run/netns before the first lab. It
+// runs under the lock.
 func prepareMachine() error {
 	var rec machineRecord
 	data, err := os.ReadFile(machineFile)
@@ -197,15 +217,6 @@ func prepareMachine() error {
 	default:
 		return err
 	}
-	for _, m := range hostMounts {
-		if _, err := os.Stat(m.target); err == nil {
-			continue
-		}
-		if err := os.Mkdir(m.target, 0o755); err != nil {
-			return fmt.Errorf("create mount point %s: %w", m.target, err)
-		}
-		rec.Created = append(rec.Created, m.target)
-	}
 	data, err = json.Marshal(rec)
 	if err != nil {
 		return err
@@ -213,9 +224,9 @@ func prepareMachine() error {
 	return os.WriteFile(machineFile, data, 0o600)
 }
 
-// releaseMachine undoes prepareMachine once no lab is left: it removes the
-// mount points the labs created (when still empty), /run/netns if the labs
-// brought it, and Root. It runs under the lock.
+// releaseMachine undoes prepareMachine once no lab is left: it removes
+// /run/netns if the labs brought it, and Root unless it holds the local apt
+// repository's cache (kept for the next lab). It runs under the lock.
 func releaseMachine() error {
 	ents, err := os.ReadDir(Root)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -37,8 +37,8 @@ func (l *Lab) Command(ctx context.Context, name string, arg ...string) *exec.Cmd
 }
 
 // HostCommand returns a command that runs name inside host as its sshd
-// sees it: in its network, mount and UTS namespaces, with its own /root, /tmp,
-// /run, /etc/iptables and /var/lib/fwpush.
+// sees it: in its network, mount and UTS namespaces, on its own root
+// filesystem, as root; name is found in the host's filesystem.
 func (l *Lab) HostCommand(ctx context.Context, host, name string, arg ...string) (*exec.Cmd, error) {
 	n, err := l.Host(host)
 	if err != nil {

@@ -17,15 +17,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// The directories of a host's own that its sshd sees in place of the
-// machine's (tmpfs covers /run and /tmp). The machine's directory is only
-// the mount point.
-var hostMounts = []struct{ dir, target string }{
-	{"root", "/root"},
-	{"etc-iptables", "/etc/iptables"},
-	{"var-lib-fwpush", "/var/lib/fwpush"},
-}
-
 // newKey generates an ed25519 key and returns its private key in OpenSSH
 // format and its public key as an authorized_keys line.
 func newKey(comment string) (private []byte, public []byte, err error) {
@@ -74,22 +65,11 @@ func (l *Lab) writeClient() (authorized []byte, err error) {
 	return pub, nil
 }
 
-// writeHost writes one host's directory: host key, sshd_config, its own
-// /root (with the client key authorized), /etc/iptables and /var/lib/fwpush,
-// and, for an inventory user other than root, a passwd that makes that
-// user another name of root. It returns the host's known_hosts line.
-func (l *Lab) writeHost(n *Node, authorized []byte) (knownHosts string, err error) {
+// writeHost writes one host's directory: its host key and sshd_config. It
+// returns the host's known_hosts line.
+func (l *Lab) writeHost(n *Node) (knownHosts string, err error) {
 	dir := l.hostDir(n)
-	for _, m := range hostMounts {
-		if err := os.MkdirAll(filepath.Join(dir, m.dir), 0o755); err != nil {
-			return "", err
-		}
-	}
-	sshDir := filepath.Join(dir, "root", ".ssh")
-	if err := os.MkdirAll(sshDir, 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(sshDir, "authorized_keys"), authorized, 0o600); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	priv, pub, err := newKey("root@" + n.Name)
@@ -105,19 +85,6 @@ func (l *Lab) writeHost(n *Node, authorized []byte) (knownHosts string, err erro
 	}
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), l.sshdConfig(n), 0o644); err != nil {
 		return "", err
-	}
-	if n.User != "" && n.User != "root" {
-		passwd, err := os.ReadFile("/etc/passwd")
-		if err != nil {
-			return "", err
-		}
-		if len(passwd) > 0 && passwd[len(passwd)-1] != '\n' {
-			passwd = append(passwd, '\n')
-		}
-		passwd = fmt.Appendf(passwd, "%s:x:0:0:fwpush lab:/root:/bin/sh\n", n.User)
-		if err := os.WriteFile(filepath.Join(dir, "passwd"), passwd, 0o644); err != nil {
-			return "", err
-		}
 	}
 	fields := strings.Fields(string(pub))
 	return strings.Join(knownNames(n), ",") + " " + fields[0] + " " + fields[1] + "\n", nil
@@ -146,8 +113,9 @@ func knownNames(n *Node) []string {
 }
 
 // sshdConfig is a stock server's configuration reduced to what the lab
-// needs: key-only root login, the sftp subsystem, TCP forwarding (the tunnel
-// host is jumped through), everything it writes inside the host's directory.
+// needs: key-only logins (root's too unless turned off), the sftp
+// subsystem, TCP forwarding (the tunnel host is jumped through), everything
+// it writes inside the host's directory.
 func (l *Lab) sshdConfig(n *Node) []byte {
 	dir := l.hostDir(n)
 	var b strings.Builder
@@ -155,8 +123,12 @@ func (l *Lab) sshdConfig(n *Node) []byte {
 	fmt.Fprintf(&b, "Port %d\n", n.Port)
 	fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(dir, "ssh_host_ed25519_key"))
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
-	b.WriteString(`PermitRootLogin prohibit-password
-PubkeyAuthentication yes
+	if n.Options.NoRootLogin {
+		b.WriteString("PermitRootLogin no\n")
+	} else {
+		b.WriteString("PermitRootLogin prohibit-password\n")
+	}
+	b.WriteString(`PubkeyAuthentication yes
 AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no

@@ -4,10 +4,17 @@
 // private mount namespace, a "controller" on the public segment (the
 // operator's laptop) and a "stranger" on the private one.
 //
+// Each host has a root filesystem of its own: an overlay whose lower layer is
+// the machine's / (read-only) and whose upper layer is the host's directory
+// in the lab, mounted in the host's mount namespace only. What a host
+// installs, writes or deletes stays in its upper layer; its login user,
+// sudo rights and apt sources are written there before it comes up, and its
+// apt installs from a local repository the lab keeps (see Options).
+//
 // Everything the lab creates lives in namespaces and files whose names start
-// with "fwp"; nothing is added to the machine's own network namespace and its
-// firewall is never touched. Down removes all of it, found by name prefix, so
-// it also cleans up after a crash.
+// with "fwp"; nothing is added to the machine's own network namespace, its
+// firewall is never touched and its files never change. Down removes all of
+// it, found by name prefix, so it also cleans up after a crash.
 package lab
 
 import (
@@ -15,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -56,7 +64,8 @@ type Lab struct {
 	Inventory string `json:"inventory"`
 	// Dir holds the lab's keys, configuration, per-host directories and logs.
 	Dir string `json:"dir"`
-	// Identity is the client's private key, authorized on every host as root.
+	// Identity is the client's private key, authorized on every host for
+	// the login user (and root, unless root login is off).
 	Identity string `json:"identity"`
 	// KnownHosts holds every host's key under the addresses the inventory names.
 	KnownHosts string `json:"known_hosts"`
@@ -80,6 +89,8 @@ type Node struct {
 	User    string `json:"user,omitempty"`
 	Public  *Link  `json:"public,omitempty"`
 	Private *Link  `json:"private,omitempty"`
+	// Options are the host's, as Options.For gave them.
+	Options HostOptions `json:"options,omitzero"`
 }
 
 // Link is a node's interface on one segment.
@@ -91,11 +102,12 @@ type Link struct {
 	IP6  netip.Addr `json:"ip6,omitzero"`
 }
 
-// New plans a lab for inv without touching the machine. name is the lab's
-// name; "" derives it from the inventory's file name. Every problem that
-// would stop Up half-way (names Linux refuses, addresses used twice, too many
-// hosts) is reported here.
-func New(inv *inventory.Inventory, name string) (*Lab, error) {
+// New plans a lab for inv, its hosts shaped by opts, without touching the
+// machine. name is the lab's name; "" derives it from the inventory's file
+// name. Every problem that would stop Up half-way (names Linux refuses,
+// addresses used twice, too many hosts, options that contradict each other)
+// is reported here.
+func New(inv *inventory.Inventory, name string, opts Options) (*Lab, error) {
 	if name == "" {
 		n, err := NameFor(inv.Path)
 		if err != nil {
@@ -135,7 +147,15 @@ func New(inv *inventory.Inventory, name string) (*Lab, error) {
 		if h.Name == Controller || h.Name == Stranger {
 			problems = append(problems, fmt.Errorf("%s: the name %q is the lab's own (lab probe and lab shell use it): rename the host", key, h.Name))
 		}
-		n := &Node{Name: h.Name, Netns: netnsName(name, "."+h.Name), Port: h.Port, User: h.User}
+		n := &Node{Name: h.Name, Netns: netnsName(name, "."+h.Name), Port: h.Port, User: h.User, Options: opts.For(h.Name)}
+		if h.User != "" && h.User != "root" {
+			// As on cloud images: a login user other than root, and root's
+			// login off.
+			n.Options.NoRootLogin = true
+		}
+		for _, err := range n.Options.check(h.User) {
+			problems = append(problems, fmt.Errorf("%s: %w", key, err))
+		}
 		if h.HasPublic() {
 			n.Public = &Link{Iface: h.PublicIface, Peer: fmt.Sprintf("%s-pub%d", Prefix, i), IP: h.PublicIP, IP6: h.PublicIP6}
 		}
@@ -164,6 +184,11 @@ func New(inv *inventory.Inventory, name string) (*Lab, error) {
 			}
 		}
 		l.Hosts = append(l.Hosts, n)
+	}
+	for _, h := range slices.Sorted(maps.Keys(opts.Hosts)) {
+		if !slices.ContainsFunc(inv.Hosts, func(ih *inventory.Host) bool { return ih.Name == h }) {
+			problems = append(problems, fmt.Errorf("options for host %q: the inventory has no such host", h))
+		}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("lab %s: %w", name, errors.Join(problems...))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -113,10 +112,15 @@ func TestLab(t *testing.T) {
 			}
 		}
 		// Each host has its own files.
-		labtest.Shell(t, l, "mysql-1", "sh", "-c", "echo one > /etc/iptables/rules.v4; echo one > /var/lib/fwpush/f; echo one > /tmp/f; echo one > /run/fwpush/f; echo one > /root/f")
-		out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "ls -A /etc/iptables /var/lib/fwpush /tmp /run/fwpush; ls /root")
+		labtest.Shell(t, l, "mysql-1", "sh", "-ec", "mkdir -p /var/lib/fwpush /run/fwpush; echo one > /etc/iptables/rules.v4; echo one > /var/lib/fwpush/f; echo one > /tmp/f; echo one > /run/fwpush/f; echo one > /root/f")
+		out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "ls -A /etc/iptables /var/lib/fwpush /tmp /run/fwpush; ls /root; true")
 		if strings.Contains(out, "rules.v4") || strings.Contains(out, "f\n") {
 			t.Errorf("mysql-2 sees mysql-1's files:\n%s", out)
+		}
+		// The machine's homes, state and the lab's keys stay hidden: a host
+		// sees its own directory in the lab and the apt repository only.
+		if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "ls -A /root; cd "+lab.Root+" && find . -maxdepth 3 -type d"); out != ".ssh\n.\n./.cache\n./.cache/apt\n./"+l.Name+"\n./"+l.Name+"/hosts\n./"+l.Name+"/hosts/mysql-2\n" {
+			t.Errorf("mysql-2 sees more than its own of /root and %s:\n%s", lab.Root, out)
 		}
 		if out := labtest.Shell(t, l, "mysql-1", "cat", "/etc/iptables/rules.v4", "/var/lib/fwpush/f", "/tmp/f", "/run/fwpush/f", "/root/f"); out != strings.Repeat("one\n", 5) {
 			t.Errorf("mysql-1 reads back %q", out)
@@ -217,6 +221,157 @@ func TestRebuild(t *testing.T) {
 	if out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "-J", "203.0.113.10", "198.18.0.32", "hostname"); strings.TrimSpace(out) != "mysql-2" {
 		t.Errorf("after rebuild, ssh reached %q", out)
 	}
+}
+
+// TestUsers is the lab issue's "done when" for users: the inventory's login
+// user is a real user on every host, with a uid, home and key of its own and
+// the sudo rights the options give; stock OpenSSH reaches it through the
+// tunnel (ssh -J), and root cannot log in when root login is off.
+func TestUsers(t *testing.T) {
+	labtest.Require(t)
+	inv, err := inventory.Load(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range inv.Hosts {
+		h.User = "deploy"
+	}
+	machinePasswd, _ := os.ReadFile("/etc/passwd")
+	const password = "lab-s3cret"
+	l := labtest.StartInventory(t, inv, lab.Options{
+		Host: lab.HostOptions{NoRootLogin: true},
+		Hosts: map[string]lab.HostOptions{
+			"mysql-1": {Sudo: lab.SudoPassword, Password: password},
+			"mysql-2": {Sudo: lab.SudoNone},
+		},
+	})
+	// ssh runs a command on a host as OpenSSH on the controller would,
+	// through the tunnel but for the tunnel itself.
+	ssh := func(target, stdin, command string) (stdout, stderr string, err error) {
+		args := []string{"-F", l.SSHConfig}
+		if !strings.HasSuffix(target, "203.0.113.10") {
+			args = append(args, "-J", "203.0.113.10")
+		}
+		cmd := l.Command(t.Context(), "ssh", append(args, target, command)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err = cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	for _, h := range inv.Hosts {
+		addr := h.PrivateIP.String()
+		if h.Name == "tunnel-1" {
+			addr = "203.0.113.10"
+		}
+		// One session each: who the user is, then sudo without a password
+		// (its stderr apart: nothing there means sudo found the host's
+		// name in its /etc/hosts).
+		out, errs, err := ssh(addr, "", `id -un; id -u; echo "$HOME"; stat -c %U ~/.ssh/authorized_keys; id -nG | grep -qw sudo && echo in-sudo-group; echo --; sudo -n id -u`)
+		who, sudo, _ := strings.Cut(out, "--\n")
+		if f := strings.Fields(who); len(f) != 4 || f[0] != "deploy" || f[1] == "0" || f[2] != "/home/deploy" || f[3] != "deploy" {
+			t.Errorf("%s: deploy's identity: %q, %v %s", h.Name, who, err, errs)
+		}
+		switch h.Name {
+		case "mysql-1", "mysql-2":
+			if err == nil || sudo != "" || !strings.Contains(errs, "a password is required") {
+				t.Errorf("%s: sudo -n without a password: %q, %v %s", h.Name, sudo, err, errs)
+			}
+		default:
+			if err != nil || sudo != "0\n" || errs != "" {
+				t.Errorf("%s: passwordless sudo: %q, %v, stderr %q", h.Name, sudo, err, errs)
+			}
+		}
+	}
+	for _, addr := range []string{"203.0.113.10", "198.18.0.31"} {
+		if _, errs, err := ssh("root@"+addr, "", "true"); err == nil || !strings.Contains(errs, "Permission denied") {
+			t.Errorf("%s: root logged in with root login off: %v %s", addr, err, errs)
+		}
+	}
+	if out, errs, err := ssh("198.18.0.31", password+"\n", "sudo -S -p '' id -u"); err != nil || out != "0\n" {
+		t.Errorf("mysql-1: sudo with the password: %q, %v %s", out, err, errs)
+	}
+	if out, errs, err := ssh("198.18.0.31", "wrong\n", "sudo -S -p '' id -u"); err == nil || !strings.Contains(errs, "incorrect password") {
+		t.Errorf("mysql-1: sudo with a wrong password: %q, %v %s", out, err, errs)
+	}
+	if out, errs, err := ssh("198.18.0.32", "", "ls /etc/sudoers.d/fwpush-lab; sudo -n true"); err == nil {
+		t.Errorf("mysql-2: a user without sudo rights ran sudo: %q %s", out, errs)
+	}
+	// root's key is not authorized, and the machine has not changed.
+	if out := labtest.Shell(t, l, "mysql-1", "sh", "-c", "ls -A /root; ls /home"); out != "deploy\n" {
+		t.Errorf("mysql-1's /root and /home: %q, want only deploy's home", out)
+	}
+	if now, _ := os.ReadFile("/etc/passwd"); string(now) != string(machinePasswd) {
+		t.Error("the machine's /etc/passwd changed")
+	}
+}
+
+// TestOwnFilesystem is the lab issue's "done when" for filesystems: a
+// package installed on one host (from the lab's local repository: the hosts
+// have no network) and files added and deleted there change neither the
+// machine nor the other hosts; boot runs what the host enabled; down leaves
+// no overlay or mount behind.
+func TestOwnFilesystem(t *testing.T) {
+	labtest.Require(t)
+	before := snapshot(t)
+	machineStatus, err := os.ReadFile("/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conf = "table inet fwplab {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 9999 drop\n\t}\n}\n"
+	l := labtest.Start(t, site, lab.Options{Hosts: map[string]lab.HostOptions{
+		"mysql-1": {Packages: []string{"nftables"}, Files: map[string]string{"/etc/nftables.conf": conf}},
+	}})
+	h := held(t, l)
+
+	status := func(host string) string {
+		t.Helper()
+		return labtest.Shell(t, l, host, "sh", "-c", "dpkg-query -W -f='${Status}' nftables 2>/dev/null; echo; command -v nft; cat /etc/nftables.conf 2>/dev/null; true")
+	}
+	if out := status("mysql-1"); !strings.HasPrefix(out, "install ok installed\n/usr/sbin/nft\n"+conf) {
+		t.Errorf("mysql-1 after installing nftables, keeping its own nftables.conf:\n%s", out)
+	}
+	other := status("mysql-2")
+	if strings.Contains(other, "install ok installed") || strings.Contains(other, "fwplab") {
+		t.Errorf("mysql-2 has mysql-1's package or file:\n%s", other)
+	}
+	// apt in a host knows the local repository only.
+	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "apt-get -qq update && apt-cache policy"); !strings.Contains(out, "file:"+lab.Root+"/.cache/apt ./") || strings.Contains(out, "http") {
+		t.Errorf("mysql-2's apt sources:\n%s", out)
+	}
+
+	labtest.Shell(t, l, "mysql-1", "sh", "-ec", "rm /etc/debian_version; echo added > /usr/local/bin/fwplab-added; systemctl enable nftables")
+	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "cat /etc/debian_version; ls /usr/local/bin"); out == "" || strings.Contains(out, "fwplab-added") {
+		t.Errorf("mysql-2 sees mysql-1's changes:\n%s", out)
+	}
+	// The boot loads the nftables.conf mysql-1 enabled; mysql-2 boots as it was.
+	if log := labtest.Reboot(t, l, "mysql-1"); !strings.Contains(log, "boot: nft -f /etc/nftables.conf") {
+		t.Errorf("mysql-1's boot did not load nftables.conf:\n%s", log)
+	}
+	if out := labtest.Shell(t, l, "mysql-1", "nft", "list", "ruleset"); !strings.Contains(out, "tcp dport 9999 drop") {
+		t.Errorf("mysql-1's ruleset after reboot:\n%s", out)
+	}
+	if log := labtest.Reboot(t, l, "mysql-2"); strings.Contains(log, "nft") {
+		t.Errorf("mysql-2's boot ran nftables:\n%s", log)
+	}
+
+	for _, p := range []string{"/etc/debian_version"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("deleted in a host, gone from the machine: %v", err)
+		}
+	}
+	for _, p := range []string{"/usr/local/bin/fwplab-added", "/etc/systemd/system/sysinit.target.wants/nftables.service"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s, made in a host, appeared on the machine", p)
+		}
+	}
+	if err := l.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.ReadFile("/var/lib/dpkg/status"); string(now) != string(machineStatus) {
+		t.Error("the machine's dpkg status changed")
+	}
+	checkGone(t, l, before, h)
 }
 
 // TestTwoLabs: two labs of the same inventory at once stay apart, and
@@ -395,7 +550,7 @@ func TestCrashedLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := lab.New(inv, labtest.Name())
+		l, err := lab.New(inv, labtest.Name(), lab.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +585,7 @@ func TestHelperUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.New(inv, name)
+	l, err := lab.New(inv, name, lab.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +637,7 @@ func snapshot(t *testing.T) machine {
 		m.mounts = append(m.mounts, strings.Join([]string{f[4], f[i+1], f[i+2], f[3]}, " "))
 	}
 	m.dirs = map[string]bool{}
-	for _, d := range []string{"/etc/iptables", "/var/lib/fwpush", "/run/netns", lab.Root} {
+	for _, d := range []string{"/etc/iptables", "/var/lib/fwpush", "/run/netns"} {
 		_, err := os.Stat(d)
 		m.dirs[d] = err == nil
 	}
@@ -547,9 +702,23 @@ func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
 		}
 		t.Errorf("mount %s is left", m)
 	}
-	if _, err := os.Stat(lab.Root); err != nil { // no other lab is up
+	// What stays in the state root is the local apt repository's cache,
+	// and other labs' (tests of other packages run at once).
+	ents, _ := os.ReadDir(lab.Root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") && e.Name() != ".cache" && e.Name() != ".machine.json" {
+			t.Errorf("%s/%s is left", lab.Root, e.Name())
+		}
+		if !strings.HasPrefix(e.Name(), ".") {
+			otherLabs = true
+		}
+	}
+	if !otherLabs {
+		if _, err := os.Stat(filepath.Join(lab.Root, ".machine.json")); err == nil {
+			t.Errorf("%s/.machine.json is left with no lab up", lab.Root)
+		}
 		for d, was := range before.dirs {
-			if after.dirs[d] != was && !(d == "/run/netns" && otherLabs) {
+			if after.dirs[d] != was {
 				t.Errorf("%s existed before up: %v, after down: %v", d, was, after.dirs[d])
 			}
 		}
@@ -563,6 +732,16 @@ func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
 	}
 	for _, ref := range nsRefs(nets, mnts) {
 		t.Errorf("left: %s", ref)
+	}
+	// No mount namespace of any process holds a mount of the lab's
+	// directory: the hosts' overlays went with their namespaces.
+	for _, p := range procs() {
+		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.pid))
+		for line := range strings.Lines(string(mi)) {
+			if strings.Contains(line, l.Dir+"/") {
+				t.Errorf("mount left in the mount namespace of process %d (%s): %s", p.pid, p.cmdline, strings.TrimSpace(line))
+			}
+		}
 	}
 	for _, p := range procs() {
 		if strings.Contains(p.cmdline, l.Dir+"/") {
@@ -600,37 +779,46 @@ func procs() []procInfo {
 // nsRefs lists every reference to the given network and mount namespaces
 // (by inode): processes in them, mounts of them in any mount namespace,
 // open descriptors. Namespace inodes are reused as soon as they are freed,
-// so an inode that now belongs to a namespace of another lab (tests of
-// other packages run at once) is that lab's, not a leftover.
+// so an inode that belongs to a namespace of another lab (tests of other
+// packages run at once), before or after the search, is that lab's, not a
+// leftover.
 func nsRefs(nets, mnts map[uint64]bool) []string {
-	nets, mnts = maps.Clone(nets), maps.Clone(mnts)
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		var st syscall.Stat_t
-		if strings.HasPrefix(e.Name(), "fwp-") && syscall.Stat("/run/netns/"+e.Name(), &st) == nil {
-			delete(nets, st.Ino)
-		}
+	type ref struct {
+		kind string
+		ino  uint64
+		msg  string
 	}
-	all := procs()
-	for _, p := range all {
-		if strings.Contains(p.cmdline, lab.Root) {
-			// A running lab's sshd: its mount namespace is its own.
-			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
-				delete(mnts, ino)
+	// What other labs hold, before the search and after: their named
+	// network namespaces and their sshd's mount namespaces.
+	theirs := map[string]map[uint64]bool{"net": {}, "mnt": {}}
+	othersHold := func() {
+		ents, _ := os.ReadDir("/run/netns")
+		for _, e := range ents {
+			var st syscall.Stat_t
+			if strings.HasPrefix(e.Name(), "fwp-") && syscall.Stat("/run/netns/"+e.Name(), &st) == nil {
+				theirs["net"][st.Ino] = true
+			}
+		}
+		for _, p := range procs() {
+			if strings.Contains(p.cmdline, lab.Root) {
+				if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
+					theirs["mnt"][ino] = true
+				}
 			}
 		}
 	}
-	var refs []string
-	for _, p := range all {
+	othersHold()
+	var refs []ref
+	for _, p := range procs() {
 		for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
 			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/%s", p.pid, kind)); ok && inodes[ino] {
-				refs = append(refs, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline))
+				refs = append(refs, ref{kind, ino, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline)})
 			}
 		}
 		if mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.pid)); err == nil {
 			for ino := range nets {
 				if strings.Contains(string(mi), fmt.Sprintf("net:[%d]", ino)) {
-					refs = append(refs, fmt.Sprintf("mount of net namespace %d in the mount namespace of process %d (%s)", ino, p.pid, p.cmdline))
+					refs = append(refs, ref{"net", ino, fmt.Sprintf("mount of net namespace %d in the mount namespace of process %d (%s)", ino, p.pid, p.cmdline)})
 				}
 			}
 		}
@@ -639,12 +827,22 @@ func nsRefs(nets, mnts map[uint64]bool) []string {
 			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid, fd.Name()))
 			for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
 				if ino, ok := parseNs(link, kind); ok && inodes[ino] {
-					refs = append(refs, fmt.Sprintf("descriptor %s of process %d on %s namespace %d", fd.Name(), p.pid, kind, ino))
+					refs = append(refs, ref{kind, ino, fmt.Sprintf("descriptor %s of process %d on %s namespace %d", fd.Name(), p.pid, kind, ino)})
 				}
 			}
 		}
 	}
-	return refs
+	if len(refs) == 0 {
+		return nil
+	}
+	othersHold()
+	var out []string
+	for _, r := range refs {
+		if !theirs[r.kind][r.ino] {
+			out = append(out, r.msg)
+		}
+	}
+	return out
 }
 
 // nsOf returns the inode of the namespace /proc/PID/ns/KIND links to.
@@ -693,7 +891,7 @@ func BenchmarkUp(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			l, err := lab.New(inv, labtest.Name())
+			l, err := lab.New(inv, labtest.Name(), lab.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

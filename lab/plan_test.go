@@ -61,7 +61,7 @@ func TestCheckName(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	l, err := New(loadSite(t), "")
+	l, err := New(loadSite(t), "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestNewAvoidsUsedAddresses(t *testing.T) {
 	h, _ = inv.Host("haproxy-www")
 	h.PublicIP = netip.MustParseAddr("203.0.113.254")
 	h.PublicIP6 = netip.MustParseAddr("2001:db8::fffe")
-	l, err := New(inv, "x")
+	l, err := New(inv, "x", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestNewRefuses(t *testing.T) {
 			} else {
 				name = "Not_OK"
 			}
-			_, err := New(inv, name)
+			_, err := New(inv, name, Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("New: %v\nwant an error containing %q", err, tc.want)
 			}
@@ -216,7 +216,7 @@ func TestLinkConfig(t *testing.T) {
 func TestNotRoot(t *testing.T) {
 	defer func(f func() int) { geteuid = f }(geteuid)
 	geteuid = func() int { return 1000 }
-	l, err := New(loadSite(t), "t-notroot")
+	l, err := New(loadSite(t), "t-notroot", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +258,9 @@ func TestPrefixesDoNotOverlap(t *testing.T) {
 	}
 	dir := "/var/lib/fwpush-lab/site"
 	for cmd, want := range map[string]bool{
-		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site/hosts/web/sshd_config":      true,
-		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site-2/hosts/web/sshd_config":    false,
-		"/bin/sh -c ... fwpush-lab /var/lib/fwpush-lab/site/hosts/web /usr/sbin/sshd": true,
-		"less /var/lib/fwpush-lab/site/hosts/web/sshd.log":                            false,
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site/hosts/web/sshd_config":   true,
+		"/usr/sbin/sshd -D -e -f /var/lib/fwpush-lab/site-2/hosts/web/sshd_config": false,
+		"less /var/lib/fwpush-lab/site/hosts/web/sshd.log":                         false,
 	} {
 		if got := isLabProc(proc{pid: -1, cmdline: cmd}, nil, dir); got != want {
 			t.Errorf("isLabProc(%q) = %v, want %v", cmd, got, want)

@@ -53,6 +53,12 @@ var tools = []struct{ name, pkg string }{
 	{"unshare", "util-linux"},
 	{"mount", "mount"},
 	{"umount", "mount"},
+	{"pivot_root", "util-linux"},
+	{"dpkg-deb", "dpkg"},
+	{"chpasswd", "passwd"},
+	// The hosts' login users become root with it; the hosts run the
+	// machine's programs.
+	{"sudo", "sudo"},
 }
 
 // sbinDirs are searched after PATH: sudo and cron often leave the sbin

@@ -4,6 +4,8 @@ package lab
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"syscall"
 )
 
@@ -18,3 +20,7 @@ func detach(string) error { return errUnsupported }
 func setNetns(int) error { return errUnsupported }
 
 func dieWithParent(*syscall.SysProcAttr) {}
+
+func (l *Lab) launch(*Node, bool, *os.File, *os.File) (*exec.Cmd, error, error) {
+	return nil, nil, errUnsupported
+}

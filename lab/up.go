@@ -61,8 +61,14 @@ func (l *Lab) Up(ctx context.Context) error {
 }
 
 func (l *Lab) up(ctx context.Context) error {
+	if err := checkRootfs(); err != nil {
+		return err
+	}
 	if err := prepareMachine(); err != nil {
 		return err
+	}
+	if err := ensureRepo(ctx, l.packages()); err != nil {
+		return fmt.Errorf("local apt repository %s: %w", repoDir, err)
 	}
 	if err := os.Mkdir(l.Dir, 0o700); err != nil {
 		return err
@@ -71,9 +77,21 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", l.Dir, err)
 	}
+	users := make([]string, len(l.Hosts))
+	for i, n := range l.Hosts {
+		users[i] = n.User
+	}
+	acc, err := planAccounts(users)
+	if err != nil {
+		return err
+	}
+	m := readMachine(acc)
+	if err := os.Mkdir(filepath.Join(l.Dir, "fs"), 0o755); err != nil {
+		return err
+	}
 	known := make([]string, len(l.Hosts))
 	for i, n := range l.Hosts {
-		if known[i], err = l.writeHost(n, authorized); err != nil {
+		if known[i], err = l.writeHost(n); err != nil {
 			return fmt.Errorf("host %s: write %s: %w", n.Name, l.hostDir(n), err)
 		}
 	}
@@ -87,8 +105,9 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 
-	// Addresses, routes and sshd, host by host: most of the time goes to
-	// starting processes, which overlaps well beyond the number of CPUs.
+	// Filesystem, addresses, routes and sshd, host by host: most of the
+	// time goes to starting processes, which overlaps well beyond the
+	// number of CPUs.
 	pub, prv := l.segments()
 	shared := sharedNets(pub, prv)
 	nodes := append([]*Node{l.Controller, l.Stranger}, l.Hosts...)
@@ -108,7 +127,15 @@ func (l *Lab) up(ctx context.Context) error {
 			if n.Port == 0 {
 				return nil // the controller and the stranger run no sshd
 			}
-			if err := l.startSSHD(ctx, n); err != nil {
+			if err := l.writeRootfs(n, m, authorized); err != nil {
+				errs[i] = fmt.Errorf("host %s: write its filesystem in %s: %w", n.Name, l.fsDir(n), err)
+				return nil
+			}
+			if _, err := l.startSSHD(ctx, n, false); err != nil {
+				errs[i] = fmt.Errorf("host %s: %w", n.Name, err)
+				return nil
+			}
+			if err := l.provision(ctx, n); err != nil {
 				errs[i] = fmt.Errorf("host %s: %w", n.Name, err)
 			}
 			return nil
@@ -193,68 +220,77 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 	cmd := exec.CommandContext(ctx, bin("ip"), args...)
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	// If Up is killed, ip must not go on building a lab nobody will
-	// record: down could miss what it adds after down has looked.
+	// record: down could miss what it adds after down has looked. The
+	// kernel sends that signal when the thread that started ip ends, not
+	// the process, so the thread stays with this goroutine until ip is
+	// done: launch ends threads it used.
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	dieWithParent(cmd.SysProcAttr)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	_, err := output(cmd)
 	return err
 }
 
-// launch is the start of every host's sshd, run by sh inside the host's
-// network namespace and a fresh private mount namespace. Values arrive as
-// arguments, never in the script: $1 the host's directory, $2 sshd, $3 mount,
-// $4 umount, $5 the host's name, which becomes its hostname (the process
-// has a UTS namespace of its own too).
-//
-// The new mount namespace starts as a copy of the machine's. Its copies of
-// /run/netns would keep every lab's namespaces alive after their own down,
-// so /run is dropped whole and replaced by a fresh tmpfs, as a booted server
-// has; /tmp gets one too, /sys is remounted to show the host's interfaces,
-// and the host's own directories cover the machine's. mount -n keeps
-// util-linux from recording anything in the machine's /run.
-const launch = `set -e
-dir=$1 sshd=$2 mount=$3 umount=$4
-echo "$5" >/proc/sys/kernel/hostname
-"$umount" -n -l /run/netns 2>/dev/null || :
-"$umount" -n -l /run 2>/dev/null || :
-"$mount" -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m fwp-run /run
-mkdir /run/sshd /run/fwpush
-"$mount" -n -t tmpfs -o mode=1777,nosuid,nodev fwp-tmp /tmp
-"$umount" -n -l /sys 2>/dev/null || :
-"$mount" -n -t sysfs -o nosuid,nodev,noexec fwp-sys /sys
-"$mount" -n --bind "$dir/root" /root
-"$mount" -n --bind "$dir/etc-iptables" /etc/iptables
-"$mount" -n --bind "$dir/var-lib-fwpush" /var/lib/fwpush
-if [ -f "$dir/passwd" ]; then "$mount" -n --bind "$dir/passwd" /etc/passwd; fi
-exec "$sshd" -D -e -f "$dir/sshd_config"
+// bootScript is what a reboot runs in the host before sshd starts: the
+// kernel's rules wiped as a reboot leaves them (no rules, every policy
+// ACCEPT, both families, both iptables backends and nftables' own), then
+// the firewall services a boot starts: netfilter-persistent loading
+// /etc/iptables/rules.v4 and rules.v6, nftables loading /etc/nftables.conf,
+// ufw. Each runs only if enabled (a systemd wants link, or an rcS.d or
+// rc2.d start link), in that order; a failure is reported and the next one
+// runs, as systemd goes on booting.
+const bootScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+if command -v nft >/dev/null 2>&1; then nft flush ruleset; fi
+for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-save; do
+	command -v "$save" >/dev/null 2>&1 || continue
+	"$save" 2>/dev/null | awk '/^\*/ || /^COMMIT/ { print } /^:/ && $2 != "-" { print $1, "ACCEPT" }' | "${save%-save}-restore" -w
+done
+enabled() {
+	for f in /etc/systemd/system/*.wants/"$1".service /etc/rcS.d/S[0-9][0-9]"$1" /etc/rc2.d/S[0-9][0-9]"$1"; do
+		[ -e "$f" ] && return 0
+	done
+	return 1
+}
+status=0
+if enabled netfilter-persistent && command -v netfilter-persistent >/dev/null 2>&1; then
+	echo "boot: netfilter-persistent start"
+	netfilter-persistent start || status=1
+fi
+if enabled nftables && [ -r /etc/nftables.conf ] && command -v nft >/dev/null 2>&1; then
+	echo "boot: nft -f /etc/nftables.conf"
+	nft -f /etc/nftables.conf || status=1
+fi
+if enabled ufw && [ -x /lib/ufw/ufw-init ]; then
+	echo "boot: ufw-init start"
+	/lib/ufw/ufw-init start || status=1
+fi
+exit $status
 `
 
-// launchTag is sh's $0 in launch: it marks the process, until it becomes
-// sshd, as one of the lab's for down.
-const launchTag = "fwpush-lab"
-
-// startSSHD starts a host's sshd and waits until it listens: sshd writes
-// its pid file only after binding its sockets.
-func (l *Lab) startSSHD(ctx context.Context, n *Node) error {
+// startSSHD starts a host's sshd in its own root filesystem (see launch)
+// and waits until it listens: sshd writes its pid file only after binding
+// its sockets. With boot set, the host boots first (see bootScript); what
+// the boot printed is in boot.log in the host's directory, and bootErr says
+// whether it failed.
+func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) (bootErr, err error) {
 	dir := l.hostDir(n)
 	log, err := os.OpenFile(filepath.Join(dir, "sshd.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer log.Close()
-	// Not tied to ctx: sshd outlives Up. It gets a session of its own so
-	// that a terminal's ^C never reaches it.
-	cmd := exec.Command(bin("nsenter"), "--net="+netnsPath(n.Netns), "--",
-		bin("unshare"), "--mount", "--uts", "--propagation", "private", "--",
-		"/bin/sh", "-c", launch, launchTag, dir, bin("sshd"), bin("mount"), bin("umount"), n.Name)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sshd: %w", err)
+	bootLog, err := os.OpenFile(filepath.Join(dir, "boot.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
 	}
-	// nsenter, unshare and sh each exec the next, so the process started
-	// here is sshd itself. Waiting for it reaps it when down kills it, as
-	// long as this process lives (tests); after that init does.
+	defer bootLog.Close()
+	cmd, bootErr, err := l.launch(n, boot, log, bootLog)
+	if err != nil {
+		return nil, err
+	}
+	// Waiting for sshd reaps it when down kills it, as long as this
+	// process lives (tests); after that init does.
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 
@@ -265,18 +301,85 @@ func (l *Lab) startSSHD(ctx context.Context, n *Node) error {
 	defer tick.Stop()
 	for {
 		if readPid(pidFile) == cmd.Process.Pid {
-			return nil
+			return bootErr, nil
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("sshd exited: %s", logTail(filepath.Join(dir, "sshd.log")))
+			return bootErr, fmt.Errorf("sshd exited: %s", logTail(filepath.Join(dir, "sshd.log")))
 		case <-deadline.C:
-			return fmt.Errorf("sshd did not listen within %s: %s", readyTimeout, logTail(filepath.Join(dir, "sshd.log")))
+			return bootErr, fmt.Errorf("sshd did not listen within %s: %s", readyTimeout, logTail(filepath.Join(dir, "sshd.log")))
 		case <-ctx.Done():
-			return ctx.Err()
+			return bootErr, ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// provisionScript shapes a host that is up, as its options ask: $1 1 to
+// purge iptables-persistent and netfilter-persistent, $2 1 to set the login
+// user's password (user:password on stdin, for chpasswd), then the
+// packages to install from the local repository. Package names are
+// validated; nothing else arrives on the command line.
+const provisionScript = `set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DEBIAN_FRONTEND=noninteractive
+purge=$1 password=$2
+shift 2
+if [ "$purge" = 1 ]; then
+	dpkg --purge iptables-persistent netfilter-persistent
+fi
+if [ $# -gt 0 ]; then
+	apt-get -qq update
+	# Files the lab wrote win over the packages' own (/etc/nftables.conf).
+	apt-get -qq -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install "$@"
+fi
+if [ "$password" = 1 ]; then
+	chpasswd
+fi
+`
+
+// provision runs provisionScript in a host that has options needing it.
+func (l *Lab) provision(ctx context.Context, n *Node) error {
+	o := n.Options
+	if !o.NoPersistent && len(o.Packages) == 0 && o.Password == "" {
+		return nil
+	}
+	purge, password := "0", "0"
+	if o.NoPersistent {
+		purge = "1"
+	}
+	var stdin string
+	if o.Password != "" && n.User != "" {
+		password = "1"
+		stdin = n.User + ":" + o.Password + "\n"
+	}
+	args := append([]string{"-c", provisionScript, "provision", purge, password}, o.Packages...)
+	cmd, err := l.HostCommand(ctx, n.Name, "/bin/sh", args...)
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if _, err := output(cmd); err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			// The script says nothing; what apt and dpkg said last does.
+			ce.Args = []string{"provision"}
+			ce.Stderr = lastLines(append(out.Bytes(), ce.Stderr...), 12)
+		}
+		return err
+	}
+	return nil
+}
+
+// lastLines returns the last n lines of out.
+func lastLines(out []byte, n int) []byte {
+	lines := bytes.Split(bytes.TrimRight(out, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
 
 // logTail returns the last lines of a log, for error messages.

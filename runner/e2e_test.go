@@ -31,12 +31,22 @@ const guardEnv = "FWPUSH_TEST_GUARD_INVENTORY"
 //
 // The runner must dial from the controller's namespace, so the test binary
 // runs itself there (guardScenario) and the outer test checks the hosts.
+//
+// It runs on the tutorial's fleet as root, and on the cloud fleet as
+// deploy, becoming root with sudo: the guard and the apply then run as
+// root under sudo and outlive the login session.
 func TestGuardInLab(t *testing.T) {
 	if path := os.Getenv(guardEnv); path != "" {
 		guardScenario(t, path)
 		return
 	}
-	src, err := os.ReadFile("../examples/site.toml")
+	for _, example := range []string{"site", "cloud"} {
+		t.Run(example, func(t *testing.T) { guardInLab(t, "../examples/"+example+".toml") })
+	}
+}
+
+func guardInLab(t *testing.T, example string) {
+	src, err := os.ReadFile(example)
 	if err != nil {
 		t.Fatal(err)
 	}

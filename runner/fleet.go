@@ -8,7 +8,6 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -49,32 +48,40 @@ type Fleet interface {
 type SSHFleet struct {
 	inv        *inventory.Inventory
 	j          *transport.JumpDialer
+	cfg        *transport.SSHConfig
 	becomePass string
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // Open connects to inv's tunnel host with opts. Every host key is verified.
-// becomePass is the password sudo wants on hosts whose login user becomes
-// root with it ("" when sudo wants none).
+// What the inventory leaves out of a host's user, port and identity comes
+// from opts.SSHConfig (see targetFor). becomePass is the password sudo
+// wants on hosts whose login user becomes root with it ("" when sudo wants
+// none).
 func Open(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string) (*SSHFleet, error) {
-	j, err := transport.DialTunnel(ctx, TargetFor(inv, inv.Tunnel()), opts)
+	j, err := transport.DialTunnel(ctx, targetFor(inv, inv.Tunnel(), opts.SSHConfig), opts)
 	if err != nil {
 		return nil, err
 	}
-	return &SSHFleet{inv: inv, j: j, becomePass: becomePass}, nil
+	return &SSHFleet{inv: inv, j: j, cfg: opts.SSHConfig, becomePass: becomePass}, nil
 }
 
 // Open implements Fleet.
 func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
-	t := TargetFor(f.inv, h)
+	t := targetFor(f.inv, h, f.cfg)
 	s, err := f.j.Dial(ctx, t)
 	if err != nil {
 		return nil, err
 	}
+	become := h.Become == inventory.BecomeSudo
+	if !h.Given.Become {
+		// Left to the user, who may come from ssh_config.
+		become = t.User != "root"
+	}
 	return remote.New(s, remote.Options{
 		Timeout:  f.inv.SSH.Timeout,
-		Become:   h.Become == inventory.BecomeSudo,
+		Become:   become,
 		Password: f.becomePass,
 		User:     t.User,
 		Name:     h.Name,
@@ -97,30 +104,64 @@ func (f *SSHFleet) Close() error { return f.j.Close() }
 // TargetFor returns how fwpush reaches h: the tunnel host at its public
 // address, every other host at its private address (through the tunnel).
 func TargetFor(inv *inventory.Inventory, h *inventory.Host) transport.Target {
+	return targetFor(inv, h, nil)
+}
+
+// targetFor is TargetFor with OpenSSH's client configuration filling what
+// the inventory leaves out: the user and port it did not write, and the
+// identity files (which Options.Identity overrides). The address is always
+// the inventory's.
+func targetFor(inv *inventory.Inventory, h *inventory.Host, cfg *transport.SSHConfig) transport.Target {
 	ip := h.PrivateIP
 	if h.Name == inv.SSH.Tunnel {
 		ip = h.PublicIP
 	}
-	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(h.Port)).String(), User: h.User}
+	user, port := h.User, h.Port
+	var ids []string
+	if cfg != nil {
+		hc := cfg.Lookup(h.Name, ip.String())
+		if !h.Given.User && hc.User != "" {
+			user = hc.User
+		}
+		if !h.Given.Port && hc.Port != 0 {
+			port = hc.Port
+		}
+		ids = hc.IdentityFiles
+	}
+	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(port)).String(), User: user, Identities: ids}
 }
+
+// NotTried is the status of a host fwpush did not try to reach because of
+// a problem of its own side (no usable key, the tunnel down, the tunnel's
+// key rejected): that problem is reported once, not as every host's.
+const NotTried Status = "not tried"
+
+// NotTriedError is the error of a host that was not tried; Err is the
+// problem that stopped every host, the same for each.
+type NotTriedError struct {
+	Host string
+	Err  error
+}
+
+func (e *NotTriedError) Error() string {
+	return "host " + e.Host + ": not tried: " + e.Err.Error()
+}
+
+func (e *NotTriedError) Unwrap() error { return e.Err }
 
 // Unreached is the fleet of an inventory whose tunnel host could not be
-// reached (err): the tunnel host fails with err, and every other host,
-// reached only through it, is not tried.
-func Unreached(inv *inventory.Inventory, err error) Fleet {
-	return unreached{tunnel: inv.SSH.Tunnel, err: err}
+// reached, or whose credentials could not be loaded (err): no host is
+// tried, the tunnel included, and each fails with a *NotTriedError
+// wrapping err, so that the caller reports err once and every host as
+// NotTried.
+func Unreached(err error) Fleet {
+	return unreached{err: err}
 }
 
-type unreached struct {
-	tunnel string
-	err    error
-}
+type unreached struct{ err error }
 
 func (u unreached) Open(_ context.Context, h *inventory.Host) (Host, error) {
-	if h.Name == u.tunnel {
-		return nil, u.err
-	}
-	return nil, fmt.Errorf("host %s: not tried: the tunnel %s is not reachable", h.Name, u.tunnel)
+	return nil, &NotTriedError{Host: h.Name, Err: u.err}
 }
 
 func (u unreached) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {

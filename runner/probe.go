@@ -67,6 +67,10 @@ type ProbeOptions struct {
 	Logger *slog.Logger
 	// DialLocal opens the controller's connections; nil means a net.Dialer.
 	DialLocal func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OnProbed, when set, is called with the number of probes just made
+	// (or failed): each of the controller's as it ends, a host's all at
+	// once as its session ends. It is called from several goroutines.
+	OnProbed func(n int)
 }
 
 // Defaults of ProbeOptions.
@@ -145,6 +149,9 @@ func RunProbes(ctx context.Context, inv *inventory.Inventory, probes []Probe, fl
 // session and stores their observations.
 func probeRemote(ctx context.Context, inv *inventory.Inventory, h *inventory.Host, probes []Probe, idx []int, obs []Observation, fleet Fleet, opts ProbeOptions) {
 	log := opts.Logger.With("host", h.Name)
+	if opts.OnProbed != nil {
+		defer opts.OnProbed(len(idx))
+	}
 	failAll := func(err error) {
 		for _, i := range idx {
 			obs[i] = Observation{Err: fmt.Errorf("probe from %s: %w", h.Name, err)}
@@ -220,6 +227,9 @@ func probeLocal(ctx context.Context, probes []Probe, idx []int, obs []Observatio
 		for _, i := range idx {
 			g.Go(func() error {
 				obs[i] = dialProbe(ctx, probes[i].Addr, timeout, opts)
+				if opts.OnProbed != nil {
+					opts.OnProbed(1)
+				}
 				if obs[i].Reach == roles.Reachable {
 					mu.Lock()
 					slowest = max(slowest, obs[i].Took)

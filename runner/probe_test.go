@@ -316,3 +316,26 @@ func TestRunProbesFromTheController(t *testing.T) {
 		t.Errorf("no route to host proves nothing: got %+v, want an error", o)
 	}
 }
+
+// TestRunProbesReportsProgress: OnProbed counts every probe once, whether
+// it was made, failed with its host, or ran on the controller.
+func TestRunProbesReportsProgress(t *testing.T) {
+	inv := loadProbeFleet(t)
+	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	probes := []Probe{
+		{From: host(t, inv, "a1"), Addr: ap("198.18.0.5:3306"), Expect: roles.Reachable},
+		{From: host(t, inv, "a1"), Addr: ap("198.18.0.6:22"), Expect: roles.Filtered},
+		{From: host(t, inv, "d2"), Addr: ap("198.18.0.3:3306"), Expect: roles.Reachable},
+		{Addr: ap("127.0.0.1:1"), Expect: roles.Filtered},
+	}
+	p := &prober{t: t, fail: map[string]error{"d2": errors.New("down")}}
+	var done atomic.Int64
+	var calls atomic.Int64
+	RunProbes(context.Background(), inv, probes, p, ProbeOptions{Timeout: time.Second, OnProbed: func(n int) {
+		done.Add(int64(n))
+		calls.Add(1)
+	}})
+	if done.Load() != int64(len(probes)) || calls.Load() != 3 {
+		t.Errorf("OnProbed counted %d probes in %d calls, want %d in 3 (a1, d2, the controller's one)", done.Load(), calls.Load(), len(probes))
+	}
+}

@@ -107,7 +107,20 @@ type RunOptions struct {
 	// ends (from several goroutines at once).
 	OnStart func(host string)
 	OnDone  func(HostResult)
+	// OnStep, when set, is called as a host begins a step: StepConnect,
+	// StepRead, StepApply, StepConfirm or StepPersist (from several
+	// goroutines at once).
+	OnStep func(host, step string)
 }
+
+// The steps a host goes through, as RunOptions.OnStep names them.
+const (
+	StepConnect = "connect"
+	StepRead    = "read"
+	StepApply   = "apply"
+	StepConfirm = "confirm"
+	StepPersist = "persist"
+)
 
 // Run pushes the plan's policies to hosts (a subset of the plan's, in any
 // order), in parallel, and returns one result per host in the same order.
@@ -201,6 +214,10 @@ func fail(stage string, err error) *stageError { return &stageError{Failed, stag
 // or changed answered, and failed the check; any other host is unreachable.
 func connectError(err error) *stageError {
 	var hke *transport.HostKeyError
+	var nt *NotTriedError
+	if errors.As(err, &nt) {
+		return &stageError{NotTried, "connect", err}
+	}
 	if errors.As(err, &hke) {
 		return fail("connect (host key)", err)
 	}
@@ -258,12 +275,14 @@ func (d stepDetail) Unwrap() error { return d.StepError }
 // that stages, tests, arms the guard and applies, and one fresh connection
 // whose round trip confirms and persists.
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
+	p.step(StepConnect)
 	h, err := p.fleet.Open(ctx, p.host)
 	if err != nil {
 		return connectError(err)
 	}
 	defer h.Close()
 
+	p.step(StepRead)
 	f, err := h.Facts(ctx)
 	if err != nil {
 		return stepFail("read live rules", err)
@@ -332,6 +351,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	ctx = context.WithoutCancel(ctx)
 	res.Status = Applied
 	if !rulesDiffer {
+		p.step(StepPersist)
 		if err := h.Persist(ctx, persist); err != nil {
 			return stepFail("persist", err)
 		}
@@ -355,6 +375,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
 	}
+	p.step(StepApply)
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
 		if errors.As(err, &se) && se.NothingChanged {
@@ -368,11 +389,19 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	deadline := time.Now().Add(rollback)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	h.Close() // the proof must come from a fresh connection
+	p.step(StepConfirm)
 	if err := p.confirm(ctx, token, deadline, persist); err != nil {
 		return err
 	}
 	res.Persisted = true
 	return nil
+}
+
+// step reports that the host begins a step.
+func (p *pusher) step(name string) {
+	if p.opts.OnStep != nil {
+		p.opts.OnStep(p.host.Name, name)
+	}
 }
 
 // settle deals with the applies of other runs that the host has not
@@ -386,7 +415,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Facts, error) {
 	timeout := p.inv.SSH.Timeout
 	var waited time.Duration
-	for range 10 {
+	for settled := 0; settled < 10; {
 		if len(f.Guards) == 0 {
 			return f, nil
 		}
@@ -401,10 +430,10 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 					who, g.FireAt.Local().Format("15:04:05")))
 			}
 			p.log.Info("waiting for another run of fwpush on this host", "its_guard_fires", g.FireAt)
-			if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			if err := sleep(ctx, 5*p.opts.Poll); err != nil {
 				return f, err
 			}
-			waited += 500 * time.Millisecond
+			waited += 5 * p.opts.Poll
 		} else {
 			want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
 			preserve := p.inv.Preserve(p.host.Role)
@@ -416,6 +445,7 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 				return f, stepFail("settle an earlier run", err)
 			}
 			p.log.Warn("settled the unconfirmed apply of an earlier run", "token", g.Token, "outcome", out)
+			settled++
 		}
 		var err error
 		if f, err = h.Facts(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -813,6 +814,51 @@ func TestDigestIgnoresNoise(t *testing.T) {
 	}
 	if Digest(a) == Digest(c) || Digest(a) == Digest(d) {
 		t.Errorf("different policies have the same digest")
+	}
+}
+
+// TestPushSteps: OnStep names each step as a host begins it, so that a
+// terminal can show where every host in flight is.
+func TestPushSteps(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	var mu sync.Mutex
+	steps := map[string][]string{}
+	onStep := func(host, step string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps[host] = append(steps[host], step)
+	}
+	runAll(t, plan, fleet, RunOptions{OnStep: onStep})
+	for _, h := range plan.Inventory.Hosts {
+		if want := []string{StepConnect, StepRead, StepApply, StepConfirm}; !slices.Equal(steps[h.Name], want) {
+			t.Errorf("first run, %s: steps %v, want %v", h.Name, steps[h.Name], want)
+		}
+	}
+	// Rules in place but files gone: only persisted.
+	fleet.host("db-1").set(func(h *fakeHost) { delete(h.files, "/etc/iptables/rules.v4") })
+	steps = map[string][]string{}
+	res := runAll(t, plan, fleet, RunOptions{OnStep: onStep})
+	if want := []string{StepConnect, StepRead, StepPersist}; !slices.Equal(steps["db-1"], want) || res["db-1"].Status != Applied {
+		t.Errorf("files only, db-1: %s, steps %v, want %v", res["db-1"].Status, steps["db-1"], want)
+	}
+	if want := []string{StepConnect, StepRead}; !slices.Equal(steps["app-1"], want) {
+		t.Errorf("unchanged, app-1: steps %v, want %v", steps["app-1"], want)
+	}
+}
+
+// TestPushUnreachedFleet: when fwpush's own side fails (no key, the tunnel
+// down), no host is tried, the tunnel included, and each says so with the
+// one cause.
+func TestPushUnreachedFleet(t *testing.T) {
+	plan, _ := newTestPlan(t)
+	cause := errors.New("no SSH key: identity /nowhere does not exist")
+	res := runAll(t, plan, Unreached(cause), RunOptions{})
+	checkStatuses(t, res, statuses(plan, NotTried, nil))
+	for name, r := range res {
+		var nt *NotTriedError
+		if !errors.As(r.Err, &nt) || !errors.Is(r.Err, cause) || r.Stage != "connect" || r.Status.OK() {
+			t.Errorf("%s: stage %q, err %v; want not tried, wrapping the cause", name, r.Stage, r.Err)
+		}
 	}
 }
 

@@ -2,14 +2,17 @@
 # The main job, end to end on this machine: bring up a lab of the example
 # fleet (real sshd and iptables in network namespaces), review the change
 # with a dry run, push, prove the policy with probes, push again to show
-# that nothing changes, and take the lab down.
+# that nothing changes, and take the lab down. Then the same fleet as a
+# cloud provider hands it over: root's login off, fwpush logging in as
+# deploy and becoming root with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fw=$PWD/bin/fwpush
 site=examples/site.toml
+cloud=examples/cloud.toml
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-trap '"$fw" lab down "$site" >/dev/null 2>&1 || true' EXIT
+trap '"$fw" lab down "$site" >/dev/null 2>&1 || true; "$fw" lab down "$cloud" >/dev/null 2>&1 || true' EXIT
 
 step "fwpush validate $site"
 "$fw" validate "$site"
@@ -38,4 +41,16 @@ step "fwpush run $site   (again: every host unchanged)"
 
 step "fwpush lab down $site"
 "$fw" lab down "$site"
+
+step "fwpush lab up $cloud   (root's login off; deploy with passwordless sudo)"
+"$fw" lab up "$cloud"
+
+step "ssh root@tunnel-1: refused, as on a cloud image"
+"$fw" lab exec "$cloud" -- ssh -F "/var/lib/fwpush-lab/cloud/ssh_config" -o BatchMode=yes -l root 203.0.113.10 true 2>&1 | tail -n 1 || true
+
+step "fwpush run $cloud   (as deploy, every step that needs root under sudo -n)"
+"$fw" lab exec "$cloud" -- "$fw" run "$cloud"
+
+step "fwpush lab down $cloud"
+"$fw" lab down "$cloud"
 trap - EXIT

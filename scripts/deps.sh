@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what fwpush's demo and tests need on a Debian machine, only when
 # it is missing: OpenSSH server and client, iptables (and ip6tables),
-# iproute2 (ip netns), util-linux (unshare, nsenter). Needs root for apt.
+# iproute2 (ip netns), util-linux (unshare, nsenter, pivot_root), sudo (the
+# lab's login users become root with it). Needs root for apt.
 set -euo pipefail
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -9,9 +10,12 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v iptables-restore >/dev/null 2>&1 || [ -x /usr/sbin/iptables-restore ] || need+=(iptables)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
-# fwpush installs iptables-persistent on servers that lack it; the lab's
-# hosts share this machine's packages, so it is installed here, told not to
-# save the rules of the moment (the lab's hosts keep their own /etc/iptables).
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
+# fwpush installs iptables-persistent on servers that lack it. A lab host's
+# filesystem is an overlay of this machine's, so with it installed here the
+# hosts start with it (the lab can purge it from a host to rehearse the
+# install, from its local apt repository); it is told not to save the rules
+# of the moment (the lab's hosts keep their own /etc/iptables).
 persistent=0
 dpkg-query -W -f='${Status}' iptables-persistent 2>/dev/null | grep -q 'install ok installed' || persistent=1
 # Extra commands a target needs (make graph: dot), installed from their package.

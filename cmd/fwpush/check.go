@@ -3,10 +3,11 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -76,20 +77,28 @@ not be made; 3 invalid input (nothing contacted).`,
 				return err
 			}
 			defer unlock()
-			opts := f.conn.options(inv, cmd.ErrOrStderr())
-			var fleet runner.Fleet
+			stdout := cmd.OutOrStdout()
+			opts, err := f.conn.options(inv, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			// Probes run as the login user: no sudo, no password.
-			if ssh, err := runner.Open(cmd.Context(), inv, opts, ""); err != nil {
-				fleet = runner.Unreached(inv, err)
-			} else {
-				defer ssh.Close()
-				fleet = ssh
+			fleet, closeFleet, local := openFleet(cmd.Context(), inv, opts, "", cmd.ErrOrStderr())
+			defer closeFleet()
+			st := styleFor(stdout)
+			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)
+			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog})
+			prog.close()
+			if local != nil {
+				rep.Error = local.Error()
 			}
-			rep := verify(cmd.Context(), inv, hosts, fleet, f.timeout, opts.Logger)
 			if f.asJSON {
-				return rep.writeJSON(cmd.OutOrStdout())
+				if err := writeJSON(stdout, rep); err != nil {
+					return err
+				}
+				return exitWith(rep.exit())
 			}
-			rep.writeText(cmd.OutOrStdout(), styleFor(cmd.OutOrStdout()), true)
+			rep.writeText(stdout, st, true)
 			return exitWith(rep.exit())
 		},
 	}
@@ -101,55 +110,76 @@ not be made; 3 invalid input (nothing contacted).`,
 }
 
 // verifyAfterRun checks the network after `fwpush run` changed rules, over
-// the run's own fleet, on the cells from or to the hosts it changed: a
-// short report (the mismatches, or one line when all
-// is as expected) on w, or on stderr when stdout holds run's JSON report. It
-// returns the exit error. When the run changed no host's rules there is
-// nothing new to prove, and when it reached no host at all the run's own
-// report already says why.
-func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, quiet, asJSON bool, w, stderr io.Writer) error {
+// the run's own fleet, on the cells from or to the hosts it changed, and
+// returns its report (nil when it made no check). The probes from or to a
+// host that the run did not finish (unreachable, failed, rolled back) are
+// left out: they would only report the run's failure again, as a firewall
+// fault. Unless --json holds it, the report is printed short on w: the
+// mismatches, or one line when all is as expected (with --quiet, only a
+// failure). When the run changed no host's rules there is nothing new to
+// prove, and when it reached no host at all its report already says why.
+func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
 	var touched []*inventory.Host
+	unfinished := map[string]runner.Status{}
 	for _, r := range results {
-		if r.Status == runner.Applied || r.Status == runner.DriftRepaired {
+		switch {
+		case r.Status == runner.Applied || r.Status == runner.DriftRepaired:
 			h, _ := inv.Host(r.Host)
 			touched = append(touched, h)
+		case !r.Status.OK():
+			unfinished[r.Host] = r.Status
 		}
 	}
 	if len(touched) == 0 {
 		return nil
 	}
-	rep := verify(ctx, inv, touched, fleet, runner.DefaultProbeTimeout, logger)
-	if asJSON {
-		w = stderr
-	}
-	if !quiet || rep.exit() != exitOK {
+	st := styleFor(w)
+	prog := newProgress(w, st, !f.quiet && !f.asJSON && f.conn.verbose == 0)
+	rep := verify(ctx, inv, touched, fleet, verifyOptions{timeout: runner.DefaultProbeTimeout, logger: logger, leaveOut: unfinished, progress: prog})
+	prog.close()
+	if !f.asJSON && (!f.quiet || rep.exit() != exitOK) {
 		fmt.Fprintln(w)
-		st := styleFor(w)
-		if asJSON {
-			st = style{} // stderr, next to a JSON document: plain
-		}
 		rep.writeText(w, st, false)
 	}
-	return exitWith(rep.exit())
+	return rep
 }
 
-// checkReport is a check's outcome; its JSON form is the --json document.
+// checkReport is a check's outcome; its JSON form is the --json document
+// (docs/json.md).
 type checkReport struct {
-	Inventory string       `json:"inventory"`
-	Probes    []checkProbe `json:"probes"`
-	Cells     []checkCell  `json:"cells"`
+	Schema    string `json:"schema"`
+	Command   string `json:"command"`
+	Inventory string `json:"inventory"`
+	// Error is a problem of fwpush's own side that kept every host from
+	// probing (no usable key, the tunnel down).
+	Error string `json:"error,omitempty"`
+	// Hosts are the hosts probed from, with what became of their probes.
+	Hosts  []hostJSON   `json:"hosts"`
+	Probes []checkProbe `json:"probes"`
+	Cells  []checkCell  `json:"cells"`
 	// Notes say which allowed flows were not probed, and which roles were
 	// sampled.
 	Notes []string `json:"notes"`
-	Count struct {
+	// LeftOut are the hosts the check after a run left out, the run
+	// having not finished them: every probe from or to them.
+	LeftOut []leftOut `json:"left_out,omitempty"`
+	Count   struct {
 		Probes     int `json:"probes"`
 		Hosts      int `json:"hosts"` // hosts probed from, the controller not counted
 		Expected   int `json:"as_expected"`
 		Mismatches int `json:"mismatches"`
-		Errors     int `json:"errors"`
-	} `json:"count"`
+		Errors     int `json:"failed"`
+		LeftOut    int `json:"left_out"` // probes left out
+	} `json:"counts"`
 	Seconds  float64 `json:"seconds"`
 	ExitCode int     `json:"exit_code"`
+}
+
+// leftOut is a host whose probes a check left out, and its status in the
+// run.
+type leftOut struct {
+	Host   string `json:"host"`
+	Status string `json:"status"`
 }
 
 // checkProbe is one probe, what it had to find and what it found.
@@ -181,7 +211,7 @@ type checkCell struct {
 	Mark       string `json:"mark"` // ✓ all as expected, ✗ a mismatch, ! a probe failed
 	Probes     int    `json:"probes"`
 	Mismatches int    `json:"mismatches"`
-	Errors     int    `json:"errors"`
+	Errors     int    `json:"failed"`
 
 	cell roles.Cell
 }
@@ -189,12 +219,37 @@ type checkCell struct {
 // cellName names a cell the way reports do: "app -> db:3306".
 func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
 
+// verifyOptions shape a check.
+type verifyOptions struct {
+	timeout time.Duration
+	logger  *slog.Logger
+	// leaveOut are hosts whose probes, from or to them, are not made.
+	leaveOut map[string]runner.Status
+	progress *progress
+}
+
 // verify derives the matrix of the probes from or to hosts and runs every
 // probe over fleet. A fleet whose tunnel could not be reached fails the
 // hosts' probes; the controller's still run.
-func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Host, fleet runner.Fleet, timeout time.Duration, logger *slog.Logger) *checkReport {
+func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Host, fleet runner.Fleet, o verifyOptions) *checkReport {
 	start := time.Now()
 	m := roles.ExpectFor(inv, hosts)
+	left := 0
+	if len(o.leaveOut) > 0 {
+		kept := m.Expectations[:0:0]
+		for _, e := range m.Expectations {
+			if _, out := o.leaveOut[e.From]; out {
+				left++
+				continue
+			}
+			if _, out := o.leaveOut[e.To]; out {
+				left++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		m.Expectations = kept
+	}
 	probes := make([]runner.Probe, len(m.Expectations))
 	for i, e := range m.Expectations {
 		probes[i].Addr = netip.AddrPortFrom(e.Addr, uint16(e.Port))
@@ -203,16 +258,31 @@ func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Ho
 			probes[i].From, _ = inv.Host(e.From)
 		}
 	}
-	obs := runner.RunProbes(ctx, inv, probes, fleet, runner.ProbeOptions{Timeout: timeout, Logger: logger})
-	return newCheckReport(inv, m, obs, time.Since(start))
+	opts := runner.ProbeOptions{Timeout: o.timeout, Logger: o.logger}
+	if o.progress != nil {
+		o.progress.checking(len(probes))
+		opts.OnProbed = o.progress.probed
+	}
+	obs := runner.RunProbes(ctx, inv, probes, fleet, opts)
+	rep := newCheckReport(inv, m, obs, time.Since(start))
+	if left > 0 {
+		rep.Count.LeftOut = left
+		for _, h := range slices.Sorted(maps.Keys(o.leaveOut)) {
+			rep.LeftOut = append(rep.LeftOut, leftOut{Host: h, Status: statusKey(o.leaveOut[h])})
+		}
+	}
+	return rep
 }
 
 func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Observation, took time.Duration) *checkReport {
-	rep := &checkReport{Inventory: inv.Path, Notes: m.Notes, Seconds: took.Seconds()}
+	rep := &checkReport{Schema: schemaVersion, Command: "check", Inventory: inv.Path, Notes: m.Notes, Seconds: took.Seconds(),
+		Hosts: []hostJSON{}, Probes: []checkProbe{}, Cells: []checkCell{}}
 	if rep.Notes == nil {
 		rep.Notes = []string{}
 	}
 	hosts := map[string]bool{}
+	byHost := map[string]*hostJSON{}
+	var hostOrder []string
 	cells := map[roles.Cell]*checkCell{}
 	var order []roles.Cell
 	for i, e := range m.Expectations {
@@ -229,6 +299,27 @@ func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Obser
 		rep.Probes = append(rep.Probes, p)
 		if e.From != roles.Controller {
 			hosts[e.From] = true
+			h := byHost[e.From]
+			if h == nil {
+				zero := [3]int{}
+				h = &hostJSON{Host: e.From, Role: e.FromRole, Probes: &zero[0], Mismatches: &zero[1], Failed: &zero[2]}
+				byHost[e.From] = h
+				hostOrder = append(hostOrder, e.From)
+			}
+			*h.Probes++
+			switch {
+			case o.Err != nil:
+				*h.Failed++
+				if h.Error == "" {
+					h.Error = o.Err.Error()
+				}
+				var nt *runner.NotTriedError
+				if errors.As(o.Err, &nt) {
+					h.Status = statusKey(runner.NotTried)
+				}
+			case !p.OK:
+				*h.Mismatches++
+			}
 		}
 		c, ok := cells[p.cell]
 		if !ok {
@@ -262,6 +353,18 @@ func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Obser
 		}
 		rep.Cells = append(rep.Cells, *c)
 	}
+	slices.Sort(hostOrder)
+	for _, name := range hostOrder {
+		h := byHost[name]
+		switch {
+		case h.Status != "": // not tried
+		case *h.Failed == *h.Probes:
+			h.Status = "failed"
+		default:
+			h.Status = "probed"
+		}
+		rep.Hosts = append(rep.Hosts, *h)
+	}
 	rep.Count.Probes, rep.Count.Hosts = len(rep.Probes), len(hosts)
 	rep.ExitCode = rep.exit()
 	return rep
@@ -272,16 +375,6 @@ func (r *checkReport) exit() int {
 		return exitFailed
 	}
 	return exitOK
-}
-
-func (r *checkReport) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // "app -> db:3306", not "app -\u003e db:3306"
-	if err := enc.Encode(r); err != nil {
-		return err
-	}
-	return exitWith(r.exit())
 }
 
 // writeText prints the report: the matrix (when matrix is set), the
@@ -331,6 +424,13 @@ func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "  %s\n", n)
 		}
+	}
+	if len(r.LeftOut) > 0 {
+		var names []string
+		for _, h := range r.LeftOut {
+			names = append(names, fmt.Sprintf("%s (%s)", h.Host, strings.ReplaceAll(h.Status, "_", " ")))
+		}
+		fmt.Fprintf(w, "check: left out %s from or to hosts the run did not finish: %s\n", pluralize(r.Count.LeftOut, "probe", "probes"), strings.Join(names, ", "))
 	}
 	took := time.Duration(r.Seconds * float64(time.Second)).Round(time.Millisecond)
 	status := paint(text.FgGreen, "all as expected")

@@ -16,6 +16,7 @@ import (
 func checkJSON(t *testing.T, l *lab.Lab, inv string) (int, checkReport) {
 	t.Helper()
 	code, out, _ := cli(t, l, "check", "--json", inv)
+	validateJSON(t, "check", []byte(out))
 	var rep checkReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("check --json: exit %d, %v:\n%s", code, err, out)
@@ -103,12 +104,13 @@ func TestCheckInLab(t *testing.T) {
 		// Drift to repair, so that the run changes rules and checks.
 		labtest.Shell(t, l, "mysql-2", "iptables", "-I", "INPUT", "1", "-p", "tcp", "-m", "tcp", "--dport", "9", "-j", "ACCEPT")
 		code, out, errs := cli(t, l, "run", "--json", site)
-		var doc map[string]any
+		validateJSON(t, "run", []byte(out))
+		var doc runReport
 		if err := json.Unmarshal([]byte(out), &doc); err != nil || code != exitOK {
 			t.Errorf("run --json: exit %d, %v", code, err)
 		}
-		if !strings.Contains(errs, "all as expected") {
-			t.Errorf("run --json: its check goes to stderr, got %q", errs)
+		if doc.Check == nil || doc.Check.ExitCode != exitOK || doc.Check.Count.Expected == 0 || errs != "" {
+			t.Errorf("run --json: its check belongs in the document (got %+v), and nothing on stderr (got %q)", doc.Check, errs)
 		}
 	})
 
@@ -124,6 +126,8 @@ func TestCheckInLab(t *testing.T) {
 // roles, two bastions, a host on another SSH port) against a lab: sampled,
 // bounded in time, all as expected after run.
 func TestCheckLargeInLab(t *testing.T) {
+	// web-12 logs in as deploy, a real unprivileged user in the lab, and
+	// becomes root with sudo.
 	large, err := filepath.Abs("../../examples/large.toml")
 	if err != nil {
 		t.Fatal(err)

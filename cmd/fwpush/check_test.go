@@ -111,16 +111,15 @@ func TestCheckReportMismatches(t *testing.T) {
 
 	// --json: the same data.
 	var js bytes.Buffer
-	err := rep.writeJSON(&js)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitFailed {
-		t.Errorf("writeJSON: %v, want exit 1", err)
+	if err := writeJSON(&js, rep); err != nil {
+		t.Fatal(err)
 	}
+	validateJSON(t, "check", js.Bytes())
 	var doc struct {
 		Probes []map[string]any `json:"probes"`
 		Cells  []map[string]any `json:"cells"`
 		Notes  []string         `json:"notes"`
-		Count  map[string]int   `json:"count"`
+		Count  map[string]int   `json:"counts"`
 		Exit   int              `json:"exit_code"`
 	}
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
@@ -190,9 +189,9 @@ func TestVerifyAfterRunOnlyAfterAChange(t *testing.T) {
 		"failed":      {{Host: "tunnel-1", Status: runner.Unchanged}, {Host: "mysql-1", Status: runner.Failed}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			if err := verifyAfterRun(t.Context(), inv, results, noFleet{t}, nil, false, false, &out, &errb); err != nil || out.Len()+errb.Len() != 0 {
-				t.Errorf("got %v, stdout %q, stderr %q; want nothing at all", err, out.String(), errb.String())
+			var out bytes.Buffer
+			if rep := verifyAfterRun(t.Context(), inv, results, noFleet{t}, nil, &out, runFlags{}); rep != nil || out.Len() != 0 {
+				t.Errorf("got %+v, stdout %q; want nothing at all", rep, out.String())
 			}
 		})
 	}

@@ -62,6 +62,7 @@ func TestLimitInLab(t *testing.T) {
 	}
 
 	code, out, errs = cli(t, l, "run", "-vv", "--dry-run", "--no-diff", "--json", "--limit", "db", site)
+	validateJSON(t, "run", []byte(out))
 	var doc struct {
 		Hosts []struct {
 			Host, Status, Diff string
@@ -70,7 +71,7 @@ func TestLimitInLab(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("run --json: %v", err)
 	}
-	if code != exitChanges || len(doc.Hosts) != 2 || doc.Hosts[1].Host != "mysql-2" || doc.Hosts[1].Status != "would change" || doc.Hosts[1].Diff != "" {
+	if code != exitChanges || len(doc.Hosts) != 2 || doc.Hosts[1].Host != "mysql-2" || doc.Hosts[1].Status != "would_change" || doc.Hosts[1].Diff != "" {
 		t.Errorf("run --dry-run --no-diff --json --limit db: exit %d, %+v", code, doc.Hosts)
 	}
 	if !strings.Contains(errs, "level=DEBUG msg=connected host=mysql-2") {

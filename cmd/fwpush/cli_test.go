@@ -337,7 +337,7 @@ func TestCountsAreSingularForOne(t *testing.T) {
 	// run's summary line.
 	out.Reset()
 	r := newReporter(&out, runFlags{})
-	_ = r.finish([]runner.HostResult{{Host: "mysql-1", Role: "db", Status: runner.Unchanged}}, time.Second)
+	r.finish([]runner.HostResult{{Host: "mysql-1", Role: "db", Status: runner.Unchanged}}, time.Second)
 	if !strings.Contains(out.String(), "\n1 host in 1s: 1 unchanged\n") {
 		t.Errorf("run's summary:\n%s", out.String())
 	}

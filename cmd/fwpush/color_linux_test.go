@@ -18,6 +18,14 @@ import (
 // command's stdout is when an operator runs it.
 func openTerminal(t *testing.T) *os.File {
 	t.Helper()
+	_, tty := openPTY(t)
+	return tty
+}
+
+// openPTY returns both ends of a new pseudo-terminal: the master, which
+// reads what is written to the terminal, and the terminal.
+func openPTY(t *testing.T) (ptmx, tty *os.File) {
+	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
@@ -30,12 +38,12 @@ func openTerminal(t *testing.T) *os.File {
 	if err != nil {
 		t.Fatalf("ptsname: %v", err)
 	}
-	tty, err := os.OpenFile("/dev/pts/"+strconv.FormatUint(uint64(n), 10), os.O_RDWR|unix.O_NOCTTY, 0)
+	tty, err = os.OpenFile("/dev/pts/"+strconv.FormatUint(uint64(n), 10), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tty.Close() })
-	return tty
+	return ptmx, tty
 }
 
 func TestStyleHonoursNoColor(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 )
 
@@ -25,16 +24,20 @@ func newLabCmd() *cobra.Command {
 		Short: "Rehearse a fleet on this machine: namespaces, real sshd, real iptables",
 		Long: `lab turns an inventory into a private, throwaway copy of its fleet on this
 Linux machine: every host in its own network namespace with the inventory's
-interfaces and addresses, a real OpenSSH sshd per host with a fresh host key
-and no firewall rules, a "controller" namespace on the public network (the
-operator's laptop) and a "stranger" on the private one. Nothing is added to
-the machine's own network and its firewall is never touched. Needs root.
+interfaces and addresses, a root filesystem of its own (an overlay of this
+machine's, where whatever the host installs or changes stays), its login
+user with sudo, a real OpenSSH sshd with a fresh host key and no firewall
+rules; a "controller" namespace on the public network (the operator's
+laptop) and a "stranger" on the private one. Nothing is added to the
+machine's own network, its firewall is never touched and its files never
+change. Needs root.
 
 The lab's name comes from the inventory's file name, or from --name; two labs
 of different names can be up at once.`,
 		Example: `  fwpush lab up site.toml
   fwpush lab exec site.toml -- fwpush run site.toml
   fwpush lab probe site.toml stranger 198.18.0.31 3306
+  fwpush lab reboot site.toml mysql-1
   fwpush lab down site.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -70,43 +73,7 @@ of different names can be up at once.`,
 	}
 
 	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "up INVENTORY",
-			Short: "Build the lab (rebuild it if it is up)",
-			Long: `up builds the lab for an inventory, taking down first a lab of the same name
-that is up. Missing prerequisites (openssh-server, iptables, iproute2) are
-installed with apt-get. It prints the lab's client key, known_hosts and
-ssh_config.`,
-			Example: `  fwpush lab up site.toml
-  fwpush lab up --name staging site.toml`,
-			Args: inventoryArg,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				n, err := labName(args[0])
-				if err != nil {
-					return err
-				}
-				inv, err := inventory.Load(args[0])
-				if err != nil {
-					return err
-				}
-				l, err := lab.New(inv, n)
-				if err != nil {
-					return &exitError{code: exitInvalid, err: err}
-				}
-				if err := lab.CheckRoot(); err != nil {
-					return err
-				}
-				if err := lab.Prerequisites(cmd.Context(), cmd.ErrOrStderr()); err != nil {
-					return err
-				}
-				start := time.Now()
-				if err := l.Up(cmd.Context()); err != nil {
-					return err
-				}
-				printUp(cmd.OutOrStdout(), l, args[0], name, time.Since(start))
-				return nil
-			},
-		},
+		newLabUpCmd(labName, &name),
 		&cobra.Command{
 			Use:   "down INVENTORY",
 			Short: "Remove the lab and everything it left behind",
@@ -178,9 +145,9 @@ inventory unchanged. The command's exit status is exec's.`,
 		&cobra.Command{
 			Use:   "shell INVENTORY HOST -- COMMAND [ARGS...]",
 			Short: "Run a command inside one host, as its sshd sees it",
-			Long: `shell runs a command inside a host's network and mount namespaces: its
-interfaces, its firewall, its own /etc/iptables, /var/lib/fwpush, /root, /tmp
-and /run. The command's exit status is shell's.`,
+			Long: `shell runs a command inside a host, as root, as its sshd sees it: its
+interfaces, its firewall, its own root filesystem (what the command installs
+or writes stays on that host). The command's exit status is shell's.`,
 			Example: `  fwpush lab shell site.toml mysql-1 -- iptables-save
   fwpush lab shell site.toml mysql-1 -- cat /etc/iptables/rules.v4`,
 			Args: commandArgs(2, "INVENTORY HOST"),
@@ -196,6 +163,7 @@ and /run. The command's exit status is shell's.`,
 				return runPassthrough(cmd, c)
 			},
 		},
+		newLabRebootCmd(open),
 		&cobra.Command{
 			Use:   "probe INVENTORY FROM ADDRESS PORT",
 			Short: "Tell whether a TCP port is reachable from a host, the controller or the stranger",

@@ -23,6 +23,9 @@ func main() {
 // runWithSignals runs the CLI on the process's own I/O, interrupted by
 // signals as main says.
 func runWithSignals(args []string) int {
+	if stopProfiles := startProfiles(); stopProfiles != nil {
+		defer stopProfiles()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	go func() {

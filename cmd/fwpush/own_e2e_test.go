@@ -77,8 +77,8 @@ func chainRules(table, chain string) []string {
 //   - mysql-2 has a backdoor chain: --dry-run exits 2 naming it, run
 //     refuses, run --force-own removes it;
 //   - wordpress-2 has rules in the legacy backend too: refused, saying so;
-//   - haproxy-www has ufw and the nftables service enabled (in files of its
-//     own mount namespace): refused, saying how to disable them;
+//   - haproxy-www has ufw and the nftables service enabled: refused, saying
+//     how to disable them;
 //   - the tunnel is applied all along.
 func TestOwnershipInLab(t *testing.T) {
 	src, err := os.ReadFile("../../examples/site.toml")
@@ -106,9 +106,8 @@ func TestOwnershipInLab(t *testing.T) {
 		other = "iptables-nft"
 	}
 	labtest.Shell(t, l, "wordpress-2", other, "-A", "INPUT", "-s", "198.51.100.9/32", "-j", "DROP")
-	// ufw and the nftables service enabled, in tmpfs mounted over the
-	// directories inside haproxy-www's own mount namespace: the machine's
-	// /etc never changes.
+	// ufw and the nftables service enabled, in haproxy-www's own root
+	// filesystem.
 	managers := fakeManagers(t, l, "haproxy-www")
 
 	before := snapshot(t, l)
@@ -219,35 +218,22 @@ func TestOwnershipInLab(t *testing.T) {
 }
 
 // fakeManagers enables ufw and the nftables service on a lab host the way
-// their packages do, in tmpfs mounted over /etc/ufw and /etc/systemd/system
-// inside the host's own mount namespace (private: nothing reaches the
-// machine's /etc). It returns what a refused run must say; a directory the
-// machine does not have is left out.
+// their packages and systemctl enable do: ENABLED=yes in ufw.conf, and a
+// unit with its symlink in a .wants directory. The files go to the host's
+// own root filesystem; the machine's /etc never changes. It returns what a
+// refused run must say.
 func fakeManagers(t *testing.T, l *lab.Lab, host string) []string {
 	t.Helper()
-	var want []string
-	if isDir("/etc/ufw") {
-		labtest.Shell(t, l, host, "sh", "-ec", "mount -t tmpfs -o size=1m fwp-ufw /etc/ufw; echo ENABLED=yes > /etc/ufw/ufw.conf")
-		want = append(want, "host "+host+": other firewall: ufw is ENABLED=yes in /etc/ufw/ufw.conf: it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`")
-	}
-	if isDir("/etc/systemd/system") {
-		labtest.Shell(t, l, host, "sh", "-ec", `mount -t tmpfs -o size=1m fwp-systemd /etc/systemd/system
-cd /etc/systemd/system; : > nftables.service; mkdir sysinit.target.wants; ln -s ../nftables.service sysinit.target.wants/nftables.service`)
-		want = append(want, "nftables is enabled (/etc/systemd/system/sysinit.target.wants/nftables.service): at boot it loads /etc/nftables.conf")
-	}
-	if len(want) == 0 {
-		t.Logf("no /etc/ufw nor /etc/systemd/system on this machine to mount over: other managers are left to the unit tests")
-		return nil
-	}
+	labtest.Shell(t, l, host, "sh", "-ec", `mkdir -p /etc/ufw /etc/systemd/system/sysinit.target.wants
+echo ENABLED=yes > /etc/ufw/ufw.conf
+cd /etc/systemd/system; : > nftables.service; ln -s ../nftables.service sysinit.target.wants/nftables.service`)
 	for _, f := range []string{"/etc/ufw/ufw.conf", "/etc/systemd/system/nftables.service"} {
 		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("%s exists on the machine: the mount reached beyond %s's namespace (%v)", f, host, err)
+			t.Fatalf("%s exists on the machine: %s's files reached beyond its own root filesystem (%v)", f, host, err)
 		}
 	}
-	return want
-}
-
-func isDir(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.IsDir()
+	return []string{
+		"host " + host + ": other firewall: ufw is ENABLED=yes in /etc/ufw/ufw.conf: it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`",
+		"nftables is enabled (/etc/systemd/system/sysinit.target.wants/nftables.service): at boot it loads /etc/nftables.conf",
+	}
 }

@@ -182,7 +182,7 @@ func TestReliabilitySignals(t *testing.T) {
 				t.Fatalf("fwpush run: %v, want exit 130\n%s%s", err, out, errb)
 			}
 			t.Logf("report:\n%s%s", out, errb)
-			var rep jsonReport
+			var rep runReport
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 				t.Fatalf("the report is not one JSON document: %v", err)
 			}
@@ -203,8 +203,8 @@ func TestReliabilitySignals(t *testing.T) {
 					t.Errorf("%s: %s (%s), want applied or skipped", h.Host, h.Status, h.Error)
 				}
 			}
-			if counts["applied"] == 0 || counts["skipped"] == 0 || rep.Exit != exitInterrupted {
-				t.Errorf("counts %v, exit_code %d: want hosts applied and skipped, and 130", counts, rep.Exit)
+			if counts["applied"] == 0 || counts["skipped"] == 0 || rep.ExitCode != exitInterrupted {
+				t.Errorf("counts %v, exit_code %d: want hosts applied and skipped, and 130", counts, rep.ExitCode)
 			}
 			// Nothing was left half-way: every guard is settled.
 			for _, h := range siteHosts {
@@ -392,11 +392,12 @@ func TestReliabilityFaults(t *testing.T) {
 		if code != exitFailed || !strings.Contains(out, "error: host mysql-1: persist rules.v4") || !strings.Contains(out, "Read-only file system") {
 			t.Errorf("run: exit %d, want mysql-1 failed at persisting, saying why", code)
 		}
-		var rep jsonReport
+		var rep runReport
 		_, js, _ := cli(t, l, "run", "--no-verify", "--dry-run", "--json", site)
+		validateJSON(t, "run", []byte(js))
 		_ = json.Unmarshal([]byte(js), &rep)
 		for _, h := range rep.Hosts {
-			if h.Host == "mysql-1" && (h.Persisted || h.Added+h.Removed != 0) {
+			if h.Host == "mysql-1" && (*h.Persisted || *h.Added+*h.Removed != 0) {
 				t.Errorf("mysql-1 after the run: %+v; want its live rules the policy, not persisted", h)
 			}
 		}

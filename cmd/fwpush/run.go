@@ -3,19 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/jedib0t/go-pretty/v6/table"
-	"github.com/jedib0t/go-pretty/v6/text"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/runner"
@@ -24,16 +18,19 @@ import (
 
 // connFlags are how a command reaches the fleet; a flag wins over the
 // FWPUSH_* variable (which `fwpush lab exec` sets), the variable over the
-// inventory.
+// inventory, and the inventory over OpenSSH's client configuration
+// (~/.ssh/config, or -F FILE), which fills what it leaves out.
 type connFlags struct {
 	identity, knownHosts string
+	sshConfig            string
 	acceptNew            bool
 	verbose              int // -v info, -vv debug
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity)")
-	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts)")
+	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity, then ssh_config's IdentityFile)")
+	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts, then ssh_config's UserKnownHostsFile)")
+	cmd.Flags().StringVarP(&c.sshConfig, "ssh-config", "F", "", "OpenSSH client config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config")
 	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
 	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 }
@@ -47,22 +44,59 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) transport.Options {
-	logger := newLogger(c.verbose, stderr)
-	return transport.Options{
-		User:       inv.SSH.User,
-		Identity:   firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), inv.SSH.Identity),
-		KnownHosts: firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), inv.SSH.KnownHosts),
-		AcceptNew:  c.acceptNew,
-		Timeout:    inv.SSH.Timeout,
-		Logger:     logger,
+// given is v if the inventory wrote it, else "".
+func given(v string, written bool) string {
+	if written {
+		return v
 	}
+	return ""
+}
+
+// options are the transport's options for inv. ssh_config says what the
+// inventory, the flags and the variables leave out: each host's user, port
+// and identity files (see runner.Open), and the known_hosts files the
+// tunnel's entry names (UserKnownHostsFile, the first of which records
+// new keys, and GlobalKnownHostsFile, /etc/ssh/ssh_known_hosts by
+// default), hashed as HashKnownHosts says.
+func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transport.Options, error) {
+	logger := newLogger(c.verbose, stderr)
+	files := transport.DefaultSSHConfigFiles()
+	if c.sshConfig != "" {
+		if _, err := os.Stat(c.sshConfig); err != nil {
+			return transport.Options{}, &usageError{fmt.Errorf("--ssh-config: %w", err)}
+		}
+		files = []string{c.sshConfig}
+	}
+	cfg, err := transport.LoadSSHConfig(files...)
+	if err != nil {
+		return transport.Options{}, &exitError{code: exitFailed, err: err}
+	}
+	logger.Debug("ssh_config", "files", cfg.Paths)
+	tunnel := inv.Tunnel()
+	tc := cfg.Lookup(tunnel.Name, tunnel.PublicIP.String())
+	known := firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
+	var more []string
+	if known == "" && len(tc.UserKnownHosts) > 0 {
+		known, more = tc.UserKnownHosts[0], tc.UserKnownHosts[1:]
+	}
+	return transport.Options{
+		User:           inv.SSH.User,
+		Identity:       firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
+		KnownHosts:     cmp.Or(known, inventory.DefaultKnownHosts),
+		MoreKnownHosts: append(more, tc.GlobalKnownHosts...),
+		HashKnownHosts: tc.HashKnownHosts,
+		SSHConfig:      cfg,
+		AcceptNew:      c.acceptNew,
+		Timeout:        inv.SSH.Timeout,
+		Logger:         logger,
+	}, nil
 }
 
 type runFlags struct {
 	conn          connFlags
+	ssh           sshOverrides
 	dryRun, check bool // check: the deprecated spelling of --dry-run --no-diff
-	noDiff        bool
+	diff, noDiff  bool
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
@@ -90,17 +124,25 @@ or where ufw, firewalld or the nftables service would replace the policy,
 or where the other iptables backend holds rules; --force-own removes the
 unknown chains and applies beside those managers.
 
+On a terminal the hosts in flight are shown with their step and time below
+the finished ones. What the inventory leaves out of how to reach a host
+(user, port, identity, known_hosts) comes from ~/.ssh/config (or -F FILE).
+--parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
+FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
+
 SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
 settle (confirmed, or rolled back by their guard); a second signal stops at
 once. See RELIABILITY.md.
 
-Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
-2 changes pending (--dry-run); 3 invalid input (nothing contacted);
-130 interrupted.`,
+Exit status: 0 all good; 1 a host failed, was unreachable, rolled back or
+not tried, or the check after the run found a mismatch; 2 changes pending
+(--dry-run); 3 invalid input (nothing contacted); 130 interrupted.`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
-  fwpush run --quiet site.toml             # from cron: silent unless something changed or failed
+  fwpush run --diff site.toml              # apply, and show each changed host's diff
+  fwpush run --quiet site.toml             # from cron: silent unless something changed (with its diff) or failed
+  fwpush run --parallel 5 --rollback-after 2m site.toml
   fwpush run --force-own --limit mysql-2 site.toml  # remove the chains no preserve pattern keeps
   fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
 		Args: inventoryArg,
@@ -109,20 +151,23 @@ Exit status: 0 all good; 1 a host failed, was unreachable or rolled back;
 				fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: run --check is deprecated: use run --dry-run --no-diff (fwpush check probes the network)")
 				f.dryRun, f.noDiff = true, true
 			}
+			f.ssh.seen(cmd)
 			return runPush(cmd.Context(), args[0], f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show a diff of live against desired rules per host; change nothing")
 	cmd.Flags().BoolVarP(&f.askBecomePass, "ask-become-pass", "K", false, "ask once for the password sudo wants on the hosts (or set $FWPUSH_BECOME_PASS)")
-	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body: with --dry-run, only which hosts would change")
+	cmd.Flags().BoolVar(&f.diff, "diff", false, "print the unified diff of every host whose rules change (--dry-run and --quiet do too)")
+	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body, in the text and in --json: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
 	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
+	f.ssh.register(cmd)
 	return cmd
 }
 
@@ -132,6 +177,9 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		return err
 	}
 	inv := plan.Inventory
+	if err := f.ssh.apply(inv); err != nil {
+		return err
+	}
 	hosts, err := selectHosts(inv, f.limit)
 	if err != nil {
 		return err
@@ -148,21 +196,16 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 
 	// One fleet for the whole command: the run and the check after it
 	// share the tunnel connection.
-	opts := f.conn.options(inv, stderr)
-	var fleet runner.Fleet
+	opts, err := f.conn.options(inv, stderr)
+	if err != nil {
+		return err
+	}
 	pass, err := becomePass(f.askBecomePass)
 	if err != nil {
 		return err
 	}
-	if ssh, err := runner.Open(ctx, inv, opts, pass); err != nil {
-		fleet = runner.Unreached(inv, err)
-		if !slices.ContainsFunc(hosts, func(h *inventory.Host) bool { return h.Name == inv.SSH.Tunnel }) {
-			fmt.Fprintf(stderr, "fwpush: tunnel %s: %v\n", inv.SSH.Tunnel, err)
-		}
-	} else {
-		defer ssh.Close()
-		fleet = ssh
-	}
+	fleet, closeFleet, local := openFleet(ctx, inv, opts, pass, stderr)
+	defer closeFleet()
 
 	out := newReporter(stdout, f)
 	start := time.Now()
@@ -170,179 +213,48 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		DryRun:   f.dryRun,
 		ForceOwn: f.forceOwn,
 		Logger:   opts.Logger,
+		OnStart:  out.start,
+		OnStep:   out.step,
 		OnDone:   out.done,
 	})
-	err = out.finish(results, time.Since(start))
-	if ctx.Err() != nil {
-		// Interrupted: the report says what each host has; nothing more
-		// is probed.
-		return exitWith(exitInterrupted)
-	}
-	if f.dryRun || f.noVerify {
-		return err
-	}
-	return cmp.Or(err, verifyAfterRun(ctx, inv, results, fleet, opts.Logger, f.quiet, f.asJSON, stdout, stderr))
-}
-
-// reporter prints progress and the summary: a table on a terminal, plain
-// lines otherwise, one JSON document with --json, nothing with --quiet
-// when nothing happened.
-type reporter struct {
-	w     io.Writer
-	f     runFlags
-	tty   bool
-	mu    sync.Mutex
-	count int
-}
-
-func newReporter(w io.Writer, f runFlags) *reporter {
-	tty := false
-	if file, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(file.Fd()))
-	}
-	return &reporter{w: w, f: f, tty: tty}
-}
-
-func (r *reporter) live() bool { return !r.f.quiet && !r.f.asJSON }
-
-// done prints one line as a host finishes (live progress).
-func (r *reporter) done(res runner.HostResult) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.count++
-	if !r.live() {
-		return
-	}
-	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
-	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
-		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
-	}
-	if len(res.Unknown) > 0 && res.Status == runner.Pending {
-		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
-	}
-	fmt.Fprintln(r.w, line)
-}
-
-func (r *reporter) status(s runner.Status) string {
-	if !r.tty {
-		return string(s)
-	}
-	switch s {
-	case runner.Unchanged:
-		return text.FgGreen.Sprint(s)
-	case runner.Applied, runner.DriftRepaired, runner.Pending:
-		return text.FgYellow.Sprint(s)
-	}
-	return text.FgRed.Sprint(s)
-}
-
-// jsonReport is the --json document.
-type jsonReport struct {
-	Hosts   []jsonHost     `json:"hosts"`
-	Counts  map[string]int `json:"counts"`
-	Seconds float64        `json:"seconds"`
-	Exit    int            `json:"exit_code"`
-}
-
-type jsonHost struct {
-	Host      string   `json:"host"`
-	Role      string   `json:"role"`
-	Status    string   `json:"status"`
-	Stage     string   `json:"stage,omitempty"`
-	Backend   string   `json:"backend,omitempty"`
-	Added     int      `json:"added"`
-	Removed   int      `json:"removed"`
-	Persisted bool     `json:"persisted"`
-	Unknown   []string `json:"unknown_chains,omitempty"`
-	Diff      string   `json:"diff,omitempty"`
-	Error     string   `json:"error,omitempty"`
-	Seconds   float64  `json:"seconds"`
-}
-
-func exitFor(results []runner.HostResult) int {
-	if slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status == runner.Skipped }) {
-		return exitInterrupted
-	}
-	code := exitOK
-	for _, r := range results {
-		if !r.Status.OK() {
-			return exitFailed
-		}
-		if r.Status == runner.Pending {
-			code = exitChanges
-		}
-	}
-	return code
-}
-
-func (r *reporter) finish(results []runner.HostResult, took time.Duration) error {
+	took := time.Since(start)
+	out.finish(results, took)
 	code := exitFor(results)
-	if r.f.asJSON {
-		rep := jsonReport{Counts: map[string]int{}, Seconds: took.Seconds(), Exit: code}
-		for _, res := range results {
-			h := jsonHost{Host: res.Host, Role: res.Role, Status: string(res.Status), Stage: res.Stage, Backend: res.Backend,
-				Added: res.Added, Removed: res.Removed, Persisted: res.Persisted, Unknown: res.Unknown, Seconds: res.Duration.Seconds()}
-			if r.f.dryRun && !r.f.noDiff {
-				h.Diff = res.Diff
-			}
-			if res.Err != nil {
-				h.Error = res.Err.Error()
-			}
-			rep.Hosts = append(rep.Hosts, h)
-			rep.Counts[string(res.Status)]++
+	var check *checkReport
+	// Interrupted: the report says what each host has; nothing more is
+	// probed.
+	if ctx.Err() == nil && !f.dryRun && !f.noVerify {
+		check = verifyAfterRun(ctx, inv, results, fleet, opts.Logger, stdout, f)
+		if code == exitOK && check != nil {
+			code = check.exit()
 		}
-		enc := json.NewEncoder(r.w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	}
+	if ctx.Err() != nil {
+		code = exitInterrupted
+	}
+	if f.asJSON {
+		if err := out.writeJSON(inv.Path, results, took, local, check, code); err != nil {
 			return err
-		}
-		return exitWith(code)
-	}
-	quiet := r.f.quiet && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
-	if quiet {
-		return exitWith(code)
-	}
-	if r.f.dryRun && !r.f.noDiff {
-		for _, res := range results {
-			if res.Diff != "" {
-				fmt.Fprintf(r.w, "\n--- %s (%s): would change\n%s", res.Host, res.Role, res.Diff)
-			}
-		}
-	}
-	fmt.Fprintln(r.w)
-	t := table.NewWriter()
-	t.SetOutputMirror(r.w)
-	t.AppendHeader(table.Row{"host", "role", "result", "added", "removed", "persisted", "time"})
-	counts := map[runner.Status]int{}
-	for _, res := range results {
-		counts[res.Status]++
-		persisted := "no"
-		if res.Persisted {
-			persisted = "yes"
-		}
-		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persisted, res.Duration.Round(time.Millisecond)})
-	}
-	if r.tty {
-		t.SetStyle(table.StyleLight)
-	} else {
-		t.SetStyle(table.StyleDefault)
-		t.Style().Options = table.OptionsNoBordersAndSeparators
-	}
-	t.Render()
-	var parts []string
-	for _, s := range []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired, runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.Skipped} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
-		}
-	}
-	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
-	for _, res := range results {
-		if res.Err != nil {
-			fmt.Fprintf(r.w, "error: %v\n", res.Err)
 		}
 	}
 	return exitWith(code)
 }
+
+// openFleet opens the fleet of a command. When fwpush's own side fails
+// (no usable key, known_hosts unreadable, the tunnel down or its key
+// rejected), it says so in one line on stderr, before any host is
+// reported, and returns a fleet that tries no host, and the problem.
+func openFleet(ctx context.Context, inv *inventory.Inventory, opts transport.Options, becomePass string, stderr io.Writer) (fleet runner.Fleet, closeFleet func(), local error) {
+	ssh, err := runner.Open(ctx, inv, opts, becomePass)
+	if err != nil {
+		fmt.Fprintf(stderr, "fwpush: no host tried: %s\n", oneLine(err.Error()))
+		return runner.Unreached(err), func() {}, err
+	}
+	return ssh, func() { _ = ssh.Close() }, nil
+}
+
+// oneLine keeps a message on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func exitWith(code int) error {
 	if code == exitOK {

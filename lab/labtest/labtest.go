@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,22 +37,32 @@ func Name() string {
 }
 
 // Start brings up a lab for the inventory at path and takes it down when
-// the test and its subtests end, whether they pass or not.
-func Start(t testing.TB, path string) *lab.Lab {
+// the test and its subtests end, whether they pass or not. Options, if
+// given, shape its hosts (root login, sudo, packages, files: see
+// lab.Options); without, the hosts are as lab up makes them.
+func Start(t testing.TB, path string, opts ...lab.Options) *lab.Lab {
 	t.Helper()
 	Require(t)
 	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
-	return StartInventory(t, inv)
+	return StartInventory(t, inv, opts...)
 }
 
 // StartInventory is Start for an inventory already loaded.
-func StartInventory(t testing.TB, inv *inventory.Inventory) *lab.Lab {
+func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options) *lab.Lab {
 	t.Helper()
 	Require(t)
-	l, err := lab.New(inv, Name())
+	var o lab.Options
+	switch len(opts) {
+	case 0:
+	case 1:
+		o = opts[0]
+	default:
+		t.Fatalf("labtest: %d sets of options, want at most one", len(opts))
+	}
+	l, err := lab.New(inv, Name(), o)
 	if err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
@@ -95,6 +104,20 @@ func Shell(t testing.TB, l *lab.Lab, host, name string, arg ...string) string {
 	return string(out)
 }
 
+// Reboot reboots a host of the lab (see lab.Lab.Reboot), failing the test
+// if it fails, and returns what the boot ran.
+func Reboot(t testing.TB, l *lab.Lab, host string) string {
+	t.Helper()
+	if err := l.Reboot(t.Context(), host); err != nil {
+		t.Fatalf("labtest: %v", err)
+	}
+	log, err := l.BootLog(host)
+	if err != nil {
+		t.Fatalf("labtest: %v", err)
+	}
+	return log
+}
+
 // Probe tells whether addr:port is reachable from node from (a host,
 // lab.Controller or lab.Stranger), failing the test on an error.
 func Probe(t testing.TB, l *lab.Lab, from, addr string, port int) lab.Reachability {
@@ -122,48 +145,5 @@ func Fleet(t testing.TB, n int) string {
 }
 
 // FleetTOML returns an inventory of n hosts (n >= 2) shaped like the
-// tutorial's: a tunnel and a load balancer with public addresses, then app
-// and db servers on the private network only, 200 to a /24
-// (198.18.0.0/24, 198.18.1.0/24, ...).
-func FleetTOML(n int) []byte {
-	var b strings.Builder
-	b.WriteString(`[ssh]
-tunnel = "tunnel-1"
-
-[hosts.tunnel-1]
-role       = "tunnel"
-public_ip  = "203.0.113.10"
-private_ip = "198.18.0.10"
-
-[hosts.lb-1]
-role       = "lb"
-public_ip  = "203.0.113.11"
-private_ip = "198.18.0.11"
-public_ip6 = "2001:db8::11"
-`)
-	for i := range n - 2 {
-		role := "app"
-		if i%3 == 2 {
-			role = "db"
-		}
-		fmt.Fprintf(&b, "\n[hosts.%s-%d]\nrole       = %q\nprivate_ip = \"198.18.%d.%d\"\n", role, i+1, role, i/200, 20+i%200)
-	}
-	b.WriteString(`
-[roles.tunnel]
-template   = "tunnel"
-public_tcp = [22]
-
-[roles.lb]
-template   = "public"
-public_tcp = [80, 443]
-
-[roles.app]
-template = "private"
-allow    = [ { from = "lb", tcp = [80] }, { from = "app" } ]
-
-[roles.db]
-template = "private"
-allow    = [ { from = "app", tcp = [3306] } ]
-`)
-	return []byte(b.String())
-}
+// tutorial's; see lab.FleetTOML.
+func FleetTOML(n int) []byte { return lab.FleetTOML(n) }

@@ -146,7 +146,7 @@ func TestProbeScript(t *testing.T) {
 // Addresses and ports that are not numbers never reach a shell as code.
 func TestProbeScriptRefusesBadLines(t *testing.T) {
 	s := newShellSession(t, "sh")
-	in := "2000000 4 200000 10\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
+	in := "2000000 4 200000 10 0\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
 	res, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte("10\n"+in))
 	if err != nil {
 		t.Fatalf("%v: %s", err, res.Stderr)
@@ -161,7 +161,7 @@ func TestProbeScriptRefusesBadLines(t *testing.T) {
 
 func TestProbeScriptRefusesBadHeader(t *testing.T) {
 	s := newShellSession(t, "sh")
-	for _, header := range []string{"", "2000000;id 4 1 1", "2000000 0 1 1", "2000000 x 1 1", "2000000 4 1"} {
+	for _, header := range []string{"", "2000000;id 4 1 1 0", "2000000 0 1 1 0", "2000000 x 1 1 0", "2000000 4 1 1", "2000000 4 1 1 x"} {
 		_, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
 		var re *transport.RemoteError
 		if !errors.As(err, &re) || re.ExitStatus != 2 {
@@ -182,9 +182,15 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 		{"calibrated", []Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2), Calibrate: true}, {Addr: lo(9)}}, 0},
 		{"nothing answered", []Probe{{Addr: lo(9), Calibrate: true}, {Addr: lo(9)}}, 700 * time.Millisecond},
 		{"no calibration", []Probe{{Addr: lo(9)}}, 700 * time.Millisecond},
+		// Nothing to calibrate on, but a round trip of 30ms to the host.
+		{"no calibration, a measured round trip", []Probe{{Addr: lo(9)}}, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHost(isolated(t))
+			var s Session = isolated(t)
+			if strings.Contains(tc.name, "round trip") {
+				s = pinging{s, 30 * time.Millisecond}
+			}
+			h := newHost(s)
 			got, timeout, err := h.Probe(t.Context(), tc.probes, ProbeOptions{Timeout: 700 * time.Millisecond, Floor: 250 * time.Millisecond, Factor: 10, Batch: 8})
 			if err != nil {
 				t.Fatal(err)
@@ -265,7 +271,7 @@ func TestProbeUnanswered(t *testing.T) {
 	if got[0].Result != "connected" || got[1].Err == nil || got[1].Err.Error() != "the host gave no answer for it" || timeout != 300*time.Millisecond {
 		t.Errorf("got %+v, timeout %s", got, timeout)
 	}
-	if want := "9\n1000000 64 300000 10\n0 127.0.0.1 1 1\n1 127.0.0.1 2 2\n"; r.calls[0].stdin != want {
+	if want := "9\n1000000 64 300000 10 0\n0 127.0.0.1 1 1\n1 127.0.0.1 2 2\n"; r.calls[0].stdin != want {
 		t.Errorf("stdin %q, want %q", r.calls[0].stdin, want)
 	}
 }
@@ -326,5 +332,32 @@ func TestSudoPasswordSkippedWhenUnwanted(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(res.Stdout)); got != "got the data as 0" {
 		t.Errorf("the script read %q", got)
+	}
+}
+
+// pinging is a Session whose round trip to its host takes rtt.
+type pinging struct {
+	Session
+	rtt time.Duration
+}
+
+func (p pinging) Ping(context.Context) (time.Duration, error) { return p.rtt, nil }
+
+// The round trip is measured only when no probe calibrates.
+func TestProbeHint(t *testing.T) {
+	for _, tc := range []struct {
+		probes []Probe
+		want   string
+	}{
+		{[]Probe{{Addr: lo(1)}}, "1000000 64 300000 10 40000"},
+		{[]Probe{{Addr: lo(1), Calibrate: true}, {Addr: lo(2)}}, "1000000 64 300000 10 0"},
+	} {
+		r := &recorder{answer: stdout("")}
+		if _, _, err := newHost(pinging{r, 40 * time.Millisecond}).Probe(t.Context(), tc.probes, ProbeOptions{Timeout: time.Second, Floor: 300 * time.Millisecond, Factor: 10, Batch: 64}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Split(r.calls[0].stdin, "\n")[1]; got != tc.want {
+			t.Errorf("%d probes: header %q, want %q", len(tc.probes), got, tc.want)
+		}
 	}
 }

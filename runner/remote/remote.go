@@ -25,7 +25,10 @@ type Session interface {
 	Close() error
 }
 
-var _ Session = transport.Session(nil)
+var (
+	_ Session = transport.Session(nil)
+	_ Pinger  = transport.Session(nil)
+)
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
@@ -210,16 +213,18 @@ exec `
 // the script, by what sudo says, and words it for the operator.
 func (h *Host) sudoFailed(re *transport.RemoteError) (string, bool) {
 	stderr := string(re.Stderr)
-	who := fmt.Sprintf("user %s on host %s", cmpOr(h.o.User, "?"), cmpOr(h.o.Name, re.Host))
+	// Messages never hold "host NAME: ": the host's error names it once.
+	user, host := cmpOr(h.o.User, "?"), cmpOr(h.o.Name, re.Host)
 	switch {
 	case re.ExitStatus == 127 && strings.Contains(stderr, "sudo"):
-		return fmt.Sprintf("sudo is not installed: %s logs in as a user other than root and must become root with sudo (install sudo, or log in as root)", who), true
+		return fmt.Sprintf("sudo is not installed on host %s, where user %s logs in and must become root with it: install sudo, or log in as root", host, user), true
 	case strings.Contains(stderr, "a password is required"), strings.Contains(stderr, "a terminal is required"):
-		return fmt.Sprintf("sudo wants a password for %s: give it with --ask-become-pass or $FWPUSH_BECOME_PASS, or let the user run sudo without one (a NOPASSWD rule: see the README)", who), true
+		// sudo -n says this too to a user it would refuse anyway.
+		return fmt.Sprintf("sudo on host %s wants a password for user %s, or the user may not use sudo there: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS, or let the user run sudo without one (a NOPASSWD rule: see the README)", host, user), true
 	case strings.Contains(stderr, "incorrect password"), strings.Contains(stderr, "Sorry, try again"):
-		return fmt.Sprintf("sudo refused the password of %s", who), true
+		return fmt.Sprintf("sudo on host %s refused the password of user %s", host, user), true
 	case strings.Contains(stderr, "not in the sudoers file"), strings.Contains(stderr, "may not run sudo"), strings.Contains(stderr, "is not allowed to execute"):
-		return fmt.Sprintf("%s may not become root with sudo: %s (give the user sudo rights, or set become = \"none\" if it is root already)", who, strings.TrimSpace(stderr)), true
+		return fmt.Sprintf("user %s may not become root with sudo on host %s (%s): give the user sudo rights, or set become = \"none\" if it is root already", user, host, strings.TrimSpace(stderr)), true
 	}
 	return "", false
 }

@@ -452,12 +452,12 @@ func TestSudoFailures(t *testing.T) {
 		code   int
 		want   string
 	}{
-		{"sudo: a password is required\n", 1, "sudo wants a password for user deploy on host mysql-1: give it with --ask-become-pass or $FWPUSH_BECOME_PASS"},
-		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, "sudo wants a password for user deploy on host mysql-1"},
-		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, "sudo refused the password of user deploy on host mysql-1"},
-		{"deploy is not in the sudoers file.\n", 1, "user deploy on host mysql-1 may not become root with sudo: deploy is not in the sudoers file."},
-		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "user deploy on host mysql-1 may not become root with sudo"},
-		{"sh: 1: exec: sudo: not found\n", 127, "sudo is not installed: user deploy on host mysql-1"},
+		{"sudo: a password is required\n", 1, "sudo on host mysql-1 wants a password for user deploy, or the user may not use sudo there: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS"},
+		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, "sudo on host mysql-1 wants a password for user deploy"},
+		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, "sudo on host mysql-1 refused the password of user deploy"},
+		{"deploy is not in the sudoers file.\n", 1, "user deploy may not become root with sudo on host mysql-1 (deploy is not in the sudoers file.)"},
+		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "user deploy may not become root with sudo on host mysql-1"},
+		{"sh: 1: exec: sudo: not found\n", 127, "sudo is not installed on host mysql-1, where user deploy logs in"},
 	} {
 		r := &recorder{answer: exit("", tc.code, tc.stderr)}
 		err := New(r, Options{Timeout: 5 * time.Second, Become: true, User: "deploy", Name: "mysql-1"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})

@@ -314,15 +314,17 @@ cat "$R/outcome" 2>/dev/null || echo gone
 // scriptProbe connects, on the host it runs on, to every "ID ADDR PORT
 // PHASE" line of its stdin and prints one "ID RESULT MICROSECONDS" line per
 // probe: connected, refused, timeout, or "error exit N: what bash said".
-// Its first stdin line is "TIMEOUT BATCH FLOOR FACTOR" (microseconds,
-// probes at once, microseconds, a multiple).
+// Its first stdin line is "TIMEOUT BATCH FLOOR FACTOR HINT" (microseconds,
+// probes at once, microseconds, a multiple, microseconds).
 //
 // Probes of phase 1 (the ones expected to be reachable) go first, each
 // allowed TIMEOUT. Their answers measure this host's round-trip time, as
 // nmap does: phase 2 (the ones expected to be filtered, which can only end
 // by timing out) then waits FACTOR × the slowest answer, at least FLOOR and
-// at most TIMEOUT. A host with no answer in phase 1 gives phase 2 the whole
-// TIMEOUT, so a slow link is never cut short. The timeout used is printed
+// at most TIMEOUT. A host with nothing to make in phase 1 uses HINT, a
+// round trip fwpush measured to it, instead (0: none); one whose phase 1
+// got no answer gives phase 2 the whole TIMEOUT, so a slow link is never
+// cut short. The timeout used is printed
 // as "timeout MICROSECONDS".
 //
 // It needs nothing a minimal Debian server lacks: bash's /dev/tcp and
@@ -333,8 +335,8 @@ command -v bash >/dev/null 2>&1 || { echo "bash is not installed: fwpush probes 
 command -v timeout >/dev/null 2>&1 || { echo "timeout (coreutils) is not installed" >&2; exit 3; }
 LC_ALL=C exec bash -c '
 set -f
-read -r T B F K || exit 2
-for v in "$T" "$B" "$F" "$K"; do case $v in ""|*[!0-9]*) echo "bad header: $T $B $F $K" >&2; exit 2 ;; esac; done
+read -r T B F K H || exit 2
+for v in "$T" "$B" "$F" "$K" "$H"; do case $v in ""|*[!0-9]*) echo "bad header: $T $B $F $K $H" >&2; exit 2 ;; esac; done
 [ "$B" -gt 0 ] || { echo "bad batch size: $B" >&2; exit 2; }
 probe() { # probe ID ADDR PORT MICROSECONDS
   out=$(timeout "$(printf "%d.%06d" $(($4 / 1000000)) $(($4 % 1000000)))" bash -c "s=\$EPOCHREALTIME; : 3<>\"/dev/tcp/\$0/\$1\"; rc=\$?; e=\$EPOCHREALTIME; echo \"@\$rc \$(( \${e/./} - \${s/./} ))\"; exit \$rc" "$2" "$3" 2>&1)
@@ -372,6 +374,7 @@ while read -r id result us; do
   echo "$id $result $us"
   case $result in connected|refused) [ "$us" -le "$slowest" ] || slowest=$us ;; esac
 done <<< "$(phase 1 "$T")"
+[ "$slowest" -gt 0 ] || slowest=$H
 t2=$T
 if [ "$slowest" -gt 0 ]; then
   t2=$((slowest * K)); [ "$t2" -ge "$F" ] || t2=$F; [ "$t2" -le "$T" ] || t2=$T

@@ -85,61 +85,85 @@ func knownList(known []string) string {
 	return "known_hosts holds " + strings.Join(known, "; ")
 }
 
-// knownHosts verifies host keys against one known_hosts file and, with
-// acceptNew, records keys of hosts it has never seen. It is shared by every
-// connection of a JumpDialer, so appends are serialised and the parsed
-// database is swapped under a lock: a key recorded by one connection is
-// seen by the next.
+// knownHosts verifies host keys against known_hosts files (the user's,
+// then the system's) and, with acceptNew, records keys of hosts none of
+// them knows in the first. It is shared by every connection of a
+// JumpDialer, so appends are serialised and the parsed database is
+// swapped under a lock: a key recorded by one connection is seen by the
+// next.
 type knownHosts struct {
-	path      string
+	path      string   // the file new keys are recorded in
+	more      []string // files read too, never written
+	hash      bool     // record hashed addresses
 	acceptNew bool
 	log       *slog.Logger
 
 	mu    sync.RWMutex
 	check ssh.HostKeyCallback
-	// certLines are the line numbers of @cert-authority entries: the
+	read  []string // the files that exist, as last loaded
+	// certLines are the lines of @cert-authority entries, by file: the
 	// knownhosts package reports matching entries without saying whether
 	// they are CA keys, and a CA key means the host offers a certificate.
-	certLines map[int]bool
+	certLines map[string]map[int]bool
+	// hashed is set when path already holds hashed addresses.
+	hashed bool
 }
 
-func newKnownHosts(path string, acceptNew bool, log *slog.Logger) (*knownHosts, error) {
+func newKnownHosts(path string, more []string, hash, acceptNew bool, log *slog.Logger) (*knownHosts, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	k := &knownHosts{path: path, acceptNew: acceptNew, log: log}
+	k := &knownHosts{path: path, more: more, hash: hash, acceptNew: acceptNew, log: log}
 	if err := k.load(); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// load (re)parses the file. A missing file is an empty database: every
-// host is unknown, which accept-new can fix.
+// load (re)parses the files. A missing file is an empty one: with none at
+// all every host is unknown, which accept-new can fix.
 func (k *knownHosts) load() error {
-	data, err := os.ReadFile(k.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		k.check, _ = knownhosts.New()
-		k.certLines = nil
-		return nil
+	k.read, k.certLines, k.hashed = nil, map[string]map[int]bool{}, false
+	for _, path := range append([]string{k.path}, k.more...) {
+		if slices.Contains(k.read, path) {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read known_hosts: %w", err)
+		}
+		k.read = append(k.read, path)
+		lines := map[int]bool{}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, 1<<20)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimLeft(sc.Text(), " \t")
+			if strings.HasPrefix(line, "@cert-authority") {
+				lines[n] = true
+			}
+			if path == k.path && strings.HasPrefix(line, "|1|") {
+				k.hashed = true
+			}
+		}
+		k.certLines[path] = lines
 	}
+	check, err := knownhosts.New(k.read...)
 	if err != nil {
-		return fmt.Errorf("read known_hosts: %w", err)
-	}
-	check, err := knownhosts.New(k.path)
-	if err != nil {
-		return fmt.Errorf("parse known_hosts %s: %w", k.path, err)
+		return fmt.Errorf("parse known_hosts: %w", err)
 	}
 	k.check = check
-	k.certLines = map[int]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		if strings.HasPrefix(strings.TrimLeft(sc.Text(), " \t"), "@cert-authority") {
-			k.certLines[n] = true
-		}
-	}
 	return nil
+}
+
+// files names the files keys are looked up in, for messages.
+func (k *knownHosts) files() string {
+	if len(k.read) == 0 {
+		return k.path
+	}
+	return strings.Join(k.read, " and ")
 }
 
 // probeKey is a key nobody holds. Checking it against the database makes
@@ -155,7 +179,7 @@ var probeKey = func() ssh.PublicKey {
 }()
 
 // known returns the entries known_hosts holds for addr (host:port).
-func (k *knownHosts) known(addr string) (keys []knownhosts.KnownKey, certLines map[int]bool) {
+func (k *knownHosts) known(addr string) (keys []knownhosts.KnownKey, certLines map[string]map[int]bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	var ke *knownhosts.KeyError
@@ -177,7 +201,7 @@ func (k *knownHosts) algorithms(addr string) (algos []string, pinned bool) {
 		return slices.Clone(unknownHostAlgorithms), false
 	}
 	for _, kk := range keys {
-		algos = append(algos, algorithmsFor(kk.Key.Type(), certLines[kk.Line])...)
+		algos = append(algos, algorithmsFor(kk.Key.Type(), certLines[kk.Filename][kk.Line])...)
 	}
 	return orderAlgorithms(algos), true
 }
@@ -278,7 +302,7 @@ func (k *knownHosts) classify(host, addr string, key ssh.PublicKey, err error) *
 		Addr:        knownhosts.Normalize(addr),
 		KeyType:     key.Type(),
 		Fingerprint: ssh.FingerprintSHA256(key),
-		KnownHosts:  k.path,
+		KnownHosts:  k.files(),
 	}
 	var ke *knownhosts.KeyError
 	var re *knownhosts.RevokedError
@@ -289,6 +313,7 @@ func (k *knownHosts) classify(host, addr string, key ssh.PublicKey, err error) *
 		hk.Problem = HostKeyUnknown
 	case errors.As(err, &ke):
 		hk.Problem = HostKeyChanged
+		hk.KnownHosts = ke.Want[0].Filename // where to remove it from
 		for _, w := range ke.Want {
 			hk.Known = append(hk.Known, fmt.Sprintf("%s:%d: %s %s", w.Filename, w.Line, w.Key.Type(), ssh.FingerprintSHA256(w.Key)))
 		}
@@ -315,7 +340,11 @@ func (k *knownHosts) add(host, addr string, key ssh.PublicKey) error {
 	if hk.Problem != HostKeyUnknown {
 		return hk
 	}
-	if err := appendLine(k.path, knownhosts.Line([]string{addr}, key)); err != nil {
+	entry := knownhosts.Normalize(addr)
+	if k.hash || k.hashed {
+		entry = knownhosts.HashHostname(entry)
+	}
+	if err := appendLine(k.path, knownhosts.Line([]string{entry}, key)); err != nil {
 		return fmt.Errorf("host %s: record host key for %s: %w", host, hk.Addr, err)
 	}
 	if err := k.load(); err != nil {

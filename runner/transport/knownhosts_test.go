@@ -81,7 +81,7 @@ func TestAlgorithmsFromKnownHosts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "known_hosts")
 			writeFile(t, path, tt.lines...)
-			k, err := newKnownHosts(path, false, nil)
+			k, err := newKnownHosts(path, nil, false, false, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +149,7 @@ func TestKnownHostsCallback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "known_hosts")
 			writeFile(t, path, lines...)
-			k, err := newKnownHosts(path, tt.acceptNew, nil)
+			k, err := newKnownHosts(path, nil, false, tt.acceptNew, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func TestKnownHostsCallback(t *testing.T) {
 
 func TestAcceptNewOnceUnderConcurrency(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_hosts")
-	k, err := newKnownHosts(path, true, nil)
+	k, err := newKnownHosts(path, nil, false, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,65 @@ func TestAcceptNewOnceUnderConcurrency(t *testing.T) {
 func TestKnownHostsUnparsable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, path, "this is not a known_hosts line")
-	if _, err := newKnownHosts(path, false, nil); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := newKnownHosts(path, nil, false, false, nil); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("newKnownHosts = %v, want an error naming %s", err, path)
+	}
+}
+
+// TestKnownHostsFiles: keys are found in the system's file too, and
+// accept-new records hashed addresses in a file that holds hashed ones, or
+// when HashKnownHosts says so, and plain ones otherwise.
+func TestKnownHostsFiles(t *testing.T) {
+	dir := t.TempDir()
+	tunnelKey, dbKey := ed25519Signer(t).PublicKey(), ed25519Signer(t).PublicKey()
+	system := filepath.Join(dir, "ssh_known_hosts")
+	writeFile(t, system, knownLine("203.0.113.10:22", tunnelKey))
+	hashedLine := knownhosts.Line([]string{knownhosts.HashHostname("198.51.100.9")}, ed25519Signer(t).PublicKey())
+
+	tests := []struct {
+		name       string
+		user       []string // the user's file, before
+		hash       bool
+		wantHashed bool
+	}{
+		{"a plain file", []string{knownLine("198.51.100.8:22", ed25519Signer(t).PublicKey())}, false, false},
+		{"a hashed file", []string{hashedLine}, false, true},
+		{"HashKnownHosts yes", nil, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "known_hosts")
+			if tt.user != nil {
+				writeFile(t, path, tt.user...)
+			}
+			k, err := newKnownHosts(path, []string{system, filepath.Join(dir, "missing")}, tt.hash, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.callback("tunnel-1", "203.0.113.10:22")("", tcpAddr("203.0.113.10:22"), tunnelKey); err != nil {
+				t.Errorf("the system file's key: %v", err)
+			}
+			var hk *HostKeyError
+			if err := k.callback("tunnel-1", "203.0.113.10:22")("", tcpAddr("203.0.113.10:22"), dbKey); !errors.As(err, &hk) || hk.Problem != HostKeyChanged || hk.KnownHosts != system {
+				t.Errorf("another key for the tunnel: %v, want changed, in %s", err, system)
+			}
+			if err := k.callback("db-1", "198.18.0.31:2222")("", tcpAddr("198.18.0.31:2222"), dbKey); err != nil {
+				t.Fatalf("accept-new: %v", err)
+			}
+			data, _ := os.ReadFile(path)
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			last := lines[len(lines)-1]
+			if got := strings.HasPrefix(last, "|1|"); got != tt.wantHashed || strings.Contains(last, "198.18.0.31") == tt.wantHashed {
+				t.Errorf("recorded %q, want hashed %v", last, tt.wantHashed)
+			}
+			// What was recorded is found again, by a fresh reader too.
+			k2, err := newKnownHosts(path, nil, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k2.callback("db-1", "198.18.0.31:2222")("", tcpAddr("198.18.0.31:2222"), dbKey); err != nil {
+				t.Errorf("the recorded key: %v", err)
+			}
+		})
 	}
 }

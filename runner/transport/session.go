@@ -28,6 +28,10 @@ type Target struct {
 	// against it.
 	Addr string
 	User string // "" means Options.User
+	// Identities are the identity files offered to this host when
+	// Options.Identity names none (OpenSSH's IdentityFile for it); none
+	// means inventory.DefaultIdentity.
+	Identities []string
 }
 
 // Result is what a remote command produced.
@@ -46,6 +50,8 @@ type Session interface {
 	// command's outcome is unknown. Cancelling ctx signals the remote
 	// process (SIGTERM), closes its channel and returns at once.
 	Run(ctx context.Context, cmd string, stdin []byte) (Result, error)
+	// Ping measures one round trip to the host over the connection.
+	Ping(ctx context.Context) (time.Duration, error)
 	// Close releases the session's connection.
 	Close() error
 }
@@ -232,6 +238,27 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 		return res, &RemoteError{Host: s.host, Cmd: cmd, ExitStatus: -1, Stderr: res.Stderr}
 	}
 	return res, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), err)
+}
+
+// Ping measures one round trip to the host over the session's connection:
+// a keepalive request, which any SSH server answers.
+func (s *session) Ping(ctx context.Context) (time.Duration, error) {
+	conn, _, err := s.current()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := conn.client.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // Close implements Session. Closing a tunnel session leaves the tunnel

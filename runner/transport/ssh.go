@@ -23,13 +23,27 @@ import (
 type Options struct {
 	// User logs in on targets that name no user; "" means inventory.DefaultUser.
 	User string
-	// Identity is the private key file ("~/" is expanded). It may be
-	// missing, or protected by a passphrase, when ssh-agent ($SSH_AUTH_SOCK)
-	// holds a key: keys come from both.
+	// Identity is the private key file of every target ("~/" is
+	// expanded); "" means each target's Identities, and for a target
+	// that names none inventory.DefaultIdentity. It may be missing, or
+	// protected by a passphrase, when ssh-agent ($SSH_AUTH_SOCK) holds a
+	// key: keys come from both.
 	Identity string
-	// KnownHosts is the known_hosts file every host key is verified
-	// against ("~/" is expanded); "" means inventory.DefaultKnownHosts.
+	// KnownHosts is the known_hosts file host keys are verified against
+	// and AcceptNew records new keys in ("~/" is expanded); "" means
+	// inventory.DefaultKnownHosts.
 	KnownHosts string
+	// MoreKnownHosts are known_hosts files read too, never written: the
+	// system-wide /etc/ssh/ssh_known_hosts, say. Missing ones are skipped.
+	MoreKnownHosts []string
+	// HashKnownHosts records new keys under hashed addresses, as
+	// OpenSSH's HashKnownHosts does. A KnownHosts file that already holds
+	// hashed addresses gets hashed ones whatever this says.
+	HashKnownHosts bool
+	// SSHConfig is OpenSSH's client configuration, read for what the
+	// inventory leaves out (see SSHConfig); nil reads none. The dialer
+	// does not consult it: whoever builds Targets and Options does.
+	SSHConfig *SSHConfig
 	// AcceptNew trusts and records the key of a host known_hosts does not
 	// know, as OpenSSH's StrictHostKeyChecking=accept-new. A changed key is
 	// never accepted.
@@ -171,10 +185,17 @@ func DialTunnel(ctx context.Context, tunnel Target, opts Options) (*JumpDialer, 
 	if err != nil {
 		return nil, fmt.Errorf("known_hosts: %w", err)
 	}
-	if j.known, err = newKnownHosts(khPath, opts.AcceptNew, j.log); err != nil {
+	var more []string
+	for _, p := range opts.MoreKnownHosts {
+		if p, err = expandHome(p); err != nil {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+		more = append(more, p)
+	}
+	if j.known, err = newKnownHosts(khPath, more, opts.HashKnownHosts, opts.AcceptNew, j.log); err != nil {
 		return nil, err
 	}
-	if j.auth, err = newAuth(opts.Identity, os.Getenv("SSH_AUTH_SOCK"), j.log); err != nil {
+	if j.auth, err = newAuth(j.identities(tunnel), os.Getenv("SSH_AUTH_SOCK"), j.log); err != nil {
 		return nil, err
 	}
 	c, err := j.dialDirect(ctx, tunnel)
@@ -184,6 +205,17 @@ func DialTunnel(ctx context.Context, tunnel Target, opts Options) (*JumpDialer, 
 	}
 	j.tc = watch(c, j.timeout)
 	return j, nil
+}
+
+// identities are the identity files offered to t.
+func (j *JumpDialer) identities(t Target) []string {
+	switch {
+	case j.opts.Identity != "":
+		return []string{j.opts.Identity}
+	case len(t.Identities) > 0:
+		return t.Identities
+	}
+	return []string{inventory.DefaultIdentity}
 }
 
 // Tunnel returns the tunnel host's target.
@@ -358,10 +390,17 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*goph.
 // hold a dial past Options.Timeout. TCP connections get the deadline too.
 func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*goph.Client, error) {
 	user := cmp.Or(t.User, j.opts.User, inventory.DefaultUser)
+	methods, desc, problem, err := j.auth.methodsFor(j.identities(t))
+	if err != nil {
+		return nil, err
+	}
+	if problem != nil && (j.auth.agentKeys == nil || j.auth.agentEmpty) {
+		return nil, fmt.Errorf("no SSH key: %w", problem)
+	}
 	algos, pinned := j.known.algorithms(t.Addr)
 	cfg := &ssh.ClientConfig{
 		User:              user,
-		Auth:              j.auth.methods,
+		Auth:              methods,
 		HostKeyCallback:   j.known.callback(t.Name, t.Addr),
 		HostKeyAlgorithms: algos,
 		Timeout:           j.timeout,
@@ -387,10 +426,10 @@ func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*g
 			return nil, context.Cause(ctx)
 		}
 		if msg := err.Error(); strings.Contains(msg, "unable to authenticate") {
-			err = fmt.Errorf("authenticate as %s with %s: %w", user, j.auth.desc, err)
+			err = fmt.Errorf("authenticate as %s with %s: %w", user, desc, err)
 		} else if pinned && strings.Contains(msg, "no common algorithm for host key") {
 			err = fmt.Errorf("the host offers none of the key types %s holds for it (%s): %w",
-				j.known.path, strings.Join(cfg.HostKeyAlgorithms, ", "), err)
+				j.known.files(), strings.Join(cfg.HostKeyAlgorithms, ", "), err)
 		}
 		return nil, err
 	}
@@ -400,7 +439,7 @@ func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*g
 	return &goph.Client{
 		Client: ssh.NewClient(c, chans, reqs),
 		Config: &goph.Config{
-			Auth:     j.auth.methods,
+			Auth:     methods,
 			User:     user,
 			Addr:     host,
 			Port:     uint(port),

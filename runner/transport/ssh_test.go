@@ -620,3 +620,37 @@ func TestKnownKeyTypeNotOffered(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetIdentities: without Options.Identity each target offers its
+// own identity files (ssh_config's IdentityFile), a missing one skipped,
+// and one that no server accepts fails that host only.
+func TestTargetIdentities(t *testing.T) {
+	f := newFleet(t)
+	opts := f.options()
+	opts.Identity = ""
+	missing := filepath.Join(f.dir, "missing")
+	tunnel := f.targets["tunnel-1"]
+	tunnel.Identities = []string{missing, f.identity}
+	j, err := DialTunnel(t.Context(), tunnel, opts)
+	if err != nil {
+		t.Fatalf("DialTunnel with the target's identities: %v", err)
+	}
+	defer j.Close()
+	db := f.targets["db-1"]
+	db.Identities = []string{f.identity}
+	s, err := j.Dial(t.Context(), db)
+	if err != nil {
+		t.Fatalf("Dial db-1 with its identity: %v", err)
+	}
+	s.Close()
+	other, _ := writeIdentity(t, t.TempDir(), "")
+	app := f.targets["app-1"]
+	app.Identities = []string{other}
+	if _, err := j.Dial(t.Context(), app); err == nil || !strings.Contains(err.Error(), "identity "+other) {
+		t.Errorf("Dial app-1 with a key it does not accept: %v, want an authentication error naming the key", err)
+	}
+	app.Identities = []string{missing}
+	if _, err := j.Dial(t.Context(), app); err == nil || !strings.Contains(err.Error(), "no SSH key: identity "+missing+" does not exist") {
+		t.Errorf("Dial app-1 with a missing key and no agent: %v", err)
+	}
+}

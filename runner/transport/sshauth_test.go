@@ -85,7 +85,11 @@ func TestNewAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := newAuth(tt.identity, tt.agent, slog.New(slog.DiscardHandler))
+			var ids []string
+			if tt.identity != "" {
+				ids = []string{tt.identity}
+			}
+			a, err := newAuth(ids, tt.agent, slog.New(slog.DiscardHandler))
 			if tt.wantErr != nil {
 				if err == nil {
 					a.Close()

@@ -1,0 +1,183 @@
+// Package bench measures fwpush side by side with Ansible (its linear
+// strategy and Mitogen's) and with a loop of OpenSSH clients, on labs of the
+// example fleet at several sizes, and writes the results to BENCHMARKS.md
+// with a plot. Its program is bench/cmd/fwbench; `make bench` runs it as
+// root. Nothing here asserts a time: the numbers are reported, not judged.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fwpush/fwpush/lab"
+)
+
+// Tool is one of the things compared.
+type Tool string
+
+// The tools, in the order they are run and reported.
+const (
+	FwPush  Tool = "fwpush"
+	Ansible Tool = "ansible" // Ansible's linear strategy
+	Mitogen Tool = "mitogen" // Ansible with Mitogen's mitogen_linear strategy
+	OpenSSH Tool = "openssh" // the floor: one ssh per host over one multiplexed tunnel
+)
+
+// Tools lists every tool.
+var Tools = []Tool{FwPush, Ansible, Mitogen, OpenSSH}
+
+// ParseTools reads a comma-separated list of tools.
+func ParseTools(s string) ([]Tool, error) {
+	var out []Tool
+	for _, name := range strings.Split(s, ",") {
+		t := Tool(strings.TrimSpace(name))
+		if !slices.Contains(Tools, t) {
+			return nil, fmt.Errorf("unknown tool %q (tools: fwpush, ansible, mitogen, openssh)", name)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Scenario is one measured job.
+type Scenario string
+
+// The scenarios, one row each in the tables.
+const (
+	DryRun     Scenario = "fwpush-dry-run"
+	FirstPush  Scenario = "fwpush-first-push"
+	Rerun      Scenario = "fwpush-rerun"
+	Check      Scenario = "fwpush-check"
+	AnsibleRun Scenario = "ansible-linear"
+	MitogenRun Scenario = "ansible-mitogen"
+	Floor      Scenario = "openssh-floor"
+)
+
+// scenarios are the rows of the report, in order.
+var scenarios = []struct {
+	id    Scenario
+	tool  Tool
+	label string
+}{
+	{FirstPush, FwPush, "fwpush first push (every host changes)"},
+	{Rerun, FwPush, "fwpush unchanged re-run (the cron case)"},
+	{DryRun, FwPush, "fwpush `run --dry-run` (every host would change)"},
+	{Check, FwPush, "fwpush `check`"},
+	{AnsibleRun, Ansible, "Ansible, linear strategy: first push"},
+	{MitogenRun, Mitogen, "Ansible + Mitogen (`mitogen_linear`): first push"},
+	{Floor, OpenSSH, "OpenSSH floor: `iptables-save` on every host"},
+}
+
+func label(s Scenario) string {
+	for _, sc := range scenarios {
+		if sc.id == s {
+			return sc.label
+		}
+	}
+	return string(s)
+}
+
+// Config is what to measure and where to write it.
+type Config struct {
+	Sizes []int  // fleet sizes, hosts
+	Runs  int    // runs of every scenario at every size
+	Tools []Tool // what to run
+	// FwPush is the fwpush binary (make build's bin/fwpush).
+	FwPush string
+	// Launcher is bench/cmd/fwbench-launch built, which starts the
+	// programs whose peak memory is measured.
+	Launcher string
+	// Out is the BENCHMARKS.md to update between its markers; "" for none.
+	Out string
+	// Plot is the SVG plot to write with gnuplot; "" for none.
+	Plot string
+	// JSON is where to write every sample as JSON; "" for none.
+	JSON string
+	// Install lets the bench apt-get install what the tools need
+	// (ansible-core, ansible-mitogen, gnuplot-nox) when it is missing.
+	Install bool
+	// Log receives progress, one line per measurement.
+	Log io.Writer
+}
+
+// Run measures everything cfg asks for and writes the reports. The labs it
+// brings up are taken down before it returns, even when it fails.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if cfg.Runs < 1 || len(cfg.Sizes) == 0 || len(cfg.Tools) == 0 {
+		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool")
+	}
+	for _, n := range cfg.Sizes {
+		if n < 2 || n > lab.MaxHosts {
+			return nil, fmt.Errorf("bench: %d hosts: sizes go from 2 (a tunnel and one host) to %d", n, lab.MaxHosts)
+		}
+	}
+	if cfg.FwPush == "" || cfg.Launcher == "" {
+		return nil, errors.New("bench: name the fwpush binary and the launcher (bench/cmd/fwbench-launch)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if err := lab.CheckRoot(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if err := prerequisites(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	work, err := os.MkdirTemp("", "fwbench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	res := &Results{Date: time.Now().UTC(), Runs: cfg.Runs, Sizes: cfg.Sizes, Tools: cfg.Tools}
+	res.Machine = describeMachine(ctx, cfg)
+	for _, n := range cfg.Sizes {
+		if err := measureSize(ctx, cfg, work, n, res); err != nil {
+			return nil, fmt.Errorf("bench: %d hosts: %w", n, err)
+		}
+	}
+	if err := WriteReports(ctx, cfg, res); err != nil {
+		return res, fmt.Errorf("bench: %w", err)
+	}
+	return res, nil
+}
+
+// measureSize brings up a lab of n hosts and runs every scenario on it
+// cfg.Runs times, the tools interleaved so that a slow moment of the
+// machine does not fall on one tool only.
+func measureSize(ctx context.Context, cfg Config, work string, n int, res *Results) (err error) {
+	fmt.Fprintf(cfg.Log, "bench: %d hosts: bringing the lab up\n", n)
+	f, err := openFleet(ctx, cfg, work, n)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	res.Parallel = f.parallel
+	for run := 1; run <= cfg.Runs; run++ {
+		for _, t := range cfg.Tools {
+			res.sampleLoad()
+			samples, err := f.measure(ctx, t)
+			if err != nil {
+				return fmt.Errorf("run %d: %s: %w", run, t, err)
+			}
+			for _, s := range samples {
+				fmt.Fprintf(cfg.Log, "bench: %d hosts, run %d/%d: %-18s %7.3fs  cpu %6.3fs  rss %5.1f MiB\n",
+					n, run, cfg.Runs, s.scenario, s.Wall.Seconds(), s.CPU.Seconds(), float64(s.MaxRSS)/(1<<20))
+				res.add(s.scenario, n, s.Sample)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+// Command fwbench measures fwpush side by side with Ansible (linear and
+// Mitogen) and a loop of OpenSSH clients on labs of the example fleet, and
+// rewrites the results section of BENCHMARKS.md. It needs root (the lab);
+// `make bench` runs it with its defaults.
+//
+//	fwbench                                     # 6, 50, 150 hosts, 3 runs, every tool
+//	fwbench -sizes 6 -runs 1 -tools fwpush -out /tmp/b.md -plot ''
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fwpush/fwpush/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fwbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sizes := fs.String("sizes", "6,50,150", "fleet sizes, hosts, comma-separated")
+	runs := fs.Int("runs", 3, "runs of every measurement at every size")
+	tools := fs.String("tools", "fwpush,ansible,mitogen,openssh", "what to measure, comma-separated")
+	fwpush := fs.String("fwpush", "bin/fwpush", "the fwpush binary (make build)")
+	launcher := fs.String("launcher", "bin/fwbench-launch", "bench/cmd/fwbench-launch built: starts the programs whose memory is measured")
+	out := fs.String("out", "BENCHMARKS.md", "the file whose results section to rewrite (\"\": none)")
+	plot := fs.String("plot", "docs/bench.svg", "the SVG plot to write with gnuplot (\"\": none)")
+	jsonOut := fs.String("json", "", "write every sample as JSON to this file")
+	install := fs.Bool("install", true, "apt-get install what the tools need (ansible-core, ansible-mitogen, gnuplot-nox) when missing")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	from := fs.String("from-json", "", "measure nothing: write the reports from the JSON of an earlier run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("fwbench takes no arguments, got %q", fs.Args())
+	}
+	cfg := bench.Config{Runs: *runs, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
+	if *quiet {
+		cfg.Log = io.Discard
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-sizes: %q is not a number of hosts", s)
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	t, err := bench.ParseTools(*tools)
+	if err != nil {
+		return fmt.Errorf("-tools: %w", err)
+	}
+	cfg.Tools = t
+	for _, p := range []struct {
+		flag string
+		path *string
+	}{{"fwpush", &cfg.FwPush}, {"launcher", &cfg.Launcher}} {
+		if abs, err := filepath.Abs(*p.path); err == nil {
+			*p.path = abs
+		}
+		if _, err := os.Stat(*p.path); err != nil && *from == "" {
+			return fmt.Errorf("-%s: %w (make bench builds it in bin/)", p.flag, err)
+		}
+	}
+	if *from != "" {
+		return rewrite(ctx, cfg, *from, stdout)
+	}
+	res, err := bench.Run(ctx, cfg)
+	if res != nil {
+		fmt.Fprint(stdout, bench.Markdown(res, ""))
+	}
+	return err
+}
+
+// rewrite writes the reports again from the JSON of an earlier run, as
+// when the report's wording changed but the numbers stand.
+func rewrite(ctx context.Context, cfg bench.Config, path string, stdout io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var res bench.Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.JSON = ""
+	if err := bench.WriteReports(ctx, cfg, &res); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, bench.Markdown(&res, ""))
+	return nil
+}

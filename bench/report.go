@@ -1,0 +1,277 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The markers of the part of BENCHMARKS.md the bench rewrites; everything
+// outside them is left as it is.
+const (
+	BeginMarker = "<!-- bench:begin -->"
+	EndMarker   = "<!-- bench:end -->"
+)
+
+// WriteReports writes the JSON, the plot and BENCHMARKS.md that cfg names,
+// from results measured now or read back from an earlier run's JSON.
+func WriteReports(ctx context.Context, cfg Config, r *Results) error {
+	if cfg.JSON != "" {
+		if err := writeJSON(cfg.JSON, r); err != nil {
+			return err
+		}
+	}
+	if cfg.Plot != "" {
+		if err := plot(ctx, cfg.Plot, r); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	if cfg.Out != "" {
+		link := ""
+		if cfg.Plot != "" {
+			link = cfg.Plot
+			if rel, err := filepath.Rel(filepath.Dir(cfg.Out), cfg.Plot); err == nil {
+				link = rel
+			}
+		}
+		if err := update(cfg.Out, Markdown(r, filepath.ToSlash(link))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// defaultHead starts a BENCHMARKS.md that does not exist yet.
+const defaultHead = `# Benchmarks
+
+Written by ` + "`make bench`" + ` between the markers below; text outside them is kept.
+
+`
+
+// update replaces what lies between the markers of the file at path with
+// section, creating the file if needed and adding the markers at its end
+// if it has none.
+func update(path, section string) error {
+	old, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		old, err = []byte(defaultHead), nil
+	}
+	if err != nil {
+		return err
+	}
+	block := BeginMarker + "\n" + section + EndMarker + "\n"
+	var out []byte
+	begin := bytes.Index(old, []byte(BeginMarker))
+	end := bytes.Index(old, []byte(EndMarker))
+	switch {
+	case begin >= 0 && end > begin:
+		rest := old[end+len(EndMarker):]
+		rest = bytes.TrimPrefix(rest, []byte("\n"))
+		out = append(append(append(out, old[:begin]...), block...), rest...)
+	case begin < 0 && end < 0:
+		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n"+block)...)
+	default:
+		return fmt.Errorf("%s: the markers %s and %s are broken: fix them by hand", path, BeginMarker, EndMarker)
+	}
+	return os.WriteFile(path, out, 0o644)
+}
+
+// Markdown is the results as the section of BENCHMARKS.md: the setup, the
+// tables, the ratios and the plot (plot is its link, "" for none).
+func Markdown(r *Results, plot string) string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "## Results\n\nMeasured by `make bench` (`go run ./bench/cmd/fwbench`) on %s UTC: labs of the example fleet ",
+		r.Date.Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "(`lab.FleetTOML`: a tunnel, a load balancer, then app and db servers two to one) of %s hosts, %d run%s of each; ",
+		joinInts(r.Sizes), r.Runs, plural(r.Runs))
+	b.WriteString("every number is the median, with the least and the greatest in brackets. ")
+	fmt.Fprintf(&b, "fwpush's `parallel`, Ansible's forks and the OpenSSH loop's concurrency are all %d.\n\n", r.Parallel)
+	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
+	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.OpenSSH, m.Iptables}
+	if m.Ansible != "" {
+		versions = append(versions, m.Ansible)
+	}
+	if m.Mitogen != "" {
+		versions = append(versions, m.Mitogen)
+	}
+	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
+	fmt.Fprintf(&b, "The machine's 1-minute load average before the measurements went from %.1f to %.1f: it is shared with other work, hence the ranges.\n\n", r.Load[0], r.Load[1])
+
+	b.WriteString("### Wall time, seconds\n\n")
+	table(&b, r, func(x *Measurement) string {
+		return fmt.Sprintf("%s (%s–%s)", secs(x.Wall.Median), secs(x.Wall.Min), secs(x.Wall.Max))
+	})
+
+	if rows := ratios(r); len(rows) > 0 {
+		b.WriteString("\n### Ratios (medians)\n\n")
+		header(&b, r.Sizes)
+		for _, row := range rows {
+			b.WriteString(row)
+		}
+	}
+
+	b.WriteString("\n### CPU time (user + system) and peak memory (RSS) of the client, medians\n\n")
+	table(&b, r, func(x *Measurement) string {
+		if x.MaxRSS.Median == 0 {
+			return secs(x.CPU.Median) + " s"
+		}
+		return fmt.Sprintf("%s s, %.1f MiB", secs(x.CPU.Median), x.MaxRSS.Median)
+	})
+	b.WriteString(`
+For fwpush these are fwpush's own process, from wait4 in a tiny launcher
+(bench/cmd/fwbench-launch) that starts it in the lab's controller namespace
+through nsenter, which execs it. The launcher is there because a child that Go
+starts (with vfork) inherits its parent's peak RSS when it execs: started by
+the bench, every program would show the bench's peak. Each peak above is
+above its launcher's. For Ansible they are ansible-playbook and the workers it
+waited for (Mitogen's included), not the ControlMaster processes that outlive
+it. For OpenSSH, the CPU of every client and of starting the master, added
+up; its clients start without a launcher each, so their peak is not known.
+`)
+	if plot != "" {
+		fmt.Fprintf(&b, "\n![Wall time against fleet size, per tool](%s)\n", plot)
+	}
+	b.WriteString(`
+How each is measured, from a fresh start every run (the tools interleaved):
+- Before every push (fwpush's dry run and first push, each Ansible run) every
+  host is reset from the machine: a permissive ruleset that already uses
+  conntrack (policy ACCEPT, ` + "`-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`" + `, IPv4
+  and IPv6), and no /etc/iptables/rules.v4, rules.v6 or /var/lib/fwpush/applied.
+- fwpush: ` + "`run --dry-run`" + ` (must exit 2: changes pending), ` + "`run --no-verify --quiet`" + `
+  (the first push), the same again (must print nothing: every host unchanged),
+  then ` + "`check`" + `. After the first push, and after every Ansible run, the bench
+  proves that each host's live rules are its policy (canonical form) and that
+  rules.v4 and rules.v6 are the rendered files.
+- Ansible: bench/ansible/push.yml with the policies ` + "`fwpush render`" + ` wrote; copy
+  both files to /etc/iptables, iptables-restore and ip6tables-restore them,
+  read them back with iptables-save. Pipelining on, ControlPersist, no facts,
+  forks as above, a 60 s connection timeout (with the default 10 s, Mitogen's
+  start on 20 hosts at once times out on a loaded machine); every host but the
+  tunnel through ProxyJump over one
+  ControlMaster connection to the tunnel, which is opened inside the timed
+  span (as fwpush dials the tunnel inside its own).
+- OpenSSH floor: one ControlMaster connection to the tunnel, then one ` + "`ssh`" + ` per
+  host (ProxyJump over the master) running ` + "`iptables-save`" + `, concurrently as above.
+- Everything runs in the lab's controller namespace, with the lab's key and
+  known_hosts (host keys checked). The OpenSSH clients use the key exchange
+  fwpush's Go client settles on with these servers (curve25519-sha256):
+  OpenSSH's default, sntrup761x25519, costs each connection about 0.1 s more
+  CPU on each side.
+`)
+	return b.String()
+}
+
+func header(b *strings.Builder, sizes []int) {
+	b.WriteString("| |")
+	for _, n := range sizes {
+		fmt.Fprintf(b, " %d hosts |", n)
+	}
+	b.WriteString("\n|---|")
+	for range sizes {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+}
+
+// table writes one row per measured scenario, one cell per size.
+func table(b *strings.Builder, r *Results, cell func(*Measurement) string) {
+	header(b, r.Sizes)
+	for _, sc := range scenarios {
+		if !r.has(sc.id) {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", sc.label)
+		for _, n := range r.Sizes {
+			c := "–"
+			if x := r.Get(sc.id, n); x != nil {
+				c = cell(x)
+			}
+			fmt.Fprintf(b, " %s |", c)
+		}
+		b.WriteString("\n")
+	}
+}
+
+// ratios are the rows comparing fwpush with the better Ansible strategy
+// and with the OpenSSH floor, where both sides were measured.
+func ratios(r *Results) []string {
+	var rows []string
+	var vsAnsible, vsFloor strings.Builder
+	var anyAnsible, anyFloor bool
+	vsAnsible.WriteString("| first push: the better Ansible strategy takes fwpush's time × |")
+	vsFloor.WriteString("| unchanged re-run: fwpush's time ÷ the OpenSSH floor's |")
+	for _, n := range r.Sizes {
+		push := r.Get(FirstPush, n)
+		best := r.Get(AnsibleRun, n)
+		if m := r.Get(MitogenRun, n); m != nil && (best == nil || m.Wall.Median < best.Wall.Median) {
+			best = m
+		}
+		c := "–"
+		if push != nil && best != nil && push.Wall.Median > 0 {
+			name := "linear"
+			if best.Scenario == MitogenRun {
+				name = "Mitogen"
+			}
+			c = fmt.Sprintf("%.1f× (%s, %s s)", best.Wall.Median/push.Wall.Median, name, secs(best.Wall.Median))
+			anyAnsible = true
+		}
+		fmt.Fprintf(&vsAnsible, " %s |", c)
+		c = "–"
+		if re, fl := r.Get(Rerun, n), r.Get(Floor, n); re != nil && fl != nil && fl.Wall.Median > 0 {
+			c = fmt.Sprintf("%.2f", re.Wall.Median/fl.Wall.Median)
+			anyFloor = true
+		}
+		fmt.Fprintf(&vsFloor, " %s |", c)
+	}
+	if anyAnsible {
+		rows = append(rows, vsAnsible.String()+"\n")
+	}
+	if anyFloor {
+		rows = append(rows, vsFloor.String()+"\n")
+	}
+	return rows
+}
+
+// secs prints seconds with three significant digits, at most.
+func secs(s float64) string {
+	switch {
+	case s >= 100:
+		return fmt.Sprintf("%.0f", s)
+	case s >= 10:
+		return fmt.Sprintf("%.1f", s)
+	case s >= 1:
+		return fmt.Sprintf("%.2f", s)
+	}
+	return fmt.Sprintf("%.3f", s)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	if len(s) <= 1 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

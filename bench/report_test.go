@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestUpdate(t *testing.T) {
+	const section = "## Results\nnew\n"
+	block := BeginMarker + "\n" + section + EndMarker + "\n"
+	for _, tc := range []struct {
+		name, old, want, err string
+	}{
+		{"keeps the text around the markers",
+			"# Benchmarks\n\nnotes\n\n" + BeginMarker + "\nold\n" + EndMarker + "\n\n## Targets\nlead's text\n",
+			"# Benchmarks\n\nnotes\n\n" + block + "\n## Targets\nlead's text\n", ""},
+		{"adds the markers at the end", "# Benchmarks\n\nnotes\n\n\n", "# Benchmarks\n\nnotes\n\n" + block, ""},
+		{"refuses broken markers", "x\n" + EndMarker + "\n" + BeginMarker + "\n", "", "markers"},
+		{"refuses a lone marker", "x\n" + BeginMarker + "\n", "", "markers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+			if err := os.WriteFile(path, []byte(tc.old), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := update(path, section)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("update: %v, want error %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(path)
+			if diff := cmp.Diff(tc.want, string(got)); diff != "" {
+				t.Errorf("file (-want +got):\n%s", diff)
+			}
+			// Idempotent: a second run changes only the section.
+			if err := update(path, section); err != nil {
+				t.Fatal(err)
+			}
+			again, _ := os.ReadFile(path)
+			if diff := cmp.Diff(string(got), string(again)); diff != "" {
+				t.Errorf("second update (-first +second):\n%s", diff)
+			}
+		})
+	}
+	t.Run("creates the file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+		if err := update(path, section); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if !strings.HasPrefix(string(got), "# Benchmarks\n") || !strings.HasSuffix(string(got), block) {
+			t.Errorf("new file:\n%s", got)
+		}
+	})
+}
+
+func TestStat(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want Stat
+	}{
+		{[]float64{3}, Stat{3, 3, 3}},
+		{[]float64{5, 1, 3}, Stat{3, 1, 5}},
+		{[]float64{4, 1, 3, 10}, Stat{3.5, 1, 10}},
+		{nil, Stat{}},
+	} {
+		if got := stat(tc.in); got != tc.want {
+			t.Errorf("stat(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseTools(t *testing.T) {
+	got, err := ParseTools("fwpush, openssh,fwpush")
+	if err != nil || !cmp.Equal(got, []Tool{FwPush, OpenSSH}) {
+		t.Errorf("ParseTools = %v, %v", got, err)
+	}
+	if _, err := ParseTools("fwpush,salt"); err == nil || !strings.Contains(err.Error(), `"salt"`) {
+		t.Errorf("ParseTools(salt): %v", err)
+	}
+}
+
+// TestMarkdown checks the tables and ratios from made-up samples.
+func TestMarkdown(t *testing.T) {
+	r := &Results{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Runs: 3, Sizes: []int{6, 50}, Parallel: 20}
+	add := func(s Scenario, n int, walls ...float64) {
+		for _, w := range walls {
+			r.add(s, n, Sample{Wall: time.Duration(w * float64(time.Second)), CPU: time.Second / 10, MaxRSS: 20 << 20})
+		}
+	}
+	add(FirstPush, 6, 1.0, 1.2, 1.1)
+	add(FirstPush, 50, 2.0, 2.5, 2.2)
+	add(Rerun, 6, 0.3, 0.3, 0.3)
+	add(AnsibleRun, 6, 9, 10, 11)
+	add(MitogenRun, 6, 5.5, 5, 6)
+	add(Floor, 6, 0.6, 0.5, 0.7)
+	md := Markdown(r, "docs/bench.svg")
+	for _, want := range []string{
+		"| | 6 hosts | 50 hosts |\n|---|---|---|\n",
+		"| fwpush first push (every host changes) | 1.10 (1.00–1.20) | 2.20 (2.00–2.50) |\n",
+		"| fwpush unchanged re-run (the cron case) | 0.300 (0.300–0.300) | – |\n",
+		"| Ansible + Mitogen (`mitogen_linear`): first push | 5.50 (5.00–6.00) | – |\n",
+		"| first push: the better Ansible strategy takes fwpush's time × | 5.0× (Mitogen, 5.50 s) | – |\n",
+		"| unchanged re-run: fwpush's time ÷ the OpenSSH floor's | 0.50 | – |\n",
+		"| fwpush first push (every host changes) | 0.100 s, 20.0 MiB | 0.100 s, 20.0 MiB |\n",
+		"![Wall time against fleet size, per tool](docs/bench.svg)",
+		"of 6 and 50 hosts, 3 runs of each",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "--dry-run` (every") {
+		t.Errorf("markdown has a row for a scenario never measured:\n%s", md)
+	}
+}

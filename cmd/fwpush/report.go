@@ -1,0 +1,284 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+
+	"github.com/fwpush/fwpush/runner"
+)
+
+// schemaVersion names the shape of the --json documents of run and check
+// (docs/json.md, docs/fwpush.schema.json). It changes only when a key is
+// removed or changes meaning; keys may be added within a version.
+const schemaVersion = "fwpush/v1"
+
+// statusKey is a status as JSON writes it, as a value and as a key of
+// "counts": snake_case ("drift_repaired").
+func statusKey(s runner.Status) string { return strings.ReplaceAll(string(s), " ", "_") }
+
+// runStatuses are the statuses in the order summaries list them.
+var runStatuses = []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired,
+	runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.NotTried, runner.Skipped}
+
+// hostJSON is one host in a JSON report, the same shape in run's and in
+// check's: which host, its role, what became of it (status) and, when it
+// failed, at which step and why. The other fields belong to one command.
+type hostJSON struct {
+	Host   string `json:"host"`
+	Role   string `json:"role"`
+	Status string `json:"status"`
+	Stage  string `json:"stage,omitempty"`
+	Error  string `json:"error,omitempty"`
+
+	// run
+	Backend   string   `json:"backend,omitempty"`
+	Added     *int     `json:"added,omitempty"`
+	Removed   *int     `json:"removed,omitempty"`
+	Persisted *bool    `json:"persisted,omitempty"`
+	Unknown   []string `json:"unknown_chains,omitempty"`
+	Diff      string   `json:"diff,omitempty"`
+	Seconds   *float64 `json:"seconds,omitempty"`
+
+	// check: the probes made from this host
+	Probes     *int `json:"probes,omitempty"`
+	Mismatches *int `json:"mismatches,omitempty"`
+	Failed     *int `json:"failed,omitempty"`
+}
+
+// runReport is run's --json document.
+type runReport struct {
+	Schema    string `json:"schema"`
+	Command   string `json:"command"`
+	Inventory string `json:"inventory"`
+	DryRun    bool   `json:"dry_run"`
+	// Error is a problem of fwpush's own side that stopped every host (no
+	// usable key, the tunnel down): then every host is not_tried.
+	Error  string         `json:"error,omitempty"`
+	Hosts  []hostJSON     `json:"hosts"`
+	Counts map[string]int `json:"counts"`
+	// Check is the check run made after it changed rules, if it made one.
+	Check    *checkReport `json:"check,omitempty"`
+	Seconds  float64      `json:"seconds"`
+	ExitCode int          `json:"exit_code"`
+}
+
+// writeJSON writes one indented JSON document, arrows and all as they are
+// ("app -> db:3306", not "app -\u003e db:3306").
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// reporter prints a run: progress while it runs (see progress), then
+// the diffs that were asked for, a summary table and the errors; or one
+// JSON document with --json; or, with --quiet, nothing at all when every
+// host is unchanged.
+type reporter struct {
+	w    io.Writer
+	f    runFlags
+	st   style
+	prog *progress
+}
+
+func newReporter(w io.Writer, f runFlags) *reporter {
+	st := styleFor(w)
+	r := &reporter{w: w, f: f, st: st}
+	// No block while -v logs to the same screen: the redraw would erase
+	// the log lines written in between.
+	r.prog = newProgress(w, st, r.live() && f.conn.verbose == 0)
+	return r
+}
+
+// live reports whether hosts are shown as they go.
+func (r *reporter) live() bool { return !r.f.quiet && !r.f.asJSON }
+
+// start and step follow a host in flight.
+func (r *reporter) start(host string) {
+	if r.live() {
+		r.prog.start(host)
+	}
+}
+
+func (r *reporter) step(host, step string) {
+	if r.live() {
+		r.prog.step(host, step)
+	}
+}
+
+// done prints one line as a host finishes.
+func (r *reporter) done(res runner.HostResult) {
+	if !r.live() {
+		return
+	}
+	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
+	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
+		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
+	}
+	if len(res.Unknown) > 0 && res.Status == runner.Pending {
+		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
+	}
+	if d := res.Duration.Round(time.Millisecond); d > 0 {
+		line += fmt.Sprintf("  %s", d)
+	}
+	r.prog.done(res.Host, line)
+}
+
+func (r *reporter) status(s runner.Status) string {
+	return paintStatus(r.st, s)
+}
+
+// paintStatus colours a status as summaries show it.
+func paintStatus(st style, s runner.Status) string {
+	if !st.color {
+		return string(s)
+	}
+	switch s {
+	case runner.Unchanged:
+		return text.FgGreen.Sprint(s)
+	case runner.Applied, runner.DriftRepaired, runner.Pending:
+		return text.FgYellow.Sprint(s)
+	}
+	return text.FgRed.Sprint(s)
+}
+
+func exitFor(results []runner.HostResult) int {
+	if slices.ContainsFunc(results, func(r runner.HostResult) bool { return r.Status == runner.Skipped }) {
+		return exitInterrupted
+	}
+	code := exitOK
+	for _, r := range results {
+		if !r.Status.OK() {
+			return exitFailed
+		}
+		if r.Status == runner.Pending {
+			code = exitChanges
+		}
+	}
+	return code
+}
+
+// showDiffs reports whether the text report prints the diffs of changed
+// hosts: with --dry-run and --diff, and with --quiet, so that cron's mail
+// says which rules changed; never with --no-diff.
+func (r *reporter) showDiffs() bool {
+	return !r.f.noDiff && (r.f.dryRun || r.f.diff || r.f.quiet)
+}
+
+// quietNow reports whether --quiet keeps the report to itself: every host
+// unchanged.
+func (r *reporter) quietNow(results []runner.HostResult) bool {
+	return r.f.quiet && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
+}
+
+// finish prints the text report of a run (nothing with --json, which
+// writeJSON prints once the check after the run is done too).
+func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
+	r.prog.close()
+	if r.f.asJSON || r.quietNow(results) {
+		return
+	}
+	if r.showDiffs() {
+		for _, res := range results {
+			if res.Diff == "" {
+				continue
+			}
+			fmt.Fprintf(r.w, "\n--- %s (%s): %s\n%s", res.Host, res.Role, res.Status, paintDiff(r.st, res.Diff))
+		}
+	}
+	fmt.Fprintln(r.w)
+	t := table.NewWriter()
+	t.SetOutputMirror(r.w)
+	t.AppendHeader(table.Row{"host", "role", "result", "added", "removed", "persisted", "time"})
+	counts := map[runner.Status]int{}
+	for _, res := range results {
+		counts[res.Status]++
+		persisted := "no"
+		if res.Persisted {
+			persisted = "yes"
+		}
+		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persisted, res.Duration.Round(time.Millisecond)})
+	}
+	if r.st.tty {
+		t.SetStyle(table.StyleLight)
+	} else {
+		t.SetStyle(table.StyleDefault)
+		t.Style().Options = table.OptionsNoBordersAndSeparators
+	}
+	t.Render()
+	var parts []string
+	for _, s := range runStatuses {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	for _, res := range results {
+		// Hosts not tried share one cause, printed once before any host.
+		if res.Err != nil && res.Status != runner.NotTried {
+			fmt.Fprintf(r.w, "error: %v\n", res.Err)
+		}
+	}
+}
+
+// writeJSON prints run's JSON document: every host's result, the check
+// after the run if one was made, and the exit code the command ends with.
+func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took time.Duration, local error, check *checkReport, code int) error {
+	rep := runReport{Schema: schemaVersion, Command: "run", Inventory: inventory, DryRun: r.f.dryRun,
+		Hosts: []hostJSON{}, Counts: map[string]int{}, Check: check, Seconds: took.Seconds(), ExitCode: code}
+	if local != nil {
+		rep.Error = local.Error()
+	}
+	for _, s := range runStatuses {
+		rep.Counts[statusKey(s)] = 0
+	}
+	for _, res := range results {
+		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
+		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
+			Added: &added, Removed: &removed, Persisted: &persisted, Unknown: res.Unknown, Seconds: &secs}
+		if !r.f.noDiff {
+			h.Diff = res.Diff
+		}
+		if res.Err != nil {
+			h.Error = res.Err.Error()
+		}
+		rep.Hosts = append(rep.Hosts, h)
+		rep.Counts[statusKey(res.Status)]++
+	}
+	return writeJSON(r.w, rep)
+}
+
+// paintDiff colours a unified diff on a terminal, as git does: removed
+// lines red, added lines green, hunk headers cyan.
+func paintDiff(st style, diff string) string {
+	if !st.color {
+		return diff
+	}
+	var b strings.Builder
+	for line := range strings.SplitAfterSeq(diff, "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		switch {
+		case strings.HasPrefix(body, "+++"), strings.HasPrefix(body, "---"):
+			body = text.Bold.Sprint(body)
+		case strings.HasPrefix(body, "+"):
+			body = text.FgGreen.Sprint(body)
+		case strings.HasPrefix(body, "-"):
+			body = text.FgRed.Sprint(body)
+		case strings.HasPrefix(body, "@@"):
+			body = text.FgCyan.Sprint(body)
+		}
+		b.WriteString(body)
+		if strings.HasSuffix(line, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}

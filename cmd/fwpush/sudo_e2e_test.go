@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwpush/fwpush/lab"
+	"github.com/fwpush/fwpush/lab/labtest"
+)
+
+// cliEnv is cli with more environment for fwpush.
+func cliEnv(t *testing.T, l *lab.Lab, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := l.Command(t.Context(), os.Args[0], args...)
+	cmd.Env = append(append(cmd.Env, "FWPUSH_TEST_CLI=1"), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("fwpush %v: %v", args, err)
+	}
+	t.Logf("fwpush %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return code, out.String(), errb.String()
+}
+
+// The sudo issue's "done when", on the cloud fleet: root's login off, the
+// login user deploy becoming root with sudo.
+func TestSudoInLab(t *testing.T) {
+	cloud, err := filepath.Abs("../../examples/cloud.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("passwordless sudo: applied, persisted as root's, unchanged again, checked", func(t *testing.T) {
+		l := labtest.Start(t, cloud)
+		if out := labtest.Shell(t, l, "mysql-1", "sh", "-c", "grep -c '^PermitRootLogin no' /etc/ssh/sshd_config $(ls /var/lib/fwpush-lab/*/hosts/mysql-1/sshd_config 2>/dev/null) 2>/dev/null | tail -n 1; id -u deploy"); strings.HasSuffix(strings.TrimSpace(out), "\n0") {
+			t.Fatalf("deploy is root's uid:\n%s", out)
+		}
+		code, out, _ := cli(t, l, "run", cloud)
+		if code != exitOK || !strings.Contains(out, "6 applied") {
+			t.Fatalf("run as deploy with sudo: exit %d, want 0 and every host applied", code)
+		}
+		for _, h := range siteHosts {
+			owners := labtest.Shell(t, l, h, "stat", "-c", "%U:%G %a %n", "/etc/iptables/rules.v4", "/etc/iptables/rules.v6", "/var/lib/fwpush/applied")
+			if strings.Count(owners, "root:root 644") != 3 {
+				t.Errorf("%s: fwpush's files are not root's:\n%s", h, owners)
+			}
+		}
+		if code, out, errs := cli(t, l, "run", "--quiet", cloud); code != exitOK || out != "" || errs != "" {
+			t.Errorf("run --quiet again: exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
+		}
+		if code, _, _ := cli(t, l, "check", cloud); code != exitOK {
+			t.Errorf("check as deploy: exit %d, want 0", code)
+		}
+	})
+
+	t.Run("sudo with a password: FWPUSH_BECOME_PASS; none or a wrong one fails every host, nothing changed", func(t *testing.T) {
+		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Sudo: lab.SudoPassword, Password: "s3cret-pass"}})
+		before := snapshot(t, l)
+		for _, tc := range []struct {
+			name string
+			env  []string
+			want string
+		}{
+			{"no password", nil, " wants a password for user deploy"},
+			{"a wrong password", []string{"FWPUSH_BECOME_PASS=wrong"}, " refused the password of user deploy"},
+		} {
+			start := time.Now()
+			code, out, _ := cliEnv(t, l, tc.env, "run", cloud)
+			if code != exitFailed || strings.Count(out, tc.want) != len(siteHosts) {
+				t.Errorf("%s: exit %d, want 1 and every host failing with %q", tc.name, code, tc.want)
+			}
+			if took := time.Since(start); took > 60*time.Second {
+				t.Errorf("%s: took %s", tc.name, took)
+			}
+			sameSnapshot(t, tc.name, before, snapshot(t, l))
+		}
+		code, out, _ := cliEnv(t, l, []string{"FWPUSH_BECOME_PASS=s3cret-pass"}, "run", cloud)
+		if code != exitOK || !strings.Contains(out, "6 applied") {
+			t.Errorf("with the password: exit %d, want 0 and every host applied", code)
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("the password shows in the output")
+		}
+	})
+
+	t.Run("no sudo rights: every host named, nothing changed", func(t *testing.T) {
+		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Sudo: lab.SudoNone, Password: "s3cret-pass"}})
+		before := snapshot(t, l)
+		// sudo -n tells a user it would refuse only that it wants a
+		// password; given the user's password, it says what it is.
+		for _, tc := range []struct {
+			env  []string
+			want func(host string) string
+		}{
+			{nil, func(h string) string { return "error: host " + h + ": sudo: sudo on host " + h + " wants a password for user deploy, or the user may not use sudo there" }},
+			{[]string{"FWPUSH_BECOME_PASS=s3cret-pass"}, func(h string) string { return "error: host " + h + ": sudo: user deploy may not become root with sudo on host " + h }},
+		} {
+			code, out, _ := cliEnv(t, l, tc.env, "run", cloud)
+			if code != exitFailed {
+				t.Errorf("run: exit %d, want 1", code)
+			}
+			for _, h := range siteHosts {
+				if !strings.Contains(out, tc.want(h)) {
+					t.Errorf("%s is not named with the user and sudo: want %q", h, tc.want(h))
+				}
+			}
+		}
+		sameSnapshot(t, "a run without sudo rights", before, snapshot(t, l))
+	})
+}
