@@ -104,8 +104,12 @@ func TestSudoInLab(t *testing.T) {
 			env  []string
 			want func(host string) string
 		}{
-			{nil, func(h string) string { return "error: host " + h + ": sudo: sudo on host " + h + " wants a password for user deploy, or the user may not use sudo there" }},
-			{[]string{"FWPUSH_BECOME_PASS=s3cret-pass"}, func(h string) string { return "error: host " + h + ": sudo: user deploy may not become root with sudo on host " + h }},
+			{nil, func(h string) string {
+				return "error: host " + h + ": sudo: sudo on host " + h + " wants a password for user deploy, or the user may not use sudo there"
+			}},
+			{[]string{"FWPUSH_BECOME_PASS=s3cret-pass"}, func(h string) string {
+				return "error: host " + h + ": sudo: user deploy may not become root with sudo on host " + h
+			}},
 		} {
 			code, out, _ := cliEnv(t, l, tc.env, "run", cloud)
 			if code != exitFailed {
