@@ -420,8 +420,8 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 			return f, nil
 		}
 		g := f.Guards[0]
-		if abandoned := g.Status != "" && g.Now.Sub(g.Started) > 2*timeout+5*time.Second || !g.Now.Before(g.FireAt); !abandoned {
-			if waited > g.FireAt.Sub(g.Now)+2*timeout {
+		if !gone(g, timeout) {
+			if waited > max(g.FireAt.Sub(g.Now), timeout)+2*timeout {
 				who := "another run of fwpush"
 				if f.Lock != nil && f.Lock.Token == g.Token && f.Lock.Who != "" {
 					who += " (" + f.Lock.Who + ")"
@@ -453,6 +453,15 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 		}
 	}
 	return f, fail("lock", errors.New("the applies of earlier runs on this host do not settle"))
+}
+
+// gone reports whether the run that left g is gone: its apply ended long
+// before (a live fwpush confirms within a timeout or two) and nobody
+// confirmed it, or its guard's time has passed without the guard deciding.
+// What the host could not tell (a zero time) proves nothing.
+func gone(g remote.Guard, timeout time.Duration) bool {
+	return g.Status != "" && !g.Started.IsZero() && g.Now.Sub(g.Started) > 2*timeout+5*time.Second ||
+		!g.FireAt.IsZero() && !g.Now.Before(g.FireAt)
 }
 
 // preflight refuses hosts where the policy cannot work: missing tools,

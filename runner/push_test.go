@@ -935,3 +935,22 @@ func TestPushWaitsForARunAtWork(t *testing.T) {
 	}
 	checkEnforced(t, plan, h)
 }
+
+func TestGone(t *testing.T) {
+	now := time.Unix(1764630000, 0)
+	for _, tc := range []struct {
+		name string
+		g    remote.Guard
+		want bool
+	}{
+		{"applied a minute ago, never confirmed", remote.Guard{Status: "ok", Started: now.Add(-time.Minute), FireAt: now.Add(time.Minute), Now: now}, true},
+		{"its guard's time has passed", remote.Guard{Status: "", Started: now.Add(-time.Second), FireAt: now.Add(-time.Second), Now: now}, true},
+		{"applied a second ago: its fwpush is confirming", remote.Guard{Status: "ok", Started: now.Add(-time.Second), FireAt: now.Add(time.Minute), Now: now}, false},
+		{"still applying", remote.Guard{Status: "", Started: now.Add(-time.Minute), FireAt: now.Add(time.Minute), Now: now}, false},
+		{"the host told no times", remote.Guard{Status: "ok", Now: now}, false},
+	} {
+		if got := gone(tc.g, 3*time.Second); got != tc.want {
+			t.Errorf("%s: gone %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ m applied; cat /var/lib/fwpush/applied 2>/dev/null
 m persistent; [ -x /usr/sbin/netfilter-persistent ] && [ -e /usr/share/netfilter-persistent/plugins.d/15-ip4tables ] && echo yes
 m lock; [ -r /run/fwpush/lock/owner ] && { cat /run/fwpush/lock/owner; date +%s; }
 m guards; for d in /run/fwpush/runs/*; do
-  [ -d "$d" ] && [ ! -e "$d/decided" ] || continue
+  [ -e "$d/guard.pid" ] && [ ! -e "$d/decided" ] || continue
   echo "${d##*/} $(cat "$d/applied.status" 2>/dev/null || echo none) $(cat "$d/started" 2>/dev/null || echo 0) $(cat "$d/fire_at" 2>/dev/null || echo 0) $(date +%s)"
 done
 other() { # other iptables ip_tables_names: the filter table of the backend iptables does not use, if it has one
