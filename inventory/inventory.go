@@ -4,6 +4,7 @@
 package inventory
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,6 +39,7 @@ type Inventory struct {
 	Path       string
 	SSH        SSH
 	Interfaces Interfaces
+	Firewall   Firewall
 	Hosts      []*Host
 	Roles      []*Role
 	// Sites are the data centres, sorted by name: each a private network
@@ -111,6 +113,17 @@ type Interfaces struct {
 	Private string
 }
 
+// Firewall is what fwpush leaves to other software in a host's filter
+// table.
+type Firewall struct {
+	// Preserve lists glob patterns (path.Match: *, ? and [...]) of the
+	// chains other software keeps on every host (Docker's DOCKER*,
+	// fail2ban's f2b-*): fwpush keeps them, their rules and the jumps the
+	// built-in chains hold into them, and never counts their content as
+	// drift. Every other chain the policy does not declare is drift.
+	Preserve []string
+}
+
 // Host is one server. Per-host overrides are already resolved: User, Port,
 // PublicIface and PrivateIface always hold the values in effect.
 type Host struct {
@@ -167,6 +180,9 @@ type Role struct {
 	PublicTCP  []int
 	Allow      []Allow
 	LogDropped bool
+	// Preserve lists more chain patterns kept on this role's hosts, on
+	// top of [firewall] preserve.
+	Preserve []string
 }
 
 // Allow is one ingress rule of a role: traffic from a source, either the
@@ -257,6 +273,36 @@ func (inv *Inventory) HostsIn(site string) []*Host {
 		}
 	}
 	return out
+}
+
+// Preserve returns the chain patterns kept on the hosts of a role:
+// [firewall] preserve, then the role's own, each once.
+func (inv *Inventory) Preserve(role string) []string {
+	all := inv.Firewall.Preserve
+	if r, ok := inv.Role(role); ok {
+		all = append(slices.Clip(all), r.Preserve...)
+	}
+	var out []string
+	for _, p := range all {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// PreserveKey returns the key that the nth pattern of Preserve(role) is
+// written at: "firewall.preserve[0]" or "roles.app.preserve[1]".
+func (inv *Inventory) PreserveKey(role string, n int) string {
+	pats := inv.Preserve(role)
+	if n < 0 || n >= len(pats) {
+		return ""
+	}
+	if i := slices.Index(inv.Firewall.Preserve, pats[n]); i >= 0 {
+		return fmt.Sprintf("firewall.preserve[%d]", i)
+	}
+	r, _ := inv.Role(role)
+	return fmt.Sprintf("roles.%s.preserve[%d]", role, slices.Index(r.Preserve, pats[n]))
 }
 
 // HostsOf returns the hosts of a role, sorted by name.

@@ -304,3 +304,52 @@ func TestLoadSites(t *testing.T) {
 		t.Errorf("db's allow entries: cross_site %v, %v; want ok on the first only", db.Allow[0].CrossSiteOK, db.Allow[1].CrossSiteOK)
 	}
 }
+
+// A role's hosts keep the chains of [firewall] preserve and of the role's
+// own preserve, each pattern once, and every pattern names where it is
+// written.
+func TestPreserve(t *testing.T) {
+	inv, err := Parse("p.toml", []byte(`
+[ssh]
+tunnel = "t"
+[firewall]
+preserve = ["f2b-*", "DOCKER*"]
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.k]
+role = "kube"
+private_ip = "198.18.0.2"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.kube]
+template = "private"
+preserve = ["KUBE-*", "DOCKER*", "cali-*"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		role string
+		want []string
+		keys []string
+	}{
+		{"tunnel", []string{"f2b-*", "DOCKER*"}, []string{"firewall.preserve[0]", "firewall.preserve[1]"}},
+		{"kube", []string{"f2b-*", "DOCKER*", "KUBE-*", "cali-*"},
+			[]string{"firewall.preserve[0]", "firewall.preserve[1]", "roles.kube.preserve[0]", "roles.kube.preserve[2]"}},
+	} {
+		got := inv.Preserve(tc.role)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("Preserve(%s) (-want +got):\n%s", tc.role, diff)
+		}
+		var keys []string
+		for i := range got {
+			keys = append(keys, inv.PreserveKey(tc.role, i))
+		}
+		if diff := cmp.Diff(tc.keys, keys); diff != "" {
+			t.Errorf("PreserveKey(%s, ...) (-want +got):\n%s", tc.role, diff)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 type rawFile struct {
 	SSH        rawSSH             `toml:"ssh"`
 	Interfaces rawInterfaces      `toml:"interfaces"`
+	Firewall   rawFirewall        `toml:"firewall"`
 	Hosts      map[string]rawHost `toml:"hosts"`
 	Roles      map[string]rawRole `toml:"roles"`
 	Sites      map[string]rawSite `toml:"sites"`
@@ -52,6 +53,10 @@ type rawInterfaces struct {
 	Private string `toml:"private"`
 }
 
+type rawFirewall struct {
+	Preserve []string `toml:"preserve"`
+}
+
 type rawHost struct {
 	Role         string `toml:"role"`
 	PublicIP     string `toml:"public_ip"`
@@ -70,6 +75,7 @@ type rawRole struct {
 	PublicTCP  []int      `toml:"public_tcp"`
 	Allow      []rawAllow `toml:"allow"`
 	LogDropped bool       `toml:"log_dropped"`
+	Preserve   []string   `toml:"preserve"`
 }
 
 type rawAllow struct {
@@ -362,7 +368,7 @@ func unknownPart(k toml.Key) (toml.Key, bool) {
 		switch {
 		case i == 0:
 			kind = ""
-		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces"):
+		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
 			kind = k[0]
 		case i == 1 && (k[0] == "hosts" || k[0] == "roles" || k[0] == "sites"):
 			continue // a host, role or site name
@@ -417,11 +423,12 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
-	"":           {"ssh", "interfaces", "hosts", "roles", "sites"},
+	"":           {"ssh", "interfaces", "firewall", "hosts", "roles", "sites"},
 	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
 	"interfaces": {"public", "private"},
+	"firewall":   {"preserve"},
 	"host":       {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become"},
-	"role":       {"template", "public_tcp", "allow", "log_dropped"},
+	"role":       {"template", "public_tcp", "allow", "log_dropped", "preserve"},
 	"allow":      {"from", "tcp", "udp", "cross_site"},
 	"site":       {"tunnel"},
 }
@@ -431,7 +438,7 @@ func keyKind(k toml.Key) (string, bool) {
 	switch {
 	case len(k) == 1:
 		return "", true
-	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces"):
+	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
 		return k[0], true
 	case len(k) == 3 && k[0] == "hosts":
 		return "host", true

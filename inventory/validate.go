@@ -80,8 +80,11 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 		v.errorf("interfaces", "public and private interface are both %q: they must differ", inv.Interfaces.Public)
 	}
 
+	inv.Firewall.Preserve = v.preserve("firewall.preserve", raw.Firewall.Preserve, nil)
 	for _, rn := range sortedKeys(raw.Roles) {
-		inv.Roles = append(inv.Roles, v.role(rn, raw.Roles[rn]))
+		r := v.role(rn, raw.Roles[rn])
+		r.Preserve = v.preserve("roles."+rn+".preserve", raw.Roles[rn].Preserve, raw.Firewall.Preserve)
+		inv.Roles = append(inv.Roles, r)
 	}
 	v.sites(inv, raw)
 	for _, hn := range sortedKeys(raw.Hosts) {

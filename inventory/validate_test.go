@@ -1149,6 +1149,60 @@ allow = [
 		},
 	},
 	{
+		name: "chain patterns to preserve",
+		toml: `
+[ssh]
+tunnel = "t"
+[firewall]
+preserve = ["DOCKER*", "", "f2b-[", "*", "IN?UT", "f2b sshd", "-x", "!x"]
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+preserve = [
+  "KUBE-*",
+  "*PUT",
+]
+`,
+		want: []string{
+			`bad.toml:4: firewall.preserve[1]: an empty pattern matches no chain: name a chain, or a glob such as "f2b-*"`,
+			`bad.toml:4: firewall.preserve[2]: "f2b-[" is not a valid pattern: syntax error in pattern (patterns use *, ? and [...], as in "DOCKER*")`,
+			`bad.toml:4: firewall.preserve[3]: "*" matches the built-in chain INPUT: fwpush owns INPUT, FORWARD and OUTPUT (the jumps they hold into a preserved chain are kept, not the chain itself)`,
+			`bad.toml:4: firewall.preserve[4]: "IN?UT" matches the built-in chain INPUT: fwpush owns INPUT, FORWARD and OUTPUT (the jumps they hold into a preserved chain are kept, not the chain itself)`,
+			`bad.toml:4: firewall.preserve[5]: "f2b sshd" matches no chain: chain names hold no whitespace or quotes and start with neither '-' nor '!'`,
+			`bad.toml:4: firewall.preserve[6]: "-x" matches no chain: chain names hold no whitespace or quotes and start with neither '-' nor '!'`,
+			`bad.toml:4: firewall.preserve[7]: "!x" matches no chain: chain names hold no whitespace or quotes and start with neither '-' nor '!'`,
+			`bad.toml:14: roles.tunnel.preserve[1]: "*PUT" matches the built-in chain INPUT: fwpush owns INPUT, FORWARD and OUTPUT (the jumps they hold into a preserved chain are kept, not the chain itself)`,
+		},
+	},
+	{
+		name: "a pattern instead of a list of them",
+		toml: `
+[roles.other]
+template = "private"
+preserve = "DOCKER*"
+`,
+		want: []string{`bad.toml:3: roles.other.preserve: wrong type: expected an array, found a string`},
+	},
+	{
+		name: "unknown key in [firewall]",
+		toml: `
+[ssh]
+tunnel = "t"
+[firewall]
+preserv = ["DOCKER*"]
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "tunnel"
+`,
+		want: []string{`bad.toml:4: firewall.preserv: unknown key "preserv" in [firewall]; did you mean "preserve"?`},
+	},
+	{
 		name: "several problems, sorted by line",
 		toml: `
 [ssh]
@@ -1441,6 +1495,27 @@ allow = [ { from = "app", tcp = [3306], cross_site = "ok" } ]
 `,
 		want: []string{
 			`warn.toml:8: hosts.app-1.public_ip6: warning: role "app" uses the private template, which opens nothing on the public interface: public_ip6 changes no rule`,
+		},
+	},
+	{
+		name: "chain patterns listed twice",
+		toml: `
+[ssh]
+tunnel = "t"
+[firewall]
+preserve = ["f2b-*", "DOCKER*", "f2b-*"]
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+preserve = ["KUBE-*", "DOCKER*"]
+`,
+		want: []string{
+			`warn.toml:4: firewall.preserve[2]: warning: "f2b-*" is listed twice`,
+			`warn.toml:12: roles.tunnel.preserve[1]: warning: "DOCKER*" is already kept on every host by firewall.preserve`,
 		},
 	},
 }

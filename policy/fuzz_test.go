@@ -83,74 +83,87 @@ var packets = []Packet{
 	{In: "eth1", Src: netip.MustParseAddr("2001:db8::1"), Proto: "tcp", DPort: 80},
 }
 
-// FuzzSplitForeign: splitting a live ruleset into the part a policy owns
-// and what other software keeps never panics, loses no line and invents
-// none, and the merged document loads the desired policy with every jump
-// into a foreign chain put back.
-func FuzzSplitForeign(f *testing.F) {
+// FuzzSplit: dividing a live ruleset by owner never panics, loses no line
+// and invents none; preserved chains are matched by a pattern and never
+// built-in or declared; and the merged document is the desired policy plus
+// flushes, the removal of unknown chains, and every jump into a preserved
+// chain put back, in order.
+func FuzzSplit(f *testing.F) {
 	all := seeds(f)
 	for _, live := range all {
 		for _, desired := range all[:3] {
-			f.Add(live, desired)
+			f.Add(live, desired, "f2b-*")
+			f.Add(live, desired, "DOCKER*")
 		}
 	}
-	f.Fuzz(func(t *testing.T, live, desired string) {
+	f.Fuzz(func(t *testing.T, live, desired, pattern string) {
 		live, desired = Canonical(live), Canonical(desired)
 		if desired == "" {
 			return // a rendered policy is never empty
 		}
-		own, foreign := SplitForeign(live, desired)
-		if len(foreign.Chains) == 0 && own != live {
-			t.Fatalf("nothing foreign, yet the own part differs from the live ruleset:\n%q\n%q", own, live)
+		preserve := []string{pattern}
+		s := SplitLive(live, desired, preserve)
+		if len(s.Preserved) == 0 && s.Own != live {
+			t.Fatalf("nothing preserved, yet the own part differs from the live ruleset:\n%q\n%q", s.Own, live)
 		}
-		declared := chains(desired)
-		for _, c := range foreign.Chains {
-			if slices.Contains(declared, c) || !slices.Contains(chains(live), c) {
-				t.Fatalf("foreign chain %q: declared by the policy, or not live", c)
+		declared := Chains(desired)
+		for _, c := range s.Preserved {
+			if slices.Contains(declared, c) || slices.Contains(builtinChains, c) || !Matches(preserve, c) || !slices.Contains(Chains(live), c) {
+				t.Fatalf("preserved chain %q: declared by the policy, built in, not matched, or not live", c)
 			}
 		}
-		// own and the foreign part together are the live lines, in order.
+		for _, c := range s.Unknown {
+			if slices.Contains(declared, c) || slices.Contains(builtinChains, c) || Matches(preserve, c) || !slices.Contains(Chains(live), c) {
+				t.Fatalf("unknown chain %q: declared by the policy, built in, matched, or not live", c)
+			}
+		}
+		for _, c := range s.Held {
+			if !slices.Contains(s.Unknown, c) {
+				t.Fatalf("held chain %q is not unknown", c)
+			}
+		}
+		// Own and the preserved part together are the live lines, in order.
 		liveLines := lines(live)
-		ownLines := lines(own)
 		rest := slices.Clone(liveLines)
-		for _, l := range ownLines {
+		for _, l := range lines(s.Own) {
 			i := slices.Index(rest, l)
 			if i < 0 {
 				t.Fatalf("own line %q is not live", l)
 			}
 			rest = rest[i+1:]
 		}
-		for _, j := range foreign.Jumps {
+		for _, j := range s.Jumps {
 			if !slices.Contains(liveLines, j) {
 				t.Fatalf("jump %q is not live", j)
 			}
-			if chain, target := ruleChainTarget(j); slices.Contains(foreign.Chains, chain) || !slices.Contains(foreign.Chains, target) {
-				t.Fatalf("jump %q is not from an owned chain into a foreign one", j)
+			if chain, target := ruleChainTarget(j); !slices.Contains(builtinChains, chain) || !slices.Contains(s.Preserved, target) {
+				t.Fatalf("jump %q is not from a built-in chain into a preserved one", j)
 			}
 		}
-		for _, l := range ownLines {
-			if chain, target := ruleChainTarget(l); slices.Contains(foreign.Chains, chain) || slices.Contains(foreign.Chains, target) {
-				t.Fatalf("own line %q belongs to a foreign chain", l)
+		for _, l := range lines(s.Own) {
+			if chain, _ := ruleChainTarget(l); slices.Contains(s.Preserved, chain) {
+				t.Fatalf("own line %q belongs to a preserved chain", l)
 			}
 		}
-		// The merged document is the desired one plus flushes and jumps.
-		merged := foreign.Merge(desired)
-		var kept []string
+		// The merged document is the desired one plus flushes, removals
+		// and jumps, each jump once and in order.
+		merged := s.Merge(desired)
+		var kept, jumps []string
 		for _, l := range lines(merged) {
-			if strings.HasPrefix(l, "-F ") && slices.Contains(declared, l[3:]) {
-				continue
+			switch {
+			case strings.HasPrefix(l, "-F ") && (slices.Contains(declared, l[3:]) || slices.Contains(s.Unknown, l[3:])):
+			case strings.HasPrefix(l, "-X ") && slices.Contains(s.Unknown, l[3:]) && !slices.Contains(s.Held, l[3:]):
+			case slices.Contains(s.Jumps, l) && len(jumps) < len(s.Jumps) && l == s.Jumps[len(jumps)]:
+				jumps = append(jumps, l)
+			default:
+				kept = append(kept, l)
 			}
-			if slices.Contains(foreign.Jumps, l) {
-				foreign.Jumps = slices.DeleteFunc(foreign.Jumps, func(j string) bool { return j == l })
-				continue
-			}
-			kept = append(kept, l)
 		}
 		if want := lines(desired); !slices.Equal(kept, want) {
-			t.Fatalf("merged document without flushes and jumps:\n%q\nwant the desired policy:\n%q", kept, want)
+			t.Fatalf("merged document without flushes, removals and jumps:\n%q\nwant the desired policy:\n%q", kept, want)
 		}
-		if len(foreign.Jumps) > 0 && strings.Contains(desired, "-A ") {
-			t.Fatalf("jumps %q not put back", foreign.Jumps)
+		if strings.Contains(desired, "COMMIT") && !slices.Equal(jumps, s.Jumps) {
+			t.Fatalf("jumps put back %q, want %q", jumps, s.Jumps)
 		}
 	})
 }

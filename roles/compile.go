@@ -92,6 +92,7 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 	if !loads {
 		return pol, true
 	}
+	c.preserveOwn(role, h, pol)
 	lockKey := key
 	if c.inv.IsBastion(h) && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
 		// The built-in templates open SSH on a bastion's public side
@@ -106,6 +107,30 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		c.problems.add(lockKey, "", msg, "")
 	}
 	return pol, true
+}
+
+// preserveOwn reports every preserve pattern of the host's role that
+// matches a chain its own policy declares: a chain fwpush writes cannot
+// also be kept for another program. Hosts that the same pattern and chain
+// fail are reported together.
+func (c *compiler) preserveOwn(role *inventory.Role, h *inventory.Host, pol *Policy) {
+	pats := c.inv.Preserve(role.Name)
+	var declared []string
+	for _, ch := range append(policy.Chains(string(pol.V4)), policy.Chains(string(pol.V6))...) {
+		if !slices.Contains(declared, ch) {
+			declared = append(declared, ch)
+		}
+	}
+	for i, p := range pats {
+		for _, ch := range declared {
+			if !policy.Matches([]string{p}, ch) {
+				continue
+			}
+			key := c.inv.PreserveKey(role.Name, i)
+			msg := fmt.Sprintf("%q matches chain %s, which the policy of %s declares: a chain fwpush writes is not kept for another program; narrow the pattern, or rename the chain in the template", p, ch, hostsMark)
+			c.problems.add(key, "preserve:"+p+":"+ch, msg, h.Name)
+		}
+	}
 }
 
 // template parses a role's template once, whichever roles name it.

@@ -274,6 +274,8 @@ func TestTemplateErrors(t *testing.T) {
 		"bad-field.tmpl": "*filter\n:INPUT DROP [0:0]\n{{.Host.Nmae}}\nCOMMIT\n",
 		"no-ssh.tmpl":    "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
 		"nat.tmpl":       "*nat\nCOMMIT\n",
+		"chain.tmpl": "{{template \"fwpush.header\" .}}\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-own - [0:0]\n" +
+			"{{template \"fwpush.input\" .}}\n-A INPUT -j f2b-own\n-A f2b-own -j RETURN\nCOMMIT\n",
 	}
 	read := func(path string) ([]byte, error) {
 		if s, ok := files[filepath.Base(path)]; ok {
@@ -311,6 +313,11 @@ func TestTemplateErrors(t *testing.T) {
 		}},
 		{"tunnel without SSH in public_tcp", [][]string{{"[roles.tunnel]\ntemplate = \"tunnel\"\npublic_tcp = [22]", "[roles.tunnel]\ntemplate = \"tunnel\"\npublic_tcp = [443]"}}, []string{
 			"test.toml:24: roles.tunnel.public_tcp: host t: lockout: the IPv4 policy does not accept SSH from anywhere to 203.0.113.1:22 on eth0 without conntrack (INPUT chain: drop): fwpush would lock itself out; add 22 to public_tcp",
+		}},
+		{"a preserve pattern that matches a chain of the policy", [][]string{
+			{"[roles.app]\ntemplate = \"private\"", "[roles.app]\ntemplate = \"tpl/chain.tmpl\"\npreserve = [\"DOCKER*\", \"f2b-*\"]"},
+		}, []string{
+			`test.toml:30: roles.app.preserve[1]: "f2b-*" matches chain f2b-own, which the policy of hosts a1 and a2 declares: a chain fwpush writes is not kept for another program; narrow the pattern, or rename the chain in the template`,
 		}},
 		{"other table", [][]string{db("nat.tmpl")}, []string{
 			`test.toml:32: roles.db.template: tpl/nat.tmpl:1: fwpush refuses the IPv4 policy of host d: table "nat": fwpush manages the filter table only (nat, mangle and raw are never touched) (d, line 1: *nat)`,

@@ -209,7 +209,7 @@ func settleScenario(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 		err = host.Apply(ctx, remote.Apply{Token: killedToken, RollbackAfter: time.Minute,
-			V4: []byte(policy.Foreign{}.Merge(want)), V6: []byte(policy.Foreign{}.Merge(policy.Canonical(string(pol.V6)))),
+			V4: []byte(policy.Split{}.Merge(want)), V6: []byte(policy.Split{}.Merge(policy.Canonical(string(pol.V6)))),
 			Lease: 3 * time.Minute, LockWait: time.Second, Who: "the killed run"})
 		host.Close()
 		if err != nil {

@@ -288,6 +288,11 @@ type fakeHost struct {
 	addrs        map[netip.Addr]string
 	conn         remote.Conn // $SSH_CONNECTION of fwpush's sessions
 	backend      string
+	// What else is in charge of the firewall: the other backend's tables
+	// (as saved) and other firewall managers.
+	otherBackend   string
+	other4, other6 string
+	managers       []remote.Manager
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
@@ -463,6 +468,11 @@ func (c *fakeConn) Facts(ctx context.Context) (remote.Facts, error) {
 		Persisted6: h.files[fileRulesV6],
 		Applied:    strings.TrimSpace(h.files[fileApplied]),
 		Persistent: h.persistent,
+
+		OtherBackend: h.otherBackend,
+		Other4:       h.other4,
+		Other6:       h.other6,
+		Managers:     slices.Clone(h.managers),
 	}, nil
 }
 
@@ -695,7 +705,8 @@ var targets = map[string]bool{"ACCEPT": true, "DROP": true, "REJECT": true, "RET
 // canonical table, "" for none) and returns the new table as iptables-save
 // orders it: chains, built-in first, then every chain's rules. Without
 // noflush the table is emptied first; with it, only what doc flushes
-// (-F, or the declaration of an existing user chain) is. Like the real
+// (-F, or the declaration of an existing user chain) is, and -X removes an
+// empty user chain nothing jumps to. Like the real
 // one, it changes nothing when any line fails.
 func restore(live, doc string, noflush bool) (string, error) {
 	order := slices.Clone(builtinChains)
@@ -740,6 +751,20 @@ func restore(live, doc string, noflush bool) (string, error) {
 				rules = map[string][]string{}
 			case len(f) == 2 && f[0] == "-F" && slices.Contains(order, f[1]):
 				rules[f[1]] = nil
+			case len(f) == 2 && f[0] == "-X" && slices.Contains(order, f[1]) && !slices.Contains(builtinChains, f[1]):
+				// Only an empty chain that no rule jumps to can go.
+				if len(rules[f[1]]) > 0 {
+					return fail()
+				}
+				for _, rs := range rules {
+					for _, r := range rs {
+						if slices.Contains(strings.Fields(r), f[1]) {
+							return fail()
+						}
+					}
+				}
+				order = slices.DeleteFunc(order, func(c string) bool { return c == f[1] })
+				delete(policies, f[1])
 			default:
 				return fail()
 			}
@@ -823,6 +848,7 @@ allow = [
   { from = "198.51.100.0/24", tcp = [9100] },
 ]
 log_dropped = true
+preserve = ["DOCKER*", "f2b-*"]
 
 [roles.db]
 template = "private"

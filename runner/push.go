@@ -61,8 +61,11 @@ type HostResult struct {
 	Added, Removed int
 	Persisted      bool   // rules.v4 and rules.v6 are in place
 	Diff           string // unified diff of live against desired rules
-	Duration       time.Duration
-	Err            error
+	// Unknown are the live chains that neither the policy declares nor a
+	// preserve pattern keeps: drift, which only --force-own removes.
+	Unknown  []string
+	Duration time.Duration
+	Err      error
 }
 
 // HostError is a failure on one host. errors.As finds the
@@ -85,6 +88,10 @@ func (e *HostError) Unwrap() error { return e.Err }
 type RunOptions struct {
 	// DryRun reads the live state and computes diffs, and changes nothing.
 	DryRun bool
+	// ForceOwn lets a run remove the chains no preserve pattern keeps, and
+	// apply where another firewall manager is enabled: the operator takes
+	// the filter table over.
+	ForceOwn bool
 	// Parallel is the most hosts worked on at once; 0 means the inventory's.
 	Parallel int
 	// RollbackAfter is the guard's delay; 0 means the inventory's.
@@ -353,12 +360,18 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err := p.preflight(f); err != nil {
 		return fail("preflight", err)
 	}
+	if err := p.coexist(f); err != nil {
+		return err
+	}
 
 	want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
-	// What other software keeps in the filter table (Docker, fail2ban) is
-	// neither compared nor touched.
-	live4, foreign4 := policy.SplitForeign(policy.Canonical(f.V4), want4)
-	live6, foreign6 := policy.SplitForeign(policy.Canonical(f.V6), want6)
+	// The chains the inventory preserves (Docker's, fail2ban's) are neither
+	// compared nor touched; any other chain is drift.
+	preserve := p.inv.Preserve(p.host.Role)
+	split4 := policy.SplitLive(policy.Canonical(f.V4), want4, preserve)
+	split6 := policy.SplitLive(policy.Canonical(f.V6), want6, preserve)
+	live4, live6 := split4.Own, split6.Own
+	res.Unknown = unknownChains(split4, split6)
 	rulesDiffer := live4 != want4 || live6 != want6
 	digest := Digest(p.pol)
 	persist := remote.Persist{Install: !f.Persistent}
@@ -389,6 +402,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		res.Status = Pending
 		return nil
 	}
+	if err := p.mayOwn(split4, split6); err != nil {
+		return err
+	}
 
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: change nothing more
@@ -415,7 +431,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
-		V4: []byte(foreign4.Merge(want4)), V6: []byte(foreign6.Merge(want6)),
+		V4: []byte(split4.Merge(want4)), V6: []byte(split6.Merge(want6)),
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
 		// no longer than its guard and confirm.
@@ -483,9 +499,10 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 			}
 			waited += 5 * p.opts.Poll
 		} else {
-			live4, _ := policy.SplitForeign(policy.Canonical(f.V4), policy.Canonical(string(p.pol.V4)))
-			live6, _ := policy.SplitForeign(policy.Canonical(f.V6), policy.Canonical(string(p.pol.V6)))
-			keep := g.Status == "ok" && live4 == policy.Canonical(string(p.pol.V4)) && live6 == policy.Canonical(string(p.pol.V6))
+			want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
+			preserve := p.inv.Preserve(p.host.Role)
+			keep := g.Status == "ok" && policy.SplitLive(policy.Canonical(f.V4), want4, preserve).Own == want4 &&
+				policy.SplitLive(policy.Canonical(f.V6), want6, preserve).Own == want6
 			p.changing = true // settling writes to the host
 			out, err := h.Settle(context.WithoutCancel(ctx), g.Token, keep)
 			if err != nil {

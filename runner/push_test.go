@@ -284,39 +284,59 @@ func mustRestore(t *testing.T, live, doc string) string {
 	return out
 }
 
-// Chains of other software (fail2ban here) are neither compared nor
-// touched: the run replaces fwpush's rules around them, a later ban is no
-// drift, and the rules files hold the policy alone.
-func TestPushKeepsForeignChains(t *testing.T) {
-	const (
-		decl = ":f2b-sshd -\n"
-		jump = "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n"
-		ban1 = "-A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable\n"
-		ban2 = "-A f2b-sshd -s 192.0.2.67/32 -j REJECT --reject-with icmp-port-unreachable\n"
-		ret  = "-A f2b-sshd -j RETURN\n"
-	)
+// Other software's chains, as a restart of Docker and fail2ban leave
+// them: the chains, their rules (a ban) and their jumps, inserted at the
+// top of FORWARD and INPUT.
+const (
+	dockerChains = ":DOCKER -\n:DOCKER-ISOLATION-STAGE-1 -\n:DOCKER-ISOLATION-STAGE-2 -\n:DOCKER-USER -\n"
+	dockerJumps  = "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n-A FORWARD -o docker0 -j DOCKER\n"
+	dockerRules  = "-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2\n-A DOCKER-ISOLATION-STAGE-1 -j RETURN\n" +
+		"-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP\n-A DOCKER-ISOLATION-STAGE-2 -j RETURN\n-A DOCKER-USER -j RETURN\n"
+	f2bChain = ":f2b-sshd -\n"
+	f2bJump  = "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n"
+	f2bBan   = "-A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable\n"
+	f2bBan2  = "-A f2b-sshd -s 192.0.2.67/32 -j REJECT --reject-with icmp-port-unreachable\n"
+	f2bRet   = "-A f2b-sshd -j RETURN\n"
+	// A chain nobody declared that lets everyone in.
+	backdoor = ":backdoor -\n-A INPUT -j backdoor\n-A backdoor -j ACCEPT\n"
+)
+
+// withOthers is what a host has once Docker and fail2ban (re)started.
+func withOthers(t *testing.T, live string) string {
+	t.Helper()
+	live = mustRestore(t, live, "*filter\n"+dockerChains+f2bChain+dockerRules+f2bBan+f2bRet+"COMMIT\n")
+	// Both insert their jumps at the top.
+	live = strings.Replace(live, "-A INPUT ", f2bJump+"-A INPUT ", 1)
+	if strings.Contains(live, "-A FORWARD ") {
+		return strings.Replace(live, "-A FORWARD ", dockerJumps+"-A FORWARD ", 1)
+	}
+	return strings.Replace(live, "-A DOCKER", dockerJumps+"-A DOCKER", 1)
+}
+
+// The chains a role preserves (app: DOCKER* and f2b-*) are neither compared
+// nor touched: the run replaces fwpush's rules around them, their jumps
+// stay where they were, a later ban is no drift, and the rules files hold
+// the policy alone.
+func TestPushKeepsPreservedChains(t *testing.T) {
 	plan, fleet := newTestPlan(t)
 	pol := policyOf(t, plan, "app-1")
 	h := fleet.host("app-1")
-	h.set(func(h *fakeHost) { h.live4 = mustRestore(t, h.live4, "*filter\n"+decl+jump+ban1+ret+"COMMIT\n") })
+	h.set(func(h *fakeHost) { h.live4 = withOthers(t, h.live4) })
 
 	res := runAll(t, plan, fleet, RunOptions{})
 	checkStatuses(t, res, statuses(plan, Applied, nil))
+	if r := res["app-1"]; len(r.Unknown) != 0 {
+		t.Errorf("app-1: unknown chains %v, want none", r.Unknown)
+	}
 	live := h.state().Live4
-	for _, l := range []string{decl, jump, ban1, ret} {
-		if !strings.Contains(live, l) {
-			t.Errorf("app-1 lost %q:\n%s", l, live)
-		}
-	}
-	own := live
-	for _, l := range []string{decl, jump, ban1, ret} {
-		own = strings.Replace(own, l, "", 1)
-	}
-	if want := policy.Canonical(string(pol.V4)); own != want {
-		t.Errorf("app-1: without fail2ban's chain, live rules are\n%s\nwant\n%s", own, want)
-	}
-	if strings.Contains(live, handRule) {
-		t.Errorf("app-1 kept the hand-made rule of INPUT, a chain fwpush owns")
+	// What the policy declares, with the jumps at the top of their chains
+	// and the preserved chains after it, as iptables-save orders them.
+	want := policy.Canonical(string(pol.V4))
+	want = strings.Replace(want, ":OUTPUT ACCEPT\n", ":OUTPUT ACCEPT\n"+dockerChains+f2bChain, 1)
+	want = strings.Replace(want, "-A INPUT ", f2bJump+"-A INPUT ", 1)
+	want = strings.Replace(want, "COMMIT\n", dockerJumps+dockerRules+f2bBan+f2bRet+"COMMIT\n", 1)
+	if live != want {
+		t.Errorf("app-1 live rules:\n%s\nwant the policy with the preserved chains and jumps in place:\n%s", live, want)
 	}
 	if f := h.state().Files[fileRulesV4]; f != string(pol.V4) {
 		t.Errorf("app-1: rules.v4 is not the policy alone:\n%s", f)
@@ -324,11 +344,175 @@ func TestPushKeepsForeignChains(t *testing.T) {
 
 	// fail2ban bans someone else: not fwpush's business.
 	fleet.resetCounters()
-	h.set(func(h *fakeHost) { h.live4 = strings.Replace(h.live4, ban1, ban2+ban1, 1) })
+	h.set(func(h *fakeHost) { h.live4 = strings.Replace(h.live4, f2bBan, f2bBan2+f2bBan, 1) })
 	res = runAll(t, plan, fleet, RunOptions{})
 	checkStatuses(t, res, statuses(plan, Unchanged, nil))
-	if s := h.state(); s.Restores != 0 || s.Writes != 0 || !strings.Contains(s.Live4, ban2) {
+	if s := h.state(); s.Restores != 0 || s.Writes != 0 || !strings.Contains(s.Live4, f2bBan2) {
 		t.Errorf("app-1: %d restores, %d writes after a ban; live:\n%s", s.Restores, s.Writes, s.Live4)
+	}
+
+	// Drift of fwpush's own rules is repaired around them, in place.
+	fleet.resetCounters()
+	h.set(func(h *fakeHost) {
+		h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A INPUT -s 198.51.100.7/32 -j ACCEPT\nCOMMIT\n", 1)
+	})
+	res = runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-1": DriftRepaired}))
+	if got, want := h.state().Live4, strings.Replace(want, f2bBan, f2bBan2+f2bBan, 1); got != want {
+		t.Errorf("app-1 after the repair:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A chain no preserve pattern keeps is drift: a dry run reports it (and
+// names it), a run refuses the host and changes nothing there while the
+// others are applied, and --force-own removes it.
+func TestPushUnknownChains(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		host    string
+		add     func(t *testing.T, live string) string
+		unknown []string
+	}{
+		{"a backdoor", "app-1", func(t *testing.T, live string) string { return mustRestore(t, live, "*filter\n"+backdoor+"COMMIT\n") }, []string{"backdoor"}},
+		// db's role preserves nothing.
+		{"Docker and fail2ban where nothing is preserved", "db-1", withOthers,
+			[]string{"DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER-USER", "f2b-sshd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
+			h := fleet.host(tc.host)
+			h.set(func(h *fakeHost) { h.live4 = tc.add(t, h.live4) })
+			before := h.state()
+			fleet.resetCounters()
+
+			res := runAll(t, plan, fleet, RunOptions{DryRun: true})
+			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: Pending}))
+			r := res[tc.host]
+			if diff := cmp.Diff(tc.unknown, r.Unknown); diff != "" {
+				t.Errorf("dry run: unknown chains (-want +got):\n%s", diff)
+			}
+			for _, c := range tc.unknown {
+				if !strings.Contains(r.Diff, "-:"+c+" -\n") {
+					t.Errorf("dry run: the diff does not name %s:\n%s", c, r.Diff)
+				}
+			}
+
+			// Another host has drifted too: it is repaired.
+			other := fleet.host("app-2")
+			other.set(func(h *fakeHost) {
+				h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A INPUT -s 198.51.100.7/32 -j ACCEPT\nCOMMIT\n", 1)
+			})
+			res = runAll(t, plan, fleet, RunOptions{})
+			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: Failed, "app-2": DriftRepaired}))
+			r = res[tc.host]
+			msg := ""
+			if r.Err != nil {
+				msg = r.Err.Error()
+			}
+			wantLine := `preserve = ["DOCKER*", "f2b-*", "backdoor"] in [roles.app] of test.toml`
+			if tc.host == "db-1" {
+				wantLine = `preserve = ["DOCKER*", "f2b-*"] in [roles.db] of test.toml`
+			}
+			if r.Stage != "unknown chains" || !strings.Contains(msg, "host "+tc.host+": unknown chains: "+strings.Join(tc.unknown, ", ")+": ") ||
+				!strings.Contains(msg, wantLine) || !strings.Contains(msg, "--force-own") {
+				t.Errorf("refusal: stage %q, error %q; want the chains, %s and --force-own", r.Stage, msg, wantLine)
+			}
+			if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 || slices.Contains(s.Ran, "apply") {
+				t.Errorf("%s changed: %d restores, %d writes, ran %v", tc.host, s.Restores, s.Writes, s.Ran)
+			}
+
+			fleet.resetCounters()
+			res = runAll(t, plan, fleet, RunOptions{ForceOwn: true})
+			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: DriftRepaired}))
+			checkEnforced(t, plan, h)
+			res = runAll(t, plan, fleet, RunOptions{DryRun: true})
+			checkStatuses(t, res, statuses(plan, Unchanged, nil))
+		})
+	}
+}
+
+// An unknown chain that a preserved one jumps to cannot go without
+// breaking it: the host is refused even with --force-own.
+func TestPushUnknownChainHeldByAPreservedOne(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	h := fleet.host("app-1")
+	h.set(func(h *fakeHost) {
+		h.live4 = mustRestore(t, h.live4, "*filter\n:helper -\n:DOCKER-USER -\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j helper\n-A helper -j RETURN\nCOMMIT\n")
+	})
+	before := h.state()
+	res := runHosts(t, plan, plan.Inventory.HostsOf("app"), fleet, RunOptions{ForceOwn: true})
+	checkStatuses(t, res, map[string]Status{"app-1": Failed, "app-2": Applied})
+	msg := res["app-1"].Err.Error()
+	if want := `host app-1: unknown chains: helper: a preserved chain jumps there: removing it would break that chain, even with --force-own; keep it with preserve = ["DOCKER*", "f2b-*", "helper"] in [roles.app] of test.toml`; msg != want {
+		t.Errorf("error:\n%s\nwant:\n%s", msg, want)
+	}
+	if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 {
+		t.Errorf("app-1 changed: %d restores, %d writes", s.Restores, s.Writes)
+	}
+}
+
+// Where something else manages the firewall the policy would not hold:
+// the other iptables backend with rules of its own (always refused), or a
+// firewall manager (refused unless --force-own). A dry run says so too.
+func TestPushRefusesOtherFirewalls(t *testing.T) {
+	legacyRules := "# Generated by iptables-save v1.8.9\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+		"-A INPUT -s 198.51.100.9/32 -j DROP\nCOMMIT\n"
+	openTable := "# Generated by iptables-save v1.8.9\n*filter\n:INPUT ACCEPT [5:300]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	for _, tc := range []struct {
+		name     string
+		set      func(h *fakeHost)
+		forceOwn bool
+		stage    string // "": applied
+		want     string
+	}{
+		{"legacy rules beside nf_tables", func(h *fakeHost) { h.otherBackend, h.other4 = "legacy", legacyRules }, false, "backends",
+			"host db-1: backends: iptables here uses nf_tables, but the legacy backend holds filter rules too (IPv4: 1 rule): packets go through both, and fwpush manages the nf_tables tables only; " +
+				"empty the legacy tables (iptables-legacy-save shows them) and stop what loads them, then run again"},
+		{"--force-own does not take the other backend over", func(h *fakeHost) {
+			h.otherBackend, h.other6 = "legacy", "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\nCOMMIT\n"
+		}, true, "backends", "(IPv6: 1 user chain, policy INPUT DROP)"},
+		{"nf_tables rules beside legacy", func(h *fakeHost) { h.backend, h.otherBackend, h.other4 = "legacy", "nf_tables", legacyRules }, false, "backends",
+			"iptables here uses legacy, but the nf_tables backend holds filter rules too (IPv4: 1 rule): packets go through both, and fwpush manages the legacy tables only; empty the nf_tables tables (iptables-nft-save shows them)"},
+		{"an open table in the other backend is no rule", func(h *fakeHost) { h.otherBackend, h.other4, h.other6 = "legacy", openTable, openTable }, false, "", ""},
+		{"ufw enabled", func(h *fakeHost) {
+			h.managers = []remote.Manager{{Name: "ufw", How: "ENABLED=yes in /etc/ufw/ufw.conf"}}
+		}, false, "other firewall",
+			"host db-1: other firewall: ufw is ENABLED=yes in /etc/ufw/ufw.conf: it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`; or run with --force-own to apply the policy anyway"},
+		{"firewalld and nftables", func(h *fakeHost) {
+			h.managers = []remote.Manager{{Name: "firewalld", How: "active"}, {Name: "nftables", How: "enabled (/etc/systemd/system/sysinit.target.wants/nftables.service)"}}
+		}, false, "other firewall",
+			"host db-1: other firewall: firewalld is active: it replaces the rules whenever it starts or reloads; disable it with `systemctl disable --now firewalld`; " +
+				"nftables is enabled (/etc/systemd/system/sysinit.target.wants/nftables.service): at boot it loads /etc/nftables.conf, whose `flush ruleset` removes the policy; disable it with `systemctl disable --now nftables`; or run with --force-own to apply the policy anyway"},
+		{"--force-own applies beside a manager", func(h *fakeHost) {
+			h.managers = []remote.Manager{{Name: "ufw", How: "ENABLED=yes in /etc/ufw/ufw.conf"}}
+		}, true, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, fleet := newTestPlan(t)
+			h := fleet.host("db-1")
+			h.set(tc.set)
+			before := h.state()
+			for _, dry := range []bool{true, false} {
+				res := runAll(t, plan, fleet, RunOptions{DryRun: dry, ForceOwn: tc.forceOwn})
+				want := Applied
+				if dry {
+					want = Pending
+				}
+				if tc.stage == "" {
+					checkStatuses(t, res, statuses(plan, want, nil))
+					continue
+				}
+				checkStatuses(t, res, statuses(plan, want, map[string]Status{"db-1": Failed}))
+				r := res["db-1"]
+				if r.Stage != tc.stage || r.Err == nil || !strings.Contains(r.Err.Error(), tc.want) {
+					t.Errorf("dry run %v: stage %q, error %v; want %q and %q", dry, r.Stage, r.Err, tc.stage, tc.want)
+				}
+				if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 {
+					t.Errorf("dry run %v: db-1 changed: %d restores, %d writes", dry, s.Restores, s.Writes)
+				}
+			}
+		})
 	}
 }
 
@@ -685,7 +869,7 @@ func killedRun(t *testing.T, h *fakeHost, pol *roles.Policy, ago, rollbackAfter 
 	c := h.open(func() error { return nil })
 	defer c.Close()
 	// As the pusher loads it: flushing the chains it owns.
-	doc := func(d []byte) []byte { return []byte(policy.Foreign{}.Merge(policy.Canonical(string(d)))) }
+	doc := func(d []byte) []byte { return []byte(policy.Split{}.Merge(policy.Canonical(string(d)))) }
 	if err := c.Apply(t.Context(), remote.Apply{Token: "0badc0de", RollbackAfter: rollbackAfter, V4: doc(pol.V4), V6: doc(pol.V6)}); err != nil {
 		t.Fatal(err)
 	}

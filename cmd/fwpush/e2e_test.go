@@ -185,44 +185,6 @@ func TestRunInLab(t *testing.T) {
 		}
 	})
 
-	t.Run("chains of Docker and fail2ban survive a run", func(t *testing.T) {
-		labtest.Shell(t, l, "wordpress-1", "sh", "-ec", `
-			iptables -N f2b-sshd
-			iptables -A f2b-sshd -s 198.51.100.66/32 -j REJECT
-			iptables -A f2b-sshd -j RETURN
-			iptables -I INPUT 1 -p tcp -m multiport --dports 22 -j f2b-sshd
-			iptables -N DOCKER-USER
-			iptables -A DOCKER-USER -j RETURN
-			iptables -I FORWARD 1 -j DOCKER-USER`)
-		if code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
-			t.Errorf("another program's chains count as a change: exit %d", code)
-		}
-		// A real change on the same host: the policy is applied, and the
-		// other programs' chains, their rules and their jumps stay.
-		labtest.Shell(t, l, "wordpress-1", "iptables", "-A", "INPUT", "-s", "198.51.100.7/32", "-j", "ACCEPT")
-		if code, out, _ := cli(t, l, "run", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "drift repaired") {
-			t.Fatalf("run: exit %d, want drift repaired", code)
-		}
-		live := labtest.Shell(t, l, "wordpress-1", "iptables-save", "-t", "filter")
-		for _, want := range []string{
-			"-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd",
-			"-A f2b-sshd -s 198.51.100.66/32 -j REJECT --reject-with icmp-port-unreachable",
-			"-A FORWARD -j DOCKER-USER",
-			"-A DOCKER-USER -j RETURN",
-			"-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT",
-		} {
-			if !strings.Contains(live, want+"\n") {
-				t.Errorf("after the run wordpress-1 lacks %q:\n%s", want, live)
-			}
-		}
-		if strings.Contains(live, "198.51.100.7") {
-			t.Errorf("the drift survived:\n%s", live)
-		}
-		if code, out, _ := cli(t, l, "run", "--dry-run", "--no-diff", "--limit", "wordpress-1", site); code != exitOK || !strings.Contains(out, "unchanged") {
-			t.Errorf("after the repair: exit %d, want unchanged", code)
-		}
-	})
-
 	t.Run("host keys are verified: unknown fails, --accept-new records, changed never passes", func(t *testing.T) {
 		dir := t.TempDir()
 		empty := filepath.Join(dir, "empty")

@@ -42,6 +42,7 @@ type hostJSON struct {
 	Added     *int     `json:"added,omitempty"`
 	Removed   *int     `json:"removed,omitempty"`
 	Persisted *bool    `json:"persisted,omitempty"`
+	Unknown   []string `json:"unknown_chains,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	Seconds   *float64 `json:"seconds,omitempty"`
 
@@ -125,6 +126,9 @@ func (r *reporter) done(res runner.HostResult) {
 	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
 		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
+	}
+	if len(res.Unknown) > 0 && res.Status == runner.Pending {
+		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
 	}
 	if d := res.Duration.Round(time.Millisecond); d > 0 {
 		line += fmt.Sprintf("  %s", d)
@@ -243,7 +247,7 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 	for _, res := range results {
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
-			Added: &added, Removed: &removed, Persisted: &persisted, Seconds: &secs}
+			Added: &added, Removed: &removed, Persisted: &persisted, Unknown: res.Unknown, Seconds: &secs}
 		if !r.f.noDiff {
 			h.Diff = res.Diff
 		}

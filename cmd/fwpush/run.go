@@ -103,6 +103,7 @@ type runFlags struct {
 	limit         string
 	quiet, asJSON bool
 	noVerify      bool
+	forceOwn      bool
 	askBecomePass bool
 }
 
@@ -118,6 +119,13 @@ old rules by itself unless a fresh SSH connection confirms within
 rollback_after. Then it writes /etc/iptables/rules.v4 and rules.v6
 (installing iptables-persistent if needed). The tunnel host is changed last.
 Hosts that already match are left alone: a second run changes nothing.
+
+The filter table is fwpush's: chains that the policy does not declare are
+drift unless [firewall] preserve (or the role's preserve) keeps them, as
+Docker's and fail2ban's. run refuses a host that has such unknown chains,
+or where ufw, firewalld or the nftables service would replace the policy,
+or where the other iptables backend holds rules; --force-own removes the
+unknown chains and applies beside those managers.
 
 On a terminal the hosts in flight are shown with their step and time below
 the finished ones. What the inventory leaves out of how to reach a host
@@ -138,6 +146,7 @@ not tried, or the check after the run found a mismatch; 2 changes pending
   fwpush run --diff site.toml              # apply, and show each changed host's diff
   fwpush run --quiet site.toml             # from cron: silent unless something changed (with its diff) or failed
   fwpush run --parallel 5 --rollback-after 2m site.toml
+  fwpush run --force-own --limit mysql-2 site.toml  # remove the chains no preserve pattern keeps
   fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -160,6 +169,7 @@ not tried, or the check after the run found a mismatch; 2 changes pending
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
+	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
 	f.ssh.register(cmd)
 	return cmd
 }
@@ -206,11 +216,12 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun:  f.dryRun,
-		Logger:  opts.Logger,
-		OnStart: out.start,
-		OnStep:  out.step,
-		OnDone:  out.done,
+		DryRun:   f.dryRun,
+		ForceOwn: f.forceOwn,
+		Logger:   opts.Logger,
+		OnStart:  out.start,
+		OnStep:   out.step,
+		OnDone:   out.done,
 	})
 	took := time.Since(start)
 	out.sites = fleet.Reached()

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,23 @@ type Facts struct {
 	// Guards are the runs whose guard is armed: applied, and neither
 	// confirmed nor rolled back yet.
 	Guards []Guard
+	// OtherBackend is the backend the host's iptables does not use
+	// ("legacy" on an nf_tables host, "nf_tables" on a legacy one) when
+	// it has a filter table there; Other4 and Other6 are those tables as
+	// saved ("" when it has none).
+	OtherBackend   string
+	Other4, Other6 string
+	// Managers are the other firewall managers found enabled or running.
+	Managers []Manager
+}
+
+// Manager is another firewall manager found on a host.
+type Manager struct {
+	Name string // "ufw", "firewalld" or "nftables"
+	// How says what gave it away: "ENABLED=yes in /etc/ufw/ufw.conf",
+	// "enabled (/etc/systemd/system/multi-user.target.wants/firewalld.service)"
+	// or "active" (systemctl is-active).
+	How string
 }
 
 // Lock is who holds a host's lock, as the host tells it.
@@ -126,6 +144,19 @@ func parseFacts(out string) Facts {
 			f.Guards = append(f.Guards, Guard{Token: g[0], Status: status, Started: epoch(g[2]), FireAt: epoch(g[3]), Now: epoch(g[4])})
 		}
 	}
+	for _, o := range []struct {
+		section string
+		doc     *string
+	}{{"other4", &f.Other4}, {"other6", &f.Other6}} {
+		tool, saved, _ := strings.Cut(sections[o.section], "\n")
+		switch tool {
+		case "iptables-legacy-save", "ip6tables-legacy-save":
+			f.OtherBackend, *o.doc = "legacy", saved
+		case "iptables-nft-save", "ip6tables-nft-save":
+			f.OtherBackend, *o.doc = "nf_tables", saved
+		}
+	}
+	f.Managers = parseManagers(sections["managers"])
 	// "198.18.0.10 51234 198.18.0.21 22"
 	if c := strings.Fields(sections["conn"]); len(c) == 4 {
 		client, err1 := netip.ParseAddr(c[0])
@@ -136,6 +167,39 @@ func parseFacts(out string) Facts {
 		}
 	}
 	return f
+}
+
+// parseManagers reads the managers section: "ufw conf", "NAME enabled
+// PATH", and "units NAME..." followed by systemctl is-active's answer for
+// each, in order. A manager is told once, by what gave it away first.
+func parseManagers(sec string) []Manager {
+	var out []Manager
+	add := func(name, how string) {
+		if !slices.ContainsFunc(out, func(m Manager) bool { return m.Name == name }) {
+			out = append(out, Manager{Name: name, How: how})
+		}
+	}
+	var units []string
+	for line := range strings.SplitSeq(sec, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case len(f) == 2 && f[0] == "ufw" && f[1] == "conf":
+			add("ufw", "ENABLED=yes in /etc/ufw/ufw.conf")
+		case len(f) == 3 && f[1] == "enabled":
+			add(f[0], "enabled ("+f[2]+")")
+		case f[0] == "units":
+			units = f[1:]
+		case len(units) > 0:
+			// systemctl is-active: active, reloading, activating, inactive, failed, ...
+			switch f[0] {
+			case "active", "reloading", "activating", "refreshing":
+				add(units[0], "active")
+			}
+			units = units[1:]
+		}
+	}
+	return out
 }
 
 // epoch reads seconds since 1970; the zero time when it cannot.

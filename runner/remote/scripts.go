@@ -26,12 +26,22 @@ const (
 // scriptFacts gathers, in one round trip, everything a run needs to decide
 // whether to change a host: the tools, the backend, the interfaces, where
 // our SSH session comes from, the live rules, the persisted rules and what
-// fwpush applied last. It changes nothing and forks as little as it can:
-// it runs on every host on every run.
+// fwpush applied last, and what else manages the firewall there. It
+// changes nothing and forks as little as it can: it runs on every host on
+// every run.
+//
+// The other backend's filter table: on an nf_tables host, the legacy one
+// exists only once something used it in this network namespace
+// (/proc/net/ip_tables_names lists it, with no fork); only then is it
+// saved: saving it when it is not there would create it. On a legacy host
+// iptables-nft-save tells. Other firewall managers: ufw enabled in its
+// configuration; firewalld or nftables enabled (a symlink in a .wants
+// directory: nftables.service loads /etc/nftables.conf at boot) or, where
+// systemd runs and their unit exists, active: one systemctl for both.
 const scriptFacts = `PATH=$PATH:/usr/sbin:/sbin
 m() { echo "@@fwpush:$1@@"; }
 m tools; for t in iptables-restore ip6tables-restore iptables-save ip6tables-save; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done
-m backend; iptables -V 2>&1
+m backend; b=$(iptables -V 2>&1); echo "$b"
 m links; for l in /sys/class/net/*; do echo "${l##*/}"; done
 m addrs; ip -o addr show 2>/dev/null
 m conn; echo "${SSH_CONNECTION:-}"
@@ -46,6 +56,26 @@ m guards; for d in /run/fwpush/runs/*; do
   [ -e "$d/guard.pid" ] && [ ! -e "$d/decided" ] || continue
   echo "${d##*/} $(cat "$d/applied.status" 2>/dev/null || echo none) $(cat "$d/started" 2>/dev/null || echo 0) $(cat "$d/fire_at" 2>/dev/null || echo 0) $(date +%s)"
 done
+other() { # other iptables ip_tables_names: the filter table of the backend iptables does not use, if it has one
+  o=
+  case $b in
+  *nf_tables*) [ -r "/proc/net/$2" ] && while read -r t; do [ "$t" != filter ] || o=$1-legacy-save; done < "/proc/net/$2" ;;
+  *legacy*) o=$1-nft-save ;;
+  esac
+  [ -n "$o" ] && command -v "$o" >/dev/null 2>&1 && { echo "$o"; "$o" -t filter 2>/dev/null; }
+}
+m other4; other iptables ip_tables_names
+m other6; other ip6tables ip6_tables_names
+m managers
+[ -r /etc/ufw/ufw.conf ] && while IFS= read -r l; do case $l in ENABLED=yes|ENABLED=\"yes\") echo "ufw conf" ;; esac; done < /etc/ufw/ufw.conf
+for n in firewalld nftables; do for w in /etc/systemd/system/*.wants/$n.service; do [ -e "$w" ] && echo "$n enabled $w"; done; done
+if [ -d /run/systemd/system ]; then
+  u=
+  for n in firewalld nftables; do for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    [ -e "$d/$n.service" ] && { u="$u $n"; break; }
+  done; done
+  [ -z "$u" ] || { echo "units$u"; systemctl is-active $u 2>/dev/null; }
+fi
 m end
 `
 
@@ -67,7 +97,7 @@ m end
 // The rules are tested one family at a time (iptables-nft-restore --test is
 // unreliable with several tables at once), waiting for the xtables lock
 // rather than failing. They are loaded with --noflush: new.v4 flushes the
-// chains the policy owns itself (see policy.Foreign), so that chains of
+// chains the policy owns itself (see policy.Split), so that chains of
 // other software (Docker, fail2ban) keep their rules. The old rules are
 // restored whole.
 //

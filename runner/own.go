@@ -1,0 +1,176 @@
+package runner
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fwpush/fwpush/policy"
+	"github.com/fwpush/fwpush/runner/remote"
+)
+
+// Owning the filter table: a host's policy holds only if nothing else
+// writes the filter table behind fwpush's back, and fwpush only ever
+// removes what it knows. The decisions here are made from the host's facts
+// before anything on it changes.
+
+// coexist refuses a host where something else manages the firewall: the
+// other iptables backend holding filter rules of its own (packets go
+// through both, and fwpush manages one), or a firewall manager that would
+// replace the policy at its next reload or boot (ufw, firewalld, the
+// nftables service). --force-own overrides the managers, never the
+// backends: fwpush cannot even read what the other backend would do.
+func (p *pusher) coexist(f remote.Facts) error {
+	if f.OtherBackend != "" {
+		var held []string
+		for _, o := range []struct{ family, doc string }{{"IPv4", f.Other4}, {"IPv6", f.Other6}} {
+			if c := policy.Canonical(o.doc); !policy.Open(c) {
+				held = append(held, o.family+": "+describeTable(c))
+			}
+		}
+		if len(held) > 0 {
+			backend := f.Backend
+			return fail("backends", fmt.Errorf("iptables here uses %s, but the %s backend holds filter rules too (%s): packets go through both, and fwpush manages the %s tables only; "+
+				"empty the %s tables (%s shows them) and stop what loads them, then run again",
+				backend, f.OtherBackend, strings.Join(held, "; "), backend, f.OtherBackend, otherSave(f.OtherBackend)))
+		}
+	}
+	if len(f.Managers) == 0 {
+		return nil
+	}
+	var found []string
+	for _, m := range f.Managers {
+		found = append(found, m.Name+" is "+m.How+": "+managerAdvice[m.Name])
+	}
+	if p.opts.ForceOwn {
+		p.log.Warn("another firewall manager is here; --force-own applies the policy anyway", "managers", strings.Join(found, "; "))
+		return nil
+	}
+	return fail("other firewall", fmt.Errorf("%s; or run with --force-own to apply the policy anyway", strings.Join(found, "; ")))
+}
+
+// managerAdvice says, per manager, why it clashes and how to turn it off.
+var managerAdvice = map[string]string{
+	"ufw":       "it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`",
+	"firewalld": "it replaces the rules whenever it starts or reloads; disable it with `systemctl disable --now firewalld`",
+	"nftables":  "at boot it loads /etc/nftables.conf, whose `flush ruleset` removes the policy; disable it with `systemctl disable --now nftables`",
+}
+
+// otherSave names the tool that shows a backend's IPv4 filter table.
+func otherSave(backend string) string {
+	if backend == "legacy" {
+		return "iptables-legacy-save"
+	}
+	return "iptables-nft-save"
+}
+
+// describeTable summarises a canonical filter table that is not open:
+// its rules, user chains and closed policies.
+func describeTable(doc string) string {
+	rules, chains := 0, 0
+	var policies []string
+	for line := range strings.SplitSeq(doc, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "-A":
+			rules++
+		case strings.HasPrefix(f[0], ":") && len(f) >= 2 && f[1] == "-":
+			chains++
+		case strings.HasPrefix(f[0], ":") && len(f) >= 2 && f[1] != "ACCEPT":
+			policies = append(policies, f[0][1:]+" "+f[1])
+		}
+	}
+	var parts []string
+	if rules > 0 {
+		parts = append(parts, plural(rules, "rule"))
+	}
+	if chains > 0 {
+		parts = append(parts, plural(chains, "user chain"))
+	}
+	if len(policies) > 0 {
+		parts = append(parts, "policy "+strings.Join(policies, ", "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// unknownChains lists the unknown chains of the splits (IPv4, IPv6), each
+// once, in order.
+func unknownChains(splits ...policy.Split) []string {
+	var out []string
+	for _, s := range splits {
+		for _, c := range s.Unknown {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// mayOwn decides, before anything changes, whether the apply may remove
+// the host's unknown chains: only with --force-own, and never one that a
+// preserved chain still jumps to. Its refusal names the chains and the
+// preserve line that would keep them.
+func (p *pusher) mayOwn(splits ...policy.Split) error {
+	unknown := unknownChains(splits...)
+	if len(unknown) == 0 {
+		return nil
+	}
+	var held []string
+	for _, s := range splits {
+		for _, c := range s.Held {
+			if !slices.Contains(held, c) {
+				held = append(held, c)
+			}
+		}
+	}
+	if len(held) > 0 {
+		return fail("unknown chains", fmt.Errorf("%s: a preserved chain jumps there: removing %s would break that chain, even with --force-own; keep %s with %s",
+			strings.Join(held, ", "), itThem(held), itThem(held), p.preserveLine(held)))
+	}
+	if p.opts.ForceOwn {
+		p.log.Info("removing unknown chains (--force-own)", "chains", strings.Join(unknown, ","))
+		return nil
+	}
+	return fail("unknown chains", fmt.Errorf("%s: the policy does not declare %s and no preserve pattern keeps %s, and fwpush removes nothing it does not know; keep %s with %s, or remove %s with --force-own",
+		strings.Join(unknown, ", "), itThem(unknown), itThem(unknown), itThem(unknown), p.preserveLine(unknown), itThem(unknown)))
+}
+
+// preserveLine is the preserve line of the host's role that would keep
+// chains too: the role's patterns, then the ones that keep chains.
+func (p *pusher) preserveLine(chains []string) string {
+	pats := []string{}
+	if r, ok := p.inv.Role(p.host.Role); ok {
+		pats = append(pats, r.Preserve...)
+	}
+	for _, s := range policy.SuggestPatterns(chains) {
+		if !slices.Contains(pats, s) {
+			pats = append(pats, s)
+		}
+	}
+	quoted := make([]string, len(pats))
+	for i, s := range pats {
+		quoted[i] = strconv.Quote(s)
+	}
+	where := "[roles." + p.host.Role + "]"
+	if p.inv.Path != "" {
+		where += " of " + p.inv.Path
+	}
+	return "preserve = [" + strings.Join(quoted, ", ") + "] in " + where
+}
+
+func itThem(chains []string) string {
+	if len(chains) == 1 {
+		return "it"
+	}
+	return "them"
+}
