@@ -90,7 +90,11 @@ func rulesOf(save string) string {
 	return b.String()
 }
 
-func guardScenario(t *testing.T, path string) {
+// scenario loads the inventory at path, compiles it, and opens its fleet
+// from the lab's controller (where the test binary runs itself), with the
+// lab's key and known_hosts; the fleet closes when the test ends.
+func scenario(t *testing.T, path string) (*inventory.Inventory, *roles.Plan, *SSHFleet) {
+	t.Helper()
 	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -99,18 +103,23 @@ func guardScenario(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, _ := plan.Policy("mysql-1")
-	pol.V4 = bytes.Replace(pol.V4, []byte(":OUTPUT ACCEPT [0:0]"), []byte(":OUTPUT DROP [0:0]"), 1)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	fleet, err := Open(inv, transport.Options{
 		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
 	}, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fleet.Close()
+	t.Cleanup(func() { fleet.Close() })
+	return inv, plan, fleet
+}
+
+func guardScenario(t *testing.T, path string) {
+	inv, plan, fleet := scenario(t, path)
+	pol, _ := plan.Policy("mysql-1")
+	pol.V4 = bytes.Replace(pol.V4, []byte(":OUTPUT ACCEPT [0:0]"), []byte(":OUTPUT DROP [0:0]"), 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	m1, _ := inv.Host("mysql-1")
 	m2, _ := inv.Host("mysql-2")
 	start := time.Now()
@@ -178,23 +187,9 @@ func TestSettleInLab(t *testing.T) {
 }
 
 func settleScenario(t *testing.T, path string) {
-	inv, err := inventory.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := roles.Compile(inv, os.ReadFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv, plan, fleet := scenario(t, path)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fleet, err := Open(inv, transport.Options{
-		Identity: os.Getenv("FWPUSH_IDENTITY"), KnownHosts: os.Getenv("FWPUSH_KNOWN_HOSTS"), Timeout: inv.SSH.Timeout,
-	}, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Close()
 	m1, _ := inv.Host("mysql-1")
 	m2, _ := inv.Host("mysql-2")
 	// The killed run: applied under a guard, never confirmed.

@@ -29,8 +29,21 @@ func TestMain(m *testing.M) {
 // cli runs fwpush on the lab's controller, as an operator's laptop would.
 func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return cliEnv(t, l, nil, args...)
+}
+
+// cliEnv is cli with more environment for fwpush.
+func cliEnv(t *testing.T, l *lab.Lab, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	cmd := l.Command(t.Context(), os.Args[0], args...)
-	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1")
+	cmd.Env = append(append(cmd.Env, "FWPUSH_TEST_CLI=1"), env...)
+	return runCLI(t, cmd, strings.Join(args, " "))
+}
+
+// runCLI runs cmd, the test binary standing in for fwpush, and logs what
+// it printed under what.
+func runCLI(t *testing.T, cmd *exec.Cmd, what string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -40,9 +53,9 @@ func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr str
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	default:
-		t.Fatalf("fwpush %v: %v", args, err)
+		t.Fatalf("fwpush %s: %v", what, err)
 	}
-	t.Logf("fwpush %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	t.Logf("fwpush %s: exit %d\n%s%s", what, code, out.String(), errb.String())
 	return code, out.String(), errb.String()
 }
 

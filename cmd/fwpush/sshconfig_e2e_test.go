@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -30,19 +28,7 @@ func cliHome(t *testing.T, l *lab.Lab, home string, args ...string) (code int, s
 		env = append(env, kv)
 	}
 	cmd.Env = append(env, "FWPUSH_TEST_CLI=1", "HOME="+home)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("fwpush %v: %v", args, err)
-	}
-	t.Logf("HOME=%s fwpush %s: exit %d\n%s%s", home, strings.Join(args, " "), code, out.String(), errb.String())
-	return code, out.String(), errb.String()
+	return runCLI(t, cmd, strings.Join(args, " ")+" (HOME="+home+")")
 }
 
 func writeConfig(t *testing.T, path, body string) {

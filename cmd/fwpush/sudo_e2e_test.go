@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,26 +9,6 @@ import (
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
-
-// cliEnv is cli with more environment for fwpush.
-func cliEnv(t *testing.T, l *lab.Lab, env []string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	cmd := l.Command(t.Context(), os.Args[0], args...)
-	cmd.Env = append(append(cmd.Env, "FWPUSH_TEST_CLI=1"), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("fwpush %v: %v", args, err)
-	}
-	t.Logf("fwpush %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	return code, out.String(), errb.String()
-}
 
 // The sudo issue's "done when", on the cloud fleet: root's login off, the
 // login user deploy becoming root with sudo.
