@@ -151,6 +151,10 @@ func TestSettleInLab(t *testing.T) {
 		settleScenario(t, path)
 		return
 	}
+	if path := os.Getenv(factsEnv); path != "" {
+		factsScenario(t, path)
+		return
+	}
 	src, err := os.ReadFile("../examples/site.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +187,52 @@ func TestSettleInLab(t *testing.T) {
 		if ps := labtest.Shell(t, l, host, "sh", "-c", "ps -eo args | grep -c '^sleep 60$'; true"); strings.TrimSpace(ps) != "0" {
 			t.Errorf("%s: a guard still sleeps", host)
 		}
+	}
+
+	// A guard that has decided to roll back and is restoring, as the
+	// restore.sh of a run does (decided, then the old rules, then the
+	// outcome, under the run's lock), made slow: it restores only once a
+	// read waits for it (or after 5s). A run reading the host meanwhile
+	// must see the rules it restores.
+	labtest.Shell(t, l, "mysql-1", "sh", "-c", `set -e
+R=/run/fwpush/runs/feedface
+mkdir -p $R/decided
+printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > $R/old.v4
+cd $R
+setsid sh -c 'exec 9>lock; flock 9; touch locked
+  i=0; until ps -eo args | grep -q "^flock -w [0-9]* $PWD/lock"; do [ $i -lt 100 ] || break; sleep 0.05; i=$((i+1)); done
+  iptables-restore -w < old.v4; echo rolledback > outcome' </dev/null >/dev/null 2>&1 &
+while [ ! -e locked ]; do sleep 0.05; done`)
+	cmd = l.Command(t.Context(), os.Args[0], "-test.run=^TestSettleInLab$", "-test.v")
+	cmd.Env = append(cmd.Env, factsEnv+"="+path)
+	out.Reset()
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("facts during a rollback, in the controller: %v\n%s", err, out.String())
+	}
+}
+
+// factsEnv marks the re-executed test binary that reads mysql-1's facts
+// for TestSettleInLab.
+const factsEnv = "FWPUSH_TEST_FACTS_INVENTORY"
+
+// factsScenario reads mysql-1 while a guard restores its old rules (an
+// open filter table): the read must wait for the rollback and see its
+// result, not the rules it is about to replace.
+func factsScenario(t *testing.T, path string) {
+	inv, _, fleet := scenario(t, path)
+	m1, _ := inv.Host("mysql-1")
+	host, err := fleet.Open(t.Context(), m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	f, err := host.Facts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules := rulesOf(f.V4); rules != "" || !strings.Contains(f.V4, ":INPUT ACCEPT") {
+		t.Errorf("facts read during a rollback: got\n%s\nwant the open table the rollback restores", f.V4)
 	}
 }
 

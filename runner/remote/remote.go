@@ -444,8 +444,9 @@ func isHex(s string) bool {
 
 // Settle decides the fate of an earlier run's apply that was never
 // confirmed (its fwpush is gone): keep its rules and disarm its guard, or
-// restore the old rules now. It returns the outcome: Confirmed (kept),
-// RolledBack, or Superseded when nothing of that run is left.
+// restore the old rules now. It returns the outcome: Confirmed (kept, or
+// confirmed by its own run after all), RolledBack, ApplyFailed, or
+// Superseded when nothing of that run is left.
 func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
 	if !isHex(token) {
 		return "", &StepError{Step: "settle", Err: fmt.Errorf("token %q is not hex", token)}
@@ -459,8 +460,10 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 		return "", err
 	}
 	switch out := strings.TrimSpace(string(res.Stdout)); out {
-	case "kept":
+	case "kept", "confirmed":
 		return Confirmed, nil
+	case "failed":
+		return ApplyFailed, nil
 	case "rolledback":
 		return RolledBack, nil
 	case "gone":

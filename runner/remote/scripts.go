@@ -38,8 +38,17 @@ const (
 // configuration; firewalld or nftables enabled (a symlink in a .wants
 // directory: nftables.service loads /etc/nftables.conf at boot) or, where
 // systemd runs and their unit exists, active: one systemctl for both.
+//
+// A run decided but without an outcome yet may be a guard in the middle of
+// its rollback (it decides, then restores under the run's lock): the read
+// waits for that lock first, or it would take rules about to be replaced
+// for the live ones and a rollback that is not listed as a guard any more
+// would undo this run's verdict.
 const scriptFacts = `PATH=$PATH:/usr/sbin:/sbin
 m() { echo "@@fwpush:$1@@"; }
+for d in /run/fwpush/runs/*; do
+  [ -e "$d/decided" ] && [ ! -e "$d/outcome" ] && flock -w 10 "$d/lock" true
+done
 m tools; for t in iptables-restore ip6tables-restore iptables-save ip6tables-save; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done
 m backend; b=$(iptables -V 2>&1); echo "$b"
 m links; for l in /sys/class/net/*; do echo "${l##*/}"; done
@@ -248,14 +257,15 @@ release() { o=; read -r o oe < "$L/owner" 2>/dev/null; [ "$o" != "$token" ] || r
 # The guard and its sleep: setsid made them a process group.
 stopguard() { kill -s TERM -- "-$(cat "$R/guard.pid")" 2>/dev/null; }
 # Whoever decided writes outcome once it is settled: the old rules back
-# (rolledback), or the rules kept by a later run that found them right
-# (kept). Until then the host is pending, however it is going.
+# (rolledback), the rules kept by a later run that found them right (kept),
+# or confirmed by a confirm whose answer was lost. Until then the host is
+# pending, however it is going.
 decided() {
   j=0
   while [ ! -e "$R/outcome" ] && [ "$j" -lt 250 ]; do sleep 0.02; j=$((j+1)); done
   case "$(cat "$R/outcome" 2>/dev/null)" in
   rolledback) echo rolledback; exit 0 ;;
-  kept) echo confirmed ;;
+  kept|confirmed) echo confirmed ;;
   *) echo pending; exit 0 ;;
   esac
 }
@@ -265,12 +275,13 @@ case "$(cat "$R/applied.status" 2>/dev/null)" in
 ok)
   if mkdir "$R/decided" 2>/dev/null; then
     stopguard
+    echo confirmed > "$R/outcome"
     echo confirmed
   else
     decided
   fi ;;
 failed)
-  mkdir "$R/decided" 2>/dev/null && stopguard
+  mkdir "$R/decided" 2>/dev/null && { stopguard; echo failed > "$R/outcome"; }
   release
   echo failed; cat "$R/apply.log" 2>/dev/null; exit 0 ;;
 skipped)
@@ -286,7 +297,8 @@ trap release EXIT
 // are the ones this run would apply) and disarms its guard; 0 restores the
 // old rules now rather than when its guard wakes. Either way the host lock
 // it held is released. Its stdin: "TOKEN KEEP". It prints the outcome:
-// kept, rolledback, or gone (nothing of that run is left).
+// kept, rolledback, confirmed or failed (its own confirm came first), or
+// gone (nothing of that run is left).
 const scriptSettle = `PATH=$PATH:/usr/sbin:/sbin
 set -u
 read -r token keep || { echo "no header on stdin" >&2; exit 10; }

@@ -278,13 +278,19 @@ func orderAlgorithms(algos []string) []string {
 // view of the target, not a name anyone recorded.
 func (k *knownHosts) callback(host, addr string) ssh.HostKeyCallback {
 	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		// classify reads what load writes when another connection
+		// records a key: both under the lock.
 		k.mu.RLock()
 		err := k.check(addr, tcpAddr(addr), key)
+		var hk *HostKeyError
+		if err != nil {
+			hk = k.classify(host, addr, key, err)
+		}
 		k.mu.RUnlock()
 		if err == nil {
 			return nil
 		}
-		if hk := k.classify(host, addr, key, err); hk != nil {
+		if hk != nil {
 			if hk.Problem == HostKeyUnknown && k.acceptNew {
 				return k.add(host, addr, key)
 			}
@@ -296,6 +302,7 @@ func (k *knownHosts) callback(host, addr string) ssh.HostKeyCallback {
 
 // classify turns a knownhosts error into a HostKeyError, or nil if err is
 // something else (such as a certificate signed by an unknown authority).
+// The caller holds k.mu.
 func (k *knownHosts) classify(host, addr string, key ssh.PublicKey, err error) *HostKeyError {
 	hk := &HostKeyError{
 		Host:        host,
