@@ -17,7 +17,9 @@ import (
 // another bastion than its first, or through none, is news an operator
 // must see even under cron: one line on stderr, before any host of the
 // site is reported, says which bastion and why the others were skipped,
-// or that the site's hosts are not tried, and why. A --via that names no
+// or that the site is unreachable and its hosts not tried, and why (no
+// bastion answers; or fwpush's own side, such as no usable key, when the
+// cause is not the site's). A --via that names no
 // bastion is invalid input.
 func openFleet(inv *inventory.Inventory, opts transport.Options, becomePass string, via []string, stderr io.Writer) (*runner.SSHFleet, error) {
 	var mu sync.Mutex
@@ -37,13 +39,14 @@ func openFleet(inv *inventory.Inventory, opts transport.Options, becomePass stri
 			}
 			// Not tried: fwpush's side, or every bastion of the site.
 			why := fleet.Err(r.Site)
-			var se *runner.SiteError
-			if errors.As(why, &se) {
-				why = errors.New(se.Reason())
-			}
 			site := ""
 			if r.Site != "" {
 				site = "site " + r.Site + ": "
+			}
+			var se *runner.SiteError
+			if errors.As(why, &se) {
+				site += "unreachable, "
+				why = errors.New(se.Reason())
 			}
 			fmt.Fprintf(stderr, "fwpush: %sno host tried: %s\n", site, oneLine(why.Error()))
 		},

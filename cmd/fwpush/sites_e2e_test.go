@@ -190,7 +190,7 @@ func TestSitesInLab(t *testing.T) {
 		if !strings.Contains(out, "8 hosts in ") || !strings.Contains(out, "3 applied") || !strings.Contains(out, "3 not tried") {
 			t.Errorf("summary does not say 3 applied and 3 not tried")
 		}
-		want := "fwpush: site west: no host tried: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: "
+		want := "fwpush: site west: unreachable, no host tried: no bastion answers: host bastion-w1: connect to 203.0.113.30:22: "
 		if !strings.HasPrefix(errs, want) || strings.Count(errs, "\n") != 1 {
 			t.Errorf("stderr %q, want one line: %q...", errs, want)
 		}
