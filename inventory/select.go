@@ -32,21 +32,8 @@ func (inv *Inventory) Select(pattern string) ([]*Host, error) {
 	if strings.TrimSpace(pattern) == "" {
 		return inv.Hosts, nil
 	}
-	var union, intersect, exclude []string
+	union, intersect, exclude := terms(pattern)
 	var errs []error
-	for _, term := range strings.FieldsFunc(pattern, func(r rune) bool { return r == ',' || r == ':' }) {
-		term = strings.TrimSpace(term)
-		switch {
-		case term == "":
-			continue // "db,", as Ansible allows
-		case strings.HasPrefix(term, "!"):
-			exclude = append(exclude, term[1:])
-		case strings.HasPrefix(term, "&"):
-			intersect = append(intersect, term[1:])
-		default:
-			union = append(union, term)
-		}
-	}
 	if len(union) == 0 {
 		union = []string{"all"}
 	}
@@ -98,6 +85,47 @@ func (inv *Inventory) Select(pattern string) ([]*Host, error) {
 		return nil, fmt.Errorf("%q selects no host", pattern)
 	}
 	return out, nil
+}
+
+// Excluded returns the names of the hosts that pattern's '!' terms leave
+// out, in inventory order: the hosts an operator told fwpush to keep away
+// from (a bastion that is down, say), whose probes check leaves out too.
+// Terms that match nothing are Select's errors, not reported here.
+func (inv *Inventory) Excluded(pattern string) []string {
+	_, _, exclude := terms(pattern)
+	out := map[*Host]bool{}
+	for _, term := range exclude {
+		set, _ := inv.match(term)
+		for h := range set {
+			out[h] = true
+		}
+	}
+	var names []string
+	for _, h := range inv.Hosts {
+		if out[h] {
+			names = append(names, h.Name)
+		}
+	}
+	return names
+}
+
+// terms splits a pattern into its plain, '&' and '!' terms, without their
+// prefixes.
+func terms(pattern string) (union, intersect, exclude []string) {
+	for _, term := range strings.FieldsFunc(pattern, func(r rune) bool { return r == ',' || r == ':' }) {
+		term = strings.TrimSpace(term)
+		switch {
+		case term == "":
+			continue // "db,", as Ansible allows
+		case strings.HasPrefix(term, "!"):
+			exclude = append(exclude, term[1:])
+		case strings.HasPrefix(term, "&"):
+			intersect = append(intersect, term[1:])
+		default:
+			union = append(union, term)
+		}
+	}
+	return union, intersect, exclude
 }
 
 // match returns the hosts one term (without its '!' or '&') matches: by

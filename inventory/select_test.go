@@ -82,3 +82,24 @@ func hostNames(hosts []*Host) []string {
 	}
 	return out
 }
+
+// Excluded names what the '!' terms leave out, whatever the other terms
+// select: check keeps away from those hosts entirely.
+func TestExcluded(t *testing.T) {
+	inv, err := Load(filepath.Join("..", "examples", "site.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pattern, want := range map[string][]string{
+		"":                   nil,
+		"db":                 nil,
+		"!tunnel-1":          {"tunnel-1"},
+		"app,!wordpress-2":   {"wordpress-2"},
+		"!db,!haproxy-*,app": {"haproxy-www", "mysql-1", "mysql-2"},
+		"&db,!mysql-1":       {"mysql-1"},
+	} {
+		if diff := cmp.Diff(want, inv.Excluded(pattern)); diff != "" {
+			t.Errorf("Excluded(%q) (-want +got):\n%s", pattern, diff)
+		}
+	}
+}

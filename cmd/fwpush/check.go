@@ -49,7 +49,8 @@ which allow entries it left out.
 
 --limit keeps the probes from or to the hosts it selects (sampling those
 first): host and role names, globs, !exclusions and &intersections, as
-Ansible's patterns.
+Ansible's patterns. A host a !term excludes is left out entirely, no probe
+from or to it: '!bastion-1' while that bastion is down.
 
 Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
 not be made; 3 invalid input (nothing contacted).`,
@@ -90,7 +91,7 @@ not be made; 3 invalid input (nothing contacted).`,
 			defer fleet.Close()
 			st := styleFor(stdout)
 			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)
-			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog})
+			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog, leaveOut: excluded(inv, f.limit)})
 			prog.close()
 			if err := fleet.Err(""); err != nil {
 				rep.Error = err.Error()
@@ -118,20 +119,20 @@ not be made; 3 invalid input (nothing contacted).`,
 // returns its report (nil when it made no check). The probes from or to a
 // host that the run did not finish (unreachable, failed, rolled back) are
 // left out: they would only report the run's failure again, as a firewall
-// fault. Unless --json holds it, the report is printed short on w: the
+// fault; so are those of the hosts --limit excludes. Unless --json holds it, the report is printed short on w: the
 // mismatches, or one line when all is as expected (with --quiet, only a
 // failure). When the run changed no host's rules there is nothing new to
 // prove, and when it reached no host at all its report already says why.
 func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
 	var touched []*inventory.Host
-	unfinished := map[string]runner.Status{}
+	unfinished := excluded(inv, f.limit)
 	for _, r := range results {
 		switch {
 		case r.Status == runner.Applied || r.Status == runner.DriftRepaired:
 			h, _ := inv.Host(r.Host)
 			touched = append(touched, h)
 		case !r.Status.OK():
-			unfinished[r.Host] = r.Status
+			unfinished[r.Host] = statusKey(r.Status)
 		}
 	}
 	if len(touched) == 0 {
@@ -167,8 +168,9 @@ type checkReport struct {
 	// Notes say which allowed flows were not probed, and which roles were
 	// sampled.
 	Notes []string `json:"notes"`
-	// LeftOut are the hosts the check after a run left out, the run
-	// having not finished them: every probe from or to them.
+	// LeftOut are the hosts whose probes, from or to them, were left
+	// out: the hosts a run did not finish (the check after it), and those
+	// --limit excludes.
 	LeftOut []leftOut `json:"left_out,omitempty"`
 	Count   struct {
 		Probes     int `json:"probes"`
@@ -182,8 +184,8 @@ type checkReport struct {
 	ExitCode int     `json:"exit_code"`
 }
 
-// leftOut is a host whose probes a check left out, and its status in the
-// run.
+// leftOut is a host whose probes a check left out, and why: its status in
+// the run, or excludedStatus.
 type leftOut struct {
 	Host   string `json:"host"`
 	Status string `json:"status"`
@@ -226,12 +228,27 @@ type checkCell struct {
 // cellName names a cell the way reports do: "app -> db:3306".
 func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
 
+// excludedStatus is why a check leaves out the probes of a host that
+// --limit excludes ("!bastion-1": it is down, say): they could only fail.
+const excludedStatus = "excluded_by_limit"
+
+// excluded returns the hosts the '!' terms of limit exclude, with
+// excludedStatus.
+func excluded(inv *inventory.Inventory, limit string) map[string]string {
+	out := map[string]string{}
+	for _, h := range inv.Excluded(limit) {
+		out[h] = excludedStatus
+	}
+	return out
+}
+
 // verifyOptions shape a check.
 type verifyOptions struct {
 	timeout time.Duration
 	logger  *slog.Logger
-	// leaveOut are hosts whose probes, from or to them, are not made.
-	leaveOut map[string]runner.Status
+	// leaveOut are hosts whose probes, from or to them, are not made, and
+	// why: their status in the run, or excludedStatus.
+	leaveOut map[string]string
 	progress *progress
 }
 
@@ -275,7 +292,7 @@ func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Ho
 	if left > 0 {
 		rep.Count.LeftOut = left
 		for _, h := range slices.Sorted(maps.Keys(o.leaveOut)) {
-			rep.LeftOut = append(rep.LeftOut, leftOut{Host: h, Status: statusKey(o.leaveOut[h])})
+			rep.LeftOut = append(rep.LeftOut, leftOut{Host: h, Status: o.leaveOut[h]})
 		}
 	}
 	return rep
@@ -435,9 +452,13 @@ func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 	if len(r.LeftOut) > 0 {
 		var names []string
 		for _, h := range r.LeftOut {
-			names = append(names, fmt.Sprintf("%s (%s)", h.Host, strings.ReplaceAll(h.Status, "_", " ")))
+			why := strings.ReplaceAll(h.Status, "_", " ")
+			if h.Status != excludedStatus {
+				why += " in the run"
+			}
+			names = append(names, fmt.Sprintf("%s (%s)", h.Host, why))
 		}
-		fmt.Fprintf(w, "check: left out %s from or to hosts the run did not finish: %s\n", pluralize(r.Count.LeftOut, "probe", "probes"), strings.Join(names, ", "))
+		fmt.Fprintf(w, "check: left out %s from or to %s\n", pluralize(r.Count.LeftOut, "probe", "probes"), strings.Join(names, ", "))
 	}
 	took := time.Duration(r.Seconds * float64(time.Second)).Round(time.Millisecond)
 	status := paint(text.FgGreen, "all as expected")

@@ -13,9 +13,9 @@ import (
 
 // checkJSON runs fwpush check --json on the lab's controller and decodes
 // its report.
-func checkJSON(t *testing.T, l *lab.Lab, inv string) (int, checkReport) {
+func checkJSON(t *testing.T, l *lab.Lab, args ...string) (int, checkReport) {
 	t.Helper()
-	code, out, _ := cli(t, l, "check", "--json", inv)
+	code, out, _ := cli(t, l, append([]string{"check", "--json"}, args...)...)
 	validateJSON(t, "check", []byte(out))
 	var rep checkReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {

@@ -255,8 +255,16 @@ func TestSitesInLab(t *testing.T) {
 			t.Errorf("run --via bastion-e2: exit %d, sites %+v, stderr %q", code, rep.Sites, errs)
 		}
 
+		// check passes through the second bastion, leaving out the
+		// dead one, and says so.
+		code, check := checkJSON(t, l, "--limit", "!bastion-e1", changed)
+		if code != exitOK || check.Count.Expected != check.Count.Probes || check.Count.LeftOut == 0 ||
+			len(check.LeftOut) != 1 || check.LeftOut[0].Host != "bastion-e1" || check.LeftOut[0].Status != "excluded_by_limit" ||
+			len(check.Sites) == 0 || check.Sites[0].Via != "bastion-e2" {
+			t.Errorf("check --limit !bastion-e1 with bastion-e1 down: exit %d, counts %+v, left out %+v, sites %+v", code, check.Count, check.LeftOut, check.Sites)
+		}
 		restore()
-		code, check := checkJSON(t, l, changed)
+		code, check = checkJSON(t, l, changed)
 		if code != exitOK || check.Count.Expected != check.Count.Probes {
 			t.Errorf("check with bastion-e1 back: exit %d, count %+v", code, check.Count)
 		}

@@ -132,7 +132,7 @@ func TestViewInLab(t *testing.T) {
 			}
 		}
 		code, out, _ = cli(t, l, "run", site)
-		if code != exitFailed || !regexp.MustCompile(`check: left out \d+ probes from or to hosts the run did not finish: wordpress-2 \(unreachable\)\n`).MatchString(out) ||
+		if code != exitFailed || !regexp.MustCompile(`check: left out \d+ probes from or to wordpress-2 \(unreachable in the run\)\n`).MatchString(out) ||
 			!strings.Contains(out, "all as expected") {
 			t.Errorf("run: exit %d, want the check's line about wordpress-2, and all else as expected", code)
 		}
