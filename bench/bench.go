@@ -59,6 +59,9 @@ const (
 	AnsibleRun Scenario = "ansible-linear"
 	MitogenRun Scenario = "ansible-mitogen"
 	Floor      Scenario = "openssh-floor"
+	// FloorDefault is the floor with OpenSSH's own default key exchange
+	// (sntrup761x25519 on Debian 12), as a plain ssh loop makes it.
+	FloorDefault Scenario = "openssh-floor-default-kex"
 )
 
 // scenarios are the rows of the report, in order.
@@ -74,6 +77,7 @@ var scenarios = []struct {
 	{AnsibleRun, Ansible, "Ansible, linear strategy: first push"},
 	{MitogenRun, Mitogen, "Ansible + Mitogen (`mitogen_linear`): first push"},
 	{Floor, OpenSSH, "OpenSSH floor: `iptables-save` on every host"},
+	{FloorDefault, OpenSSH, "OpenSSH floor, with OpenSSH's default key exchange"},
 }
 
 func label(s Scenario) string {

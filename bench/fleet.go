@@ -111,8 +111,12 @@ func (f *fleet) measure(ctx context.Context, t Tool) ([]sampled, error) {
 		s, err := f.ansible(ctx, "mitogen_linear")
 		return []sampled{{MitogenRun, s}}, err
 	case OpenSSH:
-		s, err := f.floor(ctx)
-		return []sampled{{Floor, s}}, err
+		s, err := f.floor(ctx, kex)
+		if err != nil {
+			return nil, err
+		}
+		d, err := f.floor(ctx, kexDefault)
+		return []sampled{{Floor, s}, {FloorDefault, d}}, err
 	}
 	return nil, fmt.Errorf("unknown tool %q", t)
 }

@@ -19,6 +19,7 @@ var plotted = []struct {
 	{AnsibleRun, `lc rgb "#e06c00" lw 2 pt 9`},
 	{MitogenRun, `lc rgb "#b2182b" lw 2 pt 11`},
 	{Floor, `lc rgb "#333333" lw 2 dt 2 pt 13`},
+	{FloorDefault, `lc rgb "#888888" lw 2 dt 3 pt 15`},
 }
 
 // plot draws the median wall time of each plotted scenario against the

@@ -25,6 +25,10 @@ import (
 // Debian 12's sshd.
 const kex = "curve25519-sha256,curve25519-sha256@libssh.org"
 
+// kexDefault is what OpenSSH 9.2 (Debian 12) offers first by default:
+// the floor is measured with it too, as an operator's plain ssh loop pays it.
+const kexDefault = "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org"
+
 //go:embed ansible/push.yml
 var playbook []byte
 
@@ -140,8 +144,9 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 
 // floor measures what SSH alone costs for the re-run's work: one master
 // connection to the tunnel, then one ssh per host through it, parallel at
-// a time, each running iptables-save.
-func (f *fleet) floor(ctx context.Context) (Sample, error) {
+// a time, each running iptables-save, each connection's key exchange
+// offering kexs.
+func (f *fleet) floor(ctx context.Context, kexs string) (Sample, error) {
 	defer f.stopMasters()
 	start := time.Now()
 	total, err := f.startMaster(ctx)
@@ -156,7 +161,7 @@ func (f *fleet) floor(ctx context.Context) (Sample, error) {
 		g.Go(func() error {
 			// -S none: this ssh is no master of its own; the ssh -W of
 			// its ProxyJump uses the tunnel's.
-			args := []string{"-F", f.ssh.config, "-S", "none"}
+			args := []string{"-F", f.ssh.config, "-S", "none", "-o", "KexAlgorithms=" + kexs}
 			if h.Name != f.inv.SSH.Tunnel {
 				args = append(args, "-J", f.ssh.jump)
 			}
