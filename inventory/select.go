@@ -11,8 +11,8 @@ import (
 // pattern follows Ansible's habits (its --limit and hosts: patterns):
 //
 //   - terms are separated by ',' or ':' ("db,haproxy-www", "db:haproxy-www");
-//   - a term names hosts or roles: a role stands for all its hosts, and a
-//     term that is both a host and a role name selects both;
+//   - a term names hosts, roles or sites: a role or a site stands for all
+//     its hosts, and a term that is several of these selects them all;
 //   - a term may be a glob ('*', '?', '[a-z]'): "mysql-*" or "db*";
 //     "all" and "*" are every host;
 //   - "!term" excludes what term matches, "&term" keeps only what it
@@ -45,7 +45,7 @@ func (inv *Inventory) Select(pattern string) ([]*Host, error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%q: %w", written, err))
 		case len(set) == 0:
-			errs = append(errs, fmt.Errorf("%q matches no host or role", written))
+			errs = append(errs, fmt.Errorf("%q matches no %s", written, inv.nameKinds()))
 		}
 		return set
 	}
@@ -128,8 +128,16 @@ func terms(pattern string) (union, intersect, exclude []string) {
 	return union, intersect, exclude
 }
 
+// nameKinds says what a --limit term can name, for messages.
+func (inv *Inventory) nameKinds() string {
+	if inv.HasSites() {
+		return "host, role or site"
+	}
+	return "host or role"
+}
+
 // match returns the hosts one term (without its '!' or '&') matches: by
-// host name or by role name, exactly or as a glob.
+// host, role or site name, exactly or as a glob.
 func (inv *Inventory) match(term string) (map[*Host]bool, error) {
 	if term == "" {
 		return nil, errors.New("an empty name")
@@ -143,7 +151,11 @@ func (inv *Inventory) match(term string) (map[*Host]bool, error) {
 		// for a plain name. Its error was checked above.
 		byName, _ := path.Match(term, h.Name)
 		byRole, _ := path.Match(term, h.Role)
-		if term == "all" || byName || byRole {
+		bySite := false
+		if h.Site != "" {
+			bySite, _ = path.Match(term, h.Site)
+		}
+		if term == "all" || byName || byRole || bySite {
 			set[h] = true
 		}
 	}

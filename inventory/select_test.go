@@ -103,3 +103,28 @@ func TestExcluded(t *testing.T) {
 		}
 	}
 }
+
+// A site's name selects its hosts, as a role's does.
+func TestSelectSites(t *testing.T) {
+	inv, err := Load(filepath.Join("..", "examples", "sites.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pattern, want := range map[string][]string{
+		"west":         {"bastion-w1", "db-1", "db-2"},
+		"west,&db":     {"db-1", "db-2"},
+		"!east":        {"bastion-w1", "db-1", "db-2"},
+		"e*,!bastion*": {"app-1", "app-2", "www-1"},
+	} {
+		hosts, err := inv.Select(pattern)
+		if err != nil {
+			t.Fatalf("Select(%q): %v", pattern, err)
+		}
+		if diff := cmp.Diff(want, hostNames(hosts)); diff != "" {
+			t.Errorf("Select(%q) (-want +got):\n%s", pattern, diff)
+		}
+	}
+	if _, err := inv.Select("north"); err == nil || err.Error() != `"north" matches no host, role or site` {
+		t.Errorf("Select(north): %v", err)
+	}
+}

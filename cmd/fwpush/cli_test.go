@@ -209,6 +209,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"gen-man", ""}, nil, dirs},
 		{[]string{"run", "../../examples/sites.toml", "--via", ""}, []string{"bastion-e1", "bastion-e2", "bastion-w1"}, noFile},
 		{[]string{"check", exampleSite, "--via", ""}, []string{"tunnel-1"}, noFile},
+		{[]string{"run", "../../examples/sites.toml", "--limit", "!w"}, []string{"!west", "!www-1"}, noSpace}, // sites too
 	}
 	for _, tt := range tests {
 		got, directive := complete(t, tt.args...)

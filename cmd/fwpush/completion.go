@@ -133,6 +133,18 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 	for _, r := range inv.Roles {
 		add(r.Name, fmt.Sprintf("role, %s", pluralize(len(inv.HostsOf(r.Name)), "host", "hosts")))
 	}
+	for _, s := range inv.Sites {
+		if !inv.HasSites() {
+			break // the one default site has no name
+		}
+		n := 0
+		for _, h := range inv.Hosts {
+			if h.Site == s.Name {
+				n++
+			}
+		}
+		add(s.Name, fmt.Sprintf("site, %s", pluralize(n, "host", "hosts")))
+	}
 	for _, h := range inv.Hosts {
 		add(h.Name, "host, role "+h.Role)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // limitUsage is the help text of --limit, the same on every command.
-const limitUsage = `only these hosts: host and role names, globs, !exclusions, &intersections, comma-separated ('mysql-*,!mysql-2')`
+const limitUsage = `only these hosts: host, role and site names, globs, !exclusions, &intersections, comma-separated ('mysql-*,!mysql-2')`
 
 // selectHosts applies --limit (see inventory.Select); a pattern that
 // names nothing is a usage error.
