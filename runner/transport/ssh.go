@@ -347,7 +347,7 @@ func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*goph.Client, er
 		}
 		return nil, err
 	}
-	c, err := j.handshake(ctx, conn, t)
+	c, err := j.handshake(ctx, withQuickAck(conn), t)
 	if err == nil {
 		j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "took", time.Since(start))
 	}
@@ -436,8 +436,9 @@ func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*g
 	_ = conn.SetDeadline(time.Time{})
 	host, portStr, _ := net.SplitHostPort(t.Addr)
 	port, _ := strconv.ParseUint(portStr, 10, 16)
+	go serveGlobalRequests(c, reqs)
 	return &goph.Client{
-		Client: ssh.NewClient(c, chans, reqs),
+		Client: ssh.NewClient(c, chans, noRequests),
 		Config: &goph.Config{
 			Auth:     methods,
 			User:     user,
