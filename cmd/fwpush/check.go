@@ -119,9 +119,9 @@ not be made; 3 invalid input (nothing contacted).`,
 // returns its report (nil when it made no check). The probes from or to a
 // host that the run did not finish (unreachable, failed, rolled back) are
 // left out: they would only report the run's failure again, as a firewall
-// fault; so are those of the hosts --limit excludes. Unless --json holds it, the report is printed short on w: the
-// mismatches, or one line when all is as expected (with --quiet, only a
-// failure). When the run changed no host's rules there is nothing new to
+// fault; so are those of the hosts --limit excludes. Unless --json holds
+// it, the report is printed short on w: the mismatches, or one line when
+// all is as expected (with --quiet, only a failure). When the run changed no host's rules there is nothing new to
 // prove, and when it reached no host at all its report already says why.
 func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
 	var touched []*inventory.Host
