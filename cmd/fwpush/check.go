@@ -121,8 +121,9 @@ not be made; 3 invalid input (nothing contacted).`,
 // left out: they would only report the run's failure again, as a firewall
 // fault; so are those of the hosts --limit excludes. Unless --json holds
 // it, the report is printed short on w: the mismatches, or one line when
-// all is as expected (with --quiet, only a failure). When the run changed no host's rules there is nothing new to
-// prove, and when it reached no host at all its report already says why.
+// all is as expected (with --quiet, only a failure). When the run changed
+// no host's rules there is nothing new to prove, and when it reached no
+// host at all its report already says why.
 func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
 	var touched []*inventory.Host
 	unfinished := excluded(inv, f.limit)
