@@ -200,14 +200,12 @@ func table(b *strings.Builder, r *Results, cell func(*Measurement) string) {
 }
 
 // ratios are the rows comparing fwpush with the better Ansible strategy
-// and with the OpenSSH floor, where both sides were measured.
+// and with the OpenSSH floors, where both sides were measured.
 func ratios(r *Results) []string {
 	var rows []string
-	var vsAnsible, vsFloor, vsDefault strings.Builder
-	var anyAnsible, anyFloor, anyDefault bool
+	var vsAnsible strings.Builder
+	anyAnsible := false
 	vsAnsible.WriteString("| first push: the better Ansible strategy takes fwpush's time × |")
-	vsFloor.WriteString("| unchanged re-run: fwpush's time ÷ the OpenSSH floor's |")
-	vsDefault.WriteString("| unchanged re-run: fwpush's time ÷ the floor's with OpenSSH's default key exchange |")
 	for _, n := range r.Sizes {
 		push := r.Get(FirstPush, n)
 		best := r.Get(AnsibleRun, n)
@@ -224,29 +222,38 @@ func ratios(r *Results) []string {
 			anyAnsible = true
 		}
 		fmt.Fprintf(&vsAnsible, " %s |", c)
-		c = "–"
-		if re, fl := r.Get(Rerun, n), r.Get(Floor, n); re != nil && fl != nil && fl.Wall.Median > 0 {
-			c = fmt.Sprintf("%.2f", re.Wall.Median/fl.Wall.Median)
-			anyFloor = true
-		}
-		fmt.Fprintf(&vsFloor, " %s |", c)
-		c = "–"
-		if re, fl := r.Get(Rerun, n), r.Get(FloorDefault, n); re != nil && fl != nil && fl.Wall.Median > 0 {
-			c = fmt.Sprintf("%.2f", re.Wall.Median/fl.Wall.Median)
-			anyDefault = true
-		}
-		fmt.Fprintf(&vsDefault, " %s |", c)
 	}
 	if anyAnsible {
 		rows = append(rows, vsAnsible.String()+"\n")
 	}
-	if anyFloor {
-		rows = append(rows, vsFloor.String()+"\n")
-	}
-	if anyDefault {
-		rows = append(rows, vsDefault.String()+"\n")
+	for _, f := range []struct {
+		floor Scenario
+		label string
+	}{
+		{Floor, "| unchanged re-run: fwpush's time ÷ the OpenSSH floor's |"},
+		{FloorDefault, "| unchanged re-run: fwpush's time ÷ the floor's with OpenSSH's default key exchange |"},
+	} {
+		if row, ok := rerunRatio(r, f.floor, f.label); ok {
+			rows = append(rows, row)
+		}
 	}
 	return rows
+}
+
+// rerunRatio is the row of fwpush's re-run time over floor's, per size;
+// ok is false when no size has both.
+func rerunRatio(r *Results, floor Scenario, label string) (row string, ok bool) {
+	var b strings.Builder
+	b.WriteString(label)
+	for _, n := range r.Sizes {
+		c := "–"
+		if re, fl := r.Get(Rerun, n), r.Get(floor, n); re != nil && fl != nil && fl.Wall.Median > 0 {
+			c = fmt.Sprintf("%.2f", re.Wall.Median/fl.Wall.Median)
+			ok = true
+		}
+		fmt.Fprintf(&b, " %s |", c)
+	}
+	return b.String() + "\n", ok
 }
 
 // secs prints seconds with three significant digits, at most.
