@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/templates"
 	"github.com/fwpush/fwpush/xtables"
 )
 
@@ -71,7 +71,7 @@ var compile = func(path string) (*roles.Plan, error) {
 		}
 		return nil, &exitError{code: exitInvalid, err: err}
 	}
-	return roles.Compile(inv, os.ReadFile) // its error is an *inventory.Error
+	return roles.Compile(inv, templates.ReadFile) // its error is an *inventory.Error
 }
 
 // load loads the plan of the inventory at path. A signal (ctx's end)
