@@ -26,6 +26,7 @@ type connFlags struct {
 	acceptNew            bool
 	verbose              int      // -v info, -vv debug
 	via                  []string // bastions forced, one per site
+	quiet                bool     // no warnings (run --quiet, under cron)
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
@@ -71,7 +72,11 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	}
 	cfg, err := transport.LoadSSHConfig(files...)
 	if err != nil {
-		return transport.Options{}, &exitError{code: exitFailed, err: err}
+		// The operator's file, like the inventory: invalid input.
+		return transport.Options{}, &exitError{code: exitInvalid, err: err}
+	}
+	if !c.quiet {
+		warnIgnored(inv, cfg, stderr)
 	}
 	logger.Debug("ssh_config", "files", cfg.Paths)
 	// The first bastion's entry, as the one fwpush tries first.
@@ -204,6 +209,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 
 	// One fleet for the whole command: the run and the check after it
 	// share each site's connection.
+	f.conn.quiet = f.quiet
 	opts, err := f.conn.options(inv, stderr)
 	if err != nil {
 		return err
