@@ -138,7 +138,7 @@ func (e *BusyError) Error() string {
 	if e.Waited <= 0 {
 		return fmt.Sprintf("held by %s (lock %s)", holder, e.Path)
 	}
-	return fmt.Sprintf("held by %s for all of %s (lock %s)", holder, e.Waited, e.Path)
+	return fmt.Sprintf("held by %s (lock %s); waited %s", holder, e.Path, e.Waited)
 }
 
 // Lock is a lock held; Release lets it go.

@@ -45,7 +45,7 @@ func lockInventory(ctx context.Context, path string, shared bool, wait time.Dura
 	case ctx.Err() != nil:
 		return nil, &exitError{code: interruptCode(ctx), err: errors.New("interrupted while waiting for another run of this inventory")}
 	case errors.As(err, &busy):
-		return nil, &exitError{code: exitFailed, err: fmt.Errorf("another run of this inventory is in progress on this machine: %w; nothing done (--lock-wait waits longer)", err)}
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("another run of this inventory is in progress on this machine: %w: nothing done (--lock-wait waits longer)", err)}
 	}
 	return nil, &exitError{code: exitFailed, err: err}
 }

@@ -137,7 +137,7 @@ func TestRunLockWait(t *testing.T) {
 			!strings.Contains(errs, "in progress (") || !strings.Contains(errs, me) ||
 			!strings.Contains(errs, "waiting for it (at most 200ms: --lock-wait)") ||
 			!strings.Contains(errs, "fwpush: another run of this inventory is in progress on this machine: held by ") ||
-			!strings.Contains(errs, "for all of 200ms") {
+			!strings.Contains(errs, "; waited 200ms: nothing done (--lock-wait waits longer)") {
 			t.Errorf("fwpush %s: exit %d, stdout %q, stderr:\n%s\nwant exit 1, the holder named, no host contacted", strings.Join(args, " "), code, out, errs)
 		}
 	}
