@@ -52,6 +52,10 @@ func hold(paths []string) int {
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	// Held open until here: a file the collector finalised would let go.
+	for _, f := range files {
+		f.Close()
+	}
 	return 0
 }
 
