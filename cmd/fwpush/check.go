@@ -23,10 +23,11 @@ import (
 )
 
 type checkFlags struct {
-	conn    connFlags
-	asJSON  bool
-	timeout time.Duration
-	limit   string
+	conn     connFlags
+	asJSON   bool
+	timeout  time.Duration
+	limit    string
+	lockWait time.Duration
 }
 
 func newCheckCmd() *cobra.Command {
@@ -52,15 +53,19 @@ first): host and role names, globs, !exclusions and &intersections, as
 Ansible's patterns. A host a !term excludes is left out entirely, no probe
 from or to it: '!bastion-1' while that bastion is down.
 
-Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
-not be made; 3 invalid input (nothing contacted).`,
+check waits for a run of the same inventory on this machine to end, at
+most --lock-wait; checks run side by side.
+
+Exit status: 0 everything as expected; 1 a mismatch, a probe that could not
+be made, or a run held the inventory past --lock-wait; 3 invalid input
+(nothing contacted); 128+N signal N stopped it before any probe.`,
 		Example: `  fwpush check site.toml
   fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
   fwpush check --limit 'mysql-*,!mysql-2' site.toml   # only what mysql-1 sends and receives
   fwpush check --timeout 5s site.toml        # slow networks`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, err := loadPlan(args[0])
+			plan, err := loadPlan(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -69,9 +74,9 @@ not be made; 3 invalid input (nothing contacted).`,
 			if err != nil {
 				return err
 			}
-			unlock, err := lockInventory(args[0], true, func() {
+			unlock, err := lockInventory(cmd.Context(), args[0], true, f.lockWait, func(holder string) {
 				if !f.asJSON {
-					fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress; waiting for it")
+					fmt.Fprintf(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress%s; waiting for it (at most %s: --lock-wait)\n", holderOf(holder), f.lockWait)
 				}
 			})
 			if err != nil {
@@ -111,6 +116,7 @@ not be made; 3 invalid input (nothing contacted).`,
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	return cmd
 }
 
