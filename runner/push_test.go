@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/change"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
@@ -110,7 +111,7 @@ func checkEnforced(t *testing.T, plan *roles.Plan, h *fakeHost) {
 	if s.Files[fileRulesV4] != string(pol.V4) || s.Files[fileRulesV6] != string(pol.V6) {
 		t.Errorf("%s: rules.v4/rules.v6 are not the policy:\n%s%s", h.name, s.Files[fileRulesV4], s.Files[fileRulesV6])
 	}
-	if got, want := s.Files[fileApplied], Digest(pol)+"\n"; got != want {
+	if got, want := s.Files[fileApplied], change.Digest(pol)+"\n"; got != want {
 		t.Errorf("%s: %s = %q, want %q", h.name, fileApplied, got, want)
 	}
 	if !s.Persistent {
@@ -779,41 +780,6 @@ func TestPushParallelLimit(t *testing.T) {
 				t.Errorf("%d hosts still have open sessions after the run", n)
 			}
 		})
-	}
-}
-
-func TestCountChanges(t *testing.T) {
-	for _, tc := range []struct {
-		name                string
-		live, want          string
-		wantAdded, wantRemv int
-	}{
-		{"same", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 0},
-		{"policy changed", "*filter\n:INPUT ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\nCOMMIT\n", 1, 1},
-		{"duplicate rule removed", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 1},
-		{"from nothing", "", "*filter\n:INPUT DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 2, 0},
-		{"reordered only", "*filter\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n", "*filter\n-A INPUT -j DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			added, removed := countChanges(tc.live, tc.want)
-			if added != tc.wantAdded || removed != tc.wantRemv {
-				t.Errorf("countChanges = %d, %d; want %d, %d", added, removed, tc.wantAdded, tc.wantRemv)
-			}
-		})
-	}
-}
-
-func TestDigestIgnoresNoise(t *testing.T) {
-	a := &roles.Policy{V4: []byte("# one\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
-	b := &roles.Policy{V4: []byte("*filter\n:INPUT DROP [5:300]\n\nCOMMIT\n"), V6: []byte("# two\n*filter\nCOMMIT\n")}
-	c := &roles.Policy{V4: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
-	// The same rules moved from one family to the other are another policy.
-	d := &roles.Policy{V4: []byte("*filter\nCOMMIT\n"), V6: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")}
-	if Digest(a) != Digest(b) {
-		t.Errorf("comments and counters change the digest")
-	}
-	if Digest(a) == Digest(c) || Digest(a) == Digest(d) {
-		t.Errorf("different policies have the same digest")
 	}
 }
 
