@@ -44,9 +44,6 @@ const (
 	Refused Action = "refused"
 )
 
-// Changes reports whether the action writes to the host.
-func (a Action) Changes() bool { return a == PersistOnly || a == Apply || a == RepairDrift }
-
 // Change is what a run does to one host. Its JSON form is what a saved
 // plan holds; its field names are stable.
 type Change struct {
