@@ -27,9 +27,9 @@ func statusKey(s runner.Status) string { return strings.ReplaceAll(string(s), " 
 var runStatuses = []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired,
 	runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.NotTried, runner.Skipped}
 
-// hostJSON is one host in a JSON report, the same shape in run's and in
-// check's: which host, its role, what became of it (status) and, when it
-// failed, at which step and why. The other fields belong to one command.
+// hostJSON is one host in run's JSON report, the same shape as in check's
+// (check.Host): which host, its role, what became of it (status) and, when
+// it failed, at which step and why. The other fields are run's.
 type hostJSON struct {
 	Host   string `json:"host"`
 	Role   string `json:"role"`
@@ -45,11 +45,6 @@ type hostJSON struct {
 	Unknown   []string `json:"unknown_chains,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	Seconds   *float64 `json:"seconds,omitempty"`
-
-	// check: the probes made from this host
-	Probes     *int `json:"probes,omitempty"`
-	Mismatches *int `json:"mismatches,omitempty"`
-	Failed     *int `json:"failed,omitempty"`
 }
 
 // runReport is run's --json document.
