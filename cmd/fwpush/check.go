@@ -27,6 +27,7 @@ type checkFlags struct {
 	asJSON  bool
 	timeout time.Duration
 	limit   string
+	metrics metricsFlag
 }
 
 func newCheckCmd() *cobra.Command {
@@ -52,12 +53,17 @@ first): host and role names, globs, !exclusions and &intersections, as
 Ansible's patterns. A host a !term excludes is left out entirely, no probe
 from or to it: '!bastion-1' while that bastion is down.
 
+--metrics-file writes the probes per verdict, per host and in all, and the
+time of the last check that found everything as expected, for Prometheus
+(see docs/metrics.md).
+
 Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
 not be made; 3 invalid input (nothing contacted).`,
 		Example: `  fwpush check site.toml
   fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
   fwpush check --limit 'mysql-*,!mysql-2' site.toml   # only what mysql-1 sends and receives
-  fwpush check --timeout 5s site.toml        # slow networks`,
+  fwpush check --timeout 5s site.toml        # slow networks
+  fwpush check --metrics-file /var/lib/prometheus/node-exporter/fwpush-site-check.prom site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, err := loadPlan(args[0])
@@ -67,6 +73,9 @@ not be made; 3 invalid input (nothing contacted).`,
 			inv := plan.Inventory
 			hosts, err := selectHosts(inv, f.limit)
 			if err != nil {
+				return err
+			}
+			if err := f.metrics.ready(); err != nil {
 				return err
 			}
 			unlock, err := lockInventory(args[0], true, func() {
@@ -97,20 +106,22 @@ not be made; 3 invalid input (nothing contacted).`,
 				rep.Error = err.Error()
 			}
 			rep.Sites = jsonSites(fleet.Reached())
+			rep.ExitCode = f.metrics.writeCheck(inv, rep, cmd.ErrOrStderr())
 			if f.asJSON {
 				if err := writeJSON(stdout, rep); err != nil {
 					return err
 				}
-				return exitWith(rep.exit())
+				return exitWith(rep.ExitCode)
 			}
 			rep.writeText(stdout, st, true)
-			return exitWith(rep.exit())
+			return exitWith(rep.ExitCode)
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	f.metrics.register(cmd)
 	return cmd
 }
 
