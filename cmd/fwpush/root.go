@@ -106,6 +106,7 @@ survive reboots.`,
 		newLabCmd(),
 		newRunCmd(),
 		newCheckCmd(),
+		newScheduleCmd(),
 		newGraphCmd(),
 		newManCmd(),
 	)

@@ -137,7 +137,8 @@ FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
 --metrics-file writes the results for Prometheus, into node_exporter's
 textfile directory: each host's status, rules added and removed and
 whether they are saved, and the run's start, duration, outcome and the
-time of its last full success (see docs/metrics.md).
+time of its last full success (see docs/metrics.md). fwpush schedule
+writes a systemd timer, or a cron line, that runs it so.
 
 SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
 settle (confirmed, or rolled back by their guard); a second signal stops at
