@@ -131,6 +131,7 @@ type schedule struct {
 
 var (
 	unitName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	userName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	notUnit  = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 	// plainWord needs no quotes in sh nor in a unit file.
 	plainWord = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
@@ -138,87 +139,13 @@ var (
 
 func runSchedule(cmd *cobra.Command, path string, extra []string, f scheduleFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	plan, _, err := loadPlanFor(cmd, path, false)
+	s, err := newSchedule(cmd, path, extra, f)
 	if err != nil {
 		return err
 	}
-	s := schedule{every: f.every, report: f.report}
-	if s.calendar, s.cronTimes, err = times(f.every); err != nil {
-		return &usageError{err}
-	}
-	s.delay = f.randomDelay
-	if s.delay < 0 {
-		s.delay = min(f.every/10, 5*time.Minute).Truncate(time.Second)
-	}
-	if s.delay >= f.every {
-		return &usageError{fmt.Errorf("--random-delay %s: must be shorter than --every %s", s.delay, f.every)}
-	}
-	s.name = f.name
-	if s.name == "" {
-		s.name = "fwpush-" + notUnit.ReplaceAllString(metrics.Name(plan.Inventory), "-")
-	}
-	if !unitName.MatchString(s.name) {
-		return &usageError{fmt.Errorf("--name %q: use letters, digits, - and _", s.name)}
-	}
-	if s.inventory, err = filepath.Abs(path); err != nil {
-		return err
-	}
-	if s.user = f.user; s.user == "" {
-		u, err := user.Current()
-		if err != nil {
-			return fmt.Errorf("--user: %w", err)
-		}
-		s.user = u.Username
-	}
-	if err := checkRunFlags(extra); err != nil {
-		return err
-	}
-	metricsFile := f.metricsFile
-	if !f.metricsSet {
-		metricsFile = filepath.Join(textfileDir, s.name+".prom")
-	}
-	for flag, p := range map[string]string{"--metrics-file": metricsFile, "--report": f.report} {
-		if p != "" && !filepath.IsAbs(p) {
-			return &usageError{fmt.Errorf("%s %s: give an absolute path: the runs do not start in this directory", flag, p)}
-		}
-	}
-
-	exe, err := os.Executable()
+	dir, order, files, err := s.files(f)
 	if err != nil {
-		return fmt.Errorf("this fwpush's path: %w", err)
-	}
-	if strings.HasPrefix(exe, os.TempDir()+string(filepath.Separator)) {
-		fmt.Fprintf(stderr, "fwpush: warning: this fwpush is %s, in a temporary directory; install it (make build, or go install) and run its schedule\n", exe)
-	}
-	s.argv = []string{exe, "run", "--quiet"}
-	if !f.cron || f.report != "" {
-		s.argv = append(s.argv, "--json")
-	}
-	if metricsFile != "" {
-		s.argv = append(s.argv, "--metrics-file", metricsFile)
-		if _, err := os.Stat(filepath.Dir(metricsFile)); err != nil {
-			fmt.Fprintf(stderr, "fwpush: warning: %s does not exist here: the runs will fail until node_exporter's textfile directory is there (or pass another --metrics-file)\n", filepath.Dir(metricsFile))
-		}
-	}
-	s.argv = append(append(s.argv, extra...), s.inventory)
-
-	files := map[string]string{}
-	var order []string
-	dir := cmp.Or(f.installDir, systemdUnitDir)
-	if f.cron {
-		dir = cmp.Or(f.installDir, cronDir)
-		order = []string{s.name}
-		if f.install {
-			files[s.name] = s.cronFile()
-		} else {
-			files[s.name] = s.crontab()
-		}
-	} else {
-		order = []string{s.name + ".service", s.name + ".timer"}
-		files[order[0]], files[order[1]], err = s.service()
-		if err != nil {
-			return &usageError{err}
-		}
+		return err
 	}
 	if !f.install {
 		for i, name := range order {
@@ -252,6 +179,99 @@ func runSchedule(cmd *cobra.Command, path string, extra []string, f scheduleFlag
 	}
 	fmt.Fprintf(stdout, "start it with: systemctl enable --now %s.timer\n", s.name)
 	return nil
+}
+
+// newSchedule checks the flags and the inventory, and returns the
+// schedule they ask for. Warnings (a binary in a temporary directory, no
+// textfile directory here) go to cmd's stderr.
+func newSchedule(cmd *cobra.Command, path string, extra []string, f scheduleFlags) (schedule, error) {
+	stderr := cmd.ErrOrStderr()
+	plan, _, err := loadPlanFor(cmd, path, false)
+	if err != nil {
+		return schedule{}, err
+	}
+	s := schedule{every: f.every, report: f.report, name: f.name, user: f.user}
+	if s.calendar, s.cronTimes, err = times(f.every); err != nil {
+		return s, &usageError{err}
+	}
+	s.delay = f.randomDelay
+	switch {
+	case f.cron && s.delay >= 0:
+		return s, &usageError{errors.New("--random-delay: cron has none; leave it out with --cron")}
+	case s.delay < 0:
+		s.delay = min(f.every/10, 5*time.Minute).Truncate(time.Second)
+	case s.delay >= f.every:
+		return s, &usageError{fmt.Errorf("--random-delay %s: must be shorter than --every %s", s.delay, f.every)}
+	}
+	if s.name == "" {
+		s.name = "fwpush-" + notUnit.ReplaceAllString(metrics.Name(plan.Inventory), "-")
+	}
+	if !unitName.MatchString(s.name) {
+		return s, &usageError{fmt.Errorf("--name %q: use letters, digits, - and _", s.name)}
+	}
+	if s.user == "" {
+		u, err := user.Current()
+		if err != nil {
+			return s, fmt.Errorf("--user: %w", err)
+		}
+		s.user = u.Username
+	}
+	if !userName.MatchString(s.user) {
+		return s, &usageError{fmt.Errorf("--user %q: not a user name", s.user)}
+	}
+	if s.inventory, err = filepath.Abs(path); err != nil {
+		return s, err
+	}
+	if err := checkRunFlags(extra); err != nil {
+		return s, err
+	}
+	metricsFile := f.metricsFile
+	if !f.metricsSet {
+		metricsFile = filepath.Join(textfileDir, s.name+".prom")
+	}
+	for flag, p := range map[string]string{"--metrics-file": metricsFile, "--report": f.report} {
+		if p != "" && !filepath.IsAbs(p) {
+			return s, &usageError{fmt.Errorf("%s %s: give an absolute path: the runs do not start in this directory", flag, p)}
+		}
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		return s, fmt.Errorf("this fwpush's path: %w", err)
+	}
+	if strings.HasPrefix(exe, os.TempDir()+string(filepath.Separator)) {
+		fmt.Fprintf(stderr, "fwpush: warning: this fwpush is %s, in a temporary directory; install it (make build, or go install) and run its schedule\n", exe)
+	}
+	s.argv = []string{exe, "run", "--quiet"}
+	if !f.cron || f.report != "" {
+		s.argv = append(s.argv, "--json")
+	}
+	if metricsFile != "" {
+		s.argv = append(s.argv, "--metrics-file", metricsFile)
+		if _, err := os.Stat(filepath.Dir(metricsFile)); err != nil {
+			fmt.Fprintf(stderr, "fwpush: warning: %s does not exist here: the runs will fail until node_exporter's textfile directory is there (or pass another --metrics-file)\n", filepath.Dir(metricsFile))
+		}
+	}
+	s.argv = append(append(s.argv, extra...), s.inventory)
+	return s, nil
+}
+
+// files returns what schedule writes, by name in the order it prints
+// them, and the directory --install writes them into.
+func (s schedule) files(f scheduleFlags) (dir string, order []string, files map[string]string, err error) {
+	if f.cron {
+		content := s.crontab()
+		if f.install {
+			content = s.cronFile()
+		}
+		return cmp.Or(f.installDir, cronDir), []string{s.name}, map[string]string{s.name: content}, nil
+	}
+	service, timer, err := s.service()
+	if err != nil {
+		return "", nil, nil, &usageError{err}
+	}
+	order = []string{s.name + ".service", s.name + ".timer"}
+	return cmp.Or(f.installDir, systemdUnitDir), order, map[string]string{order[0]: service, order[1]: timer}, nil
 }
 
 // checkRunFlags checks the flags passed on to fwpush run as run itself

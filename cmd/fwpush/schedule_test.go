@@ -246,6 +246,8 @@ func TestScheduleRefuses(t *testing.T) {
 		want string
 	}{
 		{[]string{"--every", "15m", "--random-delay", "15m"}, exitInvalid, "fwpush: --random-delay 15m0s: must be shorter than --every 15m0s"},
+		{[]string{"--cron", "--random-delay", "1m"}, exitInvalid, "fwpush: --random-delay: cron has none"},
+		{[]string{"--user", "root admin"}, exitInvalid, `fwpush: --user "root admin": not a user name`},
 		{[]string{"--metrics-file", "fwpush.prom"}, exitInvalid, "fwpush: --metrics-file fwpush.prom: give an absolute path"},
 		{[]string{"--name", "fw.push"}, exitInvalid, `fwpush: --name "fw.push": use letters, digits, - and _`},
 		{[]string{"--", "--bogus"}, exitInvalid, "fwpush: flags after --: unknown flag: --bogus"},
