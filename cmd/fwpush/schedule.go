@@ -31,6 +31,7 @@ const (
 type scheduleFlags struct {
 	every       time.Duration
 	randomDelay time.Duration
+	delaySet    bool // --random-delay given: else a tenth of --every
 	metricsFile string
 	metricsSet  bool // --metrics-file given: else named after the unit
 	name        string
@@ -100,14 +101,15 @@ Exit status: 0 written; 1 the files could not be written; 3 invalid input.`,
 				extra = args[n:]
 			}
 			f.metricsSet = cmd.Flags().Changed("metrics-file")
+			f.delaySet = cmd.Flags().Changed("random-delay")
 			return runSchedule(cmd, args[0], extra, f)
 		},
 	}
 	cmd.Flags().DurationVar(&f.every, "every", 15*time.Minute, "how often to run: minutes that divide an hour, hours that divide a day, or 24h")
-	cmd.Flags().DurationVar(&f.randomDelay, "random-delay", -1, "the timer's RandomizedDelaySec: runs start up to this late (default a tenth of --every, at most 5m)")
-	cmd.Flags().StringVar(&f.metricsFile, "metrics-file", "", "where the runs write their metrics (default "+textfileDir+"/NAME.prom; '' for none)")
-	cmd.Flags().StringVar(&f.name, "name", "", "name of the units, the cron file and the default metrics file (default fwpush-INVENTORY)")
-	cmd.Flags().StringVar(&f.user, "user", "", "the user the runs run as, whose ~/.ssh they use (default: you)")
+	cmd.Flags().DurationVar(&f.randomDelay, "random-delay", 0, "the timer's RandomizedDelaySec: runs start up to this late (default a tenth of --every, at most 5m)")
+	cmd.Flags().StringVar(&f.metricsFile, "metrics-file", "", "where the runs write their metrics, an absolute `FILE` (default "+textfileDir+"/NAME.prom; '' for none)")
+	cmd.Flags().StringVar(&f.name, "name", "", "`NAME` of the units, the cron file and the default metrics file (default fwpush-INVENTORY)")
+	cmd.Flags().StringVar(&f.user, "user", "", "the `USER` the runs run as, whose ~/.ssh they use (default: you)")
 	cmd.Flags().StringVar(&f.report, "report", "", "write each run's JSON report to `FILE`, replacing the last one, instead of the journal (systemd 248 or later)")
 	cmd.Flags().BoolVar(&f.cron, "cron", false, "a crontab line instead of systemd units")
 	cmd.Flags().BoolVar(&f.install, "install", false, "write the units into "+systemdUnitDir+" and reload systemd (with --cron: "+cronDir+"/NAME)")
@@ -196,12 +198,12 @@ func newSchedule(cmd *cobra.Command, path string, extra []string, f scheduleFlag
 	}
 	s.delay = f.randomDelay
 	switch {
-	case f.cron && s.delay >= 0:
+	case f.cron && f.delaySet:
 		return s, &usageError{errors.New("--random-delay: cron has none; leave it out with --cron")}
-	case s.delay < 0:
+	case !f.delaySet:
 		s.delay = min(f.every/10, 5*time.Minute).Truncate(time.Second)
-	case s.delay >= f.every:
-		return s, &usageError{fmt.Errorf("--random-delay %s: must be shorter than --every %s", s.delay, f.every)}
+	case s.delay < 0 || s.delay >= f.every:
+		return s, &usageError{fmt.Errorf("--random-delay %s: must be at least 0 and shorter than --every %s", s.delay, f.every)}
 	}
 	if s.name == "" {
 		s.name = "fwpush-" + notUnit.ReplaceAllString(metrics.Name(plan.Inventory), "-")

@@ -245,7 +245,7 @@ func TestScheduleRefuses(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--every", "15m", "--random-delay", "15m"}, exitInvalid, "fwpush: --random-delay 15m0s: must be shorter than --every 15m0s"},
+		{[]string{"--every", "15m", "--random-delay", "15m"}, exitInvalid, "fwpush: --random-delay 15m0s: must be at least 0 and shorter than --every 15m0s"},
 		{[]string{"--cron", "--random-delay", "1m"}, exitInvalid, "fwpush: --random-delay: cron has none"},
 		{[]string{"--user", "root admin"}, exitInvalid, `fwpush: --user "root admin": not a user name`},
 		{[]string{"--metrics-file", "fwpush.prom"}, exitInvalid, "fwpush: --metrics-file fwpush.prom: give an absolute path"},
