@@ -28,6 +28,7 @@ type checkFlags struct {
 	timeout  time.Duration
 	limit    string
 	lockWait time.Duration
+	metrics  metricsFlag
 }
 
 func newCheckCmd() *cobra.Command {
@@ -53,6 +54,10 @@ first): host and role names, globs, !exclusions and &intersections, as
 Ansible's patterns. A host a !term excludes is left out entirely, no probe
 from or to it: '!bastion-1' while that bastion is down.
 
+--metrics-file writes the probes per verdict, per host and in all, and the
+time of the last check that found everything as expected, for Prometheus
+(see docs/metrics.md).
+
 check waits for a run of the same inventory on this machine to end, at
 most --lock-wait; checks run side by side.
 
@@ -62,7 +67,8 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 		Example: `  fwpush check site.toml
   fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
   fwpush check --limit 'mysql-*,!mysql-2' site.toml   # only what mysql-1 sends and receives
-  fwpush check --timeout 5s site.toml        # slow networks`,
+  fwpush check --timeout 5s site.toml        # slow networks
+  fwpush check --metrics-file /var/lib/prometheus/node-exporter/fwpush-site-check.prom site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, err := loadPlan(cmd.Context(), args[0])
@@ -72,6 +78,9 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 			inv := plan.Inventory
 			hosts, err := selectHosts(inv, f.limit)
 			if err != nil {
+				return err
+			}
+			if err := f.metrics.ready(); err != nil {
 				return err
 			}
 			unlock, err := lockInventory(cmd.Context(), args[0], true, f.lockWait, func(holder string) {
@@ -102,14 +111,15 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 				rep.Error = err.Error()
 			}
 			rep.Sites = jsonSites(fleet.Reached())
+			rep.ExitCode = f.metrics.writeCheck(inv, rep, cmd.ErrOrStderr())
 			if f.asJSON {
 				if err := writeJSON(stdout, rep); err != nil {
 					return err
 				}
-				return exitWith(rep.exit())
+				return exitWith(rep.ExitCode)
 			}
 			rep.writeText(stdout, st, true)
-			return exitWith(rep.exit())
+			return exitWith(rep.ExitCode)
 		},
 	}
 	f.conn.register(cmd)
@@ -117,6 +127,7 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
+	f.metrics.register(cmd)
 	return cmd
 }
 

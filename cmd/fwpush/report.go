@@ -21,11 +21,10 @@ const schemaVersion = "fwpush/v1"
 
 // statusKey is a status as JSON writes it, as a value and as a key of
 // "counts": snake_case ("drift_repaired").
-func statusKey(s runner.Status) string { return strings.ReplaceAll(string(s), " ", "_") }
+func statusKey(s runner.Status) string { return s.Key() }
 
 // runStatuses are the statuses in the order summaries list them.
-var runStatuses = []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired,
-	runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.NotTried, runner.Skipped}
+var runStatuses = runner.Statuses
 
 // hostJSON is one host in run's JSON report, the same shape as in check's
 // (check.Host): which host, its role, what became of it (status) and, when

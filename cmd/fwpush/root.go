@@ -107,6 +107,7 @@ survive reboots.`,
 		newLabCmd(),
 		newRunCmd(),
 		newCheckCmd(),
+		newScheduleCmd(),
 		newGraphCmd(),
 		newManCmd(),
 	)

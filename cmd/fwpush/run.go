@@ -111,6 +111,7 @@ type runFlags struct {
 	forceOwn      bool
 	askBecomePass bool
 	lockWait      time.Duration
+	metrics       metricsFlag
 }
 
 func newRunCmd() *cobra.Command {
@@ -139,6 +140,12 @@ the finished ones. What the inventory leaves out of how to reach a host
 --parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
 FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
 
+--metrics-file writes the results for Prometheus, into node_exporter's
+textfile directory: each host's status, rules added and removed and
+whether they are saved, and the run's start, duration, outcome and the
+time of its last full success (see docs/metrics.md). fwpush schedule
+writes a systemd timer, or a cron line, that runs it so.
+
 A run waits for another run of the same inventory on this machine, at most
 --lock-wait. SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones
 in flight settle (confirmed, or rolled back by their guard); a second
@@ -156,7 +163,8 @@ SIGTERM, 129 SIGHUP).`,
   fwpush run --quiet site.toml             # from cron: silent unless something changed (with its diff) or failed
   fwpush run --parallel 5 --rollback-after 2m site.toml
   fwpush run --force-own --limit mysql-2 site.toml  # remove the chains no preserve pattern keeps
-  fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
+  fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted
+  fwpush run --quiet --json --metrics-file /var/lib/prometheus/node-exporter/fwpush-site.prom site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.check {
@@ -181,6 +189,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
 	f.ssh.register(cmd)
+	f.metrics.register(cmd)
 	return cmd
 }
 
@@ -195,6 +204,9 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	}
 	hosts, err := selectHosts(inv, f.limit)
 	if err != nil {
+		return err
+	}
+	if err := f.metrics.ready(); err != nil {
 		return err
 	}
 	unlock, err := lockInventory(ctx, path, false, f.lockWait, func(holder string) {
@@ -250,6 +262,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if ctx.Err() != nil {
 		code = interruptCode(ctx)
 	}
+	code = f.metrics.writeRun(inv, start, took, results, check, code, stderr)
 	if f.asJSON {
 		if err := out.writeJSON(inv.Path, results, took, fleet.Err(""), check, code); err != nil {
 			return err
