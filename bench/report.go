@@ -147,6 +147,8 @@ received bytes after having sent some since it last received any) and the
 TCP connections to the tunnel. The SSH channels of many hosts share one
 connection and their overlapping exchanges one turn, so turns are not per
 host; the round trips per host are held by a test (see the notes below).
+Where the lab saturates the machine's CPUs, the work of the run at RTT 0
+partly overlaps the waits at %[1]s, and the first number undercounts.
 `, rttName(rtt), strings.TrimPrefix(rttName(rtt), "RTT "))
 		}
 	}
