@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,5 +127,22 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "### Wall time, seconds") {
 		t.Errorf("fwbench printed no tables:\n%s", stdout.String())
+	}
+}
+
+// TestBadFlags: lists that do not parse are refused before anything is
+// measured, naming the flag.
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct{ args []string }{
+		{[]string{"-rtt", "0,fast"}},
+		{[]string{"-rtt", "-60ms"}},
+		{[]string{"-rtt-sizes", "6,many"}},
+		{[]string{"-sizes", ""}},
+	} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), tc.args, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.args[0]+":") {
+			t.Errorf("fwbench %q: %v, want an error naming %s", tc.args, err, tc.args[0])
+		}
 	}
 }
