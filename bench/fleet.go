@@ -113,7 +113,8 @@ const netnsDir = "/run/netns"
 
 // setRTT makes the controller reach the tunnel with round-trip time rtt
 // from now on: through a relay that holds bytes rtt/2 each way, or
-// directly at RTT 0. Connections open already keep their way.
+// directly at RTT 0. The previous relay, if any, is closed first, with
+// the connections it still carries.
 func (f *fleet) setRTT(ctx context.Context, rtt time.Duration) error {
 	if f.link != nil {
 		err := f.link.close(ctx)
