@@ -91,9 +91,18 @@ func label(s Scenario) string {
 
 // Config is what to measure and where to write it.
 type Config struct {
-	Sizes []int  // fleet sizes, hosts
-	Runs  int    // runs of every scenario at every size
+	Sizes []int  // fleet sizes measured at RTT 0, hosts
+	Runs  int    // runs of every scenario at every size, at RTT 0
 	Tools []Tool // what to run
+	// RTTs are the round-trip times between the controller and the tunnel
+	// to measure at, in order: 0 is the lab's own links, any other puts a
+	// relay (bench/relay) in the way that every tool dials the tunnel
+	// through. None means RTT 0 only.
+	RTTs []time.Duration
+	// RTTSizes are the fleet sizes measured at the RTTs other than 0,
+	// RTTRuns their runs (0: Runs).
+	RTTSizes []int
+	RTTRuns  int
 	// FwPush is the fwpush binary (make build's bin/fwpush).
 	FwPush string
 	// Launcher is bench/cmd/fwbench-launch built, which starts the
@@ -115,12 +124,24 @@ type Config struct {
 // Run measures everything cfg asks for and writes the reports. The labs it
 // brings up are taken down before it returns, even when it fails.
 func Run(ctx context.Context, cfg Config) (*Results, error) {
-	if cfg.Runs < 1 || len(cfg.Sizes) == 0 || len(cfg.Tools) == 0 {
+	if len(cfg.RTTs) == 0 {
+		cfg.RTTs = []time.Duration{0}
+	}
+	if cfg.RTTRuns == 0 {
+		cfg.RTTRuns = cfg.Runs
+	}
+	sizes := cfg.sizes()
+	if cfg.Runs < 1 || cfg.RTTRuns < 1 || len(sizes) == 0 || len(cfg.Tools) == 0 {
 		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool")
 	}
-	for _, n := range cfg.Sizes {
+	for _, n := range sizes {
 		if n < 2 || n > lab.MaxHosts {
 			return nil, fmt.Errorf("bench: %d hosts: sizes go from 2 (a tunnel and one host) to %d", n, lab.MaxHosts)
+		}
+	}
+	for i, rtt := range cfg.RTTs {
+		if rtt < 0 || slices.Contains(cfg.RTTs[:i], rtt) {
+			return nil, fmt.Errorf("bench: round-trip time %v: give each once, none below 0", rtt)
 		}
 	}
 	if cfg.FwPush == "" || cfg.Launcher == "" {
@@ -141,9 +162,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	defer os.RemoveAll(work)
 
-	res := &Results{Date: time.Now().UTC(), Runs: cfg.Runs, Sizes: cfg.Sizes, Tools: cfg.Tools}
+	res := &Results{Date: time.Now().UTC(), Runs: cfg.Runs, Sizes: sizes, RTTs: cfg.RTTs, Tools: cfg.Tools}
+	if slices.ContainsFunc(cfg.RTTs, func(d time.Duration) bool { return d > 0 }) {
+		res.RTTRuns = cfg.RTTRuns
+	}
 	res.Machine = describeMachine(ctx, cfg)
-	for _, n := range cfg.Sizes {
+	for _, n := range sizes {
 		if err := measureSize(ctx, cfg, work, n, res); err != nil {
 			return nil, fmt.Errorf("bench: %d hosts: %w", n, err)
 		}
@@ -154,8 +178,35 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	return res, nil
 }
 
+// sizes are the fleet sizes measured at any RTT, in increasing order.
+func (cfg Config) sizes() []int {
+	var out []int
+	for _, rtt := range cfg.RTTs {
+		out = append(out, cfg.sizesAt(rtt)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// sizesAt are the fleet sizes measured at rtt.
+func (cfg Config) sizesAt(rtt time.Duration) []int {
+	if rtt == 0 {
+		return cfg.Sizes
+	}
+	return cfg.RTTSizes
+}
+
+// runsAt is how many runs every scenario gets at rtt.
+func (cfg Config) runsAt(rtt time.Duration) int {
+	if rtt == 0 {
+		return cfg.Runs
+	}
+	return cfg.RTTRuns
+}
+
 // measureSize brings up a lab of n hosts and runs every scenario on it
-// cfg.Runs times, the tools interleaved so that a slow moment of the
+// at each round-trip time that size is measured at, as many times as the
+// RTT's runs say, the tools interleaved so that a slow moment of the
 // machine does not fall on one tool only.
 func measureSize(ctx context.Context, cfg Config, work string, n int, res *Results) (err error) {
 	fmt.Fprintf(cfg.Log, "bench: %d hosts: bringing the lab up\n", n)
@@ -169,17 +220,30 @@ func measureSize(ctx context.Context, cfg Config, work string, n int, res *Resul
 		}
 	}()
 	res.Parallel = f.parallel
-	for run := 1; run <= cfg.Runs; run++ {
-		for _, t := range cfg.Tools {
-			res.sampleLoad()
-			samples, err := f.measure(ctx, t)
-			if err != nil {
-				return fmt.Errorf("run %d: %s: %w", run, t, err)
-			}
-			for _, s := range samples {
-				fmt.Fprintf(cfg.Log, "bench: %d hosts, run %d/%d: %-18s %7.3fs  cpu %6.3fs  rss %5.1f MiB\n",
-					n, run, cfg.Runs, s.scenario, s.Wall.Seconds(), s.CPU.Seconds(), float64(s.MaxRSS)/(1<<20))
-				res.add(s.scenario, n, s.Sample)
+	for _, rtt := range cfg.RTTs {
+		if !slices.Contains(cfg.sizesAt(rtt), n) {
+			continue
+		}
+		if err := f.setRTT(ctx, rtt); err != nil {
+			return err
+		}
+		runs := cfg.runsAt(rtt)
+		for run := 1; run <= runs; run++ {
+			for _, t := range cfg.Tools {
+				res.sampleLoad()
+				samples, err := f.measure(ctx, t)
+				if err != nil {
+					return fmt.Errorf("%s, run %d: %s: %w", rttName(rtt), run, t, err)
+				}
+				for _, s := range samples {
+					fmt.Fprintf(cfg.Log, "bench: %d hosts, %s, run %d/%d: %-18s %7.3fs  cpu %6.3fs  rss %5.1f MiB",
+						n, rttName(rtt), run, runs, s.scenario, s.Wall.Seconds(), s.CPU.Seconds(), float64(s.MaxRSS)/(1<<20))
+					if rtt > 0 {
+						fmt.Fprintf(cfg.Log, "  tunnel: %d conn, %d turns", s.TunnelConns, s.TunnelTurns)
+					}
+					fmt.Fprintln(cfg.Log)
+					res.add(s.scenario, n, rtt, s.Sample)
+				}
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fwpush/fwpush/bench/relay"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/policy"
@@ -31,6 +33,9 @@ type fleet struct {
 	want     map[string][2]string // host -> rendered IPv4 and IPv6 policy
 	parallel int
 	ssh      sshSetup
+	// link is the relay between the controller and the tunnel, nil at
+	// RTT 0.
+	link *slowLink
 }
 
 // sampled is one measurement of one scenario.
@@ -92,11 +97,58 @@ func (f *fleet) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	f.stopMasters()
-	err := f.lab.Down(ctx)
+	var err error
+	if f.link != nil {
+		err = f.link.close(ctx)
+	}
+	err = errors.Join(err, f.lab.Down(ctx))
 	if f.ssh.control != "" {
 		err = errors.Join(err, os.RemoveAll(f.ssh.control))
 	}
 	return err
+}
+
+// netnsDir is where ip(8), and so the lab, keeps named network namespaces.
+const netnsDir = "/run/netns"
+
+// setRTT makes the controller reach the tunnel with round-trip time rtt
+// from now on: through a relay that holds bytes rtt/2 each way, or
+// directly at RTT 0. The previous relay, if any, is closed first, with
+// the connections it still carries.
+func (f *fleet) setRTT(ctx context.Context, rtt time.Duration) error {
+	if f.link != nil {
+		err := f.link.close(ctx)
+		f.link = nil
+		if err != nil {
+			return err
+		}
+	}
+	if rtt == 0 {
+		return nil
+	}
+	tun := f.inv.Tunnel()
+	target := netip.AddrPortFrom(tun.PublicIP, uint16(tun.Port))
+	l, err := startSlowLink(ctx, filepath.Join(netnsDir, f.lab.Controller.Netns), target, rtt)
+	if err != nil {
+		return err
+	}
+	f.link = l
+	return nil
+}
+
+// tunnelStats are what the relay has carried so far; none at RTT 0.
+func (f *fleet) tunnelStats() relay.Stats {
+	if f.link == nil {
+		return relay.Stats{}
+	}
+	return f.link.stats()
+}
+
+// withTunnel adds to s what the relay carried since before.
+func withTunnel(s Sample, before, after relay.Stats) Sample {
+	d := after.Sub(before)
+	s.TunnelConns, s.TunnelTurns = d.Conns, d.Turns
+	return s
 }
 
 // measure runs one tool's scenarios once, each from the state it needs.
@@ -147,7 +199,9 @@ func (f *fleet) fwpush(ctx context.Context) ([]sampled, error) {
 		var stdout bytes.Buffer
 		cmd := f.lab.Command(ctx, f.cfg.FwPush, step.args...)
 		cmd.Stdout = &stdout
+		before := f.tunnelStats()
 		s, err := f.launched(ctx, cmd, step.exit)
+		s = withTunnel(s, before, f.tunnelStats())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w\n%s", step.scenario, err, tail(stdout.Bytes()))
 		}

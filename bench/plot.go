@@ -22,21 +22,22 @@ var plotted = []struct {
 	{FloorDefault, `lc rgb "#888888" lw 2 dt 3 pt 15`},
 }
 
-// plot draws the median wall time of each plotted scenario against the
-// fleet size, with the min–max range as error bars, into an SVG file with
-// gnuplot. Both axes are logarithmic: time that grows linearly with the
-// fleet is a line of slope one, whatever its constant.
+// plot draws the median wall time of each plotted scenario at RTT 0
+// against the fleet size, with the min–max range as error bars, into an
+// SVG file with gnuplot. Both axes are logarithmic: time that grows
+// linearly with the fleet is a line of slope one, whatever its constant.
 func plot(ctx context.Context, path string, r *Results) error {
 	var script strings.Builder
 	var plots []string
+	sizes := r.sizesAt(0)
 	for i, p := range plotted {
 		s := p.s
-		if !r.has(s) {
+		if !r.has(s, 0) {
 			continue
 		}
 		fmt.Fprintf(&script, "$d%d << EOD\n", i)
-		for _, n := range r.Sizes {
-			if m := r.Get(s, n); m != nil {
+		for _, n := range sizes {
+			if m := r.Get(s, n, 0); m != nil {
 				fmt.Fprintf(&script, "%d %g %g %g\n", n, m.Wall.Median, m.Wall.Min, m.Wall.Max)
 			}
 		}
@@ -47,12 +48,12 @@ func plot(ctx context.Context, path string, r *Results) error {
 		return fmt.Errorf("nothing to plot")
 	}
 	var tics []string
-	for _, n := range r.Sizes {
+	for _, n := range sizes {
 		tics = append(tics, fmt.Sprint(n))
 	}
 	fmt.Fprintf(&script, `set terminal svg size 800,560 dynamic noenhanced font "sans,12" background "white"
 set output %q
-set title "Wall time against fleet size (median of %d; bars: least and greatest)"
+set title "Wall time against fleet size, RTT 0 (median of %d; bars: least and greatest)"
 set xlabel "hosts"
 set ylabel "seconds"
 set logscale xy
@@ -61,7 +62,7 @@ set xrange [%g:%g]
 set grid
 set key below
 plot %s
-`, path, r.Runs, strings.Join(tics, ", "), float64(r.Sizes[0])*0.8, float64(r.Sizes[len(r.Sizes)-1])*1.25, strings.Join(plots, ", \\\n  "))
+`, path, r.Runs, strings.Join(tics, ", "), float64(sizes[0])*0.8, float64(sizes[len(sizes)-1])*1.25, strings.Join(plots, ", \\\n  "))
 	cmd := exec.CommandContext(ctx, "gnuplot")
 	cmd.Stdin = strings.NewReader(script.String())
 	var stderr bytes.Buffer

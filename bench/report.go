@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // The markers of the part of BENCHMARKS.md the bench rewrites; everything
@@ -82,16 +83,26 @@ func update(path, section string) error {
 }
 
 // Markdown is the results as the section of BENCHMARKS.md: the setup, the
-// tables, the ratios and the plot (plot is its link, "" for none).
+// tables at each round-trip time, the ratios, the round trips and the plot
+// (plot is its link, "" for none).
 func Markdown(r *Results, plot string) string {
 	var b strings.Builder
 	m := r.Machine
+	rtts := r.rtts()
 	fmt.Fprintf(&b, "## Results\n\nMeasured by `make bench` (`go run ./bench/cmd/fwbench`) on %s UTC: labs of the example fleet ",
 		r.Date.Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, "(`lab.FleetTOML`: a tunnel, a load balancer, then app and db servers two to one) of %s hosts, %d run%s of each; ",
-		joinInts(r.Sizes), r.Runs, plural(r.Runs))
-	b.WriteString("every number is the median, with the least and the greatest in brackets. ")
-	fmt.Fprintf(&b, "fwpush's `parallel`, Ansible's forks and the OpenSSH loop's concurrency are all %d.\n\n", r.Parallel)
+	fmt.Fprintf(&b, "(`lab.FleetTOML`: a tunnel, a load balancer, then app and db servers two to one) of %s hosts",
+		joinInts(r.Sizes))
+	for _, rtt := range rtts {
+		fmt.Fprintf(&b, "; %s: %s hosts, %d run%s of each", rttName(rtt), joinInts(r.sizesAt(rtt)), r.runsAt(rtt), plural(r.runsAt(rtt)))
+	}
+	b.WriteString(". Every number is the median, with the least and the greatest in brackets. ")
+	fmt.Fprintf(&b, "fwpush's `parallel`, Ansible's forks and the OpenSSH loop's concurrency are all %d.", r.Parallel)
+	if len(rtts) > 1 || rtts[0] != 0 {
+		b.WriteString(" RTT is the round-trip time between the controller and the tunnel: 0 is the lab's own links, " +
+			"any other the relay described below, which every tool dials the tunnel through.")
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
 	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.OpenSSH, m.Iptables}
 	if m.Ansible != "" {
@@ -101,23 +112,50 @@ func Markdown(r *Results, plot string) string {
 		versions = append(versions, m.Mitogen)
 	}
 	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
-	fmt.Fprintf(&b, "The machine's 1-minute load average before the measurements went from %.1f to %.1f: it is shared with other work, hence the ranges.\n\n", r.Load[0], r.Load[1])
+	fmt.Fprintf(&b, "The machine's 1-minute load average before the measurements went from %.1f to %.1f: it is shared with other work, hence the ranges.\n", r.Load[0], r.Load[1])
 
-	b.WriteString("### Wall time, seconds\n\n")
-	table(&b, r, func(x *Measurement) string {
-		return fmt.Sprintf("%s (%s–%s)", secs(x.Wall.Median), secs(x.Wall.Min), secs(x.Wall.Max))
-	})
-
-	if rows := ratios(r); len(rows) > 0 {
-		b.WriteString("\n### Ratios (medians)\n\n")
-		header(&b, r.Sizes)
-		for _, row := range rows {
-			b.WriteString(row)
+	for _, rtt := range rtts {
+		sizes := r.sizesAt(rtt)
+		fmt.Fprintf(&b, "\n### Wall time, seconds, %s\n\n", rttName(rtt))
+		table(&b, r, rtt, sizes, func(x *Measurement) string {
+			return fmt.Sprintf("%s (%s–%s)", secs(x.Wall.Median), secs(x.Wall.Min), secs(x.Wall.Max))
+		})
+		if rows := ratios(r, rtt, sizes); len(rows) > 0 {
+			fmt.Fprintf(&b, "\n### Ratios (medians), %s\n\n", rttName(rtt))
+			header(&b, sizes)
+			for _, row := range rows {
+				b.WriteString(row)
+			}
+		}
+		if rtt > 0 {
+			fmt.Fprintf(&b, "\n### Round trips, %s\n\n", rttName(rtt))
+			table(&b, r, rtt, sizes, func(x *Measurement) string {
+				paid := "–"
+				if z := r.Get(x.Scenario, x.Hosts, 0); z != nil {
+					paid = fmt.Sprintf("%.1f", (x.Wall.Median-z.Wall.Median)/rtt.Seconds())
+				}
+				return fmt.Sprintf("%s (%.0f turns / %.0f conn)", paid, x.TunnelTurns.Median, x.TunnelConns.Median)
+			})
+			fmt.Fprintf(&b, `
+The first number is the round trips the run paid: (its median wall time at
+%[1]s − its median at RTT 0) ÷ %[2]s, the round trips in a row on its
+critical path. With every host in flight at once (up to `+"`parallel`"+`), that
+is about one host's round trips and the tunnel's connection; with more hosts
+than `+"`parallel`"+`, as many hosts' in a row as there are waves. In brackets, the
+relay's counts, medians per run: the clients' turns (each time a client
+received bytes after having sent some since it last received any) and the
+TCP connections to the tunnel. The SSH channels of many hosts share one
+connection and their overlapping exchanges one turn, so turns are not per
+host; the round trips per host are held by a test (see the notes below).
+Where the lab saturates the machine's CPUs, the work of the run at RTT 0
+partly overlaps the waits at %[1]s, and the first number undercounts.
+`, rttName(rtt), strings.TrimPrefix(rttName(rtt), "RTT "))
 		}
 	}
 
-	b.WriteString("\n### CPU time (user + system) and peak memory (RSS) of the client, medians\n\n")
-	table(&b, r, func(x *Measurement) string {
+	cpuRTT := rtts[0]
+	fmt.Fprintf(&b, "\n### CPU time (user + system) and peak memory (RSS) of the client, medians, %s\n\n", rttName(cpuRTT))
+	table(&b, r, cpuRTT, r.sizesAt(cpuRTT), func(x *Measurement) string {
 		if x.MaxRSS.Median == 0 {
 			return secs(x.CPU.Median) + " s"
 		}
@@ -158,6 +196,17 @@ How each is measured, from a fresh start every run (the tools interleaved):
   span (as fwpush dials the tunnel inside its own).
 - OpenSSH floor: one ControlMaster connection to the tunnel, then one ` + "`ssh`" + ` per
   host (ProxyJump over the master) running ` + "`iptables-save`" + `, concurrently as above.
+- At an RTT other than 0, bench/relay stands between the controller and the
+  tunnel: a REDIRECT rule in the controller's namespace sends every new TCP
+  connection to the tunnel's address to the relay (but the relay's own, which
+  carry a socket mark the rule skips), so no tool needs to know. The relay
+  holds each chunk it reads RTT/2 in its direction, in order, with
+  TCP_NODELAY on both sides; bytes that arrive together travel together, as
+  on a real link. It opens its connection to the tunnel 1.5 RTT after the
+  client's, which ends at the relay at once: the tunnel's banner then reaches
+  the client two round trips after connect, as over a real link. Beyond the
+  tunnel (its connections to the hosts) everything stays at the lab's speed,
+  as inside a data centre. No loss, no jitter, no bandwidth limit.
 - Everything runs in the lab's controller namespace, with the lab's key and
   known_hosts (host keys checked). The OpenSSH clients use the key exchange
   fwpush's Go client settles on with these servers (curve25519-sha256), but
@@ -180,17 +229,17 @@ func header(b *strings.Builder, sizes []int) {
 	b.WriteString("\n")
 }
 
-// table writes one row per measured scenario, one cell per size.
-func table(b *strings.Builder, r *Results, cell func(*Measurement) string) {
-	header(b, r.Sizes)
+// table writes one row per scenario measured at rtt, one cell per size.
+func table(b *strings.Builder, r *Results, rtt time.Duration, sizes []int, cell func(*Measurement) string) {
+	header(b, sizes)
 	for _, sc := range scenarios {
-		if !r.has(sc.id) {
+		if !r.has(sc.id, rtt) {
 			continue
 		}
 		fmt.Fprintf(b, "| %s |", sc.label)
-		for _, n := range r.Sizes {
+		for _, n := range sizes {
 			c := "–"
-			if x := r.Get(sc.id, n); x != nil {
+			if x := r.Get(sc.id, n, rtt); x != nil {
 				c = cell(x)
 			}
 			fmt.Fprintf(b, " %s |", c)
@@ -200,16 +249,16 @@ func table(b *strings.Builder, r *Results, cell func(*Measurement) string) {
 }
 
 // ratios are the rows comparing fwpush with the better Ansible strategy
-// and with the OpenSSH floors, where both sides were measured.
-func ratios(r *Results) []string {
+// and with the OpenSSH floors at rtt, where both sides were measured.
+func ratios(r *Results, rtt time.Duration, sizes []int) []string {
 	var rows []string
 	var vsAnsible strings.Builder
 	anyAnsible := false
 	vsAnsible.WriteString("| first push: the better Ansible strategy takes fwpush's time × |")
-	for _, n := range r.Sizes {
-		push := r.Get(FirstPush, n)
-		best := r.Get(AnsibleRun, n)
-		if m := r.Get(MitogenRun, n); m != nil && (best == nil || m.Wall.Median < best.Wall.Median) {
+	for _, n := range sizes {
+		push := r.Get(FirstPush, n, rtt)
+		best := r.Get(AnsibleRun, n, rtt)
+		if m := r.Get(MitogenRun, n, rtt); m != nil && (best == nil || m.Wall.Median < best.Wall.Median) {
 			best = m
 		}
 		c := "–"
@@ -233,27 +282,38 @@ func ratios(r *Results) []string {
 		{Floor, "| unchanged re-run: fwpush's time ÷ the OpenSSH floor's |"},
 		{FloorDefault, "| unchanged re-run: fwpush's time ÷ the floor's with OpenSSH's default key exchange |"},
 	} {
-		if row, ok := rerunRatio(r, f.floor, f.label); ok {
+		if row, ok := rerunRatio(r, rtt, sizes, f.floor, f.label); ok {
 			rows = append(rows, row)
 		}
 	}
 	return rows
 }
 
-// rerunRatio is the row of fwpush's re-run time over floor's, per size;
-// ok is false when no size has both.
-func rerunRatio(r *Results, floor Scenario, label string) (row string, ok bool) {
+// rerunRatio is the row of fwpush's re-run time over floor's at rtt, per
+// size; ok is false when no size has both.
+func rerunRatio(r *Results, rtt time.Duration, sizes []int, floor Scenario, label string) (row string, ok bool) {
 	var b strings.Builder
 	b.WriteString(label)
-	for _, n := range r.Sizes {
+	for _, n := range sizes {
 		c := "–"
-		if re, fl := r.Get(Rerun, n), r.Get(floor, n); re != nil && fl != nil && fl.Wall.Median > 0 {
+		if re, fl := r.Get(Rerun, n, rtt), r.Get(floor, n, rtt); re != nil && fl != nil && fl.Wall.Median > 0 {
 			c = fmt.Sprintf("%.2f", re.Wall.Median/fl.Wall.Median)
 			ok = true
 		}
 		fmt.Fprintf(&b, " %s |", c)
 	}
 	return b.String() + "\n", ok
+}
+
+// rttName is how the report names a round-trip time: "RTT 0", "RTT 60 ms".
+func rttName(rtt time.Duration) string {
+	if rtt == 0 {
+		return "RTT 0"
+	}
+	if rtt%time.Millisecond == 0 {
+		return fmt.Sprintf("RTT %d ms", rtt/time.Millisecond)
+	}
+	return "RTT " + rtt.String()
 }
 
 // secs prints seconds with three significant digits, at most.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,24 +91,35 @@ func TestParseTools(t *testing.T) {
 	}
 }
 
-// TestMarkdown checks the tables and ratios from made-up samples.
+// TestMarkdown checks the tables, ratios and round trips from made-up
+// samples.
 func TestMarkdown(t *testing.T) {
-	r := &Results{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Runs: 3, Sizes: []int{6, 50}, Parallel: 20}
-	add := func(s Scenario, n int, walls ...float64) {
-		for _, w := range walls {
-			r.add(s, n, Sample{Wall: time.Duration(w * float64(time.Second)), CPU: time.Second / 10, MaxRSS: 20 << 20})
+	const rtt = 60 * time.Millisecond
+	r := &Results{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Runs: 3, RTTRuns: 2, Sizes: []int{6, 50},
+		RTTs: []time.Duration{0, rtt}, Parallel: 20}
+	add := func(s Scenario, n int, rtt time.Duration, walls ...float64) {
+		for i, w := range walls {
+			x := Sample{Wall: time.Duration(w * float64(time.Second)), CPU: time.Second / 10, MaxRSS: 20 << 20}
+			if rtt > 0 {
+				x.TunnelConns, x.TunnelTurns = 1, int64(40+i)
+			}
+			r.add(s, n, rtt, x)
 		}
 	}
-	add(FirstPush, 6, 1.0, 1.2, 1.1)
-	add(FirstPush, 50, 2.0, 2.5, 2.2)
-	add(Rerun, 6, 0.3, 0.3, 0.3)
-	add(AnsibleRun, 6, 9, 10, 11)
-	add(MitogenRun, 6, 5.5, 5, 6)
-	add(Floor, 6, 0.6, 0.5, 0.7)
-	add(FloorDefault, 6, 1.2, 1.1, 1.3)
+	add(FirstPush, 6, 0, 1.0, 1.2, 1.1)
+	add(FirstPush, 50, 0, 2.0, 2.5, 2.2)
+	add(Rerun, 6, 0, 0.3, 0.3, 0.3)
+	add(AnsibleRun, 6, 0, 9, 10, 11)
+	add(MitogenRun, 6, 0, 5.5, 5, 6)
+	add(Floor, 6, 0, 0.6, 0.5, 0.7)
+	add(FloorDefault, 6, 0, 1.2, 1.1, 1.3)
+	add(FirstPush, 6, rtt, 2.9, 3.1)
+	add(Rerun, 6, rtt, 1.2, 1.2)
+	add(MitogenRun, 6, rtt, 9, 9)
+	add(Floor, 6, rtt, 1.5, 1.5)
 	md := Markdown(r, "docs/bench.svg")
 	for _, want := range []string{
-		"| | 6 hosts | 50 hosts |\n|---|---|---|\n",
+		"### Wall time, seconds, RTT 0\n\n| | 6 hosts | 50 hosts |\n|---|---|---|\n",
 		"| fwpush first push (every host changes) | 1.10 (1.00–1.20) | 2.20 (2.00–2.50) |\n",
 		"| fwpush unchanged re-run (the cron case) | 0.300 (0.300–0.300) | – |\n",
 		"| Ansible + Mitogen (`mitogen_linear`): first push | 5.50 (5.00–6.00) | – |\n",
@@ -116,7 +128,14 @@ func TestMarkdown(t *testing.T) {
 		"| unchanged re-run: fwpush's time ÷ the floor's with OpenSSH's default key exchange | 0.25 | – |\n",
 		"| fwpush first push (every host changes) | 0.100 s, 20.0 MiB | 0.100 s, 20.0 MiB |\n",
 		"![Wall time against fleet size, per tool](docs/bench.svg)",
-		"of 6 and 50 hosts, 3 runs of each",
+		"of 6 and 50 hosts; RTT 0: 6 and 50 hosts, 3 runs of each; RTT 60 ms: 6 hosts, 2 runs of each.",
+		// Only the size measured at 60 ms, with its own medians and ratios.
+		"### Wall time, seconds, RTT 60 ms\n\n| | 6 hosts |\n|---|---|\n| fwpush first push (every host changes) | 3.00 (2.90–3.10) |\n",
+		"### Ratios (medians), RTT 60 ms\n\n| | 6 hosts |\n|---|---|\n| first push: the better Ansible strategy takes fwpush's time × | 3.0× (Mitogen, 9.00 s) |\n" +
+			"| unchanged re-run: fwpush's time ÷ the OpenSSH floor's | 0.80 |\n",
+		// (3.0 − 1.1) s ÷ 60 ms; the turns' median of 40 and 41.
+		"### Round trips, RTT 60 ms\n\n| | 6 hosts |\n|---|---|\n| fwpush first push (every host changes) | 31.7 (40 turns / 1 conn) |\n" +
+			"| fwpush unchanged re-run (the cron case) | 15.0 (40 turns / 1 conn) |\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -124,5 +143,23 @@ func TestMarkdown(t *testing.T) {
 	}
 	if strings.Contains(md, "--dry-run` (every") {
 		t.Errorf("markdown has a row for a scenario never measured:\n%s", md)
+	}
+	if strings.Contains(md, "Round trips, RTT 0") || strings.Count(md, "### CPU time") != 1 {
+		t.Errorf("markdown has round trips at RTT 0, or CPU tables at every RTT:\n%s", md)
+	}
+}
+
+// TestMarkdownBeforeRTTs: the JSON of a bench that knew only RTT 0 (no
+// rtts_ns, no rtt_ns) is reported as measured at RTT 0.
+func TestMarkdownBeforeRTTs(t *testing.T) {
+	var r Results
+	data := `{"runs": 3, "sizes": [6], "measurements": [{"scenario": "fwpush-first-push", "hosts": 6,
+		"samples": [{"wall_ns": 1000000000}], "wall_seconds": {"median": 1, "min": 1, "max": 1}}]}`
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		t.Fatal(err)
+	}
+	md := Markdown(&r, "")
+	if !strings.Contains(md, "### Wall time, seconds, RTT 0\n\n| | 6 hosts |\n|---|---|\n| fwpush first push (every host changes) | 1.00 (1.00–1.00) |\n") {
+		t.Errorf("markdown:\n%s", md)
 	}
 }

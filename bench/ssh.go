@@ -122,6 +122,7 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 	}
 	defer f.stopMasters()
 	var stdout bytes.Buffer
+	before := f.tunnelStats()
 	start := time.Now()
 	master, err := f.startMaster(ctx)
 	if err != nil {
@@ -135,7 +136,9 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 		return Sample{}, fmt.Errorf("%w\n%s", err, ansibleErrors(stdout.Bytes()))
 	}
 	s.Wall = time.Since(start)
-	s = s.plus(master)
+	// The masters' goodbyes belong to this run's tunnel traffic.
+	f.stopMasters()
+	s = withTunnel(s.plus(master), before, f.tunnelStats())
 	if err := f.verify(ctx); err != nil {
 		return Sample{}, fmt.Errorf("after ansible-playbook (%s): %w\n%s", strategy, err, tail(stdout.Bytes()))
 	}
@@ -148,6 +151,7 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 // offering kexs.
 func (f *fleet) floor(ctx context.Context, kexs string) (Sample, error) {
 	defer f.stopMasters()
+	before := f.tunnelStats()
 	start := time.Now()
 	total, err := f.startMaster(ctx)
 	if err != nil {
@@ -184,6 +188,8 @@ func (f *fleet) floor(ctx context.Context, kexs string) (Sample, error) {
 	}
 	_ = g.Wait()
 	total.Wall = time.Since(start)
+	f.stopMasters()
+	total = withTunnel(total, before, f.tunnelStats())
 	return total, errors.Join(errs...)
 }
 

@@ -166,7 +166,7 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 	if err != nil {
 		return fail(err)
 	}
-	start := time.Now()
+	start, trips := time.Now(), conn.rt.RoundTrips()
 
 	var stdout, stderr bytes.Buffer
 	done := make(chan error, 1)
@@ -210,7 +210,9 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 	}
 
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
-	s.log.Debug("ran", "cmd", shortCmd(cmd), "err", err, "took", time.Since(start))
+	// Counted on the host's own stream; a tunnel session's is the tunnel
+	// connection, which other hosts' channels share.
+	s.log.Debug("ran", "cmd", shortCmd(cmd), "err", err, "took", time.Since(start), "round_trips", conn.rt.RoundTrips()-trips)
 	var exit *ssh.ExitError
 	var rejected *ssh.OpenChannelError
 	switch {

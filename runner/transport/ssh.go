@@ -55,6 +55,11 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+	// WrapConn, when set, is given each TCP connection to the tunnel host
+	// once it is connected, and the SSH handshake runs on what it
+	// returns: tests count the round trips of a run with it
+	// (CountRoundTrips).
+	WrapConn func(net.Conn) net.Conn
 }
 
 // ErrTunnelDown is wrapped by errors that happen because the connection to
@@ -90,6 +95,9 @@ var _ Dialer = (*JumpDialer)(nil)
 type sshConn struct {
 	client *goph.Client
 	done   chan struct{} // closed when the connection has ended
+	// rt counts the round trips of the stream the connection runs over:
+	// its TCP connection, or its channel through the tunnel.
+	rt *RoundTripConn
 }
 
 // watch starts following c. Every interval it sends a keepalive, as
@@ -98,8 +106,8 @@ type sshConn struct {
 // tunnel's new firewall, a host gone) then ends the connection, and
 // everything waiting on it fails, instead of hanging until each caller's
 // own deadline.
-func watch(c *goph.Client, interval time.Duration) *sshConn {
-	sc := &sshConn{client: c, done: make(chan struct{})}
+func watch(c *goph.Client, rt *RoundTripConn, interval time.Duration) *sshConn {
+	sc := &sshConn{client: c, done: make(chan struct{}), rt: rt}
 	go func() {
 		_ = c.Wait()
 		close(sc.done)
@@ -198,12 +206,12 @@ func DialTunnel(ctx context.Context, tunnel Target, opts Options) (*JumpDialer, 
 	if j.auth, err = newAuth(j.identities(tunnel), os.Getenv("SSH_AUTH_SOCK"), j.log); err != nil {
 		return nil, err
 	}
-	c, err := j.dialDirect(ctx, tunnel)
+	tc, err := j.dialDirect(ctx, tunnel)
 	if err != nil {
 		j.auth.Close()
 		return nil, j.dialErr(tunnel, "", err)
 	}
-	j.tc = watch(c, j.timeout)
+	j.tc = tc
 	return j, nil
 }
 
@@ -240,7 +248,7 @@ func (j *JumpDialer) Dial(ctx context.Context, t Target) (Session, error) {
 	if err != nil {
 		return nil, j.dialErr(t, j.tunnel.Name, err)
 	}
-	return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c, j.timeout), via: tc}, nil
+	return &session{host: t.Name, log: j.log.With("host", t.Name), conn: c, via: tc}, nil
 }
 
 // DialFresh opens a new SSH connection to t, never reusing one: for the
@@ -260,7 +268,7 @@ func (j *JumpDialer) DialFresh(ctx context.Context, t Target) (Session, error) {
 		if err != nil {
 			return nil, j.dialErr(t, "", err)
 		}
-		return &session{host: t.Name, log: j.log.With("host", t.Name), conn: watch(c, j.timeout)}, nil
+		return &session{host: t.Name, log: j.log.With("host", t.Name), conn: c}, nil
 	}
 	return j.Dial(ctx, t)
 }
@@ -294,11 +302,11 @@ func (j *JumpDialer) Reconnect(ctx context.Context) error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		c.Close()
+		c.client.Close()
 		return fmt.Errorf("host %s: reconnect: %w", j.tunnel.Name, errDialerClosed)
 	}
 	old := j.tc
-	j.tc = watch(c, j.timeout)
+	j.tc = c
 	j.mu.Unlock()
 	_ = old.client.Close()
 	j.log.Debug("reconnected tunnel", "host", j.tunnel.Name)
@@ -335,7 +343,7 @@ func (j *JumpDialer) current() (*sshConn, error) {
 }
 
 // dialDirect connects to t over TCP from here.
-func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*goph.Client, error) {
+func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*sshConn, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, j.timeout, j.timeoutErr())
 	defer cancel()
 	start := time.Now()
@@ -347,17 +355,25 @@ func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*goph.Client, er
 		}
 		return nil, err
 	}
-	c, err := j.handshake(ctx, withQuickAck(conn), t)
-	if err == nil {
-		j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "took", time.Since(start))
+	conn = withQuickAck(conn)
+	if j.opts.WrapConn != nil {
+		conn = j.opts.WrapConn(conn)
 	}
-	return c, err
+	rt := CountRoundTrips(conn)
+	c, err := j.handshake(ctx, rt, t)
+	if err != nil {
+		return nil, err
+	}
+	j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "took", time.Since(start), "round_trips", rt.RoundTrips())
+	return watch(c, rt, j.timeout), nil
 }
 
 // dialVia connects to t through the tunnel connection tc: a direct-tcpip
 // channel asks the tunnel host to open the TCP connection, and the SSH
-// handshake with t runs over that channel, end to end.
-func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*goph.Client, error) {
+// handshake with t runs over that channel, end to end. The round trips it
+// logs are the handshake's on the channel; opening the channel costs one
+// more, on the tunnel connection.
+func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*sshConn, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, j.timeout, j.timeoutErr())
 	defer cancel()
 	start := time.Now()
@@ -376,11 +392,13 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*goph.
 		}
 		return nil, err
 	}
-	c, err := j.handshake(ctx, conn, t)
-	if err == nil {
-		j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "via", j.tunnel.Name, "took", time.Since(start))
+	rt := CountRoundTrips(conn)
+	c, err := j.handshake(ctx, rt, t)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "via", j.tunnel.Name, "took", time.Since(start), "round_trips", rt.RoundTrips())
+	return watch(c, rt, j.timeout), nil
 }
 
 // handshake runs the SSH handshake with t on conn and wraps the client in

@@ -3,8 +3,8 @@
 // rewrites the results section of BENCHMARKS.md. It needs root (the lab);
 // `make bench` runs it with its defaults.
 //
-//	fwbench                                     # 6, 50, 150 hosts, 3 runs, every tool
-//	fwbench -sizes 6 -runs 1 -tools fwpush -out /tmp/b.md -plot ''
+//	fwbench                                     # 6, 50, 150 hosts at RTT 0, 3 runs; 6, 50 at 60 ms, 2 runs; every tool
+//	fwbench -sizes 6 -runs 1 -rtt 0 -tools fwpush -out /tmp/b.md -plot ''
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fwpush/fwpush/bench"
 )
@@ -37,7 +38,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fwbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("sizes", "6,50,150", "fleet sizes, hosts, comma-separated")
-	runs := fs.Int("runs", 3, "runs of every measurement at every size")
+	runs := fs.Int("runs", 3, "runs of every measurement at every size, at RTT 0")
+	rtts := fs.String("rtt", "0,60ms", "round-trip times between the controller and the tunnel, comma-separated (0: the lab's own links; any other: through a relay)")
+	rttSizes := fs.String("rtt-sizes", "", "fleet sizes measured at the RTTs other than 0 (default: those of -sizes up to 50)")
+	rttRuns := fs.Int("rtt-runs", 2, "runs of every measurement at the RTTs other than 0")
 	tools := fs.String("tools", "fwpush,ansible,mitogen,openssh", "what to measure, comma-separated")
 	fwpush := fs.String("fwpush", "bin/fwpush", "the fwpush binary (make build)")
 	launcher := fs.String("launcher", "bin/fwbench-launch", "bench/cmd/fwbench-launch built: starts the programs whose memory is measured")
@@ -53,16 +57,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("fwbench takes no arguments, got %q", fs.Args())
 	}
-	cfg := bench.Config{Runs: *runs, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
+	cfg := bench.Config{Runs: *runs, RTTRuns: *rttRuns, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
 	if *quiet {
 		cfg.Log = io.Discard
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("-sizes: %q is not a number of hosts", s)
+	var err error
+	if cfg.Sizes, err = parseSizes(*sizes); err != nil {
+		return fmt.Errorf("-sizes: %w", err)
+	}
+	if *rttSizes == "" {
+		for _, n := range cfg.Sizes {
+			if n <= 50 {
+				cfg.RTTSizes = append(cfg.RTTSizes, n)
+			}
 		}
-		cfg.Sizes = append(cfg.Sizes, n)
+	} else if cfg.RTTSizes, err = parseSizes(*rttSizes); err != nil {
+		return fmt.Errorf("-rtt-sizes: %w", err)
+	}
+	for _, s := range strings.Split(*rtts, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return fmt.Errorf("-rtt: %q is not a round-trip time (0, 60ms, ...)", s)
+		}
+		cfg.RTTs = append(cfg.RTTs, d)
 	}
 	t, err := bench.ParseTools(*tools)
 	if err != nil {
@@ -88,6 +105,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, bench.Markdown(res, ""))
 	}
 	return err
+}
+
+// parseSizes reads a comma-separated list of fleet sizes.
+func parseSizes(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number of hosts", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // rewrite writes the reports again from the JSON of an earlier run, as

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,15 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwpush/fwpush/bench"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
-// hosts, one run and fwpush only, and checks that it measured every
-// fwpush scenario and wrote the numbers where they belong. It proves the
-// bench works, not how fast anything is.
+// hosts, one run at RTT 0 and one at 40 ms, and fwpush only, and checks
+// that it measured every fwpush scenario at both and wrote the numbers
+// where they belong. It proves the bench works, not how fast anything is.
 func TestSmoke(t *testing.T) {
 	labtest.Require(t)
 	dir := t.TempDir()
@@ -38,7 +40,7 @@ func TestSmoke(t *testing.T) {
 	}
 	js := filepath.Join(dir, "bench.json")
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-tools", "fwpush", "-fwpush", fw, "-launcher", launcher,
+	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-rtt", "0,40ms", "-rtt-runs", "1", "-tools", "fwpush", "-fwpush", fw, "-launcher", launcher,
 		"-out", md, "-plot", "", "-json", js, "-install=false"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("fwbench: %v\nstderr:\n%s", err, stderr.String())
@@ -56,24 +58,36 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("bench.json: %v", err)
 	}
 	scenarios := []bench.Scenario{bench.FirstPush, bench.Rerun, bench.DryRun, bench.Check}
+	const rtt = 40 * time.Millisecond
 	for _, s := range scenarios {
-		m := res.Get(s, 6)
-		if m == nil || len(m.Samples) != 1 {
-			t.Errorf("%s: want one sample at 6 hosts, got %+v", s, m)
-			continue
-		}
-		x := m.Samples[0]
-		// The launcher's peak bounds what the bench or nsenter could have
-		// left in fwpush's rusage; fwpush, a Go program, needs more.
-		if x.Wall <= 0 || x.CPU <= 0 || x.LauncherRSS <= 0 || x.MaxRSS <= x.LauncherRSS {
-			t.Errorf("%s: implausible sample %+v", s, x)
-		}
-		if m.Wall.Median != x.Wall.Seconds() {
-			t.Errorf("%s: median %v of one sample %v", s, m.Wall.Median, x.Wall.Seconds())
+		for _, at := range []time.Duration{0, rtt} {
+			m := res.Get(s, 6, at)
+			if m == nil || len(m.Samples) != 1 {
+				t.Errorf("%s: want one sample at 6 hosts, RTT %v, got %+v", s, at, m)
+				continue
+			}
+			x := m.Samples[0]
+			// The launcher's peak bounds what the bench or nsenter could have
+			// left in fwpush's rusage; fwpush, a Go program, needs more.
+			if x.Wall <= 0 || x.CPU <= 0 || x.LauncherRSS <= 0 || x.MaxRSS <= x.LauncherRSS {
+				t.Errorf("%s, RTT %v: implausible sample %+v", s, at, x)
+			}
+			if m.Wall.Median != x.Wall.Seconds() {
+				t.Errorf("%s, RTT %v: median %v of one sample %v", s, at, m.Wall.Median, x.Wall.Seconds())
+			}
+			// Through the relay, fwpush's connection to the tunnel waits
+			// two round trips for the tunnel's banner alone, and every
+			// scenario has at least one exchange on it.
+			switch {
+			case at == 0 && (x.TunnelConns != 0 || x.TunnelTurns != 0):
+				t.Errorf("%s: relay counts at RTT 0: %+v", s, x)
+			case at > 0 && (x.TunnelConns < 1 || x.TunnelTurns < 1 || x.Wall < 2*at):
+				t.Errorf("%s, RTT %v: the run did not go through the relay: %+v", s, at, x)
+			}
 		}
 	}
-	if len(res.Measurements) != len(scenarios) {
-		t.Errorf("measured %d scenarios, want %d (fwpush only)", len(res.Measurements), len(scenarios))
+	if len(res.Measurements) != 2*len(scenarios) {
+		t.Errorf("measured %d scenarios, want %d (fwpush only, at two RTTs)", len(res.Measurements), 2*len(scenarios))
 	}
 
 	got, err := os.ReadFile(md)
@@ -87,9 +101,13 @@ func TestSmoke(t *testing.T) {
 	// Every fwpush row of the wall-time table holds a median and a range
 	// that parse, and the first push's is the one measured.
 	row := regexp.MustCompile(`(?m)^\| (fwpush [^|]+) \| ([0-9.]+) \(([0-9.]+)–([0-9.]+)\) \|$`)
-	rows := row.FindAllStringSubmatch(text, -1)
+	i, j := strings.Index(text, "### Wall time, seconds, RTT 0"), strings.Index(text, "### Wall time, seconds, RTT 40 ms")
+	if i < 0 || j < i {
+		t.Fatalf("BENCHMARKS.md: no wall times at RTT 0, then at 40 ms:\n%s", text)
+	}
+	rows := row.FindAllStringSubmatch(text[i:j], -1)
 	if len(rows) != len(scenarios) {
-		t.Fatalf("BENCHMARKS.md: %d fwpush rows of wall time, want %d:\n%s", len(rows), len(scenarios), text)
+		t.Fatalf("BENCHMARKS.md: %d fwpush rows of wall time at RTT 0, want %d:\n%s", len(rows), len(scenarios), text)
 	}
 	for _, r := range rows {
 		for _, cell := range r[2:] {
@@ -99,12 +117,32 @@ func TestSmoke(t *testing.T) {
 		}
 		if strings.HasPrefix(r[1], "fwpush first push") {
 			v, _ := strconv.ParseFloat(r[2], 64)
-			if want := res.Get(bench.FirstPush, 6).Wall.Median; v < want*0.99-0.001 || v > want*1.01+0.001 {
+			if want := res.Get(bench.FirstPush, 6, 0).Wall.Median; v < want*0.99-0.001 || v > want*1.01+0.001 {
 				t.Errorf("BENCHMARKS.md: first push %v s, measured %v s", v, want)
 			}
 		}
 	}
+	if !strings.Contains(text, "### Round trips, RTT 40 ms") {
+		t.Errorf("BENCHMARKS.md: no round trips at RTT 40 ms:\n%s", text)
+	}
 	if !strings.Contains(stdout.String(), "### Wall time, seconds") {
 		t.Errorf("fwbench printed no tables:\n%s", stdout.String())
+	}
+}
+
+// TestBadFlags: lists that do not parse are refused before anything is
+// measured, naming the flag.
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct{ args []string }{
+		{[]string{"-rtt", "0,fast"}},
+		{[]string{"-rtt", "-60ms"}},
+		{[]string{"-rtt-sizes", "6,many"}},
+		{[]string{"-sizes", ""}},
+	} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), tc.args, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.args[0]+":") {
+			t.Errorf("fwbench %q: %v, want an error naming %s", tc.args, err, tc.args[0])
+		}
 	}
 }
