@@ -6,7 +6,6 @@
 package policy
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -97,11 +96,11 @@ type SetMatch struct {
 // tables are refused: fwpush manages the filter table only.
 func Parse(text string) (*Ruleset, error) {
 	rs := &Ruleset{Chains: map[string]*Chain{}}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	table, committed := "", false
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	n := 0
+	for line := range strings.SplitSeq(text, "\n") {
+		n++
+		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "*"):
@@ -154,9 +153,6 @@ func Parse(text string) (*Ruleset, error) {
 		default:
 			return nil, fmt.Errorf("line %d: unsupported line %q (only chain declarations, -F and -A)", n, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	if table != "" {
 		return nil, fmt.Errorf("table %s has no COMMIT", table)
@@ -429,8 +425,8 @@ func (rs *Ruleset) Evaluate(chain string, p Packet) Verdict {
 	if !ok {
 		return Unknown
 	}
-	w := &walker{rs: rs, p: p, done: map[*Chain]walked{}}
-	v, returned := w.walk(c, 0)
+	w := walker{rs: rs, p: p}
+	v, returned := w.rules(c, 0) // a built-in chain is never jumped to: nothing to remember
 	if !returned {
 		return v
 	}
@@ -467,6 +463,9 @@ func (w *walker) walk(c *Chain, depth int) (Verdict, bool) {
 		return r.v, r.returned
 	}
 	v, returned := w.rules(c, depth)
+	if w.done == nil {
+		w.done = map[*Chain]walked{} // only where there are user chains
+	}
 	w.done[c] = walked{v, returned}
 	return v, returned
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"maps"
@@ -190,17 +189,17 @@ var valued = []string{"family", "hashsize", "maxelem", "bucketsize", "initval", 
 func ParseSets(text string) ([]*Set, error) {
 	var sets []*Set
 	byName := map[string]*Set{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
+	n := 0
+	for line := range strings.SplitSeq(text, "\n") {
+		n++
+		f := strings.Fields(line)
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
 		switch f[0] {
 		case "create":
 			if len(f) < 3 {
-				return nil, fmt.Errorf("line %d: %q: create needs a name and a type", n, sc.Text())
+				return nil, fmt.Errorf("line %d: %q: create needs a name and a type", n, line)
 			}
 			s, err := parseCreate(f[1], f[2], f[3:])
 			if err != nil {
@@ -213,7 +212,7 @@ func ParseSets(text string) ([]*Set, error) {
 			sets = append(sets, s)
 		case "add":
 			if len(f) < 3 {
-				return nil, fmt.Errorf("line %d: %q: add needs a set and an entry", n, sc.Text())
+				return nil, fmt.Errorf("line %d: %q: add needs a set and an entry", n, line)
 			}
 			s, ok := byName[f[1]]
 			if !ok {
@@ -226,11 +225,8 @@ func ParseSets(text string) ([]*Set, error) {
 				s.Other = append(s.Other, strings.Join(entry, " "))
 			}
 		default:
-			return nil, fmt.Errorf("line %d: %q: only create and add lines are read", n, sc.Text())
+			return nil, fmt.Errorf("line %d: %q: only create and add lines are read", n, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	for _, s := range sets {
 		slices.SortFunc(s.Members, netip.Prefix.Compare)
