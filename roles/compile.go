@@ -75,6 +75,58 @@ type compiler struct {
 	byRole, bySite map[string][]*inventory.Host
 	sets           map[setKey]*policy.Set
 	setOwners      map[string]string
+	// parsed holds, with sets, the documents parsed so far by their text
+	// with comments blanked: the hosts of a role in a site render the
+	// same rules but for their header, and are parsed once.
+	parsed map[string]parsedDoc
+}
+
+type parsedDoc struct {
+	rs  *policy.Ruleset
+	err error
+}
+
+// maxParsed bounds the documents remembered: past it, a template that
+// makes each host's rules differ (a comment of their own, say) costs no
+// more memory than one rule per address does.
+const maxParsed = 4096
+
+// parse parses a rendered document, or hands out (a shallow copy of, to be
+// given its own sets) the same document parsed before.
+func (c *compiler) parse(doc []byte) (*policy.Ruleset, error) {
+	if !c.opts.Sets {
+		return policy.Parse(string(doc))
+	}
+	key := uncommented(doc)
+	p, ok := c.parsed[key]
+	if !ok {
+		p.rs, p.err = policy.Parse(string(doc))
+		if c.parsed == nil {
+			c.parsed = map[string]parsedDoc{}
+		}
+		if len(c.parsed) < maxParsed {
+			c.parsed[key] = p
+		}
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	rs := *p.rs
+	return &rs, nil
+}
+
+// uncommented is a document with its comment lines blanked: what Parse
+// reads of it, at the same lines.
+func uncommented(doc []byte) string {
+	var b strings.Builder
+	b.Grow(len(doc))
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func (c *compiler) err() error { return c.problems.err(c.inv) }
@@ -109,7 +161,7 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		if family == 6 {
 			doc = pol.V6
 		}
-		r, err := policy.Parse(string(doc))
+		r, err := c.parse(doc)
 		if err != nil {
 			n, why := cutLine(err.Error())
 			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses", why)
@@ -182,6 +234,9 @@ func setLine(rs *policy.Ruleset, name string) int {
 // fail are reported together.
 func (c *compiler) preserveOwn(role *inventory.Role, h *inventory.Host, pol *Policy) {
 	pats := c.inv.Preserve(role.Name)
+	if len(pats) == 0 {
+		return
+	}
 	var declared []string
 	for _, ch := range append(policy.Chains(string(pol.V4)), policy.Chains(string(pol.V6))...) {
 		if !slices.Contains(declared, ch) {
