@@ -58,8 +58,17 @@ func TestPoliciesLoadForReal(t *testing.T) {
 	for _, mode := range modes {
 		for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml", "../examples/sites.toml"} {
 			plan := compileWith(t, path, mode.opts)
+			tried := map[string]bool{}
 			for _, p := range plan.Policies {
 				if mode.opts.Sets {
+					// The hosts of a role in a site have the same rules
+					// and sets, but for the policy's header: one of
+					// them stands for all.
+					key := p.Host.Role + "@" + p.Host.Site
+					if tried[key] && !plan.Inventory.IsBastion(p.Host) {
+						continue
+					}
+					tried[key] = true
 					// The last host's rules hold its sets: let go of them
 					// before the sets go.
 					for restore, doc := range empty {
