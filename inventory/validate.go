@@ -15,6 +15,10 @@ import (
 // BuiltinTemplates are the template names that need no file.
 var BuiltinTemplates = []string{"private", "public", "tunnel"}
 
+// TemplateExt ends the name of every user template file: a role's
+// template is never a file that was not written to be one.
+const TemplateExt = ".tmpl"
+
 type validator struct {
 	file     string
 	lines    map[string]int
@@ -325,8 +329,12 @@ func (v *validator) role(name string, raw rawRole) *Role {
 	if !validName(name) {
 		v.errorf(key, "invalid role name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)
 	}
-	if raw.Template == "" {
+	switch {
+	case raw.Template == "":
 		v.errorf(key+".template", "missing: use a built-in template (%s) or a path to a template file", strings.Join(BuiltinTemplates, ", "))
+	case !IsBuiltin(raw.Template) && !strings.HasSuffix(raw.Template, TemplateExt):
+		// Any other file would be read, and its lines quoted in errors.
+		v.errorf(key+".template", "%q is neither a built-in template (%s) nor a template file, whose name ends in %s", raw.Template, strings.Join(BuiltinTemplates, ", "), TemplateExt)
 	}
 	r.PublicTCP = v.ports(key+".public_tcp", raw.PublicTCP)
 	if raw.Template == "private" && len(raw.PublicTCP) > 0 {

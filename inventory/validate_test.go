@@ -613,6 +613,20 @@ public_tcp = [22]
 		want: []string{`bad.toml:6: roles.tunnel.template: missing: use a built-in template (private, public, tunnel) or a path to a template file`},
 	},
 	{
+		// Any file would be read, and its lines quoted in the errors.
+		name: "template not a .tmpl file",
+		toml: `
+[ssh]
+tunnel = "t"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+[roles.tunnel]
+template = "/etc/shadow"
+`,
+		want: []string{`bad.toml:7: roles.tunnel.template: "/etc/shadow" is neither a built-in template (private, public, tunnel) nor a template file, whose name ends in .tmpl`},
+	},
+	{
 		name: "private template with public_tcp",
 		toml: `
 [ssh]

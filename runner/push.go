@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,10 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aymanbagabas/go-udiff"
-
+	"github.com/fwpush/fwpush/change"
 	"github.com/fwpush/fwpush/inventory"
-	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner/remote"
 	"github.com/fwpush/fwpush/runner/transport"
@@ -334,9 +331,10 @@ type stepDetail struct{ *remote.StepError }
 func (d stepDetail) Error() string { return d.Detail() }
 func (d stepDetail) Unwrap() error { return d.StepError }
 
-// run takes one host through its steps. An unchanged host costs one round
-// trip (the read); a host whose rules change costs the read, one round trip
-// that stages, tests, arms the guard and applies, and one fresh connection
+// run takes one host through its steps: open, read, settle, decide, then
+// carry the decision out. An unchanged host costs one round trip (the
+// read); a host whose rules change costs the read, one round trip that
+// stages, tests, arms the guard and applies, and one fresh connection
 // whose round trip confirms and persists.
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	p.step(StepConnect)
@@ -357,64 +355,47 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		}
 	}
 	res.Backend = f.Backend
-	if err := p.preflight(f); err != nil {
-		return fail("preflight", err)
-	}
-	if err := p.coexist(f); err != nil {
-		return err
-	}
 
-	want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
-	// The chains the inventory preserves (Docker's, fail2ban's) are neither
-	// compared nor touched; any other chain is drift.
-	preserve := p.inv.Preserve(p.host.Role)
-	split4 := policy.SplitLive(policy.Canonical(f.V4), want4, preserve)
-	split6 := policy.SplitLive(policy.Canonical(f.V6), want6, preserve)
-	live4, live6 := split4.Own, split6.Own
-	res.Unknown = unknownChains(split4, split6)
-	rulesDiffer := live4 != want4 || live6 != want6
-	digest := Digest(p.pol)
-	persist := remote.Persist{Install: !f.Persistent}
-	if f.Persisted4 != string(p.pol.V4) {
-		persist.V4 = p.pol.V4
+	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
+	for _, note := range c.Forced {
+		p.log.Warn(note)
 	}
-	if f.Persisted6 != string(p.pol.V6) {
-		persist.V6 = p.pol.V6
+	if c.Action == change.Refused {
+		return refused(c.Refusal)
 	}
-	if f.Applied != digest {
-		persist.Digest = digest + "\n"
-	}
-	res.Added, res.Removed = countChanges(live4, want4)
-	a6, r6 := countChanges(live6, want6)
-	res.Added += a6
-	res.Removed += r6
-	if rulesDiffer {
-		res.Diff = udiff.Unified(p.host.Name+" live IPv4", p.host.Name+" desired IPv4", live4, want4) +
-			udiff.Unified(p.host.Name+" live IPv6", p.host.Name+" desired IPv6", live6, want6)
-	}
-	filesDiffer := persist.V4 != nil || persist.V6 != nil
-	res.Persisted = !filesDiffer && f.Persistent
-	if !rulesDiffer && !filesDiffer && f.Persistent {
+	res.Unknown, res.Added, res.Removed, res.Diff, res.Persisted = c.Unknown, c.Added, c.Removed, c.Diff, c.Persisted
+	if c.Action == change.None {
 		res.Status = Unchanged
 		return nil
 	}
+	// A dry run shows the change, even one that a run would refuse for
+	// the chains it would remove: the diff names them.
 	if p.opts.DryRun {
 		res.Status = Pending
 		return nil
 	}
-	if err := p.mayOwn(split4, split6); err != nil {
-		return err
+	if c.Refusal != nil {
+		return refused(c.Refusal)
 	}
-
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: change nothing more
 	}
+	return p.carry(ctx, h, c, res)
+}
+
+// refused is a host the decision refuses, at the stage it names.
+func refused(r *change.Refusal) *stageError { return fail(r.Stage, r) }
+
+// carry makes the change c on the host, over h: it persists only, or it
+// applies under the guard and confirms over a fresh connection.
+func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostResult) error {
 	// From here on, the host finishes what it starts (each step is bounded
 	// by its deadline): an interrupted run must not leave it half-way.
 	p.changing = true
 	ctx = context.WithoutCancel(ctx)
+	persist := persistOf(c)
 	res.Status = Applied
-	if !rulesDiffer {
+	if c.Action == change.PersistOnly {
 		p.step(StepPersist)
 		if err := h.Persist(ctx, persist); err != nil {
 			return stepFail("persist", err)
@@ -422,8 +403,8 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		res.Persisted = true
 		return nil
 	}
-	if f.Applied == digest {
-		res.Status = DriftRepaired // what fwpush applied was changed by hand
+	if c.Action == change.RepairDrift {
+		res.Status = DriftRepaired
 	}
 	token, err := newToken()
 	if err != nil {
@@ -431,7 +412,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
-		V4: []byte(split4.Merge(want4)), V6: []byte(split6.Merge(want6)),
+		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6),
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
 		// no longer than its guard and confirm.
@@ -459,6 +440,22 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 	res.Persisted = true
 	return nil
+}
+
+// persistOf is what the host protocol writes for c: a nil document keeps
+// that file.
+func persistOf(c change.Change) remote.Persist {
+	p := remote.Persist{Install: c.Persist.Install}
+	if c.Persist.V4 != "" {
+		p.V4 = []byte(c.Persist.V4)
+	}
+	if c.Persist.V6 != "" {
+		p.V6 = []byte(c.Persist.V6)
+	}
+	if c.Persist.Record {
+		p.Digest = c.Digest + "\n"
+	}
+	return p
 }
 
 // step reports that the host begins a step.
@@ -499,10 +496,7 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 			}
 			waited += 5 * p.opts.Poll
 		} else {
-			want4, want6 := policy.Canonical(string(p.pol.V4)), policy.Canonical(string(p.pol.V6))
-			preserve := p.inv.Preserve(p.host.Role)
-			keep := g.Status == "ok" && policy.SplitLive(policy.Canonical(f.V4), want4, preserve).Own == want4 &&
-				policy.SplitLive(policy.Canonical(f.V6), want6, preserve).Own == want6
+			keep := change.Keep(p.inv, p.pol, f, g)
 			p.changing = true // settling writes to the host
 			out, err := h.Settle(context.WithoutCancel(ctx), g.Token, keep)
 			if err != nil {
@@ -526,42 +520,6 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 func gone(g remote.Guard, timeout time.Duration) bool {
 	return g.Status != "" && !g.Started.IsZero() && g.Now.Sub(g.Started) > 2*timeout+5*time.Second ||
 		!g.FireAt.IsZero() && !g.Now.Before(g.FireAt)
-}
-
-// preflight refuses hosts where the policy cannot work: missing tools,
-// missing interfaces, or a policy that would not accept the very SSH
-// session fwpush is using.
-func (p *pusher) preflight(f remote.Facts) error {
-	for _, tool := range []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
-		if !slices.Contains(f.Tools, tool) {
-			return fmt.Errorf("%s is not installed (install the iptables package)", tool)
-		}
-	}
-	if f.SaveFailed {
-		return fmt.Errorf("iptables-save failed: %s", f.SaveError)
-	}
-	ifaces := []string{p.host.PrivateIface}
-	if p.host.HasPublic() {
-		ifaces = append(ifaces, p.host.PublicIface)
-	}
-	for _, name := range ifaces {
-		if !slices.Contains(f.Links, name) {
-			return fmt.Errorf("interface %s named by the policy does not exist on the host (it has %s)", name, strings.Join(f.Links, ", "))
-		}
-	}
-	if !f.Conn.Client.IsValid() || !f.Conn.Client.Is4() {
-		return nil // unknown (or IPv6): the offline lockout check covered the intended path
-	}
-	rs, err := policy.Parse(string(p.pol.V4))
-	if err != nil {
-		return err
-	}
-	in := f.Addrs[f.Conn.Server]
-	pkt := policy.Packet{In: in, Src: f.Conn.Client, Dst: f.Conn.Server, Proto: "tcp", SPort: 40000, DPort: f.Conn.Port, State: "NEW"}
-	if v := rs.Evaluate("INPUT", pkt); v != policy.Accept {
-		return fmt.Errorf("the new policy would not accept this SSH session (from %s to %s:%d on %s): it would lock fwpush out", f.Conn.Client, f.Conn.Server, f.Conn.Port, in)
-	}
-	return nil
 }
 
 // confirm proves over a fresh connection that the host still lets fwpush
@@ -644,40 +602,6 @@ func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Con
 	}
 	defer h.Close()
 	return h.Confirm(ctx, c)
-}
-
-// Digest identifies a rendered policy, to tell drift (live rules changed
-// by hand after fwpush applied this policy) from a new policy.
-func Digest(pol *roles.Policy) string {
-	h := sha256.New()
-	h.Write([]byte(policy.Canonical(string(pol.V4))))
-	h.Write([]byte{0})
-	h.Write([]byte(policy.Canonical(string(pol.V6))))
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// countChanges counts rule lines in want but not in live (added) and in
-// live but not in want (removed), as multisets. Chain policies count too.
-func countChanges(live, want string) (added, removed int) {
-	count := map[string]int{}
-	for l := range strings.SplitSeq(live, "\n") {
-		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
-			count[l]--
-		}
-	}
-	for l := range strings.SplitSeq(want, "\n") {
-		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
-			count[l]++
-		}
-	}
-	for _, n := range count {
-		if n > 0 {
-			added += n
-		} else {
-			removed -= n
-		}
-	}
-	return added, removed
 }
 
 // Who names this fwpush process for other runs: user@host pid N.

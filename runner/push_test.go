@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/change"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
@@ -110,7 +111,7 @@ func checkEnforced(t *testing.T, plan *roles.Plan, h *fakeHost) {
 	if s.Files[fileRulesV4] != string(pol.V4) || s.Files[fileRulesV6] != string(pol.V6) {
 		t.Errorf("%s: rules.v4/rules.v6 are not the policy:\n%s%s", h.name, s.Files[fileRulesV4], s.Files[fileRulesV6])
 	}
-	if got, want := s.Files[fileApplied], Digest(pol)+"\n"; got != want {
+	if got, want := s.Files[fileApplied], change.Digest(pol)+"\n"; got != want {
 		t.Errorf("%s: %s = %q, want %q", h.name, fileApplied, got, want)
 	}
 	if !s.Persistent {
@@ -120,6 +121,7 @@ func checkEnforced(t *testing.T, plan *roles.Plan, h *fakeHost) {
 
 func TestPushFirstRunAppliesEverywhere(t *testing.T) {
 	plan, fleet := newTestPlan(t)
+	before := factsOf(fleet)
 	res := runAll(t, plan, fleet, RunOptions{})
 	checkStatuses(t, res, statuses(plan, Applied, nil))
 
@@ -144,25 +146,32 @@ func TestPushFirstRunAppliesEverywhere(t *testing.T) {
 		if !slices.Equal(s.Ran, []string{"facts", "apply", "confirm"}) || !slices.Equal(s.Opened, []string{"open", "fresh"}) {
 			t.Errorf("%s: ran %v over %v; want facts, apply over one connection, confirm over a fresh one", h.Name, s.Ran, s.Opened)
 		}
-		if r.Added == 0 || !strings.Contains(r.Diff, "+-A INPUT -i lo -j ACCEPT") || !strings.Contains(r.Diff, "-"+handRule) {
-			t.Errorf("%s: added %d, diff:\n%s", h.Name, r.Added, r.Diff)
-		}
-		// The open table's chain policies and the hand-made rule go; the
-		// lb also turns OUTPUT (v4 and v6) to DROP.
-		wantRemoved := 5
-		if h.Role == "lb" {
-			wantRemoved = 7
-		}
-		if r.Removed != wantRemoved {
-			t.Errorf("%s: removed %d, want %d", h.Name, r.Removed, wantRemoved)
-		}
+		checkDecided(t, plan, r, before[h.Name], RunOptions{})
 	}
-	// db-1, counted by hand: IPv4 :INPUT DROP, :FORWARD DROP and 8 rules
-	// (lo, SSH from the tunnel, conntrack, 4 ICMP, 3306 from app-1 and
-	// app-2 is 9); IPv6 2 policies, lo, conntrack and 8 ICMPv6 types.
-	if got := res["db-1"].Added; got != 11+12 {
-		t.Errorf("db-1: added %d, want 23", got)
+}
+
+// checkDecided asserts that a host's result reports what the decision
+// made of the facts it read (the counts, the diff and the unknown chains
+// are the decision's, tested in package change).
+func checkDecided(t *testing.T, plan *roles.Plan, r HostResult, f remote.Facts, opts RunOptions) {
+	t.Helper()
+	c := change.Decide(plan.Inventory, policyOf(t, plan, r.Host), f, change.Options{ForceOwn: opts.ForceOwn})
+	if r.Added != c.Added || r.Removed != c.Removed || r.Diff != c.Diff || !slices.Equal(r.Unknown, c.Unknown) {
+		t.Errorf("%s: added %d, removed %d, unknown %v, diff:\n%s\nwant the decision's: %d, %d, %v, diff:\n%s",
+			r.Host, r.Added, r.Removed, r.Unknown, r.Diff, c.Added, c.Removed, c.Unknown, c.Diff)
 	}
+	if c.Action != change.None && (r.Diff == "" || r.Added+r.Removed == 0) {
+		t.Errorf("%s: %s with no diff", r.Host, c.Action)
+	}
+}
+
+// factsOf is what every host of the fleet tells now.
+func factsOf(fleet *fakeFleet) map[string]remote.Facts {
+	out := map[string]remote.Facts{}
+	for name, h := range fleet.hosts {
+		out[name] = h.readFacts()
+	}
+	return out
 }
 
 func TestPushSecondRunIsUnchanged(t *testing.T) {
@@ -194,23 +203,13 @@ func TestPushDryRunChangesNothing(t *testing.T) {
 	for name, h := range fleet.hosts {
 		before[name] = h.state()
 	}
+	facts := factsOf(fleet)
 	res := runAll(t, plan, fleet, RunOptions{DryRun: true})
 	checkStatuses(t, res, statuses(plan, Pending, nil))
 
 	for _, h := range plan.Inventory.Hosts {
 		r := res[h.Name]
-		for _, want := range []string{
-			"--- " + h.Name + " live IPv4\n", "+++ " + h.Name + " desired IPv4\n",
-			"--- " + h.Name + " live IPv6\n", "+++ " + h.Name + " desired IPv6\n",
-			"-" + handRule, "-:INPUT ACCEPT\n", "+:INPUT DROP\n",
-		} {
-			if !strings.Contains(r.Diff, want) {
-				t.Errorf("%s: diff lacks %q:\n%s", h.Name, want, r.Diff)
-			}
-		}
-		if h.Name != plan.Inventory.SSH.Tunnel && !strings.Contains(r.Diff, "+-A INPUT -s 198.18.0.10/32 -i eth1 -p tcp -m tcp --dport 22 -j ACCEPT\n") {
-			t.Errorf("%s: diff lacks SSH from the tunnel:\n%s", h.Name, r.Diff)
-		}
+		checkDecided(t, plan, r, facts[h.Name], RunOptions{})
 		if r.Persisted || r.Err != nil {
 			t.Errorf("%s: persisted %v, err %v; want false, nil", h.Name, r.Persisted, r.Err)
 		}
@@ -228,6 +227,10 @@ func TestPushDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// Drift of fwpush's own rules is repaired: the host reports "drift
+// repaired" when it records this very policy as applied, "applied" when
+// the policy is new to it; the rules files, which hold the policy, are not
+// written again, and the record only when it changes.
 func TestPushDrift(t *testing.T) {
 	const extra = "-A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT\n"
 	for _, tc := range []struct {
@@ -244,17 +247,19 @@ func TestPushDrift(t *testing.T) {
 			fleet.resetCounters()
 			h := fleet.host("app-2")
 			h.set(func(h *fakeHost) {
-				h.live4 = mustRestore(t, h.live4, "*filter\n"+extra+"COMMIT\n")
+				h.live4 = strings.Replace(h.live4, "COMMIT\n", extra+"COMMIT\n", 1)
 				if tc.applied != "" {
 					h.files[fileApplied] = tc.applied
 				}
 			})
+			before := h.readFacts()
 
 			res := runAll(t, plan, fleet, RunOptions{})
 			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-2": tc.want}))
 			r := res["app-2"]
-			if r.Added != 0 || r.Removed != 1 || !strings.Contains(r.Diff, "-"+extra) || !r.Persisted || r.Err != nil {
-				t.Errorf("app-2: added %d, removed %d, persisted %v, err %v, diff:\n%s", r.Added, r.Removed, r.Persisted, r.Err, r.Diff)
+			checkDecided(t, plan, r, before, RunOptions{})
+			if !r.Persisted || r.Err != nil {
+				t.Errorf("app-2: persisted %v, err %v", r.Persisted, r.Err)
 			}
 			checkEnforced(t, plan, h)
 			s := h.state()
@@ -274,242 +279,112 @@ func TestPushDrift(t *testing.T) {
 	}
 }
 
-// mustRestore is iptables-restore --noflush of doc onto live.
-func mustRestore(t *testing.T, live, doc string) string {
-	t.Helper()
-	out, err := restore(live, doc, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// Other software's chains, as a restart of Docker and fail2ban leave
-// them: the chains, their rules (a ban) and their jumps, inserted at the
-// top of FORWARD and INPUT.
-const (
-	dockerChains = ":DOCKER -\n:DOCKER-ISOLATION-STAGE-1 -\n:DOCKER-ISOLATION-STAGE-2 -\n:DOCKER-USER -\n"
-	dockerJumps  = "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n-A FORWARD -o docker0 -j DOCKER\n"
-	dockerRules  = "-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2\n-A DOCKER-ISOLATION-STAGE-1 -j RETURN\n" +
-		"-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP\n-A DOCKER-ISOLATION-STAGE-2 -j RETURN\n-A DOCKER-USER -j RETURN\n"
-	f2bChain = ":f2b-sshd -\n"
-	f2bJump  = "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n"
-	f2bBan   = "-A f2b-sshd -s 192.0.2.66/32 -j REJECT --reject-with icmp-port-unreachable\n"
-	f2bBan2  = "-A f2b-sshd -s 192.0.2.67/32 -j REJECT --reject-with icmp-port-unreachable\n"
-	f2bRet   = "-A f2b-sshd -j RETURN\n"
-	// A chain nobody declared that lets everyone in.
-	backdoor = ":backdoor -\n-A INPUT -j backdoor\n-A backdoor -j ACCEPT\n"
-)
-
-// withOthers is what a host has once Docker and fail2ban (re)started.
-func withOthers(t *testing.T, live string) string {
-	t.Helper()
-	live = mustRestore(t, live, "*filter\n"+dockerChains+f2bChain+dockerRules+f2bBan+f2bRet+"COMMIT\n")
-	// Both insert their jumps at the top.
-	live = strings.Replace(live, "-A INPUT ", f2bJump+"-A INPUT ", 1)
-	if strings.Contains(live, "-A FORWARD ") {
-		return strings.Replace(live, "-A FORWARD ", dockerJumps+"-A FORWARD ", 1)
-	}
-	return strings.Replace(live, "-A DOCKER", dockerJumps+"-A DOCKER", 1)
-}
-
-// The chains a role preserves (app: DOCKER* and f2b-*) are neither compared
-// nor touched: the run replaces fwpush's rules around them, their jumps
-// stay where they were, a later ban is no drift, and the rules files hold
-// the policy alone.
-func TestPushKeepsPreservedChains(t *testing.T) {
-	plan, fleet := newTestPlan(t)
-	pol := policyOf(t, plan, "app-1")
-	h := fleet.host("app-1")
-	h.set(func(h *fakeHost) { h.live4 = withOthers(t, h.live4) })
-
-	res := runAll(t, plan, fleet, RunOptions{})
-	checkStatuses(t, res, statuses(plan, Applied, nil))
-	if r := res["app-1"]; len(r.Unknown) != 0 {
-		t.Errorf("app-1: unknown chains %v, want none", r.Unknown)
-	}
-	live := h.state().Live4
-	// What the policy declares, with the jumps at the top of their chains
-	// and the preserved chains after it, as iptables-save orders them.
-	want := policy.Canonical(string(pol.V4))
-	want = strings.Replace(want, ":OUTPUT ACCEPT\n", ":OUTPUT ACCEPT\n"+dockerChains+f2bChain, 1)
-	want = strings.Replace(want, "-A INPUT ", f2bJump+"-A INPUT ", 1)
-	want = strings.Replace(want, "COMMIT\n", dockerJumps+dockerRules+f2bBan+f2bRet+"COMMIT\n", 1)
-	if live != want {
-		t.Errorf("app-1 live rules:\n%s\nwant the policy with the preserved chains and jumps in place:\n%s", live, want)
-	}
-	if f := h.state().Files[fileRulesV4]; f != string(pol.V4) {
-		t.Errorf("app-1: rules.v4 is not the policy alone:\n%s", f)
-	}
-
-	// fail2ban bans someone else: not fwpush's business.
-	fleet.resetCounters()
-	h.set(func(h *fakeHost) { h.live4 = strings.Replace(h.live4, f2bBan, f2bBan2+f2bBan, 1) })
-	res = runAll(t, plan, fleet, RunOptions{})
-	checkStatuses(t, res, statuses(plan, Unchanged, nil))
-	if s := h.state(); s.Restores != 0 || s.Writes != 0 || !strings.Contains(s.Live4, f2bBan2) {
-		t.Errorf("app-1: %d restores, %d writes after a ban; live:\n%s", s.Restores, s.Writes, s.Live4)
-	}
-
-	// Drift of fwpush's own rules is repaired around them, in place.
-	fleet.resetCounters()
-	h.set(func(h *fakeHost) {
-		h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A INPUT -s 198.51.100.7/32 -j ACCEPT\nCOMMIT\n", 1)
-	})
-	res = runAll(t, plan, fleet, RunOptions{})
-	checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-1": DriftRepaired}))
-	if got, want := h.state().Live4, strings.Replace(want, f2bBan, f2bBan2+f2bBan, 1); got != want {
-		t.Errorf("app-1 after the repair:\n%s\nwant:\n%s", got, want)
-	}
+// A chain nobody declared that lets everyone in, and where it goes in a
+// canonical table.
+func withBackdoor(live string) string {
+	live = strings.Replace(live, ":OUTPUT ", ":backdoor -\n:OUTPUT ", 1)
+	live = strings.Replace(live, "-A INPUT ", "-A INPUT -j backdoor\n-A INPUT ", 1)
+	return strings.Replace(live, "COMMIT\n", "-A backdoor -j ACCEPT\nCOMMIT\n", 1)
 }
 
 // A chain no preserve pattern keeps is drift: a dry run reports it (and
 // names it), a run refuses the host and changes nothing there while the
-// others are applied, and --force-own removes it.
+// others are applied (another drifted host is repaired), and --force-own
+// removes it.
 func TestPushUnknownChains(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		host    string
-		add     func(t *testing.T, live string) string
-		unknown []string
-	}{
-		{"a backdoor", "app-1", func(t *testing.T, live string) string { return mustRestore(t, live, "*filter\n"+backdoor+"COMMIT\n") }, []string{"backdoor"}},
-		// db's role preserves nothing.
-		{"Docker and fail2ban where nothing is preserved", "db-1", withOthers,
-			[]string{"DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER-USER", "f2b-sshd"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			plan, fleet := newTestPlan(t)
-			checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
-			h := fleet.host(tc.host)
-			h.set(func(h *fakeHost) { h.live4 = tc.add(t, h.live4) })
-			before := h.state()
-			fleet.resetCounters()
-
-			res := runAll(t, plan, fleet, RunOptions{DryRun: true})
-			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: Pending}))
-			r := res[tc.host]
-			if diff := cmp.Diff(tc.unknown, r.Unknown); diff != "" {
-				t.Errorf("dry run: unknown chains (-want +got):\n%s", diff)
-			}
-			for _, c := range tc.unknown {
-				if !strings.Contains(r.Diff, "-:"+c+" -\n") {
-					t.Errorf("dry run: the diff does not name %s:\n%s", c, r.Diff)
-				}
-			}
-
-			// Another host has drifted too: it is repaired.
-			other := fleet.host("app-2")
-			other.set(func(h *fakeHost) {
-				h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A INPUT -s 198.51.100.7/32 -j ACCEPT\nCOMMIT\n", 1)
-			})
-			res = runAll(t, plan, fleet, RunOptions{})
-			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: Failed, "app-2": DriftRepaired}))
-			r = res[tc.host]
-			msg := ""
-			if r.Err != nil {
-				msg = r.Err.Error()
-			}
-			wantLine := `preserve = ["DOCKER*", "f2b-*", "backdoor"] in [roles.app] of test.toml`
-			if tc.host == "db-1" {
-				wantLine = `preserve = ["DOCKER*", "f2b-*"] in [roles.db] of test.toml`
-			}
-			if r.Stage != "unknown chains" || !strings.Contains(msg, "host "+tc.host+": unknown chains: "+strings.Join(tc.unknown, ", ")+": ") ||
-				!strings.Contains(msg, wantLine) || !strings.Contains(msg, "--force-own") {
-				t.Errorf("refusal: stage %q, error %q; want the chains, %s and --force-own", r.Stage, msg, wantLine)
-			}
-			if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 || slices.Contains(s.Ran, "apply") {
-				t.Errorf("%s changed: %d restores, %d writes, ran %v", tc.host, s.Restores, s.Writes, s.Ran)
-			}
-
-			fleet.resetCounters()
-			res = runAll(t, plan, fleet, RunOptions{ForceOwn: true})
-			checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{tc.host: DriftRepaired}))
-			checkEnforced(t, plan, h)
-			res = runAll(t, plan, fleet, RunOptions{DryRun: true})
-			checkStatuses(t, res, statuses(plan, Unchanged, nil))
-		})
-	}
-}
-
-// An unknown chain that a preserved one jumps to cannot go without
-// breaking it: the host is refused even with --force-own.
-func TestPushUnknownChainHeldByAPreservedOne(t *testing.T) {
 	plan, fleet := newTestPlan(t)
+	checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
 	h := fleet.host("app-1")
-	h.set(func(h *fakeHost) {
-		h.live4 = mustRestore(t, h.live4, "*filter\n:helper -\n:DOCKER-USER -\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j helper\n-A helper -j RETURN\nCOMMIT\n")
-	})
+	h.set(func(h *fakeHost) { h.live4 = withBackdoor(h.live4) })
 	before := h.state()
-	res := runHosts(t, plan, plan.Inventory.HostsOf("app"), fleet, RunOptions{ForceOwn: true})
-	checkStatuses(t, res, map[string]Status{"app-1": Failed, "app-2": Applied})
-	msg := res["app-1"].Err.Error()
-	if want := `host app-1: unknown chains: helper: a preserved chain jumps there: removing it would break that chain, even with --force-own; keep it with preserve = ["DOCKER*", "f2b-*", "helper"] in [roles.app] of test.toml`; msg != want {
-		t.Errorf("error:\n%s\nwant:\n%s", msg, want)
+	fleet.resetCounters()
+
+	res := runAll(t, plan, fleet, RunOptions{DryRun: true})
+	checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-1": Pending}))
+	if r := res["app-1"]; !slices.Equal(r.Unknown, []string{"backdoor"}) || !strings.Contains(r.Diff, "-:backdoor -\n") {
+		t.Errorf("dry run: unknown chains %v, diff:\n%s", r.Unknown, r.Diff)
 	}
-	if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 {
-		t.Errorf("app-1 changed: %d restores, %d writes", s.Restores, s.Writes)
+
+	fleet.host("app-2").set(func(h *fakeHost) {
+		h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A INPUT -s 198.51.100.7/32 -j ACCEPT\nCOMMIT\n", 1)
+	})
+	res = runAll(t, plan, fleet, RunOptions{})
+	checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-1": Failed, "app-2": DriftRepaired}))
+	r := res["app-1"]
+	if r.Stage != "unknown chains" || r.Err == nil || !strings.HasPrefix(r.Err.Error(), "host app-1: unknown chains: backdoor: ") || !strings.Contains(r.Err.Error(), "--force-own") {
+		t.Errorf("refusal: stage %q, error %v; want the chain and --force-own", r.Stage, r.Err)
 	}
+	if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 || slices.Contains(s.Ran, "apply") {
+		t.Errorf("app-1 changed: %d restores, %d writes, ran %v", s.Restores, s.Writes, s.Ran)
+	}
+
+	fleet.resetCounters()
+	res = runAll(t, plan, fleet, RunOptions{ForceOwn: true})
+	checkStatuses(t, res, statuses(plan, Unchanged, map[string]Status{"app-1": DriftRepaired}))
+	checkEnforced(t, plan, h)
+	res = runAll(t, plan, fleet, RunOptions{DryRun: true})
+	checkStatuses(t, res, statuses(plan, Unchanged, nil))
 }
 
-// Where something else manages the firewall the policy would not hold:
-// the other iptables backend with rules of its own (always refused), or a
-// firewall manager (refused unless --force-own). A dry run says so too.
-func TestPushRefusesOtherFirewalls(t *testing.T) {
-	legacyRules := "# Generated by iptables-save v1.8.9\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
-		"-A INPUT -s 198.51.100.9/32 -j DROP\nCOMMIT\n"
-	openTable := "# Generated by iptables-save v1.8.9\n*filter\n:INPUT ACCEPT [5:300]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+// A host the decision refuses is left as it is, after the read alone,
+// while the others are applied: one the policy cannot work on (preflight),
+// or where something else manages the firewall, is refused by a dry run
+// too; one whose apply would remove chains fwpush does not know is shown
+// by a dry run as a change, and refused by a run. What --force-own
+// overrides, it overrides. (What refuses what, and why, is package
+// change's table tests.)
+func TestPushRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		set      func(h *fakeHost)
-		forceOwn bool
-		stage    string // "": applied
-		want     string
+		name, host string
+		set        func(h *fakeHost)
+		forceOwn   bool
+		dry, run   Status
+		stage      string
 	}{
-		{"legacy rules beside nf_tables", func(h *fakeHost) { h.otherBackend, h.other4 = "legacy", legacyRules }, false, "backends",
-			"host db-1: backends: iptables here uses nf_tables, but the legacy backend holds filter rules too (IPv4: 1 rule): packets go through both, and fwpush manages the nf_tables tables only; " +
-				"empty the legacy tables (iptables-legacy-save shows them) and stop what loads them, then run again"},
-		{"--force-own does not take the other backend over", func(h *fakeHost) {
-			h.otherBackend, h.other6 = "legacy", "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\nCOMMIT\n"
-		}, true, "backends", "(IPv6: 1 user chain, policy INPUT DROP)"},
-		{"nf_tables rules beside legacy", func(h *fakeHost) { h.backend, h.otherBackend, h.other4 = "legacy", "nf_tables", legacyRules }, false, "backends",
-			"iptables here uses legacy, but the nf_tables backend holds filter rules too (IPv4: 1 rule): packets go through both, and fwpush manages the legacy tables only; empty the nf_tables tables (iptables-nft-save shows them)"},
-		{"an open table in the other backend is no rule", func(h *fakeHost) { h.otherBackend, h.other4, h.other6 = "legacy", openTable, openTable }, false, "", ""},
-		{"ufw enabled", func(h *fakeHost) {
-			h.managers = []remote.Manager{{Name: "ufw", How: "ENABLED=yes in /etc/ufw/ufw.conf"}}
-		}, false, "other firewall",
-			"host db-1: other firewall: ufw is ENABLED=yes in /etc/ufw/ufw.conf: it loads its own rules at boot and at every ufw reload, over the policy; disable it with `ufw disable`; or run with --force-own to apply the policy anyway"},
-		{"firewalld and nftables", func(h *fakeHost) {
-			h.managers = []remote.Manager{{Name: "firewalld", How: "active"}, {Name: "nftables", How: "enabled (/etc/systemd/system/sysinit.target.wants/nftables.service)"}}
-		}, false, "other firewall",
-			"host db-1: other firewall: firewalld is active: it replaces the rules whenever it starts or reloads; disable it with `systemctl disable --now firewalld`; " +
-				"nftables is enabled (/etc/systemd/system/sysinit.target.wants/nftables.service): at boot it loads /etc/nftables.conf, whose `flush ruleset` removes the policy; disable it with `systemctl disable --now nftables`; or run with --force-own to apply the policy anyway"},
-		{"--force-own applies beside a manager", func(h *fakeHost) {
-			h.managers = []remote.Manager{{Name: "ufw", How: "ENABLED=yes in /etc/ufw/ufw.conf"}}
-		}, true, "", ""},
+		{"missing interface", "app-2", func(h *fakeHost) { h.facts.Links = []string{"eth0", "lo"} }, false, Failed, Failed, "preflight"},
+		{"session from a source the policy drops", "db-1", func(h *fakeHost) {
+			h.facts.Conn = remote.Conn{Client: netip.MustParseAddr("198.18.0.99"), Server: netip.MustParseAddr("198.18.0.31"), Port: 22}
+			h.facts.Addrs = map[netip.Addr]string{netip.MustParseAddr("198.18.0.31"): "eth1"}
+		}, false, Failed, Failed, "preflight"},
+		{"legacy rules beside nf_tables, --force-own", "db-1", func(h *fakeHost) {
+			h.facts.OtherBackend, h.facts.Other4 = "legacy", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 198.51.100.9/32 -j DROP\nCOMMIT\n"
+		}, true, Failed, Failed, "backends"},
+		{"ufw enabled", "db-1", func(h *fakeHost) { h.facts.Managers = []remote.Manager{{Name: "ufw", How: "active"}} }, false, Failed, Failed, "other firewall"},
+		{"ufw enabled, --force-own", "db-1", func(h *fakeHost) { h.facts.Managers = []remote.Manager{{Name: "ufw", How: "active"}} }, true, Pending, Applied, ""},
+		{"a backdoor", "app-1", func(h *fakeHost) { h.live4 = withBackdoor(h.live4) }, false, Pending, Failed, "unknown chains"},
+		{"a backdoor, --force-own", "app-1", func(h *fakeHost) { h.live4 = withBackdoor(h.live4) }, true, Pending, Applied, ""},
+		// A chain that a preserved one (app preserves DOCKER*) jumps to.
+		{"an unknown chain a preserved one jumps to, --force-own", "app-1", func(h *fakeHost) {
+			h.live4 = strings.Replace(h.live4, ":OUTPUT ACCEPT\n", ":OUTPUT ACCEPT\n:DOCKER-USER -\n:helper -\n", 1)
+			h.live4 = strings.Replace(h.live4, "COMMIT\n", "-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j helper\n-A helper -j RETURN\nCOMMIT\n", 1)
+		}, true, Pending, Failed, "unknown chains"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, fleet := newTestPlan(t)
-			h := fleet.host("db-1")
+			h := fleet.host(tc.host)
 			h.set(tc.set)
 			before := h.state()
 			for _, dry := range []bool{true, false} {
+				fleet.resetCounters()
 				res := runAll(t, plan, fleet, RunOptions{DryRun: dry, ForceOwn: tc.forceOwn})
-				want := Applied
+				want, others := tc.run, Applied
 				if dry {
-					want = Pending
+					want, others = tc.dry, Pending
 				}
-				if tc.stage == "" {
-					checkStatuses(t, res, statuses(plan, want, nil))
+				checkStatuses(t, res, statuses(plan, others, map[string]Status{tc.host: want}))
+				r := res[tc.host]
+				if want != Failed {
 					continue
 				}
-				checkStatuses(t, res, statuses(plan, want, map[string]Status{"db-1": Failed}))
-				r := res["db-1"]
-				if r.Stage != tc.stage || r.Err == nil || !strings.Contains(r.Err.Error(), tc.want) {
-					t.Errorf("dry run %v: stage %q, error %v; want %q and %q", dry, r.Stage, r.Err, tc.stage, tc.want)
+				if r.Stage != tc.stage || r.Err == nil {
+					t.Errorf("dry run %v: stage %q, error %v; want %q", dry, r.Stage, r.Err, tc.stage)
 				}
-				if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 {
-					t.Errorf("dry run %v: db-1 changed: %d restores, %d writes", dry, s.Restores, s.Writes)
+				var refusal *change.Refusal
+				if !errors.As(r.Err, &refusal) || !strings.Contains(r.Err.Error(), "host "+tc.host+": "+tc.stage+": "+refusal.Reason) {
+					t.Errorf("dry run %v: error %v; want the decision's refusal, the host and the stage", dry, r.Err)
+				}
+				if s := h.state(); s.Live4 != before.Live4 || s.Restores != 0 || s.Writes != 0 || !slices.Equal(s.Ran, []string{"facts"}) {
+					t.Errorf("dry run %v: %s changed: ran %v, %d restores, %d writes", dry, tc.host, s.Ran, s.Restores, s.Writes)
 				}
 			}
 		})
@@ -647,36 +522,6 @@ func TestPushDetachedApplyFails(t *testing.T) {
 	}
 }
 
-func TestPushPreflight(t *testing.T) {
-	for _, tc := range []struct {
-		name, host string
-		break_     func(h *fakeHost)
-		wantErr    string
-	}{
-		{"missing interface", "app-2", func(h *fakeHost) { h.links = []string{"eth0", "lo"} }, "interface eth1"},
-		{"missing interface on a public host", "lb-1", func(h *fakeHost) { h.links = []string{"eth1", "lo"} }, "interface eth0"},
-		{"missing iptables-restore", "app-1", func(h *fakeHost) { h.tools = []string{"ip6tables-restore", "iptables-save", "ip6tables-save"} }, "iptables-restore is not installed"},
-		{"session from a source the policy drops", "db-1", func(h *fakeHost) { h.conn.Client = netip.MustParseAddr("198.18.0.99") }, "lock fwpush out"},
-		{"tunnel session on a port the policy closes", "tunnel-1", func(h *fakeHost) { h.conn.Port = 2222 }, "lock fwpush out"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			plan, fleet := newTestPlan(t)
-			h := fleet.host(tc.host)
-			h.set(tc.break_)
-			res := runAll(t, plan, fleet, RunOptions{})
-			checkStatuses(t, res, statuses(plan, Applied, map[string]Status{tc.host: Failed}))
-			r := res[tc.host]
-			if r.Stage != "preflight" || r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr) {
-				t.Errorf("%s: stage %q, err %v; want preflight, %q", tc.host, r.Stage, r.Err, tc.wantErr)
-			}
-			s := h.state()
-			if !slices.Equal(s.Ran, []string{"facts"}) || s.Restores != 0 || s.Writes != 0 {
-				t.Errorf("%s: ran %v, %d restores, %d writes; want only facts", tc.host, s.Ran, s.Restores, s.Writes)
-			}
-		})
-	}
-}
-
 func TestPushInstallsPersistence(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -693,7 +538,7 @@ func TestPushInstallsPersistence(t *testing.T) {
 			h.set(func(h *fakeHost) {
 				h.persistent = false
 				if tc.rulesInPlace {
-					h.live4, h.live6 = load(string(pol.V4)), load(string(pol.V6))
+					h.live4, h.live6 = policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
 				}
 			})
 			res := runAll(t, plan, fleet, RunOptions{})
@@ -779,41 +624,6 @@ func TestPushParallelLimit(t *testing.T) {
 				t.Errorf("%d hosts still have open sessions after the run", n)
 			}
 		})
-	}
-}
-
-func TestCountChanges(t *testing.T) {
-	for _, tc := range []struct {
-		name                string
-		live, want          string
-		wantAdded, wantRemv int
-	}{
-		{"same", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 0},
-		{"policy changed", "*filter\n:INPUT ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\nCOMMIT\n", 1, 1},
-		{"duplicate rule removed", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\n-A INPUT -j ACCEPT\nCOMMIT\n", "*filter\n:INPUT DROP\n-A INPUT -j ACCEPT\nCOMMIT\n", 0, 1},
-		{"from nothing", "", "*filter\n:INPUT DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 2, 0},
-		{"reordered only", "*filter\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n", "*filter\n-A INPUT -j DROP\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n", 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			added, removed := countChanges(tc.live, tc.want)
-			if added != tc.wantAdded || removed != tc.wantRemv {
-				t.Errorf("countChanges = %d, %d; want %d, %d", added, removed, tc.wantAdded, tc.wantRemv)
-			}
-		})
-	}
-}
-
-func TestDigestIgnoresNoise(t *testing.T) {
-	a := &roles.Policy{V4: []byte("# one\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
-	b := &roles.Policy{V4: []byte("*filter\n:INPUT DROP [5:300]\n\nCOMMIT\n"), V6: []byte("# two\n*filter\nCOMMIT\n")}
-	c := &roles.Policy{V4: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n")}
-	// The same rules moved from one family to the other are another policy.
-	d := &roles.Policy{V4: []byte("*filter\nCOMMIT\n"), V6: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")}
-	if Digest(a) != Digest(b) {
-		t.Errorf("comments and counters change the digest")
-	}
-	if Digest(a) == Digest(c) || Digest(a) == Digest(d) {
-		t.Errorf("different policies have the same digest")
 	}
 }
 

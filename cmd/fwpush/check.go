@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -17,16 +16,19 @@ import (
 	"github.com/jedib0t/go-pretty/v6/text"
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/check"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner"
 )
 
 type checkFlags struct {
-	conn    connFlags
-	asJSON  bool
-	timeout time.Duration
-	limit   string
+	conn     connFlags
+	asJSON   bool
+	timeout  time.Duration
+	limit    string
+	lockWait time.Duration
+	metrics  metricsFlag
 }
 
 func newCheckCmd() *cobra.Command {
@@ -52,15 +54,24 @@ first): host and role names, globs, !exclusions and &intersections, as
 Ansible's patterns. A host a !term excludes is left out entirely, no probe
 from or to it: '!bastion-1' while that bastion is down.
 
-Exit status: 0 everything as expected; 1 a mismatch, or a probe that could
-not be made; 3 invalid input (nothing contacted).`,
+--metrics-file writes the probes per verdict, per host and in all, and the
+time of the last check that found everything as expected, for Prometheus
+(see docs/metrics.md).
+
+check waits for a run of the same inventory on this machine to end, at
+most --lock-wait; checks run side by side.
+
+Exit status: 0 everything as expected; 1 a mismatch, a probe that could not
+be made, or a run held the inventory past --lock-wait; 3 invalid input
+(nothing contacted); 128+N signal N stopped it before any probe.`,
 		Example: `  fwpush check site.toml
   fwpush check --json site.toml | jq '.probes[] | select(.ok | not)'
   fwpush check --limit 'mysql-*,!mysql-2' site.toml   # only what mysql-1 sends and receives
-  fwpush check --timeout 5s site.toml        # slow networks`,
+  fwpush check --timeout 5s site.toml        # slow networks
+  fwpush check --metrics-file /var/lib/prometheus/node-exporter/fwpush-site-check.prom site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, err := loadPlan(args[0])
+			plan, err := loadPlan(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -69,9 +80,12 @@ not be made; 3 invalid input (nothing contacted).`,
 			if err != nil {
 				return err
 			}
-			unlock, err := lockInventory(args[0], true, func() {
+			if err := f.metrics.ready(); err != nil {
+				return err
+			}
+			unlock, err := lockInventory(cmd.Context(), args[0], true, f.lockWait, func(holder string) {
 				if !f.asJSON {
-					fmt.Fprintln(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress; waiting for it")
+					fmt.Fprintf(cmd.ErrOrStderr(), "fwpush: a run of this inventory is in progress%s; waiting for it (at most %s: --lock-wait)\n", holderOf(holder), f.lockWait)
 				}
 			})
 			if err != nil {
@@ -91,26 +105,29 @@ not be made; 3 invalid input (nothing contacted).`,
 			defer fleet.Close()
 			st := styleFor(stdout)
 			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)
-			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog, leaveOut: excluded(inv, f.limit)})
+			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog, leaveOut: check.Excluded(inv, f.limit)})
 			prog.close()
 			if err := fleet.Err(""); err != nil {
 				rep.Error = err.Error()
 			}
 			rep.Sites = jsonSites(fleet.Reached())
+			rep.ExitCode = f.metrics.writeCheck(inv, rep, cmd.ErrOrStderr())
 			if f.asJSON {
 				if err := writeJSON(stdout, rep); err != nil {
 					return err
 				}
-				return exitWith(rep.exit())
+				return exitWith(rep.ExitCode)
 			}
 			rep.writeText(stdout, st, true)
-			return exitWith(rep.exit())
+			return exitWith(rep.ExitCode)
 		},
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
+	f.metrics.register(cmd)
 	return cmd
 }
 
@@ -126,7 +143,7 @@ not be made; 3 invalid input (nothing contacted).`,
 // host at all its report already says why.
 func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
 	var touched []*inventory.Host
-	unfinished := excluded(inv, f.limit)
+	unfinished := check.Excluded(inv, f.limit)
 	for _, r := range results {
 		switch {
 		case r.Status == runner.Applied || r.Status == runner.DriftRepaired:
@@ -150,8 +167,8 @@ func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []run
 	return rep
 }
 
-// checkReport is a check's outcome; its JSON form is the --json document
-// (docs/json.md).
+// checkReport is check's --json document (docs/json.md): the report of
+// package check, and what the command adds around it.
 type checkReport struct {
 	Schema    string `json:"schema"`
 	Command   string `json:"command"`
@@ -162,85 +179,8 @@ type checkReport struct {
 	// Sites say through which bastion each site was reached, and why the
 	// ones before it were skipped.
 	Sites []jsonSite `json:"sites,omitempty"`
-	// Hosts are the hosts probed from, with what became of their probes.
-	Hosts  []hostJSON   `json:"hosts"`
-	Probes []checkProbe `json:"probes"`
-	Cells  []checkCell  `json:"cells"`
-	// Notes say which allowed flows were not probed, and which roles were
-	// sampled.
-	Notes []string `json:"notes"`
-	// LeftOut are the hosts whose probes, from or to them, were left
-	// out: the hosts a run did not finish (the check after it), and those
-	// --limit excludes.
-	LeftOut []leftOut `json:"left_out,omitempty"`
-	Count   struct {
-		Probes     int `json:"probes"`
-		Hosts      int `json:"hosts"` // hosts probed from, the controller not counted
-		Expected   int `json:"as_expected"`
-		Mismatches int `json:"mismatches"`
-		Errors     int `json:"failed"`
-		LeftOut    int `json:"left_out"` // probes left out
-	} `json:"counts"`
-	Seconds  float64 `json:"seconds"`
-	ExitCode int     `json:"exit_code"`
-}
-
-// leftOut is a host whose probes a check left out, and why: its status in
-// the run, or excludedStatus.
-type leftOut struct {
-	Host   string `json:"host"`
-	Status string `json:"status"`
-}
-
-// checkProbe is one probe, what it had to find and what it found.
-type checkProbe struct {
-	Cell     string      `json:"cell"` // "app -> db:3306"
-	From     string      `json:"from"`
-	FromRole string      `json:"from_role"`
-	To       string      `json:"to"`
-	ToRole   string      `json:"to_role"`
-	Addr     string      `json:"addr"`
-	Port     int         `json:"port"`
-	Proto    string      `json:"proto"`
-	Expected roles.Reach `json:"expected"`
-	Observed roles.Reach `json:"observed,omitempty"` // "" when the probe failed
-	Detail   string      `json:"detail,omitempty"`
-	Error    string      `json:"error,omitempty"`
-	Why      string      `json:"why"`
-	OK       bool        `json:"ok"`
-
-	cell roles.Cell
-}
-
-// checkCell is a cell of the matrix: every probe from one role to one
-// role and port.
-type checkCell struct {
-	From       string `json:"from"` // source role, or "controller"
-	To         string `json:"to"`   // "db:3306", "lb public:443"
-	Expected   string `json:"expected"`
-	Mark       string `json:"mark"` // ✓ all as expected, ✗ a mismatch, ! a probe failed
-	Probes     int    `json:"probes"`
-	Mismatches int    `json:"mismatches"`
-	Errors     int    `json:"failed"`
-
-	cell roles.Cell
-}
-
-// cellName names a cell the way reports do: "app -> db:3306".
-func cellName(c roles.Cell) string { return c.From + " -> " + c.Dest() }
-
-// excludedStatus is why a check leaves out the probes of a host that
-// --limit excludes ("!bastion-1": it is down, say): they could only fail.
-const excludedStatus = "excluded_by_limit"
-
-// excluded returns the hosts the '!' terms of limit exclude, with
-// excludedStatus.
-func excluded(inv *inventory.Inventory, limit string) map[string]string {
-	out := map[string]string{}
-	for _, h := range inv.Excluded(limit) {
-		out[h] = excludedStatus
-	}
-	return out
+	*check.Report
+	ExitCode int `json:"exit_code"`
 }
 
 // verifyOptions shape a check.
@@ -248,35 +188,19 @@ type verifyOptions struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	// leaveOut are hosts whose probes, from or to them, are not made, and
-	// why: their status in the run, or excludedStatus.
+	// why: their status in the run, or check.ExcludedStatus.
 	leaveOut map[string]string
 	progress *progress
 }
 
-// verify derives the matrix of the probes from or to hosts and runs every
-// probe over fleet. A fleet whose tunnel could not be reached fails the
-// hosts' probes; the controller's still run.
+// verify derives the probes from or to hosts and makes every one over
+// fleet. A fleet whose tunnel could not be reached fails the hosts'
+// probes; the controller's still run.
 func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Host, fleet runner.Fleet, o verifyOptions) *checkReport {
 	start := time.Now()
-	m := roles.ExpectFor(inv, hosts)
-	left := 0
-	if len(o.leaveOut) > 0 {
-		kept := m.Expectations[:0:0]
-		for _, e := range m.Expectations {
-			if _, out := o.leaveOut[e.From]; out {
-				left++
-				continue
-			}
-			if _, out := o.leaveOut[e.To]; out {
-				left++
-				continue
-			}
-			kept = append(kept, e)
-		}
-		m.Expectations = kept
-	}
-	probes := make([]runner.Probe, len(m.Expectations))
-	for i, e := range m.Expectations {
+	suite := check.NewSuite(inv, hosts, o.leaveOut)
+	probes := make([]runner.Probe, len(suite.Matrix.Expectations))
+	for i, e := range suite.Matrix.Expectations {
 		probes[i].Addr = netip.AddrPortFrom(e.Addr, uint16(e.Port))
 		probes[i].Expect = e.Want
 		if e.From != roles.Controller {
@@ -289,114 +213,29 @@ func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Ho
 		opts.OnProbed = o.progress.probed
 	}
 	obs := runner.RunProbes(ctx, inv, probes, fleet, opts)
-	rep := newCheckReport(inv, m, obs, time.Since(start))
-	if left > 0 {
-		rep.Count.LeftOut = left
-		for _, h := range slices.Sorted(maps.Keys(o.leaveOut)) {
-			rep.LeftOut = append(rep.LeftOut, leftOut{Host: h, Status: o.leaveOut[h]})
-		}
-	}
-	return rep
+	return report(inv, suite, obs, time.Since(start))
 }
 
-func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Observation, took time.Duration) *checkReport {
-	rep := &checkReport{Schema: schemaVersion, Command: "check", Inventory: inv.Path, Notes: m.Notes, Seconds: took.Seconds(),
-		Hosts: []hostJSON{}, Probes: []checkProbe{}, Cells: []checkCell{}}
-	if rep.Notes == nil {
-		rep.Notes = []string{}
+// report is the document of the suite's probes, whose observations are
+// obs.
+func report(inv *inventory.Inventory, suite check.Suite, obs []runner.Observation, took time.Duration) *checkReport {
+	verdicts := make([]check.Verdict, len(obs))
+	for i, o := range obs {
+		var nt *runner.NotTriedError
+		verdicts[i] = check.Verdict{Reach: o.Reach, Detail: o.Detail, Err: o.Err, NotTried: errors.As(o.Err, &nt)}
 	}
-	hosts := map[string]bool{}
-	byHost := map[string]*hostJSON{}
-	var hostOrder []string
-	cells := map[roles.Cell]*checkCell{}
-	var order []roles.Cell
-	for i, e := range m.Expectations {
-		o := obs[i]
-		p := checkProbe{
-			Cell: cellName(e.Cell()), From: e.From, FromRole: e.FromRole, To: e.To, ToRole: e.ToRole,
-			Addr: e.Addr.String(), Port: e.Port, Proto: e.Proto, Expected: e.Want,
-			Observed: o.Reach, Detail: o.Detail, Why: e.Why, OK: o.Err == nil && o.Reach == e.Want,
-			cell: e.Cell(),
-		}
-		if o.Err != nil {
-			p.Error = o.Err.Error()
-		}
-		rep.Probes = append(rep.Probes, p)
-		if e.From != roles.Controller {
-			hosts[e.From] = true
-			h := byHost[e.From]
-			if h == nil {
-				zero := [3]int{}
-				h = &hostJSON{Host: e.From, Role: e.FromRole, Probes: &zero[0], Mismatches: &zero[1], Failed: &zero[2]}
-				byHost[e.From] = h
-				hostOrder = append(hostOrder, e.From)
-			}
-			*h.Probes++
-			switch {
-			case o.Err != nil:
-				*h.Failed++
-				if h.Error == "" {
-					h.Error = o.Err.Error()
-				}
-				var nt *runner.NotTriedError
-				if errors.As(o.Err, &nt) {
-					h.Status = statusKey(runner.NotTried)
-				}
-			case !p.OK:
-				*h.Mismatches++
-			}
-		}
-		c, ok := cells[p.cell]
-		if !ok {
-			c = &checkCell{From: p.cell.From, To: p.cell.Dest(), Expected: string(e.Want), cell: p.cell}
-			cells[p.cell] = c
-			order = append(order, p.cell)
-		}
-		if c.Expected != string(e.Want) {
-			c.Expected = "mixed"
-		}
-		c.Probes++
-		switch {
-		case p.Error != "":
-			c.Errors++
-			rep.Count.Errors++
-		case !p.OK:
-			c.Mismatches++
-			rep.Count.Mismatches++
-		default:
-			rep.Count.Expected++
-		}
-	}
-	for _, k := range order {
-		c := cells[k]
-		c.Mark = "✓"
-		if c.Errors > 0 {
-			c.Mark = "!"
-		}
-		if c.Mismatches > 0 {
-			c.Mark = "✗"
-		}
-		rep.Cells = append(rep.Cells, *c)
-	}
-	slices.Sort(hostOrder)
-	for _, name := range hostOrder {
-		h := byHost[name]
-		switch {
-		case h.Status != "": // not tried
-		case *h.Failed == *h.Probes:
-			h.Status = "failed"
-		default:
-			h.Status = "probed"
-		}
-		rep.Hosts = append(rep.Hosts, *h)
-	}
-	rep.Count.Probes, rep.Count.Hosts = len(rep.Probes), len(hosts)
+	rep := &checkReport{Schema: schemaVersion, Command: "check", Inventory: inv.Path, Report: suite.Report(verdicts, took)}
 	rep.ExitCode = rep.exit()
 	return rep
 }
 
+// newCheckReport is the document of the probes of m, nothing left out.
+func newCheckReport(inv *inventory.Inventory, m roles.Matrix, obs []runner.Observation, took time.Duration) *checkReport {
+	return report(inv, check.Suite{Matrix: m}, obs, took)
+}
+
 func (r *checkReport) exit() int {
-	if r.Count.Mismatches+r.Count.Errors > 0 {
+	if !r.OK() {
 		return exitFailed
 	}
 	return exitOK
@@ -454,7 +293,7 @@ func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 		var names []string
 		for _, h := range r.LeftOut {
 			why := strings.ReplaceAll(h.Status, "_", " ")
-			if h.Status != excludedStatus {
+			if h.Status != check.ExcludedStatus {
 				why += " in the run"
 			}
 			names = append(names, fmt.Sprintf("%s (%s)", h.Host, why))
@@ -474,17 +313,17 @@ func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 func (r *checkReport) writeMatrix(w io.Writer, tty bool, paint func(text.Color, string) string) {
 	var froms []string
 	var rows []roles.Cell // one per destination: From left empty
-	byKey := map[roles.Cell]checkCell{}
+	byKey := map[roles.Cell]check.Cell{}
 	for _, c := range r.Cells {
 		if !slices.Contains(froms, c.From) {
 			froms = append(froms, c.From)
 		}
-		dest := c.cell
+		dest := c.Key
 		dest.From = ""
 		if !slices.Contains(rows, dest) {
 			rows = append(rows, dest)
 		}
-		byKey[c.cell] = c
+		byKey[c.Key] = c
 	}
 	slices.SortFunc(froms, func(a, b string) int {
 		return cmp.Or(boolCmp(a != roles.Controller, b != roles.Controller), strings.Compare(a, b))
@@ -513,7 +352,7 @@ func (r *checkReport) writeMatrix(w io.Writer, tty bool, paint func(text.Color, 
 			if want == "" {
 				want = c.Expected
 			}
-			color := map[string]text.Color{"✓": text.FgGreen, "✗": text.FgRed, "!": text.FgYellow}[c.Mark]
+			color := map[string]text.Color{check.MarkOK: text.FgGreen, check.MarkMismatch: text.FgRed, check.MarkFailed: text.FgYellow}[c.Mark]
 			row = append(row, want+" "+paint(color, c.Mark))
 		}
 		t.AppendRow(row)
@@ -539,7 +378,7 @@ func boolCmp(a, b bool) int {
 	return 1
 }
 
-func probeAddr(p checkProbe) string {
+func probeAddr(p check.Probe) string {
 	if strings.Contains(p.Addr, ":") {
 		return fmt.Sprintf("[%s]:%d", p.Addr, p.Port)
 	}

@@ -20,7 +20,7 @@ when the inventory is invalid.`,
   fwpush graph site.toml | dot -Tpng | display`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, err := loadPlan(args[0])
+			plan, err := loadPlan(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

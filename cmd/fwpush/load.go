@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
+	"github.com/fwpush/fwpush/templates"
 	"github.com/fwpush/fwpush/xtables"
 )
 
@@ -24,6 +24,9 @@ type policyTester interface {
 }
 
 var _ policyTester = (*xtables.Tester)(nil)
+
+// newTester is the policyTester validate uses; tests stand in for it.
+var newTester = func() policyTester { return &xtables.Tester{} }
 
 // planLoader is what every command that takes an inventory goes through:
 // load it, compile every host's policy, and load each policy with this
@@ -50,8 +53,17 @@ type planLoader struct {
 // cron. They do not load the policies here: that costs seconds on a large
 // fleet, on every cron run, and each host tests its policy with its own
 // iptables-restore before anything changes there (see runner/remote).
-func loadPlan(path string) (*roles.Plan, error) {
-	return (&planLoader{opts: roles.Default()}).load(context.Background(), path)
+func loadPlan(ctx context.Context, path string) (*roles.Plan, error) {
+	return (&planLoader{opts: roles.Default()}).load(ctx, path)
+}
+
+// loadPlanFor loads an inventory for cmd: it stops with cmd's context and
+// shows warnings on its stderr; with test, it loads every policy with this
+// machine's iptables-restore (validate does).
+func loadPlanFor(cmd *cobra.Command, path string, test bool) (*roles.Plan, *planLoader, error) {
+	l := newLoader(cmd, test)
+	plan, err := l.load(cmd.Context(), path)
+	return plan, l, err
 }
 
 // newLoader is the loader of cmd: it shows warnings on cmd's stderr; with
@@ -60,12 +72,15 @@ func loadPlan(path string) (*roles.Plan, error) {
 func newLoader(cmd *cobra.Command, test bool) *planLoader {
 	l := &planLoader{warn: cmd.ErrOrStderr(), opts: roles.Default()}
 	if test {
-		l.tester = &xtables.Tester{}
+		l.tester = newTester()
 	}
 	return l
 }
 
-func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error) {
+// compile is the phase of loading that reads the inventory and compiles
+// every host's policy with opts, or only host's when it is set (a name that
+// is no host's is a usage error); tests stand in for it.
+var compile = func(path, host string, opts roles.Options) (*roles.Plan, error) {
 	inv, err := inventory.Load(path)
 	if err != nil {
 		var ie *inventory.Error
@@ -75,20 +90,46 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 		return nil, &exitError{code: exitInvalid, err: err}
 	}
 	hosts := inv.Hosts
-	if l.host != "" {
-		h, ok := inv.Host(l.host)
+	if host != "" {
+		h, ok := inv.Host(host)
 		if !ok {
-			return nil, &usageError{fmt.Errorf("--host %s: no such host in %s", l.host, path)}
+			return nil, &usageError{fmt.Errorf("--host %s: no such host in %s", host, path)}
 		}
 		hosts = []*inventory.Host{h}
 	}
-	plan, err := roles.CompileHosts(inv, os.ReadFile, hosts, l.opts)
-	if err != nil {
-		return nil, err // an *inventory.Error
+	return roles.CompileHosts(inv, templates.ReadFile, hosts, opts) // its error is an *inventory.Error
+}
+
+// load loads the plan of the inventory at path. A signal (ctx's end)
+// stops it at once, in every phase: the compile, which looks at no
+// context and takes seconds on a large fleet, is left to run on in the
+// background of a process that is about to exit.
+func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error) {
+	type compiled struct {
+		plan *roles.Plan
+		err  error
 	}
+	done := make(chan compiled, 1)
+	go func() {
+		plan, err := compile(path, l.host, l.opts)
+		done <- compiled{plan, err}
+	}()
+	var c compiled
+	select {
+	case c = <-done:
+	case <-ctx.Done():
+		return nil, interrupted(ctx, "loading "+path)
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	plan, inv := c.plan, c.plan.Inventory
 	warnings := inv.Warnings
 	if l.tester != nil {
 		if w, err := l.test(ctx, plan); err != nil {
+			if ctx.Err() != nil {
+				return nil, interrupted(ctx, "loading the policies with iptables-restore")
+			}
 			return nil, err
 		} else if w != "" {
 			warnings = append(warnings, inventory.Problem{Msg: w, Warning: true})
@@ -174,4 +215,10 @@ func ofFamily(sets []*policy.Set, family string) []*policy.Set {
 		}
 	}
 	return out
+}
+
+// interrupted is the error of a command a signal stopped while it was
+// doing what.
+func interrupted(ctx context.Context, what string) error {
+	return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted while %s", what)}
 }

@@ -21,15 +21,14 @@ const schemaVersion = "fwpush/v1"
 
 // statusKey is a status as JSON writes it, as a value and as a key of
 // "counts": snake_case ("drift_repaired").
-func statusKey(s runner.Status) string { return strings.ReplaceAll(string(s), " ", "_") }
+func statusKey(s runner.Status) string { return s.Key() }
 
 // runStatuses are the statuses in the order summaries list them.
-var runStatuses = []runner.Status{runner.Unchanged, runner.Pending, runner.Applied, runner.DriftRepaired,
-	runner.RolledBack, runner.Unknown, runner.Failed, runner.Unreachable, runner.NotTried, runner.Skipped}
+var runStatuses = runner.Statuses
 
-// hostJSON is one host in a JSON report, the same shape in run's and in
-// check's: which host, its role, what became of it (status) and, when it
-// failed, at which step and why. The other fields belong to one command.
+// hostJSON is one host in run's JSON report, the same shape as in check's
+// (check.Host): which host, its role, what became of it (status) and, when
+// it failed, at which step and why. The other fields are run's.
 type hostJSON struct {
 	Host   string `json:"host"`
 	Role   string `json:"role"`
@@ -45,11 +44,6 @@ type hostJSON struct {
 	Unknown   []string `json:"unknown_chains,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	Seconds   *float64 `json:"seconds,omitempty"`
-
-	// check: the probes made from this host
-	Probes     *int `json:"probes,omitempty"`
-	Mismatches *int `json:"mismatches,omitempty"`
-	Failed     *int `json:"failed,omitempty"`
 }
 
 // runReport is run's --json document.

@@ -17,8 +17,9 @@ const (
 	exitFailed  = 1 // a host failed, was unreachable or rolled back
 	exitChanges = 2 // changes pending (run --dry-run)
 	exitInvalid = 3 // invalid input: nothing was contacted
-	// exitInterrupted: a signal stopped the command (128 + SIGINT, as
-	// shells report it); the report says what each host has.
+	// exitInterrupted: a signal stopped the command; the report says what
+	// each host has. It is SIGINT's: the status is 128 + the signal's
+	// number, as shells report it (see interruptCode).
 	exitInterrupted = 130
 )
 
@@ -106,6 +107,7 @@ survive reboots.`,
 		newLabCmd(),
 		newRunCmd(),
 		newCheckCmd(),
+		newScheduleCmd(),
 		newGraphCmd(),
 		newManCmd(),
 	)

@@ -26,6 +26,7 @@ type connFlags struct {
 	acceptNew            bool
 	verbose              int      // -v info, -vv debug
 	via                  []string // bastions forced, one per site
+	quiet                bool     // no warnings (run --quiet, under cron)
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
@@ -71,7 +72,11 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	}
 	cfg, err := transport.LoadSSHConfig(files...)
 	if err != nil {
-		return transport.Options{}, &exitError{code: exitFailed, err: err}
+		// The operator's file, like the inventory: invalid input.
+		return transport.Options{}, &exitError{code: exitInvalid, err: err}
+	}
+	if !c.quiet {
+		warnIgnored(inv, cfg, stderr)
 	}
 	logger.Debug("ssh_config", "files", cfg.Paths)
 	// The first bastion's entry, as the one fwpush tries first.
@@ -105,6 +110,8 @@ type runFlags struct {
 	noVerify      bool
 	forceOwn      bool
 	askBecomePass bool
+	lockWait      time.Duration
+	metrics       metricsFlag
 }
 
 func newRunCmd() *cobra.Command {
@@ -133,13 +140,22 @@ the finished ones. What the inventory leaves out of how to reach a host
 --parallel, --timeout and --rollback-after (or FWPUSH_PARALLEL,
 FWPUSH_TIMEOUT, FWPUSH_ROLLBACK_AFTER) override [ssh].
 
-SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones in flight
-settle (confirmed, or rolled back by their guard); a second signal stops at
-once. See RELIABILITY.md.
+--metrics-file writes the results for Prometheus, into node_exporter's
+textfile directory: each host's status, rules added and removed and
+whether they are saved, and the run's start, duration, outcome and the
+time of its last full success (see docs/metrics.md). fwpush schedule
+writes a systemd timer, or a cron line, that runs it so.
+
+A run waits for another run of the same inventory on this machine, at most
+--lock-wait. SIGINT, SIGTERM and SIGHUP stop starting hosts and let the ones
+in flight settle (confirmed, or rolled back by their guard); a second
+signal stops at once. See RELIABILITY.md.
 
 Exit status: 0 all good; 1 a host failed, was unreachable, rolled back or
-not tried, or the check after the run found a mismatch; 2 changes pending
-(--dry-run); 3 invalid input (nothing contacted); 130 interrupted.`,
+not tried, the check after the run found a mismatch, or another run held
+the inventory past --lock-wait; 2 changes pending (--dry-run); 3 invalid
+input (nothing contacted); 128+N interrupted by signal N (130 SIGINT, 143
+SIGTERM, 129 SIGHUP).`,
 		Example: `  fwpush run --dry-run site.toml          # review: diff of live vs desired, changes nothing
   fwpush run site.toml
   fwpush run --limit db,haproxy-www site.toml
@@ -147,7 +163,8 @@ not tried, or the check after the run found a mismatch; 2 changes pending
   fwpush run --quiet site.toml             # from cron: silent unless something changed (with its diff) or failed
   fwpush run --parallel 5 --rollback-after 2m site.toml
   fwpush run --force-own --limit mysql-2 site.toml  # remove the chains no preserve pattern keeps
-  fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted`,
+  fwpush run --dry-run --no-diff --json site.toml   # monitoring: exit 2 if anything drifted
+  fwpush run --quiet --json --metrics-file /var/lib/prometheus/node-exporter/fwpush-site.prom site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.check {
@@ -169,13 +186,15 @@ not tried, or the check after the run found a mismatch; 2 changes pending
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
+	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
 	f.ssh.register(cmd)
+	f.metrics.register(cmd)
 	return cmd
 }
 
 func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Writer) error {
-	plan, err := loadPlan(path)
+	plan, err := loadPlan(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -187,9 +206,12 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	unlock, err := lockInventory(path, false, func() {
+	if err := f.metrics.ready(); err != nil {
+		return err
+	}
+	unlock, err := lockInventory(ctx, path, false, f.lockWait, func(holder string) {
 		if !f.quiet && !f.asJSON {
-			fmt.Fprintln(stderr, "fwpush: another run of this inventory is in progress; waiting for it")
+			fmt.Fprintf(stderr, "fwpush: another run of this inventory is in progress%s; waiting for it (at most %s: --lock-wait)\n", holderOf(holder), f.lockWait)
 		}
 	})
 	if err != nil {
@@ -199,6 +221,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 
 	// One fleet for the whole command: the run and the check after it
 	// share each site's connection.
+	f.conn.quiet = f.quiet
 	opts, err := f.conn.options(inv, stderr)
 	if err != nil {
 		return err
@@ -237,8 +260,9 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		}
 	}
 	if ctx.Err() != nil {
-		code = exitInterrupted
+		code = interruptCode(ctx)
 	}
+	code = f.metrics.writeRun(inv, start, took, results, check, code, stderr)
 	if f.asJSON {
 		if err := out.writeJSON(inv.Path, results, took, fleet.Err(""), check, code); err != nil {
 			return err

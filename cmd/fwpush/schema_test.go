@@ -13,6 +13,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/fwpush/fwpush/check"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner"
 )
@@ -77,14 +78,14 @@ func TestRunJSONSchema(t *testing.T) {
 		}
 		results = append(results, r)
 	}
-	check := siteReport(t, func(e roles.Expectation) (runner.Observation, bool) {
+	verified := siteReport(t, func(e roles.Expectation) (runner.Observation, bool) {
 		return runner.Observation{Err: errors.New("down")}, e.From == "mysql-2"
 	})
-	check.LeftOut, check.Count.LeftOut = []leftOut{{Host: "wordpress-2", Status: "unreachable"}}, 12
+	verified.LeftOut, verified.Count.LeftOut = []check.LeftOut{{Host: "wordpress-2", Status: "unreachable"}}, 12
 
 	var out bytes.Buffer
 	r := newReporter(&out, runFlags{asJSON: true})
-	if err := r.writeJSON("site.toml", results, time.Second, errors.New("no SSH key"), check, exitFailed); err != nil {
+	if err := r.writeJSON("site.toml", results, time.Second, errors.New("no SSH key"), verified, exitFailed); err != nil {
 		t.Fatal(err)
 	}
 	validateJSON(t, "run", out.Bytes())

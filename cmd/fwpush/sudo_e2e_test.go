@@ -74,18 +74,19 @@ func TestSudoInLab(t *testing.T) {
 	t.Run("no sudo rights: every host named, nothing changed", func(t *testing.T) {
 		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Sudo: lab.SudoNone, Password: "s3cret-pass"}})
 		before := snapshot(t, l)
-		// sudo -n tells a user it would refuse only that it wants a
-		// password; given the user's password, it says what it is.
+		// sudo asks a user it would refuse for a password all the same,
+		// and says only that it wants one, or that it was wrong: fwpush
+		// then asks sudo -n -v, which says the user has no rights.
+		noRights := func(h string) string {
+			return "error: host " + h + ": sudo: user deploy may not become root with sudo on host " + h
+		}
 		for _, tc := range []struct {
 			env  []string
 			want func(host string) string
 		}{
-			{nil, func(h string) string {
-				return "error: host " + h + ": sudo: sudo on host " + h + " wants a password for user deploy, or the user may not use sudo there"
-			}},
-			{[]string{"FWPUSH_BECOME_PASS=s3cret-pass"}, func(h string) string {
-				return "error: host " + h + ": sudo: user deploy may not become root with sudo on host " + h
-			}},
+			{nil, noRights},
+			{[]string{"FWPUSH_BECOME_PASS=s3cret-pass"}, noRights},
+			{[]string{"FWPUSH_BECOME_PASS=wrong"}, noRights},
 		} {
 			code, out, _ := cliEnv(t, l, tc.env, "run", cloud)
 			if code != exitFailed {
@@ -98,5 +99,20 @@ func TestSudoInLab(t *testing.T) {
 			}
 		}
 		sameSnapshot(t, "a run without sudo rights", before, snapshot(t, l))
+	})
+
+	t.Run("requiretty: every host named with what to change, nothing changed", func(t *testing.T) {
+		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Files: map[string]string{"/etc/sudoers.d/tty": "Defaults:deploy requiretty\n"}}})
+		before := snapshot(t, l)
+		code, out, _ := cli(t, l, "run", cloud)
+		if code != exitFailed {
+			t.Errorf("run: exit %d, want 1", code)
+		}
+		for _, h := range siteHosts {
+			if want := "error: host " + h + ": sudo: sudo on host " + h + ` wants a terminal (Defaults requiretty in its sudoers), and fwpush asks for none: add "Defaults:deploy !requiretty"`; !strings.Contains(out, want) {
+				t.Errorf("%s: want %q", h, want)
+			}
+		}
+		sameSnapshot(t, "a run under requiretty", before, snapshot(t, l))
 	})
 }

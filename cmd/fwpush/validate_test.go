@@ -189,3 +189,28 @@ func TestLoaderRejected(t *testing.T) {
 		t.Errorf("exit %d, want %d", code, exitInvalid)
 	}
 }
+
+// A role's template that names a file not written as one (/etc/shadow,
+// say), or a .tmpl link to one, is refused without a byte of it read: its
+// first line used to be quoted in the error.
+func TestValidateReadsOnlyTemplates(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"secret": "root:SECRET-HASH:20228:0:99999:7:::\n"})
+	if err := os.Symlink(filepath.Join(dir, "secret"), filepath.Join(dir, "db.tmpl")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ template, want string }{
+		{filepath.Join(dir, "secret"), `roles.db.template: "` + filepath.Join(dir, "secret") + `" is neither a built-in template (private, public, tunnel) nor a template file, whose name ends in .tmpl`},
+		{"db.tmpl", "roles.db.template: " + filepath.Join(dir, "db.tmpl") + " leads to " + filepath.Join(dir, "secret") + ", whose name does not end in .tmpl: refused"},
+	} {
+		site := filepath.Join(dir, "site.toml")
+		if err := os.WriteFile(site, []byte(strings.Replace(dbFleet, `"db.tmpl"`, `"`+tc.template+`"`, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, command := range []string{"validate", "render"} {
+			code, out, errs := fwpush(t, command, site)
+			if code != exitInvalid || !strings.Contains(errs, tc.want) || strings.Contains(out+errs, "SECRET") {
+				t.Errorf("%s with template %s: exit %d, stdout %q, stderr:\n%s\nwant exit 3, %q, and nothing of the file", command, tc.template, code, out, errs, tc.want)
+			}
+		}
+	}
+}

@@ -139,7 +139,7 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 	var re *transport.RemoteError
 	se := &StepError{Step: step, Err: err}
 	if errors.As(err, &re) && m != plain {
-		if msg, ok := h.sudoFailed(re); ok {
+		if msg, ok := h.sudoFailed(ctx, re); ok {
 			se.Step, se.msg, se.NothingChanged = "sudo", msg, true
 			return res, se
 		}
@@ -211,22 +211,59 @@ exec `
 
 // sudoFailed tells a failure of sudo itself (it ran nothing) from one of
 // the script, by what sudo says, and words it for the operator.
-func (h *Host) sudoFailed(re *transport.RemoteError) (string, bool) {
+func (h *Host) sudoFailed(ctx context.Context, re *transport.RemoteError) (string, bool) {
 	stderr := string(re.Stderr)
 	// Messages never hold "host NAME: ": the host's error names it once.
 	user, host := cmpOr(h.o.User, "?"), cmpOr(h.o.Name, re.Host)
+	noRights := func(why string) string {
+		return fmt.Sprintf("user %s may not become root with sudo on host %s (%s): give the user sudo rights, or set become = \"none\" if it is root already", user, host, why)
+	}
 	switch {
 	case re.ExitStatus == 127 && strings.Contains(stderr, "sudo"):
 		return fmt.Sprintf("sudo is not installed on host %s, where user %s logs in and must become root with it: install sudo, or log in as root", host, user), true
-	case strings.Contains(stderr, "a password is required"), strings.Contains(stderr, "a terminal is required"):
-		// sudo -n says this too to a user it would refuse anyway.
-		return fmt.Sprintf("sudo on host %s wants a password for user %s, or the user may not use sudo there: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS, or let the user run sudo without one (a NOPASSWD rule: see the README)", host, user), true
-	case strings.Contains(stderr, "incorrect password"), strings.Contains(stderr, "Sorry, try again"):
+	case strings.Contains(stderr, "must have a tty"):
+		// Defaults requiretty: sudo runs nothing without a terminal.
+		return fmt.Sprintf("sudo on host %s wants a terminal (Defaults requiretty in its sudoers), and fwpush asks for none: add \"Defaults:%s !requiretty\" to the host's sudoers", host, user), true
+	case strings.Contains(stderr, "a password is required"), strings.Contains(stderr, "a terminal is required"),
+		strings.Contains(stderr, "incorrect password"), strings.Contains(stderr, "Sorry, try again"):
+		// sudo wants the password before it looks at the user's rights:
+		// its words are the same for a user who has none. Ask.
+		if why := h.sudoRights(ctx); why != "" {
+			return noRights(why), true
+		}
+		if strings.Contains(stderr, "a password is required") || strings.Contains(stderr, "a terminal is required") {
+			return fmt.Sprintf("sudo on host %s wants a password for user %s: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS, or let the user run sudo without one (a NOPASSWD rule: see the README)", host, user), true
+		}
 		return fmt.Sprintf("sudo on host %s refused the password of user %s", host, user), true
 	case strings.Contains(stderr, "not in the sudoers file"), strings.Contains(stderr, "may not run sudo"), strings.Contains(stderr, "is not allowed to execute"):
-		return fmt.Sprintf("user %s may not become root with sudo on host %s (%s): give the user sudo rights, or set become = \"none\" if it is root already", user, host, strings.TrimSpace(stderr)), true
+		return noRights(strings.TrimSpace(stderr)), true
 	}
 	return "", false
+}
+
+// sudoCheck asks sudo, without a password, whether the user may run it
+// at all: sudo -v says "Sorry, user U may not run sudo on H." to a user
+// with no rights, and to one with rights that it wants a password.
+const sudoCheck = "sudo -n -v"
+
+// sudoRights is what sudo says of the login user's rights when it says
+// the user has none; "" otherwise, or when it cannot be asked.
+func (h *Host) sudoRights(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, h.o.Timeout)
+	defer cancel()
+	res, err := h.sess.Run(ctx, sudoCheck, nil)
+	if err == nil {
+		return ""
+	}
+	said := strings.TrimSpace(string(res.Stderr))
+	var re *transport.RemoteError
+	if errors.As(err, &re) {
+		said = strings.TrimSpace(string(re.Stderr))
+	}
+	if strings.Contains(said, "may not run sudo") || strings.Contains(said, "not in the sudoers file") {
+		return said
+	}
+	return ""
 }
 
 func cmpOr(a, b string) string {

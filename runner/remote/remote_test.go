@@ -447,23 +447,56 @@ func TestBecome(t *testing.T) {
 // What sudo says when it runs nothing becomes one clear message, naming
 // the user, the host and what to do; the host is as it was.
 func TestSudoFailures(t *testing.T) {
+	// What sudo -n -v says (as sudo 1.9 does) of a user with rights who
+	// must give a password, and of one with none; "" for one who may run
+	// sudo without a password.
+	const (
+		hasRights = "sudo: a password is required\n"
+		noRights  = "Sorry, user deploy may not run sudo on mysql-1.\n"
+	)
 	for _, tc := range []struct {
 		stderr string
 		code   int
+		check  string // what sudo -n -v says, when it is asked
 		want   string
 	}{
-		{"sudo: a password is required\n", 1, "sudo on host mysql-1 wants a password for user deploy, or the user may not use sudo there: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS"},
-		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, "sudo on host mysql-1 wants a password for user deploy"},
-		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, "sudo on host mysql-1 refused the password of user deploy"},
-		{"deploy is not in the sudoers file.\n", 1, "user deploy may not become root with sudo on host mysql-1 (deploy is not in the sudoers file.)"},
-		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "user deploy may not become root with sudo on host mysql-1"},
-		{"sh: 1: exec: sudo: not found\n", 127, "sudo is not installed on host mysql-1, where user deploy logs in"},
+		{"sudo: a password is required\n", 1, hasRights, "sudo on host mysql-1 wants a password for user deploy: give the password with --ask-become-pass or $FWPUSH_BECOME_PASS"},
+		{"sudo: a password is required\n", 1, noRights, "user deploy may not become root with sudo on host mysql-1 (Sorry, user deploy may not run sudo on mysql-1.): give the user sudo rights"},
+		{"sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\n", 1, hasRights, "sudo on host mysql-1 wants a password for user deploy"},
+		{"Sorry, try again.\nsudo: 1 incorrect password attempt\n", 1, hasRights, "sudo on host mysql-1 refused the password of user deploy"},
+		// A user with no rights, given a password that is not the user's
+		// (or none is: a cloud image's login user).
+		{"Sorry, try again.\nSorry, try again.\nsudo: 3 incorrect password attempts\n", 1, noRights, "user deploy may not become root with sudo on host mysql-1 (Sorry, user deploy may not run sudo on mysql-1.)"},
+		{"deploy is not in the sudoers file.\n", 1, "", "user deploy may not become root with sudo on host mysql-1 (deploy is not in the sudoers file.)"},
+		{"Sorry, user deploy may not run sudo on mysql-1.\n", 1, "", "user deploy may not become root with sudo on host mysql-1"},
+		{"sudo: sorry, you must have a tty to run sudo\n", 1, "", `sudo on host mysql-1 wants a terminal (Defaults requiretty in its sudoers), and fwpush asks for none: add "Defaults:deploy !requiretty" to the host's sudoers`},
+		{"sh: 1: exec: sudo: not found\n", 127, "", "sudo is not installed on host mysql-1, where user deploy logs in"},
 	} {
-		r := &recorder{answer: exit("", tc.code, tc.stderr)}
+		step, check := exit("", tc.code, tc.stderr), exit("", 1, tc.check)
+		r := &recorder{answer: func(script string, stdin []byte) (transport.Result, error) {
+			if script == sudoCheck {
+				return check(script, stdin)
+			}
+			return step(script, stdin)
+		}}
 		err := New(r, Options{Timeout: 5 * time.Second, Become: true, User: "deploy", Name: "mysql-1"}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Second})
 		var se *StepError
 		if !errors.As(err, &se) || se.Step != "sudo" || !se.NothingChanged || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("sudo said %q: got %v, want a sudo failure (nothing changed) saying %q", tc.stderr, err, tc.want)
+			t.Errorf("sudo said %q, then %q: got %v, want a sudo failure (nothing changed) saying %q", tc.stderr, tc.check, err, tc.want)
+		}
+		// sudo -n -v is asked only when sudo's words leave the user's
+		// rights open, and never with the password.
+		asked := 0
+		for _, c := range r.calls {
+			if c.script == sudoCheck {
+				asked++
+				if c.stdin != "" {
+					t.Errorf("sudo -n -v got stdin %q", c.stdin)
+				}
+			}
+		}
+		if want := tc.check != ""; (asked == 1) != want || asked > 1 {
+			t.Errorf("sudo said %q: sudo -n -v asked %d times", tc.stderr, asked)
 		}
 	}
 	// Without become, the same words are the script's.

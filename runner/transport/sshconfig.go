@@ -53,6 +53,9 @@ func LoadSSHConfig(paths ...string) (*SSHConfig, error) {
 			return nil, fmt.Errorf("read ssh_config: %w", err)
 		}
 		cfg, err := ssh_config.Decode(bytes.NewReader(data))
+		if errors.Is(err, ssh_config.ErrDepthExceeded) {
+			return nil, fmt.Errorf("ssh_config %s: Include nests more than 5 files deep: an Include loop?", path)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ssh_config %s: %w", path, err)
 		}
@@ -137,6 +140,37 @@ func (c *SSHConfig) Lookup(name, addr string) HostConfig {
 	}
 	hc.HashKnownHosts = strings.EqualFold(c.get(aliases, "HashKnownHosts"), "yes")
 	return hc
+}
+
+// Ignored returns the keys ssh_config sets for a host, by its name or one
+// of its addresses, that fwpush does not act on: ProxyCommand (fwpush
+// reaches hosts through the inventory's bastions, as ProxyJump would),
+// KnownHostsCommand (it reads known_hosts files only) and LocalCommand
+// (with PermitLocalCommand yes). None is "none".
+func (c *SSHConfig) Ignored(name string, addrs ...string) []string {
+	if c == nil || len(c.files) == 0 {
+		return nil
+	}
+	aliases := []string{name}
+	for _, addr := range addrs {
+		for _, a := range append(c.aliasesOf(addr), addr) {
+			if !slices.Contains(aliases, a) {
+				aliases = append(aliases, a)
+			}
+		}
+	}
+	var out []string
+	for _, key := range []string{"ProxyCommand", "KnownHostsCommand", "LocalCommand"} {
+		v := c.get(aliases, key)
+		if v == "" || strings.EqualFold(v, "none") {
+			continue
+		}
+		if key == "LocalCommand" && !strings.EqualFold(c.get(aliases, "PermitLocalCommand"), "yes") {
+			continue
+		}
+		out = append(out, key)
+	}
+	return out
 }
 
 // get returns the first value of key for any of aliases: file by file,

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"os"
 	"os/user"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -93,5 +95,49 @@ func TestParseJump(t *testing.T) {
 func TestLoadSSHConfigErrors(t *testing.T) {
 	if _, err := LoadSSHConfig("testdata"); err == nil {
 		t.Error("a directory read as ssh_config")
+	}
+}
+
+// The keys fwpush does not act on are named, for a host found by its
+// inventory name, an alias whose HostName is its address, or its address.
+func TestSSHConfigIgnored(t *testing.T) {
+	c, err := LoadSSHConfig("testdata/ssh_config.commands")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+		want  []string
+	}{
+		{"tunnel-1", []string{"198.18.0.10", "203.0.113.10"}, []string{"ProxyCommand"}},
+		{"bastion", nil, []string{"ProxyCommand"}},
+		{"mysql-1", []string{"198.18.0.31"}, []string{"KnownHostsCommand"}}, // LocalCommand without PermitLocalCommand does nothing
+		{"mysql-2", []string{"198.18.0.32"}, []string{"LocalCommand"}},
+		{"mysql-3", []string{"198.18.0.33"}, nil}, // none
+		{"web-1", []string{"198.18.0.40"}, nil},
+	} {
+		if diff := cmp.Diff(tc.want, c.Ignored(tc.name, tc.addrs...)); diff != "" {
+			t.Errorf("Ignored(%s, %v) (-want +got):\n%s", tc.name, tc.addrs, diff)
+		}
+	}
+	if got := (*SSHConfig)(nil).Ignored("x", "198.18.0.1"); got != nil {
+		t.Errorf("no configuration: %v", got)
+	}
+}
+
+// An Include loop is named as one.
+func TestLoadSSHConfigIncludeLoop(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.WriteFile(a, []byte("Include "+b+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("Include "+a+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadSSHConfig(a)
+	if want := "ssh_config " + a + ": Include nests more than 5 files deep: an Include loop?"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
 	}
 }

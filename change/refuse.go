@@ -1,4 +1,4 @@
-package runner
+package change
 
 import (
 	"fmt"
@@ -6,22 +6,61 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/live"
 	"github.com/fwpush/fwpush/policy"
-	"github.com/fwpush/fwpush/runner/remote"
+	"github.com/fwpush/fwpush/roles"
 )
 
 // Owning the filter table: a host's policy holds only if nothing else
 // writes the filter table behind fwpush's back, and fwpush only ever
-// removes what it knows. The decisions here are made from the host's facts
+// removes what it knows. These refusals are decided from the host's facts
 // before anything on it changes.
+
+// preflight refuses hosts where the policy cannot work: missing tools,
+// missing interfaces, or a policy that would not accept the very SSH
+// session fwpush is using.
+func preflight(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
+	for _, tool := range []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
+		if !slices.Contains(f.Tools, tool) {
+			return fmt.Errorf("%s is not installed (install the iptables package)", tool)
+		}
+	}
+	if f.SaveFailed {
+		return fmt.Errorf("iptables-save failed: %s", f.SaveError)
+	}
+	ifaces := []string{h.PrivateIface}
+	if h.HasPublic() {
+		ifaces = append(ifaces, h.PublicIface)
+	}
+	for _, name := range ifaces {
+		if !slices.Contains(f.Links, name) {
+			return fmt.Errorf("interface %s named by the policy does not exist on the host (it has %s)", name, strings.Join(f.Links, ", "))
+		}
+	}
+	if !f.Conn.Client.IsValid() || !f.Conn.Client.Is4() {
+		return nil // unknown (or IPv6): the offline lockout check covered the intended path
+	}
+	rs, err := policy.Parse(string(pol.V4))
+	if err != nil {
+		return err
+	}
+	in := f.Addrs[f.Conn.Server]
+	pkt := policy.Packet{In: in, Src: f.Conn.Client, Dst: f.Conn.Server, Proto: "tcp", SPort: 40000, DPort: f.Conn.Port, State: "NEW"}
+	if v := rs.Evaluate("INPUT", pkt); v != policy.Accept {
+		return fmt.Errorf("the new policy would not accept this SSH session (from %s to %s:%d on %s): it would lock fwpush out", f.Conn.Client, f.Conn.Server, f.Conn.Port, in)
+	}
+	return nil
+}
 
 // coexist refuses a host where something else manages the firewall: the
 // other iptables backend holding filter rules of its own (packets go
 // through both, and fwpush manages one), or a firewall manager that would
 // replace the policy at its next reload or boot (ufw, firewalld, the
 // nftables service). --force-own overrides the managers, never the
-// backends: fwpush cannot even read what the other backend would do.
-func (p *pusher) coexist(f remote.Facts) error {
+// backends: fwpush cannot even read what the other backend would do. What
+// it overrides is noted in c.
+func coexist(f live.Facts, o Options, c *Change) *Refusal {
 	if f.OtherBackend != "" {
 		var held []string
 		for _, o := range []struct{ family, doc string }{{"IPv4", f.Other4}, {"IPv6", f.Other6}} {
@@ -31,9 +70,9 @@ func (p *pusher) coexist(f remote.Facts) error {
 		}
 		if len(held) > 0 {
 			backend := f.Backend
-			return fail("backends", fmt.Errorf("iptables here uses %s, but the %s backend holds filter rules too (%s): packets go through both, and fwpush manages the %s tables only; "+
+			return &Refusal{Stage: StageBackends, Reason: fmt.Sprintf("iptables here uses %s, but the %s backend holds filter rules too (%s): packets go through both, and fwpush manages the %s tables only; "+
 				"empty the %s tables (%s shows them) and stop what loads them, then run again",
-				backend, f.OtherBackend, strings.Join(held, "; "), backend, f.OtherBackend, otherSave(f.OtherBackend)))
+				backend, f.OtherBackend, strings.Join(held, "; "), backend, f.OtherBackend, otherSave(f.OtherBackend))}
 		}
 	}
 	if len(f.Managers) == 0 {
@@ -43,11 +82,11 @@ func (p *pusher) coexist(f remote.Facts) error {
 	for _, m := range f.Managers {
 		found = append(found, m.Name+" is "+m.How+": "+managerAdvice[m.Name])
 	}
-	if p.opts.ForceOwn {
-		p.log.Warn("another firewall manager is here; --force-own applies the policy anyway", "managers", strings.Join(found, "; "))
+	if o.ForceOwn {
+		c.Forced = append(c.Forced, "another firewall manager is here; --force-own applies the policy anyway: "+strings.Join(found, "; "))
 		return nil
 	}
-	return fail("other firewall", fmt.Errorf("%s; or run with --force-own to apply the policy anyway", strings.Join(found, "; ")))
+	return &Refusal{Stage: StageOtherFirewall, Reason: strings.Join(found, "; ") + "; or run with --force-own to apply the policy anyway"}
 }
 
 // managerAdvice says, per manager, why it clashes and how to turn it off.
@@ -116,11 +155,11 @@ func unknownChains(splits ...policy.Split) []string {
 	return out
 }
 
-// mayOwn decides, before anything changes, whether the apply may remove
-// the host's unknown chains: only with --force-own, and never one that a
-// preserved chain still jumps to. Its refusal names the chains and the
-// preserve line that would keep them.
-func (p *pusher) mayOwn(splits ...policy.Split) error {
+// mayOwn decides whether the apply may remove the host's unknown chains:
+// only with --force-own (noted in c), and never one that a preserved chain
+// still jumps to. Its refusal names the chains and the preserve line that
+// would keep them.
+func mayOwn(inv *inventory.Inventory, h *inventory.Host, o Options, c *Change, splits ...policy.Split) *Refusal {
 	unknown := unknownChains(splits...)
 	if len(unknown) == 0 {
 		return nil
@@ -134,22 +173,26 @@ func (p *pusher) mayOwn(splits ...policy.Split) error {
 		}
 	}
 	if len(held) > 0 {
-		return fail("unknown chains", fmt.Errorf("%s: a preserved chain jumps there: removing %s would break that chain, even with --force-own; keep %s with %s",
-			strings.Join(held, ", "), itThem(held), itThem(held), p.preserveLine(held)))
+		return refuseUnknown(fmt.Sprintf("%s: a preserved chain jumps there: removing %s would break that chain, even with --force-own; keep %s with %s",
+			strings.Join(held, ", "), itThem(held), itThem(held), preserveLine(inv, h, held)))
 	}
-	if p.opts.ForceOwn {
-		p.log.Info("removing unknown chains (--force-own)", "chains", strings.Join(unknown, ","))
+	if o.ForceOwn {
+		c.Forced = append(c.Forced, "--force-own removes the unknown chains "+strings.Join(unknown, ", "))
 		return nil
 	}
-	return fail("unknown chains", fmt.Errorf("%s: the policy does not declare %s and no preserve pattern keeps %s, and fwpush removes nothing it does not know; keep %s with %s, or remove %s with --force-own",
-		strings.Join(unknown, ", "), itThem(unknown), itThem(unknown), itThem(unknown), p.preserveLine(unknown), itThem(unknown)))
+	return refuseUnknown(fmt.Sprintf("%s: the policy does not declare %s and no preserve pattern keeps %s, and fwpush removes nothing it does not know; keep %s with %s, or remove %s with --force-own",
+		strings.Join(unknown, ", "), itThem(unknown), itThem(unknown), itThem(unknown), preserveLine(inv, h, unknown), itThem(unknown)))
+}
+
+func refuseUnknown(reason string) *Refusal {
+	return &Refusal{Stage: StageUnknownChains, Reason: reason}
 }
 
 // preserveLine is the preserve line of the host's role that would keep
 // chains too: the role's patterns, then the ones that keep chains.
-func (p *pusher) preserveLine(chains []string) string {
+func preserveLine(inv *inventory.Inventory, h *inventory.Host, chains []string) string {
 	pats := []string{}
-	if r, ok := p.inv.Role(p.host.Role); ok {
+	if r, ok := inv.Role(h.Role); ok {
 		pats = append(pats, r.Preserve...)
 	}
 	for _, s := range policy.SuggestPatterns(chains) {
@@ -161,9 +204,9 @@ func (p *pusher) preserveLine(chains []string) string {
 	for i, s := range pats {
 		quoted[i] = strconv.Quote(s)
 	}
-	where := "[roles." + p.host.Role + "]"
-	if p.inv.Path != "" {
-		where += " of " + p.inv.Path
+	where := "[roles." + h.Role + "]"
+	if inv.Path != "" {
+		where += " of " + inv.Path
 	}
 	return "preserve = [" + strings.Join(quoted, ", ") + "] in " + where
 }

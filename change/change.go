@@ -1,0 +1,241 @@
+// Package change decides what a run does to one host. From the facts read
+// on the host (package live) and the host's compiled policy it computes a
+// Change: a plain value that says everything the run will do there — the
+// documents to apply, what to persist, the diff and its counts, the
+// chains it would remove — or that it will do nothing, or why it must not
+// touch the host. The orchestration (runner) reads the host, calls Decide,
+// and carries the Change out, step by step; --dry-run prints it; a saved
+// plan holds it. Decisions only: no I/O, no clock, no logging.
+//
+// The shape is Terraform's (internal/plans): compute first, from what was
+// read, a value that says what will be done; then carry it out.
+package change
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/aymanbagabas/go-udiff"
+
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/live"
+	"github.com/fwpush/fwpush/policy"
+	"github.com/fwpush/fwpush/roles"
+)
+
+// Action is what a Change does to a host.
+type Action string
+
+// The actions, as JSON writes them.
+const (
+	// None: the live rules are the policy and persisted: nothing to do.
+	None Action = "none"
+	// PersistOnly: the live rules are the policy, but the files that make
+	// it survive a reboot (or iptables-persistent) are not in place.
+	PersistOnly Action = "persist"
+	// Apply: the policy is applied under the guard, then persisted.
+	Apply Action = "apply"
+	// RepairDrift is an Apply over rules that fwpush applied and someone
+	// changed by hand since: the host records this very policy as applied.
+	RepairDrift Action = "repair_drift"
+	// Refused: the host cannot take the policy, or something else
+	// manages its firewall; nothing else is decided (see Refusal).
+	Refused Action = "refused"
+)
+
+// Change is what a run does to one host. Its JSON form is what a saved
+// plan holds; its field names are stable.
+type Change struct {
+	Host   string `json:"host"`
+	Role   string `json:"role"`
+	Action Action `json:"action"`
+	// Refusal, when set, is why the change must not be made. With Action
+	// Refused, nothing more was decided. With an apply, the apply would
+	// remove chains fwpush does not know (see Unknown): the change is
+	// computed in full, as a dry run shows it, and a run refuses it.
+	Refusal *Refusal `json:"refusal,omitempty"`
+	// Digest identifies the policy (see Digest): what the host records
+	// as applied once the change is made.
+	Digest string `json:"digest"`
+	// Apply holds the documents that iptables-restore --noflush loads
+	// under the guard (for Apply and RepairDrift): the policy, flushing
+	// the chains it owns, with the chains a preserve pattern keeps and
+	// the jumps into them left in place (see policy.Split.Merge).
+	Apply *Documents `json:"apply,omitempty"`
+	// Persist is what is written once the rules are confirmed (or at once,
+	// for PersistOnly); empty when nothing is.
+	Persist Persist `json:"persist"`
+	// Persisted is set when rules.v4, rules.v6 and iptables-persistent
+	// are in place already, before the change.
+	Persisted bool `json:"persisted"`
+	// Diff is the unified diff of the live rules that fwpush owns against
+	// the policy, IPv4 then IPv6; "" when they are the same.
+	Diff string `json:"diff,omitempty"`
+	// Added and Removed count the rules (and chain policies), IPv4 and
+	// IPv6, that the policy adds to and removes from the live ones.
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
+	// Unknown are the live chains that neither the policy declares nor a
+	// preserve pattern keeps: drift, which only --force-own removes.
+	Unknown []string `json:"unknown_chains,omitempty"`
+	// Forced says what --force-own overrides on this host, one sentence
+	// each.
+	Forced []string `json:"forced,omitempty"`
+}
+
+// Documents are the IPv4 and IPv6 iptables-restore documents of a change.
+type Documents struct {
+	V4 string `json:"v4"`
+	V6 string `json:"v6"`
+}
+
+// Persist is what makes the policy survive a reboot. An empty document
+// leaves that file as it is.
+type Persist struct {
+	V4 string `json:"v4,omitempty"` // /etc/iptables/rules.v4
+	V6 string `json:"v6,omitempty"` // /etc/iptables/rules.v6
+	// Record writes the change's Digest to /var/lib/fwpush/applied.
+	Record bool `json:"record,omitempty"`
+	// Install installs iptables-persistent (after the files).
+	Install bool `json:"install,omitempty"`
+}
+
+// Empty reports whether p writes nothing.
+func (p Persist) Empty() bool { return p == Persist{} }
+
+// Refusal is why a host must not be changed: the step that refuses it,
+// as reports name it ("preflight", "backends", "other firewall",
+// "unknown chains"), and the reason, which says what to do about it.
+type Refusal struct {
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
+}
+
+// Error is the reason.
+func (r *Refusal) Error() string { return r.Reason }
+
+// The stages that refuse a host.
+const (
+	StagePreflight     = "preflight"
+	StageBackends      = "backends"
+	StageOtherFirewall = "other firewall"
+	StageUnknownChains = "unknown chains"
+)
+
+// Options shape a decision.
+type Options struct {
+	// ForceOwn lets the change remove the chains no preserve pattern
+	// keeps, and apply where another firewall manager is enabled: the
+	// operator takes the filter table over.
+	ForceOwn bool
+}
+
+// Decide says what a run does to the host of pol, from the facts f read
+// there: what it refuses first (the tools, interfaces and the SSH session
+// the policy needs; another backend or firewall manager), then the
+// comparison of the live rules that fwpush owns with the policy — the
+// chains the host's role preserves (Docker's, fail2ban's) are neither
+// compared nor touched, and any other chain the policy does not declare is
+// drift — and of the persisted files with it. inv gives the preserve
+// patterns and names the inventory in messages.
+func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options) Change {
+	h := pol.Host
+	c := Change{Host: h.Name, Role: h.Role, Action: Refused, Digest: Digest(pol)}
+	if err := preflight(h, pol, f); err != nil {
+		c.Refusal = &Refusal{Stage: StagePreflight, Reason: err.Error()}
+		return c
+	}
+	if c.Refusal = coexist(f, o, &c); c.Refusal != nil {
+		return c
+	}
+
+	want4, want6 := policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
+	preserve := inv.Preserve(h.Role)
+	split4 := policy.SplitLive(policy.Canonical(f.V4), want4, preserve)
+	split6 := policy.SplitLive(policy.Canonical(f.V6), want6, preserve)
+	live4, live6 := split4.Own, split6.Own
+	c.Unknown = unknownChains(split4, split6)
+	a4, r4 := countChanges(live4, want4)
+	a6, r6 := countChanges(live6, want6)
+	c.Added, c.Removed = a4+a6, r4+r6
+	rulesDiffer := live4 != want4 || live6 != want6
+	if rulesDiffer {
+		c.Diff = udiff.Unified(h.Name+" live IPv4", h.Name+" desired IPv4", live4, want4) +
+			udiff.Unified(h.Name+" live IPv6", h.Name+" desired IPv6", live6, want6)
+	}
+
+	c.Persist = Persist{Install: !f.Persistent, Record: f.Applied != c.Digest}
+	if f.Persisted4 != string(pol.V4) {
+		c.Persist.V4 = string(pol.V4)
+	}
+	if f.Persisted6 != string(pol.V6) {
+		c.Persist.V6 = string(pol.V6)
+	}
+	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != ""
+	c.Persisted = !filesDiffer && f.Persistent
+	switch {
+	case !rulesDiffer && c.Persisted:
+		// What fwpush recorded as applied is not worth a write of its own.
+		c.Action, c.Persist = None, Persist{}
+		return c
+	case !rulesDiffer:
+		c.Action = PersistOnly
+		return c
+	}
+	c.Action = Apply
+	if f.Applied == c.Digest {
+		c.Action = RepairDrift // what fwpush applied was changed by hand
+	}
+	c.Apply = &Documents{V4: split4.Merge(want4), V6: split6.Merge(want6)}
+	c.Refusal = mayOwn(inv, h, o, &c, split4, split6)
+	return c
+}
+
+// Keep decides the fate of the apply g that an earlier run left
+// undecided on the host of pol, its run being gone: kept when it went well
+// and left the rules that fwpush owns as the policy wants them, rolled
+// back otherwise. f are the facts read with it.
+func Keep(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, g live.Guard) bool {
+	if g.Status != "ok" {
+		return false
+	}
+	want4, want6 := policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
+	preserve := inv.Preserve(pol.Host.Role)
+	return policy.SplitLive(policy.Canonical(f.V4), want4, preserve).Own == want4 &&
+		policy.SplitLive(policy.Canonical(f.V6), want6, preserve).Own == want6
+}
+
+// Digest identifies a rendered policy, to tell drift (live rules changed
+// by hand after fwpush applied this policy) from a new policy.
+func Digest(pol *roles.Policy) string {
+	h := sha256.New()
+	h.Write([]byte(policy.Canonical(string(pol.V4))))
+	h.Write([]byte{0})
+	h.Write([]byte(policy.Canonical(string(pol.V6))))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// countChanges counts rule lines in want but not in live (added) and in
+// live but not in want (removed), as multisets. Chain policies count too.
+func countChanges(live, want string) (added, removed int) {
+	count := map[string]int{}
+	for l := range strings.SplitSeq(live, "\n") {
+		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
+			count[l]--
+		}
+	}
+	for l := range strings.SplitSeq(want, "\n") {
+		if strings.HasPrefix(l, "-A ") || strings.HasPrefix(l, ":") {
+			count[l]++
+		}
+	}
+	for _, n := range count {
+		if n > 0 {
+			added += n
+		} else {
+			removed -= n
+		}
+	}
+	return added, removed
+}
