@@ -43,7 +43,7 @@ bench: deps build
 # inputs that once failed, kept in testdata/fuzz) as ordinary tests.
 FUZZTIME ?= 30s
 FUZZ := inventory:FuzzParse templates:FuzzRender roles:FuzzCompile \
-	policy:FuzzCanonical policy:FuzzSplit policy:FuzzEvaluate
+	policy:FuzzCanonical policy:FuzzSplit policy:FuzzEvaluate policy:FuzzSets
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz: $${t##*:} in ./$${t%%:*} for $(FUZZTIME)"; \

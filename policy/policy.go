@@ -6,7 +6,6 @@
 package policy
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -19,6 +18,34 @@ type Ruleset struct {
 	Chains map[string]*Chain
 	// Order lists the chains in the order they were declared.
 	Order []string
+	// Sets are the ipsets the rules' set matches are evaluated against,
+	// by name (see WithSets). A match on a set not here may or may not
+	// match.
+	Sets map[string]*Set
+}
+
+// WithSets gives the ruleset the sets its rules match against, and
+// returns it.
+func (rs *Ruleset) WithSets(sets []*Set) *Ruleset {
+	rs.Sets = make(map[string]*Set, len(sets))
+	for _, s := range sets {
+		rs.Sets[s.Name] = s
+	}
+	return rs
+}
+
+// SetNames lists, sorted, the sets the rules match against.
+func (rs *Ruleset) SetNames() []string {
+	var out []string
+	for _, c := range rs.Chains {
+		for _, r := range c.Rules {
+			for _, m := range r.SetMatches {
+				out = append(out, m.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Chain is one chain and its rules. Policy is "-" for user chains.
@@ -40,6 +67,8 @@ type Rule struct {
 	SPorts   match[[]portRange]
 	DPorts   match[[]portRange]
 	CtStates match[[]string]
+	// SetMatches are the rule's "-m set --match-set NAME FLAGS".
+	SetMatches []SetMatch
 	// Target is ACCEPT, DROP, REJECT, RETURN, LOG or a user chain.
 	Target string
 	// Opaque is set when the rule has a match this package does not model.
@@ -54,15 +83,24 @@ type match[T any] struct {
 
 type portRange struct{ lo, hi int }
 
+// SetMatch is "-m set [!] --match-set NAME FLAGS": the packet's address
+// named by the first of Flags ("src" or "dst") is in set NAME (or, with
+// Neg, is not).
+type SetMatch struct {
+	Name  string
+	Flags []string
+	Neg   bool
+}
+
 // Parse reads the filter table of an iptables-restore document. Other
 // tables are refused: fwpush manages the filter table only.
 func Parse(text string) (*Ruleset, error) {
 	rs := &Ruleset{Chains: map[string]*Chain{}}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	table, committed := "", false
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	n := 0
+	for line := range strings.SplitSeq(text, "\n") {
+		n++
+		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "*"):
@@ -115,9 +153,6 @@ func Parse(text string) (*Ruleset, error) {
 		default:
 			return nil, fmt.Errorf("line %d: unsupported line %q (only chain declarations, -F and -A)", n, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	if table != "" {
 		return nil, fmt.Errorf("table %s has no COMMIT", table)
@@ -201,11 +236,23 @@ func parseRule(line string) (Rule, string, error) {
 				return r, "", err
 			}
 			switch v {
-			case "tcp", "udp", "multiport", "conntrack", "state", "comment", "icmp", "icmp6":
+			case "tcp", "udp", "multiport", "conntrack", "state", "comment", "icmp", "icmp6", "set":
 			default:
-				r.Opaque = true // limit, recent, set, ...: we cannot tell
+				r.Opaque = true // limit, recent, ...: we cannot tell
 			}
 			i++
+		case "--match-set":
+			if i+2 >= len(toks) {
+				return r, "", fmt.Errorf("--match-set needs a set name and src or dst")
+			}
+			flags := strings.Split(toks[i+2], ",")
+			for _, f := range flags {
+				if f != "src" && f != "dst" {
+					return r, "", fmt.Errorf("--match-set %s: flag %q is neither src nor dst", toks[i+1], f)
+				}
+			}
+			r.SetMatches = append(r.SetMatches, SetMatch{Name: toks[i+1], Flags: flags, Neg: neg})
+			i += 2
 		case "--dport", "--destination-port", "--sport", "--source-port", "--dports", "--destination-ports", "--sports", "--source-ports":
 			v, err := arg(i)
 			if err != nil {
@@ -378,8 +425,8 @@ func (rs *Ruleset) Evaluate(chain string, p Packet) Verdict {
 	if !ok {
 		return Unknown
 	}
-	w := &walker{rs: rs, p: p, done: map[*Chain]walked{}}
-	v, returned := w.walk(c, 0)
+	w := walker{rs: rs, p: p}
+	v, returned := w.rules(c, 0) // a built-in chain is never jumped to: nothing to remember
 	if !returned {
 		return v
 	}
@@ -416,13 +463,16 @@ func (w *walker) walk(c *Chain, depth int) (Verdict, bool) {
 		return r.v, r.returned
 	}
 	v, returned := w.rules(c, depth)
+	if w.done == nil {
+		w.done = map[*Chain]walked{} // only where there are user chains
+	}
 	w.done[c] = walked{v, returned}
 	return v, returned
 }
 
 func (w *walker) rules(c *Chain, depth int) (Verdict, bool) {
 	for _, r := range c.Rules {
-		m := r.matches(w.p)
+		m := r.matches(w.p, w.rs.Sets)
 		if m == no || r.Target == "LOG" {
 			continue
 		}
@@ -456,7 +506,7 @@ func (w *walker) rules(c *Chain, depth int) (Verdict, bool) {
 	return 0, true
 }
 
-func (r *Rule) matches(p Packet) tri {
+func (r *Rule) matches(p Packet, sets map[string]*Set) tri {
 	res := yes
 	and := func(t tri) {
 		res = min(res, t)
@@ -476,7 +526,33 @@ func (r *Rule) matches(p Packet) tri {
 	if r.CtStates.set {
 		and(flip(r.CtStates.neg, known(p.State != "", slices.Contains(r.CtStates.v, p.State))))
 	}
+	for _, m := range r.SetMatches {
+		and(matchSet(m, sets[m.Name], p))
+	}
 	return res
+}
+
+// matchSet tells whether a packet's address is in a set. A set that is
+// not known, of a type that is not modelled, or with entries that are not
+// read (Other) cannot prove that an address is not in it.
+func matchSet(m SetMatch, s *Set, p Packet) tri {
+	if s == nil || s.Type != HashIP && s.Type != HashNet {
+		return maybe
+	}
+	a := p.Src
+	if m.Flags[0] == "dst" {
+		a = p.Dst
+	}
+	if !a.IsValid() {
+		return maybe
+	}
+	if s.Contains(a) {
+		return flip(m.Neg, yes)
+	}
+	if len(s.Other) > 0 {
+		return maybe
+	}
+	return flip(m.Neg, no)
 }
 
 func known(isKnown, ok bool) tri {

@@ -17,14 +17,30 @@ import (
 // ReadFile reads a user template; os.ReadFile does.
 type ReadFile func(path string) ([]byte, error)
 
-// Compile renders every host's policy and checks that none would lock
-// fwpush out. It reports every problem at once, as an *inventory.Error in
-// the inventory's "file:line: key: message" form: at the role's template
-// (or public_tcp) key, naming the template file and line where it can.
+// Compile renders every host's policy, with the Default options, and
+// checks that none would lock fwpush out. It reports every problem at
+// once, as an *inventory.Error in the inventory's "file:line: key:
+// message" form: at the role's template (or public_tcp) key, naming the
+// template file and line where it can.
 func Compile(inv *inventory.Inventory, read ReadFile) (*Plan, error) {
-	c := &compiler{inv: inv, read: read, templates: map[string]*parsed{}, flows: Flows(inv)}
-	plan := &Plan{Inventory: inv, templates: c.templates}
-	for _, h := range inv.Hosts {
+	return CompileHosts(inv, read, inv.Hosts, Default())
+}
+
+// CompileHosts renders and checks the policies of some hosts of an
+// inventory only, as Compile does for all of them: what one host needs
+// costs one host (its role's template, the flows of its role, its sets),
+// not the fleet. Problems of the other hosts are not looked for. The
+// plan's Policies are those of hosts, sorted by name.
+//
+// A host's compile reads the inventory's hosts once, to find the members
+// of its sets (or, without sets, the addresses its rules name); with
+// Options.Sets its rules are one per flow, their number independent of
+// the fleet's size, and the sets are made once and shared by every host
+// that names them. TestCompileHostBudget holds the bytes it renders.
+func CompileHosts(inv *inventory.Inventory, read ReadFile, hosts []*inventory.Host, opts Options) (*Plan, error) {
+	c := &compiler{inv: inv, read: read, opts: opts, templates: map[string]*parsed{}, flows: Flows(inv)}
+	plan := &Plan{Inventory: inv, Options: opts, templates: c.templates}
+	for _, h := range hosts {
 		pol, ok := c.host(h)
 		if ok {
 			plan.Policies = append(plan.Policies, pol)
@@ -33,6 +49,7 @@ func Compile(inv *inventory.Inventory, read ReadFile) (*Plan, error) {
 	if err := c.err(); err != nil {
 		return nil, err
 	}
+	slices.SortFunc(plan.Policies, func(a, b *Policy) int { return strings.Compare(a.Host.Name, b.Host.Name) })
 	return plan, nil
 }
 
@@ -47,9 +64,69 @@ type parsed struct {
 type compiler struct {
 	inv       *inventory.Inventory
 	read      ReadFile
+	opts      Options
 	templates map[string]*parsed
 	flows     []Flow
 	problems  problems
+
+	// Made once, when first needed: the hosts by role and by site, the
+	// sets by name and site (nil for an empty one), and which role's
+	// key each set name belongs to.
+	byRole, bySite map[string][]*inventory.Host
+	sets           map[setKey]*policy.Set
+	setOwners      map[string]string
+	// parsed holds, with sets, the documents parsed so far by their text
+	// with comments blanked: the hosts of a role in a site render the
+	// same rules but for their header, and are parsed once.
+	parsed map[string]parsedDoc
+}
+
+type parsedDoc struct {
+	rs  *policy.Ruleset
+	err error
+}
+
+// maxParsed bounds the documents remembered: past it, a template that
+// makes each host's rules differ (a comment of their own, say) costs no
+// more memory than one rule per address does.
+const maxParsed = 4096
+
+// parse parses a rendered document, or hands out (a shallow copy of, to be
+// given its own sets) the same document parsed before.
+func (c *compiler) parse(doc []byte) (*policy.Ruleset, error) {
+	if !c.opts.Sets {
+		return policy.Parse(string(doc))
+	}
+	key := uncommented(doc)
+	p, ok := c.parsed[key]
+	if !ok {
+		p.rs, p.err = policy.Parse(string(doc))
+		if c.parsed == nil {
+			c.parsed = map[string]parsedDoc{}
+		}
+		if len(c.parsed) < maxParsed {
+			c.parsed[key] = p
+		}
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	rs := *p.rs
+	return &rs, nil
+}
+
+// uncommented is a document with its comment lines blanked: what Parse
+// reads of it, at the same lines.
+func uncommented(doc []byte) string {
+	var b strings.Builder
+	b.Grow(len(doc))
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func (c *compiler) err() error { return c.problems.err(c.inv) }
@@ -63,8 +140,9 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		return nil, false
 	}
 	pol := &Policy{Host: h}
+	hs := &hostSets{}
 	for _, family := range []int{4, 6} {
-		out, err := templates.Render(pt.t, Data(c.inv, c.flows, h, family))
+		out, err := templates.Render(pt.t, c.data(h, family, hs))
 		if err != nil {
 			// The same mistake fails every host of the role: one line.
 			msg := fmt.Sprintf("%s (IPv%d, %s)", templateError(err), family, hostsMark)
@@ -77,21 +155,26 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 			pol.V6 = out
 		}
 	}
-	loads := true
-	for _, family := range []int{4, 6} {
+	var rs [2]*policy.Ruleset
+	for i, family := range []int{4, 6} {
 		doc := pol.V4
 		if family == 6 {
 			doc = pol.V6
 		}
-		if _, err := policy.Parse(string(doc)); err != nil {
+		r, err := c.parse(doc)
+		if err != nil {
 			n, why := cutLine(err.Error())
 			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses", why)
-			loads = false
+			continue
 		}
+		rs[i] = r
+		c.setsOf(role, pt, h, family, doc, r, hs, pol)
 	}
-	if !loads {
+	if rs[0] == nil || rs[1] == nil {
 		return pol, true
 	}
+	slices.SortFunc(pol.Sets, func(a, b *policy.Set) int { return strings.Compare(a.Name, b.Name) })
+	rs[0].WithSets(pol.Sets)
 	c.preserveOwn(role, h, pol)
 	lockKey := key
 	if c.inv.IsBastion(h) && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
@@ -99,7 +182,7 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		// through public_tcp only.
 		lockKey = "roles." + role.Name + ".public_tcp"
 	}
-	for _, err := range Lockout(c.inv, h, pol) {
+	for _, err := range lockout(c.inv, h, rs[0]) {
 		msg := fmt.Sprintf("host %s: %v", h.Name, err)
 		if lockKey != key {
 			msg += fmt.Sprintf("; add %d to public_tcp", h.Port)
@@ -109,12 +192,51 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 	return pol, true
 }
 
+// setsOf adds to pol the sets one of its documents matches, and reports
+// a match on a set the host's data does not offer (a user template's own,
+// or another program's: rules that use those belong in a preserved
+// chain), or on a set of the other family.
+func (c *compiler) setsOf(role *inventory.Role, pt *parsed, h *inventory.Host, family int, doc []byte, rs *policy.Ruleset, hs *hostSets, pol *Policy) {
+	want := policy.Inet
+	if family == 6 {
+		want = policy.Inet6
+	}
+	for _, name := range rs.SetNames() {
+		s := hs.byName(name)
+		n := setLine(rs, name)
+		switch {
+		case s == nil:
+			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses",
+				fmt.Sprintf("set %s is not one fwpush makes for this host: a rule that matches another program's set belongs in a preserved chain", name))
+		case s.Family != want:
+			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses", fmt.Sprintf("set %s is of family %s", name, s.Family))
+		case !slices.Contains(pol.Sets, s):
+			pol.Sets = append(pol.Sets, s)
+		}
+	}
+}
+
+// setLine is the line of the first rule that matches set name.
+func setLine(rs *policy.Ruleset, name string) int {
+	for _, ch := range rs.Order {
+		for _, r := range rs.Chains[ch].Rules {
+			if slices.ContainsFunc(r.SetMatches, func(m policy.SetMatch) bool { return m.Name == name }) {
+				return r.Line
+			}
+		}
+	}
+	return 0
+}
+
 // preserveOwn reports every preserve pattern of the host's role that
 // matches a chain its own policy declares: a chain fwpush writes cannot
 // also be kept for another program. Hosts that the same pattern and chain
 // fail are reported together.
 func (c *compiler) preserveOwn(role *inventory.Role, h *inventory.Host, pol *Policy) {
 	pats := c.inv.Preserve(role.Name)
+	if len(pats) == 0 {
+		return
+	}
 	var declared []string
 	for _, ch := range append(policy.Chains(string(pol.V4)), policy.Chains(string(pol.V6))...) {
 		if !slices.Contains(declared, ch) {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/policy"
 )
 
 // FuzzCompile renders whatever valid inventory the fuzzer makes, with a
@@ -80,5 +82,48 @@ func FuzzCompile(f *testing.F) {
 				}
 			}
 		}
+		fuzzSets(t, inv, read)
 	})
+}
+
+// fuzzSets compiles an inventory that compiles with one rule per address
+// with sets too: with the built-in templates it compiles the same way,
+// every set a policy matches is one it carries, named within ipset's
+// limit with fwpush's prefix, and its ipset document reads back as the
+// sets.
+func fuzzSets(t *testing.T, inv *inventory.Inventory, read ReadFile) {
+	plan, err := CompileHosts(inv, read, inv.Hosts, Options{Sets: true})
+	if err != nil {
+		for _, r := range inv.Roles {
+			if !inventory.IsBuiltin(r.Template) {
+				return // a user template may be written for addresses only
+			}
+		}
+		t.Fatalf("with sets, the built-in templates fail an inventory they render without: %v", err)
+	}
+	for _, p := range plan.Policies {
+		var names []string
+		for _, doc := range [][]byte{p.V4, p.V6} {
+			rs, err := policy.Parse(string(doc))
+			if err != nil {
+				t.Fatalf("%s: %v", p.Host.Name, err)
+			}
+			names = append(names, rs.SetNames()...)
+		}
+		slices.Sort(names)
+		var carried []string
+		for _, s := range p.Sets {
+			if len(s.Name) > policy.MaxSetName || !strings.HasPrefix(s.Name, policy.SetPrefix) || len(s.Members) == 0 {
+				t.Fatalf("%s: set %q with %d members", p.Host.Name, s.Name, len(s.Members))
+			}
+			carried = append(carried, s.Name)
+		}
+		if !slices.Equal(slices.Compact(names), carried) {
+			t.Fatalf("%s matches sets %v and carries %v", p.Host.Name, names, carried)
+		}
+		back, err := policy.ParseSets(string(p.IPSets()))
+		if err != nil || policy.CanonicalSets(back) != policy.CanonicalSets(p.Sets) {
+			t.Fatalf("%s: the ipset document does not read back: %v\n%s", p.Host.Name, err, p.IPSets())
+		}
+	}
 }

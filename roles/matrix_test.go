@@ -359,62 +359,72 @@ func TestExpectAgreesWithPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, mode := range modes {
+		for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "generated": large(t, 5), "examples/large.toml": big, "examples/sites.toml": sites} {
+			expectAgrees(t, mode.name+", "+name, inv, mode.opts)
+		}
+	}
+}
+
+// expectAgrees walks the probes of inv's matrix through its policies,
+// compiled with opts.
+func expectAgrees(t *testing.T, name string, inv *inventory.Inventory, opts Options) {
+	t.Helper()
 	controller4, controller6 := netip.MustParseAddr("203.0.113.254"), netip.MustParseAddr("2001:db8::fffe")
-	for name, inv := range map[string]*inventory.Inventory{"site": site, "fleet": parse(t, fleet), "generated": large(t, 5), "examples/large.toml": big, "examples/sites.toml": sites} {
-		plan, err := Compile(inv, nil)
+	plan, err := CompileHosts(inv, nil, inv.Hosts, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := map[string]*policy.Ruleset{}
+	rules := func(host string, v6 bool) *policy.Ruleset {
+		key := fmt.Sprint(host, v6)
+		if rs, ok := parsed[key]; ok {
+			return rs
+		}
+		p, _ := plan.Policy(host)
+		doc := p.V4
+		if v6 {
+			doc = p.V6
+		}
+		rs, err := policy.Parse(string(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
-		parsed := map[string]*policy.Ruleset{}
-		rules := func(host string, v6 bool) *policy.Ruleset {
-			key := fmt.Sprint(host, v6)
-			if rs, ok := parsed[key]; ok {
-				return rs
+		rs.WithSets(p.Sets)
+		parsed[key] = rs
+		return rs
+	}
+	for _, e := range Expect(inv).Expectations {
+		dst, _ := inv.Host(e.To)
+		pkt := policy.Packet{Dst: e.Addr, Proto: "tcp", SPort: 40000, DPort: e.Port, State: "NEW"}
+		verdict := policy.Accept
+		if e.From == Controller {
+			pkt.In, pkt.Src = dst.PublicIface, controller4
+			if e.Net == Public6 {
+				pkt.Src = controller6
 			}
-			p, _ := plan.Policy(host)
-			doc := p.V4
-			if v6 {
-				doc = p.V6
+		} else {
+			// From another site, from the source's public address of
+			// the probe's family, out and in by the public interfaces.
+			src, _ := inv.Host(e.From)
+			pkt.Src, pkt.Out = src.PrivateIP, src.PrivateIface
+			switch e.Net {
+			case Public:
+				pkt.Src, pkt.Out = src.PublicIP, src.PublicIface
+			case Public6:
+				pkt.Src, pkt.Out = src.PublicIP6, src.PublicIface
 			}
-			rs, err := policy.Parse(string(doc))
-			if err != nil {
-				t.Fatal(err)
+			verdict = rules(src.Name, e.Net == Public6).Evaluate("OUTPUT", pkt)
+			pkt.Out, pkt.In = "", dst.PrivateIface
+			if e.Net != Private {
+				pkt.In = dst.PublicIface
 			}
-			parsed[key] = rs
-			return rs
 		}
-		for _, e := range Expect(inv).Expectations {
-			dst, _ := inv.Host(e.To)
-			pkt := policy.Packet{Dst: e.Addr, Proto: "tcp", SPort: 40000, DPort: e.Port, State: "NEW"}
-			verdict := policy.Accept
-			if e.From == Controller {
-				pkt.In, pkt.Src = dst.PublicIface, controller4
-				if e.Net == Public6 {
-					pkt.Src = controller6
-				}
-			} else {
-				// From another site, from the source's public address of
-				// the probe's family, out and in by the public interfaces.
-				src, _ := inv.Host(e.From)
-				pkt.Src, pkt.Out = src.PrivateIP, src.PrivateIface
-				switch e.Net {
-				case Public:
-					pkt.Src, pkt.Out = src.PublicIP, src.PublicIface
-				case Public6:
-					pkt.Src, pkt.Out = src.PublicIP6, src.PublicIface
-				}
-				verdict = rules(src.Name, e.Net == Public6).Evaluate("OUTPUT", pkt)
-				pkt.Out, pkt.In = "", dst.PrivateIface
-				if e.Net != Private {
-					pkt.In = dst.PublicIface
-				}
-			}
-			if verdict == policy.Accept {
-				verdict = rules(dst.Name, e.Net == Public6).Evaluate("INPUT", pkt)
-			}
-			if got := map[bool]Reach{true: Reachable, false: Filtered}[verdict == policy.Accept]; got != e.Want {
-				t.Errorf("%s: %s -> %s (%s:%d): the policies say %s (%s), the matrix %s (%s)", name, e.From, e.To, e.Addr, e.Port, got, verdict, e.Want, e.Why)
-			}
+		if verdict == policy.Accept {
+			verdict = rules(dst.Name, e.Net == Public6).Evaluate("INPUT", pkt)
+		}
+		if got := map[bool]Reach{true: Reachable, false: Filtered}[verdict == policy.Accept]; got != e.Want {
+			t.Errorf("%s: %s -> %s (%s:%d): the policies say %s (%s), the matrix %s (%s)", name, e.From, e.To, e.Addr, e.Port, got, verdict, e.Want, e.Why)
 		}
 	}
 }

@@ -1,12 +1,24 @@
 package roles
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fwpush/fwpush/policy"
+)
+
 // Rejection is iptables-restore (or ip6tables-restore) refusing a host's
-// rendered policy, as the machine fwpush runs on found by loading it.
+// rendered policy, or ipset refusing a set, as the machine fwpush runs on
+// found by loading it.
 type Rejection struct {
 	Host   string
-	Family int    // 4 or 6
-	Line   int    // the policy's line it names; 0 when it names none
-	Msg    string // what it said
+	Family int // 4 or 6
+	// Set is the set whose ipset restore document (policy.RestoreSets of
+	// it alone) was refused; nil for a host's policy.
+	Set  *policy.Set
+	Line int    // the document's line it names; 0 when it names none
+	Msg  string // what it said
 }
 
 // Rejected reports rejections as Compile reports its problems: an
@@ -16,6 +28,10 @@ type Rejection struct {
 func (p *Plan) Rejected(rejections []Rejection) error {
 	c := &compiler{inv: p.Inventory, templates: p.templates}
 	for _, r := range rejections {
+		if r.Set != nil {
+			c.problems.add("", "", p.setProblem(r), "")
+			continue
+		}
 		pol, ok := p.Policy(r.Host)
 		if !ok {
 			continue
@@ -32,4 +48,25 @@ func (p *Plan) Rejected(rejections []Rejection) error {
 		c.policyProblem(role, pt, pol.Host, r.Family, doc, r.Line, who, r.Msg)
 	}
 	return c.err()
+}
+
+// setProblem says that ipset refuses a set, at which line of its document,
+// and which hosts' policies have it. fwpush writes sets itself: no line of
+// a template is to blame.
+func (p *Plan) setProblem(r Rejection) string {
+	var hosts []string
+	for _, pol := range p.Policies {
+		if slices.Contains(pol.Sets, r.Set) {
+			hosts = append(hosts, pol.Host.Name)
+		}
+	}
+	who := "no host"
+	if len(hosts) > 0 {
+		who = hostList(hosts)
+	}
+	where := ""
+	if lines := strings.Split(string(policy.RestoreSets([]*policy.Set{r.Set})), "\n"); r.Line > 0 && r.Line <= len(lines) {
+		where = fmt.Sprintf(" at line %d (%s)", r.Line, lines[r.Line-1])
+	}
+	return fmt.Sprintf("ipset refuses set %s of %s%s: %s", r.Set.Name, who, where, r.Msg)
 }

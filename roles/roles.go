@@ -67,17 +67,27 @@ func Flows(inv *inventory.Inventory) []Flow {
 }
 
 // Policy is one host's rendered policy: iptables-restore input for the
-// filter table, for IPv4 and IPv6.
+// filter table, for IPv4 and IPv6, and the ipsets its rules match.
 type Policy struct {
 	Host *inventory.Host
 	V4   []byte
 	V6   []byte
+	// Sets are the sets V4 and V6 match against, sorted by name; none
+	// without Options.Sets. They are shared with the other policies that
+	// name them: read them, never change them.
+	Sets []*policy.Set
 }
 
-// Plan is a compiled inventory: every host's policy, sorted by host name.
+// IPSets renders the policy's sets as an ipset restore document, to be
+// loaded before V4 and V6; nil when it has none.
+func (p *Policy) IPSets() []byte { return policy.RestoreSets(p.Sets) }
+
+// Plan is a compiled inventory: the policies of the hosts compiled (every
+// host, for Compile), sorted by host name.
 type Plan struct {
 	Inventory *inventory.Inventory
 	Policies  []*Policy
+	Options   Options
 
 	templates map[string]*parsed // by role template, as written
 }
@@ -91,16 +101,41 @@ func (p *Plan) Policy(host string) (*Policy, bool) {
 	return p.Policies[i], true
 }
 
-// Data is what host h's template receives for one address family.
+// Sets lists every set of the plan's policies once, in the order the
+// policies name them. Two of them may share a name: a role's set as the
+// hosts of two sites see it.
+func (p *Plan) Sets() []*policy.Set {
+	seen := map[*policy.Set]bool{}
+	var out []*policy.Set
+	for _, pol := range p.Policies {
+		for _, s := range pol.Sets {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Data is what host h's template receives for one address family, with
+// one rule per address: what Compile gives it without Options.Sets.
 func Data(inv *inventory.Inventory, flows []Flow, h *inventory.Host, family int) templates.Data {
-	role, _ := inv.Role(h.Role)
-	bastions := inv.Bastions(h.Site)
+	c := &compiler{inv: inv, flows: flows}
+	return c.data(h, family, &hostSets{})
+}
+
+// data is what host h's template receives for one address family; the
+// sets it names are added to hs.
+func (c *compiler) data(h *inventory.Host, family int, hs *hostSets) templates.Data {
+	role, _ := c.inv.Role(h.Role)
+	bastions := c.inv.Bastions(h.Site)
 	d := templates.Data{
 		Family:   family,
 		Host:     templates.Host{Name: h.Name, Role: h.Role, PublicIP: addr(h.PublicIP), PrivateIP: addr(h.PrivateIP), PublicIP6: addr(h.PublicIP6)},
 		Role:     templates.Role{Name: role.Name, Template: role.Template, PublicTCP: role.PublicTCP, LogDropped: role.LogDropped},
 		SSHPort:  h.Port,
-		IsTunnel: inv.IsBastion(h),
+		IsTunnel: c.inv.IsBastion(h),
 		Interfaces: templates.Interfaces{
 			Public: h.PublicIface, Private: h.PrivateIface, HasPublic: h.HasPublic(),
 		},
@@ -123,44 +158,77 @@ func Data(inv *inventory.Inventory, flows []Flow, h *inventory.Host, family int)
 	if len(role.PublicTCP) > 0 {
 		d.PublicTCP = templates.PortRules("", "", "tcp", role.PublicTCP)
 	}
-	for _, f := range flows {
+	for _, f := range c.flows {
 		if f.To == h.Role && f.From != "" {
-			d.CrossSite = append(d.CrossSite, crossSite(inv, f, h, family)...)
+			d.CrossSite = append(d.CrossSite, c.crossSite(f, h, family, hs)...)
 		}
 	}
 	if family != 4 {
 		return d // the private network is IPv4
 	}
-	for _, f := range flows {
+	for _, f := range c.flows {
 		if f.To == h.Role {
-			d.Ingress = append(d.Ingress, ingress(inv, f, h)...)
+			d.Ingress = append(d.Ingress, c.ingress(f, h, hs)...)
 		}
 		if f.From == h.Role {
-			d.Egress = append(d.Egress, egress(inv, f, h)...)
+			d.Egress = append(d.Egress, c.egress(f, h, hs)...)
 		}
 	}
 	if d.IsTunnel {
-		for _, o := range inv.HostsIn(h.Site) {
-			if o.Name == h.Name || !o.PrivateIP.IsValid() {
-				continue
-			}
-			d.TunnelReplies = append(d.TunnelReplies, templates.Rule{
-				Peer: o.PrivateIP.String() + "/32", PeerName: o.Name, Proto: "tcp", Ports: []int{o.Port},
-				Match: fmt.Sprintf("-p tcp -m tcp --sport %d", o.Port),
-			})
-		}
+		d.TunnelReplies = c.tunnelReplies(h, hs)
 	}
 	return d
 }
 
+// tunnelReplies are the SSH servers of h's site that h, a bastion,
+// reaches: one rule per host, or with sets, one per SSH port.
+func (c *compiler) tunnelReplies(h *inventory.Host, hs *hostSets) []templates.Rule {
+	var out []templates.Rule
+	if c.opts.Sets {
+		var ports []int
+		for _, o := range c.hostsInSite(h.Site) {
+			if o.Name != h.Name && o.PrivateIP.IsValid() && !slices.Contains(ports, o.Port) {
+				ports = append(ports, o.Port)
+			}
+		}
+		slices.Sort(ports)
+		for _, port := range ports {
+			s := c.sshSet(h.Site, port)
+			hs.add(s)
+			out = append(out, templates.Rule{
+				Set: s.Name, PeerName: "sshd", Proto: "tcp", Ports: []int{port},
+				Match: fmt.Sprintf("-p tcp -m set --match-set %s src -m tcp --sport %d", s.Name, port),
+			})
+		}
+		return out
+	}
+	for _, o := range c.hostsInSite(h.Site) {
+		if o.Name == h.Name || !o.PrivateIP.IsValid() {
+			continue
+		}
+		out = append(out, templates.Rule{
+			Peer: o.PrivateIP.String() + "/32", PeerName: o.Name, Proto: "tcp", Ports: []int{o.Port},
+			Match: fmt.Sprintf("-p tcp -m tcp --sport %d", o.Port),
+		})
+	}
+	return out
+}
+
 // ingress is what h accepts on its private interface of flow f: from the
 // hosts of f's source role in h's own site, or from f's CIDR.
-func ingress(inv *inventory.Inventory, f Flow, h *inventory.Host) []templates.Rule {
-	var out []templates.Rule
+func (c *compiler) ingress(f Flow, h *inventory.Host, hs *hostSets) []templates.Rule {
 	if f.From == "" {
 		return templates.PortRules(f.FromCIDR.String(), f.FromCIDR.String(), f.Proto, f.Ports)
 	}
-	for _, src := range inv.HostsOf(f.From) {
+	if c.opts.Sets {
+		// h itself may be in the set: a packet from its own address
+		// never comes in on an interface (the kernel drops it as a
+		// martian), and the set is then the same on every host of the
+		// site.
+		return hs.use(c.roleSet(f.From, h.Site, private4), "src", f.From, f.Proto, f.Ports)
+	}
+	var out []templates.Rule
+	for _, src := range c.hostsOf(f.From) {
 		if src.Name == h.Name || src.Site != h.Site || !src.PrivateIP.IsValid() {
 			continue // traffic to itself never leaves lo; other sites come in on the public side
 		}
@@ -172,12 +240,19 @@ func ingress(inv *inventory.Inventory, f Flow, h *inventory.Host) []templates.Ru
 // crossSite is what h accepts on its public interface of flow f: from the
 // public addresses of the hosts of f's source role in other sites, in the
 // family being rendered, where h has an address of that family.
-func crossSite(inv *inventory.Inventory, f Flow, h *inventory.Host, family int) []templates.Rule {
-	var out []templates.Rule
+func (c *compiler) crossSite(f Flow, h *inventory.Host, family int, hs *hostSets) []templates.Rule {
 	if family == 4 && !h.PublicIP.IsValid() || family == 6 && !h.PublicIP6.IsValid() {
 		return nil
 	}
-	for _, src := range inv.HostsOf(f.From) {
+	if c.opts.Sets {
+		kind := public4
+		if family == 6 {
+			kind = public6
+		}
+		return hs.use(c.roleSet(f.From, h.Site, kind), "src", f.From, f.Proto, f.Ports)
+	}
+	var out []templates.Rule
+	for _, src := range c.hostsOf(f.From) {
 		if src.Site == h.Site {
 			continue
 		}
@@ -196,9 +271,12 @@ func crossSite(inv *inventory.Inventory, f Flow, h *inventory.Host, family int) 
 // f's destination role in h's own site (to other sites it leaves by the
 // public interface, which the built-in templates open for traffic the host
 // starts).
-func egress(inv *inventory.Inventory, f Flow, h *inventory.Host) []templates.Rule {
+func (c *compiler) egress(f Flow, h *inventory.Host, hs *hostSets) []templates.Rule {
+	if c.opts.Sets {
+		return hs.use(c.roleSet(f.To, h.Site, private4), "dst", f.To, f.Proto, f.Ports)
+	}
 	var out []templates.Rule
-	for _, dst := range inv.HostsOf(f.To) {
+	for _, dst := range c.hostsOf(f.To) {
 		if dst.Name == h.Name || dst.Site != h.Site || !dst.PrivateIP.IsValid() {
 			continue
 		}
@@ -234,29 +312,39 @@ func Lockout(inv *inventory.Inventory, h *inventory.Host, pol *Policy) []error {
 	if _, err := policy.Parse(string(pol.V6)); err != nil {
 		return []error{fmt.Errorf("IPv6 policy does not load: %w", err)}
 	}
-	type path struct {
-		chain, what string
-		p           policy.Packet
+	return lockout(inv, h, rs.WithSets(pol.Sets))
+}
+
+// lockout is Lockout of a parsed IPv4 policy, given its sets.
+func lockout(inv *inventory.Inventory, h *inventory.Host, rs *policy.Ruleset) []error {
+	var errs []error
+	// what is only written for a path that is not accepted: a bastion
+	// checks two paths per host of its site.
+	check := func(chain string, p policy.Packet, what func() string) {
+		if v := rs.Evaluate(chain, p); v != policy.Accept {
+			errs = append(errs, fmt.Errorf("%w: the IPv4 policy does not accept %s without conntrack (%s chain: %s): fwpush would lock itself out", ErrLockout, what(), chain, v))
+		}
 	}
-	var paths []path
 	bastions := inv.Bastions(h.Site)
 	if inv.IsBastion(h) {
-		paths = append(paths,
-			path{"INPUT", fmt.Sprintf("SSH from anywhere to %s:%d on %s", h.PublicIP, h.Port, h.PublicIface),
-				policy.Packet{In: h.PublicIface, Dst: h.PublicIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"}},
-			path{"OUTPUT", fmt.Sprintf("SSH replies from %s:%d on %s", h.PublicIP, h.Port, h.PublicIface),
-				policy.Packet{Out: h.PublicIface, Src: h.PublicIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"}},
-		)
+		check("INPUT", policy.Packet{In: h.PublicIface, Dst: h.PublicIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"},
+			func() string {
+				return fmt.Sprintf("SSH from anywhere to %s:%d on %s", h.PublicIP, h.Port, h.PublicIface)
+			})
+		check("OUTPUT", policy.Packet{Out: h.PublicIface, Src: h.PublicIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"},
+			func() string { return fmt.Sprintf("SSH replies from %s:%d on %s", h.PublicIP, h.Port, h.PublicIface) })
 		for _, o := range inv.HostsIn(h.Site) {
 			if o.Name == h.Name || !o.PrivateIP.IsValid() {
 				continue
 			}
-			paths = append(paths,
-				path{"OUTPUT", fmt.Sprintf("SSH from the tunnel to %s (%s:%d) on %s", o.Name, o.PrivateIP, o.Port, h.PrivateIface),
-					policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: o.PrivateIP, Proto: "tcp", SPort: 40000, DPort: o.Port, State: "NEW"}},
-				path{"INPUT", fmt.Sprintf("SSH replies from %s (%s:%d) on %s", o.Name, o.PrivateIP, o.Port, h.PrivateIface),
-					policy.Packet{In: h.PrivateIface, Src: o.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: o.Port, DPort: 40000, State: "NEW"}},
-			)
+			check("OUTPUT", policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: o.PrivateIP, Proto: "tcp", SPort: 40000, DPort: o.Port, State: "NEW"},
+				func() string {
+					return fmt.Sprintf("SSH from the tunnel to %s (%s:%d) on %s", o.Name, o.PrivateIP, o.Port, h.PrivateIface)
+				})
+			check("INPUT", policy.Packet{In: h.PrivateIface, Src: o.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: o.Port, DPort: 40000, State: "NEW"},
+				func() string {
+					return fmt.Sprintf("SSH replies from %s (%s:%d) on %s", o.Name, o.PrivateIP, o.Port, h.PrivateIface)
+				})
 		}
 	}
 	for _, b := range bastions {
@@ -267,18 +355,12 @@ func Lockout(inv *inventory.Inventory, h *inventory.Host, pol *Policy) []error {
 		if len(bastions) > 1 {
 			who = fmt.Sprintf("the tunnel %s (%s)", b.Name, b.PrivateIP)
 		}
-		paths = append(paths,
-			path{"INPUT", fmt.Sprintf("SSH from %s to %s:%d on %s", who, h.PrivateIP, h.Port, h.PrivateIface),
-				policy.Packet{In: h.PrivateIface, Src: b.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"}},
-			path{"OUTPUT", fmt.Sprintf("SSH replies to %s on %s", who, h.PrivateIface),
-				policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: b.PrivateIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"}},
-		)
-	}
-	var errs []error
-	for _, p := range paths {
-		if v := rs.Evaluate(p.chain, p.p); v != policy.Accept {
-			errs = append(errs, fmt.Errorf("%w: the IPv4 policy does not accept %s without conntrack (%s chain: %s): fwpush would lock itself out", ErrLockout, p.what, p.chain, v))
-		}
+		check("INPUT", policy.Packet{In: h.PrivateIface, Src: b.PrivateIP, Dst: h.PrivateIP, Proto: "tcp", SPort: 40000, DPort: h.Port, State: "NEW"},
+			func() string {
+				return fmt.Sprintf("SSH from %s to %s:%d on %s", who, h.PrivateIP, h.Port, h.PrivateIface)
+			})
+		check("OUTPUT", policy.Packet{Out: h.PrivateIface, Src: h.PrivateIP, Dst: b.PrivateIP, Proto: "tcp", SPort: h.Port, DPort: 40000, State: "NEW"},
+			func() string { return fmt.Sprintf("SSH replies to %s on %s", who, h.PrivateIface) })
 	}
 	return errs
 }

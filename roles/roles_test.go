@@ -20,16 +20,28 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func compile(t *testing.T, path string) *Plan {
 	t.Helper()
+	return compileWith(t, path, Default())
+}
+
+func compileWith(t *testing.T, path string, opts Options) *Plan {
+	t.Helper()
 	inv, err := inventory.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Compile(inv, os.ReadFile)
+	plan, err := CompileHosts(inv, os.ReadFile, inv.Hosts, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return plan
 }
+
+// modes are the two ways policies are compiled: one rule per address, and
+// one rule per flow matching sets. Every test of both runs in both.
+var modes = []struct {
+	name string
+	opts Options
+}{{"addresses", Options{}}, {"sets", Options{Sets: true}}}
 
 func parse(t *testing.T, src string) *inventory.Inventory {
 	t.Helper()
@@ -41,77 +53,100 @@ func parse(t *testing.T, src string) *inventory.Inventory {
 }
 
 // TestGolden compares every rendered policy of the example with
-// testdata/site/NAME.rules.v{4,6}. Run with -update after a deliberate
-// change and review the diff.
+// testdata/site/NAME.rules.v{4,6}, and with sets, with
+// testdata/site-sets/NAME.rules.v{4,6} and NAME.ipsets. Run with -update
+// after a deliberate change and review the diff.
 func TestGolden(t *testing.T) {
-	plan := compile(t, "../examples/site.toml")
-	dir := filepath.Join("testdata", "site")
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+	for _, mode := range []struct {
+		dir  string
+		opts Options
+	}{{"site", Options{}}, {"site-sets", Options{Sets: true}}} {
+		plan := compileWith(t, "../examples/site.toml", mode.opts)
+		dir := filepath.Join("testdata", mode.dir)
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	for _, p := range plan.Policies {
-		for ext, got := range map[string][]byte{"v4": p.V4, "v6": p.V6} {
-			file := filepath.Join(dir, p.Host.Name+".rules."+ext)
-			if *update {
-				if err := os.WriteFile(file, got, 0o644); err != nil {
-					t.Fatal(err)
+		files := 0
+		for _, p := range plan.Policies {
+			docs := map[string][]byte{"rules.v4": p.V4, "rules.v6": p.V6}
+			if sets := p.IPSets(); sets != nil {
+				docs["ipsets"] = sets
+			}
+			for ext, got := range docs {
+				files++
+				file := filepath.Join(dir, p.Host.Name+"."+ext)
+				if *update {
+					if err := os.WriteFile(file, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
 				}
-				continue
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test ./roles -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatalf("%v (run go test ./roles -update to create it)", err)
+				}
+				if diff := cmp.Diff(string(want), string(got)); diff != "" {
+					t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
+				}
 			}
 		}
-	}
-	if !*update {
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
-		if len(files) != 2*len(plan.Policies) {
-			t.Errorf("testdata/site holds %d files, the example renders %d: remove stale golden files", len(files), 2*len(plan.Policies))
+		if !*update {
+			on, _ := filepath.Glob(filepath.Join(dir, "*"))
+			if len(on) != files {
+				t.Errorf("%s holds %d files, the example renders %d: remove stale golden files", dir, len(on), files)
+			}
 		}
 	}
 }
 
 // TestGoldenExamples compares every policy of the other examples with one
-// golden file each, testdata/NAME.rules: the policies of inventories that
-// predate a feature must not change when it lands.
+// golden file each, testdata/NAME.rules (and NAME.sets.rules with sets,
+// which holds the sets too): the policies of inventories that predate a
+// feature must not change when it lands.
 func TestGoldenExamples(t *testing.T) {
 	for _, name := range []string{"large", "custom", "sites"} {
-		t.Run(name, func(t *testing.T) {
-			plan := compile(t, filepath.Join("..", "examples", name+".toml"))
-			var got bytes.Buffer
-			for _, p := range plan.Policies {
-				fmt.Fprintf(&got, "=== %s IPv4\n%s=== %s IPv6\n%s", p.Host.Name, p.V4, p.Host.Name, p.V6)
-			}
-			file := filepath.Join("testdata", name+".rules")
-			if *update {
-				if err := os.WriteFile(file, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
+		for _, mode := range modes {
+			t.Run(name+"/"+mode.name, func(t *testing.T) {
+				plan := compileWith(t, filepath.Join("..", "examples", name+".toml"), mode.opts)
+				var got bytes.Buffer
+				for _, p := range plan.Policies {
+					fmt.Fprintf(&got, "=== %s IPv4\n%s=== %s IPv6\n%s", p.Host.Name, p.V4, p.Host.Name, p.V6)
+					if sets := p.IPSets(); sets != nil {
+						fmt.Fprintf(&got, "=== %s ipsets\n%s", p.Host.Name, sets)
+					}
 				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test ./roles -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
-			}
-		})
+				file := filepath.Join("testdata", name+".rules")
+				if mode.opts.Sets {
+					file = filepath.Join("testdata", name+".sets.rules")
+				}
+				if *update {
+					if err := os.WriteFile(file, got.Bytes(), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatalf("%v (run go test ./roles -update to create it)", err)
+				}
+				if diff := cmp.Diff(string(want), got.String()); diff != "" {
+					t.Errorf("%s differs from the golden file (-want +got):\n%s", file, diff)
+				}
+			})
+		}
 	}
 }
 
 func TestDeterministic(t *testing.T) {
-	for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml", "../examples/sites.toml"} {
-		a, b := compile(t, path), compile(t, path)
-		for i := range a.Policies {
-			if !bytes.Equal(a.Policies[i].V4, b.Policies[i].V4) || !bytes.Equal(a.Policies[i].V6, b.Policies[i].V6) {
-				t.Errorf("%s: %s renders differently twice", path, a.Policies[i].Host.Name)
+	for _, mode := range modes {
+		for _, path := range []string{"../examples/site.toml", "../examples/large.toml", "../examples/custom.toml", "../examples/sites.toml"} {
+			a, b := compileWith(t, path, mode.opts), compileWith(t, path, mode.opts)
+			for i := range a.Policies {
+				if !bytes.Equal(a.Policies[i].V4, b.Policies[i].V4) || !bytes.Equal(a.Policies[i].V6, b.Policies[i].V6) || !bytes.Equal(a.Policies[i].IPSets(), b.Policies[i].IPSets()) {
+					t.Errorf("%s, %s: %s renders differently twice", mode.name, path, a.Policies[i].Host.Name)
+				}
 			}
 		}
 	}

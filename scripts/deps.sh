@@ -2,7 +2,8 @@
 # Installs what fwpush's demo and tests need on a Debian machine, only when
 # it is missing: OpenSSH server and client, iptables (and ip6tables),
 # iproute2 (ip netns), util-linux (unshare, nsenter, pivot_root), sudo (the
-# lab's login users become root with it). Needs root for apt.
+# lab's login users become root with it), ipset (validate loads a policy's
+# sets before its rules). Needs root for apt.
 set -euo pipefail
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -10,6 +11,7 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v iptables-restore >/dev/null 2>&1 || [ -x /usr/sbin/iptables-restore ] || need+=(iptables)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+command -v ipset >/dev/null 2>&1 || [ -x /usr/sbin/ipset ] || need+=(ipset)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 # fwpush installs iptables-persistent on servers that lack it. A lab host's
 # filesystem is an overlay of this machine's, so with it installed here the

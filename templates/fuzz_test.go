@@ -23,7 +23,9 @@ func fuzzData(family int) Data {
 	}
 	if family == 4 {
 		d.Ingress = PortRules("198.51.100.0/24", "198.51.100.0/24", "udp", []int{161})
+		d.Ingress = append(d.Ingress, SetRules("fwp-app-4", "src", "app", "tcp", []int{8080})...)
 		d.Egress = PortRules("198.18.0.21/32", "wordpress-1", "tcp", []int{80})
+		d.Egress = append(d.Egress, SetRules("fwp-db-4", "dst", "db", "tcp", nil)...)
 		d.CrossSite = PortRules("203.0.113.21/32", "app-1", "tcp", []int{443})
 	} else {
 		d.CrossSite = PortRules("2001:db8::21/128", "app-1", "tcp", []int{443})
@@ -45,6 +47,7 @@ func FuzzRender(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(string(user))
+	f.Add("{{range .Ingress}}-A INPUT{{with .Peer}} -s {{.}}{{end}} {{.Match}} -j ACCEPT{{with .Set}} {{.}}{{end}}\n{{end}}")
 	f.Add("{{range .Ingress}}-A INPUT -s {{.Peer}} {{.Match}} -j ACCEPT\n{{end}}{{join .Role.PublicTCP \",\"}}{{range list 1 2}}{{.}}{{end}}")
 	f.Add("{{.Host.Nmae}}")
 	f.Fuzz(func(t *testing.T, src string) {

@@ -57,7 +57,8 @@ type Data struct {
 	IsTunnel bool
 	// Ingress is what this host accepts on its private interface: one
 	// rule per source address (or CIDR) and protocol, from its role's
-	// allow entries. Empty for Family 6: the private network is IPv4.
+	// allow entries; with sets, one rule per source role (its set) and
+	// protocol. Empty for Family 6: the private network is IPv4.
 	Ingress []Rule
 	// CrossSite is what this host accepts on its public interface from
 	// hosts in other sites: one rule per source's public address (IPv4
@@ -113,17 +114,24 @@ type Interfaces struct {
 // Rule is one resolved flow, ready to be written as an iptables rule.
 type Rule struct {
 	// Peer is the other end: the source of an ingress rule, the
-	// destination of an egress rule, as a CIDR ("198.18.0.21/32").
+	// destination of an egress rule, as a CIDR ("198.18.0.21/32"); ""
+	// when the rule matches a set of them (Set).
 	Peer string
-	// PeerName names the peer: a host name, or the CIDR as written.
+	// Set is the ipset holding the other end's addresses
+	// ("fwp-app-4"), when the rule matches a set rather than one
+	// address; Match then matches it. "" otherwise.
+	Set string
+	// PeerName names the peer: a host name, the CIDR as written, or the
+	// role whose set Set is.
 	PeerName string
 	// Proto is "tcp" or "udp".
 	Proto string
 	// Ports lists destination ports; empty means every port of Proto.
 	Ports []int
-	// Match is the canonical iptables match for Proto and Ports, as
-	// iptables-save prints it: "-p tcp", "-p tcp -m tcp --dport 80" or
-	// "-p tcp -m multiport --dports 80,443".
+	// Match is the canonical iptables match for Proto, the set and
+	// Ports, as iptables-save prints it: "-p tcp", "-p tcp -m tcp --dport
+	// 80", "-p tcp -m multiport --dports 80,443" or, for a set, "-p tcp -m
+	// set --match-set fwp-app-4 src -m tcp --dport 80".
 	Match string
 }
 
@@ -142,6 +150,19 @@ func PortRules(peer, peerName, proto string, ports []int) []Rule {
 		out = append(out, Rule{Peer: peer, PeerName: peerName, Proto: proto, Ports: chunk, Match: portMatch(proto, chunk)})
 	}
 	return out
+}
+
+// SetRules are PortRules for the addresses of a set: the set matched
+// (dir "src" for an ingress rule, "dst" for an egress one) after the
+// protocol, where iptables-save prints it.
+func SetRules(set, dir, peerName, proto string, ports []int) []Rule {
+	rules := PortRules("", peerName, proto, ports)
+	for i := range rules {
+		r := &rules[i]
+		r.Set = set
+		r.Match = "-p " + proto + " -m set --match-set " + set + " " + dir + strings.TrimPrefix(r.Match, "-p "+proto)
+	}
+	return rules
 }
 
 func portMatch(proto string, ports []int) string {

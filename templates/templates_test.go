@@ -31,6 +31,34 @@ func TestPortRules(t *testing.T) {
 	}
 }
 
+func TestSetRules(t *testing.T) {
+	tests := []struct {
+		dir   string
+		ports []int
+		want  []string
+	}{
+		{"src", nil, []string{"-p tcp -m set --match-set fwp-app-4 src"}},
+		{"src", []int{80}, []string{"-p tcp -m set --match-set fwp-app-4 src -m tcp --dport 80"}},
+		{"dst", []int{80, 443}, []string{"-p tcp -m set --match-set fwp-app-4 dst -m multiport --dports 80,443"}},
+		{"src", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, []string{
+			"-p tcp -m set --match-set fwp-app-4 src -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+			"-p tcp -m set --match-set fwp-app-4 src -m tcp --dport 16",
+		}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, r := range SetRules("fwp-app-4", tt.dir, "app", "tcp", tt.ports) {
+			if r.Peer != "" || r.Set != "fwp-app-4" || r.PeerName != "app" {
+				t.Errorf("SetRules: peer %q, set %q, name %q", r.Peer, r.Set, r.PeerName)
+			}
+			got = append(got, r.Match)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("SetRules(%s, %v) (-want +got):\n%s", tt.dir, tt.ports, diff)
+		}
+	}
+}
+
 func TestBuiltin(t *testing.T) {
 	for _, name := range []string{"private", "public", "tunnel"} {
 		if _, ok := Builtin(name); !ok {

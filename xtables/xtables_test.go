@@ -1,6 +1,7 @@
 package xtables
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,9 @@ func TestParseOutput(t *testing.T) {
 		{"ip6tables-restore v1.8.9 (legacy): host/network `198.18.0.10' not found\nError occurred at line: 7\nTry `ip6tables-restore -h' or 'ip6tables-restore --help' for more information.\n",
 			7, "host/network `198.18.0.10' not found"},
 		{"iptables-restore: line 12 failed\n", 12, "line 12 failed"},
+		{"ipset v7.17: Error in line 4: Element cannot be added to the set: it's already added\n", 4, "Element cannot be added to the set: it's already added"},
+		{"ip6tables-nft-restore v1.8.9 (nf_tables): The protocol family of set fwp-app-4 is IPv4, which is not applicable.\n\nError occurred at line: 3\n", 3,
+			"The protocol family of set fwp-app-4 is IPv4, which is not applicable."},
 		{"Fatal: can't open lock file /x: Permission denied\n", 0, "Fatal: can't open lock file /x: Permission denied"},
 		{"", 0, ""},
 	}
@@ -55,7 +59,7 @@ func TestParseOutput(t *testing.T) {
 // when not root) or not at all, with a lock file of the run's own.
 func TestCommandIsolated(t *testing.T) {
 	l := &loader{dir: "/tmp/fwpush-xtables-x"}
-	cmd := l.command(context.Background(), "/usr/sbin/iptables-restore", 3, nil)
+	cmd := l.command(context.Background(), 3, nil, "/usr/sbin/iptables-restore")
 	if len(cmd.Args) != 1 {
 		t.Errorf("arguments %q: the document goes on stdin, and nothing else is needed", cmd.Args)
 	}
@@ -82,10 +86,27 @@ var (
 	badAddr6 = []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 198.18.0.10/32 -j ACCEPT\nCOMMIT\n")
 	// Two tables in one document: loaded alone, not in a batch.
 	twoTables = append(append([]byte{}, good...), badMatch...)
-	docs      = []Doc{
-		{4, good}, {4, badMatch}, {4, good}, {4, badJump}, {4, good},
-		{6, probes[6]}, {6, badAddr6}, {6, probes[6]},
-		{4, twoTables}, {4, good},
+
+	// Sets, and rules that match them: a set that is there, one that is
+	// not, and one of the other family.
+	decl     = []byte("create fwp-app-4 hash:ip family inet -exist\ncreate fwp-app-6 hash:ip family inet6 -exist\n")
+	setRule  = []byte("# host a\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n")
+	setRule6 = []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -i eth0 -p tcp -m set --match-set fwp-app-6 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n")
+	noSet    = []byte("# host a\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m set --match-set fwp-nope-4 src -j ACCEPT\nCOMMIT\n")
+	// The same documents as the hosts of a role have them: their
+	// comments differ, and they are loaded once.
+	noSetToo   = []byte(strings.Replace(string(noSet), "# host a", "# host b", 1))
+	setRuleToo = []byte(strings.Replace(string(setRule), "# host a", "# host b", 1))
+	wrongSet6  = []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m set --match-set fwp-app-4 src -j ACCEPT\nCOMMIT\n")
+
+	docs = []Doc{
+		{Family: 4, Text: good}, {Family: 4, Text: badMatch}, {Family: 4, Text: good}, {Family: 4, Text: badJump}, {Family: 4, Text: good},
+		{Family: 6, Text: probes[6]}, {Family: 6, Text: badAddr6}, {Family: 6, Text: probes[6]},
+		{Family: 4, Text: twoTables}, {Family: 4, Text: good},
+		{Family: 4, Text: setRule, Sets: decl}, {Family: 4, Text: noSet, Sets: decl}, {Family: 4, Text: setRuleToo, Sets: decl},
+		{Family: 4, Text: noSetToo, Sets: decl}, {Family: 6, Text: setRule6, Sets: decl}, {Family: 6, Text: wrongSet6, Sets: decl},
+		// Without its sets, a rule that matches one is refused.
+		{Family: 4, Text: setRule},
 	}
 )
 
@@ -134,6 +155,9 @@ var want = outcome{Results: []string{
 	"", "iptables-restore:4", "", "iptables-restore:3", "",
 	"", "ip6tables-restore:3", "",
 	"iptables-restore:17", "",
+	"", "iptables-restore:4", "",
+	"iptables-restore:4", "", "ip6tables-restore:3",
+	"iptables-restore:4",
 }}
 
 // check compares an outcome with want. iptables-nft names the COMMIT (line
@@ -154,8 +178,16 @@ func check(t *testing.T, got outcome) {
 func backends(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	if _, err := (&Tester{}).lookPath("iptables-restore"); err != nil {
+	if _, err := (&Tester{}).lookPath("iptables-restore", "iptables"); err != nil {
 		t.Skipf("no iptables here: %v (scripts/deps.sh installs it)", err)
+	}
+	ipset, err := (&Tester{}).lookPath("ipset", "ipset")
+	if err != nil {
+		t.Fatalf("%v: scripts/deps.sh installs it", err)
+	}
+	sh, err := (&Tester{}).lookPath("sh", "dash")
+	if err != nil {
+		t.Fatal(err)
 	}
 	out["default"] = ""
 	for _, b := range []string{"legacy", "nft"} {
@@ -175,6 +207,11 @@ func backends(t *testing.T) map[string]string {
 				t.Fatal(err)
 			}
 		}
+		for name, target := range map[string]string{"ipset": ipset, "sh": sh} {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if ok {
 			out[b] = dir
 		}
@@ -183,7 +220,8 @@ func backends(t *testing.T) map[string]string {
 }
 
 // TestLoad loads good and bad documents with every iptables backend this
-// machine has, and checks that the machine's own firewall did not change.
+// machine has, and checks that the machine's own firewall (and sets) did
+// not change.
 func TestLoad(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("TestUnprivileged covers users other than root; this one needs root to read the machine's own rules")
@@ -202,8 +240,12 @@ func TestLoad(t *testing.T) {
 func ownRules(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	for _, save := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
-		out, err := exec.Command(save).Output()
+	for _, save := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save", "ipset"} {
+		args := []string{}
+		if save == "ipset" {
+			args = []string{"save"} // the machine's own sets, too
+		}
+		out, err := exec.Command(save, args...).Output()
 		if err != nil {
 			continue // not installed, or no tables of that kind
 		}
@@ -320,21 +362,26 @@ func TestNamespaceError(t *testing.T) {
 	}
 }
 
-// Documents are batched by family, enough batches to keep every load busy,
-// at most maxBatch each; one that is not a single table goes alone.
+// Documents are batched by family and sets, enough batches to keep every
+// load busy, at most maxBatch each; one that is not a single table goes
+// alone.
 func TestBatches(t *testing.T) {
 	var ds []Doc
 	for range 200 {
-		ds = append(ds, Doc{4, good})
+		ds = append(ds, Doc{Family: 4, Text: good})
 	}
-	ds = append(ds, Doc{6, probes[6]}, Doc{4, twoTables}, Doc{6, probes[6]}, Doc{4, []byte("*filter\n:INPUT DROP [0:0]\n")}, Doc{5, good})
+	ds = append(ds, Doc{Family: 6, Text: probes[6]}, Doc{Family: 4, Text: twoTables}, Doc{Family: 6, Text: probes[6]},
+		Doc{Family: 4, Text: []byte("*filter\n:INPUT DROP [0:0]\n")}, Doc{Family: 5, Text: good})
+	for range 3 {
+		ds = append(ds, Doc{Family: 4, Text: setRule, Sets: decl}, Doc{Family: 4, Text: setRule, Sets: setProbeSets})
+	}
 	var sizes []int
 	seen := map[int]bool{}
 	for _, b := range batches(ds, 2) {
 		sizes = append(sizes, len(b))
 		for _, i := range b {
-			if seen[i] || ds[i].Family != ds[b[0]].Family {
-				t.Fatalf("batch %v: document %d twice, or of another family", b, i)
+			if seen[i] || ds[i].Family != ds[b[0]].Family || !bytes.Equal(ds[i].Sets, ds[b[0]].Sets) {
+				t.Fatalf("batch %v: document %d twice, or of another family or other sets", b, i)
 			}
 			seen[i] = true
 		}
@@ -342,7 +389,72 @@ func TestBatches(t *testing.T) {
 	if len(seen) != len(ds) {
 		t.Errorf("%d of %d documents batched", len(seen), len(ds))
 	}
-	if want := []int{1, 1, 64, 64, 64, 8, 1, 1, 1}; !cmp.Equal(sizes, want) {
+	if want := []int{1, 1, 64, 64, 64, 8, 3, 3, 1, 1, 1}; !cmp.Equal(sizes, want) {
 		t.Errorf("batch sizes %v, want %v", sizes, want)
+	}
+}
+
+// Documents that differ in their comments only are one; those that differ
+// in a rule, their family or their sets are not.
+func TestDistinct(t *testing.T) {
+	ds := []Doc{
+		{Family: 4, Text: setRule, Sets: decl},
+		{Family: 4, Text: setRuleToo, Sets: decl},
+		{Family: 4, Text: []byte("  # indented\n" + string(setRule[len("# host a\n"):])), Sets: decl},
+		{Family: 4, Text: setRule},
+		{Family: 6, Text: setRule, Sets: decl},
+		{Family: 4, Text: noSet, Sets: decl},
+		// A comment that moves the rules a line down is not the same:
+		// iptables-restore's line numbers would differ.
+		{Family: 4, Text: []byte("# one\n# two\n" + string(setRule[len("# host a\n"):])), Sets: decl},
+	}
+	uniq, of := distinct(ds)
+	if want := []int{0, 0, 0, 1, 2, 3, 4}; !cmp.Equal(of, want) || len(uniq) != 5 {
+		t.Errorf("distinct: %d documents, indices %v; want 5, %v", len(uniq), of, want)
+	}
+}
+
+// TestSets loads each set document alone: what ipset refuses names the
+// document's own line, whatever the documents before it allowed (-exist).
+func TestSets(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading sets into a network namespace here needs root (TestUnprivileged covers other users for rules)")
+	}
+	sets := [][]byte{
+		[]byte("create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\nadd fwp-app-4 198.18.0.22\n"),
+		// the same set in another document: loaded in a namespace of its
+		// own, it is no duplicate
+		[]byte("create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"),
+		[]byte("create fwp-dup-4 hash:ip family inet\nadd fwp-dup-4 198.18.0.21\nadd fwp-dup-4 198.18.0.21\n"),
+		[]byte("create fwp-app-6 hash:ip family inet6 -exist\nadd fwp-app-6 198.18.0.21\n"),
+		[]byte("create fwp-net-4 hash:net family inet -exist\nadd fwp-net-4 198.51.100.0/24\n"),
+		[]byte("create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"),
+		[]byte("create fwp-what hash:nope\n"),
+	}
+	want := []string{"", "", "ipset:3", "ipset:2", "", "", "ipset:1"}
+	for _, parallel := range []int{1, len(sets)} {
+		res, err := (&Tester{Parallel: parallel}).TestSets(context.Background(), sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range res {
+			var rej *Rejected
+			switch {
+			case r == nil:
+				got = append(got, "")
+			case errors.As(r, &rej):
+				got = append(got, fmt.Sprintf("%s:%d", rej.Program, rej.Line))
+			default:
+				got = append(got, "not a *Rejected: "+r.Error())
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d at once: results (-want +got):\n%s", parallel, diff)
+		}
+	}
+	_, err := (&Tester{Path: t.TempDir()}).TestSets(context.Background(), sets)
+	if err == nil || err.Error() != "ipset is not installed here (the ipset package has it)" {
+		t.Errorf("TestSets without ipset: %v", err)
 	}
 }

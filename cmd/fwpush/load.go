@@ -9,15 +9,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/templates"
 	"github.com/fwpush/fwpush/xtables"
 )
 
-// policyTester loads rendered policies into this machine's iptables, each
-// where it can do no harm; xtables.Tester does.
+// policyTester loads rendered policies (and their sets) into this
+// machine's iptables (and ipset), each where it can do no harm;
+// xtables.Tester does.
 type policyTester interface {
 	Test(ctx context.Context, docs []xtables.Doc) ([]error, error)
+	TestSets(ctx context.Context, docs [][]byte) ([]error, error)
 }
 
 var _ policyTester = (*xtables.Tester)(nil)
@@ -34,9 +37,15 @@ var newTester = func() policyTester { return &xtables.Tester{} }
 type planLoader struct {
 	tester policyTester
 	warn   io.Writer // nil: warnings are not shown
-	// loaded counts the policies iptables-restore loaded; 0 when it could
-	// not run here.
-	loaded int
+	// opts are the compile's options: roles.Default(), or with sets for
+	// the commands that preview them (render and validate --sets).
+	opts roles.Options
+	// host, when set, is the one host to compile (render --host): what
+	// it needs, not the fleet. A name that is no host is a usage error.
+	host string
+	// loaded counts the policies iptables-restore loaded, and loadedSets
+	// the sets ipset did; 0 when they could not be loaded here.
+	loaded, loadedSets int
 }
 
 // loadPlan loads an inventory for the commands that act on it (run,
@@ -45,24 +54,33 @@ type planLoader struct {
 // fleet, on every cron run, and each host tests its policy with its own
 // iptables-restore before anything changes there (see runner/remote).
 func loadPlan(ctx context.Context, path string) (*roles.Plan, error) {
-	return (&planLoader{}).load(ctx, path)
+	return (&planLoader{opts: roles.Default()}).load(ctx, path)
 }
 
 // loadPlanFor loads an inventory for cmd: it stops with cmd's context and
 // shows warnings on its stderr; with test, it loads every policy with this
 // machine's iptables-restore (validate does).
 func loadPlanFor(cmd *cobra.Command, path string, test bool) (*roles.Plan, *planLoader, error) {
-	l := &planLoader{warn: cmd.ErrOrStderr()}
-	if test {
-		l.tester = newTester()
-	}
+	l := newLoader(cmd, test)
 	plan, err := l.load(cmd.Context(), path)
 	return plan, l, err
 }
 
+// newLoader is the loader of cmd: it shows warnings on cmd's stderr; with
+// test, it loads every policy with this machine's iptables-restore
+// (validate does).
+func newLoader(cmd *cobra.Command, test bool) *planLoader {
+	l := &planLoader{warn: cmd.ErrOrStderr(), opts: roles.Default()}
+	if test {
+		l.tester = newTester()
+	}
+	return l
+}
+
 // compile is the phase of loading that reads the inventory and compiles
-// every host's policy; tests stand in for it.
-var compile = func(path string) (*roles.Plan, error) {
+// every host's policy with opts, or only host's when it is set (a name that
+// is no host's is a usage error); tests stand in for it.
+var compile = func(path, host string, opts roles.Options) (*roles.Plan, error) {
 	inv, err := inventory.Load(path)
 	if err != nil {
 		var ie *inventory.Error
@@ -71,7 +89,15 @@ var compile = func(path string) (*roles.Plan, error) {
 		}
 		return nil, &exitError{code: exitInvalid, err: err}
 	}
-	return roles.Compile(inv, templates.ReadFile) // its error is an *inventory.Error
+	hosts := inv.Hosts
+	if host != "" {
+		h, ok := inv.Host(host)
+		if !ok {
+			return nil, &usageError{fmt.Errorf("--host %s: no such host in %s", host, path)}
+		}
+		hosts = []*inventory.Host{h}
+	}
+	return roles.CompileHosts(inv, templates.ReadFile, hosts, opts) // its error is an *inventory.Error
 }
 
 // load loads the plan of the inventory at path. A signal (ctx's end)
@@ -85,7 +111,7 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 	}
 	done := make(chan compiled, 1)
 	go func() {
-		plan, err := compile(path)
+		plan, err := compile(path, l.host, l.opts)
 		done <- compiled{plan, err}
 	}()
 	var c compiled
@@ -117,9 +143,36 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 	return plan, nil
 }
 
-// test loads every policy of the plan with iptables-restore. What it
-// refuses is an error; that it could not run here is a warning, returned.
+// test loads every policy of the plan with iptables-restore, and each of
+// its sets with ipset restore. What they refuse is an error; that they
+// could not run here is a warning, returned.
 func (l *planLoader) test(ctx context.Context, plan *roles.Plan) (warning string, err error) {
+	var rejected []roles.Rejection
+	sets := plan.Sets() // each once, whatever the number of hosts that use it
+	if len(sets) > 0 {
+		docs := make([][]byte, len(sets))
+		for i, s := range sets {
+			docs[i] = policy.RestoreSets([]*policy.Set{s})
+		}
+		results, err := l.tester.TestSets(ctx, docs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "policies and sets not loaded with iptables-restore and ipset, as a server would: " + err.Error(), nil
+		}
+		for i, r := range results {
+			var rej *xtables.Rejected
+			switch {
+			case r == nil:
+				l.loadedSets++
+			case errors.As(r, &rej):
+				rejected = append(rejected, roles.Rejection{Set: sets[i], Line: rej.Line, Msg: rej.Msg})
+			default:
+				return "", fmt.Errorf("set %s: %w", sets[i].Name, r)
+			}
+		}
+	}
 	type ref struct {
 		host   string
 		family int
@@ -127,7 +180,9 @@ func (l *planLoader) test(ctx context.Context, plan *roles.Plan) (warning string
 	var docs []xtables.Doc
 	var refs []ref
 	for _, p := range plan.Policies {
-		docs = append(docs, xtables.Doc{Family: 4, Text: p.V4}, xtables.Doc{Family: 6, Text: p.V6})
+		docs = append(docs,
+			xtables.Doc{Family: 4, Text: p.V4, Sets: policy.DeclareSets(ofFamily(p.Sets, policy.Inet))},
+			xtables.Doc{Family: 6, Text: p.V6, Sets: policy.DeclareSets(ofFamily(p.Sets, policy.Inet6))})
 		refs = append(refs, ref{p.Host.Name, 4}, ref{p.Host.Name, 6})
 	}
 	results, err := l.tester.Test(ctx, docs)
@@ -137,7 +192,6 @@ func (l *planLoader) test(ctx context.Context, plan *roles.Plan) (warning string
 		}
 		return "policies not loaded with iptables-restore, as a server would: " + err.Error(), nil
 	}
-	var rejected []roles.Rejection
 	for i, r := range results {
 		var rej *xtables.Rejected
 		switch {
@@ -150,6 +204,17 @@ func (l *planLoader) test(ctx context.Context, plan *roles.Plan) (warning string
 		}
 	}
 	return "", plan.Rejected(rejected)
+}
+
+// ofFamily are the sets of a family.
+func ofFamily(sets []*policy.Set, family string) []*policy.Set {
+	var out []*policy.Set
+	for _, s := range sets {
+		if s.Family == family {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // interrupted is the error of a command a signal stopped while it was

@@ -12,52 +12,65 @@ import (
 
 func newRenderCmd() *cobra.Command {
 	var host, out string
+	var sets bool
 	cmd := &cobra.Command{
 		Use:   "render [--host NAME] [--out DIR] INVENTORY",
 		Short: "Print or write the rendered policies, offline",
 		Long: `render prints every host's iptables (IPv4) and ip6tables (IPv6) policy,
 the iptables-restore input fwpush would apply, or writes them as
-DIR/NAME.rules.v4 and DIR/NAME.rules.v6. It contacts nothing.`,
+DIR/NAME.rules.v4 and DIR/NAME.rules.v6. With --host it compiles that host
+only. It contacts nothing.`,
 		Example: `  fwpush render site.toml
   fwpush render --host mysql-1 site.toml
   fwpush render --out /tmp/policies site.toml`,
 		Args: inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, _, err := loadPlanFor(cmd, args[0], false)
+			l := newLoader(cmd, false)
+			l.host = host
+			if sets {
+				l.opts.Sets = true
+			}
+			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			policies := plan.Policies
-			if host != "" {
-				p, ok := plan.Policy(host)
-				if !ok {
-					return &usageError{fmt.Errorf("--host %s: no such host in %s", host, args[0])}
-				}
-				policies = []*roles.Policy{p}
-			}
 			if out != "" {
-				return writePolicies(out, policies)
+				return writePolicies(out, plan.Policies)
 			}
 			w := cmd.OutOrStdout()
-			for _, p := range policies {
+			for _, p := range plan.Policies {
 				fmt.Fprintf(w, "### %s.rules.v4\n%s", p.Host.Name, p.V4)
 				fmt.Fprintf(w, "### %s.rules.v6\n%s", p.Host.Name, p.V6)
+				if s := p.IPSets(); s != nil {
+					fmt.Fprintf(w, "### %s.ipsets\n%s", p.Host.Name, s)
+				}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&host, "host", "", "render only this host")
 	cmd.Flags().StringVar(&out, "out", "", "write DIR/NAME.rules.v4 and DIR/NAME.rules.v6 instead of printing")
+	// A preview until the runner applies sets (docs/sets.md): the rules
+	// of a role's hosts match an ipset, and the sets are printed too
+	// (DIR/NAME.ipsets).
+	cmd.Flags().BoolVar(&sets, "sets", false, "match the hosts of a role with ipsets, one rule per flow (preview: run does not apply sets yet)")
+	_ = cmd.Flags().MarkHidden("sets")
 	return cmd
 }
 
+// writePolicies writes each policy's documents into dir: NAME.rules.v4,
+// NAME.rules.v6 and, when it has sets, NAME.ipsets.
 func writePolicies(dir string, policies []*roles.Policy) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for _, p := range policies {
-		for ext, data := range map[string][]byte{"v4": p.V4, "v6": p.V6} {
-			if err := os.WriteFile(filepath.Join(dir, p.Host.Name+".rules."+ext), data, 0o644); err != nil {
+		docs := map[string][]byte{"rules.v4": p.V4, "rules.v6": p.V6}
+		if s := p.IPSets(); s != nil {
+			docs["ipsets"] = s
+		}
+		for ext, data := range docs {
+			if err := os.WriteFile(filepath.Join(dir, p.Host.Name+"."+ext), data, 0o644); err != nil {
 				return err
 			}
 		}

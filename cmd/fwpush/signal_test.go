@@ -23,7 +23,7 @@ import (
 func init() {
 	switch os.Getenv("FWPUSH_TEST_BLOCK") {
 	case "compile":
-		compile = func(string) (*roles.Plan, error) {
+		compile = func(string, string, roles.Options) (*roles.Plan, error) {
 			fmt.Fprintln(os.Stderr, "test: compile started")
 			select {}
 		}
@@ -36,6 +36,12 @@ type blockedTester struct{}
 
 func (blockedTester) Test(ctx context.Context, _ []xtables.Doc) ([]error, error) {
 	fmt.Fprintln(os.Stderr, "test: iptables-restore started")
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (blockedTester) TestSets(ctx context.Context, _ [][]byte) ([]error, error) {
+	fmt.Fprintln(os.Stderr, "test: ipset started")
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -7,7 +7,8 @@ import (
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var sets bool
+	cmd := &cobra.Command{
 		Use:   "validate INVENTORY",
 		Short: "Check an inventory and the policies it renders, contacting nothing",
 		Long: `validate loads the inventory, checks every key, address, port, role,
@@ -25,7 +26,9 @@ do not change the exit status: 0 when valid, 3 when not.`,
 		Example: "  fwpush validate site.toml",
 		Args:    inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, l, err := loadPlanFor(cmd, args[0], true)
+			l := newLoader(cmd, true)
+			l.opts.Sets = sets
+			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -33,8 +36,15 @@ do not change the exit status: 0 when valid, 3 when not.`,
 			if l.loaded > 0 {
 				loaded = fmt.Sprintf("; iptables-restore takes all %d policies (IPv4 and IPv6)", l.loaded)
 			}
+			if l.loadedSets > 0 {
+				loaded += fmt.Sprintf(", ipset all %s", pluralize(l.loadedSets, "set", "sets"))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], pluralize(len(plan.Inventory.Hosts), "host", "hosts"), pluralize(len(plan.Inventory.Roles), "role", "roles"), loaded)
 			return nil
 		},
 	}
+	// A preview until the runner applies sets (docs/sets.md).
+	cmd.Flags().BoolVar(&sets, "sets", false, "compile with ipsets, one rule per flow, and load the sets with ipset too (preview: run does not apply sets yet)")
+	_ = cmd.Flags().MarkHidden("sets")
+	return cmd
 }

@@ -120,15 +120,23 @@ func TestValidateWarnings(t *testing.T) {
 	}
 }
 
-// fakeTester stands in for this machine's iptables.
+// fakeTester stands in for this machine's iptables and ipset.
 type fakeTester struct {
-	test func(ctx context.Context, docs []xtables.Doc) ([]error, error)
+	test     func(ctx context.Context, docs []xtables.Doc) ([]error, error)
+	testSets func(ctx context.Context, docs [][]byte) ([]error, error) // nil: every set loads
 }
 
 var _ policyTester = (*fakeTester)(nil)
 
 func (f *fakeTester) Test(ctx context.Context, docs []xtables.Doc) ([]error, error) {
 	return f.test(ctx, docs)
+}
+
+func (f *fakeTester) TestSets(ctx context.Context, docs [][]byte) ([]error, error) {
+	if f.testSets == nil {
+		return make([]error, len(docs)), nil
+	}
+	return f.testSets(ctx, docs)
 }
 
 // The loader hands every host's two policies over, and says so in a
