@@ -69,7 +69,6 @@ func found(name, role, tag string, id int, public, private, public6 string) inve
 	return f
 }
 
-
 // Every droplet with a role tag is a host, read over as many pages as the
 // API hands out, whatever else it is tagged with; two tags of one role
 // are one role; a droplet being created is left out with a note.
