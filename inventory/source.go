@@ -84,10 +84,18 @@ func Decode(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
-// Invalid returns an *Error of the file's: a problem at key found while
-// reading its sources, such as the token's variable being unset.
-func (f *File) Invalid(key, msg string) error {
-	return &Error{File: f.name, Problems: []Problem{{Line: lineOf(f.v.lines, key), Key: key, Msg: msg}}}
+// Name is the name the file was decoded under.
+func (f *File) Name() string { return f.name }
+
+// Invalid returns an *Error of the file's: problems at key found while
+// reading its sources, such as the token's variable being unset, one for
+// each message.
+func (f *File) Invalid(key string, msgs ...string) error {
+	e := &Error{File: f.name}
+	for _, m := range msgs {
+		e.Problems = append(e.Problems, Problem{Line: lineOf(f.v.lines, key), Key: key, Msg: m})
+	}
+	return e
 }
 
 // Resolve adds the hosts the sources found to the file's own and

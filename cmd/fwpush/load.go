@@ -60,16 +60,13 @@ func loadPlanFor(cmd *cobra.Command, path string, test bool) (*roles.Plan, *plan
 	return plan, l, err
 }
 
-// compile is the phase of loading that reads the inventory and compiles
-// every host's policy; tests stand in for it.
-var compile = func(path string) (*roles.Plan, error) {
-	inv, err := inventory.Load(path)
+// compile is the phase of loading that reads the inventory, resolves the
+// hosts of its source (see loadInventory) and compiles every host's
+// policy; tests stand in for it.
+var compile = func(ctx context.Context, path string) (*roles.Plan, error) {
+	inv, err := loadInventory(ctx, path)
 	if err != nil {
-		var ie *inventory.Error
-		if errors.As(err, &ie) {
-			return nil, err
-		}
-		return nil, &exitError{code: exitInvalid, err: err}
+		return nil, err
 	}
 	return roles.Compile(inv, templates.ReadFile) // its error is an *inventory.Error
 }
@@ -85,7 +82,7 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 	}
 	done := make(chan compiled, 1)
 	go func() {
-		plan, err := compile(path)
+		plan, err := compile(ctx, path)
 		done <- compiled{plan, err}
 	}()
 	var c compiled

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var snapshot string
+	cmd := &cobra.Command{
 		Use:   "validate INVENTORY",
 		Short: "Check an inventory and the policies it renders, contacting nothing",
 		Long: `validate loads the inventory, checks every key, address, port, role,
@@ -17,17 +19,24 @@ machine's iptables-restore and ip6tables-restore, each in a network
 namespace of its own that goes away with it (as root; as another user, in a
 user namespace too, where the kernel allows it): what a server would refuse
 is refused here. It reports every problem at once, as file:line: key:
-message, and contacts no host.
+message, and contacts no host. With a [digitalocean] table it first reads
+the droplets of its role tags from the API, and checks them as hosts.
 
 Warnings, such as keys that have no effect or policies that could not be
 loaded here, are printed on stderr as file:line: key: warning: message and
-do not change the exit status: 0 when valid, 3 when not.`,
+do not change the exit status: 0 when valid, 3 when not, 1 when the
+DigitalOcean API fails.`,
 		Example: "  fwpush validate site.toml",
 		Args:    inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, l, err := loadPlanFor(cmd, args[0], true)
 			if err != nil {
 				return err
+			}
+			if snapshot != "" {
+				if err := writeSnapshot(plan.Inventory, args[0], snapshot, time.Now()); err != nil {
+					return err
+				}
 			}
 			loaded := ""
 			if l.loaded > 0 {
@@ -37,4 +46,6 @@ do not change the exit status: 0 when valid, 3 when not.`,
 			return nil
 		},
 	}
+	addSnapshotFlag(cmd, &snapshot)
+	return cmd
 }
