@@ -39,6 +39,9 @@ type Server struct {
 	// PerPage caps the droplets of a page, whatever per_page asks; 0 is
 	// the API's own cap, 200.
 	PerPage int
+	// Load, when set, gives the droplets afresh for every request, in
+	// place of those the server holds; its error is a 500.
+	Load func() ([]Droplet, error)
 
 	mu       sync.Mutex
 	droplets []Droplet
@@ -169,6 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method != http.MethodGet:
 		writeJSON(w, http.StatusMethodNotAllowed, apiError{"method_not_allowed", "This fake serves GET only."})
 		return
+	}
+	if s.Load != nil {
+		var err error
+		if all, err = s.Load(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{"server_error", err.Error()})
+			return
+		}
 	}
 
 	q := r.URL.Query()
