@@ -146,6 +146,14 @@ func TestInventorySnapshot(t *testing.T) {
 		t.Errorf("snapshot has [digitalocean] or the token:\n%s", data)
 	}
 	_, before, _ := fwpush(t, "render", path)
+	if code, _, errs := fwpush(t, "validate", "--inventory-snapshot", snap+".2", path); code != exitOK {
+		t.Errorf("validate --inventory-snapshot: exit %d, stderr %q", code, errs)
+	} else if again, err := os.ReadFile(snap + ".2"); err != nil || !sameAfterComment(string(data), string(again)) {
+		t.Errorf("validate's snapshot differs from hosts': %v\n%s", err, again)
+	}
+	if code, _, errs := fwpush(t, "hosts", "--inventory-snapshot", path, path); code != exitInvalid || !strings.Contains(errs, "is the inventory itself") {
+		t.Errorf("hosts --inventory-snapshot over the inventory: exit %d, stderr %q", code, errs)
+	}
 
 	api.Remove("mysql-2")
 	t.Setenv("DIGITALOCEAN_TOKEN", "") // the snapshot needs none
@@ -201,4 +209,14 @@ func TestDigitalOceanErrors(t *testing.T) {
 	if want := path + ":" + strconv.Itoa(line) + ": hosts.mysql-2: mysql-2 is also the name of digitalocean droplet 1003 (tag db): rename one of them\n"; code != exitInvalid || errs != want {
 		t.Errorf("validate with a host named as a droplet: exit %d, stderr %q; want exit %d and %q", code, errs, exitInvalid, want)
 	}
+}
+
+// sameAfterComment tells whether two snapshots are the same but for their
+// comment, which holds the time.
+func sameAfterComment(a, b string) bool {
+	body := func(s string) string {
+		_, rest, _ := strings.Cut(s, "\n\n")
+		return rest
+	}
+	return body(a) != "" && body(a) == body(b)
 }

@@ -23,6 +23,11 @@ func addSnapshotFlag(cmd *cobra.Command, path *string) {
 // static inventory, with a comment saying where its hosts came from,
 // when, and the fleet's digest. It replaces dst whole or not at all.
 func writeSnapshot(inv *inventory.Inventory, src, dst string, now time.Time) error {
+	if a, err := os.Stat(src); err == nil {
+		if b, err := os.Stat(dst); err == nil && os.SameFile(a, b) {
+			return &usageError{fmt.Errorf("--inventory-snapshot %s is the inventory itself: write the snapshot to another file", dst)}
+		}
+	}
 	from, err := filepath.Abs(filepath.Dir(src))
 	if err != nil {
 		return err
