@@ -49,19 +49,33 @@ type Inventory struct {
 	// Warnings are keys that are valid but have no effect, or one that is
 	// probably not meant, in file order. They do not make it invalid.
 	Warnings []Problem
+	// DigitalOcean is where hosts beyond the file's come from; nil when
+	// the inventory has no [digitalocean] table.
+	DigitalOcean *DigitalOcean
 
 	lines map[string]int // where each key is written (see keyLines)
+	// found are the hosts Resolve added from a source, by name.
+	found map[string]Found
 }
 
 // Line returns the line key is written on ("roles.db.template",
 // "roles.app.allow[1].from"), or that of its nearest enclosing table when
 // the key itself is not written; 0 when none is known.
-func (inv *Inventory) Line(key string) int { return lineOf(inv.lines, key) }
+func (inv *Inventory) Line(key string) int {
+	if _, ok := hostOfKey(key, inv.found); ok {
+		return 0 // the key is not written: the host came from a source
+	}
+	return lineOf(inv.lines, key)
+}
 
 // Problem returns a problem at key, with its line, for the packages that
 // check what an inventory renders to, so that their messages take the
-// same "file:line: key: message" form.
+// same "file:line: key: message" form. A key of a host that came from a
+// source has no line: the problem names the source instead.
 func (inv *Inventory) Problem(key, msg string) Problem {
+	if name, ok := hostOfKey(key, inv.found); ok {
+		return Problem{Key: key, Msg: msg, Source: inv.found[name].Source}
+	}
 	return Problem{Line: inv.Line(key), Key: key, Msg: msg}
 }
 
@@ -145,6 +159,9 @@ type Host struct {
 	// Given says whether the inventory wrote the host's user, port and
 	// become, for the host or in [ssh].
 	Given Given
+	// Source says where a host not written by hand came from
+	// ("digitalocean droplet 1234 (tag app)"); "" for a host of the file.
+	Source string
 }
 
 // Site is one data centre: its hosts share a private network, which

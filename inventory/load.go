@@ -26,6 +26,9 @@ type rawFile struct {
 	Hosts      map[string]rawHost `toml:"hosts"`
 	Roles      map[string]rawRole `toml:"roles"`
 	Sites      map[string]rawSite `toml:"sites"`
+	// DigitalOcean is the source of hosts outside the file (see
+	// source.go); the decoder leaves it zero when the file has none.
+	DigitalOcean rawDigitalOcean `toml:"digitalocean"`
 }
 
 // rawNames is a host name or a list of them ([ssh] tunnel, a site's
@@ -68,6 +71,7 @@ type rawHost struct {
 	Port         int    `toml:"port"`
 	Site         string `toml:"site"`
 	Become       string `toml:"become"`
+	Source       string `toml:"source"`
 }
 
 type rawRole struct {
@@ -96,8 +100,25 @@ func Load(path string) (*Inventory, error) {
 
 // Parse decodes and validates an inventory. name is used in error messages
 // and as the inventory's Path. The error, when not nil, is an *Error listing
-// every problem found.
+// every problem found. An inventory that takes hosts from outside the file
+// ([digitalocean]) is an error here: it needs Decode, the hosts read from
+// the source, and Resolve.
 func Parse(name string, data []byte) (*Inventory, error) {
+	f, err := decode(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if f.DigitalOcean != nil {
+		return nil, f.Invalid("digitalocean", "this inventory takes hosts from DigitalOcean, which this command does not read: give it a snapshot of the resolved inventory (fwpush hosts --inventory-snapshot FILE)")
+	}
+	return f.Resolve(nil, nil)
+}
+
+// decode decodes an inventory and checks what does not depend on its
+// hosts. Its error is an inventory that cannot be built at all: bad TOML,
+// values of the wrong type, keys in the wrong case. Other problems stay
+// in the File, to be reported with those Resolve finds.
+func decode(name string, data []byte) (*File, error) {
 	// The decoder skips a UTF-8 byte order mark and counts offsets after
 	// it; so must the line scanner.
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -120,21 +141,35 @@ func Parse(name string, data []byte) (*Inventory, error) {
 		}
 	}
 	v := &validator{file: name, lines: keyLines(string(data)), md: md}
-	var inv *Inventory
 	if err != nil {
 		v.decodeError(md, data, err)
-	} else if folded := v.unknownKeys(md.Keys(), md.Undecoded()); !folded {
-		// Otherwise a key in the wrong case may have been decoded in place
-		// of the right one: what was decoded is not what was meant, and
-		// only the misspelt keys are reported.
-		inv = v.build(name, &raw)
+		return nil, v.err()
 	}
-	byLine := func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) }
+	if folded := v.unknownKeys(md.Keys(), md.Undecoded()); folded {
+		// A key in the wrong case may have been decoded in place of the
+		// right one: what was decoded is not what was meant, and only
+		// the misspelt keys are reported.
+		return nil, v.err()
+	}
+	f := &File{name: name, raw: &raw, v: v}
+	f.DigitalOcean = v.digitalOcean(&raw)
+	return f, nil
+}
+
+// err returns the problems recorded so far as an *Error, in file order.
+func (v *validator) err() error {
+	slices.SortStableFunc(v.problems, byLine)
+	return &Error{File: v.file, Problems: v.problems}
+}
+
+func byLine(a, b Problem) int { return cmp.Compare(a.Line, b.Line) }
+
+// finish returns the inventory built, or every problem found.
+func (v *validator) finish(inv *Inventory) (*Inventory, error) {
 	if len(v.problems) > 0 {
 		// Warnings are left out: about an invalid inventory they mislead
 		// (a misspelt "tcp" makes its allow entry a duplicate).
-		slices.SortStableFunc(v.problems, byLine)
-		return nil, &Error{File: name, Problems: v.problems}
+		return nil, v.err()
 	}
 	slices.SortStableFunc(v.warnings, byLine)
 	inv.Warnings = v.warnings
@@ -158,6 +193,10 @@ type Problem struct {
 	// Warning marks a problem that does not make the inventory invalid: a
 	// key that has no effect, or one that is probably not what was meant.
 	Warning bool
+	// Source names where a host that is not written in the file came from
+	// ("digitalocean droplet 1234 (tag app)"), for a problem of such a
+	// host: it has no line.
+	Source string
 }
 
 func (e *Error) Error() string {
@@ -186,6 +225,9 @@ func (p Problem) Format(file string) string {
 	b.WriteString(": ")
 	if p.Key != "" {
 		b.WriteString(oneLine(p.Key))
+		if p.Source != "" {
+			b.WriteString(" (" + oneLine(p.Source) + ")")
+		}
 		b.WriteString(": ")
 	}
 	if p.Warning {
@@ -368,8 +410,10 @@ func unknownPart(k toml.Key) (toml.Key, bool) {
 		switch {
 		case i == 0:
 			kind = ""
-		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
+		case i == 1 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall" || k[0] == "digitalocean"):
 			kind = k[0]
+		case i == 2 && k[0] == "digitalocean" && (k[1] == "roles" || k[1] == "sites"):
+			continue // a tag or a region
 		case i == 1 && (k[0] == "hosts" || k[0] == "roles" || k[0] == "sites"):
 			continue // a host, role or site name
 		case i == 2 && k[0] == "hosts":
@@ -423,14 +467,15 @@ func (v *validator) unknownKey(k toml.Key, nth int) {
 
 // knownKeys lists the keys each kind of table accepts, for suggestions.
 var knownKeys = map[string][]string{
-	"":           {"ssh", "interfaces", "firewall", "hosts", "roles", "sites"},
-	"ssh":        {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
-	"interfaces": {"public", "private"},
-	"firewall":   {"preserve"},
-	"host":       {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become"},
-	"role":       {"template", "public_tcp", "allow", "log_dropped", "preserve"},
-	"allow":      {"from", "tcp", "udp", "cross_site"},
-	"site":       {"tunnel"},
+	"":             {"ssh", "interfaces", "firewall", "hosts", "roles", "sites", "digitalocean"},
+	"digitalocean": {"token_env", "roles", "endpoint", "sites"},
+	"ssh":          {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
+	"interfaces":   {"public", "private"},
+	"firewall":     {"preserve"},
+	"host":         {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become", "source"},
+	"role":         {"template", "public_tcp", "allow", "log_dropped", "preserve"},
+	"allow":        {"from", "tcp", "udp", "cross_site"},
+	"site":         {"tunnel"},
 }
 
 // keyKind names the kind of table k is a key of, in knownKeys.
@@ -438,7 +483,7 @@ func keyKind(k toml.Key) (string, bool) {
 	switch {
 	case len(k) == 1:
 		return "", true
-	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall"):
+	case len(k) == 2 && (k[0] == "ssh" || k[0] == "interfaces" || k[0] == "firewall" || k[0] == "digitalocean"):
 		return k[0], true
 	case len(k) == 3 && k[0] == "hosts":
 		return "host", true

@@ -32,16 +32,30 @@ type validator struct {
 	// publicUsed marks the public addresses ("public_ip", "public_ip6")
 	// of hosts that flows between sites use, by host name.
 	publicUsed map[string]map[string]bool
+	// found are the hosts a source outside the file reported, by name:
+	// a problem of theirs names where they came from, not a line.
+	found map[string]Found
 }
 
 // errorf records a problem at key.
 func (v *validator) errorf(key, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Line: lineOf(v.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, v.at(key, fmt.Sprintf(format, args...)))
 }
 
 // warnf records a warning at key.
 func (v *validator) warnf(key, format string, args ...any) {
-	v.warnings = append(v.warnings, Problem{Line: lineOf(v.lines, key), Key: key, Msg: fmt.Sprintf(format, args...), Warning: true})
+	p := v.at(key, fmt.Sprintf(format, args...))
+	p.Warning = true
+	v.warnings = append(v.warnings, p)
+}
+
+// at makes a problem at key: with its line, or, for a key of a host that
+// is not written in the file, with where the host came from.
+func (v *validator) at(key, msg string) Problem {
+	if name, ok := hostOfKey(key, v.found); ok {
+		return Problem{Key: key, Msg: msg, Source: v.found[name].Source}
+	}
+	return Problem{Line: lineOf(v.lines, key), Key: key, Msg: msg}
 }
 
 // lineOf looks the line of key up, or that of its nearest enclosing table
@@ -94,7 +108,11 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 	for _, hn := range sortedKeys(raw.Hosts) {
 		inv.Hosts = append(inv.Hosts, v.host(inv, hn, raw.Hosts[hn]))
 	}
-	if len(inv.Hosts) == 0 {
+	switch {
+	case len(inv.Hosts) > 0:
+	case raw.DigitalOcean.Roles != nil:
+		v.errorf("digitalocean.roles", "no hosts: no droplet carries one of these tags, and the file has no [hosts.NAME] table")
+	default:
 		v.errorf("hosts", "no hosts: add at least a [hosts.NAME] table for the tunnel host")
 	}
 	// Allow sources can only be checked once every role is known.
@@ -264,6 +282,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 		User:         inv.SSH.User,
 		Port:         inv.SSH.Port,
 		Given:        Given{User: inv.SSH.Given.User || raw.User != "", Port: inv.SSH.Given.Port || v.defined("hosts", name, "port")},
+		Source:       raw.Source,
 	}
 	if !validName(name) {
 		v.errorf(key, "invalid host name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters", name)

@@ -4,7 +4,8 @@
 # with a dry run, push, prove the policy with probes, push again to show
 # that nothing changes, and take the lab down. Then the same fleet as a
 # cloud provider hands it over: root's login off, fwpush logging in as
-# deploy and becoming root with sudo.
+# deploy and becoming root with sudo; and that fleet found by tag on a fake
+# of DigitalOcean's API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fw=$PWD/bin/fwpush
@@ -50,6 +51,23 @@ step "ssh root@tunnel-1: refused, as on a cloud image"
 
 step "fwpush run $cloud   (as deploy, every step that needs root under sudo -n)"
 "$fw" lab exec "$cloud" -- "$fw" run "$cloud"
+
+step "the same fleet by tag: a fake DigitalOcean API in the lab serves $cloud's hosts as droplets"
+tmp=$(mktemp -d)
+do=$tmp/do.toml
+sed 's|^# endpoint = .*|endpoint = "http://127.0.0.1:8086"   # fwpush lab fake-do|' examples/do.toml >"$do"
+export DIGITALOCEAN_TOKEN=lab
+"$fw" lab exec "$cloud" -- "$fw" lab fake-do "$cloud" &
+fake=$!
+for _ in $(seq 50); do "$fw" lab exec "$cloud" -- "$fw" hosts "$do" >/dev/null 2>&1 && break; sleep 0.2; done
+
+step "fwpush hosts do.toml   (every host a droplet, found by its tag)"
+"$fw" lab exec "$cloud" -- "$fw" hosts "$do"
+
+step "fwpush run do.toml   (the fleet by tag is the fleet by hand: every host unchanged)"
+"$fw" lab exec "$cloud" -- "$fw" run "$do"
+kill "$fake" 2>/dev/null || true
+rm -rf "$tmp"
 
 step "fwpush lab down $cloud"
 "$fw" lab down "$cloud"

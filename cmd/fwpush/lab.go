@@ -164,6 +164,7 @@ or writes stays on that host). The command's exit status is shell's.`,
 			},
 		},
 		newLabRebootCmd(open),
+		newLabFakeDOCmd(),
 		&cobra.Command{
 			Use:   "probe INVENTORY FROM ADDRESS PORT",
 			Short: "Tell whether a TCP port is reachable from a host, the controller or the stranger",

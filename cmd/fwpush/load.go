@@ -77,17 +77,14 @@ func newLoader(cmd *cobra.Command, test bool) *planLoader {
 	return l
 }
 
-// compile is the phase of loading that reads the inventory and compiles
-// every host's policy with opts, or only host's when it is set (a name that
-// is no host's is a usage error); tests stand in for it.
-var compile = func(path, host string, opts roles.Options) (*roles.Plan, error) {
-	inv, err := inventory.Load(path)
+// compile is the phase of loading that reads the inventory, resolves the
+// hosts of its source (see loadInventory) and compiles every host's policy
+// with opts, or only host's when it is set (a name that is no host's is a
+// usage error); tests stand in for it.
+var compile = func(ctx context.Context, path, host string, opts roles.Options) (*roles.Plan, error) {
+	inv, err := loadInventory(ctx, path)
 	if err != nil {
-		var ie *inventory.Error
-		if errors.As(err, &ie) {
-			return nil, err
-		}
-		return nil, &exitError{code: exitInvalid, err: err}
+		return nil, err
 	}
 	hosts := inv.Hosts
 	if host != "" {
@@ -111,7 +108,7 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 	}
 	done := make(chan compiled, 1)
 	go func() {
-		plan, err := compile(path, l.host, l.opts)
+		plan, err := compile(ctx, path, l.host, l.opts)
 		done <- compiled{plan, err}
 	}()
 	var c compiled

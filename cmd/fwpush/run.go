@@ -112,6 +112,7 @@ type runFlags struct {
 	askBecomePass bool
 	lockWait      time.Duration
 	metrics       metricsFlag
+	snapshot      string // --inventory-snapshot
 }
 
 func newRunCmd() *cobra.Command {
@@ -188,6 +189,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
+	addSnapshotFlag(cmd, &f.snapshot)
 	f.ssh.register(cmd)
 	f.metrics.register(cmd)
 	return cmd
@@ -199,6 +201,11 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		return err
 	}
 	inv := plan.Inventory
+	if f.snapshot != "" {
+		if err := writeSnapshot(inv, path, f.snapshot, time.Now()); err != nil {
+			return err
+		}
+	}
 	if err := f.ssh.apply(inv); err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 func init() {
 	switch os.Getenv("FWPUSH_TEST_BLOCK") {
 	case "compile":
-		compile = func(string, string, roles.Options) (*roles.Plan, error) {
+		compile = func(context.Context, string, string, roles.Options) (*roles.Plan, error) {
 			fmt.Fprintln(os.Stderr, "test: compile started")
 			select {}
 		}

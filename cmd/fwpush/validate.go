@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func newValidateCmd() *cobra.Command {
 	var sets bool
+	var snapshot string
 	cmd := &cobra.Command{
 		Use:   "validate INVENTORY",
 		Short: "Check an inventory and the policies it renders, contacting nothing",
@@ -18,11 +20,13 @@ machine's iptables-restore and ip6tables-restore, each in a network
 namespace of its own that goes away with it (as root; as another user, in a
 user namespace too, where the kernel allows it): what a server would refuse
 is refused here. It reports every problem at once, as file:line: key:
-message, and contacts no host.
+message, and contacts no host. With a [digitalocean] table it first reads
+the droplets of its role tags from the API, and checks them as hosts.
 
 Warnings, such as keys that have no effect or policies that could not be
 loaded here, are printed on stderr as file:line: key: warning: message and
-do not change the exit status: 0 when valid, 3 when not.`,
+do not change the exit status: 0 when valid, 3 when not, 1 when the
+DigitalOcean API fails.`,
 		Example: "  fwpush validate site.toml",
 		Args:    inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -31,6 +35,11 @@ do not change the exit status: 0 when valid, 3 when not.`,
 			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if snapshot != "" {
+				if err := writeSnapshot(plan.Inventory, args[0], snapshot, time.Now()); err != nil {
+					return err
+				}
 			}
 			loaded := ""
 			if l.loaded > 0 {
@@ -46,5 +55,6 @@ do not change the exit status: 0 when valid, 3 when not.`,
 	// A preview until the runner applies sets (docs/sets.md).
 	cmd.Flags().BoolVar(&sets, "sets", false, "compile with ipsets, one rule per flow, and load the sets with ipset too (preview: run does not apply sets yet)")
 	_ = cmd.Flags().MarkHidden("sets")
+	addSnapshotFlag(cmd, &snapshot)
 	return cmd
 }
