@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 )
@@ -131,7 +132,7 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 		}
 	}
 	for _, r := range inv.Roles {
-		add(r.Name, fmt.Sprintf("role, %s", pluralize(len(inv.HostsOf(r.Name)), "host", "hosts")))
+		add(r.Name, fmt.Sprintf("role, %s", english.Count(len(inv.HostsOf(r.Name)), "host")))
 	}
 	for _, s := range inv.Sites {
 		if !inv.HasSites() {
@@ -143,7 +144,7 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 				n++
 			}
 		}
-		add(s.Name, fmt.Sprintf("site, %s", pluralize(n, "host", "hosts")))
+		add(s.Name, fmt.Sprintf("site, %s", english.Count(n, "host")))
 	}
 	for _, h := range inv.Hosts {
 		add(h.Name, "host, role "+h.Role)

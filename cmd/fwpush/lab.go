@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/lab"
 )
 
@@ -176,7 +177,7 @@ the way is closed).`, lab.ProbeTimeout),
   fwpush lab probe site.toml stranger 198.18.0.31 3306`,
 			Args: func(cmd *cobra.Command, args []string) error {
 				if len(args) != 4 {
-					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
+					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %s", cmd.CommandPath(), english.Count(len(args), "argument"))}
 				}
 				return nil
 			},
@@ -214,7 +215,7 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 		case dash < 0:
 			return &usageError{fmt.Errorf("%s takes %s, then -- and a command", cmd.CommandPath(), names)}
 		case dash != n:
-			return &usageError{fmt.Errorf("%s takes %s before --, got %s", cmd.CommandPath(), names, pluralize(dash, "argument", "arguments"))}
+			return &usageError{fmt.Errorf("%s takes %s before --, got %s", cmd.CommandPath(), names, english.Count(dash, "argument"))}
 		case len(args) == n:
 			return &usageError{fmt.Errorf("%s: no command after --", cmd.CommandPath())}
 		}
@@ -254,7 +255,7 @@ func printUp(w io.Writer, l *lab.Lab, path, name string, took time.Duration) {
 		strangers = "strangers " + strings.Join(each, ", ")
 	}
 	fmt.Fprintf(w, "lab %s: up in %.1fs: %s, controller %s, %s\n",
-		l.Name, took.Seconds(), pluralize(len(l.Hosts), "host", "hosts"), l.Controller.Public.IP, strangers)
+		l.Name, took.Seconds(), english.Count(len(l.Hosts), "host"), l.Controller.Public.IP, strangers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  client key\t%s\n", l.Identity)
 	fmt.Fprintf(tw, "  known_hosts\t%s\n", l.KnownHosts)

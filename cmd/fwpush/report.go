@@ -11,6 +11,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/runner"
 )
 
@@ -224,7 +225,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	fmt.Fprintf(r.w, "%s in %s: %s\n", english.Count(len(results), "host"), took.Round(time.Millisecond), strings.Join(parts, ", "))
 	for _, res := range results {
 		// Hosts not tried share one cause, printed once before any host.
 		if res.Err != nil && res.Status != runner.NotTried {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 )
 
@@ -117,7 +118,7 @@ survive reboots.`,
 // inventory file.
 func inventoryArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
+		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), english.Count(len(args), "argument"))}
 	}
 	return nil
 }

@@ -37,15 +37,6 @@ func (c *connFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&c.via, "via", nil, "reach a site through this bastion, not the first of its tunnel list that answers (one per site; repeat or comma-separate)")
 }
 
-func firstSet(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // given is v if the inventory wrote it, else "".
 func given(v string, written bool) string {
 	if written {
@@ -77,14 +68,14 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	// The first bastion's entry, as the one fwpush tries first.
 	tunnel := inv.Bastions(inv.Sites[0].Name)[0]
 	tc := cfg.Lookup(tunnel.Name, tunnel.PublicIP.String())
-	known := firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
+	known := cmp.Or(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
 	var more []string
 	if known == "" && len(tc.UserKnownHosts) > 0 {
 		known, more = tc.UserKnownHosts[0], tc.UserKnownHosts[1:]
 	}
 	return transport.Options{
 		User:           inv.SSH.User,
-		Identity:       firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
+		Identity:       cmp.Or(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
 		KnownHosts:     cmp.Or(known, inventory.DefaultKnownHosts),
 		MoreKnownHosts: append(more, tc.GlobalKnownHosts...),
 		HashKnownHosts: tc.HashKnownHosts,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fwpush/fwpush/internal/english"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -33,7 +35,7 @@ do not change the exit status: 0 when valid, 3 when not.`,
 			if l.loaded > 0 {
 				loaded = fmt.Sprintf("; iptables-restore takes all %d policies (IPv4 and IPv6)", l.loaded)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], pluralize(len(plan.Inventory.Hosts), "host", "hosts"), pluralize(len(plan.Inventory.Roles), "role", "roles"), loaded)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], english.Count(len(plan.Inventory.Hosts), "host"), english.Count(len(plan.Inventory.Roles), "role"), loaded)
 			return nil
 		},
 	}
