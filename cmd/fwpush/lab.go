@@ -1,12 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -131,7 +130,10 @@ sshd pid, and the memory its processes use. Exit status 0 when the lab is up,
 			Long: `exec runs a command in the controller's namespace, on the lab's public
 network, with FWPUSH_IDENTITY and FWPUSH_KNOWN_HOSTS set to the lab's client
 key and known_hosts: fwpush run there reaches the lab's hosts with the
-inventory unchanged. The command's exit status is exec's.`,
+inventory unchanged. The command's exit status is exec's. SIGINT, SIGTERM
+and SIGHUP are the command's: exec passes them on (but a ^C or a hangup,
+which the terminal sends to the command too) and waits for it, so that
+fwpush run there settles its hosts, reports and exits 130.`,
 			Example: `  fwpush lab exec site.toml -- fwpush run site.toml
   fwpush lab exec site.toml -- ssh -F /var/lib/fwpush-lab/site/ssh_config 203.0.113.10 uptime`,
 			Args: commandArgs(1, "INVENTORY"),
@@ -140,7 +142,8 @@ inventory unchanged. The command's exit status is exec's.`,
 				if err != nil {
 					return err
 				}
-				return runPassthrough(cmd, l.Command(cmd.Context(), args[1], args[2:]...))
+				// Not cancelled by fwpush's signals: they are the command's.
+				return runPassthrough(cmd, l.Command(context.WithoutCancel(cmd.Context()), args[1], args[2:]...))
 			},
 		},
 		&cobra.Command{
@@ -157,7 +160,7 @@ or writes stays on that host). The command's exit status is shell's.`,
 				if err != nil {
 					return err
 				}
-				c, err := l.HostCommand(cmd.Context(), args[1], args[2], args[3:]...)
+				c, err := l.HostCommand(context.WithoutCancel(cmd.Context()), args[1], args[2], args[3:]...)
 				if err != nil {
 					return err
 				}
@@ -221,20 +224,6 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// runPassthrough runs c on the terminal's stdin and the command's outputs,
-// and makes its exit status fwpush's.
-func runPassthrough(cmd *cobra.Command, c *exec.Cmd) error {
-	c.Stdin = os.Stdin
-	c.Stdout = cmd.OutOrStdout()
-	c.Stderr = cmd.ErrOrStderr()
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.ExitCode()}
-	}
-	return err
 }
 
 // upArgs is how the user would write lab up for this lab.
