@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -67,7 +69,7 @@ of different names can be up at once.`,
 		}
 		l, err := lab.Open(n)
 		if errors.Is(err, lab.ErrNotUp) {
-			return nil, fmt.Errorf("%w: bring it up with: fwpush lab up %s", err, upArgs(name, path))
+			return nil, fmt.Errorf("%w: bring it up with: %s lab up %s", err, self(), upArgs(name, path))
 		}
 		return l, err
 	}
@@ -226,6 +228,18 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
+// self is fwpush as hints name it, so that they run as printed: as the
+// user ran it when that was by a path (bin/fwpush after make build alone:
+// lab exec keeps the directory), else fwpush, found on PATH (make install).
+func self() string { return invokedAs(os.Args[0]) }
+
+func invokedAs(arg0 string) string {
+	if filepath.Base(arg0) == "fwpush" && strings.Contains(arg0, "/") {
+		return arg0
+	}
+	return "fwpush"
+}
+
 // upArgs is how the user would write lab up for this lab.
 func upArgs(name, path string) string {
 	if name != "" {
@@ -250,7 +264,7 @@ func printUp(w io.Writer, l *lab.Lab, path, name string, took time.Duration) {
 	fmt.Fprintf(tw, "  known_hosts\t%s\n", l.KnownHosts)
 	fmt.Fprintf(tw, "  ssh_config\t%s\n", l.SSHConfig)
 	tw.Flush()
-	fmt.Fprintf(w, "next: fwpush lab exec %s -- fwpush run %s\n", upArgs(name, path), path)
+	fmt.Fprintf(w, "next: %[1]s lab exec %[2]s -- %[1]s run %[3]s\n", self(), upArgs(name, path), path)
 }
 
 func printStatus(w io.Writer, st *lab.Status) {
