@@ -110,7 +110,7 @@ not be made; 3 invalid input (nothing contacted).`,
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
-	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	registerLimit(cmd, &f.limit)
 	return cmd
 }
 

@@ -48,13 +48,13 @@ of different names can be up at once.`,
 	labName := func(path string) (string, error) {
 		if name != "" {
 			if err := lab.CheckName(name); err != nil {
-				return "", &usageError{err}
+				return "", &inputError{err}
 			}
 			return name, nil
 		}
 		n, err := lab.NameFor(path)
 		if err != nil {
-			return "", &usageError{err}
+			return "", &inputError{err}
 		}
 		return n, nil
 	}
@@ -189,11 +189,11 @@ the way is closed).`, lab.ProbeTimeout),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				addr, err := netip.ParseAddr(args[2])
 				if err != nil {
-					return &usageError{fmt.Errorf("%q is not an IP address", args[2])}
+					return &inputError{fmt.Errorf("%q is not an IP address", args[2])}
 				}
 				port, err := strconv.Atoi(args[3])
 				if err != nil || port < 1 || port > 65535 {
-					return &usageError{fmt.Errorf("%q is not a port (1-65535)", args[3])}
+					return &inputError{fmt.Errorf("%q is not a port (1-65535)", args[3])}
 				}
 				l, err := open(args[0])
 				if err != nil {

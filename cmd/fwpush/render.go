@@ -31,7 +31,7 @@ DIR/NAME.rules.v4 and DIR/NAME.rules.v6. It contacts nothing.`,
 			if host != "" {
 				p, ok := plan.Policy(host)
 				if !ok {
-					return &usageError{fmt.Errorf("--host %s: no such host in %s", host, args[0])}
+					return &inputError{fmt.Errorf("--host %s: no such host in %s", host, args[0])}
 				}
 				policies = []*roles.Policy{p}
 			}

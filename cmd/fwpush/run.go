@@ -56,7 +56,7 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	files := transport.DefaultSSHConfigFiles()
 	if c.sshConfig != "" {
 		if _, err := os.Stat(c.sshConfig); err != nil {
-			return transport.Options{}, &usageError{fmt.Errorf("--ssh-config: %w", err)}
+			return transport.Options{}, &inputError{fmt.Errorf("--ssh-config: %w", err)}
 		}
 		files = []string{c.sshConfig}
 	}
@@ -156,7 +156,7 @@ not tried, or the check after the run found a mismatch; 2 changes pending
 	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body, in the text and in --json: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
 	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
-	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	registerLimit(cmd, &f.limit)
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
