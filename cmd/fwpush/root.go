@@ -123,6 +123,7 @@ survive reboots.`,
 		newRunCmd(),
 		newCheckCmd(),
 		newGraphCmd(),
+		newSSHConfigCmd(),
 		newManCmd(),
 	)
 	registerCompletions(root)

@@ -29,11 +29,17 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
+	c.registerRoute(cmd)
+	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
+	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
+}
+
+// registerRoute registers the flags that say how hosts are reached, which
+// ssh-config shows.
+func (c *connFlags) registerRoute(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity, then ssh_config's IdentityFile)")
 	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts, then ssh_config's UserKnownHostsFile)")
 	cmd.Flags().StringVarP(&c.sshConfig, "ssh-config", "F", "", "OpenSSH client config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config")
-	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
-	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 	cmd.Flags().StringSliceVar(&c.via, "via", nil, "reach a site through this bastion, not the first of its tunnel list that answers (one per site; repeat or comma-separate)")
 }
 
