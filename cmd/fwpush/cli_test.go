@@ -303,7 +303,7 @@ func TestManPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := strings.ReplaceAll(string(run), `\-`, "-") // roff escapes dashes
-	for _, want := range []string{`.TH "FWPUSH" "1" "Jan 2026" "fwpush `, "fwpush-run", "--dry-run", "--no-diff", "--limit", "--quiet", "--json", "--verbose", "--identity", "rollback_after", "Exit status"} {
+	for _, want := range []string{`.TH "FWPUSH-RUN" "1" "Jan 2026" "fwpush `, "fwpush-run", "--dry-run", "--no-diff", "--limit", "--quiet", "--json", "--verbose", "--identity", "rollback_after", "Exit status"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("fwpush-run.1 lacks %q", want)
 		}
