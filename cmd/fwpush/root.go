@@ -127,6 +127,7 @@ survive reboots.`,
 		newManCmd(),
 	)
 	registerCompletions(root)
+	commaBash(root)
 	return root
 }
 
