@@ -55,7 +55,7 @@ fuzz:
 		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME); \
 	done
 
-# The picture of examples/site.toml's flows in the README.
+# The picture of examples/site.toml's flows in docs/check.md.
 graph: build
 	./scripts/deps.sh dot
 	mkdir -p docs
