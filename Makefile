@@ -5,11 +5,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/fwpush
 GO      ?= go
+PREFIX  ?= /usr/local
 
-.PHONY: build deps test lint demo bench fuzz graph man release clean
+.PHONY: build install deps test lint demo bench fuzz graph man release clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fwpush
+
+# fwpush on PATH, as the lab's hints and the docs' examples run it:
+# PREFIX/bin/fwpush (/usr/local/bin by default; DESTDIR for packagers).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/fwpush
 
 deps:
 	./scripts/deps.sh
@@ -50,7 +56,7 @@ fuzz:
 		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME); \
 	done
 
-# The picture of examples/site.toml's flows in the README.
+# The picture of examples/site.toml's flows in docs/check.md.
 graph: build
 	./scripts/deps.sh dot
 	mkdir -p docs

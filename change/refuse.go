@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/live"
 	"github.com/fwpush/fwpush/policy"
@@ -123,22 +124,15 @@ func describeTable(doc string) string {
 	}
 	var parts []string
 	if rules > 0 {
-		parts = append(parts, plural(rules, "rule"))
+		parts = append(parts, english.Count(rules, "rule"))
 	}
 	if chains > 0 {
-		parts = append(parts, plural(chains, "user chain"))
+		parts = append(parts, english.Count(chains, "user chain"))
 	}
 	if len(policies) > 0 {
 		parts = append(parts, "policy "+strings.Join(policies, ", "))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // unknownChains lists the unknown chains of the splits (IPv4, IPv6), each

@@ -510,17 +510,23 @@ func suggest(k toml.Key) string {
 	if !ok {
 		return ""
 	}
-	bad := strings.ToLower(k[len(k)-1])
-	best, bestDist := "", 3
-	for _, cand := range knownKeys[kind] {
-		if d := distance(bad, cand); d < bestDist {
-			best, bestDist = cand, d
-		}
-	}
+	best := closest(strings.ToLower(k[len(k)-1]), knownKeys[kind], 2)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf("%q", best)
+}
+
+// closest returns the first of names nearest to bad, if any is near
+// enough to be a typo of it (at most within edits away), else "".
+func closest(bad string, names []string, within int) string {
+	best, bestDist := "", within+1
+	for _, cand := range names {
+		if d := distance(bad, cand); d < bestDist {
+			best, bestDist = cand, d
+		}
+	}
+	return best
 }
 
 // distance is the Levenshtein distance between two short strings.

@@ -24,8 +24,9 @@ import (
 // ("!tunnel-1" is every host but the tunnel).
 //
 // Unlike Ansible, which warns and goes on, a term that matches no host and
-// no role is an error naming it (a typo in an exclusion must not widen a
-// push), and so is a pattern that selects no host at all. An empty pattern
+// no role is an error naming it, and the name it is likely a typo of (a
+// typo in an exclusion must not widen a push), and so is a pattern that
+// selects no host at all. An empty pattern
 // selects every host. Ansible's regular expressions ("~...") and subscripts
 // ("db[0]") are not supported.
 func (inv *Inventory) Select(pattern string) ([]*Host, error) {
@@ -45,7 +46,11 @@ func (inv *Inventory) Select(pattern string) ([]*Host, error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%q: %w", written, err))
 		case len(set) == 0:
-			errs = append(errs, fmt.Errorf("%q matches no %s", written, inv.nameKinds()))
+			msg := fmt.Sprintf("%q matches no %s", written, inv.nameKinds())
+			if near := inv.closestName(term); near != "" {
+				msg += fmt.Sprintf("; did you mean %q?", strings.TrimSuffix(written, term)+near)
+			}
+			errs = append(errs, errors.New(msg))
 		}
 		return set
 	}
@@ -134,6 +139,29 @@ func (inv *Inventory) nameKinds() string {
 		return "host, role or site"
 	}
 	return "host or role"
+}
+
+// closestName returns the host, role or site name a term that matches
+// nothing is likely a typo of, if any; "" for a glob, which is no typo of
+// one name.
+func (inv *Inventory) closestName(term string) string {
+	if strings.ContainsAny(term, "*?[") {
+		return ""
+	}
+	var names []string
+	for _, r := range inv.Roles {
+		names = append(names, r.Name)
+	}
+	if inv.HasSites() {
+		for _, s := range inv.Sites {
+			names = append(names, s.Name)
+		}
+	}
+	for _, h := range inv.Hosts {
+		names = append(names, h.Name)
+	}
+	// A short name is a few edits away from many others.
+	return closest(term, names, min(2, len(term)/2))
 }
 
 // match returns the hosts one term (without its '!' or '&') matches: by

@@ -46,9 +46,10 @@ func TestSelect(t *testing.T) {
 		{pattern: "&app", want: []string{"wordpress-1", "wordpress-2"}},
 		{pattern: "!wordpress-1,app,db,&*-1", want: []string{"mysql-1"}},
 		// mistakes: every term that matches nothing is named
-		{pattern: "mysq-2", err: `"mysq-2" matches no host or role`},
-		{pattern: "mysql-*,!mysq-2", err: `"!mysq-2" matches no host or role`},
+		{pattern: "mysq-2", err: `"mysq-2" matches no host or role; did you mean "mysql-2"?`},
+		{pattern: "mysql-*,!mysq-2", err: `"!mysq-2" matches no host or role; did you mean "!mysql-2"?`},
 		{pattern: "db,&nope", err: `"&nope" matches no host or role`},
+		{pattern: "dbb,&ap", err: `"dbb" matches no host or role; did you mean "db"?; "&ap" matches no host or role; did you mean "&app"?`},
 		{pattern: "a,b", err: `"a" matches no host or role; "b" matches no host or role`},
 		{pattern: "zz*", err: `"zz*" matches no host or role`},
 		{pattern: "db,!", err: `"!": an empty name`},
@@ -126,5 +127,8 @@ func TestSelectSites(t *testing.T) {
 	}
 	if _, err := inv.Select("north"); err == nil || err.Error() != `"north" matches no host, role or site` {
 		t.Errorf("Select(north): %v", err)
+	}
+	if _, err := inv.Select("!wets"); err == nil || err.Error() != `"!wets" matches no host, role or site; did you mean "!west"?` {
+		t.Errorf("Select(!wets): %v", err)
 	}
 }

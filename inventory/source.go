@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -179,8 +180,8 @@ func (v *validator) digitalOcean(raw *rawFile) *DigitalOcean {
 	}
 	r := raw.DigitalOcean
 	d := &DigitalOcean{
-		TokenEnv: orDefault(r.TokenEnv, DefaultTokenEnv),
-		Endpoint: orDefault(r.Endpoint, DefaultEndpoint),
+		TokenEnv: cmp.Or(r.TokenEnv, DefaultTokenEnv),
+		Endpoint: cmp.Or(r.Endpoint, DefaultEndpoint),
 		Roles:    r.Roles,
 		Sites:    r.Sites,
 	}

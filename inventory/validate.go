@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -130,10 +131,10 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 
 func (v *validator) ssh(raw *rawSSH) SSH {
 	s := SSH{
-		User:       orDefault(raw.User, DefaultUser),
+		User:       cmp.Or(raw.User, DefaultUser),
 		Port:       DefaultPort,
-		Identity:   orDefault(raw.Identity, DefaultIdentity),
-		KnownHosts: orDefault(raw.KnownHosts, DefaultKnownHosts),
+		Identity:   cmp.Or(raw.Identity, DefaultIdentity),
+		KnownHosts: cmp.Or(raw.KnownHosts, DefaultKnownHosts),
 		Parallel:   DefaultParallel,
 		Given: Given{User: raw.User != "", Port: v.defined("ssh", "port"),
 			Identity: raw.Identity != "", KnownHosts: raw.KnownHosts != ""},
@@ -328,7 +329,7 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 	if v.defined("hosts", name, "port") {
 		h.Port = v.port(key+".port", raw.Port)
 	}
-	h.Become = cmpOr(v.become(key+".become", raw.Become), inv.SSH.Become)
+	h.Become = cmp.Or(v.become(key+".become", raw.Become), inv.SSH.Become)
 	h.Given.Become = h.Become != ""
 	if h.Become == "" {
 		h.Become = BecomeNone
@@ -650,20 +651,4 @@ func knownList(prefix string, names []string, suffix string) string {
 	return prefix + strings.Join(names, ", ") + suffix
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 )
 
@@ -53,7 +53,7 @@ func Graph(inv *inventory.Inventory) []byte {
 			if g.sites && len(hosts) == 0 {
 				continue
 			}
-			attrs := fmt.Sprintf("label=%s", quote(fmt.Sprintf("%s\n%s · %s", r.Name, plural(len(hosts), "host"), r.Template)))
+			attrs := fmt.Sprintf("label=%s", quote(fmt.Sprintf("%s\n%s · %s", r.Name, english.Count(len(hosts), "host"), r.Template)))
 			if slices.Contains(bastionRoles, r.Name) {
 				attrs += ", fillcolor=\"#fdf1dc\", color=\"#b07c1f\""
 			}
@@ -224,11 +224,4 @@ func cidrNode(cidr string) string { return "net " + cidr }
 func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return strconv.Itoa(n) + " " + what + "s"
 }

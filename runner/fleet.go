@@ -76,7 +76,7 @@ type OpenOptions struct {
 	// becomes root with it ("" when sudo wants none).
 	BecomePass string
 	// What the inventory leaves out of a host's user, port and identity
-	// comes from the transport options' SSHConfig (see targetFor).
+	// comes from the transport options' SSHConfig (see TargetFor).
 	// Via names bastions to go through whatever the inventory prefers
 	// (--via), at most one per site: the site fails if it does not answer.
 	Via []string
@@ -321,14 +321,9 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	become := h.Become == inventory.BecomeSudo
-	if !h.Given.Become {
-		// Left to the user, who may come from ssh_config.
-		become = t.User != "root"
-	}
 	return remote.New(s, remote.Options{
 		Timeout:  f.inv.SSH.Timeout,
-		Become:   become,
+		Become:   Becomes(h, t),
 		Password: f.o.BecomePass,
 		User:     t.User,
 		Name:     h.Name,
@@ -366,12 +361,13 @@ func (f *SSHFleet) Close() error {
 // did not write, and the identity files (which Options.Identity
 // overrides). The address is always the inventory's.
 func (f *SSHFleet) target(h *inventory.Host, public bool) transport.Target {
-	return targetFor(h, public, f.cfg)
+	return TargetFor(h, public, f.cfg)
 }
 
-// targetFor is h at its public address (public) or its private one, with
-// what cfg says of it filled in (see target).
-func targetFor(h *inventory.Host, public bool, cfg *transport.SSHConfig) transport.Target {
+// TargetFor is h at its public address (public) or its private one, with
+// what cfg says of it filled in (see target): how fwpush dials it, as
+// fwpush ssh-config shows.
+func TargetFor(h *inventory.Host, public bool, cfg *transport.SSHConfig) transport.Target {
 	ip := h.PrivateIP
 	if public {
 		ip = h.PublicIP
@@ -389,6 +385,16 @@ func targetFor(h *inventory.Host, public bool, cfg *transport.SSHConfig) transpo
 		ids = hc.IdentityFiles
 	}
 	return transport.Target{Name: h.Name, Addr: netip.AddrPortFrom(ip, uint16(port)).String(), User: user, Identities: ids}
+}
+
+// Becomes reports whether fwpush becomes root with sudo on h, reached as
+// t: as the inventory says, and where it says nothing, whenever the login
+// user (who may come from ssh_config) is not root.
+func Becomes(h *inventory.Host, t transport.Target) bool {
+	if !h.Given.Become {
+		return t.User != "root"
+	}
+	return h.Become == inventory.BecomeSudo
 }
 
 // NotTried is the status of a host fwpush did not try to reach because of

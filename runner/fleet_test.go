@@ -51,11 +51,11 @@ template = "private"
 			h, _ := inv.Host(tt.host)
 			// The tunnel carries the fleet: it is reached on its public address.
 			public := h.Name == inv.SSH.Tunnel
-			if diff := cmp.Diff(tt.want, targetFor(h, public, cfg)); diff != "" {
+			if diff := cmp.Diff(tt.want, TargetFor(h, public, cfg)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			if got := targetFor(h, public, nil); got.Identities != nil || got.User != h.User {
-				t.Errorf("targetFor without ssh_config: %+v", got)
+			if got := TargetFor(h, public, nil); got.Identities != nil || got.User != h.User {
+				t.Errorf("TargetFor without ssh_config: %+v", got)
 			}
 		})
 	}

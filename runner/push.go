@@ -56,14 +56,35 @@ type HostResult struct {
 	// Added and Removed count the rules (IPv4 and IPv6) that the new
 	// policy adds to and removes from the live one.
 	Added, Removed int
-	Persisted      bool   // rules.v4 and rules.v6 are in place
-	Diff           string // unified diff of live against desired rules
+	Persisted      bool // rules.v4 and rules.v6 hold this policy, and load at boot
+	// Boot is what the host loads if it reboots now, as far as the run
+	// can tell: of interest where it failed (BootEarlier: its rules from
+	// before this run are still in place).
+	Boot Boot
+	Diff string // unified diff of live against desired rules
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
 	Unknown  []string
 	Duration time.Duration
 	Err      error
 }
+
+// Boot is what a host loads at boot: its persisted rules, if any, and if
+// iptables-persistent is there to load them.
+type Boot string
+
+// What a host loads at boot.
+const (
+	// BootUnknown: the host was not read, or the run failed while it may
+	// have been writing its rules files.
+	BootUnknown Boot = ""
+	// BootPolicy: this policy (the result is Persisted).
+	BootPolicy Boot = "policy"
+	// BootEarlier: rules persisted before this run, which it left alone.
+	BootEarlier Boot = "earlier"
+	// BootNone: no rules: no rules files, or nothing installed to load them.
+	BootNone Boot = "none"
+)
 
 // HostError is a failure on one host. errors.As finds the
 // *transport.RemoteError (exit status, remote stderr) or
@@ -257,6 +278,9 @@ type pusher struct {
 	// changing is set once the host is being written to: from then on an
 	// interruption waits for the host to settle.
 	changing bool
+	// writing is set once the rules files may be written: a failure from
+	// then on leaves what the host loads at boot unknown.
+	writing bool
 }
 
 // stageError is a failure at one step of a host's run.
@@ -309,6 +333,11 @@ func (p *pusher) push(ctx context.Context) HostResult {
 	}
 	if err != nil {
 		res.fail(err)
+		// A rollback, or an apply that failed, restores the rules alone,
+		// with nothing written.
+		if p.writing && res.Status != RolledBack && res.Stage != "apply" {
+			res.Boot = BootUnknown
+		}
 		p.log.Warn("host failed", "status", res.Status, "err", err)
 	}
 	return res
@@ -355,6 +384,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		}
 	}
 	res.Backend = f.Backend
+	res.Boot = bootOf(f, p.pol)
 
 	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
 	for _, note := range c.Forced {
@@ -397,10 +427,11 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	res.Status = Applied
 	if c.Action == change.PersistOnly {
 		p.step(StepPersist)
+		p.writing = true
 		if err := h.Persist(ctx, persist); err != nil {
 			return stepFail("persist", err)
 		}
-		res.Persisted = true
+		res.Persisted, res.Boot = true, BootPolicy
 		return nil
 	}
 	if c.Action == change.RepairDrift {
@@ -435,10 +466,11 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	h.Close() // the proof must come from a fresh connection
 	p.step(StepConfirm)
+	p.writing = true // the confirm persists
 	if err := p.confirm(ctx, token, deadline, persist); err != nil {
 		return err
 	}
-	res.Persisted = true
+	res.Persisted, res.Boot = true, BootPolicy
 	return nil
 }
 
@@ -456,6 +488,20 @@ func persistOf(c change.Change) remote.Persist {
 		p.Digest = c.Digest + "\n"
 	}
 	return p
+}
+
+// bootOf is what a host whose facts are f loads at boot: pol, once
+// persisted; rules persisted before; or nothing.
+func bootOf(f remote.Facts, pol *roles.Policy) Boot {
+	switch {
+	case !f.Persistent:
+		return BootNone // nothing loads the rules files
+	case f.Persisted4 == string(pol.V4) && f.Persisted6 == string(pol.V6):
+		return BootPolicy
+	case f.Persisted4 != "" || f.Persisted6 != "":
+		return BootEarlier
+	}
+	return BootNone
 }
 
 // step reports that the host begins a step.

@@ -19,7 +19,7 @@ func becomePass(ask bool) (string, error) {
 	if ask {
 		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 		if err != nil {
-			return "", &usageError{errors.New("--ask-become-pass needs a terminal to ask on: set FWPUSH_BECOME_PASS instead")}
+			return "", &inputError{errors.New("--ask-become-pass needs a terminal to ask on: set FWPUSH_BECOME_PASS instead")}
 		}
 		defer tty.Close()
 		fmt.Fprint(tty, "BECOME password: ")
@@ -31,7 +31,7 @@ func becomePass(ask bool) (string, error) {
 		pw = string(b)
 	}
 	if strings.ContainsAny(pw, "\n\r") {
-		return "", &usageError{errors.New("the become password has a line break: sudo reads one line")}
+		return "", &inputError{errors.New("the become password has a line break: sudo reads one line")}
 	}
 	return pw, nil
 }

@@ -125,7 +125,7 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", runner.DefaultProbeTimeout, "how long a probe waits for an answer before it counts as filtered")
-	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	registerLimit(cmd, &f.limit)
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	f.metrics.register(cmd)
 	return cmd

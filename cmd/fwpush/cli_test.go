@@ -117,7 +117,7 @@ func TestLimitUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--limit", "mysql-*,!mysq-2", exampleSite}, `fwpush: --limit mysql-*,!mysq-2: "!mysq-2" matches no host or role`},
+		{[]string{"run", "--limit", "mysql-*,!mysq-2", exampleSite}, `fwpush: --limit mysql-*,!mysq-2: "!mysq-2" matches no host or role; did you mean "!mysql-2"?`},
 		{[]string{"run", "--limit", "db,&app", exampleSite}, `fwpush: --limit db,&app: "db,&app" selects no host`},
 		{[]string{"check", "--limit", "nope", exampleSite}, `fwpush: --limit nope: "nope" matches no host or role`},
 		{[]string{"check", "--limit", "db[", exampleSite}, `fwpush: --limit db[: "db[": not a valid glob: syntax error in pattern`},
@@ -303,7 +303,7 @@ func TestManPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := strings.ReplaceAll(string(run), `\-`, "-") // roff escapes dashes
-	for _, want := range []string{`.TH "FWPUSH" "1" "Jan 2026" "fwpush `, "fwpush-run", "--dry-run", "--no-diff", "--limit", "--quiet", "--json", "--verbose", "--identity", "rollback_after", "Exit status"} {
+	for _, want := range []string{`.TH "FWPUSH-RUN" "1" "Jan 2026" "fwpush `, "fwpush-run", "--dry-run", "--no-diff", "--limit", "--quiet", "--json", "--verbose", "--identity", "rollback_after", "Exit status"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("fwpush-run.1 lacks %q", want)
 		}

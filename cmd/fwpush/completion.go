@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 )
@@ -131,7 +134,7 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 		}
 	}
 	for _, r := range inv.Roles {
-		add(r.Name, fmt.Sprintf("role, %s", pluralize(len(inv.HostsOf(r.Name)), "host", "hosts")))
+		add(r.Name, fmt.Sprintf("role, %s", english.Count(len(inv.HostsOf(r.Name)), "host")))
 	}
 	for _, s := range inv.Sites {
 		if !inv.HasSites() {
@@ -143,7 +146,7 @@ func completeLimit(_ *cobra.Command, args []string, toComplete string) ([]cobra.
 				n++
 			}
 		}
-		add(s.Name, fmt.Sprintf("site, %s", pluralize(n, "host", "hosts")))
+		add(s.Name, fmt.Sprintf("site, %s", english.Count(n, "host")))
 	}
 	for _, h := range inv.Hosts {
 		add(h.Name, "host, role "+h.Role)
@@ -169,4 +172,57 @@ func completeVia(_ *cobra.Command, args []string, toComplete string) ([]cobra.Co
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// commaBash replaces the bash script of cobra's completion command with
+// one that completes after a comma: fwpush run site.toml --limit db,my<TAB>.
+// cobra's script escapes each completion with printf %q before matching
+// it against what was typed, and %q writes a comma as "\,": "db\,mysql-1"
+// never matched "db,my". A comma means nothing to bash outside braces, so
+// the script leaves it as it is. The script needs the bash-completion
+// package, as cobra's does.
+func commaBash(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		for _, bash := range c.Commands() {
+			if bash.Name() != "bash" {
+				continue
+			}
+			bash.RunE = func(cmd *cobra.Command, _ []string) error {
+				noDesc, _ := cmd.Flags().GetBool("no-descriptions") // false when cobra has no such flag
+				var b bytes.Buffer
+				if err := cmd.Root().GenBashCompletionV2(&b, !noDesc); err != nil {
+					return err
+				}
+				script, err := bashKeepsCommas(b.String())
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprint(cmd.OutOrStdout(), script)
+				return err
+			}
+		}
+	}
+}
+
+// bashKeepsCommas unescapes the commas printf %q escapes in cobra's bash
+// script: in the completions matched against what was typed, and in the
+// one inserted on the command line.
+func bashKeepsCommas(script string) (string, error) {
+	const unescape = `//\\,/,}`
+	edits := []struct{ line, add string }{
+		{`printf -v comp "%q" "${compline%%$tab*}" &>/dev/null || comp=$(printf "%q" "${compline%%$tab*}")`, "\n        comp=${comp" + unescape},
+		{`COMPREPLY[0]=$(printf "%q" "${COMPREPLY[0]%%$tab*}")`, "\n        COMPREPLY[0]=${COMPREPLY[0]" + unescape},
+		{`COMPREPLY[0]=$(printf "%q" "${COMPREPLY[0]}")`, "\n            COMPREPLY[0]=${COMPREPLY[0]" + unescape},
+	}
+	for _, e := range edits {
+		if strings.Count(script, e.line) != 1 {
+			return "", errors.New("completion bash: cobra's script is not the one fwpush knows how to make keep commas")
+		}
+		script = strings.Replace(script, e.line, e.line+e.add, 1)
+	}
+	return script, nil
 }

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/lab"
 )
 
@@ -46,13 +48,13 @@ of different names can be up at once.`,
 	labName := func(path string) (string, error) {
 		if name != "" {
 			if err := lab.CheckName(name); err != nil {
-				return "", &usageError{err}
+				return "", &inputError{err}
 			}
 			return name, nil
 		}
 		n, err := lab.NameFor(path)
 		if err != nil {
-			return "", &usageError{err}
+			return "", &inputError{err}
 		}
 		return n, nil
 	}
@@ -67,7 +69,7 @@ of different names can be up at once.`,
 		}
 		l, err := lab.Open(n)
 		if errors.Is(err, lab.ErrNotUp) {
-			return nil, fmt.Errorf("%w: bring it up with: fwpush lab up %s", err, upArgs(name, path))
+			return nil, fmt.Errorf("%w: bring it up with: %s lab up %s", err, self(), upArgs(name, path))
 		}
 		return l, err
 	}
@@ -130,7 +132,10 @@ sshd pid, and the memory its processes use. Exit status 0 when the lab is up,
 			Long: `exec runs a command in the controller's namespace, on the lab's public
 network, with FWPUSH_IDENTITY and FWPUSH_KNOWN_HOSTS set to the lab's client
 key and known_hosts: fwpush run there reaches the lab's hosts with the
-inventory unchanged. The command's exit status is exec's.`,
+inventory unchanged. The command's exit status is exec's. SIGINT, SIGTERM
+and SIGHUP are the command's: exec passes them on (but a ^C or a hangup,
+which the terminal sends to the command too) and waits for it, so that
+fwpush run there settles its hosts, reports and exits 130.`,
 			Example: `  fwpush lab exec site.toml -- fwpush run site.toml
   fwpush lab exec site.toml -- ssh -F /var/lib/fwpush-lab/site/ssh_config 203.0.113.10 uptime`,
 			Args: commandArgs(1, "INVENTORY"),
@@ -139,7 +144,8 @@ inventory unchanged. The command's exit status is exec's.`,
 				if err != nil {
 					return err
 				}
-				return runPassthrough(cmd, l.Command(cmd.Context(), args[1], args[2:]...))
+				// Not cancelled by fwpush's signals: they are the command's.
+				return runPassthrough(cmd, l.Command(context.WithoutCancel(cmd.Context()), args[1], args[2:]...))
 			},
 		},
 		&cobra.Command{
@@ -156,7 +162,7 @@ or writes stays on that host). The command's exit status is shell's.`,
 				if err != nil {
 					return err
 				}
-				c, err := l.HostCommand(cmd.Context(), args[1], args[2], args[3:]...)
+				c, err := l.HostCommand(context.WithoutCancel(cmd.Context()), args[1], args[2], args[3:]...)
 				if err != nil {
 					return err
 				}
@@ -177,18 +183,18 @@ the way is closed).`, lab.ProbeTimeout),
   fwpush lab probe site.toml stranger 198.18.0.31 3306`,
 			Args: func(cmd *cobra.Command, args []string) error {
 				if len(args) != 4 {
-					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
+					return &usageError{fmt.Errorf("%s takes INVENTORY FROM ADDRESS PORT, got %s", cmd.CommandPath(), english.Count(len(args), "argument"))}
 				}
 				return nil
 			},
 			RunE: func(cmd *cobra.Command, args []string) error {
 				addr, err := netip.ParseAddr(args[2])
 				if err != nil {
-					return &usageError{fmt.Errorf("%q is not an IP address", args[2])}
+					return &inputError{fmt.Errorf("%q is not an IP address", args[2])}
 				}
 				port, err := strconv.Atoi(args[3])
 				if err != nil || port < 1 || port > 65535 {
-					return &usageError{fmt.Errorf("%q is not a port (1-65535)", args[3])}
+					return &inputError{fmt.Errorf("%q is not a port (1-65535)", args[3])}
 				}
 				l, err := open(args[0])
 				if err != nil {
@@ -215,7 +221,7 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 		case dash < 0:
 			return &usageError{fmt.Errorf("%s takes %s, then -- and a command", cmd.CommandPath(), names)}
 		case dash != n:
-			return &usageError{fmt.Errorf("%s takes %s before --, got %s", cmd.CommandPath(), names, pluralize(dash, "argument", "arguments"))}
+			return &usageError{fmt.Errorf("%s takes %s before --, got %s", cmd.CommandPath(), names, english.Count(dash, "argument"))}
 		case len(args) == n:
 			return &usageError{fmt.Errorf("%s: no command after --", cmd.CommandPath())}
 		}
@@ -223,18 +229,16 @@ func commandArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// runPassthrough runs c on the terminal's stdin and the command's outputs,
-// and makes its exit status fwpush's.
-func runPassthrough(cmd *cobra.Command, c *exec.Cmd) error {
-	c.Stdin = os.Stdin
-	c.Stdout = cmd.OutOrStdout()
-	c.Stderr = cmd.ErrOrStderr()
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.ExitCode()}
+// self is fwpush as hints name it, so that they run as printed: as the
+// user ran it when that was by a path (bin/fwpush after make build alone:
+// lab exec keeps the directory), else fwpush, found on PATH (make install).
+func self() string { return invokedAs(os.Args[0]) }
+
+func invokedAs(arg0 string) string {
+	if filepath.Base(arg0) == "fwpush" && strings.Contains(arg0, "/") {
+		return arg0
 	}
-	return err
+	return "fwpush"
 }
 
 // upArgs is how the user would write lab up for this lab.
@@ -255,13 +259,13 @@ func printUp(w io.Writer, l *lab.Lab, path, name string, took time.Duration) {
 		strangers = "strangers " + strings.Join(each, ", ")
 	}
 	fmt.Fprintf(w, "lab %s: up in %.1fs: %s, controller %s, %s\n",
-		l.Name, took.Seconds(), pluralize(len(l.Hosts), "host", "hosts"), l.Controller.Public.IP, strangers)
+		l.Name, took.Seconds(), english.Count(len(l.Hosts), "host"), l.Controller.Public.IP, strangers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  client key\t%s\n", l.Identity)
 	fmt.Fprintf(tw, "  known_hosts\t%s\n", l.KnownHosts)
 	fmt.Fprintf(tw, "  ssh_config\t%s\n", l.SSHConfig)
 	tw.Flush()
-	fmt.Fprintf(w, "next: fwpush lab exec %s -- fwpush run %s\n", upArgs(name, path), path)
+	fmt.Fprintf(w, "next: %[1]s lab exec %[2]s -- %[1]s run %[3]s\n", self(), upArgs(name, path), path)
 }
 
 func printStatus(w io.Writer, st *lab.Status) {

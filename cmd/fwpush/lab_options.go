@@ -114,7 +114,7 @@ func (f *labUpFlags) options(inv *inventory.Inventory) (lab.Options, error) {
 	}
 	for _, err := range errs {
 		if err != nil {
-			return lab.Options{}, &usageError{err}
+			return lab.Options{}, &inputError{err}
 		}
 	}
 	return o, nil

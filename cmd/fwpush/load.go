@@ -90,7 +90,7 @@ var compile = func(ctx context.Context, path, host string, opts roles.Options) (
 	if host != "" {
 		h, ok := inv.Host(host)
 		if !ok {
-			return nil, &usageError{fmt.Errorf("--host %s: no such host in %s", host, path)}
+			return nil, &inputError{fmt.Errorf("--host %s: no such host in %s", host, path)}
 		}
 		hosts = []*inventory.Host{h}
 	}

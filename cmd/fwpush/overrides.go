@@ -54,7 +54,7 @@ func (o *sshOverrides) apply(inv *inventory.Inventory) error {
 	if v, from, ok := o.value("parallel", "FWPUSH_PARALLEL", strconv.Itoa(o.parallel)); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < minParallel || n > maxParallel {
-			return &usageError{fmt.Errorf("%s: hosts worked on at once must be %d to %d", from, minParallel, maxParallel)}
+			return &inputError{fmt.Errorf("%s: hosts worked on at once must be %d to %d", from, minParallel, maxParallel)}
 		}
 		inv.SSH.Parallel = n
 	}
@@ -74,9 +74,9 @@ func (o *sshOverrides) apply(inv *inventory.Inventory) error {
 		dur, err := time.ParseDuration(v)
 		switch {
 		case err != nil:
-			return &usageError{fmt.Errorf("%s: not a duration (such as \"10s\" or \"1m\")", from)}
+			return &inputError{fmt.Errorf("%s: not a duration (such as \"10s\" or \"1m\")", from)}
 		case dur < d.least || dur > d.top:
-			return &usageError{fmt.Errorf("%s: out of range %s to %s", from, d.least, d.top)}
+			return &inputError{fmt.Errorf("%s: out of range %s to %s", from, d.least, d.top)}
 		}
 		*d.dst = dur
 		changed = true
@@ -85,7 +85,7 @@ func (o *sshOverrides) apply(inv *inventory.Inventory) error {
 	// again, and must confirm before the guard fires: a guard that fires
 	// first would undo every good apply.
 	if need := (inv.SSH.Timeout*3/2 + time.Second - 1).Truncate(time.Second); changed && inv.SSH.RollbackAfter < need {
-		return &usageError{fmt.Errorf("rollback-after %s is not clearly longer than the timeout %s: after the apply fwpush may need a whole timeout to reach a host again and confirm; use at least %s",
+		return &inputError{fmt.Errorf("rollback-after %s is not clearly longer than the timeout %s: after the apply fwpush may need a whole timeout to reach a host again and confirm; use at least %s",
 			inv.SSH.RollbackAfter, inv.SSH.Timeout, need)}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/runner"
 )
 
@@ -41,6 +43,7 @@ type hostJSON struct {
 	Added     *int     `json:"added,omitempty"`
 	Removed   *int     `json:"removed,omitempty"`
 	Persisted *bool    `json:"persisted,omitempty"`
+	Boot      string   `json:"boot,omitempty"`
 	Unknown   []string `json:"unknown_chains,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	Seconds   *float64 `json:"seconds,omitempty"`
@@ -199,11 +202,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 	counts := map[runner.Status]int{}
 	for _, res := range results {
 		counts[res.Status]++
-		persisted := "no"
-		if res.Persisted {
-			persisted = "yes"
-		}
-		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persisted, res.Duration.Round(time.Millisecond)})
+		t.AppendRow(table.Row{res.Host, res.Role, r.status(res.Status), res.Added, res.Removed, persistedCell(res.Boot), res.Duration.Round(time.Millisecond)})
 	}
 	if r.st.tty {
 		t.SetStyle(table.StyleLight)
@@ -218,7 +217,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
-	fmt.Fprintf(r.w, "%s in %s: %s\n", pluralize(len(results), "host", "hosts"), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	fmt.Fprintf(r.w, "%s in %s: %s\n", english.Count(len(results), "host"), took.Round(time.Millisecond), strings.Join(parts, ", "))
 	for _, res := range results {
 		// Hosts not tried share one cause, printed once before any host.
 		if res.Err != nil && res.Status != runner.NotTried {
@@ -241,7 +240,7 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 	for _, res := range results {
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
-			Added: &added, Removed: &removed, Persisted: &persisted, Unknown: res.Unknown, Seconds: &secs}
+			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Seconds: &secs}
 		if !r.f.noDiff {
 			h.Diff = res.Diff
 		}
@@ -253,6 +252,24 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 	}
 	return writeJSON(r.w, rep)
 }
+
+// persistedCell is the summary's "persisted" column: what the host loads
+// if it reboots now. A host that failed says whether its earlier rules are
+// still in place, not a bare "no".
+func persistedCell(b runner.Boot) string {
+	switch b {
+	case runner.BootPolicy:
+		return "yes"
+	case runner.BootEarlier:
+		return "earlier"
+	case runner.BootNone:
+		return "none"
+	}
+	return "?"
+}
+
+// bootKey is what a host loads at boot, as --json says it.
+func bootKey(b runner.Boot) string { return cmp.Or(string(b), "unknown") }
 
 // paintDiff colours a unified diff on a terminal, as git does: removed
 // lines red, added lines green, hunk headers cyan.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/inventory"
 )
 
@@ -39,11 +40,21 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError is a mistake on the command line.
+// usageError is a command line of the wrong shape: an unknown flag, a
+// missing argument. Its message points to --help.
 type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// inputError is a command line of the right shape whose values are wrong:
+// a --limit term that matches no host, a --via that is no bastion, a
+// duration out of range. Its message says what is wrong, and --help would
+// not: it has no pointer to it. Exit status 3, as a usageError.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
 
 // run is the whole CLI, with its effects on the outside world passed in,
 // so that tests drive the real commands.
@@ -75,6 +86,11 @@ func exitCode(err error, stderr io.Writer) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintln(stderr, "fwpush:", err)
 		fmt.Fprintln(stderr, "Run 'fwpush --help' for usage.")
+		return exitInvalid
+	}
+	var bad *inputError
+	if errors.As(err, &bad) {
+		fmt.Fprintln(stderr, "fwpush:", err)
 		return exitInvalid
 	}
 	fmt.Fprintln(stderr, "fwpush:", err)
@@ -110,9 +126,11 @@ survive reboots.`,
 		newScheduleCmd(),
 		newGraphCmd(),
 		newHostsCmd(),
+		newSSHConfigCmd(),
 		newManCmd(),
 	)
 	registerCompletions(root)
+	commaBash(root)
 	return root
 }
 
@@ -120,7 +138,7 @@ survive reboots.`,
 // inventory file.
 func inventoryArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), pluralize(len(args), "argument", "arguments"))}
+		return &usageError{fmt.Errorf("%s takes one inventory file, got %s", cmd.CommandPath(), english.Count(len(args), "argument"))}
 	}
 	return nil
 }

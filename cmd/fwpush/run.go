@@ -30,21 +30,18 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
+	c.registerRoute(cmd)
+	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
+	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
+}
+
+// registerRoute registers the flags that say how hosts are reached, which
+// ssh-config shows.
+func (c *connFlags) registerRoute(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.identity, "identity", "", "private key file (default: $FWPUSH_IDENTITY, then [ssh] identity, then ssh_config's IdentityFile)")
 	cmd.Flags().StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default: $FWPUSH_KNOWN_HOSTS, then [ssh] known_hosts, then ssh_config's UserKnownHostsFile)")
 	cmd.Flags().StringVarP(&c.sshConfig, "ssh-config", "F", "", "OpenSSH client config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config")
-	cmd.Flags().BoolVar(&c.acceptNew, "accept-new", false, "trust and record the keys of hosts known_hosts does not know yet (a changed key is never accepted)")
-	cmd.Flags().CountVarP(&c.verbose, "verbose", "v", "log what happens on stderr: -v each step, -vv every command and connection")
 	cmd.Flags().StringSliceVar(&c.via, "via", nil, "reach a site through this bastion, not the first of its tunnel list that answers (one per site; repeat or comma-separate)")
-}
-
-func firstSet(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // given is v if the inventory wrote it, else "".
@@ -66,7 +63,7 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	files := transport.DefaultSSHConfigFiles()
 	if c.sshConfig != "" {
 		if _, err := os.Stat(c.sshConfig); err != nil {
-			return transport.Options{}, &usageError{fmt.Errorf("--ssh-config: %w", err)}
+			return transport.Options{}, &inputError{fmt.Errorf("--ssh-config: %w", err)}
 		}
 		files = []string{c.sshConfig}
 	}
@@ -82,14 +79,14 @@ func (c *connFlags) options(inv *inventory.Inventory, stderr io.Writer) (transpo
 	// The first bastion's entry, as the one fwpush tries first.
 	tunnel := inv.Bastions(inv.Sites[0].Name)[0]
 	tc := cfg.Lookup(tunnel.Name, tunnel.PublicIP.String())
-	known := firstSet(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
+	known := cmp.Or(c.knownHosts, os.Getenv("FWPUSH_KNOWN_HOSTS"), given(inv.SSH.KnownHosts, inv.SSH.Given.KnownHosts))
 	var more []string
 	if known == "" && len(tc.UserKnownHosts) > 0 {
 		known, more = tc.UserKnownHosts[0], tc.UserKnownHosts[1:]
 	}
 	return transport.Options{
 		User:           inv.SSH.User,
-		Identity:       firstSet(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
+		Identity:       cmp.Or(c.identity, os.Getenv("FWPUSH_IDENTITY"), given(inv.SSH.Identity, inv.SSH.Given.Identity)),
 		KnownHosts:     cmp.Or(known, inventory.DefaultKnownHosts),
 		MoreKnownHosts: append(more, tc.GlobalKnownHosts...),
 		HashKnownHosts: tc.HashKnownHosts,
@@ -183,7 +180,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noDiff, "no-diff", false, "print no diff body, in the text and in --json: with --dry-run, only which hosts would change")
 	cmd.Flags().BoolVar(&f.check, "check", false, "deprecated: --dry-run --no-diff")
 	_ = cmd.Flags().MarkHidden("check") // not MarkDeprecated: its note would go to stdout, into --json
-	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
+	registerLimit(cmd, &f.limit)
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print nothing when every host is unchanged; else the report with the diffs")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print one JSON report on stdout")
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")

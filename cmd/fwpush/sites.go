@@ -52,7 +52,7 @@ func openFleet(inv *inventory.Inventory, opts transport.Options, becomePass stri
 		},
 	})
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, &inputError{err}
 	}
 	return fleet, nil
 }

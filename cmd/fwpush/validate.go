@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fwpush/fwpush/internal/english"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -46,9 +48,9 @@ DigitalOcean API fails.`,
 				loaded = fmt.Sprintf("; iptables-restore takes all %d policies (IPv4 and IPv6)", l.loaded)
 			}
 			if l.loadedSets > 0 {
-				loaded += fmt.Sprintf(", ipset all %s", pluralize(l.loadedSets, "set", "sets"))
+				loaded += fmt.Sprintf(", ipset all %s", english.Count(l.loadedSets, "set"))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], pluralize(len(plan.Inventory.Hosts), "host", "hosts"), pluralize(len(plan.Inventory.Roles), "role", "roles"), loaded)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], english.Count(len(plan.Inventory.Hosts), "host"), english.Count(len(plan.Inventory.Roles), "role"), loaded)
 			return nil
 		},
 	}

@@ -115,6 +115,7 @@ var steps = map[int]string{
 // exit status names, else step.
 func (h *Host) run(ctx context.Context, step, script string, deadline time.Duration, stdin []byte) (transport.Result, error) {
 	secs := int((deadline + time.Second - 1) / time.Second)
+	ctx = transport.WithStep(ctx, step) // -vv names the step, not the script
 	ctx, cancel := context.WithTimeoutCause(ctx, time.Duration(secs)*time.Second+h.o.Timeout,
 		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()

@@ -67,13 +67,13 @@ type HostKeyError struct {
 func (e *HostKeyError) Error() string {
 	switch e.Problem {
 	case HostKeyChanged:
-		return fmt.Sprintf("host %s: host key for %s has CHANGED (possible man-in-the-middle): offered %s %s, but %s; not connecting, and accept-new never replaces a key: if the change is expected, remove the old entry (ssh-keygen -R %s -f %s)",
+		return fmt.Sprintf("host %s: host key for %s has CHANGED (possible man-in-the-middle): offered %s %s, but %s; not connecting, and --accept-new never replaces a key: if the change is expected, remove the old entry (ssh-keygen -R %s -f %s)",
 			e.Host, e.Addr, e.KeyType, e.Fingerprint, knownList(e.Known), e.Addr, e.KnownHosts)
 	case HostKeyRevoked:
 		return fmt.Sprintf("host %s: host key for %s is revoked in %s: offered %s %s",
 			e.Host, e.Addr, e.KnownHosts, e.KeyType, e.Fingerprint)
 	default:
-		return fmt.Sprintf("host %s: host key for %s is unknown: offered %s %s, not in %s; verify the fingerprint on the host and add it, or accept new keys",
+		return fmt.Sprintf("host %s: host key for %s is unknown: offered %s %s, not in %s; verify the fingerprint on the host and add it, or trust and record it with fwpush --accept-new",
 			e.Host, e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts)
 	}
 }

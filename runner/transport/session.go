@@ -101,6 +101,25 @@ func (e *RemoteError) Outcome() string {
 	return b.String()
 }
 
+// stepKey is the context key of WithStep.
+type stepKey struct{}
+
+// WithStep names the step that the commands run under ctx carry out
+// ("read live rules"), for the log: -vv then says what a host was asked to
+// do, rather than the first words of a script.
+func WithStep(ctx context.Context, step string) context.Context {
+	return context.WithValue(ctx, stepKey{}, step)
+}
+
+// logCmd is the attribute a log line names a command by: its step when
+// WithStep named one, else its first line.
+func logCmd(ctx context.Context, cmd string) slog.Attr {
+	if step, ok := ctx.Value(stepKey{}).(string); ok {
+		return slog.String("step", step)
+	}
+	return slog.String("cmd", shortCmd(cmd))
+}
+
 // shortCmd keeps error messages to one line when the command is a script.
 func shortCmd(cmd string) string {
 	cmd, _, multi := strings.Cut(strings.TrimSpace(cmd), "\n")
@@ -199,7 +218,7 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 
 	select {
 	case <-ctx.Done():
-		s.log.Debug("run cancelled", "cmd", shortCmd(cmd), "after", time.Since(start))
+		s.log.Debug("run cancelled", logCmd(ctx, cmd), "after", time.Since(start))
 		return fail(context.Cause(ctx))
 	case err = <-done:
 	}
@@ -212,7 +231,7 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	// Counted on the host's own stream; a tunnel session's is the tunnel
 	// connection, which other hosts' channels share.
-	s.log.Debug("ran", "cmd", shortCmd(cmd), "err", err, "took", time.Since(start), "round_trips", conn.rt.RoundTrips()-trips)
+	s.log.Debug("ran", logCmd(ctx, cmd), "err", err, "took", time.Since(start), "round_trips", conn.rt.RoundTrips()-trips)
 	var exit *ssh.ExitError
 	var rejected *ssh.OpenChannelError
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,37 @@ func TestRunConnectionLost(t *testing.T) {
 				t.Errorf("a lost connection reported as the command's failure: %v", err)
 			}
 		})
+	}
+}
+
+// TestRunLogsTheStep: -vv names the step a command carries out, not the
+// first words of its script; a command run without one is named by its
+// first line.
+func TestRunLogsTheStep(t *testing.T) {
+	f := newFleet(t)
+	var log strings.Builder
+	opts := f.options()
+	opts.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	j := f.dial(t, opts)
+	s, err := j.Dial(t.Context(), f.targets["app-1"])
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Run(WithStep(t.Context(), "read live rules"), "cat", []byte("5\n")); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := s.Run(t.Context(), "hostname", nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var ran []string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "msg=ran") {
+			ran = append(ran, l)
+		}
+	}
+	if len(ran) != 2 || !strings.Contains(ran[0], `step="read live rules"`) || strings.Contains(ran[0], "cmd=") ||
+		!strings.Contains(ran[1], `cmd=hostname`) {
+		t.Errorf("the log of two commands, the first a step:\n%s", strings.Join(ran, "\n"))
 	}
 }

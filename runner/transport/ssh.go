@@ -216,10 +216,18 @@ func DialTunnel(ctx context.Context, tunnel Target, opts Options) (*JumpDialer, 
 }
 
 // identities are the identity files offered to t.
-func (j *JumpDialer) identities(t Target) []string {
+func (j *JumpDialer) identities(t Target) []string { return j.opts.IdentitiesFor(t) }
+
+// UserFor is the user that logs in on t: its own, else User, else
+// inventory.DefaultUser.
+func (o Options) UserFor(t Target) string { return cmp.Or(t.User, o.User, inventory.DefaultUser) }
+
+// IdentitiesFor are the identity files offered to t (ssh-agent's keys
+// come besides): Identity, else t's own, else inventory.DefaultIdentity.
+func (o Options) IdentitiesFor(t Target) []string {
 	switch {
-	case j.opts.Identity != "":
-		return []string{j.opts.Identity}
+	case o.Identity != "":
+		return []string{o.Identity}
 	case len(t.Identities) > 0:
 		return t.Identities
 	}
@@ -407,7 +415,7 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*sshCo
 // deadlines, and a host that accepts TCP but never speaks SSH must not
 // hold a dial past Options.Timeout. TCP connections get the deadline too.
 func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*goph.Client, error) {
-	user := cmp.Or(t.User, j.opts.User, inventory.DefaultUser)
+	user := j.opts.UserFor(t)
 	methods, desc, problem, err := j.auth.methodsFor(j.identities(t))
 	if err != nil {
 		return nil, err

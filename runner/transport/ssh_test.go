@@ -92,7 +92,7 @@ func TestHostKeyUnknown(t *testing.T) {
 	if diff := cmp.Diff(want, hk); diff != "" {
 		t.Errorf("HostKeyError (-want +got):\n%s", diff)
 	}
-	for _, part := range []string{"app-1", "unknown", ssh.FingerprintSHA256(key)} {
+	for _, part := range []string{"app-1", "unknown", ssh.FingerprintSHA256(key), "with fwpush --accept-new"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not mention %q", err, part)
 		}
