@@ -2,28 +2,35 @@ package remote
 
 import (
 	"embed"
+	"regexp"
 	"strings"
 )
 
-// The scripts fwpush runs on a host, one per step. Every one is a constant:
-// no inventory or template value is ever put on a command line. Data
-// (rules, the rollback delay, the run's token, the digest) travels on stdin
-// as one frame: a header line of numbers (see frame), then the payloads, read
-// with head -c, which reads no further than the bytes it is asked for.
+// The scripts fwpush runs on a host, one per step, are the files of
+// scripts/, embedded. Every one is a constant: no inventory or template
+// value is ever put on a command line. Data (rules, the rollback delay,
+// the run's token, the digest) travels on stdin as one frame: a header
+// line of numbers and hex (see frame), then the payloads, each read with
+// head -c, which reads no further than the bytes it is asked for, and
+// followed by a mark line that tells a payload cut short.
 //
 // Files on a host:
-//   /run/fwpush/lock/owner   the host lock: "TOKEN EXPIRES" and who holds it (see scriptApply)
-//   /run/fwpush/current      the token of the run that applied last: older guards stand down
-//   /run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its guard, its outcome, ...
-//   /var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
-//   /etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
-//   /etc/iptables/rules.v6
+//
+//	/run/fwpush/lock/owner   the host lock: "TOKEN EXPIRES" and who holds it (see apply.sh)
+//	/run/fwpush/lock.free    a FIFO: whoever releases the lock wakes a run waiting for it
+//	/run/fwpush/current      the token of the run that applied last: older guards stand down
+//	/run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its lock, its guard, its outcome, ...
+//	/var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
+//	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
+//	/etc/iptables/rules.v6
 //
 // Exit statuses 10 and above name the step that failed (see steps in
 // remote.go); a script that has something to report on stdout exits 0.
 //
-// Each script is a file of scripts/, embedded; its leading comment says
-// what it does and is not sent.
+// A step's script is lib.sh, runs.sh for the steps that deal with a run,
+// store.sh for the two that persist, then the step's own file; the comments of the files, lines that begin
+// with #, stay here: the hosts get the code (sudo logs every command it
+// runs, whole).
 
 // Section markers of scriptFacts' output.
 const (
@@ -31,33 +38,86 @@ const (
 	markSuffix = "@@"
 )
 
-//go:embed scripts/*.sh
+// endMark follows every payload on stdin (see mark in lib.sh).
+const endMark = "@@fwpush:end@@\n"
+
+//go:embed scripts/*.sh scripts/*.bash
 var files embed.FS
 
-// The scripts, one per step (see each file).
+// scripts are the programs of the steps.
+type scripts struct {
+	facts, apply, persist, confirm, settle, probe string
+	// guard is the program apply.sh starts detached: the apply and its guard.
+	guard string
+	// wrap begins every command (see wrap); skip begins the scripts that
+	// sudo -S runs (see dataMark).
+	wrap, skip string
+}
+
+// The scripts as the hosts get them.
 var (
-	scriptFacts   = script("facts.sh")
-	scriptApply   = script("apply.sh")
-	scriptPersist = script("persist.sh", "store.sh")
-	scriptConfirm = script("confirm.sh", "store.sh")
-	scriptSettle  = script("settle.sh")
-	scriptProbe   = script("probe.sh")
+	sent          = compose(code)
+	scriptFacts   = sent.facts
+	scriptApply   = sent.apply
+	scriptPersist = sent.persist
+	scriptConfirm = sent.confirm
+	scriptSettle  = sent.settle
+	scriptProbe   = sent.probe
 )
 
-// script is the text of the named files of scripts/, one after the other,
-// each without its leading comment.
-func script(names ...string) string {
+// compose makes the scripts of the files of scripts/, each one as read
+// gives it.
+func compose(read func(name string) string) scripts {
+	lib := read("lib.sh")
+	runs := lib + read("runs.sh")
+	store := read("store.sh")
+	guard := runs + read("guard.sh")
+	return scripts{
+		facts:   lib + read("facts.sh"),
+		guard:   guard,
+		apply:   read("guard.var") + "guard=" + quote(guard) + "\n" + runs + read("apply.sh"),
+		persist: lib + store + read("persist.sh"),
+		confirm: runs + store + read("confirm.sh"),
+		settle:  runs + read("settle.sh"),
+		probe:   read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
+		wrap:    read("wrap.sh"),
+		skip:    read("skip.sh"),
+	}
+}
+
+// directives are what compose adds between the files, for shellcheck.
+var directives = map[string]string{
+	"guard.var": "# shellcheck disable=SC2016 # a program for sh -c: it expands there\n",
+}
+
+// whole reads a file of scripts/ as it is.
+func whole(name string) string {
+	if d, ok := directives[name]; ok {
+		return d
+	}
+	data, err := files.ReadFile("scripts/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
+
+// heredoc finds a here-document (not bash's here-string): code would
+// strip the lines of one that begin with #.
+var heredoc = regexp.MustCompile(`(^|[^<])<<-?[^<]`)
+
+// code reads a file of scripts/ without its comments and blank lines.
+func code(name string) string {
+	text := whole(name)
+	if heredoc.MatchString(text) {
+		panic("scripts/" + name + ": a here-document: its lines would lose what begins with #")
+	}
 	var b strings.Builder
-	for _, name := range names {
-		data, err := files.ReadFile("scripts/" + name)
-		if err != nil {
-			panic(err)
+	for line := range strings.SplitSeq(text, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			b.WriteString(line)
+			b.WriteByte('\n')
 		}
-		text := string(data)
-		for strings.HasPrefix(text, "#") {
-			_, text, _ = strings.Cut(text, "\n")
-		}
-		b.WriteString(text)
 	}
 	return b.String()
 }
