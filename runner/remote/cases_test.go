@@ -101,7 +101,7 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 			keep = append(keep, token)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		left := s.running(keep...)
 		if len(left) == 0 {
 			break
@@ -199,7 +199,7 @@ func TestLockWaitWakesOnRelease(t *testing.T) {
 	}
 	// Run B waits up to ten minutes; the test would fail on its deadline
 	// long before.
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	applied := make(chan error, 1)
 	go func() {
