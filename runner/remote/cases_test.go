@@ -205,8 +205,9 @@ func TestLockWaitWakesOnRelease(t *testing.T) {
 	go func() {
 		applied <- New(s, Options{Timeout: 10 * time.Second}).Apply(ctx, Apply{Token: remotetest.RunB, RollbackAfter: time.Minute, V4: []byte(remotetest.C4), V6: []byte(remotetest.A6), LockWait: 10 * time.Minute, Lease: time.Hour})
 	}()
-	// Once B waits (it made the FIFO it waits on), A confirms.
-	for !exists(s.path("run/fwpush/lock.free")) {
+	// Once B waits (it sleeps, besides the guard's sleep of a minute), A
+	// confirms.
+	for !slices.ContainsFunc(s.calls(), func(c string) bool { return strings.HasPrefix(c, "sleep ") && c != "sleep 60" }) {
 		select {
 		case err := <-applied:
 			t.Fatalf("run B did not wait: %v", err)
@@ -235,11 +236,6 @@ func TestLockWaitWakesOnRelease(t *testing.T) {
 	if got := s.state().V4; got != remotetest.C4 {
 		t.Errorf("live rules:\n%s\nwant run B's", got)
 	}
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // A full disk fails the persist, and leaves no temporary file behind (it

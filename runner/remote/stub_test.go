@@ -308,11 +308,15 @@ func (s *stubHost) fireGuard(token string) {
 	if err != nil {
 		s.t.Fatalf("run %s has no guard: %v", token, err)
 	}
+	// The guard forked its sleep before the apply, but the sleep may not
+	// have said so yet.
 	fired := false
-	for line := range strings.SplitSeq(s.read("state/sleeps"), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == strconv.Itoa(guard) {
-			pid, _ := strconv.Atoi(f[1])
-			fired = syscall.Kill(pid, syscall.SIGTERM) == nil || fired
+	for deadline := time.Now().Add(20 * time.Second); !fired && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for line := range strings.SplitSeq(s.read("state/sleeps"), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == strconv.Itoa(guard) {
+				pid, _ := strconv.Atoi(f[1])
+				fired = syscall.Kill(pid, syscall.SIGTERM) == nil || fired
+			}
 		}
 	}
 	if !fired {

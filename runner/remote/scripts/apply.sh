@@ -46,16 +46,14 @@ nums "$secs" "$lease" "$wait" "$n4" "$n6"
 case $who in *[![:print:]]*) who='?' ;; esac
 R=$F/runs/$token
 
-# take: the host lock is this run's, within $wait seconds.
+# take: the host lock is this run's, within $wait seconds. The FIFO is
+# open before each try: a release that comes after a try wakes the read.
 take() {
-  end=
+  now=$(date +%s) || return 1
+  end=$((now + wait))
+  [ -p "$F/lock.free" ] || mkfifo -m 600 "$F/lock.free" 2>/dev/null || [ -p "$F/lock.free" ] || return 1
+  exec 3<>"$F/lock.free"
   while ! mkdir "$L" 2>/dev/null; do
-    now=$(date +%s) || return 1
-    if [ -z "$end" ]; then
-      end=$((now + wait))
-      [ -p "$F/lock.free" ] || mkfifo -m 600 "$F/lock.free" 2>/dev/null || [ -p "$F/lock.free" ] || return 1
-      exec 3<>"$F/lock.free"
-    fi
     o='' oe=''
     { read -r o oe < "$L/owner"; } 2>/dev/null
     t=$((end - now))
@@ -75,6 +73,7 @@ take() {
     trap - CHLD
     kill "$!" 2>/dev/null
     wait "$!"
+    now=$(date +%s) || return 1
   done
   exec 3>&-
 }
