@@ -250,42 +250,6 @@ func ipBatch(ctx context.Context, netns string, lines []string) error {
 	return err
 }
 
-// bootScript is what a reboot runs in the host before sshd starts: the
-// kernel's rules wiped as a reboot leaves them (no rules, every policy
-// ACCEPT, both families, both iptables backends and nftables' own), then
-// the firewall services a boot starts: netfilter-persistent loading
-// /etc/iptables/rules.v4 and rules.v6, nftables loading /etc/nftables.conf,
-// ufw. Each runs only if enabled (a systemd wants link, or an rcS.d or
-// rc2.d start link), in that order; a failure is reported and the next one
-// runs, as systemd goes on booting.
-const bootScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-if command -v nft >/dev/null 2>&1; then nft flush ruleset; fi
-for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-save; do
-	command -v "$save" >/dev/null 2>&1 || continue
-	"$save" 2>/dev/null | awk '/^\*/ || /^COMMIT/ { print } /^:/ && $2 != "-" { print $1, "ACCEPT" }' | "${save%-save}-restore" -w
-done
-enabled() {
-	for f in /etc/systemd/system/*.wants/"$1".service /etc/rcS.d/S[0-9][0-9]"$1" /etc/rc2.d/S[0-9][0-9]"$1"; do
-		[ -e "$f" ] && return 0
-	done
-	return 1
-}
-status=0
-if enabled netfilter-persistent && command -v netfilter-persistent >/dev/null 2>&1; then
-	echo "boot: netfilter-persistent start"
-	netfilter-persistent start || status=1
-fi
-if enabled nftables && [ -r /etc/nftables.conf ] && command -v nft >/dev/null 2>&1; then
-	echo "boot: nft -f /etc/nftables.conf"
-	nft -f /etc/nftables.conf || status=1
-fi
-if enabled ufw && [ -x /lib/ufw/ufw-init ]; then
-	echo "boot: ufw-init start"
-	/lib/ufw/ufw-init start || status=1
-fi
-exit $status
-`
-
 // startSSHD starts a host's sshd in its own root filesystem (see launch)
 // and waits until it listens: sshd writes its pid file only after binding
 // its sockets. With boot set, the host boots first (see bootScript); what
@@ -332,29 +296,6 @@ func (l *Lab) startSSHD(ctx context.Context, n *Node, boot bool) (bootErr, err e
 		}
 	}
 }
-
-// provisionScript shapes a host that is up, as its options ask: $1 1 to
-// purge iptables-persistent and netfilter-persistent, $2 1 to set the login
-// user's password (user:password on stdin, for chpasswd), then the
-// packages to install from the local repository. Package names are
-// validated; nothing else arrives on the command line.
-const provisionScript = `set -e
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export DEBIAN_FRONTEND=noninteractive
-purge=$1 password=$2
-shift 2
-if [ "$purge" = 1 ]; then
-	dpkg --purge iptables-persistent netfilter-persistent
-fi
-if [ $# -gt 0 ]; then
-	apt-get -qq update
-	# Files the lab wrote win over the packages' own (/etc/nftables.conf).
-	apt-get -qq -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install "$@"
-fi
-if [ "$password" = 1 ]; then
-	chpasswd
-fi
-`
 
 // provision runs provisionScript in a host that has options needing it.
 func (l *Lab) provision(ctx context.Context, n *Node) error {

@@ -241,16 +241,7 @@ func probeLocal(ctx context.Context, probes []Probe, idx []int, obs []Observatio
 		_ = g.Wait()
 	}
 	phase(first, opts.Timeout)
-	phase(second, adaptiveTimeout(slowest, opts))
-}
-
-// adaptiveTimeout is how long a probe expected to be filtered waits, given
-// the slowest answer its source had (0: none).
-func adaptiveTimeout(slowest time.Duration, opts ProbeOptions) time.Duration {
-	if slowest <= 0 {
-		return opts.Timeout
-	}
-	return min(max(slowest*time.Duration(opts.Factor), opts.Floor), opts.Timeout)
+	phase(second, remote.AdaptiveTimeout(slowest, remote.ProbeOptions{Timeout: opts.Timeout, Floor: opts.Floor, Factor: opts.Factor}))
 }
 
 func dialProbe(ctx context.Context, addr netip.AddrPort, timeout time.Duration, opts ProbeOptions) Observation {

@@ -255,20 +255,6 @@ func ports(t *testing.T) (open, closed int) {
 	return l.Addr().(*net.TCPAddr).Port, closed
 }
 
-func TestAdaptiveTimeout(t *testing.T) {
-	o := ProbeOptions{Timeout: 2 * time.Second, Floor: 200 * time.Millisecond, Factor: 10}
-	for _, tc := range []struct{ slowest, want time.Duration }{
-		{0, 2 * time.Second},                       // nothing answered: all of it
-		{time.Millisecond, 200 * time.Millisecond}, // a fast network: the floor
-		{50 * time.Millisecond, 500 * time.Millisecond},
-		{time.Second, 2 * time.Second}, // a slow link: never less than asked
-	} {
-		if got := adaptiveTimeout(tc.slowest, o); got != tc.want {
-			t.Errorf("slowest answer %s: timeout %s, want %s", tc.slowest, got, tc.want)
-		}
-	}
-}
-
 func TestRunProbesFromTheController(t *testing.T) {
 	inv := loadProbeFleet(t)
 	open, closed := ports(t)
@@ -306,7 +292,7 @@ func TestRunProbesFromTheController(t *testing.T) {
 	}
 	// The blackholed probe waited the adaptive timeout, not the 5s: the
 	// loopback answers calibrated it.
-	if want := adaptiveTimeout(max(got[0].Took, got[1].Took), ProbeOptions{Timeout: 5 * time.Second, Floor: 100 * time.Millisecond, Factor: DefaultFactor}); got[2].Took < want || got[2].Took > want+time.Second {
+	if want := remote.AdaptiveTimeout(max(got[0].Took, got[1].Took), remote.ProbeOptions{Timeout: 5 * time.Second, Floor: 100 * time.Millisecond, Factor: DefaultFactor}); got[2].Took < want || got[2].Took > want+time.Second {
 		t.Errorf("the filtered probe waited %s, want %s", got[2].Took, want)
 	}
 	if len(p.opens) != 0 {

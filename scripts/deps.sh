@@ -3,7 +3,9 @@
 # it is missing: OpenSSH server and client, iptables (and ip6tables),
 # iproute2 (ip netns), util-linux (unshare, nsenter, pivot_root), sudo (the
 # lab's login users become root with it), ipset (validate loads a policy's
-# sets before its rules). Needs root for apt.
+# sets before its rules), shellcheck (every shell script is checked by the
+# tests), strace (the tests count the processes the scripts fork on a
+# host). Needs root for apt.
 set -euo pipefail
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -13,6 +15,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v ipset >/dev/null 2>&1 || [ -x /usr/sbin/ipset ] || need+=(ipset)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 # fwpush installs iptables-persistent on servers that lack it. A lab host's
 # filesystem is an overlay of this machine's, so with it installed here the
 # hosts start with it (the lab can purge it from a host to rehearse the

@@ -31,12 +31,25 @@ type ProbeOptions struct {
 	// Timeout is the most any probe waits for an answer.
 	Timeout time.Duration
 	// Floor and Factor make the adaptive timeout of the probes that do not
-	// calibrate: Factor × the slowest answer of the calibrating probes, at
-	// least Floor, at most Timeout. Without an answer, Timeout.
+	// calibrate (see AdaptiveTimeout).
 	Floor  time.Duration
 	Factor int
 	// Batch is the most probes run at once.
 	Batch int
+}
+
+// AdaptiveTimeout is how long a probe expected to be filtered waits, given
+// the slowest answer its source had to a probe expected reachable (0:
+// none): Factor × that answer, at least Floor and at most Timeout; without
+// an answer, the whole Timeout, so that a slow link is never cut short.
+// The controller's probes use it; a host computes it again (adapt in
+// scripts/probe.bash), between its two phases, which TestProbeAdapt holds
+// to this one.
+func AdaptiveTimeout(slowest time.Duration, o ProbeOptions) time.Duration {
+	if slowest <= 0 {
+		return o.Timeout
+	}
+	return min(max(slowest*time.Duration(o.Factor), o.Floor), o.Timeout)
 }
 
 // ProbeResult is what one probe found.

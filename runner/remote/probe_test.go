@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -25,6 +26,7 @@ type shellSession struct {
 	t     *testing.T
 	shell string
 	pre   string // run first, in the same namespace
+	path  string // put first on $PATH
 }
 
 func newShellSession(t *testing.T, shell string) *shellSession {
@@ -40,6 +42,9 @@ func (s *shellSession) Run(ctx context.Context, script string, stdin []byte) (tr
 	if s.pre != "" {
 		// unshare -n: a network namespace that goes with the process.
 		c = exec.CommandContext(ctx, "unshare", "--net", "--", "sh", "-c", s.pre+` && exec "$0" -c "$1"`, s.shell, script)
+	}
+	if s.path != "" {
+		c.Env = append(os.Environ(), "PATH="+s.path+":"+os.Getenv("PATH"))
 	}
 	var out, errb bytes.Buffer
 	c.Stdin, c.Stdout, c.Stderr = bytes.NewReader(stdin), &out, &errb
@@ -136,7 +141,7 @@ func TestProbeScript(t *testing.T) {
 			if diff := cmp.Diff(want, results); diff != "" {
 				t.Errorf("results (-want +got):\n%s", diff)
 			}
-			if want := adaptive(probes, got, 300*time.Millisecond, 10, 2*time.Second); timeout != want {
+			if want := AdaptiveTimeout(slowest(probes, got), ProbeOptions{Timeout: 2 * time.Second, Floor: 300 * time.Millisecond, Factor: 10}); timeout != want {
 				t.Errorf("adaptive timeout %s, want %s", timeout, want)
 			}
 		})
@@ -199,7 +204,7 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 			if want == 0 {
 				// Loopback answers fast: the floor, unless this machine is
 				// so busy that the answers took longer than 25ms.
-				want = adaptive(tc.probes, got, 250*time.Millisecond, 10, 700*time.Millisecond)
+				want = AdaptiveTimeout(slowest(tc.probes, got), ProbeOptions{Timeout: 700 * time.Millisecond, Floor: 250 * time.Millisecond, Factor: 10})
 				if want >= 700*time.Millisecond {
 					t.Logf("loopback answered in %s: too slow to tell the adaptive timeout from the whole one", want/10)
 				}
@@ -223,19 +228,92 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 	}
 }
 
-// adaptive is the timeout the probes that do not calibrate must get:
-// factor × the slowest answer of those that do, within [floor, ceiling].
-func adaptive(probes []Probe, got []ProbeResult, floor time.Duration, factor int, ceiling time.Duration) time.Duration {
-	var slowest time.Duration
+// slowest is the slowest answer of the probes that calibrate.
+func slowest(probes []Probe, got []ProbeResult) time.Duration {
+	var s time.Duration
 	for i, p := range probes {
 		if p.Calibrate && (got[i].Result == "connected" || got[i].Result == "refused") {
-			slowest = max(slowest, got[i].Took)
+			s = max(s, got[i].Took)
 		}
 	}
-	if slowest == 0 {
-		return ceiling
+	return s
+}
+
+func TestAdaptiveTimeout(t *testing.T) {
+	o := ProbeOptions{Timeout: 2 * time.Second, Floor: 200 * time.Millisecond, Factor: 10}
+	for _, tc := range []struct{ slowest, want time.Duration }{
+		{0, 2 * time.Second},                       // nothing answered: all of it
+		{time.Millisecond, 200 * time.Millisecond}, // a fast network: the floor
+		{50 * time.Millisecond, 500 * time.Millisecond},
+		{time.Second, 2 * time.Second}, // a slow link: never less than asked
+	} {
+		if got := AdaptiveTimeout(tc.slowest, o); got != tc.want {
+			t.Errorf("slowest answer %s: timeout %s, want %s", tc.slowest, got, tc.want)
+		}
 	}
-	return min(max(slowest*time.Duration(factor), floor), ceiling)
+}
+
+// TestProbeAdapt: the host times phase 2 as AdaptiveTimeout does, from the
+// answers of phase 1, or from the round trip fwpush measured when there
+// was nothing to make in phase 1. The answers come from a stub timeout(1),
+// which answers each port as the table says.
+func TestProbeAdapt(t *testing.T) {
+	o := ProbeOptions{Timeout: 2 * time.Second, Floor: 200 * time.Millisecond, Factor: 10}
+	for _, tc := range []struct {
+		name    string
+		answers []string // phase 1, one per probe: "connected US", "refused US" or "timeout"
+		hint    time.Duration
+		slowest time.Duration // what AdaptiveTimeout is given
+	}{
+		{"the slowest answer", []string{"connected 1000", "refused 30000", "connected 20000"}, 0, 30 * time.Millisecond},
+		{"a fast network: the floor", []string{"connected 1000"}, 0, time.Millisecond},
+		{"a slow link: never more than the timeout", []string{"refused 500000"}, 0, 500 * time.Millisecond},
+		{"no answer: the whole timeout", []string{"timeout", "timeout"}, 0, 0},
+		{"answers and silence", []string{"timeout", "connected 40000"}, 0, 40 * time.Millisecond},
+		{"nothing to calibrate on: the round trip", nil, 40 * time.Millisecond, 40 * time.Millisecond},
+		{"nothing at all", nil, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var in strings.Builder
+			fmt.Fprintf(&in, "10\n%d %d %d %d %d\n", o.Timeout.Microseconds(), 8, o.Floor.Microseconds(), o.Factor, tc.hint.Microseconds())
+			// The stub answers the probes (timeout SECONDS bash -c CODE
+			// ADDR PORT); anything else runs under the real timeout(1).
+			stub := "#!/bin/sh\n[ \"$2\" = bash ] || exec " + must(exec.LookPath("timeout")) + " \"$@\"\neval \"port=\\${$#}\"\ncase $port in\n"
+			for i, a := range tc.answers {
+				port := 1000 + i
+				fmt.Fprintf(&in, "%d 127.0.0.1 %d 1\n", i, port)
+				result, us, _ := strings.Cut(a, " ")
+				switch result {
+				case "connected":
+					stub += fmt.Sprintf("%d) echo '@0 %s'; exit 0 ;;\n", port, us)
+				case "refused":
+					stub += fmt.Sprintf("%d) echo 'bash: connect: Connection refused'; echo '@1 %s'; exit 1 ;;\n", port, us)
+				default:
+					stub += fmt.Sprintf("%d) exit 124 ;;\n", port)
+				}
+			}
+			stub += "esac\nexit 124\n"
+			// One probe of phase 2, which times out.
+			fmt.Fprintf(&in, "%d 127.0.0.1 9 2\n", len(tc.answers))
+			if err := os.WriteFile(dir+"/timeout", []byte(stub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s := newShellSession(t, "sh")
+			s.path = dir
+			res, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte(in.String()))
+			if err != nil {
+				t.Fatalf("%v: %s", err, res.Stderr)
+			}
+			got, timeout := parseProbeOutput(string(res.Stdout), len(tc.answers)+1)
+			if want := AdaptiveTimeout(tc.slowest, o); timeout != want {
+				t.Errorf("phase 2 waited %s, want %s\n%s", timeout, want, res.Stdout)
+			}
+			if last := got[len(tc.answers)]; last.Result != "timeout" || last.Took != timeout {
+				t.Errorf("the probe of phase 2: %+v, want a timeout of %s", last, timeout)
+			}
+		})
+	}
 }
 
 func TestParseProbeOutput(t *testing.T) {

@@ -196,16 +196,13 @@ func init() {
 
 // wrap is the command that runs script under its deadline, as m says.
 func wrap(script string, m mode) string {
-	head := `read -r d || exit 10
-case $d in ""|*[!0-9]*) echo "bad deadline: $d" >&2; exit 10 ;; esac
-exec `
+	head := sent.wrap + "exec "
 	switch m {
 	case sudo:
-		head += `sudo -n -- `
+		head += "sudo -n -- "
 	case sudoPassword:
-		head += `sudo -S -p '' -- `
-		script = `while IFS= read -r l; do [ "$l" = "` + dataMark + `" ] && break; done
-` + script
+		head += "sudo -S -p '' -- "
+		script = sent.skip + script
 	}
 	return head + `timeout -k 2 "$d" sh -c ` + quote(script) + ` fwpush`
 }
@@ -282,13 +279,14 @@ func quote(s string) string {
 
 // frame is a script's stdin: a header line of fields (numbers and hex
 // only: the scripts check), then the payloads, whose sizes the header
-// gives.
+// gives, each followed by endMark.
 func frame(fields []string, payloads ...[]byte) []byte {
 	var b bytes.Buffer
 	b.WriteString(strings.Join(fields, " "))
 	b.WriteByte('\n')
 	for _, p := range payloads {
 		b.Write(p)
+		b.WriteString(endMark)
 	}
 	return b.Bytes()
 }
@@ -348,8 +346,7 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
-	who := []byte(a.Who)
-	in := frame([]string{a.Token, secs, lease, wait, size(who), size(a.V4), size(a.V6)}, who, a.V4, a.V6)
+	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
 	// The script waits for the lock, then for the apply, at most the
 	// guard's delay.
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
@@ -370,15 +367,25 @@ type Persist struct {
 	Install bool   // install iptables-persistent (after the files)
 }
 
-func (p Persist) header() []string {
+// header is Persist's part of a header: the sizes of the files, the
+// digest ("-" for none: it travels in the header, so it must be one
+// word of letters, digits and ":._-"), and whether to install.
+func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	if p.Install {
 		install = "1"
 	}
-	return []string{size(p.V4), size(p.V6), strconv.Itoa(len(p.Digest)), install}
+	digest := strings.TrimSpace(p.Digest)
+	if digest == "" {
+		digest = "-"
+	}
+	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
+		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
+	}
+	return []string{size(p.V4), size(p.V6), digest, install}, nil
 }
 
-func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, []byte(p.Digest)} }
+func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6} }
 
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
@@ -392,7 +399,11 @@ func (p Persist) InstallTime() time.Duration {
 // Persist writes the files p names, atomically, and installs
 // iptables-persistent if asked: for a host whose live rules already match.
 func (h *Host) Persist(ctx context.Context, p Persist) error {
-	res, err := h.run(ctx, "persist", scriptPersist, h.o.Timeout+p.InstallTime(), frame(p.header(), p.payloads()...))
+	header, err := p.header("persist")
+	if err != nil {
+		return err
+	}
+	res, err := h.run(ctx, "persist", scriptPersist, h.o.Timeout+p.InstallTime(), frame(header, p.payloads()...))
 	if err != nil {
 		return err
 	}
@@ -437,16 +448,17 @@ type Confirm struct {
 	Persist
 }
 
-// confirmTick is the host's polling interval while it waits for the apply.
-const confirmTick = 20 * time.Millisecond
-
 // Confirm implements the confirm step; see the Confirm type.
 func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	if !isHex(c.Token) {
 		return Confirmation{}, &StepError{Step: "confirm", Err: fmt.Errorf("token %q is not hex", c.Token)}
 	}
-	ticks := strconv.Itoa(int(max(c.Wait, 0) / confirmTick))
-	in := frame(append([]string{c.Token, ticks}, c.header()...), c.payloads()...)
+	header, err := c.header("confirm")
+	if err != nil {
+		return Confirmation{}, err
+	}
+	wait := strconv.FormatInt(max(c.Wait, 0).Milliseconds(), 10)
+	in := frame(append([]string{c.Token, wait}, header...), c.payloads()...)
 	res, err := h.run(ctx, "confirm", scriptConfirm, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
@@ -466,6 +478,17 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	return conf, err
+}
+
+// printable is s with what is not printable ASCII left out: it goes at
+// the end of a header line, for messages.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func isHex(s string) bool {

@@ -57,12 +57,13 @@ func exit(out string, code int, stderr string) func(string, []byte) (transport.R
 }
 
 // golden compares what r recorded with testdata/name.golden: each call's
-// script, then its stdin, exactly.
+// script, by name (the text is the files of scripts/, which the call
+// must run exactly), then its stdin, exactly.
 func golden(t *testing.T, name string, r *recorder) {
 	t.Helper()
 	var b strings.Builder
 	for i, c := range r.calls {
-		fmt.Fprintf(&b, "=== call %d: script\n%s\n=== call %d: stdin (%d bytes)\n%s\n", i+1, c.script, i+1, len(c.stdin), c.stdin)
+		fmt.Fprintf(&b, "=== call %d: %s\n=== call %d: stdin (%d bytes)\n%s\n", i+1, commandName(c.script), i+1, len(c.stdin), c.stdin)
 	}
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
@@ -77,6 +78,22 @@ func golden(t *testing.T, name string, r *recorder) {
 	if diff := cmp.Diff(string(want), b.String()); diff != "" {
 		t.Errorf("%s: what the host was sent (-golden +got):\n%s", name, diff)
 	}
+}
+
+// commandName names the script and mode a command runs: "apply.sh as
+// root", or "an unknown command".
+func commandName(cmd string) string {
+	for name, script := range map[string]string{
+		"facts.sh": scriptFacts, "apply.sh": scriptApply, "persist.sh": scriptPersist,
+		"confirm.sh": scriptConfirm, "settle.sh": scriptSettle, "probe.sh": scriptProbe,
+	} {
+		for m, how := range []string{"as the login user", "under sudo -n", "under sudo -S"} {
+			if commands[script][m] == cmd {
+				return name + " " + how
+			}
+		}
+	}
+	return "an unknown command"
 }
 
 func TestFacts(t *testing.T) {

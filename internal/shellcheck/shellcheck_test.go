@@ -1,0 +1,50 @@
+package shellcheck
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestScripts checks every shell script of the repository that runs as
+// it is: scripts/ (make's), lab/ (what the lab runs in its hosts). The
+// scripts the hosts of a fleet run are made of fragments, checked once
+// made (runner/remote's TestShellcheck).
+func TestScripts(t *testing.T) {
+	root := "../.."
+	var n int
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || path == filepath.Join(root, "runner/remote/scripts")) {
+			return filepath.SkipDir
+		}
+		shell := map[string]string{".sh": "sh", ".bash": "bash"}[filepath.Ext(path)]
+		if d.IsDir() || shell == "" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		text := string(data)
+		if strings.HasPrefix(text, "#!/usr/bin/env bash") || strings.HasPrefix(text, "#!/bin/bash") {
+			shell = "bash"
+		}
+		n++
+		t.Run(strings.TrimPrefix(path, root+"/"), func(t *testing.T) {
+			Check(t, shell, text)
+			Parse(t, shell, text)
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 4 {
+		t.Errorf("%d scripts checked: scripts/ and lab/ hold more", n)
+	}
+}

@@ -1,0 +1,147 @@
+# apply.sh takes the host lock, stages the new rules, asks iptables
+# itself whether they load, saves the current rules, arms the guard,
+# starts the apply and waits for it: one round trip. Its stdin: "TOKEN
+# SECONDS LEASE WAIT N4 N6 WHO", then new.v4 (N4 bytes) and new.v6, each
+# followed by the mark (see lib.sh); WHO, the rest of the line, is who
+# runs it, for messages. It prints "armed", then how the apply went: ok,
+# failed, skipped (the run was decided before its apply began) or pending
+# (still running after SECONDS). $guard, the program of the apply and its
+# guard (lib.sh and guard.sh), comes first (see scripts.go).
+#
+# The host lock is a directory: one run at a time changes a host, from its
+# apply to its confirm (which releases it), or to its guard's rollback. A
+# second run waits for it up to WAIT seconds, then fails saying who holds
+# it. The holder's lease ends LEASE seconds after it took the lock; a lease
+# that ended (its run died with no guard left to release it) is taken
+# over. Until the guard is armed, any failure releases the lock. Waiting
+# blocks (take): on a read of the FIFO $F/lock.free, which whoever
+# releases the lock writes to, and on one sleep until the lease or the
+# wait ends, whose end (SIGCHLD) interrupts the read.
+#
+# The rules are tested one family at a time (iptables-nft-restore --test is
+# unreliable with several tables at once), waiting for the xtables lock
+# rather than failing. They are loaded with --noflush: new.v4 flushes the
+# chains the policy owns itself (see policy.Split), so that chains of
+# other software (Docker, fail2ban) keep their rules. The old rules are
+# restored whole.
+#
+# The apply and its guard run detached (setsid, no stdio), one process
+# (guard.sh), so that neither depends on the SSH session that started
+# them: the new policy may cut that very session. The guard sleeps
+# SECONDS, then restores the old rules unless fwpush has confirmed by then.
+# Confirming and rolling back race to create decided, so exactly one of
+# them wins. The run's lock is taken here, before the guard is armed, and
+# handed to the apply, which lets it go once done; a restore takes it, so
+# a late apply can never land after a rollback; and this script waits for
+# the apply by waiting for that lock: its outcome is known before the proof
+# that SSH still works is tried, so that the proof comes from a connection
+# made under the new rules. Should the new rules cut this session, the
+# output is lost and the guard decides. A guard whose run is no longer the
+# current one (a newer run applied since) does nothing.
+set -u
+umask 077
+read -r token secs lease wait n4 n6 who || { echo "no header on stdin" >&2; exit 10; }
+hex "$token"
+nums "$secs" "$lease" "$wait" "$n4" "$n6"
+case $who in *[![:print:]]*) who='?' ;; esac
+R=$F/runs/$token
+
+# take: the host lock is this run's, within $wait seconds. The FIFO is
+# open before each try: a release that comes after a try wakes the read.
+take() {
+  now=$(date +%s) || return 1
+  end=$((now + wait))
+  [ -p "$F/lock.free" ] || mkfifo -m 600 "$F/lock.free" 2>/dev/null || [ -p "$F/lock.free" ] || return 1
+  exec 3<>"$F/lock.free"
+  while ! mkdir "$L" 2>/dev/null; do
+    o='' oe=''
+    { read -r o oe < "$L/owner"; } 2>/dev/null
+    t=$((end - now))
+    case $oe in
+    "" | *[!0-9]*) ;;
+    *)
+      if [ "$now" -gt "$oe" ]; then
+        rm -rf "$L"
+        continue
+      fi
+      [ $((oe + 1 - now)) -ge "$t" ] || t=$((oe + 1 - now)) ;;
+    esac
+    [ "$t" -gt 0 ] || return 1
+    sleep "$t" &
+    trap : CHLD
+    read -r _ <&3
+    trap - CHLD
+    kill "$!" 2>/dev/null
+    wait "$!"
+    now=$(date +%s) || return 1
+  done
+  exec 3>&-
+}
+
+[ -d "$F/runs" ] || mkdir -p "$F/runs" || exit 11
+[ ! -e "$R" ] || rm -rf "$R" || exit 11
+# The run's directory and the lock, with one mkdir.
+if ! e=$(mkdir "$R" "$L" 2>&1); then
+  if [ ! -d "$R" ]; then
+    printf '%s\n' "$e" >&2
+    # Were the lock made, it would have no owner: claimed, it goes.
+    set -C
+    { echo "$token 0" > "$L/owner"; } 2>/dev/null && rm -rf "$L"
+    set +C
+    exit 11
+  fi
+  if ! take; then
+    w=
+    { read -r _ && IFS= read -r w; } < "$L/owner" 2>/dev/null
+    echo "another run of fwpush holds this host: $w" >&2
+    rm -rf "$R"
+    exit 15
+  fi
+fi
+trap 'release; rm -rf "$R"' EXIT
+now=$(date +%s) || exit 11
+printf '%s %s\n%s\n' "$token" $((now + lease)) "$who" > "$L/owner" || exit 11
+# The runs decided earlier are done with.
+set --
+for d in "$F"/runs/*; do [ ! -e "$d/decided" ] || set -- "$@" "$d"; done
+[ $# -eq 0 ] || rm -rf -- "$@"
+cd "$R" || exit 11
+head -c "$n4" > new.v4 || exit 11
+mark || { echo "stdin ended early" >&2; exit 10; }
+head -c "$n6" > new.v6 || exit 11
+mark || { echo "stdin ended early" >&2; exit 10; }
+iptables-restore -w --noflush --test < new.v4 || exit 12
+ip6tables-restore -w --noflush --test < new.v6 || exit 13
+
+# save TOOL FILE: the filter table as TOOL saves it. A server that never
+# had rules saves nothing: its "old rules" are an open filter table.
+nl='
+'
+save() {
+  s=$("$1" -t filter) || return 1
+  case $s in
+  '*filter'* | *"$nl*filter"*) printf '%s\n' "$s" > "$2" ;;
+  *) printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > "$2" ;;
+  esac
+}
+if ! save iptables-save old.v4 || ! save ip6tables-save old.v6; then
+  echo "cannot save the current rules" >&2
+  exit 14
+fi
+
+# A guard that reads current while it is written reads another token than
+# its own, and stands down, as it must: this run takes over.
+echo "$token" > "$F/current" || exit 11
+echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
+exec 9>lock && flock 9 || exit 11
+setsid sh -c "$guard" fwpush-guard "$token" "$secs" < /dev/null > apply.log 2>&1 &
+echo "$!" > guard.pid
+exec 9>&-
+trap - EXIT
+echo armed
+exec 8< lock
+if flock -w "$secs" 8 && { read -r s < applied.status; } 2>/dev/null; then
+  echo "$s"
+else
+  echo pending
+fi

@@ -1,0 +1,79 @@
+# confirm.sh runs over a fresh connection, which proves that the host
+# still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 DIGEST
+# INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
+# waits on the host, at most WAIT, for the detached apply to finish (for
+# the run's lock, which the apply holds while it runs), then prints the
+# outcome on its first line: "confirmed" (the apply succeeded and the guard
+# is disarmed), "pending" (the apply has not finished, or the guard is
+# restoring the old rules), "failed" (followed by the apply's log; the old
+# rules are back and the guard is disarmed), "rolledback" (the guard won
+# and the old rules are back) or "superseded" (another run took over).
+# Only once confirmed does it go on to persist (store), in the same round
+# trip.
+set -u
+read -r token ms n4 n6 digest install || { echo "no header on stdin" >&2; exit 10; }
+hex "$token"
+nums "$ms" "$n4" "$n6" "$install"
+digestok "$digest"
+R=$F/runs/$token
+[ -d "$R" ] || { echo superseded; exit 0; }
+
+# locked SECONDS: the run's lock is this script's, within SECONDS. The
+# apply holds it while it runs, a rollback until its outcome is written.
+locked() {
+  [ -e "$R/lock" ] || return 1
+  exec 8< "$R/lock"
+  flock -w "$1" 8
+}
+
+# status: how the apply went, in $s; "" while it runs.
+status() {
+  s=
+  { read -r s < "$R/applied.status"; } 2>/dev/null
+}
+
+# Whoever decided writes outcome once it is settled: the old rules back
+# (rolledback), the rules kept by a later run that found them right (kept),
+# or confirmed by a confirm whose answer was lost. Until then the host is
+# pending, however it is going.
+decided() {
+  [ -e "$R/outcome" ] || locked 5
+  o=
+  { read -r o < "$R/outcome"; } 2>/dev/null
+  case $o in
+  rolledback) echo rolledback; exit 0 ;;
+  kept | confirmed) echo confirmed ;;
+  *) echo pending; exit 0 ;;
+  esac
+}
+
+status
+if [ -z "$s" ] && [ ! -e "$R/decided" ]; then
+  locked "$((ms / 1000)).$((ms / 100 % 10))$((ms / 10 % 10))$((ms % 10))"
+  status
+fi
+case $s in
+ok)
+  if decide; then
+    stopguard
+    echo confirmed > "$R/outcome"
+    echo confirmed
+  else
+    decided
+  fi ;;
+failed)
+  if decide; then
+    stopguard
+    echo failed > "$R/outcome"
+  fi
+  release
+  echo failed
+  show "$R/apply.log"
+  exit 0 ;;
+skipped) decided ;;
+*)
+  if [ -e "$R/decided" ]; then decided; else echo pending; exit 0; fi ;;
+esac
+exec 8<&-
+trap release EXIT
+store

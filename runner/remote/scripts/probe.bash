@@ -1,0 +1,65 @@
+# probe.bash is the part of probe.sh that bash runs (see probe.sh): it
+# reads the probes, makes those of phase 1, times phase 2 from their
+# answers (adapt), and makes those of phase 2.
+set -f
+read -r T B F K H || exit 2
+for v in "$T" "$B" "$F" "$K" "$H"; do case $v in ""|*[!0-9]*) echo "bad header: $T $B $F $K $H" >&2; exit 2 ;; esac; done
+[ "$B" -gt 0 ] || { echo "bad batch size: $B" >&2; exit 2; }
+probe() { # probe ID ADDR PORT MICROSECONDS
+  out=$(timeout "$(printf "%d.%06d" $(($4 / 1000000)) $(($4 % 1000000)))" bash -c "s=\$EPOCHREALTIME; : 3<>\"/dev/tcp/\$0/\$1\"; rc=\$?; e=\$EPOCHREALTIME; echo \"@\$rc \$(( \${e/./} - \${s/./} ))\"; exit \$rc" "$2" "$3" 2>&1)
+  rc=$?
+  us=${out##*@}; us=${us#* }
+  case $us in ""|*[!0-9]*) us=0 ;; esac
+  # shellcheck disable=SC2086 # ${out%@*}: what bash said, on one line
+  case $rc:$out in
+  124:*) echo "$1 timeout $4" ;;
+  0:*) echo "$1 connected $us" ;;
+  *"Connection refused"*) echo "$1 refused $us" ;;
+  *) echo "$1 error exit $rc:" ${out%@*} ;;
+  esac
+}
+phase() { # phase N MICROSECONDS: every probe of phase N, B at once
+  local ph=$1 t=$2 n=0
+  for line in "${lines[@]}"; do
+    # shellcheck disable=SC2086 # the line is four words, checked above
+    set -- $line
+    [ "$4" = "$ph" ] || continue
+    probe "$1" "$2" "$3" "$t" &
+    n=$((n+1)); [ $((n % B)) -ne 0 ] || wait
+  done
+  wait
+}
+lines=()
+while read -r id a p ph; do
+  case $id in ""|*[!0-9]*) continue ;; esac
+  case $p in ""|*[!0-9]*) echo "$id error bad port: $p"; continue ;; esac
+  case $a in ""|*[!0-9a-fA-F.:]*) echo "$id error bad address: $a"; continue ;; esac
+  case $ph in 1|2) ;; *) echo "$id error bad phase: $ph"; continue ;; esac
+  lines+=("$id $a $p $ph")
+done
+# adapt SLOWEST: the timeout of phase 2, from the slowest answer of phase 1
+# in microseconds (0: none). It is remote.AdaptiveTimeout, which the
+# controller's own probes use, written again in bash because the host
+# decides between its two phases, without a round trip; a test holds the
+# two to the same answers.
+adapt() {
+  local s=$1 t
+  [ "$s" -gt 0 ] || s=$H
+  if [ "$s" -le 0 ]; then
+    echo "$T"
+    return
+  fi
+  t=$((s * K))
+  [ "$t" -ge "$F" ] || t=$F
+  [ "$t" -le "$T" ] || t=$T
+  echo "$t"
+}
+slowest=0
+while read -r id result us; do
+  [ -n "$id" ] || continue
+  echo "$id $result $us"
+  case $result in connected|refused) [ "$us" -le "$slowest" ] || slowest=$us ;; esac
+done <<< "$(phase 1 "$T")"
+t2=$(adapt "$slowest")
+echo "timeout $t2"
+phase 2 "$t2"

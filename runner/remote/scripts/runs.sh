@@ -1,0 +1,51 @@
+# runs.sh follows lib.sh in the scripts of the steps that deal with a run
+# (see scripts.go): $token is the run's token, $R its directory; $F is
+# fwpush's directory, $L the host lock.
+F=$r/run/fwpush
+L=$F/lock
+
+# release: the host lock goes, if run $token holds it, and a run waiting
+# for it is woken (see apply.sh). Opened read-write, the FIFO never blocks
+# its writer, and what no one reads is dropped when it is closed.
+release() {
+  o=
+  { read -r o _ < "$L/owner"; } 2>/dev/null
+  [ "$o" = "$token" ] || return 0
+  rm -rf "$L"
+  [ ! -p "$F/lock.free" ] || echo free 1<>"$F/lock.free"
+}
+
+# decide: run $R's fate is decided here, unless it was already. Confirming
+# and rolling back race for creating $R/decided, which only one of them
+# can: with noclobber, sh creates a file exclusively (O_EXCL). An earlier
+# fwpush made it a directory, which counts the same.
+decide() {
+  set -C
+  if { echo > "$R/decided"; } 2>/dev/null; then d=0; else d=1; fi
+  set +C
+  return "$d"
+}
+
+# stopguard: the guard of run $R, and its sleep, are stopped: setsid made
+# them a process group.
+stopguard() {
+  g=
+  { read -r g < "$R/guard.pid"; } 2>/dev/null
+  [ -z "$g" ] || kill -s TERM -- "-$g" 2>/dev/null
+}
+
+# restore: the old rules of run $R back, unless it was decided already;
+# under the run's lock, which its apply holds while it runs: a late apply
+# never lands after a rollback. Whoever decides writes the outcome before
+# letting the lock go, so that what waits for the lock finds it.
+restore() {
+  exec 9>"$R/lock"
+  flock 9
+  if decide; then
+    iptables-restore -w < "$R/old.v4"
+    ip6tables-restore -w < "$R/old.v6"
+    echo rolledback > "$R/outcome"
+    release
+  fi
+  exec 9>&-
+}

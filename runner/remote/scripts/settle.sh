@@ -1,0 +1,29 @@
+# settle.sh decides the fate of the apply of an earlier run whose fwpush
+# is gone (killed before it confirmed): KEEP 1 keeps its rules (they are
+# the ones this run would apply) and disarms its guard; 0 restores the old
+# rules now rather than when its guard wakes. Either way the host lock it
+# held is released. Its stdin: "TOKEN KEEP". It prints the outcome: kept,
+# rolledback, confirmed or failed (its own confirm came first), or gone
+# (nothing of that run is left).
+set -u
+read -r token keep || { echo "no header on stdin" >&2; exit 10; }
+hex "$token"
+case $keep in 0 | 1) ;; *) echo "bad header" >&2; exit 10 ;; esac
+R=$F/runs/$token
+[ -d "$R" ] || { echo gone; exit 0; }
+if [ "$keep" = 1 ]; then
+  exec 9> "$R/lock"
+  flock 9
+  if decide; then
+    stopguard
+    echo kept > "$R/outcome"
+  fi
+  exec 9>&-
+else
+  restore
+  stopguard
+fi
+release
+o=
+{ read -r o < "$R/outcome"; } 2>/dev/null
+echo "${o:-gone}"

@@ -1,0 +1,49 @@
+# store.sh is what persist.sh and confirm.sh share: store writes what makes
+# the policy survive a reboot and records what was applied, each only when
+# asked. It expects $n4 $n6 $digest $install read from the header, and
+# rules.v4 (N4 bytes) and rules.v6 next on stdin, each followed by the mark
+# (a size of 0 keeps the file as it is; a digest of - keeps the record).
+#
+# The files are written atomically (a temporary file in the same
+# directory, then rename; a temporary file that failed, an empty one on a
+# full disk, goes) and go first: installing iptables-persistent starts
+# netfilter-persistent, which loads whatever rules.v4 is on disk; an old
+# file there would replace the policy just applied (and could cut SSH). apt
+# runs without questions (it must not save the rules of the moment: fwpush
+# writes its own files), waiting for the dpkg lock instead of failing when
+# apt is busy. The state goes last, so that a run that failed half-way is
+# not taken for done.
+
+# put SIZE NAME: the next SIZE bytes of stdin become $E/NAME.
+put() {
+  if [ "$1" -eq 0 ]; then
+    mark
+    return
+  fi
+  t=$E/.$2.fwpush
+  { [ -d "$E" ] || mkdir -p "$E"; } && head -c "$1" > "$t" && mark && mv -f "$t" "$E/$2" && return 0
+  rm -f "$t"
+  return 1
+}
+
+store() {
+  umask 022
+  E=$r/etc/iptables
+  S=$r/var/lib/fwpush
+  put "$n4" rules.v4 || exit 20
+  put "$n6" rules.v6 || exit 21
+  if [ "$digest" != - ]; then
+    if ! { [ -d "$S" ] || mkdir -p "$S"; } || ! echo "$digest" > "$S/.applied.fwpush"; then
+      rm -f "$S/.applied.fwpush"
+      exit 23
+    fi
+  fi
+  if [ "$install" = 1 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    { printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\niptables-persistent iptables-persistent/autosave_v6 boolean false\n' | debconf-set-selections &&
+      apt-get -o DPkg::Lock::Timeout=300 -qq update &&
+      apt-get -o DPkg::Lock::Timeout=300 -qq -y install iptables-persistent; } < /dev/null >&2 || exit 22
+  fi
+  if [ "$digest" != - ]; then mv -f "$S/.applied.fwpush" "$S/applied" || exit 23; fi
+  echo persisted
+}

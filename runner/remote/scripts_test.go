@@ -1,0 +1,65 @@
+package remote
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fwpush/fwpush/internal/shellcheck"
+)
+
+// checked are the programs the hosts run, each with the shell that runs
+// it: every step's script (and the guard it starts, and the command that
+// wraps it), as composed of the files of scripts/.
+func checked(read func(string) string) map[string]struct{ shell, text string } {
+	s := compose(read)
+	return map[string]struct{ shell, text string }{
+		"facts":         {"sh", s.facts},
+		"apply":         {"sh", s.apply},
+		"guard":         {"sh", s.guard},
+		"persist":       {"sh", s.persist},
+		"confirm":       {"sh", s.confirm},
+		"settle":        {"sh", s.settle},
+		"probe":         {"sh", s.probe},
+		"probe.bash":    {"bash", read("probe.bash")},
+		"wrap and skip": {"sh", s.wrap + s.skip},
+	}
+}
+
+// TestShellcheck: shellcheck finds nothing, not even a note of style, in
+// any program the hosts run, as the files of scripts/ make it (with their
+// comments, where its directives are); and sh, dash and bash parse them
+// as the hosts get them.
+func TestShellcheck(t *testing.T) {
+	for name, p := range checked(whole) {
+		t.Run(name, func(t *testing.T) { shellcheck.Check(t, p.shell, p.text) })
+	}
+	for name, p := range checked(code) {
+		t.Run(name+" as sent", func(t *testing.T) { shellcheck.Parse(t, p.shell, p.text) })
+	}
+	// The command that runs a script, as a login shell gets it (here the
+	// script true: a script in quotes is one word to shellcheck).
+	for m, how := range []string{"as the login user", "sudo -n", "sudo -S"} {
+		t.Run("the command "+how, func(t *testing.T) {
+			shellcheck.Check(t, "sh", wrap("true", mode(m)))
+			shellcheck.Parse(t, "sh", commands[scriptFacts][m])
+		})
+	}
+}
+
+// What the hosts get is the code: every comment line is left out, and
+// nothing else.
+func TestScriptsSentWithoutComments(t *testing.T) {
+	for name, p := range checked(code) {
+		for line := range strings.SplitSeq(p.text, "\n") {
+			if strings.HasPrefix(line, "#") {
+				t.Errorf("%s: a comment is sent: %s", name, line)
+			}
+		}
+	}
+	sent, all := checked(code)["confirm"].text, checked(whole)["confirm"].text
+	for line := range strings.SplitSeq(all, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") && !strings.Contains(sent, line) {
+			t.Errorf("confirm: the line %q is not sent", line)
+		}
+	}
+}
