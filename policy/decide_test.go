@@ -67,3 +67,47 @@ COMMIT
 		})
 	}
 }
+
+// TestDecideSourceNet: a packet from any address of a network is
+// accepted for certain only by rules that accept every address of it.
+func TestDecideSourceNet(t *testing.T) {
+	rs, err := Parse(`*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 198.51.100.0/24 -i eth1 -p tcp -m tcp --dport 9100 -j ACCEPT
+-A INPUT -i eth1 -p tcp -m set --match-set fwp-mon-4 src -m tcp --dport 9200 -j ACCEPT
+-A INPUT -s 198.51.100.128/25 -p tcp -m tcp --dport 9300 -j DROP
+-A INPUT -p tcp -m tcp --dport 9300 -j ACCEPT
+COMMIT
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.WithSets([]*Set{NewSet("fwp-mon-4", Inet, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")})})
+	for _, tc := range []struct {
+		net  string
+		port int
+		want Verdict
+		line int
+	}{
+		{"198.51.100.0/24", 9100, Accept, 5},
+		{"198.51.100.64/26", 9100, Accept, 5},
+		{"198.51.100.0/23", 9100, Drop, 0}, // half of it only: the accept cannot be counted on
+		{"203.0.113.0/24", 9100, Drop, 0},
+		{"198.51.100.0/25", 9200, Accept, 6},
+		{"198.51.100.0/23", 9200, Drop, 0},
+		{"198.51.100.0/25", 9300, Accept, 8},
+		{"198.51.100.0/24", 9300, Unknown, 7}, // half of it is dropped
+		{"198.51.100.192/26", 9300, Drop, 7},
+	} {
+		d := rs.Decide("INPUT", Packet{In: "eth1", SrcNet: netip.MustParsePrefix(tc.net), Proto: "tcp", DPort: tc.port})
+		line := 0
+		if d.Rule != nil {
+			line = d.Rule.Line
+		}
+		if d.Verdict != tc.want || line != tc.line {
+			t.Errorf("from %s to %d: %v at line %d, want %v at line %d", tc.net, tc.port, d.Verdict, line, tc.want, tc.line)
+		}
+	}
+}

@@ -378,9 +378,13 @@ func parsePorts(s string) ([]portRange, error) {
 type Packet struct {
 	In, Out  string
 	Src, Dst netip.Addr
-	Proto    string
-	SPort    int
-	DPort    int
+	// SrcNet, when set, stands for Src: the packet comes from some
+	// address of it, any one. A rule matches for certain only if it
+	// matches every address of SrcNet, and certainly not only if none.
+	SrcNet netip.Prefix
+	Proto  string
+	SPort  int
+	DPort  int
 	// State is the conntrack state the packet has: "NEW" for a packet
 	// conntrack does not know, such as one of a session that was open
 	// before connection tracking was turned on.
@@ -540,7 +544,7 @@ func (r *Rule) matches(p Packet, sets map[string]*Set) tri {
 	if r.Opaque {
 		and(maybe)
 	}
-	and(matchPrefix(r.Src, p.Src))
+	and(matchSource(r.Src, p))
 	and(matchPrefix(r.Dst, p.Dst))
 	and(matchIface(r.In, p.In))
 	and(matchIface(r.Out, p.Out))
@@ -568,6 +572,8 @@ func matchSet(m SetMatch, s *Set, p Packet) tri {
 	a := p.Src
 	if m.Flags[0] == "dst" {
 		a = p.Dst
+	} else if p.SrcNet.IsValid() {
+		return matchSetNet(m, s, p.SrcNet)
 	}
 	if !a.IsValid() {
 		return maybe
