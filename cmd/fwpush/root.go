@@ -109,6 +109,7 @@ survive reboots.`,
 		newCheckCmd(),
 		newScheduleCmd(),
 		newGraphCmd(),
+		newExplainCmd(),
 		newManCmd(),
 	)
 	registerCompletions(root)
