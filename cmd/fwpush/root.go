@@ -110,6 +110,7 @@ survive reboots.`,
 		newScheduleCmd(),
 		newGraphCmd(),
 		newExplainCmd(),
+		newDiffCmd(),
 		newManCmd(),
 	)
 	registerCompletions(root)
