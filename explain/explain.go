@@ -186,7 +186,7 @@ func (e *Explainer) Explain(q Query) (*Answer, error) {
 	}
 	dsts, toRole, err := e.hosts(q.To)
 	if err != nil {
-		return nil, fmt.Errorf("%w: TO %q: %v", ErrQuery, q.To, err)
+		return nil, fmt.Errorf("%w: TO %q is %v", ErrQuery, q.To, err)
 	}
 	a := &Answer{Query: q}
 	for _, s := range srcs {
@@ -224,7 +224,7 @@ func (e *Explainer) sources(q Query) (srcs []source, fromRole bool, err error) {
 	}
 	hosts, role, err := e.hosts(q.From)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: FROM %q: %v, an address, a CIDR or %s", ErrQuery, q.From, err, Internet)
+		return nil, false, fmt.Errorf("%w: FROM %q is %v, nor an address, a CIDR or %s", ErrQuery, q.From, err, Internet)
 	}
 	for _, h := range hosts {
 		srcs = append(srcs, source{host: h, name: h.Name})
@@ -240,7 +240,7 @@ func (e *Explainer) hosts(name string) (hosts []*inventory.Host, role bool, err 
 	if _, ok := e.inv.Role(name); ok {
 		hosts = e.inv.HostsOf(name)
 		if len(hosts) == 0 {
-			return nil, true, fmt.Errorf("role %s has no host", name)
+			return nil, true, fmt.Errorf("a role with no host")
 		}
 		return hosts, true, nil
 	}
