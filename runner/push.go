@@ -63,9 +63,10 @@ type HostResult struct {
 	Unknown  []string
 	Duration time.Duration
 	Err      error
-	// Change is what was decided for the host once it was read (nil when
-	// it was not): the documents a saved plan holds (see
-	// RunOptions.Planned).
+	// Change is what was decided for the host once it was read, in a
+	// dry run (the documents a saved plan holds), or what was carried
+	// out of a saved plan (see RunOptions.Planned); nil otherwise, and
+	// when the host was not read.
 	Change *change.Change
 }
 
@@ -373,7 +374,11 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 			return err
 		}
 	}
-	res.Change = &c
+	if p.opts.DryRun || p.opts.Planned != nil {
+		// A plan keeps it; a run of a large fleet need not hold every
+		// host's documents to its end.
+		res.Change = &c
+	}
 	for _, note := range c.Forced {
 		p.log.Warn(note)
 	}
