@@ -70,8 +70,9 @@ type Path struct {
 	// host's OUTPUT (when From is a host), then To's INPUT; they stop at
 	// the first that does not accept it.
 	Hops []Hop
-	// Note says why there is no hop: To has no address the source
-	// reaches.
+	// Note says why there is no hop (To has no address the source
+	// reaches), or, for a source network that is denied, which part of
+	// it would be allowed.
 	Note string
 }
 
@@ -373,11 +374,44 @@ func (e *Explainer) walk(p *Path, src, d *inventory.Host, pkt policy.Packet, fam
 		}
 		p.Hops = append(p.Hops, hop)
 		if hop.Verdict != policy.Accept {
+			p.Note = e.partly(st.host, family, st.chain, pkt)
 			return nil
 		}
 	}
 	p.Allowed = true
 	return nil
+}
+
+// lastAddr is the last address of a network.
+func lastAddr(n netip.Prefix) netip.Addr {
+	b := n.Masked().Addr().AsSlice()
+	for i := n.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// partly says, of a packet from a network that a chain does not accept
+// whole, which of the network's first and last addresses it accepts, and
+// by which rule; "" when neither or for a packet from one address.
+func (e *Explainer) partly(h *inventory.Host, family int, chain string, pkt policy.Packet) string {
+	n := pkt.SrcNet
+	if !n.IsValid() || n.IsSingleIP() {
+		return ""
+	}
+	rs, _, err := e.policy(h, family)
+	if err != nil {
+		return ""
+	}
+	for _, a := range []netip.Addr{n.Addr(), lastAddr(n)} {
+		one := pkt
+		one.SrcNet, one.Src = netip.Prefix{}, a
+		if d := rs.Decide(chain, one); d.Verdict == policy.Accept && d.Rule != nil {
+			return fmt.Sprintf("part of %s is allowed: %s, by line %d: %s", n, a, d.Rule.Line, d.Rule.Text)
+		}
+	}
+	return ""
 }
 
 // hop is what a host's chain decides of a packet.

@@ -153,6 +153,8 @@ func TestExplain(t *testing.T) {
 				{Query{From: "198.51.100.7", To: "wordpress-2", Proto: "tcp", Port: 9100}, true, 1, []string{"site.toml:61: roles.app.allow[3] (198.51.100.0/24)"}},
 				{Query{From: "198.51.100.0/24", To: "app", Proto: "tcp", Port: 9100}, true, 2, []string{"roles.app.allow[3]"}},
 				{Query{From: "198.51.100.0/23", To: "app", Proto: "tcp", Port: 9100}, false, 2, []string{":INPUT DROP"}},
+				{Query{From: "198.51.100.0/23", To: "wordpress-1", Proto: "tcp", Port: 9100}, false, 1, []string{"part of 198.51.100.0/23 is allowed: 198.51.100.0, by line "}},
+				{Query{From: "198.51.100.128/24", To: "wordpress-1", Proto: "tcp", Port: 9100}, true, 1, nil},
 				{Query{From: "198.51.100.7", To: "mysql-1", Proto: "tcp", Port: 3306}, false, 1, []string{":INPUT DROP"}},
 				{Query{From: "198.51.100.7", To: "haproxy-www", Proto: "tcp", Port: 443, Public: true}, true, 1, []string{"roles.lb.public_tcp"}},
 				{Query{From: "2001:db8::7", To: "haproxy-www", Proto: "tcp", Port: 80}, true, 1, []string{"haproxy-www IPv6 INPUT"}},

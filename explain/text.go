@@ -89,5 +89,9 @@ func (p *Path) Because(file string) string {
 	if h == nil {
 		return p.Note
 	}
-	return h.String() + " [" + Where(file, h.Origin) + "]"
+	because := h.String() + " [" + Where(file, h.Origin) + "]"
+	if p.Note != "" {
+		because += "; " + p.Note
+	}
+	return because
 }

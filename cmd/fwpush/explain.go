@@ -86,11 +86,11 @@ func writeAnswer(w io.Writer, file string, a *explain.Answer) {
 	fmt.Fprintln(w, explain.Verdict(a.Allowed))
 	for _, p := range a.Paths {
 		fmt.Fprintf(w, "%s: %s\n", p.String(), explain.Verdict(p.Allowed))
-		if p.Note != "" {
-			fmt.Fprintf(w, "  %s\n", p.Note)
-		}
 		for _, h := range p.Hops {
 			fmt.Fprintf(w, "  %s\n    %s\n", h.String(), explain.Where(file, h.Origin))
+		}
+		if p.Note != "" {
+			fmt.Fprintf(w, "  %s\n", p.Note)
 		}
 	}
 }
