@@ -109,6 +109,13 @@ func runPlan(ctx context.Context, path, out string, f runFlags, stdout, stderr i
 	if err := writePrivate(out, data); err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
+	for _, c := range p.Hosts {
+		if c.Refusal != nil {
+			// A dry run shows such a change; its apply refuses it, as a
+			// run does.
+			fmt.Fprintf(stderr, "fwpush: plan: host %s: apply will refuse it: %s: %s\n", c.Host, c.Refusal.Stage, c.Refusal.Reason)
+		}
+	}
 	fmt.Fprintf(stdout, "plan: %s to change, written to %s; apply it with: fwpush apply %s\n", pluralize(len(p.Hosts)-p.Counts[string(change.None)], "host", "hosts"), out, out)
 	return exitWith(p.ExitCode)
 }
