@@ -136,7 +136,8 @@ func planHosts(inv *inventory.Inventory, p *planfile.Plan, limit string) ([]*inv
 		return nil, err
 	}
 	in := p.Changes()
-	hosts := slices.DeleteFunc(selected, func(h *inventory.Host) bool { return in[h.Name] == nil })
+	// Select may hand out the inventory's own list: filter a copy.
+	hosts := slices.DeleteFunc(slices.Clone(selected), func(h *inventory.Host) bool { return in[h.Name] == nil })
 	if len(hosts) == 0 {
 		return nil, &usageError{fmt.Errorf("--limit %s selects no host of the plan (it holds %s)", limit, pluralize(len(p.Hosts), "host", "hosts"))}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,39 @@ func TestWritePrivate(t *testing.T) {
 	}
 	if err := writePrivate(filepath.Join(dir, "no", "such", "dir.plan"), nil); err == nil {
 		t.Error("a plan written into a directory that is not")
+	}
+}
+
+// TestPlanHosts: apply's hosts are the plan's that --limit selects, in
+// the inventory's order; the inventory's own list is left as it is.
+func TestPlanHosts(t *testing.T) {
+	i, err := inventory.Load("../../examples/site.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Clone(i.Hosts)
+	p := &planfile.Plan{Hosts: []*change.Change{{Host: "mysql-2"}, {Host: "tunnel-1"}, {Host: "haproxy-www"}}}
+	for limit, want := range map[string][]string{
+		"":        {"haproxy-www", "mysql-2", "tunnel-1"},
+		"db":      {"mysql-2"},
+		"!mysql*": {"haproxy-www", "tunnel-1"},
+	} {
+		hosts, err := planHosts(i, p, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hosts {
+			got = append(got, h.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("--limit %q: %v, want %v", limit, got, want)
+		}
+		if !slices.Equal(i.Hosts, all) {
+			t.Fatalf("--limit %q: the inventory's hosts changed: %v", limit, i.Hosts)
+		}
+	}
+	if _, err := planHosts(i, p, "app"); err == nil {
+		t.Error("--limit app, none of whose hosts the plan holds: no error")
 	}
 }

@@ -20,6 +20,7 @@ import (
 //     in between: stale, and left as it was, while the others apply;
 //   - a plan whose inventory changed since is refused whole, nothing
 //     touched; the same plan applies once the inventory is as it was;
+//   - a plan keeps the --force-own it was made with;
 //   - explain agrees with the network it applied.
 func TestReviewInLab(t *testing.T) {
 	src, err := os.ReadFile("../../examples/site.toml")
@@ -112,6 +113,27 @@ func TestReviewInLab(t *testing.T) {
 		}
 		if code, _, _ := cli(t, l, "run", "--dry-run", "--no-diff", site); code != exitOK {
 			t.Errorf("after the apply: exit %d, want every host unchanged", code)
+		}
+	})
+
+	t.Run("a plan's --force-own holds on apply, and only then", func(t *testing.T) {
+		labtest.Shell(t, l, "mysql-2", "sh", "-ec", "iptables -N backdoor; iptables -A backdoor -j ACCEPT; iptables -I INPUT 1 -j backdoor")
+		code, _, errOut := cli(t, l, "plan", "--limit", "mysql-2", "-o", planPath, site)
+		if code != exitChanges || !strings.Contains(errOut, "host mysql-2: apply will refuse it: unknown chains: backdoor") {
+			t.Errorf("plan of a host with an unknown chain: exit %d, want %d, saying apply will refuse it", code, exitChanges)
+		}
+		code, out, _ := cli(t, l, "apply", "--no-verify", planPath)
+		if code != exitFailed || !strings.Contains(out, "host mysql-2: unknown chains: backdoor") {
+			t.Errorf("apply of a plan without --force-own: exit %d, want %d refusing the backdoor", code, exitFailed)
+		}
+		if code, _, _ := cli(t, l, "plan", "--force-own", "--limit", "mysql-2", "-o", planPath, site); code != exitChanges {
+			t.Fatalf("plan --force-own: exit %d, want %d", code, exitChanges)
+		}
+		if code, _, _ := cli(t, l, "apply", "--no-verify", planPath); code != exitOK {
+			t.Errorf("apply of a plan made with --force-own: exit %d, want 0", code)
+		}
+		if live := labtest.Shell(t, l, "mysql-2", "iptables-save"); strings.Contains(live, "backdoor") {
+			t.Errorf("the backdoor survived:\n%s", live)
 		}
 	})
 
