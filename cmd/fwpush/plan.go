@@ -76,6 +76,9 @@ func runPlan(ctx context.Context, path, out string, f runFlags, stdout, stderr i
 	if err != nil {
 		return &exitError{code: exitInvalid, err: err}
 	}
+	if o, err := filepath.Abs(out); err == nil && o == abs {
+		return &usageError{fmt.Errorf("-o %s is the inventory: write the plan elsewhere", out)}
+	}
 	plan, err := loadPlan(ctx, path)
 	if err != nil {
 		return err

@@ -167,6 +167,10 @@ func TestPlanNeedsOut(t *testing.T) {
 	if code != exitInvalid || out != "" || !strings.Contains(errOut, "plan needs -o PLAN") {
 		t.Errorf("plan without -o: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	code, _, errOut = fwpush(t, "plan", "-o", "../fwpush/../../examples/site.toml", "../../examples/site.toml")
+	if code != exitInvalid || !strings.Contains(errOut, "is the inventory") {
+		t.Errorf("plan -o INVENTORY: exit %d, stderr %q", code, errOut)
+	}
 }
 
 // TestWritePrivate: the plan replaces the file whole, readable by its
