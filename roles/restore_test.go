@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/policy"
 )
 
@@ -17,6 +18,7 @@ import (
 // machine's own namespace.
 func netns(t *testing.T) string {
 	t.Helper()
+	testenv.Short(t, "needs root")
 	if os.Geteuid() != 0 {
 		t.Skip("loading policies into a network namespace needs root (make test runs as root)")
 	}

@@ -13,8 +13,12 @@ import (
 	"testing"
 
 	"github.com/fwpush/fwpush/bench"
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
+
+// TestMain says, under go test -short, how many tests were left out.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
 // hosts, one run and fwpush only, and checks that it measured every
