@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 // its read (its rules.v4 is a FIFO the read's cat waits on) until the test
 // has seen it in flight.
 func TestProgressOnTerminal(t *testing.T) {
+	t.Parallel()
 	// A read's deadline (the timeout) far beyond what a loaded machine
 	// needs for the other hosts to finish.
 	site := shortSite(t, "30s", "60s")
@@ -49,8 +49,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		return screen.String()
 	}
 
-	cmd := l.Command(t.Context(), os.Args[0], "run", "--no-verify", site)
-	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1", "NO_COLOR=1")
+	cmd := cliCommand(t, l, []string{"NO_COLOR=1"}, "run", "--no-verify", site)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = tty, &errb
 	if err := cmd.Start(); err != nil {

@@ -47,12 +47,18 @@ func shortSite(t *testing.T, timeout, rollbackAfter string) string {
 // was not confirmed aside, which the caller knows about).
 func leftovers(t *testing.T, l *lab.Lab, host string) []string {
 	t.Helper()
+	return leftoversUntil(t, l, host, time.Now().Add(5*time.Second))
+}
+
+// leftoversUntil is leftovers, waiting until deadline.
+func leftoversUntil(t *testing.T, l *lab.Lab, host string, deadline time.Time) []string {
+	t.Helper()
 	n, err := l.Node(host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var procs []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for ; ; time.Sleep(50 * time.Millisecond) {
 		out, err := exec.Command("ip", "netns", "pids", n.Netns).Output()
 		if err != nil {
 			t.Fatalf("ip netns pids %s: %v", n.Netns, err)
@@ -79,6 +85,7 @@ func leftovers(t *testing.T, l *lab.Lab, host string) []string {
 // that host alone, within its deadline, and nothing of fwpush's stays
 // running on it.
 func TestReliabilityHungHost(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "2s", "10s")
 	l := labtest.Start(t, site)
 	labtest.Shell(t, l, "mysql-1", "sh", "-c", "rm -f /etc/iptables/rules.v4 && mkfifo /etc/iptables/rules.v4")
@@ -106,8 +113,7 @@ func TestReliabilityHungHost(t *testing.T) {
 // command with its output buffers.
 func startCLI(t *testing.T, l *lab.Lab, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	cmd := l.Command(t.Context(), os.Args[0], args...)
-	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1")
+	cmd := cliCommand(t, l, nil, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -146,8 +152,10 @@ func rulesAndPolicies(save string) string {
 // stops starting hosts, lets the ones in flight settle, and reports with
 // exit 130 what every host really has.
 func TestReliabilitySignals(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			site := shortSite(t, "3s", "8s")
 			body, _ := os.ReadFile(site)
 			os.WriteFile(site, bytes.Replace(body, []byte("parallel    = 20"), []byte("parallel    = 1"), 1), 0o644)
@@ -216,13 +224,20 @@ func TestReliabilitySignals(t *testing.T) {
 	}
 }
 
-// settled waits until every guard of site's hosts has had time to fire,
-// then checks what a fleet must be left with, whatever happened to the
-// runs before: the policy live and persisted on every host, no apply
-// undecided, nothing of fwpush's running.
+// settled waits until nothing of fwpush's runs on site's hosts any more
+// (every guard fired or disarmed, every apply ended: then nothing can
+// change), at most until every guard has had time to fire, then checks
+// what a fleet must be left with, whatever happened to the runs before:
+// the policy live and persisted on every host, no apply undecided, nothing
+// of fwpush's running.
 func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 	t.Helper()
-	time.Sleep(rollbackAfter + 3*time.Second)
+	// The guards' time, and the few seconds leftovers gives processes to end.
+	deadline := time.Now().Add(rollbackAfter + 3*time.Second + 5*time.Second)
+	running := map[string][]string{}
+	for _, h := range siteHosts {
+		running[h] = leftoversUntil(t, l, h, deadline)
+	}
 	for _, h := range siteHosts {
 		live, persisted := hostRules(t, l, h)
 		if persisted == "" || live != persisted {
@@ -231,7 +246,7 @@ func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 		if open := labtest.Shell(t, l, h, "sh", "-c", "for d in /run/fwpush/runs/*; do [ -d \"$d\" ] && [ ! -e \"$d/decided\" ] && echo \"$d\"; done; true"); open != "" {
 			t.Errorf("%s: applies still undecided: %s", h, open)
 		}
-		if procs := leftovers(t, l, h); len(procs) > 0 {
+		if procs := running[h]; len(procs) > 0 {
 			t.Errorf("still running on %s:\n%s", h, strings.Join(procs, "\n"))
 		}
 	}
@@ -258,8 +273,10 @@ func firstPersisted(t *testing.T, l *lab.Lab) {
 // every guard could have fired. ^C lets the hosts in flight settle;
 // SIGKILL does not, and leaves guards armed, which the re-run settles.
 func TestReliabilityInterruptThenRerun(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			site := shortSite(t, "3s", "8s")
 			l := labtest.Start(t, site)
 			cmd, out, errb := startCLI(t, l, "run", "--no-verify", site)
@@ -287,6 +304,7 @@ func TestReliabilityInterruptThenRerun(t *testing.T) {
 // waits for the first on this machine; from a copy (another laptop's
 // inventory) they meet at each host's lock.
 func TestReliabilityConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "3s", "8s")
 	l := labtest.Start(t, site)
 	link := filepath.Join(t.TempDir(), "link.toml")
@@ -308,8 +326,7 @@ func TestReliabilityConcurrentRuns(t *testing.T) {
 				labtest.Shell(t, l, h, "sh", "-c", "iptables -I INPUT 1 -p tcp --dport 9 -j ACCEPT")
 			}
 			a, outA, errA := startCLI(t, l, "run", "--no-verify", site)
-			b := l.Command(t.Context(), os.Args[0], "run", "--no-verify", tc.second)
-			b.Env = append(b.Env, "FWPUSH_TEST_CLI=1", "TMPDIR="+t.TempDir())
+			b := cliCommand(t, l, []string{"TMPDIR=" + t.TempDir()}, "run", "--no-verify", tc.second)
 			var outB, errB bytes.Buffer
 			b.Stdout, b.Stderr = &outB, &errB
 			errRunB := b.Run()
@@ -360,6 +377,7 @@ func sshdPid(t *testing.T, l *lab.Lab, host string) int {
 // Faults of one host or of the tunnel end in a known state, reported as
 // what the hosts have, within bounded time.
 func TestReliabilityFaults(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "2s", "6s")
 	l := labtest.Start(t, site)
 
