@@ -31,7 +31,9 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var screen bytes.Buffer
+	read := make(chan struct{}) // closed once the terminal is closed and read to its end
 	go func() {
+		defer close(read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
@@ -71,7 +73,10 @@ func TestProgressOnTerminal(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, errb.String())
 	}
-	time.Sleep(200 * time.Millisecond) // the last bytes through the terminal
+	// The last bytes through the terminal: once its last holder closes it,
+	// the master reads what is left, then fails.
+	tty.Close()
+	<-read
 	got := seen()
 	t.Logf("the terminal saw:\n%q", got)
 	done := regexp.MustCompile(`mysql-1 +applied`).FindStringIndex(got)

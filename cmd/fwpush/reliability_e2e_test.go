@@ -47,38 +47,78 @@ func shortSite(t *testing.T, timeout, rollbackAfter string) string {
 // was not confirmed aside, which the caller knows about).
 func leftovers(t *testing.T, l *lab.Lab, host string) []string {
 	t.Helper()
-	return leftoversUntil(t, l, host, time.Now().Add(5*time.Second))
+	return leftoversUntil(t, l, []string{host}, time.Now().Add(5*time.Second))[host]
 }
 
-// leftoversUntil is leftovers, waiting until deadline.
-func leftoversUntil(t *testing.T, l *lab.Lab, host string, deadline time.Time) []string {
+// leftoversUntil is leftovers for several hosts, waiting until deadline.
+func leftoversUntil(t *testing.T, l *lab.Lab, hosts []string, deadline time.Time) map[string][]string {
 	t.Helper()
-	n, err := l.Node(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var procs []string
-	for ; ; time.Sleep(50 * time.Millisecond) {
-		out, err := exec.Command("ip", "netns", "pids", n.Netns).Output()
-		if err != nil {
-			t.Fatalf("ip netns pids %s: %v", n.Netns, err)
-		}
-		procs = nil
-		for _, pid := range strings.Fields(string(out)) {
-			cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
-			if err != nil || len(cmdline) == 0 {
-				continue // gone, or a zombie
-			}
-			args := strings.Join(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), " ")
-			if strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
-				continue // the listener
-			}
-			procs = append(procs, pid+": "+args)
-		}
+	for ; ; time.Sleep(100 * time.Millisecond) {
+		procs := hostProcs(t, l, hosts)
 		if len(procs) == 0 || time.Now().After(deadline) {
 			return procs
 		}
 	}
+}
+
+// hostProcs lists, per host, the processes in its network namespace (as
+// ip netns pids does, without starting a process for it) other than its
+// sshd listener.
+func hostProcs(t *testing.T, l *lab.Lab, hosts []string) map[string][]string {
+	t.Helper()
+	of := map[string]string{} // namespace link, as in /proc/PID/ns/net: host
+	for _, h := range hosts {
+		n, err := l.Node(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat("/run/netns/"+n.Netns, &st); err != nil {
+			t.Fatalf("namespace of %s: %v", h, err)
+		}
+		of[fmt.Sprintf("net:[%d]", st.Ino)] = h
+	}
+	procs := map[string][]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		link, _ := os.Readlink("/proc/" + pid + "/ns/net")
+		h, ok := of[link]
+		if !ok {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil || len(cmdline) == 0 {
+			continue // gone, or a zombie
+		}
+		args := strings.Join(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), " ")
+		if strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
+			continue // the listener
+		}
+		procs[h] = append(procs[h], pid+": "+args)
+	}
+	return procs
+}
+
+// confirmed counts the hosts that have a rules.v4, that is, that a run
+// confirmed (fwpush writes it last, whole, with a rename), reading their
+// files from outside: it is polled.
+func confirmed(t *testing.T, l *lab.Lab) int {
+	t.Helper()
+	n := 0
+	for _, h := range siteHosts {
+		root, err := l.HostRoot(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(root + "/etc/iptables/rules.v4"); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // A hung remote command (rules.v4 a FIFO: the read's cat blocks) fails
@@ -167,20 +207,7 @@ func TestReliabilitySignals(t *testing.T) {
 
 			cmd, out, errb := startCLI(t, l, "run", "--json", "--no-verify", site)
 			// Once a host has been applied, interrupt.
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				applied := 0
-				for _, h := range siteHosts {
-					if _, p := hostRules(t, l, h); p != "" {
-						applied++
-					}
-				}
-				if applied > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no host was applied within 30s")
-				}
-			}
+			firstPersisted(t, l)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -234,10 +261,7 @@ func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 	t.Helper()
 	// The guards' time, and the few seconds leftovers gives processes to end.
 	deadline := time.Now().Add(rollbackAfter + 3*time.Second + 5*time.Second)
-	running := map[string][]string{}
-	for _, h := range siteHosts {
-		running[h] = leftoversUntil(t, l, h, deadline)
-	}
+	running := leftoversUntil(t, l, siteHosts, deadline)
 	for _, h := range siteHosts {
 		live, persisted := hostRules(t, l, h)
 		if persisted == "" || live != persisted {
@@ -256,14 +280,9 @@ func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 // been confirmed: others are then in the middle of their own apply.
 func firstPersisted(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		for _, h := range siteHosts {
-			if _, p := hostRules(t, l, h); p != "" {
-				return
-			}
-		}
+	for deadline := time.Now().Add(time.Minute); confirmed(t, l) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("no host was applied within 30s")
+			t.Fatal("no host was applied within a minute")
 		}
 	}
 }
