@@ -864,9 +864,11 @@ func parseNs(s, kind string) (uint64, bool) {
 	return ino, err == nil
 }
 
+// waitFor waits until cond holds: a bound for a test that fails, long
+// enough for a loaded machine, where a lab's up may wait for others'.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		if cond() {
 			return
 		}
