@@ -168,7 +168,10 @@ func TestSettleInLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "site.toml")
-	body := strings.Replace(string(src), `timeout     = "10s"`, "timeout     = \"1s\"\nrollback_after = \"60s\"", 1)
+	// A short timeout: the killed run is gone after two of them and more
+	// (see settleScenario); 3 s, so that every step still fits in one on a
+	// loaded machine.
+	body := strings.Replace(string(src), `timeout     = "10s"`, "timeout     = \"3s\"\nrollback_after = \"60s\"", 1)
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
