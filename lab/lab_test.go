@@ -519,6 +519,12 @@ func TestCrashedLab(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Should the test stop early, the helper and its lab go all the same.
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			_ = lab.Down(context.Background(), name)
+		})
 		// Kill it once the first sshd is up, long before the 60th.
 		pids := filepath.Join(lab.Root, name, "hosts", "*", "sshd.pid")
 		waitFor(t, func() bool {
