@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -64,9 +65,7 @@ func (s *shellSession) Close() error { return nil }
 // loopback up and TCP port 9 dropped: a filtered port. It needs root.
 func isolated(t *testing.T) *shellSession {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a network namespace needs root")
-	}
+	testenv.Root(t)
 	for _, tool := range []string{"unshare", "ip", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("no %s: %v", tool, err)
@@ -397,9 +396,7 @@ func TestDeadlineOnTheHost(t *testing.T) {
 // With a password, what sudo leaves unread on stdin (it wanted none: here
 // root runs it) is skipped up to the mark, and the script reads its data.
 func TestSudoPasswordSkippedWhenUnwanted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("sudo without a password needs root")
-	}
+	testenv.Root(t)
 	if _, err := exec.LookPath("sudo"); err != nil {
 		t.Skip("no sudo")
 	}
