@@ -68,12 +68,17 @@ adapt() {
   [ "$t" -le "$T" ] || t=$T
   echo "$t"
 }
-slowest=0
-while read -r id result us; do
-  [ -n "$id" ] || continue
-  echo "$id $result $us"
-  case $result in connected|refused) [ "$us" -le "$slowest" ] || slowest=$us ;; esac
-done <<< "$(phase 1 "$T")"
+# calibrate passes phase 1's "ID RESULT MICROSECONDS" lines on and sets
+# slowest to the slowest answer among them (0: none).
+calibrate() {
+  slowest=0
+  while read -r id result us; do
+    [ -n "$id" ] || continue
+    echo "$id $result $us"
+    case $result in connected|refused) [ "$us" -le "$slowest" ] || slowest=$us ;; esac
+  done
+}
+calibrate <<< "$(phase 1 "$T")"
 t2=$(adapt "$slowest")
 echo "timeout $t2"
 phase 2 "$t2"
