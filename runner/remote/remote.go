@@ -26,9 +26,14 @@ type Session interface {
 }
 
 var (
-	_ Session = transport.Session(nil)
-	_ Pinger  = transport.Session(nil)
+	_ Session  = transport.Session(nil)
+	_ Pinger   = transport.Session(nil)
+	_ preparer = transport.Session(nil)
 )
+
+// preparer is a Session that opens the next step's channel ahead (see
+// transport.Session's Prepare).
+type preparer interface{ Prepare(next string) }
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
@@ -66,6 +71,40 @@ const InstallTimeout = 5 * time.Minute
 
 // Close closes the session.
 func (h *Host) Close() error { return h.sess.Close() }
+
+// ahead has the session open the channel of the next step while this one
+// runs, when it can (a transport.Session), and start script on it, if
+// set: the next step then waits for fewer round trips. Only a script
+// that reads its stdin before it does anything may start ahead: its
+// wrapper reads the deadline first (wrap.sh), and nothing runs, not even
+// sudo, until the step's Run sends it.
+func (h *Host) ahead(script string) {
+	p, ok := h.sess.(preparer)
+	if !ok {
+		return
+	}
+	next := ""
+	if script != "" {
+		next, _ = h.command(script)
+	}
+	p.Prepare(next)
+}
+
+// command is what runs script on the host, and how it becomes root.
+func (h *Host) command(script string) (string, mode) {
+	m := plain
+	if h.o.Become && script != scriptProbe {
+		m = sudo
+		if h.o.Password != "" {
+			m = sudoPassword
+		}
+	}
+	cmd := commands[script][m]
+	if cmd == "" {
+		cmd = wrap(script, m)
+	}
+	return cmd, m
+}
 
 // StepError is a step that failed on a host. Step names it the way reports
 // do ("test (iptables-restore --test)"); Err is the transport's error,
@@ -120,19 +159,11 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()
 	in := []byte(strconv.Itoa(secs) + "\n")
-	m := plain
-	if h.o.Become && script != scriptProbe {
-		m = sudo
-		if h.o.Password != "" {
-			m = sudoPassword
-			in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
-		}
+	cmd, m := h.command(script)
+	if m == sudoPassword {
+		in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
 	}
 	in = append(in, stdin...)
-	cmd := commands[script][m]
-	if cmd == "" {
-		cmd = wrap(script, m)
-	}
 	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
 		return res, nil
@@ -296,6 +327,10 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
+	// An apply, a settle or a persist may follow: the channel is
+	// cheap, and a host that stays unchanged closes it unused. Nothing
+	// starts on it: an unchanged host must not pay a process for it.
+	h.ahead("")
 	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
@@ -332,8 +367,8 @@ func RollbackSeconds(d time.Duration) time.Duration {
 // Apply stages the rules, has iptables test them, saves the current rules,
 // arms the guard and starts the apply, detached from the session: the new
 // rules may cut it. It returns once the apply has ended (or SECONDS have
-// passed); Confirm, over a fresh connection made after that, learns how it
-// went and proves that SSH still works. A *StepError with NothingChanged
+// passed); Confirm, once a new connection made after that has got in,
+// learns how it went. A *StepError with NothingChanged
 // (the test failed, say) means the host is as it was; after any other error
 // the guard may be armed, and only Confirm can tell.
 func (h *Host) Apply(ctx context.Context, a Apply) error {
@@ -347,8 +382,11 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
-	// The script waits for the lock, then for the apply, at most the
-	// guard's delay.
+	// The confirm follows, over this session when the fleet proves
+	// without logging in: it starts now, and waits for its stdin, which
+	// fwpush sends only once the proof is made. The script waits for the
+	// lock, then for the apply, at most the guard's delay.
+	h.ahead(scriptConfirm)
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
@@ -439,9 +477,10 @@ type Confirmation struct {
 
 // Confirm asks the host how the apply of run Token went, waiting on the
 // host up to Wait for it to finish, and, once confirmed, persists in the
-// same round trip. Run it over a fresh connection: that the host accepts
-// one is the proof that the new rules let fwpush in. A persistence step
-// that fails returns Confirmed together with its *StepError.
+// same round trip. Run it only once a new connection made after the apply
+// has got in (a fresh session, or a knock: see runner), since that is the
+// proof that the new rules let fwpush in. A persistence step that fails
+// returns Confirmed together with its *StepError.
 type Confirm struct {
 	Token string
 	Wait  time.Duration

@@ -17,7 +17,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -58,8 +57,14 @@ type Session interface {
 	// Prepare has the next Run open, as it starts its command, the
 	// channel of the command after it, so that the open overlaps the
 	// command: for a caller that knows (or guesses) another command
-	// follows.
-	Prepare()
+	// follows. With next set, the channel also starts next at once,
+	// which then waits for its stdin: the Run that uses the channel must
+	// run next (any other command gets a channel of its own), and it
+	// costs one round trip, the command's answer. A command that must
+	// not act before its Run may be started ahead only if it reads
+	// stdin before it acts; if no Run uses the channel, it gets an empty
+	// stdin as the session closes.
+	Prepare(next string)
 	// Close releases the session's connection.
 	Close() error
 }
@@ -161,9 +166,11 @@ type session struct {
 	mu     sync.Mutex
 	closed bool
 	// spare is the channel opened ahead for the next command, if any;
-	// wantNext asks the next Run to open one (Prepare).
+	// wantNext asks the next Run to open one (Prepare), nextCmd what
+	// that channel starts.
 	spare    *spare
-	wantNext atomic.Bool
+	wantNext bool
+	nextCmd  string
 }
 
 var _ Session = (*session)(nil)
@@ -185,11 +192,14 @@ func (s *session) current() (conn, via *sshConn, err error) {
 
 // Run implements Session. It drives a raw session channel rather than
 // x/crypto/ssh's Session, whose Start waits for the answer to "exec": the
-// command, its stdin and the end of it leave in one flight, and the answer
-// (output, exit status, the channel's close) comes in the next, so that a
-// command costs one round trip on a channel opened ahead (see Prepare),
-// two on one opened for it. A command the host refuses to start ends at
-// ctx's deadline, with no exit status.
+// exec request, stdin and its end leave as soon as the channel lets them.
+// OpenSSH's sshd opens a session channel's window only once the command
+// has started, so stdin waits for that: a command costs three round trips
+// on a channel opened for it (open; exec, answered by the window; stdin,
+// answered by the output, exit status and close), two on one opened ahead
+// (see Prepare), one on one that started the command ahead, and a command
+// with no stdin one round trip less (its end needs no window). A command
+// the host refuses to start ends at ctx's deadline, with no exit status.
 func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, error) {
 	fail := func(err error) (Result, error) {
 		return Result{ExitStatus: -1}, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), err)
@@ -202,8 +212,11 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 		return fail(err)
 	}
 	start, trips := time.Now(), conn.rt.RoundTrips()
-	spare := s.takeSpare(conn)
-	next := s.wantNext.Swap(false)
+	spare := s.takeSpare(conn, cmd)
+	s.mu.Lock()
+	next, nextCmd := s.wantNext, s.nextCmd
+	s.wantNext, s.nextCmd = false, ""
+	s.mu.Unlock()
 
 	var stdout, stderr bytes.Buffer
 	done := make(chan exit, 1)
@@ -224,9 +237,11 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 			_ = ch.Close()
 		})
 		defer stop()
-		if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd})); err != nil {
-			done <- exit{status: -1, err: fmt.Errorf("start: %w", err)}
-			return
+		if !spare.started() {
+			if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd})); err != nil {
+				done <- exit{status: -1, err: fmt.Errorf("start: %w", err)}
+				return
+			}
 		}
 		// The host may answer before it has read all of stdin (a script
 		// that refuses its header): the reads start first.
@@ -237,7 +252,7 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 			_ = ch.CloseWrite()
 		}
 		if next {
-			s.prepare(conn)
+			s.prepare(conn, nextCmd)
 		}
 		e := waitExit(reqs)
 		copies.Wait()
@@ -340,22 +355,33 @@ var signalNumbers = map[string]int{
 }
 
 // spare is a session channel opened on conn ahead of the command that
-// will use it: its open overlaps the command before.
+// will use it: its open overlaps the command before. With cmd set, the
+// channel has started cmd too.
 type spare struct {
 	conn  *sshConn
+	cmd   string
 	ready chan struct{} // closed once the open is answered
 	ch    ssh.Channel
 	reqs  <-chan *ssh.Request
 	err   error
 }
 
+// started reports whether the spare's channel has started its command.
+func (sp *spare) started() bool {
+	return sp != nil && sp.cmd != "" && sp.err == nil
+}
+
 // Prepare implements Session.
-func (s *session) Prepare() { s.wantNext.Store(true) }
+func (s *session) Prepare(next string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wantNext, s.nextCmd = true, next
+}
 
 // prepare opens a session channel on conn for the next command, in the
-// background.
-func (s *session) prepare(conn *sshConn) {
-	sp := &spare{conn: conn, ready: make(chan struct{})}
+// background, and starts cmd on it if set.
+func (s *session) prepare(conn *sshConn, cmd string) {
+	sp := &spare{conn: conn, cmd: cmd, ready: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -368,25 +394,34 @@ func (s *session) prepare(conn *sshConn) {
 	go func() {
 		defer close(sp.ready)
 		sp.ch, sp.reqs, sp.err = conn.client.OpenChannel("session", nil)
+		if sp.err == nil && cmd != "" {
+			if _, err := sp.ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd})); err != nil {
+				_ = sp.ch.Close()
+				sp.err = err
+			}
+		}
 	}()
 }
 
-// takeSpare takes the channel opened ahead on conn, if there is one; nil
-// otherwise (get then opens one).
-func (s *session) takeSpare(conn *sshConn) *spare {
+// takeSpare takes the channel opened ahead on conn for cmd, if there is
+// one; nil otherwise (get then opens one).
+func (s *session) takeSpare(conn *sshConn, cmd string) *spare {
 	s.mu.Lock()
 	sp := s.spare
 	s.spare = nil
 	s.mu.Unlock()
-	if sp != nil && sp.conn != conn {
-		sp.discard() // opened on a connection that has been replaced
+	if sp != nil && (sp.conn != conn || sp.cmd != "" && sp.cmd != cmd) {
+		// Opened on a connection that has been replaced, or started
+		// another command.
+		sp.discard()
 		return nil
 	}
 	return sp
 }
 
 // get returns the spare's channel once it is open, or opens one on conn
-// when there is no spare or it could not be opened.
+// when there is no spare or it could not be opened (started then reports
+// false).
 func (sp *spare) get(conn *sshConn) (ssh.Channel, <-chan *ssh.Request, error) {
 	if sp != nil {
 		<-sp.ready

@@ -289,7 +289,7 @@ func TestRunRoundTrips(t *testing.T) {
 		before := rt.RoundTrips()
 		for range n {
 			if prepare {
-				s.Prepare()
+				s.Prepare("")
 			}
 			res, err := s.Run(t.Context(), "cat", []byte("some rules\n"))
 			if err != nil {
@@ -319,5 +319,24 @@ func TestRunRoundTrips(t *testing.T) {
 	// The spare of the last one is there for the next.
 	if got := runs(1, false); got > 2 {
 		t.Errorf("a command on a channel opened ahead took %d round trips, want 1", got)
+	}
+
+	// A command started ahead runs before its Run; another command than
+	// that one gets its own channel.
+	s.Prepare("sleep")
+	runs(1, false)
+	select {
+	case <-f.tunnel.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command prepared was not started ahead")
+	}
+	res, err := s.Run(t.Context(), "hostname", nil)
+	if err != nil || string(res.Stdout) != "tunnel-1\n" {
+		t.Errorf("hostname after sleep was started ahead: %q, %v", res.Stdout, err)
+	}
+	s.Prepare("cat")
+	runs(1, false)
+	if got := runs(1, false); got > 2 {
+		t.Errorf("a command started ahead took %d round trips, want 1", got)
 	}
 }
