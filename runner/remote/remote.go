@@ -160,8 +160,19 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 	defer cancel()
 	in := []byte(strconv.Itoa(secs) + "\n")
 	cmd, m := h.command(script)
-	if m == sudoPassword {
+	switch {
+	case m == sudoPassword:
 		in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	case len(stdin) == 0:
+		// Nothing on stdin: sshd opens a channel's window only once
+		// the command has started, and what the command reads would
+		// wait a round trip for it. The deadline goes on the command
+		// line, a number, and stdin is empty.
+		arg := commandsArg[script][m]
+		if arg == "" {
+			arg = wrapWith(sent.wrapArg, script, m)
+		}
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+arg, nil
 	}
 	in = append(in, stdin...)
 	res, err := h.sess.Run(ctx, cmd, in)
@@ -219,15 +230,24 @@ const dataMark = "@@fwpush:data@@"
 // stdin. Every command is fixed when fwpush is built.
 var commands = map[string][3]string{}
 
+// commandsArg are the commands of steps that send nothing on stdin:
+// "d=N" and a newline come first, the deadline, and they do not read it
+// (the sudo -S mode, which sends the password, has none).
+var commandsArg = map[string][3]string{}
+
 func init() {
 	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
+		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
 	}
 }
 
 // wrap is the command that runs script under its deadline, as m says.
-func wrap(script string, m mode) string {
-	head := sent.wrap + "exec "
+func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
+
+// wrapWith is wrap, with begin instead of wrap.sh.
+func wrapWith(begin, script string, m mode) string {
+	head := begin + "exec "
 	switch m {
 	case sudo:
 		head += "sudo -n -- "
