@@ -33,6 +33,9 @@ func (j *JumpDialer) Knock(ctx context.Context, t Target) error {
 	start := time.Now()
 	var conn net.Conn
 	var via string
+	// The round trips -vv logs: those of the tunnel's connection for a
+	// channel through it; for a TCP connection of its own, its handshake.
+	trips := func() int64 { return 1 }
 	if t.Addr == j.tunnel.Addr {
 		if _, err := j.current(); errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("host %s: knock: %w", t.Name, err)
@@ -55,6 +58,8 @@ func (j *JumpDialer) Knock(ctx context.Context, t Target) error {
 			return fmt.Errorf("host %s: knock: %w", t.Name, err)
 		}
 		via = j.tunnel.Name
+		before := tc.rt.RoundTrips()
+		trips = func() int64 { return tc.rt.RoundTrips() - before }
 		conn, err = dialChannel(ctx, tc, t.Addr)
 		if err != nil {
 			return j.knockErr(t, via, err)
@@ -71,7 +76,7 @@ func (j *JumpDialer) Knock(ctx context.Context, t Target) error {
 		}
 		return j.knockErr(t, via, err)
 	}
-	j.log.Debug("knocked", "host", t.Name, "banner", banner, "took", time.Since(start))
+	j.log.Debug("knocked", "host", t.Name, "banner", banner, "took", time.Since(start), "round_trips", trips())
 	return nil
 }
 
