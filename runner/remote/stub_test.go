@@ -71,8 +71,9 @@ show "$S/v$f"
 echo "# Completed on Sat Dec  6 12:00:00 2025"`
 
 // restoreStub loads its stdin as the live table of its family, or tests
-// it (--test): a rule with NOSUCHTARGET fails both, the comment "# stub:
-// the load fails" the load only. It keeps no comment.
+// it (--test), failing where remotetest.Refused says: a rule that jumps
+// to remotetest.UnknownTarget fails both, the line
+// remotetest.LoadFailsLine the load only. It keeps no comment.
 const restoreStub = `f=4; case $0 in *ip6*) f=6 ;; esac
 test=
 for a; do [ "$a" != --test ] || test=1; done
@@ -80,8 +81,8 @@ n=0 bad='' fail='' doc=''
 while IFS= read -r l || [ -n "$l" ]; do
   n=$((n + 1))
   case $l in
-  *NOSUCHTARGET*) [ -n "$bad" ] || bad=$n ;;
-  "# stub: the load fails") fail=$n ;;
+  *` + remotetest.UnknownTarget + `*) [ -n "$bad" ] || bad=$n ;;
+  "` + remotetest.LoadFailsLine + `") fail=$n ;;
   "#"*) ;;
   *) doc="$doc$l
 " ;;
