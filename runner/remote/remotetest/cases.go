@@ -307,6 +307,33 @@ var Cases = []Case{
 		End: hostB,
 	},
 	{
+		Name: "a confirm whose answer was lost: confirmed again, and persisted",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunB, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Confirm, Token: RunB, Outcome: "confirmed"},
+			{Do: Confirm, Token: RunB, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "confirmed"},
+		},
+		End: hostB,
+	},
+	{
+		Name:  "nothing left of a run to settle",
+		Host:  hostA,
+		Steps: []Step{{Do: Settle, Token: RunA, Keep: true, Outcome: "superseded"}},
+		End:   hostA,
+	},
+	{
+		Name: "a run's guard decided before the settle: its old rules stay back",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: GuardFires, Token: RunA},
+			{Do: Settle, Token: RunA, Keep: true, Outcome: "rolledback"},
+			{Do: Facts, Read: &Read{V4: A4, V6: A6, Rules4: A4, Rules6: A6, Applied: DigestA, Persistent: true}},
+		},
+		End: hostA,
+	},
+	{
 		Name: "a guard whose run is no longer the latest stands down",
 		Host: hostA,
 		Steps: []Step{
