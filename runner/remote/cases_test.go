@@ -99,6 +99,36 @@ func TestApplyFailsHalfWay(t *testing.T) {
 	}
 }
 
+// Installing iptables-persistent starts netfilter-persistent, which loads
+// the rules files as they are on disk: the files are written before apt
+// runs, without questions, and the record of what was applied after it,
+// so that a run that fails half-way is not taken for done.
+func TestPersistInstallsAfterTheFiles(t *testing.T) {
+	c := caseNamed(t, "first run")
+	s := newStubHost(t, c.Host)
+	runCase(t, s, c)
+	var apt []string
+	for _, call := range s.calls() {
+		if strings.HasPrefix(call, "apt-get") || strings.HasPrefix(call, "debconf") {
+			apt = append(apt, call)
+		}
+	}
+	want := []string{
+		"debconf-set-selections",
+		"apt-get -o DPkg::Lock::Timeout=300 -qq update",
+		"apt-get -o DPkg::Lock::Timeout=300 -qq -y install iptables-persistent",
+	}
+	if diff := cmp.Diff(want, apt); diff != "" {
+		t.Errorf("apt (-want +got):\n%s", diff)
+	}
+	if v4, v6 := s.read("state/at-install.rules.v4"), s.read("state/at-install.rules.v6"); v4 != remotetest.A4 || v6 != remotetest.A6 {
+		t.Errorf("at the install, rules.v4 and rules.v6 were:\n%s%s\nwant the policy", v4, v6)
+	}
+	if s.read("state/at-install.applied") != "" {
+		t.Error("the record of what was applied was there before the install")
+	}
+}
+
 // A run that finds the host locked waits, then fails naming who holds it.
 func TestLockHeldSaysWho(t *testing.T) {
 	c := caseNamed(t, "another run holds the host")

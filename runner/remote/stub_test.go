@@ -52,9 +52,14 @@ var stubs = map[string]string{
 	"ip":                     `printf '1: lo    inet 127.0.0.1/8 scope host lo\n2: eth1    inet 198.18.0.31/24 brd 198.18.0.255 scope global eth1\n'`,
 	"systemctl":              `for u; do [ "$u" = is-active ] || echo inactive; done`,
 	"debconf-set-selections": `while read -r _; do :; done`,
-	// Installing iptables-persistent installs netfilter-persistent.
+	// Installing iptables-persistent installs netfilter-persistent, which
+	// loads the rules files as they are then: it keeps them in state/, and
+	// whether fwpush's record was there.
 	"apt-get": `PATH=/usr/bin:/bin
 case " $* " in *" install "*)
+  for f in etc/iptables/rules.v4 etc/iptables/rules.v6 var/lib/fwpush/applied; do
+    [ ! -e "$FWPUSH_TEST_ROOT/$f" ] || cp "$FWPUSH_TEST_ROOT/$f" "$S/at-install.${f##*/}"
+  done
   mkdir -p "$FWPUSH_TEST_ROOT/usr/share/netfilter-persistent/plugins.d"
   : > "$FWPUSH_TEST_ROOT/usr/share/netfilter-persistent/plugins.d/15-ip4tables"
   : > "$FWPUSH_TEST_ROOT/usr/sbin/netfilter-persistent"
