@@ -19,6 +19,7 @@ import (
 // any other fwpush command on the lab's controller, as lab exec runs it:
 // an operator's laptop with the lab's key (see docs_test.go).
 func TestDocsInLab(t *testing.T) {
+	t.Parallel()
 	labtest.Require(t)
 	type group struct {
 		page, inventory string

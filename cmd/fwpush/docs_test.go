@@ -342,6 +342,7 @@ func checkStep(t *testing.T, b docBlock, s docStep, out string, code int, unorde
 // TestDocs runs the documentation's examples that contact nothing, and
 // checks its TOML, JSON, its links and the README's length.
 func TestDocs(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("the examples run in bash")
 	}
