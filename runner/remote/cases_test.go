@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/remote/remotetest"
 )
 
@@ -120,8 +121,12 @@ func cmpOr2(a, b time.Duration) time.Duration {
 	return b
 }
 
+// persistOf is what a step of a case persists, with a line for the
+// history: every case runs the history's branches too (see
+// TestHistoryOfCases).
 func persistOf(st remotetest.Step) Persist {
-	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install}
+	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install,
+		History: historyBody(st.Token), Done: history.Applied}
 }
 
 // readOf is what remotetest compares of f: the tables without
