@@ -174,7 +174,7 @@ func needsFleet(cmd string) bool {
 	if len(f) < 2 || slices.Contains(f, "--help") || slices.Contains(f, "--list-hosts") {
 		return false
 	}
-	return f[1] == "run" || f[1] == "check" || f[1] == "lab"
+	return f[1] == "run" || f[1] == "check" || f[1] == "history" || f[1] == "lab"
 }
 
 // docEnv is how the examples run: fwpush is this test binary (TestMain

@@ -91,7 +91,7 @@ func TestHistoryInLab(t *testing.T) {
 		t.Errorf("history --json: %+v; want the 7 changes in time order, mysql-2's repair last", merged)
 	}
 	code, out, _ = cli(t, l, "history", "-l", "mysql-2", "--last", "1", site)
-	if code != exitOK || !regexp.MustCompile(`(?m)^\s*\S+Z +mysql-2 +drift_repaired +\S+@\S+ +\+0 -1 +` + history.Short(inv.Digest()) + `\s*$`).MatchString(out) || strings.Count(out, "\n") != 2 {
+	if code != exitOK || !regexp.MustCompile(`(?m)^\s*\S+Z +mysql-2 +drift_repaired +\S+@\S+ +\+0 -1 +`+history.Short(inv.Digest())+`\s*$`).MatchString(out) || strings.Count(out, "\n") != 2 {
 		t.Errorf("history -l mysql-2 --last 1: exit %d:\n%s", code, out)
 	}
 
