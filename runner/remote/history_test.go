@@ -43,7 +43,7 @@ func outcomes(entries []history.Entry) []string {
 // learned; a host left as it was (unchanged, refused, locked) none.
 func TestHistoryOfCases(t *testing.T) {
 	A, B := remotetest.RunA, remotetest.RunB
-	for name, want := range map[string][]string{
+	histories := map[string][]string{
 		"first run":                             {"applied " + A},
 		"unchanged":                             nil,
 		"changed":                               {"applied " + B},
@@ -58,7 +58,16 @@ func TestHistoryOfCases(t *testing.T) {
 		"an earlier run's apply kept: its rules are the policy":                 {"applied "},
 		"a guard whose run is no longer the latest stands down":                 {"applied " + B},
 		"the lease of another run ended: its lock is taken over":                {"applied " + B},
-	} {
+		"a confirm whose answer was lost: confirmed again, and persisted":       {"applied " + B},
+		"nothing left of a run to settle":                                       nil,
+		"a run's guard decided before the settle: its old rules stay back":      nil,
+	}
+	for _, c := range remotetest.Cases {
+		if _, ok := histories[c.Name]; !ok {
+			t.Errorf("case %q: what does its history hold? Say it here", c.Name)
+		}
+	}
+	for name, want := range histories {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := caseNamed(t, name)
