@@ -103,10 +103,6 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 			t.Errorf("history: %d lines of %s say wordpress-3 joined, want 1:\n%s", joined[h], h, out)
 		}
 	}
-	// A run with the same fleet says nothing of it.
-	if code, out, _ := cliEnv(t, l, env, "run", "--no-verify", do); code != exitOK || strings.Contains(out, "fleet since") {
-		t.Errorf("a run with the same fleet: exit %d:\n%s", code, out)
-	}
 	for _, db := range []string{"198.18.0.31", "198.18.0.32"} {
 		if r := labtest.Probe(t, l, "wordpress-3", db, 3306); r != lab.Reachable {
 			t.Errorf("wordpress-3 -> %s:3306 %s after the run, want reachable", db, r)
@@ -114,6 +110,19 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 	}
 	if r := labtest.Probe(t, l, "wordpress-3", "198.18.0.31", 22); r != lab.Filtered {
 		t.Errorf("wordpress-3 -> mysql-1:22 %s: it has its policy's limits, want filtered", r)
+	}
+
+	// A run with the same fleet says nothing of it.
+	if code, out, _ := cliEnv(t, l, env, "run", "--no-verify", do); code != exitOK || strings.Contains(out, "fleet since") {
+		t.Errorf("a run with the same fleet: exit %d:\n%s", code, out)
+	}
+	// The droplet is destroyed: it left, and the db servers refuse it again.
+	write("droplets.toml", string(cloud))
+	if code, out, _ := cliEnv(t, l, env, "run", "--no-verify", do); code != exitOK || !strings.Contains(out, "\nfleet since the last run: left: wordpress-3\n") {
+		t.Errorf("run after wordpress-3 was destroyed: exit %d, want it said to have left:\n%s", code, out)
+	}
+	if r := labtest.Probe(t, l, "wordpress-3", "198.18.0.31", 3306); r != lab.Filtered {
+		t.Errorf("wordpress-3 -> mysql-1:3306 %s after it left, want filtered", r)
 	}
 }
 
