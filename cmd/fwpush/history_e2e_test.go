@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -93,6 +94,19 @@ func TestHistoryInLab(t *testing.T) {
 	code, out, _ = cli(t, l, "history", "-l", "mysql-2", "--last", "1", site)
 	if code != exitOK || !regexp.MustCompile(`(?m)^\s*\S+Z +mysql-2 +drift_repaired +\S+@\S+ +\+0 -1 +`+history.Short(inv.Digest())+`\s*$`).MatchString(out) || strings.Count(out, "\n") != 2 {
 		t.Errorf("history -l mysql-2 --last 1: exit %d:\n%s", code, out)
+	}
+
+	// A saved plan's apply records its change too.
+	labtest.Shell(t, l, "mysql-1", "iptables", "-I", "INPUT", "1", "-s", "198.51.100.8/32", "-j", "ACCEPT")
+	planPath := filepath.Join(t.TempDir(), "site.plan")
+	if code, _, _ := cli(t, l, "plan", "-o", planPath, site); code != exitChanges {
+		t.Fatalf("plan: exit %d, want %d", code, exitChanges)
+	}
+	if code, _, _ := cli(t, l, "apply", "--no-verify", planPath); code != exitOK {
+		t.Fatalf("apply: exit %d", code)
+	}
+	if e := hostHistory("mysql-1"); len(e) != 2 || e[1].Outcome != history.DriftRepaired || e[1].Inventory != inv.Digest() || e[1].Version == "" || e[1].Removed != 1 {
+		t.Errorf("mysql-1 after the plan's apply: %+v; want a second line, drift repaired", e)
 	}
 
 	// A host down: the others' changes, and the host named, exit 1.
