@@ -27,9 +27,14 @@ type Session interface {
 }
 
 var (
-	_ Session = transport.Session(nil)
-	_ Pinger  = transport.Session(nil)
+	_ Session  = transport.Session(nil)
+	_ Pinger   = transport.Session(nil)
+	_ preparer = transport.Session(nil)
 )
+
+// preparer is a Session that opens the next step's channel ahead (see
+// transport.Session's Prepare).
+type preparer interface{ Prepare(next string) }
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
@@ -67,6 +72,40 @@ const InstallTimeout = 5 * time.Minute
 
 // Close closes the session.
 func (h *Host) Close() error { return h.sess.Close() }
+
+// ahead has the session open the channel of the next step while this one
+// runs, when it can (a transport.Session), and start script on it, if
+// set: the next step then waits for fewer round trips. Only a script
+// that reads its stdin before it does anything may start ahead: its
+// wrapper reads the deadline first (wrap.sh), and nothing runs, not even
+// sudo, until the step's Run sends it.
+func (h *Host) ahead(script string) {
+	p, ok := h.sess.(preparer)
+	if !ok {
+		return
+	}
+	next := ""
+	if script != "" {
+		next, _ = h.command(script)
+	}
+	p.Prepare(next)
+}
+
+// command is what runs script on the host, and how it becomes root.
+func (h *Host) command(script string) (string, mode) {
+	m := plain
+	if h.o.Become && script != scriptProbe {
+		m = sudo
+		if h.o.Password != "" {
+			m = sudoPassword
+		}
+	}
+	cmd := commands[script][m]
+	if cmd == "" {
+		cmd = wrap(script, m)
+	}
+	return cmd, m
+}
 
 // StepError is a step that failed on a host. Step names it the way reports
 // do ("test (iptables-restore --test)"); Err is the transport's error,
@@ -121,19 +160,22 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()
 	in := []byte(strconv.Itoa(secs) + "\n")
-	m := plain
-	if h.o.Become && script != scriptProbe {
-		m = sudo
-		if h.o.Password != "" {
-			m = sudoPassword
-			in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	cmd, m := h.command(script)
+	switch {
+	case m == sudoPassword:
+		in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	case len(stdin) == 0:
+		// Nothing on stdin: sshd opens a channel's window only once
+		// the command has started, and what the command reads would
+		// wait a round trip for it. The deadline goes on the command
+		// line, a number, and stdin is empty.
+		arg := commandsArg[script][m]
+		if arg == "" {
+			arg = wrapWith(sent.wrapArg, script, m)
 		}
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+arg, nil
 	}
 	in = append(in, stdin...)
-	cmd := commands[script][m]
-	if cmd == "" {
-		cmd = wrap(script, m)
-	}
 	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
 		return res, nil
@@ -189,15 +231,24 @@ const dataMark = "@@fwpush:data@@"
 // stdin. Every command is fixed when fwpush is built.
 var commands = map[string][3]string{}
 
+// commandsArg are the commands of steps that send nothing on stdin:
+// "d=N" and a newline come first, the deadline, and they do not read it
+// (the sudo -S mode, which sends the password, has none).
+var commandsArg = map[string][3]string{}
+
 func init() {
 	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
+		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
 	}
 }
 
 // wrap is the command that runs script under its deadline, as m says.
-func wrap(script string, m mode) string {
-	head := sent.wrap + "exec "
+func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
+
+// wrapWith is wrap, with begin instead of wrap.sh.
+func wrapWith(begin, script string, m mode) string {
+	head := begin + "exec "
 	switch m {
 	case sudo:
 		head += "sudo -n -- "
@@ -297,6 +348,10 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
+	// An apply, a settle or a persist may follow: the channel is
+	// cheap, and a host that stays unchanged closes it unused. Nothing
+	// starts on it: an unchanged host must not pay a process for it.
+	h.ahead("")
 	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
@@ -333,8 +388,8 @@ func RollbackSeconds(d time.Duration) time.Duration {
 // Apply stages the rules, has iptables test them, saves the current rules,
 // arms the guard and starts the apply, detached from the session: the new
 // rules may cut it. It returns once the apply has ended (or SECONDS have
-// passed); Confirm, over a fresh connection made after that, learns how it
-// went and proves that SSH still works. A *StepError with NothingChanged
+// passed); Confirm, once a new connection made after that has got in,
+// learns how it went. A *StepError with NothingChanged
 // (the test failed, say) means the host is as it was; after any other error
 // the guard may be armed, and only Confirm can tell.
 func (h *Host) Apply(ctx context.Context, a Apply) error {
@@ -348,8 +403,11 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
-	// The script waits for the lock, then for the apply, at most the
-	// guard's delay.
+	// The confirm follows, over this session when the fleet proves
+	// without logging in: it starts now, and waits for its stdin, which
+	// fwpush sends only once the proof is made. The script waits for the
+	// lock, then for the apply, at most the guard's delay.
+	h.ahead(scriptConfirm)
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
@@ -474,9 +532,10 @@ type Confirmation struct {
 
 // Confirm asks the host how the apply of run Token went, waiting on the
 // host up to Wait for it to finish, and, once confirmed, persists in the
-// same round trip. Run it over a fresh connection: that the host accepts
-// one is the proof that the new rules let fwpush in. A persistence step
-// that fails returns Confirmed together with its *StepError.
+// same round trip. Run it only once a new connection made after the apply
+// has got in (a fresh session, or a knock: see runner), since that is the
+// proof that the new rules let fwpush in. A persistence step that fails
+// returns Confirmed together with its *StepError.
 type Confirm struct {
 	Token string
 	Wait  time.Duration

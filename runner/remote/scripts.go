@@ -51,9 +51,10 @@ type scripts struct {
 	facts, apply, persist, confirm, settle, probe, history string
 	// guard is the program apply.sh starts detached: the apply and its guard.
 	guard string
-	// wrap begins every command (see wrap); skip begins the scripts that
-	// sudo -S runs (see dataMark).
-	wrap, skip string
+	// wrap begins every command (see wrap), wrapArg those whose deadline
+	// is on the command line (wrap without its read); skip begins the
+	// scripts that sudo -S runs (see dataMark).
+	wrap, wrapArg, skip string
 }
 
 // The scripts as the hosts get them.
@@ -85,9 +86,13 @@ func compose(read func(name string) string) scripts {
 		history: lib + read("history.sh"),
 		probe:   read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
 		wrap:    read("wrap.sh"),
+		wrapArg: strings.Replace(read("wrap.sh"), wrapRead, "", 1),
 		skip:    read("skip.sh"),
 	}
 }
+
+// wrapRead is the line of wrap.sh that reads the deadline off stdin.
+const wrapRead = "read -r d || exit 10\n"
 
 // directives are what compose adds between the files, for shellcheck.
 var directives = map[string]string{

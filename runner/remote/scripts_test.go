@@ -43,7 +43,15 @@ func TestShellcheck(t *testing.T) {
 		t.Run("the command "+how, func(t *testing.T) {
 			shellcheck.Check(t, "sh", wrap("true", mode(m)))
 			shellcheck.Parse(t, "sh", commands[scriptFacts][m])
+			if mode(m) != sudoPassword {
+				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, "true", mode(m)))
+				shellcheck.Parse(t, "sh", "d=5\n"+commandsArg[scriptFacts][m])
+			}
 		})
+	}
+	// The command of a step with nothing on stdin does not read it.
+	if strings.Contains(sent.wrapArg, "read") || !strings.Contains(sent.wrap, wrapRead) {
+		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent.wrap)
 	}
 }
 
