@@ -45,14 +45,18 @@ func Short(t testing.TB, why string) {
 // environment of their own (see Isolate). Under -short it first prints
 // how many tests Root and Short skipped, as "PACKAGE: N tests skipped
 // under -short (need root or a lab, or are slow)"; go test shows it with
-// -v or -json (make test-short does).
-func Main(m *testing.M) {
+// -v or -json (make test-short does). The functions given run after the
+// tests, before it exits.
+func Main(m *testing.M, after ...func()) {
 	restore, err := Isolate()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	restore()
 	if testing.Short() {
 		fmt.Printf("%s: %d %s skipped under -short (need root or a lab, or are slow)\n", pkg(), skipped.Load(), plural(skipped.Load()))
