@@ -33,7 +33,7 @@ func TestCases(t *testing.T) {
 // after; it returns the runs whose guard may still be armed.
 func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	t.Helper()
-	h := New(s, Options{Timeout: 10 * time.Second, Name: "stub"})
+	h := New(s, Options{Timeout: 10 * time.Second, Name: "stub", Who: remotetest.Settler})
 	armed := map[string]bool{}
 	for i, st := range c.Steps {
 		what := string(st.Do) + " " + st.Token
@@ -53,13 +53,24 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 				}
 			}
 		case remotetest.Apply:
+			var g GuardTimes
 			err = h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: time.Minute, V4: st.V4, V6: st.V6,
-				Lease: time.Hour, LockWait: cmpOr2(st.LockWait, time.Second), Who: "op@stub pid 1"})
+				Lease: time.Hour, LockWait: cmpOr2(st.LockWait, time.Second), Who: remotetest.Applier,
+				Armed: func(t GuardTimes) { g = t }})
+			if err == nil && g.Until() != time.Minute {
+				t.Errorf("step %d, %s: the host says its guard fires in %s, want 1m0s", i+1, what, g.Until())
+			}
 			armed[st.Token] = err == nil
 		case remotetest.Confirm:
 			var conf Confirmation
 			conf, err = h.Confirm(ctx, Confirm{Token: st.Token, Wait: 5 * time.Second, Persist: persistOf(st)})
 			outcome = string(conf.Outcome)
+			if conf.By != st.By {
+				t.Errorf("step %d, %s: decided by %q, want %q", i+1, what, conf.By, st.By)
+			}
+			if (conf.Outcome == Pending || conf.Outcome == RolledBack) && !conf.Guard.Known() {
+				t.Errorf("step %d, %s: %s without the guard's time", i+1, what, conf.Outcome)
+			}
 			if conf.Outcome == ApplyFailed && !strings.Contains(conf.Log, "line") {
 				t.Errorf("step %d, %s: failed, and the log does not say why: %q", i+1, what, conf.Log)
 			}

@@ -75,6 +75,10 @@ type Step struct {
 	// Outcome is what Confirm or Settle answers: "confirmed",
 	// "rolledback", "failed", "pending" or "superseded".
 	Outcome string
+	// By is who Confirm's answer says decided: the run that settled this
+	// one (Settler) or applied since (Applier); "" for this run or its
+	// guard.
+	By string
 	// Read is what Facts must find.
 	Read *Read
 }
@@ -138,6 +142,13 @@ const (
 	RunA  = "0a0a0a0a0a0a0a0a"
 	RunB  = "0b0b0b0b0b0b0b0b"
 	Other = "0d0d0d0d0d0d0d0d"
+)
+
+// Who runs the steps, as the host is told: Applier applies (its Who), and
+// Settler settles (the Who of its protocol's options).
+const (
+	Applier = "op@laptop pid 1"
+	Settler = "op@laptop2 pid 2"
 )
 
 // hostA has policy A applied and persisted.
@@ -259,10 +270,30 @@ var Cases = []Case{
 			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
 			{Do: Settle, Token: RunA, Keep: false, Outcome: "rolledback"},
 			{Do: Apply, Token: RunB, V4: []byte(C4), V6: []byte(A6)},
-			{Do: Confirm, Token: RunA, Outcome: "superseded"},
+			{Do: Confirm, Token: RunA, Outcome: "superseded", By: Applier},
 			{Do: Confirm, Token: RunB, V4: []byte(C4), Digest: DigestC, Outcome: "confirmed"},
 		},
 		End: Host{V4: C4, V6: A6, Rules4: C4, Rules6: A6, Applied: DigestC, Persistent: true},
+	},
+	{
+		Name: "a run taken for gone comes back: another run rolled it back, and says who",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Settle, Token: RunA, Keep: false, Outcome: "rolledback"},
+			{Do: Confirm, Token: RunA, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "rolledback", By: Settler},
+		},
+		End: hostA,
+	},
+	{
+		Name: "a run taken for gone comes back: another run kept its apply, and says who",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Settle, Token: RunA, Keep: true, Outcome: "confirmed"},
+			{Do: Confirm, Token: RunA, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "confirmed", By: Settler},
+		},
+		End: hostB,
 	},
 	{
 		Name: "an earlier run's apply kept: its rules are the policy",
