@@ -49,16 +49,17 @@ func linkLost(err error) bool {
 // guardClock is when a host's guard fires: by the host's clock, as the
 // host told it (fireAt; the report gives it), and by this machine's (at,
 // to wait on), made of what the host said was left. Until the host tells,
-// it is this machine's guess, from the end of the apply (the guard was
-// armed before).
+// it is this machine's guess: the guard was armed after the apply began
+// (from), and before its answer came, or was given up for lost (at).
 type guardClock struct {
-	at     time.Time
-	fireAt time.Time // zero until the host tells
+	from, at time.Time
+	fireAt   time.Time // zero until the host tells
 }
 
-// guess is the deadline of a guard of delay rollback armed before now.
-func guess(rollback time.Duration) *guardClock {
-	return &guardClock{at: time.Now().Add(rollback)}
+// guess is the deadline of a guard of delay rollback armed between start
+// and now.
+func guess(start time.Time, rollback time.Duration) *guardClock {
+	return &guardClock{from: start.Add(rollback), at: time.Now().Add(rollback)}
 }
 
 // told sets the clock from the host's times, if it gave them.
@@ -68,13 +69,17 @@ func (g *guardClock) told(t remote.GuardTimes) {
 	}
 }
 
-// String is the guard's time as the report gives it: the host's, or this
-// machine's guess, said so.
+// String is the guard's time as the report gives it, "at 12:39:45 (the
+// host's clock)": the host's, or this machine's guess, said so.
 func (g *guardClock) String() string {
-	if g.fireAt.IsZero() {
-		return "about " + g.at.Format("15:04:05")
+	switch {
+	case !g.fireAt.IsZero():
+		return "at " + g.fireAt.Local().Format("15:04:05") + " (the host's clock)"
+	case g.at.Sub(g.from) < time.Second:
+		return "at about " + g.at.Format("15:04:05")
 	}
-	return g.fireAt.Local().Format("15:04:05") + " (the host's clock)"
+	return fmt.Sprintf("between %s and %s (this machine's clock: the apply's answer, which gives the host's, was lost)",
+		g.from.Truncate(time.Second).Format("15:04:05"), g.at.Format("15:04:05"))
 }
 
 // tries is what a run saw of a host while it tried to confirm: the last
@@ -117,17 +122,17 @@ func rolledBack(conf remote.Confirmation, t *tries, g *guardClock) error {
 	case conf.By != "":
 		err = fmt.Errorf("superseded by run %s: that run of fwpush took this one for gone (its confirm was overdue) and rolled its apply back; the host has its previous rules", conf.By)
 	case t.failed > 0 && t.linkDown():
-		err = fmt.Errorf("%s, so no confirm reached the host, whose guard restored its previous rules by itself at %s; the host is reachable again: not the policy's doing", linkCause(t.last), g)
+		err = fmt.Errorf("%s, so no confirm reached the host, whose guard restored its previous rules by itself %s; the host is reachable again: not the policy's doing", linkCause(t.last), g)
 	case t.failed > 0:
-		err = fmt.Errorf("the new policy cut SSH (%v): the host restored its previous rules by itself at %s, before fwpush could confirm, and is reachable again", t.last, g)
+		err = fmt.Errorf("the new policy cut SSH (%v): the host restored its previous rules by itself %s, before fwpush could confirm, and is reachable again", t.last, g)
 	case t.pending > 0:
-		err = fmt.Errorf("the apply had not finished by the guard's time, %s: the guard restored the previous rules", g)
+		err = fmt.Errorf("the apply had not finished when its guard fired, %s: the guard restored the previous rules", g)
 	default:
 		late := ""
 		if conf.Guard.Known() {
-			late = fmt.Sprintf(" (%s late)", conf.Guard.Now.Sub(conf.Guard.FireAt).Round(time.Second))
+			late = fmt.Sprintf(", %s late", conf.Guard.Now.Sub(conf.Guard.FireAt).Round(time.Second))
 		}
-		err = fmt.Errorf("this run asked to confirm only after its guard's time, %s%s: fwpush was paused or stalled, and the guard restored the previous rules; the policy did not cut SSH", g, late)
+		err = fmt.Errorf("this run asked to confirm only after its guard fired, %s%s: fwpush was paused or stalled, and the guard restored the previous rules; the policy did not cut SSH", g, late)
 	}
 	return &stageError{RolledBack, "confirm", err}
 }
@@ -159,5 +164,5 @@ func silent(t *tries, g *guardClock) error {
 // unknown is a host fwpush could not hear from after its apply: what it
 // has is the guard's to decide.
 func unknown(g *guardClock, err error) error {
-	return &stageError{Unknown, "confirm", fmt.Errorf("%w; its guard restores the old rules by itself at %s unless it was confirmed", err, g)}
+	return &stageError{Unknown, "confirm", fmt.Errorf("%w; its guard restores the old rules by itself %s unless it was confirmed", err, g)}
 }

@@ -120,7 +120,7 @@ func TestConfirmCauses(t *testing.T) {
 			Unknown, []string{"the new policy cut SSH", "still unreachable", "at 12:39:45 (the host's clock)"}, []string{"bastion"}},
 		{"this run paused past its guard's time: the guard restored the old rules",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, Guard: guardAt(19 * time.Second)}}},
-			RolledBack, []string{"only after its guard's time, 12:39:45 (the host's clock) (19s late)", "paused", "did not cut SSH"}, []string{"the new policy cut SSH", "superseded"}},
+			RolledBack, []string{"only after its guard fired, at 12:39:45 (the host's clock), 19s late", "paused", "did not cut SSH"}, []string{"the new policy cut SSH", "superseded"}},
 		{"another run took this one for gone and rolled it back",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, By: "op@laptop2 pid 7", Guard: guardAt(-time.Minute)}}},
 			RolledBack, []string{"superseded by run op@laptop2 pid 7", "took this one for gone", "rolled its apply back"}, []string{"cut SSH", "guard restored"}},
@@ -138,7 +138,7 @@ func TestConfirmCauses(t *testing.T) {
 			p := &pusher{inv: inv, host: h, fleet: &answers{list: tc.answers},
 				opts: RunOptions{Poll: time.Millisecond}, log: slog.New(slog.DiscardHandler)}
 			// The run's own guess is ten minutes off: the host's times win.
-			deadline := guess(10 * time.Minute)
+			deadline := guess(time.Now(), 10*time.Minute)
 			deadline.told(remote.GuardTimes{FireAt: fire, Now: fire.Add(-20 * time.Millisecond)})
 			err := p.confirm(t.Context(), "0123456789abcdef", deadline, remote.Persist{})
 			res := HostResult{Host: h.Name, Status: Applied}
@@ -167,13 +167,19 @@ func TestConfirmCauses(t *testing.T) {
 
 // Until the host tells the guard's time, the report says it is a guess.
 func TestGuardClock(t *testing.T) {
-	g := guess(time.Minute)
-	if s := g.String(); !strings.HasPrefix(s, "about ") {
+	g := guess(time.Now(), time.Minute)
+	if s := g.String(); !strings.HasPrefix(s, "at about ") {
 		t.Errorf("a guess: %q", s)
+	}
+	// An apply whose answer was lost after 40s: the guard was armed in
+	// between, the report says so.
+	lost := guess(time.Now().Add(-40*time.Second), time.Minute)
+	if s := lost.String(); !strings.HasPrefix(s, "between ") || !strings.Contains(s, "the apply's answer, which gives the host's, was lost") {
+		t.Errorf("a guess after an answer lost: %q", s)
 	}
 	fire := time.Unix(1700000060, 0)
 	g.told(remote.GuardTimes{FireAt: fire, Now: fire.Add(-30 * time.Second)})
-	if want := fire.Local().Format("15:04:05") + " (the host's clock)"; g.String() != want {
+	if want := "at " + fire.Local().Format("15:04:05") + " (the host's clock)"; g.String() != want {
 		t.Errorf("told: %q, want %q", g.String(), want)
 	}
 	if left := time.Until(g.at); left < 25*time.Second || left > 30*time.Second {

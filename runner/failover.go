@@ -29,13 +29,44 @@ func (l *siteLink) current() (*inventory.Host, *transport.JumpDialer) {
 	return l.via, l.j
 }
 
+// errLinkUp is Relink's answer for a way to a host that still carries.
+var errLinkUp = errors.New("the way to the host carries")
+
+// Relink says whether the way to h had been lost since h was last opened:
+// nil when a bastion carries its site again, so that a step that failed
+// on a connection through the old way, before it changed anything, is
+// worth trying again through the new one; a *LinkError when the way is
+// lost and no bastion of the site answers; errLinkUp when the way
+// carries, and h failed by itself. It finds out, failing over if need be.
+func (f *SSHFleet) Relink(ctx context.Context, h *inventory.Host) error {
+	l := f.sites[h.Site]
+	if l == nil || !l.reached.Load() || l.err != nil {
+		return errLinkUp
+	}
+	l.mu.RLock()
+	j, gen := l.j, l.gen
+	l.mu.RUnlock()
+	if opened, ok := f.opened.Load(h.Name); ok && opened.(int) != gen {
+		return nil
+	}
+	err := j.Alive(ctx)
+	if err == nil || ctx.Err() != nil {
+		return errLinkUp
+	}
+	_, _, err = f.failover(ctx, l, j, err)
+	return err
+}
+
 // dial opens a session to h through its site's link, failing over to the
 // site's bastions when the link is found lost: the tunnel connection has
 // ended, or a dial through it failed and the bastion no longer answers
 // (a cut link drops packets: the dial alone cannot tell which end is
 // silent). It returns the target dialled.
 func (f *SSHFleet) dial(ctx context.Context, l *siteLink, h *inventory.Host) (transport.Session, transport.Target, error) {
-	via, j := l.current()
+	l.mu.RLock()
+	via, j, gen := l.via, l.j, l.gen
+	l.mu.RUnlock()
+	f.opened.Store(h.Name, gen)
 	t := f.target(h, via == h)
 	s, err := j.Dial(ctx, t)
 	if err == nil {
@@ -52,6 +83,9 @@ func (f *SSHFleet) dial(ctx context.Context, l *siteLink, h *inventory.Host) (tr
 	if ferr != nil {
 		return nil, t, ferr
 	}
+	l.mu.RLock()
+	f.opened.Store(h.Name, l.gen)
+	l.mu.RUnlock()
 	t = f.target(h, via == h)
 	s, err = j.Dial(ctx, t)
 	return s, t, err
@@ -109,6 +143,7 @@ func (f *SSHFleet) failover(ctx context.Context, l *siteLink, lost *transport.Ju
 		}
 		l.mu.Lock()
 		l.via, l.j, l.reach = b, nj, reach
+		l.gen++
 		l.mu.Unlock()
 		l.lost = nil
 		if nj != j {
@@ -124,4 +159,35 @@ func (f *SSHFleet) failover(ctx context.Context, l *siteLink, lost *transport.Ju
 		Err: fmt.Errorf("%w; and no bastion of %s answers (%s)", cause, siteName(site), strings.Join(tried, "; "))}
 	l.lostAt = time.Now()
 	return nil, nil, l.lost
+}
+
+// relinker is a fleet that can tell that the way to a host was lost, and
+// found again (SSHFleet: see Relink).
+type relinker interface {
+	Relink(ctx context.Context, h *inventory.Host) error
+}
+
+// readAgain says whether the read of the host, which failed with err, is
+// worth one more try (again): it failed on its connection, not on the
+// host's answer, and the way to the host was lost and a bastion carries
+// its site again. A read changes nothing: trying it again is safe. When
+// the way is lost and no bastion answers, lost says so: the read failed
+// because of the way, not the host.
+func (p *pusher) readAgain(ctx context.Context, err error) (again bool, lost error) {
+	var re *transport.RemoteError
+	if errors.As(err, &re) || ctx.Err() != nil {
+		return false, nil // the host answered
+	}
+	rl, ok := p.fleet.(relinker)
+	if !ok {
+		return false, nil
+	}
+	switch err := rl.Relink(ctx, p.host); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errLinkUp):
+		return false, nil
+	default:
+		return false, err
+	}
 }

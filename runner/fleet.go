@@ -68,6 +68,9 @@ type SSHFleet struct {
 	forced map[string]*inventory.Host
 	log    *slog.Logger
 	sites  map[string]*siteLink
+	// opened holds, by host name, the failover generation of its site
+	// when the host was last opened (see Relink).
+	opened sync.Map
 }
 
 // OpenOptions shape how a fleet reaches its sites.
@@ -108,6 +111,9 @@ type siteLink struct {
 	failing sync.Mutex
 	lost    error
 	lostAt  time.Time
+	// gen counts the failovers: a host opened through an earlier one was
+	// opened through a way lost since (see Relink).
+	gen int
 	// err is why the site could not be reached: what its one bastion
 	// answered, in an inventory without [sites] that has one (a problem
 	// of fwpush's own side as much as the bastion's), else a *SiteError.

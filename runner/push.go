@@ -64,7 +64,11 @@ type HostResult struct {
 	Diff string // unified diff of live against desired rules
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
-	Unknown  []string
+	Unknown []string
+	// Warnings are what the run found wrong that it does not fix, one
+	// sentence each: rules of preserved chains that let every packet in
+	// (change.Change.Openings).
+	Warnings []string
 	Duration time.Duration
 	Err      error
 	// Change is what was decided for the host once it was read, in a
@@ -115,6 +119,9 @@ type RunOptions struct {
 	// apply where another firewall manager is enabled: the operator takes
 	// the filter table over.
 	ForceOwn bool
+	// StrictPreserve keeps no preserved chain that accepts every packet
+	// from a built-in chain (see change.Options): such a chain is drift.
+	StrictPreserve bool
 	// Parallel is the most hosts worked on at once; 0 means the inventory's.
 	Parallel int
 	// RollbackAfter is the guard's delay; 0 means the inventory's.
@@ -382,10 +389,25 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return connectError(err)
 	}
-	defer h.Close()
+	defer func() { h.Close() }()
 
 	p.step(StepRead)
 	f, err := h.Facts(ctx)
+	if err != nil {
+		switch again, lost := p.readAgain(ctx, err); {
+		case again:
+			p.log.Warn("the way to the host was lost during the read; reading again through the site's bastion", "err", err)
+			h2, err2 := p.fleet.Open(ctx, p.host)
+			if err2 != nil {
+				return connectError(err2)
+			}
+			h.Close()
+			h = h2
+			f, err = h.Facts(ctx)
+		case lost != nil:
+			err = fmt.Errorf("%w (%w)", lost, err)
+		}
+	}
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
@@ -398,7 +420,8 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Backend = f.Backend
 	res.Boot = bootOf(f, p.pol)
 
-	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
+	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn, StrictPreserve: p.opts.StrictPreserve})
+	res.Warnings = c.Openings
 	if p.opts.Planned != nil {
 		if c, err = p.planned(c, settled); err != nil {
 			return err
@@ -476,6 +499,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		Armed:    func(g remote.GuardTimes) { armed = g },
 	}
 	p.step(StepApply)
+	start := time.Now()
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
 		if errors.As(err, &se) && se.NothingChanged {
@@ -487,7 +511,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	}
 	// The guard was armed while Apply ran: it fires before this, and when
 	// exactly, the host said, if its answer came.
-	deadline := guess(rollback)
+	deadline := guess(start, rollback)
 	deadline.told(armed)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	h.Close() // the proof must come from a fresh connection

@@ -106,10 +106,12 @@ type runFlags struct {
 	quiet, asJSON bool
 	noVerify      bool
 	forceOwn      bool
-	askBecomePass bool
-	lockWait      time.Duration
-	metrics       metricsFlag
-	snapshot      string // --inventory-snapshot
+	// strictPreserve: a preserved chain that accepts every packet is drift.
+	strictPreserve bool
+	askBecomePass  bool
+	lockWait       time.Duration
+	metrics        metricsFlag
+	snapshot       string // --inventory-snapshot
 }
 
 func newRunCmd() *cobra.Command {
@@ -186,6 +188,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
+	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, "keep no preserved chain that accepts every packet without a match from INPUT, FORWARD or OUTPUT: it is drift (refused, removed with --force-own)")
 	addSnapshotFlag(cmd, &f.snapshot)
 	f.ssh.register(cmd)
 	f.metrics.register(cmd)
@@ -243,12 +246,13 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out := newReporter(stdout, f)
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun:   f.dryRun,
-		ForceOwn: f.forceOwn,
-		Logger:   opts.Logger,
-		OnStart:  out.start,
-		OnStep:   out.step,
-		OnDone:   out.done,
+		DryRun:         f.dryRun,
+		ForceOwn:       f.forceOwn,
+		StrictPreserve: f.strictPreserve,
+		Logger:         opts.Logger,
+		OnStart:        out.start,
+		OnStep:         out.step,
+		OnDone:         out.done,
 	})
 	took := time.Since(start)
 	out.sites = fleet.Reached()
