@@ -51,8 +51,8 @@ type Driver struct {
 	// as the decider (remote.Confirmation.By), which Run checks against
 	// s.By: a driver that cannot tell leaves it nil, and Confirm is used.
 	ConfirmBy func(ctx context.Context, s Step) (outcome, log, by string, err error)
-	Persist func(ctx context.Context, s Step) error
-	Settle  func(ctx context.Context, s Step) (outcome string, err error)
+	Persist   func(ctx context.Context, s Step) error
+	Settle    func(ctx context.Context, s Step) (outcome string, err error)
 	// FireGuard makes the guard of a run fire now, and waits until it has
 	// done what it does; EndLease ends the lease of the run that holds the
 	// host lock.
