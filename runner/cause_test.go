@@ -84,8 +84,8 @@ var (
 // channel through a bastion that answers is refused or times out), and
 // the link to the bastion is lost (the tunnel connection ended).
 var (
-	cutSSH   = fmt.Errorf("host mysql-1: connect to 198.18.0.31:22 through tunnel tunnel-1: %w", context.DeadlineExceeded)
-	linkDown = &LinkError{Bastion: "tunnel-1", Err: fmt.Errorf("tunnel tunnel-1: %w", transport.ErrTunnelDown)}
+	errCutSSH   = fmt.Errorf("host mysql-1: connect to 198.18.0.31:22 through tunnel tunnel-1: %w", context.DeadlineExceeded)
+	errLinkDown = &LinkError{Bastion: "tunnel-1", Err: fmt.Errorf("tunnel tunnel-1: %w", transport.ErrTunnelDown)}
 )
 
 // Every rollback says who decided it, and a host left to its guard why it
@@ -107,16 +107,16 @@ func TestConfirmCauses(t *testing.T) {
 		not     []string // never in it
 	}{
 		{"the new policy cut SSH: the guard restored the old rules",
-			[]answer{{err: cutSSH}, {err: cutSSH}, {conf: rolledBack}},
+			[]answer{{err: errCutSSH}, {err: errCutSSH}, {conf: rolledBack}},
 			RolledBack, []string{"the new policy cut SSH", "deadline exceeded", "by itself at 12:39:45 (the host's clock)", "reachable again"}, []string{"superseded", "bastion"}},
 		{"the link to the bastion lost: the guard restored the old rules, not because of the policy",
-			[]answer{{err: linkDown}, {err: linkDown}, {conf: rolledBack}},
+			[]answer{{err: errLinkDown}, {err: errLinkDown}, {conf: rolledBack}},
 			RolledBack, []string{"the connection to bastion tunnel-1 was lost", "tunnel connection is down", "no confirm reached the host", "at 12:39:45 (the host's clock)", "not the policy's doing"}, []string{"cut SSH"}},
 		{"the link to the bastion lost, and not back: the host was not asked",
-			[]answer{{conf: pending}, {err: linkDown}},
+			[]answer{{conf: pending}, {err: errLinkDown}},
 			Unknown, []string{"the connection to bastion tunnel-1 was lost", "the host itself was not asked", "restores the old rules by itself at 12:39:45 (the host's clock)"}, []string{"cut SSH"}},
 		{"the new policy cut SSH, and the host still silent",
-			[]answer{{conf: pending}, {err: cutSSH}},
+			[]answer{{conf: pending}, {err: errCutSSH}},
 			Unknown, []string{"the new policy cut SSH", "still unreachable", "at 12:39:45 (the host's clock)"}, []string{"bastion"}},
 		{"this run paused past its guard's time: the guard restored the old rules",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, Guard: guardAt(19 * time.Second)}}},
