@@ -383,16 +383,19 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	// The script waits for the lock, then for the apply, at most the
 	// guard's delay.
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	// The host says it armed the guard, and when it fires, before it
+	// waits for the apply: a session lost after that still told it.
+	armed, _, complete := strings.Cut(string(res.Stdout), "\n")
+	f := strings.Fields(armed)
+	ok := len(f) > 0 && f[0] == "armed"
+	if g := guardTimes(f[min(len(f), 1):]); ok && complete && g.Known() && a.Armed != nil {
+		a.Armed(g)
+	}
 	if err != nil {
 		return err
 	}
-	armed, _, _ := strings.Cut(string(res.Stdout), "\n")
-	f := strings.Fields(armed)
-	if len(f) == 0 || f[0] != "armed" {
+	if !ok {
 		return &StepError{Step: "apply", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(string(res.Stdout)))}
-	}
-	if g := guardTimes(f[1:]); g.Known() && a.Armed != nil {
-		a.Armed(g)
 	}
 	return nil
 }

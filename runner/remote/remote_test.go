@@ -541,3 +541,26 @@ func TestSudoFailures(t *testing.T) {
 		t.Errorf("without become: %v", err)
 	}
 }
+
+// The host tells the guard's time as it arms the guard, before it waits
+// for the apply: a session lost after that still told it, and a half line
+// tells nothing.
+func TestApplyArmedThenLost(t *testing.T) {
+	for _, tc := range []struct {
+		stdout string
+		want   GuardTimes
+	}{
+		{"armed 1700000060 1700000000\n", GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000000, 0)}},
+		{"armed 1700000060 17000", GuardTimes{}},
+		{"", GuardTimes{}},
+	} {
+		lost := func(string, []byte) (transport.Result, error) {
+			return transport.Result{Stdout: []byte(tc.stdout), ExitStatus: -1}, fmt.Errorf("host db-1: %w", transport.ErrConnectionLost)
+		}
+		var got GuardTimes
+		err := newHost(&recorder{answer: lost}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Minute, Armed: func(g GuardTimes) { got = g }})
+		if err == nil || got != tc.want {
+			t.Errorf("stdout %q, then the session lost: %v, armed %+v; want an error and %+v", tc.stdout, err, got, tc.want)
+		}
+	}
+}
