@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fwpush/fwpush/change"
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner/remote"
@@ -132,6 +133,12 @@ type RunOptions struct {
 	// Who runs fwpush, as another run is told while this one holds a
 	// host ("user@laptop pid 42"); "" means this process, as Who says.
 	Who string
+	// History is what the line each changed host appends to its history
+	// says of the run (see history.Entry): who ran it ("" means User()),
+	// fwpush's version, the fleet's digest, the hosts that joined and
+	// left. Every change is recorded; a host left unchanged records
+	// nothing.
+	History history.Run
 	// Logger receives per-host progress; nil discards it.
 	Logger *slog.Logger
 	// OnStart and OnDone, when set, are called as each host starts and
@@ -187,6 +194,9 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	}
 	if opts.Who == "" {
 		opts.Who = Who()
+	}
+	if opts.History.Who == "" {
+		opts.History.Who = User()
 	}
 	results := make([]HostResult, len(hosts))
 	one := func(i int) {
@@ -469,6 +479,13 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	p.changing = true
 	ctx = context.WithoutCancel(ctx)
 	persist := persistOf(c)
+	// What the host's history says of the change, once it knows how it
+	// ended: the confirm, or the persist, appends it.
+	persist.History = p.opts.History.Entry(p.host.Name, c.Digest, c.Added, c.Removed).Body()
+	persist.Done = history.Applied
+	if c.Action == change.RepairDrift {
+		persist.Done = history.DriftRepaired
+	}
 	res.Status = Applied
 	if c.Action == change.PersistOnly {
 		p.step(StepPersist)
@@ -696,12 +713,18 @@ func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Con
 
 // Who names this fwpush process for other runs: user@host pid N.
 func Who() string {
+	return fmt.Sprintf("%s pid %d", User(), os.Getpid())
+}
+
+// User names who runs fwpush, and where: user@host, as Who without the
+// process, for the hosts' histories.
+func User() string {
 	host, _ := os.Hostname()
 	user := os.Getenv("USER")
 	if u, err := osuser.Current(); err == nil {
 		user = u.Username
 	}
-	return fmt.Sprintf("%s@%s pid %d", user, host, os.Getpid())
+	return user + "@" + host
 }
 
 func newToken() (string, error) {

@@ -175,7 +175,7 @@ func needsFleet(cmd string) bool {
 		return false
 	}
 	switch f[1] {
-	case "run", "check", "lab", "plan", "apply":
+	case "run", "check", "history", "lab", "plan", "apply":
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/remote/remotetest"
 )
 
@@ -82,8 +83,12 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	}
 }
 
+// persistOf is what a step of a case persists, with a line for the
+// history: every case runs the history's branches too (see
+// TestHistoryOfCases).
 func persistOf(st remotetest.Step) Persist {
-	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install}
+	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install,
+		History: historyBody(st.Token), Done: history.Applied}
 }
 
 // The apply that fails half-way loaded the new IPv4 rules, failed on IPv6,

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -192,7 +193,7 @@ const dataMark = "@@fwpush:data@@"
 var commands = map[string][3]string{}
 
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
 	}
 }
@@ -406,11 +407,25 @@ type Persist struct {
 	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
 	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
 	Install bool   // install iptables-persistent (after the files)
+	// History, when set, is the line the host appends to its history,
+	// /var/lib/fwpush/history, once it knows how the change ended: the
+	// body of a history.Entry (see its Body), which the host completes
+	// with its time and the outcome. Done is the outcome once the step
+	// succeeds (history.Applied or history.DriftRepaired); the host says
+	// history.Failed or history.RolledBack itself when it learns that.
+	History []byte
+	Done    string
+	// HistoryMax is the size past which the host rotates its history;
+	// 0 is history.MaxBytes.
+	HistoryMax int
 }
 
 // header is Persist's part of a header: the sizes of the files, the
 // digest ("-" for none: it travels in the header, so it must be one
-// word of letters, digits and ":._-"), and whether to install.
+// word of letters, digits and ":._-"), whether to install, and the
+// history line's size ("0" for none; the line, one line of printable
+// ASCII, goes first among the payloads), its outcome and the history's
+// bound.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	if p.Install {
@@ -423,10 +438,30 @@ func (p Persist) header(step string) ([]string, error) {
 	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
 		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
 	}
-	return []string{size(p.V4), size(p.V6), digest, install}, nil
+	hn, done := "0", "-"
+	if len(p.History) > 0 {
+		if p.Done != history.Applied && p.Done != history.DriftRepaired {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: outcome %q is not %s or %s", p.Done, history.Applied, history.DriftRepaired)}
+		}
+		if printable(string(p.History)) != string(p.History) || p.History[0] != '"' || p.History[len(p.History)-1] != '}' {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: %q is not the body of a line (see history.Entry.Body)", p.History)}
+		}
+		hn, done = strconv.Itoa(len(p.History)+1), p.Done
+	}
+	hmax := p.HistoryMax
+	if hmax <= 0 {
+		hmax = history.MaxBytes
+	}
+	return []string{size(p.V4), size(p.V6), digest, install, hn, done, strconv.Itoa(hmax)}, nil
 }
 
-func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6} }
+func (p Persist) payloads() [][]byte {
+	var line []byte
+	if len(p.History) > 0 {
+		line = append(append(line, p.History...), '\n')
+	}
+	return [][]byte{line, p.V4, p.V6}
+}
 
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
@@ -573,6 +608,18 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// History reads the host's history (see Persist.History): the lines of
+// /var/lib/fwpush/history.1, then of /var/lib/fwpush/history, as they
+// are; nothing for a host fwpush never changed. One round trip that
+// changes nothing.
+func (h *Host) History(ctx context.Context) ([]byte, error) {
+	res, err := h.run(ctx, "read history", scriptHistory, h.o.Timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
 }
 
 // Settle decides the fate of an earlier run's apply that was never

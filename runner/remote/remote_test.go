@@ -264,7 +264,7 @@ func TestConfirm(t *testing.T) {
 	r := &recorder{answer: stdout("confirmed\npersisted\n")}
 	conf, err := newHost(r).Confirm(t.Context(), Confirm{
 		Token: "0123456789abcdef", Wait: 3 * time.Second,
-		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n"},
+		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n", History: []byte(`"host":"db-1"}`), Done: "drift_repaired"},
 	})
 	if err != nil || conf.Outcome != Confirmed {
 		t.Fatalf("got %+v, %v", conf, err)

@@ -20,6 +20,7 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 		"confirm":       {"sh", s.confirm},
 		"settle":        {"sh", s.settle},
 		"probe":         {"sh", s.probe},
+		"history":       {"sh", s.history},
 		"probe.bash":    {"bash", read("probe.bash")},
 		"wrap and skip": {"sh", s.wrap + s.skip},
 	}

@@ -1,6 +1,7 @@
 # confirm.sh runs over a fresh connection, which proves that the host
 # still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 DIGEST
-# INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
+# INSTALL HN RESULT HMAX", WAIT in milliseconds, then the payloads of
+# persist.sh. It
 # waits on the host, at most WAIT, for the detached apply to finish (for
 # the run's lock, which the apply holds while it runs), then prints the
 # outcome on its first line: "confirmed" (the apply succeeded and the guard
@@ -13,12 +14,16 @@
 # this run's apply, or, superseded, it applied since), and "guard FIRE
 # NOW" while pending or rolled back: when the guard fires (fired) and the
 # time it is, by the host's clock. Only once confirmed does it go on to
-# persist (store), in the same round trip.
+# persist (store), in the same round trip. The history (see record.sh)
+# gets the outcome it learns: RESULT once persisted, failed (the apply, or
+# the persist after it), rolled_back.
 set -u
-read -r token ms n4 n6 digest install || { echo "no header on stdin" >&2; exit 10; }
+read -r token ms n4 n6 digest install hn result hmax || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$ms" "$n4" "$n6" "$install"
+nums "$ms" "$n4" "$n6" "$install" "$hn" "$hmax"
 digestok "$digest"
+resultok "$result"
+readhistory
 R=$F/runs/$token
 
 # byline: "by WHO", when another run decided ($b, see outcome in runs.sh).
@@ -67,7 +72,12 @@ decided() {
   o='' b=''
   { read -r o && IFS= read -r b; } 2>/dev/null < "$R/outcome"
   case $o in
-  rolledback) echo rolledback; byline; guardat; exit 0 ;;
+  rolledback)
+    record rolled_back
+    echo rolledback
+    byline
+    guardat
+    exit 0 ;;
   kept | confirmed) echo confirmed; byline ;;
   *) echo pending; guardat; exit 0 ;;
   esac
@@ -93,6 +103,7 @@ failed)
     echo failed > "$R/outcome"
   fi
   release
+  record failed
   echo failed
   show "$R/apply.log"
   exit 0 ;;
@@ -101,5 +112,12 @@ skipped) decided ;;
   if [ -e "$R/decided" ]; then decided; else echo pending; guardat; exit 0; fi ;;
 esac
 exec 8<&-
-trap release EXIT
+# ended: the lock goes; a persist that failed is recorded as such.
+ended() {
+  e=$?
+  release
+  [ "$e" -eq 0 ] || record failed
+}
+trap ended EXIT
 store
+record "$result"
