@@ -54,12 +54,16 @@ func linkLost(err error) bool {
 type guardClock struct {
 	from, at time.Time
 	fireAt   time.Time // zero until the host tells
+	// answered is when the apply's answer came, or was given up for
+	// lost: a run that confirms late after it was not paused.
+	answered time.Time
 }
 
 // guess is the deadline of a guard of delay rollback armed between start
 // and now.
 func guess(start time.Time, rollback time.Duration) *guardClock {
-	return &guardClock{from: start.Add(rollback), at: time.Now().Add(rollback)}
+	now := time.Now()
+	return &guardClock{from: start.Add(rollback), at: now.Add(rollback), answered: now}
 }
 
 // told sets the clock from the host's times, if it gave them.
@@ -89,9 +93,15 @@ type tries struct {
 	last   error // the last of them
 	// pending counts answers that the apply had not finished.
 	pending int
+	// first is when the first attempt began.
+	first time.Time
 }
 
-func (t *tries) note(conf remote.Confirmation, err error) {
+// note records the answer of an attempt begun at began.
+func (t *tries) note(conf remote.Confirmation, err error, began time.Time) {
+	if t.first.IsZero() {
+		t.first = began
+	}
 	switch {
 	case err != nil && conf.Outcome == "":
 		t.failed++
@@ -127,6 +137,11 @@ func rolledBack(conf remote.Confirmation, t *tries, g *guardClock) error {
 		err = fmt.Errorf("the new policy cut SSH (%v): the host restored its previous rules by itself %s, before fwpush could confirm, and is reachable again", t.last, g)
 	case t.pending > 0:
 		err = fmt.Errorf("the apply had not finished when its guard fired, %s: the guard restored the previous rules", g)
+	case conf.Guard.Known() && !g.answered.IsZero() && t.first.Sub(g.answered) < conf.Guard.Now.Sub(conf.Guard.FireAt):
+		// The run did not stall between the apply's answer and its
+		// confirm: it was waiting on the host when the guard fired, its
+		// answers held up until the old rules were back.
+		err = fmt.Errorf("the new policy cut SSH: the host's answers to fwpush were held up until the guard had restored the previous rules %s; the host is reachable again", g)
 	default:
 		late := ""
 		if conf.Guard.Known() {

@@ -99,6 +99,8 @@ func TestConfirmCauses(t *testing.T) {
 	}
 	rolledBack := remote.Confirmation{Outcome: remote.RolledBack, Guard: guardAt(2 * time.Second)}
 	pending := remote.Confirmation{Outcome: remote.Pending, Guard: guardAt(-20 * time.Millisecond)}
+	const paused = "this run paused past its guard's time: the guard restored the old rules"
+	stalled := map[string]time.Duration{paused: 25 * time.Second}
 	for _, tc := range []struct {
 		name    string
 		answers []answer
@@ -118,15 +120,21 @@ func TestConfirmCauses(t *testing.T) {
 		{"the new policy cut SSH, and the host still silent",
 			[]answer{{conf: pending}, {err: errCutSSH}},
 			Unknown, []string{"the new policy cut SSH", "still unreachable", "at 12:39:45 (the host's clock)"}, []string{"bastion"}},
-		{"this run paused past its guard's time: the guard restored the old rules",
+		{paused,
 			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, Guard: guardAt(19 * time.Second)}}},
 			RolledBack, []string{"only after its guard fired, at 12:39:45 (the host's clock), 19s late", "paused", "did not cut SSH"}, []string{"the new policy cut SSH", "superseded"}},
+		{"the host's answers held up by the new policy until the guard fired: the guard restored the old rules",
+			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, Guard: guardAt(20 * time.Millisecond)}}},
+			RolledBack, []string{"the new policy cut SSH", "held up until the guard had restored the previous rules at 12:39:45 (the host's clock)"}, []string{"paused", "superseded"}},
 		{"another run took this one for gone and rolled it back",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.RolledBack, By: "op@laptop2 pid 7", Guard: guardAt(-time.Minute)}}},
 			RolledBack, []string{"superseded by run op@laptop2 pid 7", "took this one for gone", "rolled its apply back"}, []string{"cut SSH", "guard restored"}},
 		{"another run took this one for gone and applied since",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.Superseded, By: "op@laptop2 pid 7"}}},
 			Failed, []string{"superseded by run op@laptop2 pid 7", "has applied to the host since"}, []string{"cut SSH"}},
+		{"confirmed, the persist's answer lost with the connection: confirmed again, applied",
+			[]answer{{conf: remote.Confirmation{Outcome: remote.Confirmed}, err: fmt.Errorf("confirm: %w", transport.ErrConnectionLost)}, {conf: remote.Confirmation{Outcome: remote.Confirmed}}},
+			Applied, nil, nil},
 		{"another run kept this one's apply: applied",
 			[]answer{{conf: remote.Confirmation{Outcome: remote.Confirmed, By: "op@laptop2 pid 7"}}},
 			Applied, nil, nil},
@@ -140,6 +148,9 @@ func TestConfirmCauses(t *testing.T) {
 			// The run's own guess is ten minutes off: the host's times win.
 			deadline := guess(time.Now(), 10*time.Minute)
 			deadline.told(remote.GuardTimes{FireAt: fire, Now: fire.Add(-20 * time.Millisecond)})
+			// The run that was paused stood still between the apply's
+			// answer and its confirm; the others confirm at once.
+			deadline.answered = deadline.answered.Add(-stalled[tc.name])
 			err := p.confirm(t.Context(), nil, "0123456789abcdef", deadline, remote.Persist{})
 			res := HostResult{Host: h.Name, Status: Applied}
 			if err != nil {

@@ -57,6 +57,21 @@ func (f *SSHFleet) Relink(ctx context.Context, h *inventory.Host) error {
 	return err
 }
 
+// Moved reports whether the way to h has changed since h was last opened:
+// its site failed over to another bastion meanwhile, and what was opened
+// through the old one is cut off with it.
+func (f *SSHFleet) Moved(h *inventory.Host) bool {
+	l := f.sites[h.Site]
+	if l == nil {
+		return false
+	}
+	l.mu.RLock()
+	gen := l.gen
+	l.mu.RUnlock()
+	opened, ok := f.opened.Load(h.Name)
+	return ok && opened.(int) != gen
+}
+
 // dial opens a session to h through its site's link, failing over to the
 // site's bastions when the link is found lost: the tunnel connection has
 // ended, or a dial through it failed and the bastion no longer answers

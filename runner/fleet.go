@@ -378,7 +378,22 @@ func (f *SSHFleet) Prove(ctx context.Context, h *inventory.Host) error {
 	if l.err != nil {
 		return &NotTriedError{Host: h.Name, Err: l.err}
 	}
-	return l.j.Knock(ctx, f.target(h, l.via == h))
+	via, j := l.current()
+	err = j.Knock(ctx, f.target(h, via == h))
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	// As a dial does (see dial): a knock that failed because the way to
+	// the host was lost fails over to a bastion that answers, and says
+	// so (a *LinkError) when none does; the policy is not to blame.
+	if !errors.Is(err, transport.ErrTunnelDown) && (via == h || j.Alive(ctx) == nil) {
+		return err
+	}
+	via, j, ferr := f.failover(ctx, l, j, err)
+	if ferr != nil {
+		return ferr
+	}
+	return j.Knock(ctx, f.target(h, via == h))
 }
 
 // OpenFresh implements Fleet.

@@ -664,8 +664,9 @@ func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline *gu
 	}
 	var t tries
 	for {
+		began := time.Now()
 		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline.at), Persist: persist})
-		t.note(conf, err)
+		t.note(conf, err, began)
 		deadline.told(conf.Guard)
 		if done, err := p.outcome(conf, err, &t, deadline); done {
 			return err
@@ -683,8 +684,9 @@ func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline *gu
 		if err := sleep(ctx, p.opts.Poll); err != nil {
 			return unknown(deadline, err)
 		}
+		began := time.Now()
 		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
-		t.note(conf, err)
+		t.note(conf, err, began)
 		deadline.told(conf.Guard)
 		if done, err := p.outcome(conf, err, &t, deadline); done {
 			return err // rolled back, or reachable after all and the guard had not fired yet
@@ -703,6 +705,14 @@ func (p *pusher) outcome(conf remote.Confirmation, err error, t *tries, g *guard
 		if conf.By != "" {
 			p.log.Warn("superseded by another run, which took this one for gone and kept its apply", "by", conf.By)
 		}
+		if errors.Is(err, transport.ErrConnectionLost) {
+			// Confirmed, and the rest of the answer lost with the
+			// connection (its bastion's, say): a confirm again, which
+			// the host answers as confirmed and persists, says how the
+			// persist went.
+			p.log.Info("confirmed; the persist's answer was lost: confirming again", "err", err)
+			return false, nil
+		}
 		if err != nil {
 			return true, stepFail("persist", err)
 		}
@@ -715,6 +725,12 @@ func (p *pusher) outcome(conf remote.Confirmation, err error, t *tries, g *guard
 		return true, superseded(conf)
 	}
 	return false, nil
+}
+
+// mover is a fleet that can tell that the way to a host moved to another
+// bastion since the host was opened (SSHFleet: see Moved).
+type mover interface {
+	Moved(h *inventory.Host) bool
 }
 
 // proven runs the confirms of one host's apply, each after its proof.
@@ -734,8 +750,16 @@ func (pc *proven) confirm(ctx context.Context, c remote.Confirm) (remote.Confirm
 	if err := pc.prover.Prove(ctx, pc.p.host); err != nil {
 		return remote.Confirmation{}, err
 	}
+	if m, ok := pc.prover.(mover); ok && m.Moved(pc.p.host) {
+		// The knock failed over to another bastion: the connection the
+		// apply ran on went with the old one.
+		pc.p.log.Info("the way to the host moved to another bastion; confirming over a fresh connection")
+		_ = pc.h.Close()
+		pc.h = nil
+		return pc.p.confirmFresh(ctx, c)
+	}
 	conf, err := pc.h.Confirm(ctx, c)
-	if err != nil && conf.Outcome == "" {
+	if err != nil && (conf.Outcome == "" || errors.Is(err, transport.ErrConnectionLost)) {
 		// The connection the apply ran on failed (the new rules may end
 		// established connections, a tunnel's): a fresh one confirms,
 		// its login the proof. A confirm whose answer was lost is
