@@ -97,8 +97,10 @@ func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options)
 		t.Fatalf("labtest: %v", err)
 	}
 	t.Cleanup(func() {
-		// The test's context is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// The test's context is already cancelled when cleanups run. Up
+		// and down take the machine's lab lock in turn, behind every
+		// other lab's: as long as Up may wait.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if err := l.Down(ctx); err != nil {
 			t.Errorf("labtest: %v", err)
