@@ -12,6 +12,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
 
+	"github.com/fwpush/fwpush/change"
 	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/runner"
 )
@@ -46,7 +47,13 @@ type hostJSON struct {
 	Boot      string   `json:"boot,omitempty"`
 	Unknown   []string `json:"unknown_chains,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
-	Seconds   *float64 `json:"seconds,omitempty"`
+	// fwpush's sets that differ, their members added and removed, and
+	// their diff (not with --no-diff).
+	Sets           []change.SetDiff `json:"sets,omitempty"`
+	MembersAdded   int              `json:"members_added,omitempty"`
+	MembersRemoved int              `json:"members_removed,omitempty"`
+	SetsDiff       string           `json:"sets_diff,omitempty"`
+	Seconds        *float64         `json:"seconds,omitempty"`
 }
 
 // runReport is run's --json document.
@@ -126,6 +133,9 @@ func (r *reporter) done(res runner.HostResult) {
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
 		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
 	}
+	if res.MembersAdded+res.MembersRemoved > 0 && res.Status != runner.Unchanged {
+		line += fmt.Sprintf(" (set members +%d -%d)", res.MembersAdded, res.MembersRemoved)
+	}
 	if len(res.Unknown) > 0 && res.Status == runner.Pending {
 		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
 	}
@@ -191,10 +201,10 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 	}
 	if r.showDiffs() {
 		for _, res := range results {
-			if res.Diff == "" {
+			if res.Diff == "" && res.SetsDiff == "" {
 				continue
 			}
-			fmt.Fprintf(r.w, "\n--- %s (%s): %s\n%s", res.Host, res.Role, res.Status, paintDiff(r.st, res.Diff))
+			fmt.Fprintf(r.w, "\n--- %s (%s): %s\n%s", res.Host, res.Role, res.Status, paintDiff(r.st, res.Diff+res.SetsDiff))
 		}
 	}
 	fmt.Fprintln(r.w)
@@ -243,8 +253,9 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
 			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Seconds: &secs}
+		h.Sets, h.MembersAdded, h.MembersRemoved = res.Sets, res.MembersAdded, res.MembersRemoved
 		if !r.f.noDiff {
-			h.Diff = res.Diff
+			h.Diff, h.SetsDiff = res.Diff, res.SetsDiff
 		}
 		if res.Err != nil {
 			h.Error = res.Err.Error()

@@ -100,10 +100,12 @@ var steps = map[int]string{
 	13: "test (ip6tables-restore --test)",
 	14: "apply",
 	15: "lock",
+	16: "stage sets (ipset restore)",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
 	23: "record state",
+	24: "persist ipsets",
 }
 
 // run runs script with stdin, on the host under timeout(1) with deadline
@@ -155,8 +157,9 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 15 only before changing anything.
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 15
+		// The scripts exit 10 to 16 only before changing anything (16:
+		// the sets the stage made are gone again).
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 16
 	}
 	return res, se
 }
@@ -315,6 +318,9 @@ type Apply struct {
 	RollbackAfter time.Duration
 	// V4 and V6 are iptables-restore documents, loaded with --noflush.
 	V4, V6 []byte
+	// Sets change fwpush's sets in the same guarded apply; zero when
+	// they stay as they are.
+	Sets Sets
 	// Lease is how long the host lock holds for this run if it never
 	// confirms and no guard releases it: it must outlast the guard and
 	// the confirm. LockWait is how long to wait for another run's lock.
@@ -322,6 +328,15 @@ type Apply struct {
 	// Who runs fwpush ("user@laptop pid 42"), for the message another run
 	// gets while this one holds the host.
 	Who string
+}
+
+// Sets are the `ipset restore` documents of an apply that changes
+// fwpush's sets, each run at its step (see change.SetDocs and
+// scripts/ipsets.sh): Stage before the rules are tested, Swap by the apply
+// before the rules (and again by a rollback, after the old rules), Clean
+// once the old rules and sets are back, Drop once the rules are confirmed.
+type Sets struct {
+	Stage, Swap, Clean, Drop []byte
 }
 
 // RollbackSeconds is the guard's delay as the host sleeps it.
@@ -346,7 +361,9 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
-	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
+	st := a.Sets
+	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), printable(a.Who)},
+		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
 	// The script waits for the lock, then for the apply, at most the
 	// guard's delay.
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
@@ -363,8 +380,12 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 // empty Digest leaves that file as it is.
 type Persist struct {
 	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
+	Sets    []byte // /etc/iptables/ipsets (written before the rules files)
 	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
 	Install bool   // install iptables-persistent (after the files)
+	// InstallSets installs ipset-persistent too, which loads ipsets at
+	// boot before the rules.
+	InstallSets bool
 }
 
 // header is Persist's part of a header: the sizes of the files, the
@@ -372,7 +393,10 @@ type Persist struct {
 // word of letters, digits and ":._-"), and whether to install.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
-	if p.Install {
+	switch {
+	case p.InstallSets:
+		install = "2"
+	case p.Install:
 		install = "1"
 	}
 	digest := strings.TrimSpace(p.Digest)
@@ -382,15 +406,15 @@ func (p Persist) header(step string) ([]string, error) {
 	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
 		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
 	}
-	return []string{size(p.V4), size(p.V6), digest, install}, nil
+	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install}, nil
 }
 
-func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6} }
+func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, p.Sets} }
 
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
 func (p Persist) InstallTime() time.Duration {
-	if p.Install {
+	if p.Install || p.InstallSets {
 		return InstallTimeout
 	}
 	return 0

@@ -1,6 +1,6 @@
 # confirm.sh runs over a fresh connection, which proves that the host
-# still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 DIGEST
-# INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
+# still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 NSETS
+# DIGEST INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
 # waits on the host, at most WAIT, for the detached apply to finish (for
 # the run's lock, which the apply holds while it runs), then prints the
 # outcome on its first line: "confirmed" (the apply succeeded and the guard
@@ -11,9 +11,9 @@
 # Only once confirmed does it go on to persist (store), in the same round
 # trip.
 set -u
-read -r token ms n4 n6 digest install || { echo "no header on stdin" >&2; exit 10; }
+read -r token ms n4 n6 nsets digest install || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$ms" "$n4" "$n6" "$install"
+nums "$ms" "$n4" "$n6" "$nsets" "$install"
 digestok "$digest"
 R=$F/runs/$token
 [ -d "$R" ] || { echo superseded; exit 0; }
@@ -56,6 +56,7 @@ case $s in
 ok)
   if decide; then
     stopguard
+    dropsets
     echo confirmed > "$R/outcome"
     echo confirmed
   else

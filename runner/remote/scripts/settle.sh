@@ -16,6 +16,7 @@ if [ "$keep" = 1 ]; then
   flock 9
   if decide; then
     stopguard
+    dropsets
     echo kept > "$R/outcome"
   fi
   exec 9>&-
