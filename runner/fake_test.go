@@ -74,6 +74,7 @@ func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 				Tools:   []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"},
 				Backend: "nf_tables",
 				Links:   links,
+				IPSet:   true,
 			},
 			live4:      strings.Replace(openTable, "COMMIT\n", handRule+"COMMIT\n", 1),
 			live6:      openTable,
@@ -254,6 +255,7 @@ const (
 	fileRulesV4 = "/etc/iptables/rules.v4"
 	fileRulesV6 = "/etc/iptables/rules.v6"
 	fileApplied = "/var/lib/fwpush/applied"
+	fileIPSets  = "/etc/iptables/ipsets"
 )
 
 // fakeHost is one simulated server.
@@ -270,6 +272,10 @@ type fakeHost struct {
 	live4, live6 string
 	files        map[string]string // path → content
 	persistent   bool              // iptables-persistent is installed
+	// sets is what ipset save prints of fwpush's sets (see
+	// fakesets_test.go); persistentSets: ipset-persistent is installed.
+	sets           string
+	persistentSets bool
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
@@ -284,7 +290,9 @@ type fakeHost struct {
 	token      string
 	new4, new6 string
 	old4, old6 string
-	status     string // the detached apply's outcome: "", ok, failed, skipped
+	setDocs    remote.Sets // the apply's ipset documents
+	oldSets    string      // the sets before the apply
+	status     string      // the detached apply's outcome: "", ok, failed, skipped
 	decided    bool   // the guard or a confirm has won
 	guard      *time.Timer
 	guardDelay time.Duration
@@ -435,6 +443,7 @@ func (h *fakeHost) read() remote.Facts {
 	f.Persisted4, f.Persisted6 = h.files[fileRulesV4], h.files[fileRulesV6]
 	f.Applied = strings.TrimSpace(h.files[fileApplied])
 	f.Persistent = h.persistent
+	f.Sets, f.PersistedSets, f.PersistentSets = h.sets, h.files[fileIPSets], h.persistentSets
 	if h.token != "" && !h.decided {
 		f.Guards = []remote.Guard{{Token: h.token, Status: h.status, Started: h.started, FireAt: h.started.Add(h.guardDelay), Now: time.Now()}}
 	}
@@ -463,9 +472,17 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 		return &remote.StepError{Step: "test (iptables-restore --test)", NothingChanged: true,
 			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: 12, Stderr: []byte(stderr)}}
 	}
+	// The sets the new rules match are staged before they are tested;
+	// anything that fails before the guard is armed unstages them.
+	staged, err := ipsetRestore(h.sets, string(a.Sets.Stage))
+	if err != nil {
+		return &remote.StepError{Step: "stage sets (ipset restore)", NothingChanged: true,
+			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: 16, Stderr: []byte(err.Error())}}
+	}
 	if h.testStderr != "" {
 		return testFailed(h.testStderr)
 	}
+	h.oldSets, h.sets, h.setDocs = h.sets, staged, a.Sets
 	h.restores++
 	h.fleet.record("apply " + h.name)
 	h.token, h.new4, h.new6 = a.Token, string(a.V4), string(a.V6)
@@ -498,11 +515,14 @@ func (h *fakeHost) detachedApply() {
 		return
 	}
 	if h.applyLog != "" {
-		// iptables-restore refused the new rules: the old ones go back.
+		// iptables-restore refused the new rules: the old ones go back,
+		// and the old sets.
+		h.sets = h.oldSets
 		h.status = "failed"
 		return
 	}
 	h.live4, h.live6 = loaded(h.new4), loaded(h.new6)
+	h.sets = h.ipset(h.sets, string(h.setDocs.Swap))
 	h.status = "ok"
 	if h.cutAfterApply {
 		h.cut = true
@@ -521,7 +541,7 @@ func (h *fakeHost) fireGuard(token string) {
 		return
 	}
 	h.decided = true
-	h.live4, h.live6 = h.old4, h.old6
+	h.live4, h.live6, h.sets = h.old4, h.old6, h.oldSets
 	h.rollbacks++
 	h.cut = false // the old rules let fwpush in
 }
@@ -553,6 +573,7 @@ func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confi
 		}
 		h.decided = true
 		h.guard.Stop()
+		h.sets = h.ipset(h.sets, string(h.setDocs.Drop))
 		return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
 	case "failed":
 		h.decided = true
@@ -585,9 +606,10 @@ func (c *fakeConn) Settle(ctx context.Context, token string, keep bool) (remote.
 	h.guard.Stop()
 	if keep {
 		h.settled = "kept"
+		h.sets = h.ipset(h.sets, string(h.setDocs.Drop))
 		return remote.Confirmed, nil
 	}
-	h.live4, h.live6 = h.old4, h.old6
+	h.live4, h.live6, h.sets = h.old4, h.old6, h.oldSets
 	h.settled = "rolledback"
 	return remote.RolledBack, nil
 }
@@ -605,6 +627,12 @@ func (c *fakeConn) Persist(ctx context.Context, p remote.Persist) error {
 // persist writes what p asks, the rules files before the installation, as
 // the script does.
 func (h *fakeHost) persist(p remote.Persist) error {
+	if p.Sets != nil {
+		h.write(fileIPSets, string(p.Sets))
+	}
+	if p.InstallSets {
+		h.persistentSets = true
+	}
 	if p.V4 != nil {
 		h.write(fileRulesV4, string(p.V4))
 	}
@@ -654,4 +682,13 @@ func newTestPlan(t *testing.T) (*roles.Plan, *fakeFleet) {
 		t.Fatal(err)
 	}
 	return plan, newFakeFleet(t, inv)
+}
+
+// ipset is sets once ipset restore has run doc, which must not fail.
+func (h *fakeHost) ipset(sets, doc string) string {
+	out, err := ipsetRestore(sets, doc)
+	if err != nil {
+		h.t.Errorf("host %s: %v", h.name, err)
+	}
+	return out
 }

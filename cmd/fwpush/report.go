@@ -130,11 +130,17 @@ func (r *reporter) done(res runner.HostResult) {
 		return
 	}
 	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
+	// Rules added and removed, then the members of fwpush's sets: a new
+	// app server is "(members +1 -0)" on the db servers, no rule.
+	var counts []string
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
-		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
+		counts = append(counts, fmt.Sprintf("+%d -%d", res.Added, res.Removed))
 	}
 	if res.MembersAdded+res.MembersRemoved > 0 && res.Status != runner.Unchanged {
-		line += fmt.Sprintf(" (set members +%d -%d)", res.MembersAdded, res.MembersRemoved)
+		counts = append(counts, fmt.Sprintf("members +%d -%d", res.MembersAdded, res.MembersRemoved))
+	}
+	if len(counts) > 0 {
+		line += " (" + strings.Join(counts, ", ") + ")"
 	}
 	if len(res.Unknown) > 0 && res.Status == runner.Pending {
 		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
