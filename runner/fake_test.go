@@ -293,7 +293,7 @@ type fakeHost struct {
 	setDocs    remote.Sets // the apply's ipset documents
 	oldSets    string      // the sets before the apply
 	status     string      // the detached apply's outcome: "", ok, failed, skipped
-	decided    bool   // the guard or a confirm has won
+	decided    bool        // the guard or a confirm has won
 	guard      *time.Timer
 	guardDelay time.Duration
 	started    time.Time // when the last apply started
