@@ -43,7 +43,8 @@ func TestInstallAndReboot(t *testing.T) {
 
 	code, rendered, errs := fwpush(t, "render", "--host", host, site)
 	v4, v6, ok := strings.Cut(rendered, "### "+host+".rules.v6\n")
-	if code != exitOK || !ok {
+	v6, _, sets := strings.Cut(v6, "### "+host+".ipsets\n")
+	if code != exitOK || !ok || !sets {
 		t.Fatalf("render: exit %d: %s", code, errs)
 	}
 	v4 = strings.TrimPrefix(v4, "### "+host+".rules.v4\n")
