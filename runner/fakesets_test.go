@@ -2,8 +2,16 @@ package runner
 
 import (
 	"fmt"
-	"slices"
+	"os"
+		"slices"
 	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/change"
+	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/roles"
 )
 
 // What the fake hosts do of ipset: their sets are a save (what `ipset
@@ -90,4 +98,51 @@ func ipsetRun(sets map[string]*fakeSet, order *[]string, doc string) (int, error
 		}
 	}
 	return n, nil
+}
+
+// A new app server changes the members of the db server's set and
+// nothing else: the run applies it as a change of sets, no rule added or
+// removed; the sets end as the policy's, with no temporary set left; a
+// member added by hand after that is drift, repaired.
+func TestPushSetsMembership(t *testing.T) {
+	plan, fleet := newTestPlan(t)
+	runAll(t, plan, fleet, RunOptions{})
+	src, err := os.ReadFile("testdata/push.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown, err := inventory.Parse("push.toml", append(src, "\n[hosts.app-3]\nrole       = \"app\"\nprivate_ip = \"198.18.0.23\"\n"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan2, err := roles.Compile(grown, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := grown.Host("db-1")
+	h := fleet.host("db-1")
+	rules := h.state().Live4
+	r := runHosts(t, plan2, []*inventory.Host{db}, fleet, RunOptions{})["db-1"]
+	want := []change.SetDiff{{Name: "fwp-app-4", Added: []string{"198.18.0.23"}}}
+	if r.Status != Applied || r.Added+r.Removed != 0 || r.MembersAdded != 1 || r.MembersRemoved != 0 || !cmp.Equal(r.Sets, want) {
+		t.Errorf("db-1: %s (%v), rules +%d -%d, members +%d -%d %+v; want applied, members only", r.Status, r.Err, r.Added, r.Removed, r.MembersAdded, r.MembersRemoved, r.Sets)
+	}
+	pol := policyOf(t, plan2, "db-1")
+	if got, want := h.readFacts().Sets, h.ipset("", string(pol.IPSets())); got != want {
+		t.Errorf("db-1's sets:\n%s\nwant the policy's:\n%s", got, want)
+	}
+	if h.state().Live4 != rules {
+		t.Errorf("db-1's rules changed with its sets' members")
+	}
+	if f := h.state().Files[fileIPSets]; f != string(pol.IPSets()) {
+		t.Errorf("/etc/iptables/ipsets:\n%s", f)
+	}
+	h.set(func(h *fakeHost) { h.sets = h.ipset(h.sets, "add fwp-app-4 203.0.113.9\n") })
+	r = runHosts(t, plan2, []*inventory.Host{db}, fleet, RunOptions{})["db-1"]
+	if r.Status != DriftRepaired || r.MembersRemoved != 1 {
+		t.Errorf("db-1 with a member added by hand: %s (%v), members -%d; want drift repaired, one removed", r.Status, r.Err, r.MembersRemoved)
+	}
+	if r := runHosts(t, plan2, []*inventory.Host{db}, fleet, RunOptions{})["db-1"]; r.Status != Unchanged {
+		t.Errorf("db-1 once repaired: %s (%v)", r.Status, r.Err)
+	}
 }
