@@ -3,7 +3,7 @@ package runner
 import (
 	"fmt"
 	"os"
-		"slices"
+	"slices"
 	"strings"
 	"testing"
 
