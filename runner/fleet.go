@@ -54,6 +54,19 @@ type Fleet interface {
 	Tunnel(ctx context.Context, site string) string
 }
 
+// Prover is a Fleet that proves, without logging in, that a host accepts
+// new SSH connections from where fwpush's come from: a run then confirms
+// over the connection it applied on, once the proof is made (see
+// pusher.confirm). A Fleet that is not a Prover proves it with a fresh
+// connection (OpenFresh).
+type Prover interface {
+	// Prove knocks on h's SSH port with a new connection, made as a
+	// login to h would be, and reads its SSH server's banner.
+	Prove(ctx context.Context, h *inventory.Host) error
+}
+
+var _ Prover = (*SSHFleet)(nil)
+
 // SSHFleet is the fleet over SSH: per site, one connection to the first of
 // its bastions that answers, opened when the command first needs the site
 // and shared by every step of it (a run and the check after it); every
@@ -328,6 +341,19 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 		User:     t.User,
 		Name:     h.Name,
 	}), nil
+}
+
+// Prove implements Prover: transport's Knock, from here for the bastion
+// carrying h's site, through it for any other host.
+func (f *SSHFleet) Prove(ctx context.Context, h *inventory.Host) error {
+	l, err := f.link(ctx, h.Site)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if l.err != nil {
+		return &NotTriedError{Host: h.Name, Err: l.err}
+	}
+	return l.j.Knock(ctx, f.target(h, l.via == h))
 }
 
 // OpenFresh implements Fleet.

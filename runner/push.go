@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fwpush/fwpush/change"
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner/remote"
@@ -132,6 +133,12 @@ type RunOptions struct {
 	// Who runs fwpush, as another run is told while this one holds a
 	// host ("user@laptop pid 42"); "" means this process, as Who says.
 	Who string
+	// History is what the line each changed host appends to its history
+	// says of the run (see history.Entry): who ran it ("" means User()),
+	// fwpush's version, the fleet's digest, the hosts that joined and
+	// left. Every change is recorded; a host left unchanged records
+	// nothing.
+	History history.Run
 	// Logger receives per-host progress; nil discards it.
 	Logger *slog.Logger
 	// OnStart and OnDone, when set, are called as each host starts and
@@ -187,6 +194,9 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	}
 	if opts.Who == "" {
 		opts.Who = Who()
+	}
+	if opts.History.Who == "" {
+		opts.History.Who = User()
 	}
 	results := make([]HostResult, len(hosts))
 	one := func(i int) {
@@ -379,10 +389,11 @@ func (d stepDetail) Error() string { return d.Detail() }
 func (d stepDetail) Unwrap() error { return d.StepError }
 
 // run takes one host through its steps: open, read, settle, decide, then
-// carry the decision out. An unchanged host costs one round trip (the
-// read); a host whose rules change costs the read, one round trip that
-// stages, tests, arms the guard and applies, and one fresh connection
-// whose round trip confirms and persists.
+// carry the decision out. An unchanged host costs its connection and one
+// command (the read); a host whose rules change costs the read, one
+// command that stages, tests, arms the guard and applies, the proof that
+// new SSH connections still get in (a knock: see confirm) and one command
+// that confirms and persists.
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	p.step(StepConnect)
 	h, err := p.fleet.Open(ctx, p.host)
@@ -447,13 +458,20 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 func refused(r *change.Refusal) *stageError { return fail(r.Stage, r) }
 
 // carry makes the change c on the host, over h: it persists only, or it
-// applies under the guard and confirms over a fresh connection.
+// applies under the guard and, once a new connection has got in, confirms.
 func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostResult) error {
 	// From here on, the host finishes what it starts (each step is bounded
 	// by its deadline): an interrupted run must not leave it half-way.
 	p.changing = true
 	ctx = context.WithoutCancel(ctx)
 	persist := persistOf(c)
+	// What the host's history says of the change, once it knows how it
+	// ended: the confirm, or the persist, appends it.
+	persist.History = p.opts.History.Entry(p.host.Name, c.Digest, c.Added, c.Removed).Body()
+	persist.Done = history.Applied
+	if c.Action == change.RepairDrift {
+		persist.Done = history.DriftRepaired
+	}
 	res.Status = Applied
 	if c.Action == change.PersistOnly {
 		p.step(StepPersist)
@@ -494,10 +512,9 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	// The guard was armed while Apply ran: it fires before this.
 	deadline := time.Now().Add(rollback)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
-	h.Close() // the proof must come from a fresh connection
 	p.step(StepConfirm)
 	p.writing = true // the confirm persists
-	if err := p.confirm(ctx, token, deadline, persist); err != nil {
+	if err := p.confirm(ctx, h, token, deadline, persist); err != nil {
 		return err
 	}
 	res.Persisted, res.Boot = true, BootPolicy
@@ -613,19 +630,33 @@ func gone(g remote.Guard, timeout time.Duration) bool {
 		!g.FireAt.IsZero() && !g.Now.Before(g.FireAt)
 }
 
-// confirm proves over a fresh connection that the host still lets fwpush
-// in, and in the same round trip learns how the detached apply went
-// (waiting on the host for it), disarms the guard and persists. A fresh
-// connection, not the one that started the apply, because only a new
-// connection proves the policy lets fwpush in. Until the guard's deadline
-// a host that cannot be reached is tried again every Poll. Past the
-// deadline the host rolls back by itself; confirm then waits for that and
-// looks again, so that the report says what the host really ended up with:
-// rolled back only once the host says its old rules are back.
-func (p *pusher) confirm(ctx context.Context, token string, deadline time.Time, persist remote.Persist) error {
+// confirm proves that the host still lets new SSH connections from fwpush
+// in, then in one command learns how the detached apply went (waiting on
+// the host for it), disarms the guard and persists. The proof must come
+// from a new connection, made after the apply: established connections
+// may survive a policy that new ones do not. With a Fleet that is a
+// Prover, it is a knock (a new TCP connection to the host's SSH port, from
+// where fwpush's connections come from, that gets sshd's banner), and the
+// confirm then runs over h, the connection the apply ran on, which proves
+// that the established part of a login passes too; should h have ended,
+// a fresh connection confirms instead. Without a Prover, the proof is a
+// fresh SSH connection, over which the confirm runs.
+//
+// Until the guard's deadline a host that cannot be reached is tried again
+// every Poll. Past the deadline the host rolls back by itself; confirm then
+// waits for that and looks again, so that the report says what the host
+// really ended up with: rolled back only once the host says its old rules
+// are back.
+func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline time.Time, persist remote.Persist) error {
+	pc := &proven{p: p, h: h}
+	pc.prover, _ = p.fleet.(Prover)
+	if pc.prover == nil {
+		h.Close() // the proof is a fresh connection
+		pc.h = nil
+	}
 	var last error
 	for {
-		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
+		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
 		if done, err := p.outcome(conf, err); done {
 			return err
 		}
@@ -647,7 +678,7 @@ func (p *pusher) confirm(ctx context.Context, token string, deadline time.Time, 
 		if err := sleep(ctx, p.opts.Poll); err != nil {
 			return p.unknown(deadline, err)
 		}
-		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
+		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
 		if conf.Outcome == remote.RolledBack {
 			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)}
 		}
@@ -685,6 +716,37 @@ func (p *pusher) unknown(deadline time.Time, err error) error {
 		err, deadline.Format("15:04:05"))}
 }
 
+// proven runs the confirms of one host's apply, each after its proof.
+type proven struct {
+	p      *pusher
+	prover Prover // nil: each confirm runs over a fresh connection
+	// h is the connection the apply ran on, while it serves; nil once
+	// it has failed, or without a prover.
+	h Host
+}
+
+// confirm proves that a new connection gets in, then runs c.
+func (pc *proven) confirm(ctx context.Context, c remote.Confirm) (remote.Confirmation, error) {
+	if pc.h == nil {
+		return pc.p.confirmFresh(ctx, c)
+	}
+	if err := pc.prover.Prove(ctx, pc.p.host); err != nil {
+		return remote.Confirmation{}, err
+	}
+	conf, err := pc.h.Confirm(ctx, c)
+	if err != nil && conf.Outcome == "" {
+		// The connection the apply ran on failed (the new rules may end
+		// established connections, a tunnel's): a fresh one confirms,
+		// its login the proof. A confirm whose answer was lost is
+		// confirmed again: the host says it was.
+		pc.p.log.Info("the connection the apply ran on failed; confirming over a fresh one", "err", err)
+		_ = pc.h.Close()
+		pc.h = nil
+		return pc.p.confirmFresh(ctx, c)
+	}
+	return conf, err
+}
+
 // confirmFresh runs Confirm over a fresh connection.
 func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Confirmation, error) {
 	h, err := p.fleet.OpenFresh(ctx, p.host)
@@ -697,12 +759,18 @@ func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Con
 
 // Who names this fwpush process for other runs: user@host pid N.
 func Who() string {
+	return fmt.Sprintf("%s pid %d", User(), os.Getpid())
+}
+
+// User names who runs fwpush, and where: user@host, as Who without the
+// process, for the hosts' histories.
+func User() string {
 	host, _ := os.Hostname()
 	user := os.Getenv("USER")
 	if u, err := osuser.Current(); err == nil {
 		user = u.Username
 	}
-	return fmt.Sprintf("%s@%s pid %d", user, host, os.Getpid())
+	return user + "@" + host
 }
 
 func newToken() (string, error) {

@@ -72,6 +72,7 @@ func TestVersionFlag(t *testing.T) {
 // TestVersionInBinary builds fwpush as make and go build do and asks it.
 func TestVersionInBinary(t *testing.T) {
 	testenv.Short(t, "builds fwpush")
+	t.Parallel()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go is needed to build fwpush: %v", err)
@@ -292,7 +293,7 @@ func TestManPages(t *testing.T) {
 	if code, _, errs := fwpush(t, "gen-man", dir); code != exitOK {
 		t.Fatalf("gen-man: exit %d: %s", code, errs)
 	}
-	for _, page := range []string{"fwpush.1", "fwpush-run.1", "fwpush-check.1", "fwpush-lab-up.1", "fwpush-version.1"} {
+	for _, page := range []string{"fwpush.1", "fwpush-run.1", "fwpush-check.1", "fwpush-lab-up.1", "fwpush-version.1", "fwpush-history.1"} {
 		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
 			t.Errorf("no %s: %v", page, err)
 		}

@@ -30,14 +30,10 @@ const lockWaitUsage = "how long to wait for another run of this inventory on thi
 // holds it; past wait, or on a signal, the command ends. Hosts have locks
 // of their own (see runner/remote), for runs from other machines.
 func lockInventory(ctx context.Context, path string, shared bool, wait time.Duration, waiting func(holder string)) (unlock func(), err error) {
-	real, err := filepath.Abs(path)
-	if err != nil {
+	if _, err := filepath.Abs(path); err != nil {
 		return nil, err
 	}
-	if r, err := filepath.EvalSymlinks(real); err == nil {
-		real = r
-	}
-	l, err := lockfile.Acquire(ctx, real, lockfile.Options{Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
+	l, err := lockfile.Acquire(ctx, inventoryKey(path), lockfile.Options{Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
 	var busy *lockfile.BusyError
 	switch {
 	case err == nil:

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -26,9 +27,14 @@ type Session interface {
 }
 
 var (
-	_ Session = transport.Session(nil)
-	_ Pinger  = transport.Session(nil)
+	_ Session  = transport.Session(nil)
+	_ Pinger   = transport.Session(nil)
+	_ preparer = transport.Session(nil)
 )
+
+// preparer is a Session that opens the next step's channel ahead (see
+// transport.Session's Prepare).
+type preparer interface{ Prepare(next string) }
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
@@ -66,6 +72,40 @@ const InstallTimeout = 5 * time.Minute
 
 // Close closes the session.
 func (h *Host) Close() error { return h.sess.Close() }
+
+// ahead has the session open the channel of the next step while this one
+// runs, when it can (a transport.Session), and start script on it, if
+// set: the next step then waits for fewer round trips. Only a script
+// that reads its stdin before it does anything may start ahead: its
+// wrapper reads the deadline first (wrap.sh), and nothing runs, not even
+// sudo, until the step's Run sends it.
+func (h *Host) ahead(script string) {
+	p, ok := h.sess.(preparer)
+	if !ok {
+		return
+	}
+	next := ""
+	if script != "" {
+		next, _ = h.command(script)
+	}
+	p.Prepare(next)
+}
+
+// command is what runs script on the host, and how it becomes root.
+func (h *Host) command(script string) (string, mode) {
+	m := plain
+	if h.o.Become && script != scriptProbe {
+		m = sudo
+		if h.o.Password != "" {
+			m = sudoPassword
+		}
+	}
+	cmd := commands[script][m]
+	if cmd == "" {
+		cmd = wrap(script, m)
+	}
+	return cmd, m
+}
 
 // StepError is a step that failed on a host. Step names it the way reports
 // do ("test (iptables-restore --test)"); Err is the transport's error,
@@ -122,19 +162,22 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()
 	in := []byte(strconv.Itoa(secs) + "\n")
-	m := plain
-	if h.o.Become && script != scriptProbe {
-		m = sudo
-		if h.o.Password != "" {
-			m = sudoPassword
-			in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	cmd, m := h.command(script)
+	switch {
+	case m == sudoPassword:
+		in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	case len(stdin) == 0:
+		// Nothing on stdin: sshd opens a channel's window only once
+		// the command has started, and what the command reads would
+		// wait a round trip for it. The deadline goes on the command
+		// line, a number, and stdin is empty.
+		arg := commandsArg[script][m]
+		if arg == "" {
+			arg = wrapWith(sent.wrapArg, script, m)
 		}
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+arg, nil
 	}
 	in = append(in, stdin...)
-	cmd := commands[script][m]
-	if cmd == "" {
-		cmd = wrap(script, m)
-	}
 	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
 		return res, nil
@@ -191,15 +234,24 @@ const dataMark = "@@fwpush:data@@"
 // stdin. Every command is fixed when fwpush is built.
 var commands = map[string][3]string{}
 
+// commandsArg are the commands of steps that send nothing on stdin:
+// "d=N" and a newline come first, the deadline, and they do not read it
+// (the sudo -S mode, which sends the password, has none).
+var commandsArg = map[string][3]string{}
+
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
+		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
 	}
 }
 
 // wrap is the command that runs script under its deadline, as m says.
-func wrap(script string, m mode) string {
-	head := sent.wrap + "exec "
+func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
+
+// wrapWith is wrap, with begin instead of wrap.sh.
+func wrapWith(begin, script string, m mode) string {
+	head := begin + "exec "
 	switch m {
 	case sudo:
 		head += "sudo -n -- "
@@ -299,6 +351,10 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
+	// An apply, a settle or a persist may follow: the channel is
+	// cheap, and a host that stays unchanged closes it unused. Nothing
+	// starts on it: an unchanged host must not pay a process for it.
+	h.ahead("")
 	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
@@ -347,8 +403,8 @@ func RollbackSeconds(d time.Duration) time.Duration {
 // Apply stages the rules, has iptables test them, saves the current rules,
 // arms the guard and starts the apply, detached from the session: the new
 // rules may cut it. It returns once the apply has ended (or SECONDS have
-// passed); Confirm, over a fresh connection made after that, learns how it
-// went and proves that SSH still works. A *StepError with NothingChanged
+// passed); Confirm, once a new connection made after that has got in,
+// learns how it went. A *StepError with NothingChanged
 // (the test failed, say) means the host is as it was; after any other error
 // the guard may be armed, and only Confirm can tell.
 func (h *Host) Apply(ctx context.Context, a Apply) error {
@@ -364,8 +420,11 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	st := a.Sets
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), printable(a.Who)},
 		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
-	// The script waits for the lock, then for the apply, at most the
-	// guard's delay.
+	// The confirm follows, over this session when the fleet proves
+	// without logging in: it starts now, and waits for its stdin, which
+	// fwpush sends only once the proof is made. The script waits for the
+	// lock, then for the apply, at most the guard's delay.
+	h.ahead(scriptConfirm)
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
@@ -386,11 +445,25 @@ type Persist struct {
 	// InstallSets installs ipset-persistent too, which loads ipsets at
 	// boot before the rules.
 	InstallSets bool
+	// History, when set, is the line the host appends to its history,
+	// /var/lib/fwpush/history, once it knows how the change ended: the
+	// body of a history.Entry (see its Body), which the host completes
+	// with its time and the outcome. Done is the outcome once the step
+	// succeeds (history.Applied or history.DriftRepaired); the host says
+	// history.Failed or history.RolledBack itself when it learns that.
+	History []byte
+	Done    string
+	// HistoryMax is the size past which the host rotates its history;
+	// 0 is history.MaxBytes.
+	HistoryMax int
 }
 
 // header is Persist's part of a header: the sizes of the files, the
 // digest ("-" for none: it travels in the header, so it must be one
-// word of letters, digits and ":._-"), and whether to install.
+// word of letters, digits and ":._-"), whether to install, and the
+// history line's size ("0" for none; the line, one line of printable
+// ASCII, goes first among the payloads), its outcome and the history's
+// bound.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	switch {
@@ -406,10 +479,30 @@ func (p Persist) header(step string) ([]string, error) {
 	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
 		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
 	}
-	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install}, nil
+	hn, done := "0", "-"
+	if len(p.History) > 0 {
+		if p.Done != history.Applied && p.Done != history.DriftRepaired {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: outcome %q is not %s or %s", p.Done, history.Applied, history.DriftRepaired)}
+		}
+		if printable(string(p.History)) != string(p.History) || p.History[0] != '"' || p.History[len(p.History)-1] != '}' {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: %q is not the body of a line (see history.Entry.Body)", p.History)}
+		}
+		hn, done = strconv.Itoa(len(p.History)+1), p.Done
+	}
+	hmax := p.HistoryMax
+	if hmax <= 0 {
+		hmax = history.MaxBytes
+	}
+	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax)}, nil
 }
 
-func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6, p.Sets} }
+func (p Persist) payloads() [][]byte {
+	var line []byte
+	if len(p.History) > 0 {
+		line = append(append(line, p.History...), '\n')
+	}
+	return [][]byte{line, p.V4, p.V6, p.Sets}
+}
 
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
@@ -463,9 +556,10 @@ type Confirmation struct {
 
 // Confirm asks the host how the apply of run Token went, waiting on the
 // host up to Wait for it to finish, and, once confirmed, persists in the
-// same round trip. Run it over a fresh connection: that the host accepts
-// one is the proof that the new rules let fwpush in. A persistence step
-// that fails returns Confirmed together with its *StepError.
+// same round trip. Run it only once a new connection made after the apply
+// has got in (a fresh session, or a knock: see runner), since that is the
+// proof that the new rules let fwpush in. A persistence step that fails
+// returns Confirmed together with its *StepError.
 type Confirm struct {
 	Token string
 	Wait  time.Duration
@@ -525,6 +619,18 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// History reads the host's history (see Persist.History): the lines of
+// /var/lib/fwpush/history.1, then of /var/lib/fwpush/history, as they
+// are; nothing for a host fwpush never changed. One round trip that
+// changes nothing.
+func (h *Host) History(ctx context.Context) ([]byte, error) {
+	res, err := h.run(ctx, "read history", scriptHistory, h.o.Timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
 }
 
 // Settle decides the fate of an earlier run's apply that was never

@@ -83,13 +83,18 @@ func golden(t *testing.T, name string, r *recorder) {
 // commandName names the script and mode a command runs: "apply.sh as
 // root", or "an unknown command".
 func commandName(cmd string) string {
+	commands, arg := commands, ""
+	if d, rest, ok := strings.Cut(cmd, "\n"); ok && len(d) > 2 && strings.HasPrefix(d, "d=") && strings.Trim(d[2:], "0123456789") == "" {
+		// The deadline on the command line: the rest is fixed.
+		commands, cmd, arg = commandsArg, rest, ", deadline "+d[2:]+"s on its command line"
+	}
 	for name, script := range map[string]string{
 		"facts.sh": scriptFacts, "apply.sh": scriptApply, "persist.sh": scriptPersist,
 		"confirm.sh": scriptConfirm, "settle.sh": scriptSettle, "probe.sh": scriptProbe,
 	} {
 		for m, how := range []string{"as the login user", "under sudo -n", "under sudo -S"} {
 			if commands[script][m] == cmd {
-				return name + " " + how
+				return name + " " + how + arg
 			}
 		}
 	}
@@ -277,7 +282,7 @@ func TestConfirm(t *testing.T) {
 	r := &recorder{answer: stdout("confirmed\npersisted\n")}
 	conf, err := newHost(r).Confirm(t.Context(), Confirm{
 		Token: "0123456789abcdef", Wait: 3 * time.Second,
-		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n"},
+		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n", History: []byte(`"host":"db-1"}`), Done: "drift_repaired"},
 	})
 	if err != nil || conf.Outcome != Confirmed {
 		t.Fatalf("got %+v, %v", conf, err)

@@ -1,6 +1,7 @@
 # confirm.sh runs over a fresh connection, which proves that the host
 # still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 NSETS
-# DIGEST INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
+# DIGEST INSTALL HN RESULT HMAX", WAIT in milliseconds, then the payloads
+# of persist.sh. It
 # waits on the host, at most WAIT, for the detached apply to finish (for
 # the run's lock, which the apply holds while it runs), then prints the
 # outcome on its first line: "confirmed" (the apply succeeded and the guard
@@ -9,12 +10,15 @@
 # rules are back and the guard is disarmed), "rolledback" (the guard won
 # and the old rules are back) or "superseded" (another run took over).
 # Only once confirmed does it go on to persist (store), in the same round
-# trip.
+# trip. The history (see record.sh) gets the outcome it learns: RESULT once
+# persisted, failed (the apply, or the persist after it), rolled_back.
 set -u
-read -r token ms n4 n6 nsets digest install || { echo "no header on stdin" >&2; exit 10; }
+read -r token ms n4 n6 nsets digest install hn result hmax || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$ms" "$n4" "$n6" "$nsets" "$install"
+nums "$ms" "$n4" "$n6" "$nsets" "$install" "$hn" "$hmax"
 digestok "$digest"
+resultok "$result"
+readhistory
 R=$F/runs/$token
 [ -d "$R" ] || { echo superseded; exit 0; }
 
@@ -41,7 +45,10 @@ decided() {
   o=
   { read -r o < "$R/outcome"; } 2>/dev/null
   case $o in
-  rolledback) echo rolledback; exit 0 ;;
+  rolledback)
+    record rolled_back
+    echo rolledback
+    exit 0 ;;
   kept | confirmed) echo confirmed ;;
   *) echo pending; exit 0 ;;
   esac
@@ -68,6 +75,7 @@ failed)
     echo failed > "$R/outcome"
   fi
   release
+  record failed
   echo failed
   show "$R/apply.log"
   exit 0 ;;
@@ -76,5 +84,12 @@ skipped) decided ;;
   if [ -e "$R/decided" ]; then decided; else echo pending; exit 0; fi ;;
 esac
 exec 8<&-
-trap release EXIT
+# ended: the lock goes; a persist that failed is recorded as such.
+ended() {
+  e=$?
+  release
+  [ "$e" -eq 0 ] || record failed
+}
+trap ended EXIT
 store
+record "$result"
