@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,30 +16,37 @@ import (
 )
 
 // The host side of fwpush's sets (scripts/ipsets.sh), on a stub host whose
-// ipset keeps its sets in state/ipset/NAME/ (create: the set's type and
-// options; members: one a line), and whose iptables-restore refuses, as the
-// kernel does, a rule that matches a set that does not exist. Like ipset,
-// the stub stops at the first line that fails (the lines before it went
-// through), refuses to destroy a set that a live rule matches, and fails a
-// line that holds "stub-fail".
+// ipset keeps each set in a file, state/ipset/NAME: its type and options
+// on the first line, then its members, one a line; an empty file is no
+// set. Like ipset, the stub stops at the first line that fails (the lines
+// before it went through), refuses to destroy a set that a live rule
+// matches, and fails a line that holds "stub-fail"; its iptables-restore
+// refuses, as the kernel does, a rule that matches a set that does not
+// exist. Both use builtins only: each stands for one process, as the real
+// ones do (TestSetsForks counts them).
 
 // ipsetStub is the stub's ipset: list -n and restore.
 const ipsetStub = `D=$S/ipset
-mkdir -p "$D"
 case $1 in
 list)
-  for d in "$D"/*; do [ ! -d "$d" ] || echo "${d##*/}"; done
+  for f in "$D"/*; do [ ! -s "$f" ] || echo "${f##*/}"; done
   exit 0 ;;
 restore) ;;
 *) echo "ipset stub: $*?" >&2; exit 2 ;;
 esac
 # used NAME: a live rule matches set NAME.
 used() {
-  for f in "$S/v4" "$S/v6"; do
-    [ -e "$f" ] || continue
-    while IFS= read -r r; do case "$r " in *"--match-set $1 "*) return 0 ;; esac; done < "$f"
+  for v in "$S/v4" "$S/v6"; do
+    [ -e "$v" ] || continue
+    while IFS= read -r r; do case "$r " in *"--match-set $1 "*) return 0 ;; esac; done < "$v"
   done
   return 1
+}
+# slurp FILE: FILE's text in $t.
+slurp() {
+  t=
+  while IFS= read -r l; do t="$t$l
+"; done < "$1"
 }
 n=0
 while IFS= read -r l || [ -n "$l" ]; do
@@ -46,41 +54,48 @@ while IFS= read -r l || [ -n "$l" ]; do
   set -f; set -- $l; set +f
   err= exist=
   for a; do [ "$a" != -exist ] || exist=1; done
+  f=$D/$2
   case $l in
   *stub-fail*) err="stub: this line fails" ;;
   "create "*)
-    if [ -d "$D/$2" ]; then
+    if [ -s "$f" ]; then
       [ -n "$exist" ] || err="Set cannot be created: set with the same name already exists"
     else
-      name=$2 c=$3
+      c=$3
       shift 3
       for a; do [ "$a" = -exist ] || c="$c $a"; done
-      mkdir "$D/$name" && echo "$c" > "$D/$name/create" && : > "$D/$name/members"
+      echo "$c" > "$f"
     fi ;;
   "add "*)
-    if [ ! -d "$D/$2" ]; then err="The set with the given name does not exist"
+    if [ ! -s "$f" ]; then err="The set with the given name does not exist"
     else
-      dup=
-      while IFS= read -r m; do [ "$m" != "$3" ] || dup=1; done < "$D/$2/members"
-      if [ -z "$dup" ]; then echo "$3" >> "$D/$2/members"
+      dup= first=1
+      while IFS= read -r m; do [ -n "$first" ] || [ "$m" != "$3" ] || dup=1; first=; done < "$f"
+      if [ -z "$dup" ]; then echo "$3" >> "$f"
       elif [ -z "$exist" ]; then err="Element cannot be added to the set: it's already added"
       fi
     fi ;;
   "destroy "*)
-    if [ ! -d "$D/$2" ]; then [ -n "$exist" ] || err="The set with the given name does not exist"
+    if [ ! -s "$f" ]; then [ -n "$exist" ] || err="The set with the given name does not exist"
     elif used "$2"; then err="Set cannot be destroyed: it is in use by a kernel component"
-    else rm -r "$D/$2"
+    else : > "$f"
     fi ;;
   "swap "*)
-    if [ ! -d "$D/$2" ] || [ ! -d "$D/$3" ]; then err="The set with the given name does not exist"
-    else mv "$D/$2" "$D/.swap" && mv "$D/$3" "$D/$2" && mv "$D/.swap" "$D/$3"
+    if [ ! -s "$f" ] || [ ! -s "$D/$3" ]; then err="The set with the given name does not exist"
+    else
+      slurp "$f"; a=$t
+      slurp "$D/$3"
+      printf '%s' "$t" > "$f"
+      printf '%s' "$a" > "$D/$3"
     fi ;;
   "save "*)
-    if [ ! -d "$D/$2" ]; then err="The set with the given name does not exist"
+    if [ ! -s "$f" ]; then err="The set with the given name does not exist"
     else
-      read -r c < "$D/$2/create"
-      echo "create $2 $c hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234abcd"
-      while IFS= read -r m; do echo "add $2 $m"; done < "$D/$2/members"
+      first=1
+      while IFS= read -r m; do
+        if [ -n "$first" ]; then echo "create $2 $m hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234abcd"; else echo "add $2 $m"; fi
+        first=
+      done < "$f"
     fi ;;
   *) err="stub: $l?" ;;
   esac
@@ -96,7 +111,7 @@ done > "$in"
 while IFS= read -r l; do
   case $l in *"--match-set "*)
     s=${l#*--match-set }; s=${s%% *}
-    [ -d "$S/ipset/$s" ] || { echo "${0##*/} v1.8.9 (nf_tables): Set $s doesn't exist." >&2; exit 2; } ;;
+    [ -s "$S/ipset/$s" ] || { echo "${0##*/} v1.8.9 (nf_tables): Set $s doesn't exist." >&2; exit 2; } ;;
   esac
 done < "$in"
 exec < "$in"
@@ -136,11 +151,11 @@ func newSetsHost(t *testing.T, v4 string, sets map[string][]string) *stubHost {
 	s.script("usr/sbin/ipset", ipsetStub)
 	s.script("usr/sbin/iptables-restore", setsRestoreStub)
 	s.script("usr/sbin/ip6tables-restore", setsRestoreStub)
+	s.mkdir("state/ipset")
 	for name, members := range sets {
-		s.write("state/ipset/"+name+"/create", "hash:ip family inet\n")
-		s.write("state/ipset/"+name+"/members", strings.Join(members, "\n")+"\n")
-		if len(members) == 0 {
-			s.write("state/ipset/"+name+"/members", "\n")
+		s.write("state/ipset/"+name, "hash:ip family inet\n")
+		for _, m := range members {
+			s.write("state/ipset/"+name, s.read("state/ipset/"+name)+m+"\n")
 		}
 	}
 	return s
@@ -150,16 +165,18 @@ func newSetsHost(t *testing.T, v4 string, sets map[string][]string) *stubHost {
 func (s *stubHost) sets() map[string][]string {
 	s.t.Helper()
 	out := map[string][]string{}
-	dirs, _ := filepath.Glob(s.path("state/ipset/*"))
-	for _, d := range dirs {
-		var members []string
-		for m := range strings.SplitSeq(s.read(filepath.Join("state/ipset", filepath.Base(d), "members")), "\n") {
-			if m != "" {
-				members = append(members, m)
-			}
+	files, _ := filepath.Glob(s.path("state/ipset/*"))
+	for _, f := range files {
+		lines := strings.Split(strings.TrimSuffix(s.read(filepath.Join("state/ipset", filepath.Base(f))), "\n"), "\n")
+		if lines[0] == "" {
+			continue // no set
 		}
+		members := lines[1:]
 		slices.Sort(members)
-		out[filepath.Base(d)] = members
+		if len(members) == 0 {
+			members = nil
+		}
+		out[filepath.Base(f)] = members
 	}
 	return out
 }
@@ -385,5 +402,39 @@ func TestPersistSets(t *testing.T) {
 	left, _ := os.ReadDir(s.path("etc/iptables"))
 	if len(left) != 3 {
 		t.Errorf("/etc/iptables holds %d files, want ipsets, rules.v4, rules.v6", len(left))
+	}
+}
+
+// TestSetsForks holds what sets cost a host, counted as TestForks counts:
+// the read lists the sets and saves fwpush's (two ipset, and the subshell
+// of the pipe that feeds the save its names): 8 for 5; an apply that
+// changes members stages them and swaps them (two ipset, and head for the
+// four documents): 23 for 17; the confirm drops the old members (one
+// ipset) and writes /etc/iptables/ipsets (head, mv): 12 for 9.
+func TestSetsForks(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace is not installed (make test installs it)")
+	}
+	if out, err := exec.Command("strace", "-f", "--seccomp-bpf", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here: %v: %s", err, out)
+	}
+	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}})
+	s.trace = true
+	h := New(s, Options{Timeout: 10 * time.Second})
+	if _, err := h.Facts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := applySets(t, s, setRules4, membersChange); err != nil {
+		t.Fatal(err)
+	}
+	doc := "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\nadd fwp-app-4 198.18.0.22\n"
+	if conf := confirmSets(t, s, Persist{V4: []byte(setRules4), V6: []byte(rules6), Sets: []byte(doc), Digest: "sha256:5e75"}); conf.Outcome != Confirmed {
+		t.Fatalf("confirm: %s", conf.Outcome)
+	}
+	t.Logf("processes per step: %v", s.forks)
+	for i, budget := range []int{8, 23, 12} {
+		if i >= len(s.forks) || s.forks[i] > budget {
+			t.Errorf("step %d: %v processes, budget %d", i+1, s.forks, budget)
+		}
 	}
 }
