@@ -20,6 +20,11 @@ const defaultLockWait = 10 * time.Minute
 // lockWaitUsage is the --lock-wait flag's help.
 const lockWaitUsage = "how long to wait for another run of this inventory on this machine before giving up (0: do not wait)"
 
+// lockDir is the directory of the inventories' locks: "" is the user's
+// (see lockfile.Dir). The tests set one of their own, so that they leave
+// nothing in the machine's.
+var lockDir string
+
 // lockInventory makes runs of one inventory on this machine wait for each
 // other instead of interleaving (a cron run and an operator's run, say):
 // exclusively for run, shared for check, which may run beside another
@@ -33,7 +38,7 @@ func lockInventory(ctx context.Context, path string, shared bool, wait time.Dura
 	if _, err := filepath.Abs(path); err != nil {
 		return nil, err
 	}
-	l, err := lockfile.Acquire(ctx, inventoryKey(path), lockfile.Options{Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
+	l, err := lockfile.Acquire(ctx, inventoryKey(path), lockfile.Options{Dir: lockDir, Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
 	var busy *lockfile.BusyError
 	switch {
 	case err == nil:

@@ -44,8 +44,9 @@ func Require(t testing.TB) {
 const Parallel = 4
 
 // Main runs the tests of a package with lab tests, Parallel of them at
-// once (at least GOMAXPROCS), and exits as testenv.Main does.
-func Main(m *testing.M) {
+// once (at least GOMAXPROCS), and exits as testenv.Main does, after the
+// functions given.
+func Main(m *testing.M, after ...func()) {
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
@@ -54,7 +55,7 @@ func Main(m *testing.M) {
 			panic(err)
 		}
 	}
-	testenv.Main(m)
+	testenv.Main(m, after...)
 }
 
 var seq atomic.Int64
