@@ -186,7 +186,7 @@ func TestSettleInLab(t *testing.T) {
 	// mysql-1's rules were kept: its run's files stay until a later
 	// apply; mysql-2 was applied again, which cleared the settled run.
 	for host, want := range map[string]string{"mysql-1": "kept", "mysql-2": "gone"} {
-		if got := strings.TrimSpace(labtest.Shell(t, l, host, "sh", "-c", "cat /run/fwpush/runs/"+killedToken+"/outcome 2>/dev/null || echo gone")); got != want {
+		if got := strings.TrimSpace(labtest.Shell(t, l, host, "sh", "-c", "head -n 1 /run/fwpush/runs/"+killedToken+"/outcome 2>/dev/null || echo gone")); got != want {
 			t.Errorf("%s: the killed run's apply was settled %q, want %q", host, got, want)
 		}
 		live := rulesOf(labtest.Shell(t, l, host, "iptables-save", "-t", "filter"))

@@ -81,6 +81,9 @@ type SSHFleet struct {
 	forced map[string]*inventory.Host
 	log    *slog.Logger
 	sites  map[string]*siteLink
+	// opened holds, by host name, the failover generation of its site
+	// when the host was last opened (see Relink).
+	opened sync.Map
 }
 
 // OpenOptions shape how a fleet reaches its sites.
@@ -94,21 +97,36 @@ type OpenOptions struct {
 	// (--via), at most one per site: the site fails if it does not answer.
 	Via []string
 	// OnReach, when set, is called once per site as it is reached, or
-	// found unreachable (from several goroutines at once).
+	// found unreachable, and again when a standby takes over from a
+	// bastion lost in the middle of the command (from several goroutines
+	// at once).
 	OnReach func(Reach)
+	// Who runs fwpush, as a run this one settles is told ("" means this
+	// process, as Who says).
+	Who string
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // siteLink is how one site is reached: through j to bastion via, or, when
 // none of its bastions answered, not at all (err). once guards the
-// connection, made by the first caller that needs the site.
+// connection, made by the first caller that needs the site; mu guards via,
+// j and reach after that, which a failover replaces (see failover.go).
 type siteLink struct {
 	once    sync.Once
 	reached atomic.Bool // set once the fields below are
+	mu      sync.RWMutex
 	reach   Reach
 	via     *inventory.Host
 	j       *transport.JumpDialer
+	// failing serialises failovers; lost is why the last one failed, and
+	// lostAt when (see failover).
+	failing sync.Mutex
+	lost    error
+	lostAt  time.Time
+	// gen counts the failovers: a host opened through an earlier one was
+	// opened through a way lost since (see Relink).
+	gen int
 	// err is why the site could not be reached: what its one bastion
 	// answered, in an inventory without [sites] that has one (a problem
 	// of fwpush's own side as much as the bastion's), else a *SiteError.
@@ -226,6 +244,9 @@ func Open(inv *inventory.Inventory, opts transport.Options, o OpenOptions) (*SSH
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.Who == "" {
+		o.Who = Who()
+	}
 	f := &SSHFleet{inv: inv, opts: opts, cfg: opts.SSHConfig, o: o, forced: forced, log: log, sites: map[string]*siteLink{}}
 	for _, site := range inv.Sites {
 		f.sites[site.Name] = &siteLink{}
@@ -305,7 +326,9 @@ func (f *SSHFleet) Reached() []Reach {
 	var out []Reach
 	for _, s := range f.inv.Sites {
 		if l := f.sites[s.Name]; l.reached.Load() {
+			l.mu.RLock()
 			out = append(out, l.reach)
+			l.mu.RUnlock()
 		}
 	}
 	return out
@@ -313,8 +336,10 @@ func (f *SSHFleet) Reached() []Reach {
 
 // Tunnel implements Fleet.
 func (f *SSHFleet) Tunnel(ctx context.Context, site string) string {
-	if l, err := f.link(ctx, site); err == nil && l.via != nil {
-		return l.via.Name
+	if l, err := f.link(ctx, site); err == nil {
+		if via, _ := l.current(); via != nil {
+			return via.Name
+		}
 	}
 	return ""
 }
@@ -329,8 +354,7 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 	if l.err != nil {
 		return nil, &NotTriedError{Host: h.Name, Err: l.err}
 	}
-	t := f.target(h, l.via == h)
-	s, err := l.j.Dial(ctx, t)
+	s, t, err := f.dial(ctx, l, h)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +364,7 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 		Password: f.o.BecomePass,
 		User:     t.User,
 		Name:     h.Name,
+		Who:      f.o.Who,
 	}), nil
 }
 
@@ -358,9 +383,11 @@ func (f *SSHFleet) Prove(ctx context.Context, h *inventory.Host) error {
 
 // OpenFresh implements Fleet.
 func (f *SSHFleet) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {
-	if l := f.sites[h.Site]; l != nil && l.via == h {
-		if err := l.j.Reconnect(ctx); err != nil {
-			return nil, err
+	if l := f.sites[h.Site]; l != nil && l.reached.Load() {
+		if via, j := l.current(); via == h {
+			if err := j.Reconnect(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return f.Open(ctx, h)
@@ -373,8 +400,8 @@ func (f *SSHFleet) Close() error {
 	for _, s := range f.inv.Sites {
 		l := f.sites[s.Name]
 		l.once.Do(func() {})
-		if l.j != nil {
-			errs = append(errs, l.j.Close())
+		if _, j := l.current(); j != nil {
+			errs = append(errs, j.Close())
 		}
 	}
 	return errors.Join(errs...)

@@ -72,7 +72,11 @@ type HostResult struct {
 	SetsDiff                     string
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
-	Unknown  []string
+	Unknown []string
+	// Warnings are what the run found wrong that it does not fix, one
+	// sentence each: rules of preserved chains that let every packet in
+	// (change.Change.Openings).
+	Warnings []string
 	Duration time.Duration
 	Err      error
 	// Change is what was decided for the host once it was read, in a
@@ -123,6 +127,9 @@ type RunOptions struct {
 	// apply where another firewall manager is enabled: the operator takes
 	// the filter table over.
 	ForceOwn bool
+	// StrictPreserve keeps no preserved chain that accepts every packet
+	// from a built-in chain (see change.Options): such a chain is drift.
+	StrictPreserve bool
 	// Parallel is the most hosts worked on at once; 0 means the inventory's.
 	Parallel int
 	// RollbackAfter is the guard's delay; 0 means the inventory's.
@@ -400,10 +407,25 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return connectError(err)
 	}
-	defer h.Close()
+	defer func() { h.Close() }()
 
 	p.step(StepRead)
 	f, err := h.Facts(ctx)
+	if err != nil {
+		switch again, lost := p.readAgain(ctx, err); {
+		case again:
+			p.log.Warn("the way to the host was lost during the read; reading again through the site's bastion", "err", err)
+			h2, err2 := p.fleet.Open(ctx, p.host)
+			if err2 != nil {
+				return connectError(err2)
+			}
+			h.Close()
+			h = h2
+			f, err = h.Facts(ctx)
+		case lost != nil:
+			err = fmt.Errorf("%w (%w)", lost, err)
+		}
+	}
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
@@ -416,7 +438,8 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Backend = f.Backend
 	res.Boot = bootOf(f, p.pol)
 
-	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
+	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn, StrictPreserve: p.opts.StrictPreserve})
+	res.Warnings = c.Openings
 	if p.opts.Planned != nil {
 		if c, err = p.planned(c, settled); err != nil {
 			return err
@@ -490,6 +513,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		return fail("apply", err)
 	}
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
+	var armed remote.GuardTimes
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6), Sets: setsOf(c.Apply.Sets),
 		// The lock outlasts the guard and the confirm (with apt), should
@@ -498,8 +522,10 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		Lease:    2*rollback + 3*timeout + persist.InstallTime(),
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
+		Armed:    func(g remote.GuardTimes) { armed = g },
 	}
 	p.step(StepApply)
+	start := time.Now()
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
 		if errors.As(err, &se) && se.NothingChanged {
@@ -509,8 +535,10 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		// cuts SSH cuts the apply's answer too): the host knows.
 		p.log.Warn("the apply's answer was lost; asking the host", "err", err)
 	}
-	// The guard was armed while Apply ran: it fires before this.
-	deadline := time.Now().Add(rollback)
+	// The guard was armed while Apply ran: it fires before this, and when
+	// exactly, the host said, if its answer came.
+	deadline := guess(start, rollback)
+	deadline.told(armed)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
 	p.step(StepConfirm)
 	p.writing = true // the confirm persists
@@ -642,59 +670,61 @@ func gone(g remote.Guard, timeout time.Duration) bool {
 // a fresh connection confirms instead. Without a Prover, the proof is a
 // fresh SSH connection, over which the confirm runs.
 //
-// Until the guard's deadline a host that cannot be reached is tried again
-// every Poll. Past the deadline the host rolls back by itself; confirm then
-// waits for that and looks again, so that the report says what the host
-// really ended up with: rolled back only once the host says its old rules
-// are back.
-func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline time.Time, persist remote.Persist) error {
+// Until the guard's deadline
+// a host that cannot be reached is tried again every Poll. Past the
+// deadline the host rolls back by itself; confirm then waits for that and
+// looks again, so that the report says what the host really ended up with:
+// rolled back only once the host says its old rules are back.
+func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline *guardClock, persist remote.Persist) error {
 	pc := &proven{p: p, h: h}
 	pc.prover, _ = p.fleet.(Prover)
-	if pc.prover == nil {
+	if pc.prover == nil && h != nil {
 		h.Close() // the proof is a fresh connection
+	}
+	if pc.prover == nil || h == nil {
 		pc.h = nil
 	}
-	var last error
+	var t tries
 	for {
-		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
-		if done, err := p.outcome(conf, err); done {
+		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline.at), Persist: persist})
+		t.note(conf, err)
+		deadline.told(conf.Guard)
+		if done, err := p.outcome(conf, err, &t, deadline); done {
 			return err
 		}
-		if err != nil {
-			last = err
-		} else {
-			last = errors.New("the apply had not finished")
-		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline.at) {
 			break
 		}
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return p.unknown(deadline, err)
+			return unknown(deadline, err)
 		}
 	}
 	// Give the guard time to restore the old rules, then look again.
 	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
 	for {
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return p.unknown(deadline, err)
+			return unknown(deadline, err)
 		}
 		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
-		if conf.Outcome == remote.RolledBack {
-			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)}
-		}
-		if done, err := p.outcome(conf, err); done {
-			return err // reachable after all, and the guard had not fired yet
+		t.note(conf, err)
+		deadline.told(conf.Guard)
+		if done, err := p.outcome(conf, err, &t, deadline); done {
+			return err // rolled back, or reachable after all and the guard had not fired yet
 		}
 		if time.Now().After(after) {
-			return p.unknown(deadline, fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last))
+			return silent(&t, deadline)
 		}
 	}
 }
 
-// outcome reads a confirmation: done when it settles the host's fate.
-func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ error) {
+// outcome reads a confirmation: done when it settles the host's fate. t
+// and g are what the run saw so far, for the cause of a rollback.
+func (p *pusher) outcome(conf remote.Confirmation, err error, t *tries, g *guardClock) (done bool, _ error) {
 	switch conf.Outcome {
 	case remote.Confirmed:
+		if conf.By != "" {
+			p.log.Warn("superseded by another run, which took this one for gone and kept its apply", "by", conf.By)
+		}
 		if err != nil {
 			return true, stepFail("persist", err)
 		}
@@ -702,18 +732,11 @@ func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ erro
 	case remote.ApplyFailed:
 		return true, fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
 	case remote.RolledBack:
-		return true, &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
+		return true, rolledBack(conf, t, g)
 	case remote.Superseded:
-		return true, fail("confirm", errors.New("the host no longer knows this run's apply: another run of fwpush took it over"))
+		return true, superseded(conf)
 	}
 	return false, nil
-}
-
-// unknown is a host fwpush could not hear from after its apply: what it
-// has is the guard's to decide.
-func (p *pusher) unknown(deadline time.Time, err error) error {
-	return &stageError{Unknown, "confirm", fmt.Errorf("%w; its guard restores the old rules by itself at %s unless it was confirmed",
-		err, deadline.Format("15:04:05"))}
 }
 
 // proven runs the confirms of one host's apply, each after its proof.

@@ -46,6 +46,7 @@ type hostJSON struct {
 	Persisted *bool    `json:"persisted,omitempty"`
 	Boot      string   `json:"boot,omitempty"`
 	Unknown   []string `json:"unknown_chains,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	// fwpush's sets that differ, their members added and removed, and
 	// their diff (not with --no-diff).
@@ -200,9 +201,11 @@ func (r *reporter) showDiffs() bool {
 }
 
 // quietNow reports whether --quiet keeps the report to itself: every host
-// unchanged.
+// unchanged, and nothing to warn of.
 func (r *reporter) quietNow(results []runner.HostResult) bool {
-	return r.f.quiet && r.fleetChange() == "" && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
+	return r.f.quiet && r.fleetChange() == "" && !slices.ContainsFunc(results, func(res runner.HostResult) bool {
+		return res.Status != runner.Unchanged || len(res.Warnings) > 0
+	})
 }
 
 // fleetChange says which hosts joined and left the fleet, "joined: a, b;
@@ -260,6 +263,9 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 		if res.Err != nil && res.Status != runner.NotTried {
 			fmt.Fprintf(r.w, "error: %v\n", res.Err)
 		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(r.w, "warning: host %s: %s\n", res.Host, w)
+		}
 	}
 }
 
@@ -280,7 +286,7 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 	for _, res := range results {
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
-			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Seconds: &secs}
+			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Warnings: res.Warnings, Seconds: &secs}
 		h.Sets, h.MembersAdded, h.MembersRemoved = res.Sets, res.MembersAdded, res.MembersRemoved
 		if !r.f.noDiff {
 			h.Diff, h.SetsDiff = res.Diff, res.SetsDiff

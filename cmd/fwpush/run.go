@@ -108,10 +108,12 @@ type runFlags struct {
 	quiet, asJSON bool
 	noVerify      bool
 	forceOwn      bool
-	askBecomePass bool
-	lockWait      time.Duration
-	metrics       metricsFlag
-	snapshot      string // --inventory-snapshot
+	// strictPreserve: a preserved chain that accepts every packet is drift.
+	strictPreserve bool
+	askBecomePass  bool
+	lockWait       time.Duration
+	metrics        metricsFlag
+	snapshot       string // --inventory-snapshot
 }
 
 func newRunCmd() *cobra.Command {
@@ -188,6 +190,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
+	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, "keep no preserved chain that accepts every packet without a match from INPUT, FORWARD or OUTPUT: it is drift (refused, removed with --force-own)")
 	addSnapshotFlag(cmd, &f.snapshot)
 	f.ssh.register(cmd)
 	f.metrics.register(cmd)
@@ -252,13 +255,14 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	out.members = members
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun:   f.dryRun,
-		ForceOwn: f.forceOwn,
-		Logger:   opts.Logger,
-		OnStart:  out.start,
-		OnStep:   out.step,
-		OnDone:   out.done,
-		History:  history.Run{Version: fullVersion(), Inventory: inv.Digest(), Joined: members.joined, Left: members.left},
+		DryRun:         f.dryRun,
+		ForceOwn:       f.forceOwn,
+		StrictPreserve: f.strictPreserve,
+		Logger:         opts.Logger,
+		OnStart:        out.start,
+		OnStep:         out.step,
+		OnDone:         out.done,
+		History:        history.Run{Version: fullVersion(), Inventory: inv.Digest(), Joined: members.joined, Left: members.left},
 	})
 	took := time.Since(start)
 	// A dry run changes nothing, this record included; a run that was

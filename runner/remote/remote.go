@@ -56,6 +56,9 @@ type Options struct {
 	Password string
 	// User and Name are the login user and the host, for messages.
 	User, Name string
+	// Who runs fwpush ("user@laptop pid 42"): Settle records it in the
+	// outcome of the run it settles, which names it should it come back.
+	Who string
 }
 
 // New returns the protocol over s; closing the Host closes s.
@@ -384,6 +387,36 @@ type Apply struct {
 	// Who runs fwpush ("user@laptop pid 42"), for the message another run
 	// gets while this one holds the host.
 	Who string
+	// Armed, when set, is told when the guard fires and the time it was
+	// as it was armed, both by the host's clock, once the host says it is
+	// armed: the guard's real deadline, which the caller's clock can only
+	// guess.
+	Armed func(GuardTimes)
+}
+
+// GuardTimes are a guard's deadline and the time it was when the host
+// told it, both by the host's clock: Until, not the caller's clock, says
+// how long the guard has left.
+type GuardTimes struct {
+	FireAt, Now time.Time
+}
+
+// Known reports whether the host told the times.
+func (g GuardTimes) Known() bool { return !g.FireAt.IsZero() && !g.Now.IsZero() }
+
+// Until is how long the guard had left when the host told it.
+func (g GuardTimes) Until() time.Duration { return g.FireAt.Sub(g.Now) }
+
+// guardTimes reads "FIRE NOW" (seconds since the epoch).
+func guardTimes(fields []string) GuardTimes {
+	if len(fields) != 2 {
+		return GuardTimes{}
+	}
+	g := GuardTimes{FireAt: epoch(fields[0]), Now: epoch(fields[1])}
+	if !g.Known() {
+		return GuardTimes{}
+	}
+	return g
 }
 
 // Sets are the `ipset restore` documents of an apply that changes
@@ -426,10 +459,18 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	// lock, then for the apply, at most the guard's delay.
 	h.ahead(scriptConfirm)
 	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	// The host says it armed the guard, and when it fires, before it
+	// waits for the apply: a session lost after that still told it.
+	armed, _, complete := strings.Cut(string(res.Stdout), "\n")
+	f := strings.Fields(armed)
+	ok := len(f) > 0 && f[0] == "armed"
+	if g := guardTimes(f[min(len(f), 1):]); ok && complete && g.Known() && a.Armed != nil {
+		a.Armed(g)
+	}
 	if err != nil {
 		return err
 	}
-	if armed, _, _ := strings.Cut(string(res.Stdout), "\n"); armed != "armed" {
+	if !ok {
 		return &StepError{Step: "apply", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(string(res.Stdout)))}
 	}
 	return nil
@@ -542,7 +583,9 @@ const (
 	// ApplyFailed: iptables-restore failed; the old rules are back and the
 	// guard is disarmed. Confirmation.Log holds the apply's output.
 	ApplyFailed Outcome = "failed"
-	// RolledBack: the guard fired first and restores the old rules.
+	// RolledBack: the guard fired first and restores the old rules, or
+	// another run that took this one for gone restored them
+	// (Confirmation.By names it).
 	RolledBack Outcome = "rolledback"
 	// Superseded: another run has taken the host over since.
 	Superseded Outcome = "superseded"
@@ -552,6 +595,14 @@ const (
 type Confirmation struct {
 	Outcome Outcome
 	Log     string // the apply's output, for ApplyFailed
+	// By is who decided, when another run of fwpush did ("user@laptop pid
+	// 42", as it named itself): it took this run for gone and rolled its
+	// apply back (RolledBack) or kept it (Confirmed), or it applied since
+	// (Superseded). "" when this run or its guard decided.
+	By string
+	// Guard is when the guard fires (fired, for RolledBack) by the host's
+	// clock, as Pending and RolledBack tell it.
+	Guard GuardTimes
 }
 
 // Confirm asks the host how the apply of run Token went, waiting on the
@@ -580,6 +631,9 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	res, err := h.run(ctx, "confirm", scriptConfirm, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
+	if conf.Outcome != ApplyFailed {
+		rest = conf.details(rest)
+	}
 	switch conf.Outcome {
 	case Confirmed:
 		if err == nil && strings.TrimSpace(rest) != "persisted" {
@@ -596,6 +650,24 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	return conf, err
+}
+
+// details reads the lines that follow the outcome and say who decided and
+// when ("by WHO", "guard FIRE NOW"), and returns the lines after them.
+func (c *Confirmation) details(rest string) string {
+	for rest != "" {
+		line, after, _ := strings.Cut(rest, "\n")
+		switch key, v, _ := strings.Cut(line, " "); key {
+		case "by":
+			c.By = v
+		case "guard":
+			c.Guard = guardTimes(strings.Fields(v))
+		default:
+			return rest
+		}
+		rest = after
+	}
+	return rest
 }
 
 // printable is s with what is not printable ASCII left out: it goes at
@@ -635,7 +707,8 @@ func (h *Host) History(ctx context.Context) ([]byte, error) {
 
 // Settle decides the fate of an earlier run's apply that was never
 // confirmed (its fwpush is gone): keep its rules and disarm its guard, or
-// restore the old rules now. It returns the outcome: Confirmed (kept, or
+// restore the old rules now. The outcome names Options.Who, for that run
+// should it come back (see Confirmation.By). It returns the outcome: Confirmed (kept, or
 // confirmed by its own run after all), RolledBack, ApplyFailed, or
 // Superseded when nothing of that run is left.
 func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
@@ -646,7 +719,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 	if keep {
 		k = "1"
 	}
-	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k}))
+	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k, printable(h.o.Who)}))
 	if err != nil {
 		return "", err
 	}
