@@ -34,7 +34,8 @@ stopguard() {
   [ -z "$g" ] || kill -s TERM -- "-$g" 2>/dev/null
 }
 
-# restore: the old rules of run $R back, unless it was decided already;
+# restore: the old rules of run $R back, and its sets as they were (see
+# ipsets.sh), unless it was decided already;
 # under the run's lock, which its apply holds while it runs: a late apply
 # never lands after a rollback. Whoever decides writes the outcome before
 # letting the lock go, so that what waits for the lock finds it; its
@@ -46,6 +47,7 @@ restore() {
   if decide; then
     iptables-restore -w < "$R/old.v4"
     ip6tables-restore -w < "$R/old.v6"
+    unstage
     outcome rolledback
     release
   fi
