@@ -86,15 +86,7 @@ func runHistory(cmd *cobra.Command, path string, f historyFlags) error {
 	if err != nil {
 		return err
 	}
-	opts, err := f.conn.options(inv, stderr)
-	if err != nil {
-		return err
-	}
-	pass, err := becomePass(f.askBecomePass)
-	if err != nil {
-		return err
-	}
-	fleet, err := openFleet(inv, opts, pass, f.conn.via, stderr)
+	fleet, opts, err := f.conn.open(inv, f.askBecomePass, stderr)
 	if err != nil {
 		return err
 	}

@@ -222,15 +222,7 @@ func (j pushJob) do(ctx context.Context, stdout, stderr io.Writer) ([]runner.Hos
 		return nil, 0, err
 	}
 	defer unlock()
-	opts, err := f.conn.options(inv, stderr)
-	if err != nil {
-		return nil, 0, err
-	}
-	pass, err := becomePass(f.askBecomePass)
-	if err != nil {
-		return nil, 0, err
-	}
-	fleet, err := openFleet(inv, opts, pass, f.conn.via, stderr)
+	fleet, opts, err := f.conn.open(inv, f.askBecomePass, stderr)
 	if err != nil {
 		return nil, 0, err
 	}

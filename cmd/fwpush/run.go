@@ -54,6 +54,22 @@ func given(v string, written bool) string {
 	return ""
 }
 
+// open opens the fleet a command works on: c's SSH options, the sudo
+// password when askPass (read once, from the terminal), and each site's
+// bastion when a host of it is first needed.
+func (c *connFlags) open(inv *inventory.Inventory, askPass bool, stderr io.Writer) (*runner.SSHFleet, transport.Options, error) {
+	opts, err := c.options(inv, stderr)
+	if err != nil {
+		return nil, opts, err
+	}
+	pass, err := becomePass(askPass)
+	if err != nil {
+		return nil, opts, err
+	}
+	fleet, err := openFleet(inv, opts, pass, c.via, stderr)
+	return fleet, opts, err
+}
+
 // options are the transport's options for inv. ssh_config says what the
 // inventory, the flags and the variables leave out: each host's user, port
 // and identity files (see runner.Open), and the known_hosts files the
@@ -231,15 +247,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	// One fleet for the whole command: the run and the check after it
 	// share each site's connection.
 	f.conn.quiet = f.quiet
-	opts, err := f.conn.options(inv, stderr)
-	if err != nil {
-		return err
-	}
-	pass, err := becomePass(f.askBecomePass)
-	if err != nil {
-		return err
-	}
-	fleet, err := openFleet(inv, opts, pass, f.conn.via, stderr)
+	fleet, opts, err := f.conn.open(inv, f.askBecomePass, stderr)
 	if err != nil {
 		return err
 	}
