@@ -1580,7 +1580,7 @@ func TestParseWarnings(t *testing.T) {
 
 // The examples are what operators copy: they must not warn.
 func TestExamplesDoNotWarn(t *testing.T) {
-	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml"} {
+	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml", "mixed.toml"} {
 		inv, err := Load(filepath.Join("..", "examples", file))
 		if err != nil {
 			t.Fatal(err)

@@ -86,7 +86,7 @@ func icmpMatch(kw, v string, neg bool) (string, string) {
 	if neg {
 		// iptables negates the type and code together; nft would
 		// negate each.
-		return "", fmt.Sprintf("! %s/%d: the nftables backend translates a negated type without a code only", ts, code)
+		return "", fmt.Sprintf("! %s/%d: it translates a negated type without a code only", ts, code)
 	}
 	return m + " " + kw + " code " + numName(code, codes), ""
 }

@@ -197,7 +197,7 @@ func chainName(name string) string {
 // userChain says what is wrong with the name of a user chain, or "".
 func userChain(name string) string {
 	if slices.Contains(hookOrder, name) {
-		return fmt.Sprintf("chain %s: the nftables backend names its base chains input, forward and output: rename the chain", name)
+		return fmt.Sprintf("chain %s: its base chains are named input, forward and output: rename the chain", name)
 	}
 	if !identifier(name) {
 		return fmt.Sprintf("chain %s: nft takes chain names of letters, digits, '_', '-', '.' and '/' that start with a letter", name)

@@ -165,7 +165,7 @@ func (t *translator) rule(family int, r policy.Rule, doc *policy.Ruleset) (xrule
 			}
 			name, ok := protocols[strings.ToLower(v)]
 			if !ok {
-				return x, fmt.Sprintf("-p %s: the nftables backend translates the protocols tcp, udp, sctp, icmp and ipv6-icmp", v)
+				return x, fmt.Sprintf("-p %s: it translates the protocols tcp, udp, sctp, icmp and ipv6-icmp", v)
 			}
 			proto, protoNeg, protoAt = name, neg, len(x.matches)
 			x.matches = append(x.matches, "") // written once the rule is read
@@ -180,7 +180,7 @@ func (t *translator) rule(family int, r policy.Rule, doc *policy.Ruleset) (xrule
 				limitAt = len(x.matches)
 				x.matches = append(x.matches, "")
 			default:
-				return x, fmt.Sprintf("match -m %s: the nftables backend does not translate it (it translates %s)", v, translated)
+				return x, fmt.Sprintf("match -m %s is not one it translates (it translates %s)", v, translated)
 			}
 		case "--dport", "--destination-port", "--sport", "--source-port",
 			"--dports", "--destination-ports", "--sports", "--source-ports":
@@ -201,7 +201,7 @@ func (t *translator) rule(family int, r policy.Rule, doc *policy.Ruleset) (xrule
 			}
 			x.matches = append(x.matches, proto+" "+dir+" "+op()+ports)
 		case "--ports":
-			return x, "--ports (a source or a destination port): the nftables backend translates --dports and --sports"
+			return x, "--ports (a source or a destination port): it translates --dports and --sports"
 		case "--icmp-type", "--icmpv6-type":
 			v, msg := value()
 			if msg != "" {
@@ -243,7 +243,7 @@ func (t *translator) rule(family int, r policy.Rule, doc *policy.Ruleset) (xrule
 				return x, fmt.Sprintf("set %s is not one of the policy's", name)
 			}
 			if flags != "src" && flags != "dst" {
-				return x, fmt.Sprintf("--match-set %s %s: the nftables backend translates sets of one address, src or dst", name, flags)
+				return x, fmt.Sprintf("--match-set %s %s: it translates sets of one address, src or dst", name, flags)
 			}
 			sf := 4
 			if s.Family == policy.Inet6 {
@@ -293,7 +293,7 @@ func (t *translator) rule(family int, r policy.Rule, doc *policy.Ruleset) (xrule
 			}
 			i = len(toks)
 		default:
-			return x, fmt.Sprintf("%s: the nftables backend does not translate it (it translates %s)", tok, translated)
+			return x, fmt.Sprintf("%s is not one it translates (it translates %s)", tok, translated)
 		}
 		if neg && !negatable[tok] {
 			return x, "! before " + tok + ", which iptables does not negate"
@@ -348,7 +348,7 @@ func (t *translator) target(family int, x *xrule, opt, target string, args []str
 	}
 	noArgs := func() string {
 		if len(args) > 0 {
-			return fmt.Sprintf("-j %s %s: the nftables backend does not translate these options", target, strings.Join(args, " "))
+			return fmt.Sprintf("-j %s %s: it does not translate these options", target, strings.Join(args, " "))
 		}
 		return ""
 	}
@@ -360,11 +360,11 @@ func (t *translator) target(family int, x *xrule, opt, target string, args []str
 		x.reject = true
 		for k := 0; k < len(args); k += 2 {
 			if args[k] != "--reject-with" || k+1 >= len(args) {
-				return fmt.Sprintf("-j REJECT %s: the nftables backend translates --reject-with only", strings.Join(args[k:], " "))
+				return fmt.Sprintf("-j REJECT %s: it translates --reject-with only", strings.Join(args[k:], " "))
 			}
 			with, ok := rejects[family][args[k+1]]
 			if !ok {
-				return fmt.Sprintf("-j REJECT --reject-with %s: not a reply of IPv%d the nftables backend translates", args[k+1], family)
+				return fmt.Sprintf("-j REJECT --reject-with %s: not a reply of IPv%d it translates", args[k+1], family)
 			}
 			if with != "" {
 				x.reject, x.verdict = false, with
@@ -395,7 +395,7 @@ func (t *translator) target(family int, x *xrule, opt, target string, args []str
 				}
 				level = l
 			default:
-				return fmt.Sprintf("-j LOG %s: the nftables backend translates --log-prefix and --log-level", args[k])
+				return fmt.Sprintf("-j LOG %s: it translates --log-prefix and --log-level", args[k])
 			}
 		}
 		v := "log"
@@ -412,7 +412,7 @@ func (t *translator) target(family int, x *xrule, opt, target string, args []str
 		x.verdict = "jump " + chainName(target)
 		return noArgs()
 	}
-	return fmt.Sprintf("target -j %s: the nftables backend translates ACCEPT, DROP, REJECT, RETURN, LOG and jumps to the policy's chains", target)
+	return fmt.Sprintf("target -j %s: it translates ACCEPT, DROP, REJECT, RETURN, LOG and jumps to the policy's chains", target)
 }
 
 // ipKeyword is nft's word for the header of a family.
@@ -513,7 +513,7 @@ func ctState(s string, neg bool) (string, string) {
 	var have []string
 	for st := range strings.SplitSeq(s, ",") {
 		if !slices.ContainsFunc(ctStates, func(c struct{ iptables, nft string }) bool { return c.iptables == st }) {
-			return "", fmt.Sprintf("state %q: the nftables backend translates INVALID, ESTABLISHED, RELATED, NEW and UNTRACKED", st)
+			return "", fmt.Sprintf("state %q: it translates INVALID, ESTABLISHED, RELATED, NEW and UNTRACKED", st)
 		}
 		have = append(have, st)
 	}
