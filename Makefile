@@ -7,7 +7,7 @@ BIN     := bin/fwpush
 GO      ?= go
 PREFIX  ?= /usr/local
 
-.PHONY: build install deps test lint demo bench fuzz graph man release clean
+.PHONY: build install deps test test-short lint demo bench fuzz graph man release clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fwpush
@@ -21,12 +21,24 @@ deps:
 	./scripts/deps.sh
 
 # Everything CI runs: formatting, vet, and every test with the race
-# detector. End-to-end tests need root (network namespaces, sshd, iptables).
+# detector. End-to-end tests need root (network namespaces, sshd, iptables);
+# they run at once, each in a lab of its own (see lab/labtest).
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 40m ./...
+
+# The quick tests, in seconds, without root: go test -short leaves out the
+# tests that need root or a lab, or time, and each package says how many
+# (go test prints a passing package's output only with -v: the rest of it
+# is dropped here, unless the package fails).
+test-short:
+	@set -o pipefail; $(GO) test -short -v ./... 2>&1 | awk '\
+		/^(ok|\?) / { for (i = 1; i <= n; i++) if (out[i] ~ /^[^ \t].* skipped under -short /) print out[i]; print; n = 0; next } \
+		/^FAIL[ \t]/ { for (i = 1; i <= n; i++) print out[i]; print; n = 0; next } \
+		{ out[++n] = $$0 } \
+		END { for (i = 1; i <= n; i++) print out[i] }'
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -58,6 +58,10 @@ type Change struct {
 	// Digest identifies the policy (see Digest): what the host records
 	// as applied once the change is made.
 	Digest string `json:"digest"`
+	// State identifies the host's firewall state that the change was
+	// decided from (see State): a saved plan's change is made only on a
+	// host whose state is still this.
+	State string `json:"state"`
 	// Apply holds the documents that iptables-restore --noflush loads
 	// under the guard (for Apply and RepairDrift): the policy, flushing
 	// the chains it owns, with the chains a preserve pattern keeps and
@@ -141,7 +145,7 @@ type Options struct {
 // patterns and names the inventory in messages.
 func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options) Change {
 	h := pol.Host
-	c := Change{Host: h.Name, Role: h.Role, Action: Refused, Digest: Digest(pol)}
+	c := Change{Host: h.Name, Role: h.Role, Action: Refused, Digest: Digest(pol), State: State(inv, pol, f)}
 	if err := preflight(h, pol, f); err != nil {
 		c.Refusal = &Refusal{Stage: StagePreflight, Reason: err.Error()}
 		return c

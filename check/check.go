@@ -138,7 +138,11 @@ type Probe struct {
 	Detail   string      `json:"detail,omitempty"`
 	Error    string      `json:"error,omitempty"`
 	Why      string      `json:"why"`
-	OK       bool        `json:"ok"`
+	// DecidedBy, for a mismatch, is the rule of the compiled policies
+	// that decides what the probe had to find, and the inventory entry
+	// behind it, as fwpush explain says it (see Report.Explain).
+	DecidedBy string `json:"decided_by,omitempty"`
+	OK        bool   `json:"ok"`
 }
 
 // Cell is a cell of the matrix: every probe from one role to one role and
@@ -263,6 +267,16 @@ func (s Suite) Report(verdicts []Verdict, took time.Duration) *Report {
 		}
 	}
 	return rep
+}
+
+// Explain sets the DecidedBy of every mismatch, probe i being the
+// suite's expectation i, as why says it.
+func (r *Report) Explain(s Suite, why func(roles.Expectation) string) {
+	for i := range r.Probes {
+		if p := &r.Probes[i]; p.Error == "" && !p.OK && i < len(s.Matrix.Expectations) {
+			p.DecidedBy = why(s.Matrix.Expectations[i])
+		}
+	}
 }
 
 // OK reports whether every probe found what it had to: no mismatch, and

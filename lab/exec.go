@@ -52,6 +52,21 @@ func (l *Lab) HostCommand(ctx context.Context, host, name string, arg ...string)
 	return exec.CommandContext(ctx, bin("nsenter"), args...), nil
 }
 
+// HostRoot returns host's root filesystem as a path on the machine, the
+// root of its sshd (/proc/PID/root): what the host sees, read without
+// starting anything in it. It is valid until the host's sshd ends.
+func (l *Lab) HostRoot(host string) (string, error) {
+	n, err := l.Host(host)
+	if err != nil {
+		return "", err
+	}
+	pid, err := l.sshdPid(n)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/proc/%d/root", pid), nil
+}
+
 // sshdPid returns the pid of a host's running sshd.
 func (l *Lab) sshdPid(n *Node) (int, error) {
 	cfg := filepath.Join(l.hostDir(n), "sshd_config")

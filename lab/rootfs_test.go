@@ -5,9 +5,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fwpush/fwpush/internal/testenv"
 )
 
 func TestPlanAccounts(t *testing.T) {
+	testenv.Root(t) // it reads the machine's /etc/shadow
 	acc, err := planAccounts([]string{"root", "fwplab-a", "", "fwplab-b", "fwplab-a"})
 	if err != nil {
 		t.Fatal(err)

@@ -13,12 +13,9 @@ import (
 // a stranger of its own, and the public network is shared. Nothing routes
 // from one site's private network to another's.
 func TestSitesLab(t *testing.T) {
+	t.Parallel()
 	l := labtest.Start(t, "../examples/sites.toml")
-	for _, tc := range []struct {
-		from, addr string
-		port       int
-		want       lab.Reachability
-	}{
+	labtest.Expect(t, l, []labtest.Want{
 		{"bastion-e1", "198.18.0.21", 22, lab.Reachable}, // east's private network
 		{"bastion-w1", "198.19.0.31", 22, lab.Reachable}, // west's
 		{"app-1", "198.19.0.31", 3306, lab.Filtered},     // east has no way into west's private network
@@ -31,11 +28,7 @@ func TestSitesLab(t *testing.T) {
 		{"stranger@east", "198.19.0.31", 22, lab.Filtered},
 		{lab.Controller, "203.0.113.31", 22, lab.Reachable},
 		{lab.Controller, "198.19.0.31", 22, lab.Filtered},
-	} {
-		if got := labtest.Probe(t, l, tc.from, tc.addr, tc.port); got != tc.want {
-			t.Errorf("probe from %s to %s:%d: %s, want %s", tc.from, tc.addr, tc.port, got, tc.want)
-		}
-	}
+	})
 	st, err := l.Status()
 	if err != nil {
 		t.Fatal(err)

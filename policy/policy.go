@@ -383,9 +383,13 @@ func parsePorts(s string) ([]portRange, error) {
 type Packet struct {
 	In, Out  string
 	Src, Dst netip.Addr
-	Proto    string
-	SPort    int
-	DPort    int
+	// SrcNet, when set, stands for Src: the packet comes from some
+	// address of it, any one. A rule matches for certain only if it
+	// matches every address of SrcNet, and certainly not only if none.
+	SrcNet netip.Prefix
+	Proto  string
+	SPort  int
+	DPort  int
 	// State is the conntrack state the packet has: "NEW" for a packet
 	// conntrack does not know, such as one of a session that was open
 	// before connection tracking was turned on.
@@ -426,22 +430,46 @@ const (
 // certain: a rule it cannot model never counts as accepting, and one that
 // might drop makes the verdict Unknown.
 func (rs *Ruleset) Evaluate(chain string, p Packet) Verdict {
+	return rs.Decide(chain, p).Verdict
+}
+
+// Decision is a packet's walk through a built-in chain: its verdict, and
+// what decided it.
+type Decision struct {
+	Verdict Verdict
+	// Chain is the chain of the deciding rule (a user chain that the
+	// built-in one jumped to, say), or the built-in chain whose policy
+	// decided.
+	Chain string
+	// Rule is the rule that decided: the one whose target the packet met
+	// (for Unknown, the rule that may or may not match); nil when no rule
+	// did and the chain's policy decided (or for Unknown, a chain that
+	// does not exist or a jump loop).
+	Rule *Rule
+	// Jumps are the rules that jumped, in order from the built-in chain,
+	// to the deciding rule's chain; none when it is the built-in chain.
+	Jumps []*Rule
+}
+
+// Decide is Evaluate, telling what decided the verdict (see Decision).
+func (rs *Ruleset) Decide(chain string, p Packet) Decision {
 	c, ok := rs.Chains[chain]
 	if !ok {
-		return Unknown
+		return Decision{Verdict: Unknown, Chain: chain}
 	}
 	w := walker{rs: rs, p: p}
-	v, returned := w.rules(c, 0) // a built-in chain is never jumped to: nothing to remember
-	if !returned {
-		return v
+	o := w.rules(c, 0) // a built-in chain is never jumped to: nothing to remember
+	if !o.returned {
+		return o.Decision
 	}
+	d := Decision{Verdict: Unknown, Chain: chain}
 	switch c.Policy {
 	case "ACCEPT":
-		return Accept
+		d.Verdict = Accept
 	case "DROP":
-		return Drop
+		d.Verdict = Drop
 	}
-	return Unknown
+	return d
 }
 
 // walker walks one packet through the chains. What a user chain does to
@@ -453,62 +481,64 @@ type walker struct {
 	done map[*Chain]walked
 }
 
+// walked is what a chain does to the packet: a decision, or returned when
+// the packet falls off the end of the chain (or meets RETURN).
 type walked struct {
-	v        Verdict
+	Decision
 	returned bool
 }
 
-// walk returns a verdict, or returned=true when the packet falls off the
-// end of the chain (or meets RETURN).
-func (w *walker) walk(c *Chain, depth int) (Verdict, bool) {
+func (w *walker) walk(c *Chain, depth int) walked {
 	if depth > 32 {
-		return Unknown, false // a loop, which iptables refuses to load
+		return walked{Decision: Decision{Verdict: Unknown, Chain: c.Name}} // a loop, which iptables refuses to load
 	}
 	if r, ok := w.done[c]; ok {
-		return r.v, r.returned
+		return r
 	}
-	v, returned := w.rules(c, depth)
+	r := w.rules(c, depth)
 	if w.done == nil {
 		w.done = map[*Chain]walked{} // only where there are user chains
 	}
-	w.done[c] = walked{v, returned}
-	return v, returned
+	w.done[c] = r
+	return r
 }
 
-func (w *walker) rules(c *Chain, depth int) (Verdict, bool) {
-	for _, r := range c.Rules {
+func (w *walker) rules(c *Chain, depth int) walked {
+	for i := range c.Rules {
+		r := &c.Rules[i]
 		m := r.matches(w.p, w.rs.Sets)
 		if m == no || r.Target == "LOG" {
 			continue
 		}
-		var v Verdict
-		var ret bool
+		var d Decision
 		if target, ok := w.rs.Chains[r.Target]; ok {
-			v, ret = w.walk(target, depth+1)
-			if ret {
+			t := w.walk(target, depth+1)
+			if t.returned {
 				continue
 			}
+			d = t.Decision
+			d.Jumps = append([]*Rule{r}, d.Jumps...)
 		} else if r.Target == "RETURN" {
 			if m == yes {
-				return 0, true
+				return walked{returned: true}
 			}
-			return Unknown, false
+			return walked{Decision: Decision{Verdict: Unknown, Chain: c.Name, Rule: r}}
 		} else {
-			v = verdicts[r.Target]
 			if r.Target == "" { // no target: a counting rule
 				continue
 			}
+			d = Decision{Verdict: verdicts[r.Target], Chain: c.Name, Rule: r}
 		}
 		if m == yes {
-			return v, false
+			return walked{Decision: d}
 		}
 		// It may match: an accept we cannot count on is skipped, a drop
 		// we cannot rule out makes the answer unknown.
-		if v != Accept {
-			return Unknown, false
+		if d.Verdict != Accept {
+			return walked{Decision: Decision{Verdict: Unknown, Chain: c.Name, Rule: r}}
 		}
 	}
-	return 0, true
+	return walked{returned: true}
 }
 
 func (r *Rule) matches(p Packet, sets map[string]*Set) tri {
@@ -519,7 +549,7 @@ func (r *Rule) matches(p Packet, sets map[string]*Set) tri {
 	if r.Opaque {
 		and(maybe)
 	}
-	and(matchPrefix(r.Src, p.Src))
+	and(matchSource(r.Src, p))
 	and(matchPrefix(r.Dst, p.Dst))
 	and(matchIface(r.In, p.In))
 	and(matchIface(r.Out, p.Out))
@@ -547,6 +577,8 @@ func matchSet(m SetMatch, s *Set, p Packet) tri {
 	a := p.Src
 	if m.Flags[0] == "dst" {
 		a = p.Dst
+	} else if p.SrcNet.IsValid() {
+		return matchSetNet(m, s, p.SrcNet)
 	}
 	if !a.IsValid() {
 		return maybe

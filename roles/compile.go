@@ -76,6 +76,9 @@ type compiler struct {
 	byRole, bySite map[string][]*inventory.Host
 	sets           map[setKey]*policy.Set
 	setOwners      map[string]string
+	// trace, when set, records where each rule of the data made comes
+	// from (see Plan.Trace).
+	trace *dataTrace
 	// parsed holds, with sets, the documents parsed so far by their text
 	// with comments blanked: the hosts of a role in a site render the
 	// same rules but for their header, and are parsed once.

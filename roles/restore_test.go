@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/policy"
 )
 
@@ -17,6 +18,7 @@ import (
 // machine's own namespace.
 func netns(t *testing.T) string {
 	t.Helper()
+	testenv.Short(t, "needs root")
 	if os.Geteuid() != 0 {
 		t.Skip("loading policies into a network namespace needs root (make test runs as root)")
 	}
@@ -32,9 +34,13 @@ func netns(t *testing.T) string {
 	return name
 }
 
+// inNetns runs a command in network namespace ns. Only the network
+// namespace: ip netns exec would also make a mount namespace and mount
+// /sys for each command, which takes long on a machine with many
+// namespaces (labs of other tests), and iptables needs neither.
 func inNetns(t *testing.T, ns string, stdin []byte, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + ns, "--"}, args...)...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -29,7 +29,14 @@ type Flow struct {
 	Proto    string // "tcp" or "udp"
 	// Ports are the destination ports; nil means every port of Proto.
 	Ports []int
+	// Entry is the allow entry of role To that the flow comes from: its
+	// index, as in "roles.app.allow[1]" (see Key).
+	Entry int
 }
+
+// Key is the inventory key of the allow entry the flow comes from:
+// "roles.app.allow[1]".
+func (f Flow) Key() string { return fmt.Sprintf("roles.%s.allow[%d]", f.To, f.Entry) }
 
 // Source names the flow's source: a role name or a CIDR.
 func (f Flow) Source() string {
@@ -44,8 +51,8 @@ func (f Flow) Source() string {
 func Flows(inv *inventory.Inventory) []Flow {
 	var out []Flow
 	for _, r := range inv.Roles {
-		for _, a := range r.Allow {
-			base := Flow{From: a.FromRole, FromCIDR: a.FromCIDR, To: r.Name}
+		for i, a := range r.Allow {
+			base := Flow{From: a.FromRole, FromCIDR: a.FromCIDR, To: r.Name, Entry: i}
 			if a.AllTCP {
 				f := base
 				f.Proto = "tcp"
@@ -174,9 +181,12 @@ func (c *compiler) data(h *inventory.Host, family int, hs *hostSets) templates.D
 	if len(role.PublicTCP) > 0 {
 		d.PublicTCP = templates.PortRules("", "", "tcp", role.PublicTCP)
 	}
+	c.trace.publicTCP(role.Name, d.PublicTCP)
 	for _, f := range c.flows {
 		if f.To == h.Role && f.From != "" {
-			d.CrossSite = append(d.CrossSite, c.crossSite(f, h, family, hs)...)
+			rules := c.crossSite(f, h, family, hs)
+			d.CrossSite = append(d.CrossSite, rules...)
+			c.trace.flow(traceCrossSite, f, rules)
 		}
 	}
 	if family != 4 {
@@ -184,14 +194,19 @@ func (c *compiler) data(h *inventory.Host, family int, hs *hostSets) templates.D
 	}
 	for _, f := range c.flows {
 		if f.To == h.Role {
-			d.Ingress = append(d.Ingress, c.ingress(f, h, hs)...)
+			rules := c.ingress(f, h, hs)
+			d.Ingress = append(d.Ingress, rules...)
+			c.trace.flow(traceIngress, f, rules)
 		}
 		if f.From == h.Role {
-			d.Egress = append(d.Egress, c.egress(f, h, hs)...)
+			rules := c.egress(f, h, hs)
+			d.Egress = append(d.Egress, rules...)
+			c.trace.flow(traceEgress, f, rules)
 		}
 	}
 	if d.IsTunnel {
 		d.TunnelReplies = c.tunnelReplies(h, hs)
+		c.trace.tunnelReplies(c.inv, h.Site, d.TunnelReplies)
 	}
 	return d
 }

@@ -18,6 +18,10 @@ import (
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
+// TestMain runs the lab tests at once, each in a lab of its own (see
+// labtest.Main).
+func TestMain(m *testing.M) { labtest.Main(m) }
+
 // guardEnv marks the re-executed test binary that runs inside the lab's
 // controller namespace.
 const guardEnv = "FWPUSH_TEST_GUARD_INVENTORY"
@@ -40,8 +44,12 @@ func TestGuardInLab(t *testing.T) {
 		guardScenario(t, path)
 		return
 	}
+	t.Parallel()
 	for _, example := range []string{"site", "cloud"} {
-		t.Run(example, func(t *testing.T) { guardInLab(t, "../examples/"+example+".toml") })
+		t.Run(example, func(t *testing.T) {
+			t.Parallel()
+			guardInLab(t, "../examples/"+example+".toml")
+		})
 	}
 }
 
@@ -58,8 +66,7 @@ func guardInLab(t *testing.T, example string) {
 	l := labtest.Start(t, path)
 	before := labtest.Shell(t, l, "mysql-1", "iptables-save", "-t", "filter")
 
-	cmd := l.Command(t.Context(), os.Args[0], "-test.run=^TestGuardInLab$", "-test.v")
-	cmd.Env = append(cmd.Env, guardEnv+"="+path)
+	cmd := labtest.Rerun(t.Context(), l, []string{guardEnv + "=" + path}, "-test.run=^TestGuardInLab$", "-test.v")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -155,18 +162,21 @@ func TestSettleInLab(t *testing.T) {
 		factsScenario(t, path)
 		return
 	}
+	t.Parallel()
 	src, err := os.ReadFile("../examples/site.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "site.toml")
-	body := strings.Replace(string(src), `timeout     = "10s"`, "timeout     = \"1s\"\nrollback_after = \"60s\"", 1)
+	// A short timeout: the killed run is gone after two of them and more
+	// (see settleScenario); 3 s, so that every step still fits in one on a
+	// loaded machine.
+	body := strings.Replace(string(src), `timeout     = "10s"`, "timeout     = \"3s\"\nrollback_after = \"60s\"", 1)
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l := labtest.Start(t, path)
-	cmd := l.Command(t.Context(), os.Args[0], "-test.run=^TestSettleInLab$", "-test.v")
-	cmd.Env = append(cmd.Env, settleEnv+"="+path)
+	cmd := labtest.Rerun(t.Context(), l, []string{settleEnv + "=" + path}, "-test.run=^TestSettleInLab$", "-test.v")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -203,8 +213,7 @@ setsid sh -c 'exec 9>lock; flock 9; touch locked
   i=0; until ps -eo args | grep -q "^flock -w [0-9]* $PWD/lock"; do [ $i -lt 100 ] || break; sleep 0.05; i=$((i+1)); done
   iptables-restore -w < old.v4; echo rolledback > outcome' </dev/null >/dev/null 2>&1 &
 while [ ! -e locked ]; do sleep 0.05; done`)
-	cmd = l.Command(t.Context(), os.Args[0], "-test.run=^TestSettleInLab$", "-test.v")
-	cmd.Env = append(cmd.Env, factsEnv+"="+path)
+	cmd = labtest.Rerun(t.Context(), l, []string{factsEnv + "=" + path}, "-test.run=^TestSettleInLab$", "-test.v")
 	out.Reset()
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -67,6 +67,11 @@ type HostResult struct {
 	Unknown  []string
 	Duration time.Duration
 	Err      error
+	// Change is what was decided for the host once it was read, in a
+	// dry run (the documents a saved plan holds), or what was carried
+	// out of a saved plan (see RunOptions.Planned); nil otherwise, and
+	// when the host was not read.
+	Change *change.Change
 }
 
 // Boot is what a host loads at boot: its persisted rules, if any, and if
@@ -126,6 +131,12 @@ type RunOptions struct {
 	// ends (from several goroutines at once).
 	OnStart func(host string)
 	OnDone  func(HostResult)
+	// Planned, when set, are the changes of a saved plan, by host: each
+	// host is read and settled as in any run, and then, rather than
+	// decided anew, its planned change is made, but only while the host
+	// is in the state the plan was made on (change.State); otherwise the
+	// host is left untouched, Stale. Every host run must have one.
+	Planned map[string]*change.Change
 	// OnStep, when set, is called as a host begins a step: StepConnect,
 	// StepRead, StepApply, StepConfirm or StepPersist (from several
 	// goroutines at once).
@@ -378,8 +389,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
+	settled := false
 	if !p.opts.DryRun {
-		if f, err = p.settle(ctx, h, f); err != nil {
+		if f, settled, err = p.settle(ctx, h, f); err != nil {
 			return err
 		}
 	}
@@ -387,6 +399,16 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Boot = bootOf(f, p.pol)
 
 	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
+	if p.opts.Planned != nil {
+		if c, err = p.planned(c, settled); err != nil {
+			return err
+		}
+	}
+	if p.opts.DryRun || p.opts.Planned != nil {
+		// A plan keeps it; a run of a large fleet need not hold every
+		// host's documents to its end.
+		res.Change = &c
+	}
 	for _, note := range c.Forced {
 		p.log.Warn(note)
 	}
@@ -518,13 +540,14 @@ func (p *pusher) step(name string) {
 // the ones this run would apply, and rolled back now otherwise; then the
 // host is read again. A run still at work is waited for, as long as its
 // guard and a confirm can take, and the host fails if it is still at work
-// then. It returns the facts to decide on.
-func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Facts, error) {
+// then. It returns the facts to decide on, and whether it settled an
+// apply (which changes the host, or at least its guards).
+func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Facts, bool, error) {
 	timeout := p.inv.SSH.Timeout
 	var waited time.Duration
 	for settled := 0; settled < 10; {
 		if len(f.Guards) == 0 {
-			return f, nil
+			return f, settled > 0, nil
 		}
 		g := f.Guards[0]
 		if !gone(g, timeout) {
@@ -533,12 +556,12 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 				if f.Lock != nil && f.Lock.Token == g.Token && f.Lock.Who != "" {
 					who += " (" + f.Lock.Who + ")"
 				}
-				return f, fail("lock", fmt.Errorf("%s is changing this host: its guard restores the old rules at %s unless it confirms",
+				return f, settled > 0, fail("lock", fmt.Errorf("%s is changing this host: its guard restores the old rules at %s unless it confirms",
 					who, g.FireAt.Local().Format("15:04:05")))
 			}
 			p.log.Info("waiting for another run of fwpush on this host", "its_guard_fires", g.FireAt)
 			if err := sleep(ctx, 5*p.opts.Poll); err != nil {
-				return f, err
+				return f, settled > 0, err
 			}
 			waited += 5 * p.opts.Poll
 		} else {
@@ -546,17 +569,17 @@ func (p *pusher) settle(ctx context.Context, h Host, f remote.Facts) (remote.Fac
 			p.changing = true // settling writes to the host
 			out, err := h.Settle(context.WithoutCancel(ctx), g.Token, keep)
 			if err != nil {
-				return f, stepFail("settle an earlier run", err)
+				return f, settled > 0, stepFail("settle an earlier run", err)
 			}
 			p.log.Warn("settled the unconfirmed apply of an earlier run", "token", g.Token, "outcome", out)
 			settled++
 		}
 		var err error
 		if f, err = h.Facts(ctx); err != nil {
-			return f, stepFail("read live rules", err)
+			return f, settled > 0, stepFail("read live rules", err)
 		}
 	}
-	return f, fail("lock", errors.New("the applies of earlier runs on this host do not settle"))
+	return f, true, fail("lock", errors.New("the applies of earlier runs on this host do not settle"))
 }
 
 // gone reports whether the run that left g is gone: its apply ended long

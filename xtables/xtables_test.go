@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/internal/testenv"
 )
 
 // TestMain lets the test binary load documents as another user: with
@@ -24,7 +26,7 @@ func TestMain(m *testing.M) {
 		childMain()
 		return
 	}
-	os.Exit(m.Run())
+	testenv.Main(m)
 }
 
 func TestParseOutput(t *testing.T) {
@@ -223,6 +225,7 @@ func backends(t *testing.T) map[string]string {
 // machine has, and checks that the machine's own firewall (and sets) did
 // not change.
 func TestLoad(t *testing.T) {
+	testenv.Short(t, "needs root")
 	if os.Geteuid() != 0 {
 		t.Skip("TestUnprivileged covers users other than root; this one needs root to read the machine's own rules")
 	}
@@ -274,6 +277,7 @@ func counters(l string) string {
 // TestUnprivileged runs the same loads as user nobody, in user and network
 // namespaces of its own, with every backend.
 func TestUnprivileged(t *testing.T) {
+	testenv.Short(t, "needs root")
 	if os.Geteuid() != 0 {
 		t.Skip("switching to user nobody needs root; as any other user TestLoad's cases run with that user")
 	}

@@ -105,7 +105,7 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 			defer fleet.Close()
 			st := styleFor(stdout)
 			prog := newProgress(stdout, st, !f.asJSON && f.conn.verbose == 0)
-			rep := verify(cmd.Context(), inv, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog, leaveOut: check.Excluded(inv, f.limit)})
+			rep := verify(cmd.Context(), plan, hosts, fleet, verifyOptions{timeout: f.timeout, logger: opts.Logger, progress: prog, leaveOut: check.Excluded(inv, f.limit)})
 			prog.close()
 			if err := fleet.Err(""); err != nil {
 				rep.Error = err.Error()
@@ -141,7 +141,8 @@ be made, or a run held the inventory past --lock-wait; 3 invalid input
 // all is as expected (with --quiet, only a failure). When the run changed
 // no host's rules there is nothing new to prove, and when it reached no
 // host at all its report already says why.
-func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
+func verifyAfterRun(ctx context.Context, plan *roles.Plan, results []runner.HostResult, fleet runner.Fleet, logger *slog.Logger, w io.Writer, f runFlags) *checkReport {
+	inv := plan.Inventory
 	var touched []*inventory.Host
 	unfinished := check.Excluded(inv, f.limit)
 	for _, r := range results {
@@ -158,7 +159,7 @@ func verifyAfterRun(ctx context.Context, inv *inventory.Inventory, results []run
 	}
 	st := styleFor(w)
 	prog := newProgress(w, st, !f.quiet && !f.asJSON && f.conn.verbose == 0)
-	rep := verify(ctx, inv, touched, fleet, verifyOptions{timeout: runner.DefaultProbeTimeout, logger: logger, leaveOut: unfinished, progress: prog})
+	rep := verify(ctx, plan, touched, fleet, verifyOptions{timeout: runner.DefaultProbeTimeout, logger: logger, leaveOut: unfinished, progress: prog})
 	prog.close()
 	if !f.asJSON && (!f.quiet || rep.exit() != exitOK) {
 		fmt.Fprintln(w)
@@ -195,8 +196,10 @@ type verifyOptions struct {
 
 // verify derives the probes from or to hosts and makes every one over
 // fleet. A fleet whose tunnel could not be reached fails the hosts'
-// probes; the controller's still run.
-func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Host, fleet runner.Fleet, o verifyOptions) *checkReport {
+// probes; the controller's still run. Each mismatch is explained from
+// plan's policies.
+func verify(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet runner.Fleet, o verifyOptions) *checkReport {
+	inv := plan.Inventory
 	start := time.Now()
 	suite := check.NewSuite(inv, hosts, o.leaveOut)
 	probes := make([]runner.Probe, len(suite.Matrix.Expectations))
@@ -213,7 +216,9 @@ func verify(ctx context.Context, inv *inventory.Inventory, hosts []*inventory.Ho
 		opts.OnProbed = o.progress.probed
 	}
 	obs := runner.RunProbes(ctx, inv, probes, fleet, opts)
-	return report(inv, suite, obs, time.Since(start))
+	rep := report(inv, suite, obs, time.Since(start))
+	rep.Explain(suite, decidedBy(plan))
+	return rep
 }
 
 // report is the document of the suite's probes, whose observations are
@@ -259,6 +264,9 @@ func (r *checkReport) writeText(w io.Writer, st style, matrix bool) {
 			if p.Error == "" && !p.OK {
 				fmt.Fprintf(w, "  %s %s: %s -> %s (%s): expected %s, observed %s (%s); %s\n",
 					paint(text.FgRed, "✗"), p.Cell, p.From, p.To, probeAddr(p), p.Expected, p.Observed, p.Detail, p.Why)
+				if p.DecidedBy != "" {
+					fmt.Fprintf(w, "      decided by %s\n", p.DecidedBy)
+				}
 			}
 		}
 	}

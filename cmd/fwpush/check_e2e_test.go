@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,10 +38,8 @@ func mismatches(rep checkReport) []string {
 // iptables: check passes after run, and names the exact cell when a rule
 // is removed or added by hand.
 func TestCheckInLab(t *testing.T) {
-	site, err := filepath.Abs("../../examples/site.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	site := example(t, "site.toml")
 	l := labtest.Start(t, site)
 
 	// run applies, then verifies by itself.
@@ -128,10 +125,8 @@ func TestCheckInLab(t *testing.T) {
 func TestCheckLargeInLab(t *testing.T) {
 	// web-12 logs in as deploy, a real unprivileged user in the lab, and
 	// becomes root with sudo.
-	large, err := filepath.Abs("../../examples/large.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	large := example(t, "large.toml")
 	l := labtest.Start(t, large)
 	if code, _, _ := cli(t, l, "run", "--no-verify", large); code != exitOK {
 		t.Fatalf("run: exit %d", code)

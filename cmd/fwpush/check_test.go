@@ -176,6 +176,10 @@ func TestVerifyAfterRunOnlyAfterAChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plan, err := roles.Compile(inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, results := range map[string][]runner.HostResult{
 		"unreachable": {{Host: "tunnel-1", Status: runner.Unreachable}, {Host: "mysql-1", Status: runner.Unreachable}},
 		"unchanged":   {{Host: "tunnel-1", Status: runner.Unchanged}, {Host: "mysql-1", Status: runner.Unchanged}},
@@ -183,7 +187,7 @@ func TestVerifyAfterRunOnlyAfterAChange(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			if rep := verifyAfterRun(t.Context(), inv, results, noFleet{t}, nil, &out, runFlags{}); rep != nil || out.Len() != 0 {
+			if rep := verifyAfterRun(t.Context(), plan, results, noFleet{t}, nil, &out, runFlags{}); rep != nil || out.Len() != 0 {
 				t.Errorf("got %+v, stdout %q; want nothing at all", rep, out.String())
 			}
 		})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,10 +12,8 @@ import (
 // probes; run --dry-run --no-diff names changes without their diff; -v and
 // -vv log on stderr, never on stdout.
 func TestLimitInLab(t *testing.T) {
-	site, err := filepath.Abs("../../examples/site.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	site := example(t, "site.toml")
 	l := labtest.Start(t, site)
 	const mysql1 = "mysql-*,!mysql-2"
 

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner"
@@ -70,6 +71,7 @@ func TestVersionFlag(t *testing.T) {
 
 // TestVersionInBinary builds fwpush as make and go build do and asks it.
 func TestVersionInBinary(t *testing.T) {
+	testenv.Short(t, "builds fwpush")
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go is needed to build fwpush: %v", err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
@@ -18,12 +19,13 @@ import (
 // TestMain lets the test binary stand in for fwpush: with FWPUSH_TEST_CLI
 // set it runs the CLI instead of the tests, so end-to-end tests run the
 // real commands inside the lab's controller namespace without a separate
-// build.
+// build. The end-to-end tests run at once, each in a lab of its own (see
+// labtest.Main).
 func TestMain(m *testing.M) {
 	if os.Getenv("FWPUSH_TEST_CLI") == "1" {
 		os.Exit(runWithSignals(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	labtest.Main(m)
 }
 
 // cli runs fwpush on the lab's controller, as an operator's laptop would.
@@ -35,9 +37,14 @@ func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr str
 // cliEnv is cli with more environment for fwpush.
 func cliEnv(t *testing.T, l *lab.Lab, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := l.Command(t.Context(), os.Args[0], args...)
-	cmd.Env = append(append(cmd.Env, "FWPUSH_TEST_CLI=1"), env...)
-	return runCLI(t, cmd, strings.Join(args, " "))
+	return runCLI(t, cliCommand(t, l, env, args...), strings.Join(args, " "))
+}
+
+// cliCommand returns fwpush (this test binary, see TestMain) with args on
+// the lab's controller, env added to its environment, for the caller to
+// run.
+func cliCommand(t *testing.T, l *lab.Lab, env []string, args ...string) *exec.Cmd {
+	return labtest.Rerun(t.Context(), l, append([]string{"FWPUSH_TEST_CLI=1"}, env...), args...)
 }
 
 // runCLI runs cmd, the test binary standing in for fwpush, and logs what
@@ -46,7 +53,9 @@ func runCLI(t *testing.T, cmd *exec.Cmd, what string) (code int, stdout, stderr 
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -55,8 +64,25 @@ func runCLI(t *testing.T, cmd *exec.Cmd, what string) (code int, stdout, stderr 
 	default:
 		t.Fatalf("fwpush %s: %v", what, err)
 	}
-	t.Logf("fwpush %s: exit %d\n%s%s", what, code, out.String(), errb.String())
+	t.Logf("fwpush %s: exit %d in %s\n%s%s", what, code, took.Round(time.Millisecond), out.String(), errb.String())
 	return code, out.String(), errb.String()
+}
+
+// example copies examples/name into the test's directory and returns the
+// copy's path. Tests that run at once each have their own: fwpush locks the
+// inventory file while it runs (see lockInventory), and runs of one file
+// from several tests would wait for each other.
+func example(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("../../examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 var siteHosts = []string{"haproxy-www", "mysql-1", "mysql-2", "tunnel-1", "wordpress-1", "wordpress-2"}
@@ -88,10 +114,8 @@ func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
 // TestRunInLab is the runner issue's acceptance, on real sshd and real
 // iptables: first run, idempotence, dry-run, drift, one host down.
 func TestRunInLab(t *testing.T) {
-	site, err := filepath.Abs("../../examples/site.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	site := example(t, "site.toml")
 	l := labtest.Start(t, site)
 
 	code, out, _ := cli(t, l, "run", site)
@@ -109,11 +133,7 @@ func TestRunInLab(t *testing.T) {
 	}
 
 	t.Run("the tutorial's intent holds", func(t *testing.T) {
-		tests := []struct {
-			from, addr string
-			port       int
-			want       lab.Reachability
-		}{
+		labtest.Expect(t, l, []labtest.Want{
 			{lab.Controller, "203.0.113.11", 80, lab.Reachable},  // the internet reaches the lb's HTTP
 			{lab.Controller, "203.0.113.10", 22, lab.Reachable},  // and the tunnel's SSH
 			{lab.Controller, "203.0.113.11", 22, lab.Filtered},   // but not the lb's SSH
@@ -129,12 +149,7 @@ func TestRunInLab(t *testing.T) {
 			{lab.Stranger, "198.18.0.31", 3306, lab.Filtered},    // another tenant reaches nothing
 			{lab.Stranger, "198.18.0.21", 22, lab.Filtered},
 			{lab.Stranger, "198.18.0.10", 22, lab.Filtered},
-		}
-		for _, tt := range tests {
-			if got := labtest.Probe(t, l, tt.from, tt.addr, tt.port); got != tt.want {
-				t.Errorf("%s -> %s:%d: %s, want %s", tt.from, tt.addr, tt.port, got, tt.want)
-			}
-		}
+		})
 	})
 
 	t.Run("second run changes nothing and --quiet prints nothing", func(t *testing.T) {

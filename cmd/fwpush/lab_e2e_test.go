@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,10 +16,8 @@ import (
 // rules and the boot loads exactly the policy again, IPv4 and IPv6; a
 // re-run then changes nothing.
 func TestInstallAndReboot(t *testing.T) {
-	site, err := filepath.Abs("../../examples/site.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	site := example(t, "site.toml")
 	l := labtest.Start(t, site, lab.Options{Hosts: map[string]lab.HostOptions{"mysql-1": {NoPersistent: true}}})
 	const host = "mysql-1"
 	installed := func() string {

@@ -41,6 +41,7 @@ func TestLabUsage(t *testing.T) {
 
 func TestLabCommands(t *testing.T) {
 	labtest.Require(t)
+	t.Parallel()
 	site := "../../examples/site.toml"
 	name := labtest.Name()
 	t.Cleanup(func() { lab.Down(context.Background(), name) })

@@ -81,6 +81,7 @@ func chainRules(table, chain string) []string {
 //     how to disable them;
 //   - the tunnel is applied all along.
 func TestOwnershipInLab(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../../examples/site.toml")
 	if err != nil {
 		t.Fatal(err)

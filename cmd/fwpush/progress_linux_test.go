@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 // its read (its rules.v4 is a FIFO the read's cat waits on) until the test
 // has seen it in flight.
 func TestProgressOnTerminal(t *testing.T) {
+	t.Parallel()
 	// A read's deadline (the timeout) far beyond what a loaded machine
 	// needs for the other hosts to finish.
 	site := shortSite(t, "30s", "60s")
@@ -31,7 +31,9 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var screen bytes.Buffer
+	read := make(chan struct{}) // closed once the terminal is closed and read to its end
 	go func() {
+		defer close(read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
@@ -49,8 +51,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		return screen.String()
 	}
 
-	cmd := l.Command(t.Context(), os.Args[0], "run", "--no-verify", site)
-	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1", "NO_COLOR=1")
+	cmd := cliCommand(t, l, []string{"NO_COLOR=1"}, "run", "--no-verify", site)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = tty, &errb
 	if err := cmd.Start(); err != nil {
@@ -72,7 +73,10 @@ func TestProgressOnTerminal(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, errb.String())
 	}
-	time.Sleep(200 * time.Millisecond) // the last bytes through the terminal
+	// The last bytes through the terminal: once its last holder closes it,
+	// the master reads what is left, then fails.
+	tty.Close()
+	<-read
 	got := seen()
 	t.Logf("the terminal saw:\n%q", got)
 	done := regexp.MustCompile(`mysql-1 +applied`).FindStringIndex(got)

@@ -47,38 +47,85 @@ func shortSite(t *testing.T, timeout, rollbackAfter string) string {
 // was not confirmed aside, which the caller knows about).
 func leftovers(t *testing.T, l *lab.Lab, host string) []string {
 	t.Helper()
-	n, err := l.Node(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var procs []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out, err := exec.Command("ip", "netns", "pids", n.Netns).Output()
-		if err != nil {
-			t.Fatalf("ip netns pids %s: %v", n.Netns, err)
-		}
-		procs = nil
-		for _, pid := range strings.Fields(string(out)) {
-			cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
-			if err != nil || len(cmdline) == 0 {
-				continue // gone, or a zombie
-			}
-			args := strings.Join(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), " ")
-			if strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
-				continue // the listener
-			}
-			procs = append(procs, pid+": "+args)
-		}
+	return leftoversUntil(t, l, []string{host}, time.Now().Add(5*time.Second))[host]
+}
+
+// leftoversUntil is leftovers for several hosts, waiting until deadline.
+func leftoversUntil(t *testing.T, l *lab.Lab, hosts []string, deadline time.Time) map[string][]string {
+	t.Helper()
+	for ; ; time.Sleep(100 * time.Millisecond) {
+		procs := hostProcs(t, l, hosts)
 		if len(procs) == 0 || time.Now().After(deadline) {
 			return procs
 		}
 	}
 }
 
+// hostProcs lists, per host, the processes in its network namespace (as
+// ip netns pids does, without starting a process for it) other than its
+// sshd listener.
+func hostProcs(t *testing.T, l *lab.Lab, hosts []string) map[string][]string {
+	t.Helper()
+	of := map[string]string{} // namespace link, as in /proc/PID/ns/net: host
+	for _, h := range hosts {
+		n, err := l.Node(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat("/run/netns/"+n.Netns, &st); err != nil {
+			t.Fatalf("namespace of %s: %v", h, err)
+		}
+		of[fmt.Sprintf("net:[%d]", st.Ino)] = h
+	}
+	procs := map[string][]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		link, _ := os.Readlink("/proc/" + pid + "/ns/net")
+		h, ok := of[link]
+		if !ok {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil || len(cmdline) == 0 {
+			continue // gone, or a zombie
+		}
+		args := strings.Join(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), " ")
+		if strings.Contains(args, "sshd") && strings.Contains(args, "-D") {
+			continue // the listener
+		}
+		procs[h] = append(procs[h], pid+": "+args)
+	}
+	return procs
+}
+
+// confirmed counts the hosts that have a rules.v4, that is, that a run
+// confirmed (fwpush writes it last, whole, with a rename), reading their
+// files from outside: it is polled.
+func confirmed(t *testing.T, l *lab.Lab) int {
+	t.Helper()
+	n := 0
+	for _, h := range siteHosts {
+		root, err := l.HostRoot(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(root + "/etc/iptables/rules.v4"); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // A hung remote command (rules.v4 a FIFO: the read's cat blocks) fails
 // that host alone, within its deadline, and nothing of fwpush's stays
 // running on it.
 func TestReliabilityHungHost(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "2s", "10s")
 	l := labtest.Start(t, site)
 	labtest.Shell(t, l, "mysql-1", "sh", "-c", "rm -f /etc/iptables/rules.v4 && mkfifo /etc/iptables/rules.v4")
@@ -106,8 +153,7 @@ func TestReliabilityHungHost(t *testing.T) {
 // command with its output buffers.
 func startCLI(t *testing.T, l *lab.Lab, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	cmd := l.Command(t.Context(), os.Args[0], args...)
-	cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1")
+	cmd := cliCommand(t, l, nil, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -146,8 +192,10 @@ func rulesAndPolicies(save string) string {
 // stops starting hosts, lets the ones in flight settle, and reports with
 // exit 128 + the signal's number what every host really has.
 func TestReliabilitySignals(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			site := shortSite(t, "3s", "8s")
 			body, _ := os.ReadFile(site)
 			os.WriteFile(site, bytes.Replace(body, []byte("parallel    = 20"), []byte("parallel    = 1"), 1), 0o644)
@@ -159,20 +207,7 @@ func TestReliabilitySignals(t *testing.T) {
 
 			cmd, out, errb := startCLI(t, l, "run", "--json", "--no-verify", site)
 			// Once a host has been applied, interrupt.
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				applied := 0
-				for _, h := range siteHosts {
-					if _, p := hostRules(t, l, h); p != "" {
-						applied++
-					}
-				}
-				if applied > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no host was applied within 30s")
-				}
-			}
+			firstPersisted(t, l)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -217,13 +252,17 @@ func TestReliabilitySignals(t *testing.T) {
 	}
 }
 
-// settled waits until every guard of site's hosts has had time to fire,
-// then checks what a fleet must be left with, whatever happened to the
-// runs before: the policy live and persisted on every host, no apply
-// undecided, nothing of fwpush's running.
+// settled waits until nothing of fwpush's runs on site's hosts any more
+// (every guard fired or disarmed, every apply ended: then nothing can
+// change), at most until every guard has had time to fire, then checks
+// what a fleet must be left with, whatever happened to the runs before:
+// the policy live and persisted on every host, no apply undecided, nothing
+// of fwpush's running.
 func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 	t.Helper()
-	time.Sleep(rollbackAfter + 3*time.Second)
+	// The guards' time, and the few seconds leftovers gives processes to end.
+	deadline := time.Now().Add(rollbackAfter + 3*time.Second + 5*time.Second)
+	running := leftoversUntil(t, l, siteHosts, deadline)
 	for _, h := range siteHosts {
 		live, persisted := hostRules(t, l, h)
 		if persisted == "" || live != persisted {
@@ -232,7 +271,7 @@ func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 		if open := labtest.Shell(t, l, h, "sh", "-c", "for d in /run/fwpush/runs/*; do [ -d \"$d\" ] && [ ! -e \"$d/decided\" ] && echo \"$d\"; done; true"); open != "" {
 			t.Errorf("%s: applies still undecided: %s", h, open)
 		}
-		if procs := leftovers(t, l, h); len(procs) > 0 {
+		if procs := running[h]; len(procs) > 0 {
 			t.Errorf("still running on %s:\n%s", h, strings.Join(procs, "\n"))
 		}
 	}
@@ -242,14 +281,9 @@ func settled(t *testing.T, l *lab.Lab, rollbackAfter time.Duration) {
 // been confirmed: others are then in the middle of their own apply.
 func firstPersisted(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		for _, h := range siteHosts {
-			if _, p := hostRules(t, l, h); p != "" {
-				return
-			}
-		}
+	for deadline := time.Now().Add(time.Minute); confirmed(t, l) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("no host was applied within 30s")
+			t.Fatal("no host was applied within a minute")
 		}
 	}
 }
@@ -259,8 +293,10 @@ func firstPersisted(t *testing.T, l *lab.Lab) {
 // every guard could have fired. ^C lets the hosts in flight settle;
 // SIGKILL does not, and leaves guards armed, which the re-run settles.
 func TestReliabilityInterruptThenRerun(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			site := shortSite(t, "3s", "8s")
 			l := labtest.Start(t, site)
 			cmd, out, errb := startCLI(t, l, "run", "--no-verify", site)
@@ -288,6 +324,7 @@ func TestReliabilityInterruptThenRerun(t *testing.T) {
 // waits for the first on this machine; from a copy (another laptop's
 // inventory) they meet at each host's lock.
 func TestReliabilityConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "3s", "8s")
 	l := labtest.Start(t, site)
 	link := filepath.Join(t.TempDir(), "link.toml")
@@ -309,8 +346,7 @@ func TestReliabilityConcurrentRuns(t *testing.T) {
 				labtest.Shell(t, l, h, "sh", "-c", "iptables -I INPUT 1 -p tcp --dport 9 -j ACCEPT")
 			}
 			a, outA, errA := startCLI(t, l, "run", "--no-verify", site)
-			b := l.Command(t.Context(), os.Args[0], "run", "--no-verify", tc.second)
-			b.Env = append(b.Env, "FWPUSH_TEST_CLI=1", "TMPDIR="+t.TempDir())
+			b := cliCommand(t, l, []string{"TMPDIR=" + t.TempDir()}, "run", "--no-verify", tc.second)
 			var outB, errB bytes.Buffer
 			b.Stdout, b.Stderr = &outB, &errB
 			errRunB := b.Run()
@@ -361,7 +397,10 @@ func sshdPid(t *testing.T, l *lab.Lab, host string) int {
 // Faults of one host or of the tunnel end in a known state, reported as
 // what the hosts have, within bounded time.
 func TestReliabilityFaults(t *testing.T) {
-	site := shortSite(t, "2s", "6s")
+	t.Parallel()
+	// Short, so that a fault costs little, and not shorter: every other
+	// host must still connect in time on a loaded machine.
+	site := shortSite(t, "4s", "8s")
 	l := labtest.Start(t, site)
 
 	t.Run("a host that accepts TCP but never speaks SSH is unreachable, alone", func(t *testing.T) {

@@ -88,6 +88,8 @@ type reporter struct {
 	st    style
 	prog  *progress
 	sites []runner.Reach // how the sites were reached, for --json
+	// command is the --json document's command: "" for run's, "apply".
+	command string
 }
 
 func newReporter(w io.Writer, f runFlags) *reporter {
@@ -229,7 +231,7 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 // writeJSON prints run's JSON document: every host's result, the check
 // after the run if one was made, and the exit code the command ends with.
 func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took time.Duration, local error, check *checkReport, code int) error {
-	rep := runReport{Schema: schemaVersion, Command: "run", Inventory: inventory, DryRun: r.f.dryRun,
+	rep := runReport{Schema: schemaVersion, Command: cmp.Or(r.command, "run"), Inventory: inventory, DryRun: r.f.dryRun,
 		Sites: jsonSites(r.sites), Hosts: []hostJSON{}, Counts: map[string]int{}, Check: check, Seconds: took.Seconds(), ExitCode: code}
 	if local != nil {
 		rep.Error = local.Error()

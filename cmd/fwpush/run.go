@@ -258,7 +258,7 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	// Interrupted: the report says what each host has; nothing more is
 	// probed.
 	if ctx.Err() == nil && !f.dryRun && !f.noVerify {
-		check = verifyAfterRun(ctx, inv, results, fleet, opts.Logger, stdout, f)
+		check = verifyAfterRun(ctx, plan, results, fleet, opts.Logger, stdout, f)
 		if code == exitOK && check != nil {
 			code = check.exit()
 		}

@@ -84,10 +84,8 @@ func sitesChanged(t *testing.T, sites string, pairs ...string) string {
 // is down fails alone, in one line; and with the first of two bastions
 // down, a run goes through the second.
 func TestSitesInLab(t *testing.T) {
-	sites, err := filepath.Abs("../../examples/sites.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	sites := example(t, "sites.toml")
 	l := labtest.Start(t, sites)
 	all := []string{"app-1", "app-2", "bastion-e1", "bastion-e2", "bastion-w1", "db-1", "db-2", "www-1"}
 

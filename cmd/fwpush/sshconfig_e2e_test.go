@@ -17,7 +17,7 @@ import (
 // without ssh-agent, so that only ssh_config says how to reach the fleet.
 func cliHome(t *testing.T, l *lab.Lab, home string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := l.Command(t.Context(), os.Args[0], args...)
+	cmd := cliCommand(t, l, nil, args...)
 	var env []string
 	for _, kv := range cmd.Env {
 		name, _, _ := strings.Cut(kv, "=")
@@ -27,7 +27,7 @@ func cliHome(t *testing.T, l *lab.Lab, home string, args ...string) (code int, s
 		}
 		env = append(env, kv)
 	}
-	cmd.Env = append(env, "FWPUSH_TEST_CLI=1", "HOME="+home)
+	cmd.Env = append(env, "HOME="+home)
 	return runCLI(t, cmd, strings.Join(args, " ")+" (HOME="+home+")")
 }
 
@@ -47,6 +47,7 @@ func writeConfig(t *testing.T, path, body string) {
 // leading error line; --accept-new records hashed addresses when
 // HashKnownHosts says so.
 func TestSSHConfigInLab(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../../examples/site.toml")
 	if err != nil {
 		t.Fatal(err)

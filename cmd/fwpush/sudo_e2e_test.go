@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,12 @@ import (
 // The sudo issue's "done when", on the cloud fleet: root's login off, the
 // login user deploy becoming root with sudo.
 func TestSudoInLab(t *testing.T) {
-	cloud, err := filepath.Abs("../../examples/cloud.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	t.Parallel()
+	// Each in a lab of its own, at once; each with its own copy of the
+	// inventory (see example).
 	t.Run("passwordless sudo: applied, persisted as root's, unchanged again, checked", func(t *testing.T) {
+		t.Parallel()
+		cloud := example(t, "cloud.toml")
 		l := labtest.Start(t, cloud)
 		if out := labtest.Shell(t, l, "mysql-1", "sh", "-c", "grep -c '^PermitRootLogin no' /etc/ssh/sshd_config $(ls /var/lib/fwpush-lab/*/hosts/mysql-1/sshd_config 2>/dev/null) 2>/dev/null | tail -n 1; id -u deploy"); strings.HasSuffix(strings.TrimSpace(out), "\n0") {
 			t.Fatalf("deploy is root's uid:\n%s", out)
@@ -42,6 +41,8 @@ func TestSudoInLab(t *testing.T) {
 	})
 
 	t.Run("sudo with a password: FWPUSH_BECOME_PASS; none or a wrong one fails every host, nothing changed", func(t *testing.T) {
+		t.Parallel()
+		cloud := example(t, "cloud.toml")
 		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Sudo: lab.SudoPassword, Password: "s3cret-pass"}})
 		before := snapshot(t, l)
 		for _, tc := range []struct {
@@ -72,6 +73,8 @@ func TestSudoInLab(t *testing.T) {
 	})
 
 	t.Run("no sudo rights: every host named, nothing changed", func(t *testing.T) {
+		t.Parallel()
+		cloud := example(t, "cloud.toml")
 		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Sudo: lab.SudoNone, Password: "s3cret-pass"}})
 		before := snapshot(t, l)
 		// sudo asks a user it would refuse for a password all the same,
@@ -102,6 +105,8 @@ func TestSudoInLab(t *testing.T) {
 	})
 
 	t.Run("requiretty: every host named with what to change, nothing changed", func(t *testing.T) {
+		t.Parallel()
+		cloud := example(t, "cloud.toml")
 		l := labtest.Start(t, cloud, lab.Options{Host: lab.HostOptions{Files: map[string]string{"/etc/sudoers.d/tty": "Defaults:deploy requiretty\n"}}})
 		before := snapshot(t, l)
 		code, out, _ := cli(t, l, "run", cloud)

@@ -38,10 +38,8 @@ func changedSite(t *testing.T, old, new string) string {
 // down as one leading error line; the check after a run leaving out the
 // hosts it did not finish.
 func TestViewInLab(t *testing.T) {
-	site, err := filepath.Abs("../../examples/site.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	site := example(t, "site.toml")
 	l := labtest.Start(t, site)
 
 	// The first run, in JSON: every host's diff, and the check after it.
@@ -91,8 +89,7 @@ func TestViewInLab(t *testing.T) {
 			_, _ = l.Shell(context.Background(), "tunnel-1", "iptables", "-D", "INPUT", "-p", "tcp", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset")
 		})
 		var both bytes.Buffer
-		cmd := l.Command(t.Context(), os.Args[0], "run", site)
-		cmd.Env = append(cmd.Env, "FWPUSH_TEST_CLI=1")
+		cmd := cliCommand(t, l, nil, "run", site)
 		cmd.Stdout, cmd.Stderr = &both, &both
 		err := cmd.Run()
 		t.Logf("fwpush run with the tunnel down: %v\n%s", err, both.String())

@@ -9,23 +9,52 @@ package labtest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 )
 
-// Require skips the test unless this machine can run labs.
+// Require skips the test unless this machine can run labs, and under
+// go test -short (see testenv).
 func Require(t testing.TB) {
 	t.Helper()
+	testenv.Short(t, "needs a lab")
 	if err := lab.CheckRoot(); err != nil {
 		t.Skipf("no lab here: %v", err)
 	}
+}
+
+// Parallel is how many tests of a package that call t.Parallel run at
+// once under Main, unless go test's -parallel says: lab tests wait on
+// timeouts, probes and the hosts' processes far more than they compute,
+// so more of them than go test's default (GOMAXPROCS) keep the CPUs busy.
+const Parallel = 4
+
+// Main runs the tests of a package with lab tests, Parallel of them at
+// once (at least GOMAXPROCS), and exits as testenv.Main does.
+func Main(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(max(Parallel, runtime.GOMAXPROCS(0)))); err != nil {
+			panic(err)
+		}
+	}
+	testenv.Main(m)
 }
 
 var seq atomic.Int64
@@ -118,6 +147,22 @@ func Reboot(t testing.TB, l *lab.Lab, host string) string {
 	return log
 }
 
+// Rerun returns a command that runs this test binary again on the lab's
+// controller (see lab.Lab.Command) with args, and env added to its
+// environment; the caller sets its I/O and runs it. A binary built with
+// -race pauses a second as it exits, for goroutines still running to
+// report races (GORACE's atexit_sleep_ms); in a re-run that stands in for
+// a command, the tests that run it wait on every such pause, so it is
+// turned off unless GORACE already sets it.
+func Rerun(ctx context.Context, l *lab.Lab, env []string, args ...string) *exec.Cmd {
+	cmd := l.Command(ctx, os.Args[0], args...)
+	if race := os.Getenv("GORACE"); !strings.Contains(race, "atexit_sleep_ms") {
+		cmd.Env = append(cmd.Env, strings.TrimSpace("GORACE="+race+" atexit_sleep_ms=0"))
+	}
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
 // Probe tells whether addr:port is reachable from node from (a host,
 // lab.Controller or lab.Stranger), failing the test on an error.
 func Probe(t testing.TB, l *lab.Lab, from, addr string, port int) lab.Reachability {
@@ -131,6 +176,45 @@ func Probe(t testing.TB, l *lab.Lab, from, addr string, port int) lab.Reachabili
 		t.Fatalf("labtest: %v", err)
 	}
 	return r
+}
+
+// Want is a probe and what it must find: see Expect. It is a struct
+// without a name of its own, so that tables of them read as the lab's
+// probe commands do, without field names.
+type Want = struct {
+	From string // a host, lab.Controller or lab.Stranger
+	Addr string
+	Port int
+	Want lab.Reachability
+}
+
+// Expect makes every probe at once (a filtered one waits out
+// lab.ProbeTimeout, which they then share) and reports, as errors of the
+// test, those that found something else.
+func Expect(t testing.TB, l *lab.Lab, probes []Want) {
+	t.Helper()
+	got := make([]lab.Reachability, len(probes))
+	errs := make([]error, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() {
+			ip, err := netip.ParseAddr(p.Addr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			got[i], errs[i] = l.Probe(t.Context(), p.From, ip, p.Port)
+		})
+	}
+	wg.Wait()
+	for i, p := range probes {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("labtest: probe from %s to %s:%d: %v", p.From, p.Addr, p.Port, errs[i])
+		case got[i] != p.Want:
+			t.Errorf("probe from %s to %s:%d: %s, want %s", p.From, p.Addr, p.Port, got[i], p.Want)
+		}
+	}
 }
 
 // Fleet writes an inventory of n hosts (n >= 2) to a file of the test's and

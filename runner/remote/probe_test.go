@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -64,9 +65,7 @@ func (s *shellSession) Close() error { return nil }
 // loopback up and TCP port 9 dropped: a filtered port. It needs root.
 func isolated(t *testing.T) *shellSession {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a network namespace needs root")
-	}
+	testenv.Root(t)
 	for _, tool := range []string{"unshare", "ip", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("no %s: %v", tool, err)
@@ -255,62 +254,54 @@ func TestAdaptiveTimeout(t *testing.T) {
 
 // TestProbeAdapt: the host times phase 2 as AdaptiveTimeout does, from the
 // answers of phase 1, or from the round trip fwpush measured when there
-// was nothing to make in phase 1. The answers come from a stub timeout(1),
-// which answers each port as the table says.
+// was nothing to make in phase 1. It runs probe.bash's own calibrate and
+// adapt on the answers of the table (the probes themselves are
+// TestProbeAdaptiveTimeout's, in a network namespace).
 func TestProbeAdapt(t *testing.T) {
 	o := ProbeOptions{Timeout: 2 * time.Second, Floor: 200 * time.Millisecond, Factor: 10}
+	script := code("probe.bash")
+	fn := func(name string) string {
+		t.Helper()
+		i := strings.Index(script, "\n"+name+"() {\n")
+		if i < 0 {
+			t.Fatalf("probe.bash has no function %s", name)
+		}
+		j := strings.Index(script[i:], "\n}\n")
+		return script[i+1 : i+j+3]
+	}
+	lib := fn("calibrate") + fn("adapt")
 	for _, tc := range []struct {
 		name    string
-		answers []string // phase 1, one per probe: "connected US", "refused US" or "timeout"
+		answers []string // phase 1, one per probe: "connected US", "refused US" or "timeout US"
 		hint    time.Duration
 		slowest time.Duration // what AdaptiveTimeout is given
 	}{
 		{"the slowest answer", []string{"connected 1000", "refused 30000", "connected 20000"}, 0, 30 * time.Millisecond},
 		{"a fast network: the floor", []string{"connected 1000"}, 0, time.Millisecond},
 		{"a slow link: never more than the timeout", []string{"refused 500000"}, 0, 500 * time.Millisecond},
-		{"no answer: the whole timeout", []string{"timeout", "timeout"}, 0, 0},
-		{"answers and silence", []string{"timeout", "connected 40000"}, 0, 40 * time.Millisecond},
+		{"no answer: the whole timeout", []string{"timeout 2000000", "timeout 2000000"}, 0, 0},
+		{"answers and silence", []string{"timeout 2000000", "connected 40000"}, 0, 40 * time.Millisecond},
+		{"errors are no answer", []string{"error exit 1: bash: connect: No route to host", "connected 3000"}, 0, 3 * time.Millisecond},
 		{"nothing to calibrate on: the round trip", nil, 40 * time.Millisecond, 40 * time.Millisecond},
 		{"nothing at all", nil, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			var in strings.Builder
-			fmt.Fprintf(&in, "10\n%d %d %d %d %d\n", o.Timeout.Microseconds(), 8, o.Floor.Microseconds(), o.Factor, tc.hint.Microseconds())
-			// The stub answers the probes (timeout SECONDS bash -c CODE
-			// ADDR PORT); anything else runs under the real timeout(1).
-			stub := "#!/bin/sh\n[ \"$2\" = bash ] || exec " + must(exec.LookPath("timeout")) + " \"$@\"\neval \"port=\\${$#}\"\ncase $port in\n"
+			var answers strings.Builder
 			for i, a := range tc.answers {
-				port := 1000 + i
-				fmt.Fprintf(&in, "%d 127.0.0.1 %d 1\n", i, port)
-				result, us, _ := strings.Cut(a, " ")
-				switch result {
-				case "connected":
-					stub += fmt.Sprintf("%d) echo '@0 %s'; exit 0 ;;\n", port, us)
-				case "refused":
-					stub += fmt.Sprintf("%d) echo 'bash: connect: Connection refused'; echo '@1 %s'; exit 1 ;;\n", port, us)
-				default:
-					stub += fmt.Sprintf("%d) exit 124 ;;\n", port)
-				}
+				fmt.Fprintf(&answers, "%d %s\n", i, a)
 			}
-			stub += "esac\nexit 124\n"
-			// One probe of phase 2, which times out.
-			fmt.Fprintf(&in, "%d 127.0.0.1 9 2\n", len(tc.answers))
-			if err := os.WriteFile(dir+"/timeout", []byte(stub), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			s := newShellSession(t, "sh")
-			s.path = dir
-			res, err := s.Run(t.Context(), commands[scriptProbe][plain], []byte(in.String()))
+			code := fmt.Sprintf("T=%d F=%d K=%d H=%d\n%scalibrate <<< \"$1\"\necho \"timeout $(adapt \"$slowest\")\"\n",
+				o.Timeout.Microseconds(), o.Floor.Microseconds(), o.Factor, tc.hint.Microseconds(), lib)
+			out, err := exec.CommandContext(t.Context(), "bash", "-c", code, "adapt", answers.String()).CombinedOutput()
 			if err != nil {
-				t.Fatalf("%v: %s", err, res.Stderr)
+				t.Fatalf("%v: %s", err, out)
 			}
-			got, timeout := parseProbeOutput(string(res.Stdout), len(tc.answers)+1)
+			if !strings.HasPrefix(string(out), answers.String()) {
+				t.Errorf("calibrate did not pass phase 1's answers on:\n%s", out)
+			}
+			_, timeout := parseProbeOutput(string(out), len(tc.answers))
 			if want := AdaptiveTimeout(tc.slowest, o); timeout != want {
-				t.Errorf("phase 2 waited %s, want %s\n%s", timeout, want, res.Stdout)
-			}
-			if last := got[len(tc.answers)]; last.Result != "timeout" || last.Took != timeout {
-				t.Errorf("the probe of phase 2: %+v, want a timeout of %s", last, timeout)
+				t.Errorf("phase 2 waits %s, want %s\n%s", timeout, want, out)
 			}
 		})
 	}
@@ -397,9 +388,7 @@ func TestDeadlineOnTheHost(t *testing.T) {
 // With a password, what sudo leaves unread on stdin (it wanted none: here
 // root runs it) is skipped up to the mark, and the script reads its data.
 func TestSudoPasswordSkippedWhenUnwanted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("sudo without a password needs root")
-	}
+	testenv.Root(t)
 	if _, err := exec.LookPath("sudo"); err != nil {
 		t.Skip("no sudo")
 	}

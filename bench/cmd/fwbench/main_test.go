@@ -15,8 +15,12 @@ import (
 	"time"
 
 	"github.com/fwpush/fwpush/bench"
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
+
+// TestMain says, under go test -short, how many tests were left out.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
 // hosts, one run at RTT 0 and one at 40 ms, and fwpush only, and checks

@@ -14,10 +14,9 @@
 # cut short. The timeout used is printed
 # as "timeout MICROSECONDS".
 #
-# It needs nothing a minimal Debian server lacks: bash's /dev/tcp and
-# $EPOCHREALTIME, coreutils' timeout. This file checks for them under sh,
+# It needs nothing a minimal Debian server lacks: bash (5.0 or later) for
+# /dev/tcp and $EPOCHREALTIME. This file checks for it under sh,
 # then runs probe.bash with bash (see scripts.go). The addresses reach the
 # connecting shell as arguments, never as code.
 PATH=$PATH:/usr/bin:/bin
 command -v bash >/dev/null 2>&1 || { echo "bash is not installed: fwpush probes with bash's /dev/tcp" >&2; exit 3; }
-command -v timeout >/dev/null 2>&1 || { echo "timeout (coreutils) is not installed" >&2; exit 3; }
