@@ -111,6 +111,7 @@ func parseFacts(out string) Facts {
 		}
 	}
 	f.Managers = parseManagers(sections["managers"])
+	f.NFT = parseNFT(sections)
 	// "198.18.0.10 51234 198.18.0.21 22"
 	if c := strings.Fields(sections["conn"]); len(c) == 4 {
 		client, err1 := netip.ParseAddr(c[0])

@@ -50,6 +50,9 @@ type Options struct {
 	Password string
 	// User and Name are the login user and the host, for messages.
 	User, Name string
+	// NFT reads the host as one of the nftables backend (its tables in
+	// full: see nft-facts.sh).
+	NFT bool
 }
 
 // New returns the protocol over s; closing the Host closes s.
@@ -100,10 +103,14 @@ var steps = map[int]string{
 	13: "test (ip6tables-restore --test)",
 	14: "apply",
 	15: "lock",
+	16: "test (nft -c)",
+	17: "install nftables",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
 	23: "record state",
+	24: "persist fwpush.nft",
+	25: "install fwpush-nftables.service",
 }
 
 // run runs script with stdin, on the host under timeout(1) with deadline
@@ -155,8 +162,8 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 15 only before changing anything.
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 15
+		// The scripts exit 10 to 17 only before changing anything.
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 17
 	}
 	return res, se
 }
@@ -189,7 +196,8 @@ const dataMark = "@@fwpush:data@@"
 var commands = map[string][3]string{}
 
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe} {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe,
+		scriptNFTFacts, scriptNFTApply, scriptNFTPersist, scriptNFTConfirm} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
 	}
 }
@@ -296,7 +304,11 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
-	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
+	script := scriptFacts
+	if h.o.NFT {
+		script = scriptNFTFacts
+	}
+	res, err := h.run(ctx, "read live rules", script, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -322,6 +334,15 @@ type Apply struct {
 	// Who runs fwpush ("user@laptop pid 42"), for the message another run
 	// gets while this one holds the host.
 	Who string
+	// NFT, when not nil, is the nft -f document that makes table inet
+	// fwpush what the policy wants (or deletes it): the run's apply is
+	// then nft's (see nft-runs.sh), and V4 and V6, each loaded only when
+	// not empty, release the filter table (a host moving to nftables) or
+	// take the policy (one moving back to iptables).
+	NFT []byte
+	// InstallNFT installs the nftables package first where nft is
+	// missing.
+	InstallNFT bool
 }
 
 // RollbackSeconds is the guard's delay as the host sleeps it.
@@ -347,9 +368,18 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
+	script, deadline := scriptApply, h.o.Timeout
+	if a.NFT != nil {
+		install := "0"
+		if a.InstallNFT {
+			install, deadline = "1", deadline+InstallTimeout
+		}
+		script = scriptNFTApply
+		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), install, printable(a.Who)}, a.V4, a.V6, a.NFT)
+	}
 	// The script waits for the lock, then for the apply, at most the
 	// guard's delay.
-	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	res, err := h.run(ctx, "apply", script, deadline+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	if err != nil {
 		return err
 	}
@@ -365,6 +395,42 @@ type Persist struct {
 	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
 	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
 	Install bool   // install iptables-persistent (after the files)
+	NFTFiles
+}
+
+// NFTFiles are the nftables backend's part of Persist (see
+// nft-store.sh); when it writes or removes nothing, the step is
+// iptables' own.
+type NFTFiles struct {
+	// NFT is /etc/fwpush/fwpush.nft.
+	NFT []byte
+	// Boot writes fwpush-nftables.service, which loads fwpush.nft at
+	// boot, and enables it.
+	Boot bool
+	// RemoveNFT removes fwpush.nft and its unit (a host moving back to
+	// iptables), RemoveIPT rules.v4 and rules.v6 (one moving to
+	// nftables: its old filter table must not come back at boot).
+	RemoveNFT, RemoveIPT bool
+}
+
+// nft reports whether p writes or removes a file of the nftables
+// backend's.
+func (p Persist) nft() bool {
+	return p.NFT != nil || p.Boot || p.RemoveNFT || p.RemoveIPT
+}
+
+// nftHeader is nft-store.sh's second header line: "NN FLAGS".
+func (p Persist) nftHeader() []byte {
+	flags := ""
+	for _, f := range []struct {
+		on bool
+		c  string
+	}{{p.Boot, "u"}, {p.RemoveNFT, "r"}, {p.RemoveIPT, "i"}} {
+		if f.on {
+			flags += f.c
+		}
+	}
+	return []byte(size(p.NFT) + " " + cmpOr(flags, "-") + "\n")
 }
 
 // header is Persist's part of a header: the sizes of the files, the
@@ -385,7 +451,16 @@ func (p Persist) header(step string) ([]string, error) {
 	return []string{size(p.V4), size(p.V6), digest, install}, nil
 }
 
-func (p Persist) payloads() [][]byte { return [][]byte{p.V4, p.V6} }
+// frame is the step's stdin: head's fields, then the files; an nftables
+// part follows, its own header line and its file.
+func (p Persist) frame(head []string) []byte {
+	in := frame(head, p.V4, p.V6)
+	if p.nft() {
+		in = append(append(in, p.nftHeader()...), p.NFT...)
+		in = append(in, endMark...)
+	}
+	return in
+}
 
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
@@ -403,7 +478,11 @@ func (h *Host) Persist(ctx context.Context, p Persist) error {
 	if err != nil {
 		return err
 	}
-	res, err := h.run(ctx, "persist", scriptPersist, h.o.Timeout+p.InstallTime(), frame(header, p.payloads()...))
+	script := scriptPersist
+	if p.nft() {
+		script = scriptNFTPersist
+	}
+	res, err := h.run(ctx, "persist", script, h.o.Timeout+p.InstallTime(), p.frame(header))
 	if err != nil {
 		return err
 	}
@@ -458,8 +537,12 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	wait := strconv.FormatInt(max(c.Wait, 0).Milliseconds(), 10)
-	in := frame(append([]string{c.Token, wait}, header...), c.payloads()...)
-	res, err := h.run(ctx, "confirm", scriptConfirm, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
+	in := c.frame(append([]string{c.Token, wait}, header...))
+	script := scriptConfirm
+	if c.nft() {
+		script = scriptNFTConfirm
+	}
+	res, err := h.run(ctx, "confirm", script, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
 	switch conf.Outcome {
