@@ -30,6 +30,12 @@ func preflight(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	if f.SaveFailed {
 		return fmt.Errorf("iptables-save failed: %s", f.SaveError)
 	}
+	return reachable(h, pol, f)
+}
+
+// reachable refuses a host where the policy names an interface the host
+// has not, or would not accept the very SSH session fwpush is using.
+func reachable(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	ifaces := []string{h.PrivateIface}
 	if h.HasPublic() {
 		ifaces = append(ifaces, h.PublicIface)
