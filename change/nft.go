@@ -159,6 +159,13 @@ func nftWarnings(f live.Facts, n *live.NFT) []string {
 			held = append(held, o.family+": "+describeTable(c))
 		}
 	}
+	for _, m := range f.Managers {
+		if m.Name == "nftables" {
+			out = append(out, "nftables.service is "+m.How+": at boot fwpush's own unit loads table "+nft.Table+" after it, but a reload of it (systemctl reload nftables) runs /etc/nftables.conf's flush ruleset, which removes the table until the next run or boot")
+			continue
+		}
+		out = append(out, m.Name+" is "+m.How+": it keeps rules of its own, which decide packets as well as table "+nft.Table+" (fwpush leaves them alone)")
+	}
 	if len(held) > 0 {
 		out = append(out, "iptables-legacy holds filter rules on the host ("+strings.Join(held, "; ")+"): packets go through them as well as through table "+nft.Table+"; empty them (iptables-legacy-save shows them) and stop what loads them")
 	}

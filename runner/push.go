@@ -64,7 +64,10 @@ type HostResult struct {
 	Diff string // unified diff of live against desired rules
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
-	Unknown  []string
+	Unknown []string
+	// Warnings say what else on the host decides packets the policy
+	// accepts (see change.Change.Warnings).
+	Warnings []string
 	Duration time.Duration
 	Err      error
 	// Change is what was decided for the host once it was read, in a
@@ -412,6 +415,10 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	for _, note := range c.Forced {
 		p.log.Warn(note)
 	}
+	res.Warnings = c.Warnings
+	for _, w := range c.Warnings {
+		p.log.Warn(w)
+	}
 	if c.Action == change.Refused {
 		return refused(c.Refusal)
 	}
@@ -466,12 +473,16 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6),
+		InstallNFT: c.Apply.InstallNFT,
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
 		// no longer than its guard and confirm.
 		Lease:    2*rollback + 3*timeout + persist.InstallTime(),
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
+	}
+	if c.Apply.NFT != "" {
+		apply.NFT = []byte(c.Apply.NFT)
 	}
 	p.step(StepApply)
 	if err := h.Apply(ctx, apply); err != nil {
@@ -509,12 +520,25 @@ func persistOf(c change.Change) remote.Persist {
 	if c.Persist.Record {
 		p.Digest = c.Digest + "\n"
 	}
+	if c.Persist.NFT != "" {
+		p.NFT = []byte(c.Persist.NFT)
+	}
+	p.Boot, p.RemoveNFT, p.RemoveIPT = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT
 	return p
 }
 
 // bootOf is what a host whose facts are f loads at boot: pol, once
 // persisted; rules persisted before; or nothing.
 func bootOf(f remote.Facts, pol *roles.Policy) Boot {
+	if pol.Host.Backend == inventory.NFTables {
+		switch n := f.NFT; {
+		case n == nil || !n.Boot || n.Persisted == "":
+			return BootNone // nothing of fwpush's loads at boot
+		case n.Persisted == string(pol.NFTDocument().Text):
+			return BootPolicy
+		}
+		return BootEarlier
+	}
 	switch {
 	case !f.Persistent:
 		return BootNone // nothing loads the rules files
@@ -647,6 +671,9 @@ func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ erro
 		}
 		return true, nil
 	case remote.ApplyFailed:
+		if p.host.Backend == inventory.NFTables {
+			return true, fail("apply", fmt.Errorf("the apply failed, the previous table and rules restored: %s", conf.Log))
+		}
 		return true, fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
 	case remote.RolledBack:
 		return true, &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}

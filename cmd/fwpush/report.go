@@ -45,6 +45,7 @@ type hostJSON struct {
 	Persisted *bool    `json:"persisted,omitempty"`
 	Boot      string   `json:"boot,omitempty"`
 	Unknown   []string `json:"unknown_chains,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
 	Seconds   *float64 `json:"seconds,omitempty"`
 }
@@ -242,7 +243,7 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 	for _, res := range results {
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
-			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Seconds: &secs}
+			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Warnings: res.Warnings, Seconds: &secs}
 		if !r.f.noDiff {
 			h.Diff = res.Diff
 		}

@@ -139,7 +139,7 @@ func TestNFTFactsOfIPTablesHost(t *testing.T) {
 // nftState is what the nft steps change on a stub host.
 type nftState struct {
 	Table, Persisted, Unit, Link, Applied, V4, Rules4 string
-	Lock                                             bool
+	Lock                                              bool
 }
 
 func (s *stubHost) nftState() nftState {
