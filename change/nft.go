@@ -44,11 +44,12 @@ func decideNFT(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, c Chan
 	// A host that fwpush managed with iptables before gives the filter
 	// table back in the same apply: what fwpush owned there goes, the
 	// chains its role preserves stay.
-	release4, release6, err := releaseFilter(inv, pol, f, n)
+	release4, release6, released, err := releaseFilter(inv, pol, f, n)
 	if err != nil {
 		c.Refusal = &Refusal{Stage: StageUnknownChains, Reason: err.Error()}
 		return c
 	}
+	c.Removed += released
 	rulesDiffer := own != want || release4 != "" || release6 != ""
 	if own != want {
 		c.Diff = udiff.Unified(h.Name+" live table "+nft.Table, h.Name+" desired table "+nft.Table, own, want)
@@ -107,14 +108,16 @@ func fwpushIPTables(f live.Facts, n *live.NFT) bool {
 // iptables-restore --noflush loads to open the table, removing the
 // chains fwpush owned and keeping the preserved ones (and the jumps into
 // them); "" for a family whose table is open already, and for every host
-// fwpush did not manage with iptables.
-func releaseFilter(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, n *live.NFT) (string, string, error) {
+// fwpush did not manage with iptables. It counts the rules (and chain
+// policies) that go.
+func releaseFilter(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, n *live.NFT) (string, string, int, error) {
 	if !fwpushIPTables(f, n) {
-		return "", "", nil
+		return "", "", 0, nil
 	}
 	open := policy.Canonical("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n")
 	preserve := inv.Preserve(pol.Host.Role)
 	var docs [2]string
+	removed := 0
 	for i, table := range []string{f.V4, f.V6} {
 		live := policy.Canonical(table)
 		if live == "" || policy.Open(live) {
@@ -122,12 +125,14 @@ func releaseFilter(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, n 
 		}
 		s := policy.SplitLive(live, open, preserve)
 		if len(s.Held) > 0 {
-			return "", "", fmt.Errorf("%s: a preserved chain jumps there: giving the filter table back would break that chain; keep %s with %s",
+			return "", "", 0, fmt.Errorf("%s: a preserved chain jumps there: giving the filter table back would break that chain; keep %s with %s",
 				strings.Join(s.Held, ", "), itThem(s.Held), preserveLine(inv, pol.Host, s.Held))
 		}
 		docs[i] = s.Merge(open)
+		_, r := countChanges(s.Own, open)
+		removed += r
 	}
-	return docs[0], docs[1], nil
+	return docs[0], docs[1], removed, nil
 }
 
 // nftWarnings are what a host of the nftables backend runs besides

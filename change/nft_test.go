@@ -130,6 +130,9 @@ func TestDecideNFT(t *testing.T) {
 			if !strings.Contains(c.Apply.V4, ":INPUT ACCEPT") || !strings.Contains(c.Apply.V4, "-F INPUT") || strings.Contains(c.Apply.V4, "-A ") || c.Apply.NFT != doc {
 				t.Errorf("apply %+v", c.Apply)
 			}
+			if c.Removed == 0 {
+				t.Error("the filter table's rules that go are not counted")
+			}
 			if !c.Persist.RemoveIPT || c.Persist.NFT != doc {
 				t.Errorf("persist %+v", c.Persist)
 			}
