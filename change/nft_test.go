@@ -92,7 +92,9 @@ func TestDecideNFT(t *testing.T) {
 					t.Errorf("(+%d -%d) persist %+v:\n%s", c.Added, c.Removed, c.Persist, c.Diff)
 				}
 			}},
-		{name: "nft cannot list", facts: func(f *live.Facts) { f.NFT.ListFailed, f.NFT.ListError = true, "netlink: Error: cache initialization failed" },
+		{name: "nft cannot list", facts: func(f *live.Facts) {
+			f.NFT.ListFailed, f.NFT.ListError = true, "netlink: Error: cache initialization failed"
+		},
 			action: Refused, refused: "nft could not list the tables: netlink"},
 		{name: "a listing fwpush cannot read", own: "table inet fwpush {\n\tchain input {\n", action: Refused, refused: "fwpush cannot read what nft lists"},
 		{name: "an interface missing", facts: func(f *live.Facts) { f.Links = []string{"lo"} }, action: Refused, refused: "interface eth1"},
@@ -197,7 +199,9 @@ func TestStateNFT(t *testing.T) {
 	for name, change := range map[string]func(*live.Facts){
 		"table":      func(f *live.Facts) { f.NFT.Own = "" },
 		"fwpush.nft": func(f *live.Facts) { f.NFT.Persisted = "x" },
-		"a drop":     func(f *live.Facts) { f.NFT.Tables = []live.Table{{Family: "ip", Name: "x", Chains: []live.BaseChain{{Name: "in", Hook: "input", Policy: "drop"}}}} },
+		"a drop": func(f *live.Facts) {
+			f.NFT.Tables = []live.Table{{Family: "ip", Name: "x", Chains: []live.BaseChain{{Name: "in", Hook: "input", Policy: "drop"}}}}
+		},
 	} {
 		f := nftHost(pol, listed(pol))
 		change(&f)

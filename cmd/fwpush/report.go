@@ -227,6 +227,11 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 			fmt.Fprintf(r.w, "error: %v\n", res.Err)
 		}
 	}
+	for _, res := range results {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(r.w, "warning: host %s: %s\n", res.Host, w)
+		}
+	}
 }
 
 // writeJSON prints run's JSON document: every host's result, the check
