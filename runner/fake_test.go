@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,15 +16,22 @@ import (
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner/remote"
+	"github.com/fwpush/fwpush/runner/remote/remotetest"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // The fake fleet: hosts that answer the steps of the host protocol
-// (runner/remote) — facts, apply under a guard, confirm, settle, persist —
-// with no network and no shell, for the push's tests: which steps run, in
-// which order, over which connections, and what a run reports. The facts a
-// host tells are set by the test; an apply loads its documents as they
-// are, flush lines aside, and nothing else's chains. What the host's rules
+// (runner/remote) — facts, apply under a guard and the host lock, confirm,
+// settle, persist — with no network and no shell, for the push's tests:
+// which steps run, in which order, over which connections, and what a run
+// reports. The facts a host tells are set by the test; an apply loads its
+// documents as they are, flush lines aside, and nothing else's chains.
+// The fake answers every case of remotetest as the scripts do
+// (TestFakeCases; runner/remote's TestCases runs the scripts through the
+// same cases), so a change of the scripts' behaviour recorded there is
+// caught where the fake disagrees. It keeps one run, the latest: a run
+// that another run's apply replaced is superseded (a host knows it still
+// if it was never decided, which no case makes). What the host's rules
 // do is not modelled: what a run decides from the facts is package
 // change's (its table tests), what the scripts send is remote's recorder
 // test, and that the scripts and iptables work is the lab's.
@@ -60,7 +68,7 @@ type fakeFleet struct {
 // installed, no file of fwpush's.
 func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 	t.Helper()
-	f := &fakeFleet{t: t, tunnel: inv.SSH.Tunnel, hosts: map[string]*fakeHost{}}
+	f := newFleet(t, inv.SSH.Tunnel)
 	for _, h := range inv.Hosts {
 		links := []string{"lo", h.PrivateIface}
 		if h.HasPublic() {
@@ -86,6 +94,12 @@ func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 			breaksTunnel: h.Name == inv.SSH.Tunnel,
 		}
 	}
+	return f
+}
+
+// newFleet is a fleet of no host yet, whose guards are stopped when t ends.
+func newFleet(t *testing.T, tunnel string) *fakeFleet {
+	f := &fakeFleet{t: t, tunnel: tunnel, hosts: map[string]*fakeHost{}}
 	t.Cleanup(func() {
 		for _, h := range f.hosts {
 			h.mu.Lock()
@@ -270,6 +284,7 @@ type fakeHost struct {
 	live4, live6 string
 	files        map[string]string // path → content
 	persistent   bool              // iptables-persistent is installed
+	lock         *fakeLock         // the host lock; nil when free
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
@@ -285,7 +300,11 @@ type fakeHost struct {
 	new4, new6 string
 	old4, old6 string
 	status     string // the detached apply's outcome: "", ok, failed, skipped
-	decided    bool   // the guard or a confirm has won
+	log        string // the detached apply's output, when it failed
+	// outcome is how the run was decided, by whoever won (the guard, a
+	// confirm or a settle): "" while undecided, then confirmed, failed,
+	// rolledback or kept.
+	outcome    string
 	guard      *time.Timer
 	guardDelay time.Duration
 	started    time.Time // when the last apply started
@@ -322,7 +341,7 @@ func (h *fakeHost) state() fakeState {
 	s := fakeState{
 		Live4: h.live4, Live6: h.live6, Files: map[string]string{}, Persistent: h.persistent,
 		Restores: h.restores, Rollbacks: h.rollbacks, Installs: h.installs, Ran: slices.Clone(h.ran), Opened: slices.Clone(h.opened),
-		WriteCounts: map[string]int{}, Decided: h.decided, GuardDelay: h.guardDelay,
+		WriteCounts: map[string]int{}, Decided: h.outcome != "", GuardDelay: h.guardDelay,
 	}
 	for k, v := range h.files {
 		s.Files[k] = v
@@ -435,7 +454,10 @@ func (h *fakeHost) read() remote.Facts {
 	f.Persisted4, f.Persisted6 = h.files[fileRulesV4], h.files[fileRulesV6]
 	f.Applied = strings.TrimSpace(h.files[fileApplied])
 	f.Persistent = h.persistent
-	if h.token != "" && !h.decided {
+	if l := h.lock; l != nil {
+		f.Lock = &remote.Lock{Token: l.token, Expires: l.expires, Who: l.who, Now: time.Now()}
+	}
+	if h.token != "" && h.outcome == "" {
 		f.Guards = []remote.Guard{{Token: h.token, Status: h.status, Started: h.started, FireAt: h.started.Add(h.guardDelay), Now: time.Now()}}
 	}
 	return f
@@ -448,10 +470,23 @@ func (h *fakeHost) readFacts() remote.Facts {
 	return h.read()
 }
 
-// Apply implements Host: test the new rules, save the old ones, arm the
-// guard, start the detached apply. Both the guard and the apply run on
-// their own, as the setsid'd scripts do, whatever happens to fwpush's
-// connections.
+// fakeLock is a run's hold on the host lock.
+type fakeLock struct {
+	token, who string
+	expires    time.Time // its lease ends
+}
+
+// release lets the host lock go, if run token holds it.
+func (h *fakeHost) release(token string) {
+	if h.lock != nil && h.lock.token == token {
+		h.lock = nil
+	}
+}
+
+// Apply implements Host: take the host lock, test the new rules, save the
+// old ones, arm the guard, start the detached apply. Both the guard and
+// the apply run on their own, as the setsid'd scripts do, whatever happens
+// to fwpush's connections.
 func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 	if err := c.begin(ctx, "apply"); err != nil {
 		return &remote.StepError{Step: "apply", Err: err}
@@ -459,18 +494,35 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 	h := c.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	testFailed := func(stderr string) error {
-		return &remote.StepError{Step: "test (iptables-restore --test)", NothingChanged: true,
-			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: 12, Stderr: []byte(stderr)}}
+	failed := func(step string, status int, stderr string) error {
+		return &remote.StepError{Step: step, NothingChanged: true,
+			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: status, Stderr: []byte(stderr)}}
+	}
+	// Another run's lock is waited for, until its lease ends.
+	for wait := time.Now().Add(remote.RollbackSeconds(a.LockWait)); h.lock != nil && !time.Now().After(h.lock.expires); {
+		if !time.Now().Before(wait) {
+			return failed("lock", 15, "another run of fwpush holds this host: "+h.lock.who)
+		}
+		h.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		h.mu.Lock()
 	}
 	if h.testStderr != "" {
-		return testFailed(h.testStderr)
+		return failed("test (iptables-restore --test)", 12, h.testStderr)
 	}
+	if n := remotetest.Refused(string(a.V4), true); n > 0 {
+		return failed("test (iptables-restore --test)", 12, fmt.Sprintf("iptables-restore: line %d failed", n))
+	}
+	if n := remotetest.Refused(string(a.V6), true); n > 0 {
+		return failed("test (ip6tables-restore --test)", 13, fmt.Sprintf("ip6tables-restore: line %d failed", n))
+	}
+	h.lock = &fakeLock{token: a.Token, who: a.Who, expires: time.Now().Add(remote.RollbackSeconds(max(a.Lease, a.RollbackAfter)))}
 	h.restores++
 	h.fleet.record("apply " + h.name)
 	h.token, h.new4, h.new6 = a.Token, string(a.V4), string(a.V6)
-	h.old4, h.old6 = h.live4, h.live6
-	h.status, h.decided = "", false
+	// A table never made saves as an open one.
+	h.old4, h.old6 = cmp.Or(h.live4, remotetest.Open), cmp.Or(h.live6, remotetest.Open)
+	h.status, h.log, h.outcome = "", "", ""
 	h.guardDelay = remote.RollbackSeconds(a.RollbackAfter)
 	h.started = time.Now()
 	token := a.Token
@@ -492,13 +544,21 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 func (h *fakeHost) detachedApply() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	// Under run/lock: a guard that already rolled back makes the apply skip.
-	if h.decided {
+	// Under the run's lock: a run decided already (a guard that rolled
+	// back) makes the apply skip.
+	if h.outcome != "" {
 		h.status = "skipped"
 		return
 	}
-	if h.applyLog != "" {
-		// iptables-restore refused the new rules: the old ones go back.
+	// iptables-restore refuses the new rules: the old ones go back.
+	h.log = h.applyLog
+	if n := remotetest.Refused(h.new4, false); n > 0 && h.log == "" {
+		h.log = fmt.Sprintf("iptables-restore: line %d failed", n)
+	}
+	if n := remotetest.Refused(h.new6, false); n > 0 && h.log == "" {
+		h.log = fmt.Sprintf("ip6tables-restore: line %d failed", n)
+	}
+	if h.log != "" {
 		h.status = "failed"
 		return
 	}
@@ -512,22 +572,28 @@ func (h *fakeHost) detachedApply() {
 	}
 }
 
-// fireGuard is the guard waking up: unless fwpush confirmed, or a newer
-// run took over, it restores the old rules.
+// fireGuard is the guard waking up: unless the run was decided, or a
+// newer run took over, it restores the old rules.
 func (h *fakeHost) fireGuard(token string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.token != token || h.decided {
+	if h.token != token || h.outcome != "" {
 		return
 	}
-	h.decided = true
-	h.live4, h.live6 = h.old4, h.old6
+	h.rollback()
 	h.rollbacks++
 	h.cut = false // the old rules let fwpush in
 }
 
+// rollback decides the run: its old rules back, the host lock released.
+func (h *fakeHost) rollback() {
+	h.outcome = "rolledback"
+	h.live4, h.live6 = h.old4, h.old6
+	h.release(h.token)
+}
+
 // Confirm implements Host: wait (in the host's own small steps) for the
-// apply, then the outcome; once confirmed, persist.
+// apply, then the outcome; once confirmed, persist. As confirm.sh.
 func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confirmation, error) {
 	if err := c.begin(ctx, "confirm"); err != nil {
 		return remote.Confirmation{}, &remote.StepError{Step: "confirm", Err: err}
@@ -538,36 +604,37 @@ func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confi
 	if h.token != cf.Token {
 		return remote.Confirmation{Outcome: remote.Superseded}, nil
 	}
-	for wait := time.Now().Add(cf.Wait); h.status == "" && !h.decided && time.Now().Before(wait); {
+	for wait := time.Now().Add(cf.Wait); h.status == "" && h.outcome == "" && time.Now().Before(wait); {
 		h.mu.Unlock()
 		time.Sleep(5 * time.Millisecond)
 		h.mu.Lock()
 	}
-	switch h.status {
-	case "ok":
-		if h.decided && h.settled == "kept" {
-			return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
+	switch {
+	case h.status == "failed":
+		if h.outcome == "" {
+			h.outcome = "failed"
+			h.guard.Stop()
 		}
-		if h.decided {
-			return remote.Confirmation{Outcome: remote.RolledBack}, nil
-		}
-		h.decided = true
+		h.release(h.token)
+		return remote.Confirmation{Outcome: remote.ApplyFailed, Log: h.log}, nil
+	case h.status == "ok" && h.outcome == "":
+		h.outcome = "confirmed"
 		h.guard.Stop()
-		return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
-	case "failed":
-		h.decided = true
-		h.guard.Stop()
-		return remote.Confirmation{Outcome: remote.ApplyFailed, Log: h.applyLog}, nil
-	case "skipped":
-		return remote.Confirmation{Outcome: remote.RolledBack}, nil
+	case h.outcome == "":
+		return remote.Confirmation{Outcome: remote.Pending}, nil
 	}
-	if h.decided {
+	// Decided: by this confirm, an earlier one, the guard or a settle.
+	switch h.outcome {
+	case "confirmed", "kept":
+		h.release(h.token)
+		return remote.Confirmation{Outcome: remote.Confirmed}, h.persist(cf.Persist)
+	case "rolledback":
 		return remote.Confirmation{Outcome: remote.RolledBack}, nil
 	}
 	return remote.Confirmation{Outcome: remote.Pending}, nil
 }
 
-// Settle implements Host: decide an earlier run's apply, as scriptSettle.
+// Settle implements Host: decide an earlier run's apply, as settle.sh.
 func (c *fakeConn) Settle(ctx context.Context, token string, keep bool) (remote.Outcome, error) {
 	if err := c.begin(ctx, "settle"); err != nil {
 		return "", &remote.StepError{Step: "settle an earlier run", Err: err}
@@ -578,18 +645,23 @@ func (c *fakeConn) Settle(ctx context.Context, token string, keep bool) (remote.
 	if h.token != token {
 		return remote.Superseded, nil
 	}
-	if h.decided {
-		return remote.Confirmed, nil
+	if h.outcome == "" {
+		h.guard.Stop()
+		if keep {
+			h.outcome, h.settled = "kept", "kept"
+		} else {
+			h.rollback()
+			h.settled = "rolledback"
+		}
 	}
-	h.decided = true
-	h.guard.Stop()
-	if keep {
-		h.settled = "kept"
-		return remote.Confirmed, nil
+	h.release(token)
+	switch h.outcome {
+	case "failed":
+		return remote.ApplyFailed, nil
+	case "rolledback":
+		return remote.RolledBack, nil
 	}
-	h.live4, h.live6 = h.old4, h.old6
-	h.settled = "rolledback"
-	return remote.RolledBack, nil
+	return remote.Confirmed, nil
 }
 
 // Persist implements Host.
@@ -618,8 +690,8 @@ func (h *fakeHost) persist(p remote.Persist) error {
 		h.installs++
 		h.persistent = true
 	}
-	if p.Digest != "" {
-		h.write(fileApplied, p.Digest)
+	if d := strings.TrimSpace(p.Digest); d != "" {
+		h.write(fileApplied, d+"\n")
 	}
 	return nil
 }

@@ -29,78 +29,37 @@ func TestCases(t *testing.T) {
 	}
 }
 
-// runCase takes stub host s through the steps of c and checks the host
-// after; it returns the runs whose guard may still be armed.
+// runCase takes stub host s through the steps of c (see remotetest.Run),
+// then waits until nothing runs on it but the guards that may be armed.
 func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	t.Helper()
 	h := New(s, Options{Timeout: 10 * time.Second, Name: "stub"})
-	armed := map[string]bool{}
-	for i, st := range c.Steps {
-		what := string(st.Do) + " " + st.Token
-		if i := strings.Index(what, " 0"); i > 0 {
-			what = what[:i] + " run " + what[i+1:i+3]
-		}
-		ctx := t.Context()
-		var err error
-		var outcome string
-		switch st.Do {
-		case remotetest.Facts:
-			var f Facts
-			f, err = h.Facts(ctx)
-			if err == nil && st.Read != nil {
-				if diff := cmp.Diff(*st.Read, readOf(f)); diff != "" {
-					t.Errorf("step %d, %s: read (-want +got):\n%s", i+1, what, diff)
-				}
+	keep := remotetest.Run(t, remotetest.Driver{
+		Facts: h.Facts,
+		Apply: func(ctx context.Context, st remotetest.Step) error {
+			return h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: remotetest.RollbackAfter, V4: st.V4, V6: st.V6,
+				Lease: remotetest.Lease, LockWait: st.LockWaitOr(), Who: remotetest.Who})
+		},
+		Confirm: func(ctx context.Context, st remotetest.Step) (string, string, error) {
+			conf, err := h.Confirm(ctx, Confirm{Token: st.Token, Wait: remotetest.ConfirmWait, Persist: persistOf(st)})
+			return string(conf.Outcome), conf.Log, err
+		},
+		Persist: func(ctx context.Context, st remotetest.Step) error { return h.Persist(ctx, persistOf(st)) },
+		Settle: func(ctx context.Context, st remotetest.Step) (string, error) {
+			o, err := h.Settle(ctx, st.Token, st.Keep)
+			return string(o), err
+		},
+		FireGuard: s.fireGuard,
+		EndLease:  s.endLease,
+		Failed: func(err error) (string, bool, bool) {
+			var se *StepError
+			if !errors.As(err, &se) {
+				return "", false, false
 			}
-		case remotetest.Apply:
-			err = h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: time.Minute, V4: st.V4, V6: st.V6,
-				Lease: time.Hour, LockWait: cmpOr2(st.LockWait, time.Second), Who: "op@stub pid 1"})
-			armed[st.Token] = err == nil
-		case remotetest.Confirm:
-			var conf Confirmation
-			conf, err = h.Confirm(ctx, Confirm{Token: st.Token, Wait: 5 * time.Second, Persist: persistOf(st)})
-			outcome = string(conf.Outcome)
-			if conf.Outcome == ApplyFailed && !strings.Contains(conf.Log, "line") {
-				t.Errorf("step %d, %s: failed, and the log does not say why: %q", i+1, what, conf.Log)
-			}
-			armed[st.Token] = armed[st.Token] && (conf.Outcome == Pending || conf.Outcome == Superseded)
-		case remotetest.Persist:
-			err = h.Persist(ctx, persistOf(st))
-		case remotetest.Settle:
-			var o Outcome
-			o, err = h.Settle(ctx, st.Token, st.Keep)
-			outcome = string(o)
-			armed[st.Token] = false
-		case remotetest.GuardFires:
-			s.fireGuard(st.Token)
-			armed[st.Token] = false
-		case remotetest.LeaseEnds:
-			s.endLease(st.Token)
-		default:
-			t.Fatalf("step %d: %q?", i+1, st.Do)
-		}
-		if outcome != st.Outcome {
-			t.Errorf("step %d, %s: outcome %q, want %q", i+1, what, outcome, st.Outcome)
-		}
-		var se *StepError
-		switch {
-		case st.Fails == "" && err != nil:
-			t.Fatalf("step %d, %s: %v", i+1, what, err)
-		case st.Fails != "" && !errors.As(err, &se):
-			t.Fatalf("step %d, %s: %v, want a failure of %q", i+1, what, err, st.Fails)
-		case st.Fails != "" && (se.Step != st.Fails || se.NothingChanged != st.NothingChanged):
-			t.Errorf("step %d, %s: failed %q (nothing changed: %v): %v; want %q (%v)", i+1, what, se.Step, se.NothingChanged, err, st.Fails, st.NothingChanged)
-		}
-	}
-	if diff := cmp.Diff(c.End, s.state()); diff != "" {
-		t.Errorf("the host after (-want +got):\n%s", diff)
-	}
-	var keep []string
-	for token, a := range armed {
-		if a {
-			keep = append(keep, token)
-		}
-	}
+			return se.Step, se.NothingChanged, true
+		},
+		State: s.state,
+	}, c)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		left := s.running(keep...)
 		if len(left) == 0 {
@@ -113,44 +72,8 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	}
 }
 
-func cmpOr2(a, b time.Duration) time.Duration {
-	if a != 0 {
-		return a
-	}
-	return b
-}
-
 func persistOf(st remotetest.Step) Persist {
 	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install}
-}
-
-// readOf is what remotetest compares of f: the tables without
-// iptables-save's comments.
-func readOf(f Facts) remotetest.Read {
-	r := remotetest.Read{
-		V4: uncommented(f.V4), V6: uncommented(f.V6), Rules4: f.Persisted4, Rules6: f.Persisted6,
-		Persistent: f.Persistent,
-	}
-	if f.Applied != "" {
-		r.Applied = f.Applied + "\n"
-	}
-	if f.Lock != nil {
-		r.Lock = f.Lock.Token
-	}
-	for _, g := range f.Guards {
-		r.Guards = append(r.Guards, g.Token+" "+g.Status)
-	}
-	return r
-}
-
-func uncommented(save string) string {
-	var b strings.Builder
-	for line := range strings.SplitSeq(save, "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") {
-			b.WriteString(line + "\n")
-		}
-	}
-	return b.String()
 }
 
 // The apply that fails half-way loaded the new IPv4 rules, failed on IPv6,
@@ -173,6 +96,36 @@ func TestApplyFailsHalfWay(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, restores); diff != "" {
 		t.Errorf("iptables-restore runs (-want +got):\n%s", diff)
+	}
+}
+
+// Installing iptables-persistent starts netfilter-persistent, which loads
+// the rules files as they are on disk: the files are written before apt
+// runs, without questions, and the record of what was applied after it,
+// so that a run that fails half-way is not taken for done.
+func TestPersistInstallsAfterTheFiles(t *testing.T) {
+	c := caseNamed(t, "first run")
+	s := newStubHost(t, c.Host)
+	runCase(t, s, c)
+	var apt []string
+	for _, call := range s.calls() {
+		if strings.HasPrefix(call, "apt-get") || strings.HasPrefix(call, "debconf") {
+			apt = append(apt, call)
+		}
+	}
+	want := []string{
+		"debconf-set-selections",
+		"apt-get -o DPkg::Lock::Timeout=300 -qq update",
+		"apt-get -o DPkg::Lock::Timeout=300 -qq -y install iptables-persistent",
+	}
+	if diff := cmp.Diff(want, apt); diff != "" {
+		t.Errorf("apt (-want +got):\n%s", diff)
+	}
+	if v4, v6 := s.read("state/at-install.rules.v4"), s.read("state/at-install.rules.v6"); v4 != remotetest.A4 || v6 != remotetest.A6 {
+		t.Errorf("at the install, rules.v4 and rules.v6 were:\n%s%s\nwant the policy", v4, v6)
+	}
+	if s.read("state/at-install.applied") != "" {
+		t.Error("the record of what was applied was there before the install")
 	}
 }
 

@@ -52,9 +52,14 @@ var stubs = map[string]string{
 	"ip":                     `printf '1: lo    inet 127.0.0.1/8 scope host lo\n2: eth1    inet 198.18.0.31/24 brd 198.18.0.255 scope global eth1\n'`,
 	"systemctl":              `for u; do [ "$u" = is-active ] || echo inactive; done`,
 	"debconf-set-selections": `while read -r _; do :; done`,
-	// Installing iptables-persistent installs netfilter-persistent.
+	// Installing iptables-persistent installs netfilter-persistent, which
+	// loads the rules files as they are then: it keeps them in state/, and
+	// whether fwpush's record was there.
 	"apt-get": `PATH=/usr/bin:/bin
 case " $* " in *" install "*)
+  for f in etc/iptables/rules.v4 etc/iptables/rules.v6 var/lib/fwpush/applied; do
+    [ ! -e "$FWPUSH_TEST_ROOT/$f" ] || cp "$FWPUSH_TEST_ROOT/$f" "$S/at-install.${f##*/}"
+  done
   mkdir -p "$FWPUSH_TEST_ROOT/usr/share/netfilter-persistent/plugins.d"
   : > "$FWPUSH_TEST_ROOT/usr/share/netfilter-persistent/plugins.d/15-ip4tables"
   : > "$FWPUSH_TEST_ROOT/usr/sbin/netfilter-persistent"
@@ -71,8 +76,9 @@ show "$S/v$f"
 echo "# Completed on Sat Dec  6 12:00:00 2025"`
 
 // restoreStub loads its stdin as the live table of its family, or tests
-// it (--test): a rule with NOSUCHTARGET fails both, the comment "# stub:
-// the load fails" the load only. It keeps no comment.
+// it (--test), failing where remotetest.Refused says: a rule that jumps
+// to remotetest.UnknownTarget fails both, the line
+// remotetest.LoadFailsLine the load only. It keeps no comment.
 const restoreStub = `f=4; case $0 in *ip6*) f=6 ;; esac
 test=
 for a; do [ "$a" != --test ] || test=1; done
@@ -80,8 +86,8 @@ n=0 bad='' fail='' doc=''
 while IFS= read -r l || [ -n "$l" ]; do
   n=$((n + 1))
   case $l in
-  *NOSUCHTARGET*) [ -n "$bad" ] || bad=$n ;;
-  "# stub: the load fails") fail=$n ;;
+  *` + remotetest.UnknownTarget + `*) [ -n "$bad" ] || bad=$n ;;
+  "` + remotetest.LoadFailsLine + `") fail=$n ;;
   "#"*) ;;
   *) doc="$doc$l
 " ;;

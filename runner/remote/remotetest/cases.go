@@ -6,7 +6,10 @@
 // to show that it answers as the scripts do.
 package remotetest
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Host is a host's state, as far as fwpush's steps see and change it.
 type Host struct {
@@ -75,6 +78,8 @@ type Step struct {
 	// Outcome is what Confirm or Settle answers: "confirmed",
 	// "rolledback", "failed", "pending" or "superseded".
 	Outcome string
+	// Log is what the log of a failed apply says, among other things.
+	Log string
 	// Read is what Facts must find.
 	Read *Read
 }
@@ -122,16 +127,42 @@ const (
 		"-A INPUT -i lo -j ACCEPT\n-A INPUT -s 198.18.0.10/32 -p tcp -m tcp --dport 22 -j ACCEPT\n" +
 		"-A INPUT -s 203.0.113.9/32 -j ACCEPT\nCOMMIT\n"
 	// Refused6 is a document iptables refuses: its test fails.
-	Refused6 = "*filter\n:INPUT DROP [0:0]\n-A INPUT -j NOSUCHTARGET\nCOMMIT\n"
+	Refused6 = "*filter\n:INPUT DROP [0:0]\n-A INPUT -j " + UnknownTarget + "\nCOMMIT\n"
 	// LoadFails6 passes the test, and fails to load: what a kernel short
-	// of memory, or a module that will not load, does. (The stub
-	// commands fail on this comment.)
-	LoadFails6 = "# stub: the load fails\n" + B6
+	// of memory, or a module that will not load, does.
+	LoadFails6 = LoadFailsLine + "\n" + B6
 
 	DigestA = "sha256:aaaa\n"
 	DigestB = "sha256:bbbb\n"
 	DigestC = "sha256:cccc\n"
 )
+
+// What iptables-restore makes of a document, in the cases: the stub
+// commands of runner/remote and the protocol fake of runner take these
+// marks for its verdict (see Refused).
+const (
+	// UnknownTarget is a target iptables does not know: the test and the
+	// load of a document that jumps to it fail, on that line.
+	UnknownTarget = "NOSUCHTARGET"
+	// LoadFailsLine passes the test, and fails the load on its line.
+	LoadFailsLine = "# stub: the load fails"
+)
+
+// Refused is the line of doc on which iptables-restore fails, testing
+// it (--test) or loading it; 0 when it does not. A line that jumps to
+// UnknownTarget fails first.
+func Refused(doc string, test bool) int {
+	fails := 0
+	for i, l := range strings.Split(doc, "\n") {
+		switch {
+		case strings.Contains(l, UnknownTarget):
+			return i + 1
+		case l == LoadFailsLine && !test:
+			fails = i + 1
+		}
+	}
+	return fails
+}
 
 // The runs of the cases, and another run's.
 const (
@@ -229,7 +260,7 @@ var Cases = []Case{
 		Host: hostA,
 		Steps: []Step{
 			{Do: Apply, Token: RunB, V4: []byte(B4), V6: []byte(LoadFails6)},
-			{Do: Confirm, Token: RunB, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "failed"},
+			{Do: Confirm, Token: RunB, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "failed", Log: "line 1 failed"},
 			{Do: Facts, Read: &Read{V4: A4, V6: A6, Rules4: A4, Rules6: A6, Applied: DigestA, Persistent: true}},
 		},
 		End: hostA,
@@ -274,6 +305,33 @@ var Cases = []Case{
 			{Do: Persist, V4: []byte(B4), V6: []byte(B6), Digest: DigestB},
 		},
 		End: hostB,
+	},
+	{
+		Name: "a confirm whose answer was lost: confirmed again, and persisted",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunB, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Confirm, Token: RunB, Outcome: "confirmed"},
+			{Do: Confirm, Token: RunB, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "confirmed"},
+		},
+		End: hostB,
+	},
+	{
+		Name:  "nothing left of a run to settle",
+		Host:  hostA,
+		Steps: []Step{{Do: Settle, Token: RunA, Keep: true, Outcome: "superseded"}},
+		End:   hostA,
+	},
+	{
+		Name: "a run's guard decided before the settle: its old rules stay back",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: GuardFires, Token: RunA},
+			{Do: Settle, Token: RunA, Keep: true, Outcome: "rolledback"},
+			{Do: Facts, Read: &Read{V4: A4, V6: A6, Rules4: A4, Rules6: A6, Applied: DigestA, Persistent: true}},
+		},
+		End: hostA,
 	},
 	{
 		Name: "a guard whose run is no longer the latest stands down",

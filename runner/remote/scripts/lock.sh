@@ -11,8 +11,8 @@ take() {
   [ -p "$F/lock.free" ] || mkfifo -m 600 "$F/lock.free" 2>/dev/null || [ -p "$F/lock.free" ] || return 1
   exec 3<>"$F/lock.free"
   while ! mkdir "$L" 2>/dev/null; do
-    o='' oe=''
-    { read -r o oe < "$L/owner"; } 2>/dev/null
+    oe=''
+    { read -r _ oe < "$L/owner"; } 2>/dev/null
     t=$((end - now))
     case $oe in
     "" | *[!0-9]*) ;;
