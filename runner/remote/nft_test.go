@@ -314,3 +314,28 @@ func TestNFTMigration(t *testing.T) {
 
 // nftDelete deletes table inet fwpush, whether it is there or not.
 const nftDelete = "table inet fwpush {}\ndelete table inet fwpush\n"
+
+// Settling an nft run whose fwpush is gone: rolled back, its table goes
+// back (or away) with the same settle script as an iptables run's; kept,
+// it stays.
+func TestNFTSettle(t *testing.T) {
+	for _, c := range []struct {
+		keep    bool
+		outcome Outcome
+		table   string
+	}{{false, RolledBack, nftOld}, {true, Confirmed, nftNew}} {
+		t.Run(string(c.outcome), func(t *testing.T) {
+			s, h := newNFTHost(t, remotetest.Host{}, nftOld)
+			if err := h.Apply(t.Context(), nftApply(remotetest.RunA, document(nftNew))); err != nil {
+				t.Fatal(err)
+			}
+			out, err := h.Settle(t.Context(), remotetest.RunA, c.keep)
+			if err != nil || out != c.outcome {
+				t.Fatalf("settle: %s, %v; want %s", out, err, c.outcome)
+			}
+			if got := s.nftState(); got.Table != c.table || got.Lock {
+				t.Errorf("after the settle: %+v, want the table %q", got, c.table)
+			}
+		})
+	}
+}
