@@ -215,3 +215,36 @@ func TestStateNFT(t *testing.T) {
 		t.Error("iptables-nft's rules changed the state of an nftables host")
 	}
 }
+
+// A host that fwpush managed with iptables, beside Docker and fail2ban,
+// moves to nftables: the filter table is given back with the preserved
+// chains, their rules and the jumps into them in place, and fwpush's own
+// rules gone.
+func TestDecideNFTReleaseKeepsPreserved(t *testing.T) {
+	inv := loadFleet(t)
+	app, _ := inv.Host("app-1")
+	_, npol := mixedPolicy(t, "wordpress-1")
+	h := *app
+	h.Backend = inventory.NFTables
+	pol := &roles.Policy{Host: &h, V4: npol.V4, V6: npol.V6, NFT: npol.NFT}
+	f := nftHost(pol, "")
+	f.V4, f.V6 = read(t, "live/app-1.docker.v4"), read(t, "live/app-1.docker.v6")
+	f.Persisted4, f.Applied = "*filter\nCOMMIT\n", "sha256:0000"
+	c := Decide(inv, pol, f, Options{})
+	if c.Action != Apply || c.Refusal != nil {
+		t.Fatalf("%s: %v", c.Action, c.Refusal)
+	}
+	for _, want := range []string{":INPUT ACCEPT", "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd", "-A FORWARD -j DOCKER-USER", "-A FORWARD -o docker0 -j DOCKER"} {
+		if !strings.Contains(c.Apply.V4, want) {
+			t.Errorf("the released filter table lacks %q:\n%s", want, c.Apply.V4)
+		}
+	}
+	for _, gone := range []string{"--dport 9100", "-X DOCKER", "-F DOCKER", "LOG"} {
+		if strings.Contains(c.Apply.V4, gone) {
+			t.Errorf("the released filter table has %q:\n%s", gone, c.Apply.V4)
+		}
+	}
+	if !c.Persist.RemoveIPT {
+		t.Errorf("persist %+v: rules.v4 stays", c.Persist)
+	}
+}
