@@ -310,30 +310,43 @@ func TestUsers(t *testing.T) {
 // have no network) and files added and deleted there change neither the
 // machine nor the other hosts; boot runs what the host enabled; down leaves
 // no overlay or mount behind.
+//
+// A host's filesystem is an overlay of the machine's, so what another host
+// must show is the machine's own state, whatever the machine has installed:
+// the package installed is one the machine lacks and nothing of fwpush's
+// installs (nftables, which the boot loads, may well be installed here).
 func TestOwnFilesystem(t *testing.T) {
 	t.Parallel()
 	labtest.Require(t)
+	pkg, program := absentPackage(t)
 	before := snapshot(t)
 	machineStatus, err := os.ReadFile("/var/lib/dpkg/status")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What a host sees of the packages and files at stake; the machine
+	// runs it too.
+	view := "for p in " + pkg + " nftables; do printf '%s: ' $p; dpkg-query -W -f='${Status}\\n' $p 2>/dev/null || echo absent; done; " +
+		"for f in " + program + " /usr/sbin/nft; do [ -e $f ] && echo $f; done; echo ---; cat /etc/nftables.conf 2>/dev/null; true"
+	machineView, err := exec.Command("sh", "-c", view).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	machineBootsNft := bootEnables("/", "nftables")
+	machineWants, _ := filepath.Glob("/etc/systemd/system/*.wants/nftables.service")
+
 	const conf = "table inet fwplab {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 9999 drop\n\t}\n}\n"
 	l := labtest.Start(t, site, lab.Options{Hosts: map[string]lab.HostOptions{
-		"mysql-1": {Packages: []string{"nftables"}, Files: map[string]string{"/etc/nftables.conf": conf}},
+		"mysql-1": {Packages: []string{pkg, "nftables"}, Files: map[string]string{"/etc/nftables.conf": conf}},
 	}})
 	h := held(t, l)
 
-	status := func(host string) string {
-		t.Helper()
-		return labtest.Shell(t, l, host, "sh", "-c", "dpkg-query -W -f='${Status}' nftables 2>/dev/null; echo; command -v nft; cat /etc/nftables.conf 2>/dev/null; true")
+	want := pkg + ": install ok installed\nnftables: install ok installed\n" + program + "\n/usr/sbin/nft\n---\n" + conf
+	if out := labtest.Shell(t, l, "mysql-1", "sh", "-c", view); out != want {
+		t.Errorf("mysql-1 after installing %s and nftables, keeping its own nftables.conf:\n%s\nwant:\n%s", pkg, out, want)
 	}
-	if out := status("mysql-1"); !strings.HasPrefix(out, "install ok installed\n/usr/sbin/nft\n"+conf) {
-		t.Errorf("mysql-1 after installing nftables, keeping its own nftables.conf:\n%s", out)
-	}
-	other := status("mysql-2")
-	if strings.Contains(other, "install ok installed") || strings.Contains(other, "fwplab") {
-		t.Errorf("mysql-2 has mysql-1's package or file:\n%s", other)
+	if other := labtest.Shell(t, l, "mysql-2", "sh", "-c", view); other != string(machineView) {
+		t.Errorf("mysql-2 is not as the machine is: it has mysql-1's package or file?\n%s\nthe machine:\n%s", other, machineView)
 	}
 	// apt in a host knows the local repository only.
 	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "apt-get -qq update && apt-cache policy"); !strings.Contains(out, "file:"+lab.Root+"/.cache/apt ./") || strings.Contains(out, "http") {
@@ -344,15 +357,16 @@ func TestOwnFilesystem(t *testing.T) {
 	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "cat /etc/debian_version; ls /usr/local/bin"); out == "" || strings.Contains(out, "fwplab-added") {
 		t.Errorf("mysql-2 sees mysql-1's changes:\n%s", out)
 	}
-	// The boot loads the nftables.conf mysql-1 enabled; mysql-2 boots as it was.
+	// The boot loads the nftables.conf mysql-1 enabled; mysql-2 boots as
+	// the machine would.
 	if log := labtest.Reboot(t, l, "mysql-1"); !strings.Contains(log, "boot: nft -f /etc/nftables.conf") {
 		t.Errorf("mysql-1's boot did not load nftables.conf:\n%s", log)
 	}
 	if out := labtest.Shell(t, l, "mysql-1", "nft", "list", "ruleset"); !strings.Contains(out, "tcp dport 9999 drop") {
 		t.Errorf("mysql-1's ruleset after reboot:\n%s", out)
 	}
-	if log := labtest.Reboot(t, l, "mysql-2"); strings.Contains(log, "nft") {
-		t.Errorf("mysql-2's boot ran nftables:\n%s", log)
+	if log := labtest.Reboot(t, l, "mysql-2"); strings.Contains(log, "boot: nft") != machineBootsNft {
+		t.Errorf("mysql-2's boot (the machine's boots nftables: %v):\n%s", machineBootsNft, log)
 	}
 
 	for _, p := range []string{"/etc/debian_version"} {
@@ -360,10 +374,11 @@ func TestOwnFilesystem(t *testing.T) {
 			t.Errorf("deleted in a host, gone from the machine: %v", err)
 		}
 	}
-	for _, p := range []string{"/usr/local/bin/fwplab-added", "/etc/systemd/system/sysinit.target.wants/nftables.service"} {
-		if _, err := os.Lstat(p); err == nil {
-			t.Errorf("%s, made in a host, appeared on the machine", p)
-		}
+	if _, err := os.Lstat("/usr/local/bin/fwplab-added"); err == nil {
+		t.Error("/usr/local/bin/fwplab-added, made in a host, appeared on the machine")
+	}
+	if wants, _ := filepath.Glob("/etc/systemd/system/*.wants/nftables.service"); !slices.Equal(wants, machineWants) {
+		t.Errorf("nftables enabled in a host, and on the machine: %v, was %v", wants, machineWants)
 	}
 	if err := l.Down(context.Background()); err != nil {
 		t.Fatal(err)
@@ -372,6 +387,44 @@ func TestOwnFilesystem(t *testing.T) {
 		t.Error("the machine's dpkg status changed")
 	}
 	checkGone(t, l, before, h)
+}
+
+// absentPackage is a small package (it needs nothing but what a Debian
+// machine has) that this machine has not installed and no part of fwpush
+// installs, and the program it installs, for a lab host to install from
+// the lab's repository: whatever a host then shows of it came from the
+// install in that host.
+func absentPackage(t *testing.T) (name, program string) {
+	t.Helper()
+	for _, p := range []struct{ name, program string }{{"hello", "/usr/bin/hello"}, {"sl", "/usr/games/sl"}} {
+		out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", p.name).Output()
+		if _, err := os.Stat(p.program); !strings.HasSuffix(string(out), "ok installed") && err != nil {
+			return p.name, p.program
+		}
+	}
+	t.Skip("the machine has every package this test would install in a host")
+	return "", ""
+}
+
+// bootEnables tells whether a boot of the lab (boot.sh) would start
+// service on the filesystem at root: it is enabled (a systemd wants link,
+// an rcS.d or rc2.d start link) and, for nftables, nft and its
+// configuration are there.
+func bootEnables(root, service string) bool {
+	links, _ := filepath.Glob(filepath.Join(root, "etc/systemd/system/*.wants", service+".service"))
+	for _, rc := range []string{"etc/rcS.d", "etc/rc2.d"} {
+		more, _ := filepath.Glob(filepath.Join(root, rc, "S[0-9][0-9]"+service))
+		links = append(links, more...)
+	}
+	if len(links) == 0 {
+		return false
+	}
+	if service != "nftables" {
+		return true
+	}
+	_, errConf := os.Stat(filepath.Join(root, "etc/nftables.conf"))
+	_, errNft := exec.LookPath("nft")
+	return errConf == nil && errNft == nil
 }
 
 // TestTwoLabs: two labs of the same inventory at once stay apart, and

@@ -72,6 +72,7 @@ func TestVersionFlag(t *testing.T) {
 // TestVersionInBinary builds fwpush as make and go build do and asks it.
 func TestVersionInBinary(t *testing.T) {
 	testenv.Short(t, "builds fwpush")
+	t.Parallel()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go is needed to build fwpush: %v", err)

@@ -18,6 +18,7 @@ const bashCompletion = "/usr/share/bash-completion/bash_completion"
 // in bash, as a TAB would: after a comma in --limit it completes the next
 // term (cobra's own script escaped the comma, and matched nothing).
 func TestBashCompletesAfterAComma(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash here")

@@ -19,6 +19,7 @@ import (
 // droplets, as make demo does; the lab has the third app server from the
 // start, not yet a droplet.
 func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
+	t.Parallel()
 	labtest.Require(t)
 	dir := t.TempDir()
 	cloud, err := os.ReadFile(exampleCloud)

@@ -19,6 +19,7 @@ import (
 // any other fwpush command on the lab's controller, as lab exec runs it:
 // an operator's laptop with the lab's key (see docs_test.go).
 func TestDocsInLab(t *testing.T) {
+	t.Parallel()
 	labtest.Require(t)
 	type group struct {
 		page, inventory string
@@ -59,7 +60,15 @@ func runLabDocs(t *testing.T, env docEnv, inventory string, blocks []docBlock) {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	dir := cmp.Or(blocks[0].opts["dir"], "examples")
+	copies := map[string]string{} // the copy of each dir the blocks name
+	workIn := func(b docBlock) string {
+		dir := cmp.Or(b.opts["dir"], "examples")
+		if copies[dir] == "" {
+			copies[dir] = workDir(t, dir)
+		}
+		return copies[dir]
+	}
+	dir := workIn(blocks[0])
 	docName := strings.TrimSuffix(filepath.Base(inventory), filepath.Ext(inventory))
 	onMachine := func(cmd string) string {
 		cmd = strings.Replace(cmd, "fwpush lab ", "fwpush lab --name "+name+" ", 1)
@@ -92,7 +101,7 @@ func runLabDocs(t *testing.T, env docEnv, inventory string, blocks []docBlock) {
 		up()
 	}
 	for _, b := range blocks {
-		dir := cmp.Or(b.opts["dir"], "examples")
+		dir := workIn(b)
 		if _, ok := b.opts["on-hosts"]; ok {
 			if l == nil {
 				up()

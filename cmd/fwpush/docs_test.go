@@ -32,7 +32,7 @@ import (
 //
 // An HTML comment on the line before a block says more:
 //
-//	<!-- test: dir=PATH -->         commands run in PATH of the repository (default examples)
+//	<!-- test: dir=PATH -->         commands run in a copy of PATH of the repository (default examples)
 //	<!-- test: lab=INVENTORY -->    they need a lab of INVENTORY (in dir): TestDocsInLab
 //	                                runs the page's blocks of that lab in order, on one lab
 //	<!-- test: up="FLAGS" -->       with lab: the lab comes up with these flags of lab up
@@ -174,7 +174,19 @@ func needsFleet(cmd string) bool {
 	if len(f) < 2 || slices.Contains(f, "--help") || slices.Contains(f, "--list-hosts") {
 		return false
 	}
-	return f[1] == "run" || f[1] == "check" || f[1] == "lab"
+	switch f[1] {
+	case "run", "check", "lab", "plan", "apply":
+		return true
+	}
+	return false
+}
+
+// changesMachine reports whether a command writes into the machine that
+// runs it (schedule --install: systemd units, a crontab), which no test
+// may do.
+func changesMachine(cmd string) bool {
+	f := strings.Fields(withoutVars(cmd))
+	return slices.Contains(f, "--install")
 }
 
 // docEnv is how the examples run: fwpush is this test binary (TestMain
@@ -206,12 +218,25 @@ func (e docEnv) environ(more ...string) []string {
 	return append(append(env, "PATH="+e.bin+":"+os.Getenv("PATH"), "HOME="+e.home, "FWPUSH_TEST_CLI=1", "NO_COLOR=1"), more...)
 }
 
-// run runs a command line with bash in dir (of the repository), its
+// workDir returns a copy of dir (of the repository) in a directory of
+// the test's, for its examples to run in: what they write (a plan, a
+// report) stays out of the repository, and fwpush's lock on an inventory
+// (see lockInventory) is not shared with the examples that run at once.
+func workDir(t *testing.T, dir string) string {
+	t.Helper()
+	work := filepath.Join(t.TempDir(), filepath.Base(dir))
+	if err := os.CopyFS(work, os.DirFS(filepath.Join("../..", dir))); err != nil {
+		t.Fatalf("copy %s: %v", dir, err)
+	}
+	return work
+}
+
+// run runs a command line with bash in dir (a copy made by workDir), its
 // stderr and stdout as one, and returns what it printed and its status.
 func (e docEnv) run(t *testing.T, dir, line string, env ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command("bash", "-c", line+" 2>&1")
-	cmd.Dir = filepath.Join("../..", dir)
+	cmd.Dir = dir
 	cmd.Env = e.environ(env...)
 	out, err := cmd.Output()
 	var ee *exec.ExitError
@@ -317,6 +342,7 @@ func checkStep(t *testing.T, b docBlock, s docStep, out string, code int, unorde
 // TestDocs runs the documentation's examples that contact nothing, and
 // checks its TOML, JSON, its links and the README's length.
 func TestDocs(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("the examples run in bash")
 	}
@@ -371,10 +397,14 @@ func checkBlock(t *testing.T, env docEnv, b docBlock, root bool) {
 	if _, ok := b.opts["root"]; ok && !root {
 		t.Skip("what it prints holds what only root sees")
 	}
-	dir := cmp.Or(b.opts["dir"], "examples")
+	dir := workDir(t, cmp.Or(b.opts["dir"], "examples"))
 	for _, s := range steps {
 		if needsFleet(s.cmd) && s.code != exitInvalid { // invalid input contacts nothing
 			t.Errorf("%s: %s contacts hosts: the block needs a lab (<!-- test: lab=INVENTORY -->) or a reason to skip it", b, s.cmd)
+			continue
+		}
+		if changesMachine(s.cmd) {
+			t.Errorf("%s: %s writes into this machine: the block needs a reason to skip it", b, s.cmd)
 			continue
 		}
 		out, code := env.run(t, dir, s.cmd)

@@ -13,6 +13,7 @@ import (
 // TestMakeInstall: make install puts fwpush in PREFIX/bin (DESTDIR
 // before it), where the lab's hints and the docs' examples find it.
 func TestMakeInstall(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds fwpush with make")
 	}

@@ -15,6 +15,7 @@ import (
 // with Prometheus' own parser; the last success surviving the failed run;
 // and check's probes per verdict.
 func TestMetricsInLab(t *testing.T) {
+	t.Parallel()
 	site := shortSite(t, "3s", "10s")
 	l := labtest.Start(t, site)
 	dir := t.TempDir()

@@ -23,6 +23,7 @@ import (
 //   - a plan keeps the --force-own it was made with;
 //   - explain agrees with the network it applied.
 func TestReviewInLab(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../../examples/site.toml")
 	if err != nil {
 		t.Fatal(err)

@@ -41,16 +41,70 @@ func Short(t testing.TB, why string) {
 	}
 }
 
-// Main runs the package's tests and exits with their status. Under -short
-// it first prints how many tests Root and Short skipped, as
-// "PACKAGE: N tests skipped under -short (need root or a lab, or are
-// slow)"; go test shows it with -v or -json (make test-short does).
+// Main runs the package's tests and exits with their status, in an
+// environment of their own (see Isolate). Under -short it first prints
+// how many tests Root and Short skipped, as "PACKAGE: N tests skipped
+// under -short (need root or a lab, or are slow)"; go test shows it with
+// -v or -json (make test-short does).
 func Main(m *testing.M) {
+	restore, err := Isolate()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	restore()
 	if testing.Short() {
 		fmt.Printf("%s: %d %s skipped under -short (need root or a lab, or are slow)\n", pkg(), skipped.Load(), plural(skipped.Load()))
 	}
 	os.Exit(code)
+}
+
+// operatorEnv are the variables of the operator's session that fwpush
+// reads: their keys, agent, config, and fwpush's own settings.
+var operatorEnv = []string{
+	"SSH_AUTH_SOCK", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+	"FWPUSH_IDENTITY", "FWPUSH_KNOWN_HOSTS", "FWPUSH_PARALLEL", "FWPUSH_TIMEOUT",
+	"FWPUSH_ROLLBACK_AFTER", "FWPUSH_BECOME_PASS", "FWPUSH_CPUPROFILE", "FWPUSH_MEMPROFILE",
+}
+
+// Isolate makes the tests of this process independent of the account that
+// runs them, as on a CI machine: HOME is an empty directory of their own
+// (no ~/.ssh keys, config or known_hosts), and the operator's ssh-agent,
+// XDG directories and FWPUSH_ settings are unset. Go's own caches stay
+// where they were, for the tests that run go. restore removes the
+// directory.
+func Isolate() (restore func(), err error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	oldHome, err := os.UserHomeDir()
+	if err != nil {
+		return nil, err
+	}
+	config, err := os.UserConfigDir()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{
+		"GOCACHE": filepath.Join(cache, "go-build"),
+		"GOPATH":  filepath.Join(oldHome, "go"),
+		"GOENV":   filepath.Join(config, "go", "env"),
+	} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+	home, err := os.MkdirTemp("", "fwpush-test-home-")
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv("HOME", home)
+	for _, k := range operatorEnv {
+		os.Unsetenv(k)
+	}
+	return func() { os.RemoveAll(home) }, nil
 }
 
 func plural(n int64) string {

@@ -358,6 +358,12 @@ func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*sshConn, error)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The dial's deadline is ctx's own and may beat ctx's
+			// timer by a hair ("i/o timeout"): report the cause ctx is
+			// about to have, as handshake does.
+			<-ctx.Done()
+		}
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
