@@ -91,6 +91,12 @@ type Change struct {
 	// accepts (a host of the nftables backend: other tables' base chains
 	// that drop at its hooks, legacy iptables rules), one sentence each.
 	Warnings []string `json:"warnings,omitempty"`
+	// Openings say, one sentence each, which rules of preserved chains
+	// accept every packet, without any match, in a chain a built-in chain
+	// jumps to (see policy.Openings): whatever the policy denies, those
+	// packets get in. A run warns of them; with StrictPreserve they are
+	// drift (their chains are not preserved).
+	Openings []string `json:"preserved_openings,omitempty"`
 }
 
 // Documents are the IPv4 and IPv6 iptables-restore documents of a change,
@@ -155,6 +161,10 @@ type Options struct {
 	// keeps, and apply where another firewall manager is enabled: the
 	// operator takes the filter table over.
 	ForceOwn bool
+	// StrictPreserve keeps no preserved chain that holds an opening (see
+	// Change.Openings): such a chain is unknown, drift, which a run
+	// refuses, or removes with ForceOwn.
+	StrictPreserve bool
 }
 
 // Decide says what a run does to the host of pol, from the facts f read
@@ -181,8 +191,15 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 
 	want4, want6 := policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
 	preserve := inv.Preserve(h.Role)
-	split4 := policy.SplitLive(policy.Canonical(f.V4), want4, preserve)
-	split6 := policy.SplitLive(policy.Canonical(f.V6), want6, preserve)
+	canon4, canon6 := policy.Canonical(f.V4), policy.Canonical(f.V6)
+	split4 := policy.SplitLive(canon4, want4, preserve)
+	split6 := policy.SplitLive(canon6, want6, preserve)
+	var distrusted []string
+	c.Openings, distrusted = openings(policy.Openings(canon4, split4.Preserved), policy.Openings(canon6, split6.Preserved))
+	if o.StrictPreserve && len(distrusted) > 0 {
+		split4 = policy.SplitLiveExcept(canon4, want4, preserve, distrusted)
+		split6 = policy.SplitLiveExcept(canon6, want6, preserve, distrusted)
+	}
 	live4, live6 := split4.Own, split6.Own
 	c.Unknown = unknownChains(split4, split6)
 	a4, r4 := countChanges(live4, want4)
@@ -225,6 +242,9 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	}
 	c.Apply.V4, c.Apply.V6 = split4.Merge(want4), split6.Merge(want6)
 	c.Refusal = mayOwn(inv, h, o, &c, split4, split6)
+	if c.Refusal != nil && c.Refusal.Stage == StageUnknownChains && o.StrictPreserve && len(distrusted) > 0 {
+		c.Refusal.Reason = strictReason(distrusted, c.Unknown, c.Refusal.Reason)
+	}
 	return c
 }
 

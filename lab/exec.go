@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fwpush/fwpush/lockfile"
 )
 
 // The variables Command sets so that fwpush in the controller uses the
@@ -28,11 +30,14 @@ const ProbeTimeout = 1500 * time.Millisecond
 
 // Command returns a command that runs name in the controller's network
 // namespace with FWPUSH_IDENTITY and FWPUSH_KNOWN_HOSTS set to the lab's
-// client key and known_hosts. The caller sets its I/O and runs it.
+// client key and known_hosts, and FWPUSH_STATE_DIR to a directory of the
+// lab's (what a run keeps for the next: see lockfile.StateDir), which
+// goes with the lab. The caller sets its I/O and runs it.
 func (l *Lab) Command(ctx context.Context, name string, arg ...string) *exec.Cmd {
 	args := append([]string{"--net=" + netnsPath(l.Controller.Netns), "--", name}, arg...)
 	cmd := exec.CommandContext(ctx, bin("nsenter"), args...)
-	cmd.Env = append(os.Environ(), EnvIdentity+"="+l.Identity, EnvKnownHosts+"="+l.KnownHosts)
+	cmd.Env = append(os.Environ(), EnvIdentity+"="+l.Identity, EnvKnownHosts+"="+l.KnownHosts,
+		lockfile.EnvStateDir+"="+filepath.Join(l.Dir, "controller-state"))
 	return cmd
 }
 

@@ -147,7 +147,9 @@ Subsystem sftp internal-sftp
 
 // sshConfig is an ssh_config for OpenSSH clients in the controller
 // (ssh -F FILE): the lab's key and known_hosts, strict checking, and each
-// host's user and port under its addresses.
+// host's user and port under its addresses. A machine running many labs
+// at once (a test suite) may take seconds to answer: ConnectTimeout, which
+// covers the banner too, gives it 15.
 func (l *Lab) sshConfig() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# fwpush lab %s: ssh -F %s [-J TUNNEL_IP] ADDRESS\n", l.Name, l.SSHConfig)
@@ -172,7 +174,7 @@ func (l *Lab) sshConfig() []byte {
   StrictHostKeyChecking yes
   UpdateHostKeys no
   BatchMode yes
-  ConnectTimeout 5
+  ConnectTimeout 15
 `, l.Identity, l.KnownHosts)
 	return []byte(b.String())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,12 +21,20 @@ const nobody = 65534
 
 // TestMain lets the test binary stand in for another local user's
 // process: with LOCKFILE_TEST_HOLD set, it holds the locks it names (see
-// hold).
+// hold). Root's lock directory, which the tests make if it is not there,
+// goes at the end, unless something else holds a lock in it.
 func TestMain(m *testing.M) {
 	if paths := os.Getenv("LOCKFILE_TEST_HOLD"); paths != "" {
 		os.Exit(hold(strings.Split(paths, "\n")))
 	}
-	os.Exit(m.Run())
+	root := filepath.Join(runDir, rootDir)
+	_, err := os.Lstat(root)
+	made := errors.Is(err, fs.ErrNotExist)
+	code := m.Run()
+	if made {
+		os.Remove(root) // only if empty
+	}
+	os.Exit(code)
 }
 
 // hold does what a hostile local user would to keep fwpush's runs

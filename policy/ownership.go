@@ -46,12 +46,20 @@ type Split struct {
 // the policy's canonical form; preserve are glob patterns (path.Match) of
 // the chains other software keeps.
 func SplitLive(live, desired string, preserve []string) Split {
+	return SplitLiveExcept(live, desired, preserve, nil)
+}
+
+// SplitLiveExcept is SplitLive, but the chains except, which a pattern
+// may match, are not preserved: unknown (drift), as --strict-preserve
+// has the chains that open the host whatever the policy says (see
+// Openings).
+func SplitLiveExcept(live, desired string, preserve, except []string) Split {
 	var s Split
 	declared := append(slices.Clone(builtinChains), Chains(desired)...)
 	for _, c := range Chains(live) {
 		switch {
 		case slices.Contains(declared, c):
-		case Matches(preserve, c):
+		case Matches(preserve, c) && !slices.Contains(except, c):
 			s.Preserved = append(s.Preserved, c)
 		default:
 			s.Unknown = append(s.Unknown, c)

@@ -54,6 +54,19 @@ type Fleet interface {
 	Tunnel(ctx context.Context, site string) string
 }
 
+// Prover is a Fleet that proves, without logging in, that a host accepts
+// new SSH connections from where fwpush's come from: a run then confirms
+// over the connection it applied on, once the proof is made (see
+// pusher.confirm). A Fleet that is not a Prover proves it with a fresh
+// connection (OpenFresh).
+type Prover interface {
+	// Prove knocks on h's SSH port with a new connection, made as a
+	// login to h would be, and reads its SSH server's banner.
+	Prove(ctx context.Context, h *inventory.Host) error
+}
+
+var _ Prover = (*SSHFleet)(nil)
+
 // SSHFleet is the fleet over SSH: per site, one connection to the first of
 // its bastions that answers, opened when the command first needs the site
 // and shared by every step of it (a run and the check after it); every
@@ -68,6 +81,9 @@ type SSHFleet struct {
 	forced map[string]*inventory.Host
 	log    *slog.Logger
 	sites  map[string]*siteLink
+	// opened holds, by host name, the failover generation of its site
+	// when the host was last opened (see Relink).
+	opened sync.Map
 }
 
 // OpenOptions shape how a fleet reaches its sites.
@@ -81,21 +97,36 @@ type OpenOptions struct {
 	// (--via), at most one per site: the site fails if it does not answer.
 	Via []string
 	// OnReach, when set, is called once per site as it is reached, or
-	// found unreachable (from several goroutines at once).
+	// found unreachable, and again when a standby takes over from a
+	// bastion lost in the middle of the command (from several goroutines
+	// at once).
 	OnReach func(Reach)
+	// Who runs fwpush, as a run this one settles is told ("" means this
+	// process, as Who says).
+	Who string
 }
 
 var _ Fleet = (*SSHFleet)(nil)
 
 // siteLink is how one site is reached: through j to bastion via, or, when
 // none of its bastions answered, not at all (err). once guards the
-// connection, made by the first caller that needs the site.
+// connection, made by the first caller that needs the site; mu guards via,
+// j and reach after that, which a failover replaces (see failover.go).
 type siteLink struct {
 	once    sync.Once
 	reached atomic.Bool // set once the fields below are
+	mu      sync.RWMutex
 	reach   Reach
 	via     *inventory.Host
 	j       *transport.JumpDialer
+	// failing serialises failovers; lost is why the last one failed, and
+	// lostAt when (see failover).
+	failing sync.Mutex
+	lost    error
+	lostAt  time.Time
+	// gen counts the failovers: a host opened through an earlier one was
+	// opened through a way lost since (see Relink).
+	gen int
 	// err is why the site could not be reached: what its one bastion
 	// answered, in an inventory without [sites] that has one (a problem
 	// of fwpush's own side as much as the bastion's), else a *SiteError.
@@ -213,6 +244,9 @@ func Open(inv *inventory.Inventory, opts transport.Options, o OpenOptions) (*SSH
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.Who == "" {
+		o.Who = Who()
+	}
 	f := &SSHFleet{inv: inv, opts: opts, cfg: opts.SSHConfig, o: o, forced: forced, log: log, sites: map[string]*siteLink{}}
 	for _, site := range inv.Sites {
 		f.sites[site.Name] = &siteLink{}
@@ -292,7 +326,9 @@ func (f *SSHFleet) Reached() []Reach {
 	var out []Reach
 	for _, s := range f.inv.Sites {
 		if l := f.sites[s.Name]; l.reached.Load() {
+			l.mu.RLock()
 			out = append(out, l.reach)
+			l.mu.RUnlock()
 		}
 	}
 	return out
@@ -300,8 +336,10 @@ func (f *SSHFleet) Reached() []Reach {
 
 // Tunnel implements Fleet.
 func (f *SSHFleet) Tunnel(ctx context.Context, site string) string {
-	if l, err := f.link(ctx, site); err == nil && l.via != nil {
-		return l.via.Name
+	if l, err := f.link(ctx, site); err == nil {
+		if via, _ := l.current(); via != nil {
+			return via.Name
+		}
 	}
 	return ""
 }
@@ -316,8 +354,7 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 	if l.err != nil {
 		return nil, &NotTriedError{Host: h.Name, Err: l.err}
 	}
-	t := f.target(h, l.via == h)
-	s, err := l.j.Dial(ctx, t)
+	s, t, err := f.dial(ctx, l, h)
 	if err != nil {
 		return nil, err
 	}
@@ -328,14 +365,45 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 		User:     t.User,
 		Name:     h.Name,
 		NFT:      h.Backend == inventory.NFTables,
+		Who:      f.o.Who,
 	}), nil
+}
+
+// Prove implements Prover: transport's Knock, from here for the bastion
+// carrying h's site, through it for any other host.
+func (f *SSHFleet) Prove(ctx context.Context, h *inventory.Host) error {
+	l, err := f.link(ctx, h.Site)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if l.err != nil {
+		return &NotTriedError{Host: h.Name, Err: l.err}
+	}
+	via, j := l.current()
+	err = j.Knock(ctx, f.target(h, via == h))
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	// As a dial does (see dial): a knock that failed because the way to
+	// the host was lost fails over to a bastion that answers, and says
+	// so (a *LinkError) when none does; the policy is not to blame.
+	if !errors.Is(err, transport.ErrTunnelDown) && (via == h || j.Alive(ctx) == nil) {
+		return err
+	}
+	via, j, ferr := f.failover(ctx, l, j, err)
+	if ferr != nil {
+		return ferr
+	}
+	return j.Knock(ctx, f.target(h, via == h))
 }
 
 // OpenFresh implements Fleet.
 func (f *SSHFleet) OpenFresh(ctx context.Context, h *inventory.Host) (Host, error) {
-	if l := f.sites[h.Site]; l != nil && l.via == h {
-		if err := l.j.Reconnect(ctx); err != nil {
-			return nil, err
+	if l := f.sites[h.Site]; l != nil && l.reached.Load() {
+		if via, j := l.current(); via == h {
+			if err := j.Reconnect(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return f.Open(ctx, h)
@@ -348,8 +416,8 @@ func (f *SSHFleet) Close() error {
 	for _, s := range f.inv.Sites {
 		l := f.sites[s.Name]
 		l.once.Do(func() {})
-		if l.j != nil {
-			errs = append(errs, l.j.Close())
+		if _, j := l.current(); j != nil {
+			errs = append(errs, j.Close())
 		}
 	}
 	return errors.Join(errs...)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fwpush/fwpush/change"
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/runner/remote"
@@ -65,8 +66,10 @@ type HostResult struct {
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
 	Unknown []string
-	// Warnings say what else on the host decides packets the policy
-	// accepts (see change.Change.Warnings).
+	// Warnings are what the run found wrong that it does not fix, one
+	// sentence each: rules of preserved chains that let every packet in
+	// (change.Change.Openings), and what else on the host decides packets
+	// the policy accepts (change.Change.Warnings).
 	Warnings []string
 	Duration time.Duration
 	Err      error
@@ -118,6 +121,9 @@ type RunOptions struct {
 	// apply where another firewall manager is enabled: the operator takes
 	// the filter table over.
 	ForceOwn bool
+	// StrictPreserve keeps no preserved chain that accepts every packet
+	// from a built-in chain (see change.Options): such a chain is drift.
+	StrictPreserve bool
 	// Parallel is the most hosts worked on at once; 0 means the inventory's.
 	Parallel int
 	// RollbackAfter is the guard's delay; 0 means the inventory's.
@@ -128,6 +134,12 @@ type RunOptions struct {
 	// Who runs fwpush, as another run is told while this one holds a
 	// host ("user@laptop pid 42"); "" means this process, as Who says.
 	Who string
+	// History is what the line each changed host appends to its history
+	// says of the run (see history.Entry): who ran it ("" means User()),
+	// fwpush's version, the fleet's digest, the hosts that joined and
+	// left. Every change is recorded; a host left unchanged records
+	// nothing.
+	History history.Run
 	// Logger receives per-host progress; nil discards it.
 	Logger *slog.Logger
 	// OnStart and OnDone, when set, are called as each host starts and
@@ -183,6 +195,9 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	}
 	if opts.Who == "" {
 		opts.Who = Who()
+	}
+	if opts.History.Who == "" {
+		opts.History.Who = User()
 	}
 	results := make([]HostResult, len(hosts))
 	one := func(i int) {
@@ -375,20 +390,36 @@ func (d stepDetail) Error() string { return d.Detail() }
 func (d stepDetail) Unwrap() error { return d.StepError }
 
 // run takes one host through its steps: open, read, settle, decide, then
-// carry the decision out. An unchanged host costs one round trip (the
-// read); a host whose rules change costs the read, one round trip that
-// stages, tests, arms the guard and applies, and one fresh connection
-// whose round trip confirms and persists.
+// carry the decision out. An unchanged host costs its connection and one
+// command (the read); a host whose rules change costs the read, one
+// command that stages, tests, arms the guard and applies, the proof that
+// new SSH connections still get in (a knock: see confirm) and one command
+// that confirms and persists.
 func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	p.step(StepConnect)
 	h, err := p.fleet.Open(ctx, p.host)
 	if err != nil {
 		return connectError(err)
 	}
-	defer h.Close()
+	defer func() { h.Close() }()
 
 	p.step(StepRead)
 	f, err := h.Facts(ctx)
+	if err != nil {
+		switch again, lost := p.readAgain(ctx, err); {
+		case again:
+			p.log.Warn("the way to the host was lost during the read; reading again through the site's bastion", "err", err)
+			h2, err2 := p.fleet.Open(ctx, p.host)
+			if err2 != nil {
+				return connectError(err2)
+			}
+			h.Close()
+			h = h2
+			f, err = h.Facts(ctx)
+		case lost != nil:
+			err = fmt.Errorf("%w (%w)", lost, err)
+		}
+	}
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
@@ -401,7 +432,8 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Backend = f.Backend
 	res.Boot = bootOf(f, p.pol)
 
-	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn})
+	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn, StrictPreserve: p.opts.StrictPreserve})
+	res.Warnings = c.Openings
 	if p.opts.Planned != nil {
 		if c, err = p.planned(c, settled); err != nil {
 			return err
@@ -415,7 +447,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	for _, note := range c.Forced {
 		p.log.Warn(note)
 	}
-	res.Warnings = c.Warnings
+	res.Warnings = slices.Concat(res.Warnings, c.Warnings)
 	for _, w := range c.Warnings {
 		p.log.Warn(w)
 	}
@@ -446,13 +478,20 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 func refused(r *change.Refusal) *stageError { return fail(r.Stage, r) }
 
 // carry makes the change c on the host, over h: it persists only, or it
-// applies under the guard and confirms over a fresh connection.
+// applies under the guard and, once a new connection has got in, confirms.
 func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostResult) error {
 	// From here on, the host finishes what it starts (each step is bounded
 	// by its deadline): an interrupted run must not leave it half-way.
 	p.changing = true
 	ctx = context.WithoutCancel(ctx)
 	persist := persistOf(c)
+	// What the host's history says of the change, once it knows how it
+	// ended: the confirm, or the persist, appends it.
+	persist.History = p.opts.History.Entry(p.host.Name, c.Digest, c.Added, c.Removed).Body()
+	persist.Done = history.Applied
+	if c.Action == change.RepairDrift {
+		persist.Done = history.DriftRepaired
+	}
 	res.Status = Applied
 	if c.Action == change.PersistOnly {
 		p.step(StepPersist)
@@ -471,6 +510,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		return fail("apply", err)
 	}
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
+	var armed remote.GuardTimes
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6),
 		InstallNFT: c.Apply.InstallNFT,
@@ -480,11 +520,13 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		Lease:    2*rollback + 3*timeout + persist.InstallTime(),
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
+		Armed:    func(g remote.GuardTimes) { armed = g },
 	}
 	if c.Apply.NFT != "" {
 		apply.NFT = []byte(c.Apply.NFT)
 	}
 	p.step(StepApply)
+	start := time.Now()
 	if err := h.Apply(ctx, apply); err != nil {
 		var se *remote.StepError
 		if errors.As(err, &se) && se.NothingChanged {
@@ -494,13 +536,14 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		// cuts SSH cuts the apply's answer too): the host knows.
 		p.log.Warn("the apply's answer was lost; asking the host", "err", err)
 	}
-	// The guard was armed while Apply ran: it fires before this.
-	deadline := time.Now().Add(rollback)
+	// The guard was armed while Apply ran: it fires before this, and when
+	// exactly, the host said, if its answer came.
+	deadline := guess(start, rollback)
+	deadline.told(armed)
 	p.log.Info("applied under guard", "rollback_after", remote.RollbackSeconds(p.opts.RollbackAfter))
-	h.Close() // the proof must come from a fresh connection
 	p.step(StepConfirm)
 	p.writing = true // the confirm persists
-	if err := p.confirm(ctx, token, deadline, persist); err != nil {
+	if err := p.confirm(ctx, h, token, deadline, persist); err != nil {
 		return err
 	}
 	res.Persisted, res.Boot = true, BootPolicy
@@ -615,57 +658,83 @@ func gone(g remote.Guard, timeout time.Duration) bool {
 		!g.FireAt.IsZero() && !g.Now.Before(g.FireAt)
 }
 
-// confirm proves over a fresh connection that the host still lets fwpush
-// in, and in the same round trip learns how the detached apply went
-// (waiting on the host for it), disarms the guard and persists. A fresh
-// connection, not the one that started the apply, because only a new
-// connection proves the policy lets fwpush in. Until the guard's deadline
+// confirm proves that the host still lets new SSH connections from fwpush
+// in, then in one command learns how the detached apply went (waiting on
+// the host for it), disarms the guard and persists. The proof must come
+// from a new connection, made after the apply: established connections
+// may survive a policy that new ones do not. With a Fleet that is a
+// Prover, it is a knock (a new TCP connection to the host's SSH port, from
+// where fwpush's connections come from, that gets sshd's banner), and the
+// confirm then runs over h, the connection the apply ran on, which proves
+// that the established part of a login passes too; should h have ended,
+// a fresh connection confirms instead. Without a Prover, the proof is a
+// fresh SSH connection, over which the confirm runs.
+//
+// Until the guard's deadline
 // a host that cannot be reached is tried again every Poll. Past the
 // deadline the host rolls back by itself; confirm then waits for that and
 // looks again, so that the report says what the host really ended up with:
 // rolled back only once the host says its old rules are back.
-func (p *pusher) confirm(ctx context.Context, token string, deadline time.Time, persist remote.Persist) error {
-	var last error
+func (p *pusher) confirm(ctx context.Context, h Host, token string, deadline *guardClock, persist remote.Persist) error {
+	pc := &proven{p: p, h: h}
+	pc.prover, _ = p.fleet.(Prover)
+	if pc.prover == nil && h != nil {
+		h.Close() // the proof is a fresh connection
+	}
+	if pc.prover == nil || h == nil {
+		pc.h = nil
+	}
+	var t tries
 	for {
-		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline), Persist: persist})
-		if done, err := p.outcome(conf, err); done {
+		began := time.Now()
+		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: time.Until(deadline.at), Persist: persist})
+		t.note(conf, err, began)
+		deadline.told(conf.Guard)
+		if done, err := p.outcome(conf, err, &t, deadline); done {
 			return err
 		}
-		if err != nil {
-			last = err
-		} else {
-			last = errors.New("the apply had not finished")
-		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline.at) {
 			break
 		}
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return p.unknown(deadline, err)
+			return unknown(deadline, err)
 		}
 	}
 	// Give the guard time to restore the old rules, then look again.
 	after := time.Now().Add(p.inv.SSH.Timeout + 2*time.Second)
 	for {
 		if err := sleep(ctx, p.opts.Poll); err != nil {
-			return p.unknown(deadline, err)
+			return unknown(deadline, err)
 		}
-		conf, err := p.confirmFresh(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
-		if conf.Outcome == remote.RolledBack {
-			return &stageError{RolledBack, "confirm", fmt.Errorf("the new policy cut SSH (%v); the host restored its previous rules and is reachable again", last)}
-		}
-		if done, err := p.outcome(conf, err); done {
-			return err // reachable after all, and the guard had not fired yet
+		began := time.Now()
+		conf, err := pc.confirm(ctx, remote.Confirm{Token: token, Wait: p.inv.SSH.Timeout, Persist: persist})
+		t.note(conf, err, began)
+		deadline.told(conf.Guard)
+		if done, err := p.outcome(conf, err, &t, deadline); done {
+			return err // rolled back, or reachable after all and the guard had not fired yet
 		}
 		if time.Now().After(after) {
-			return p.unknown(deadline, fmt.Errorf("the new policy cut SSH (%v), and the host is still unreachable after its rollback deadline", last))
+			return silent(&t, deadline)
 		}
 	}
 }
 
-// outcome reads a confirmation: done when it settles the host's fate.
-func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ error) {
+// outcome reads a confirmation: done when it settles the host's fate. t
+// and g are what the run saw so far, for the cause of a rollback.
+func (p *pusher) outcome(conf remote.Confirmation, err error, t *tries, g *guardClock) (done bool, _ error) {
 	switch conf.Outcome {
 	case remote.Confirmed:
+		if conf.By != "" {
+			p.log.Warn("superseded by another run, which took this one for gone and kept its apply", "by", conf.By)
+		}
+		if errors.Is(err, transport.ErrConnectionLost) {
+			// Confirmed, and the rest of the answer lost with the
+			// connection (its bastion's, say): a confirm again, which
+			// the host answers as confirmed and persists, says how the
+			// persist went.
+			p.log.Info("confirmed; the persist's answer was lost: confirming again", "err", err)
+			return false, nil
+		}
 		if err != nil {
 			return true, stepFail("persist", err)
 		}
@@ -676,18 +745,56 @@ func (p *pusher) outcome(conf remote.Confirmation, err error) (done bool, _ erro
 		}
 		return true, fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
 	case remote.RolledBack:
-		return true, &stageError{RolledBack, "confirm", errors.New("the new policy cut SSH: the host restored its previous rules by itself before fwpush could confirm, and is reachable again")}
+		return true, rolledBack(conf, t, g)
 	case remote.Superseded:
-		return true, fail("confirm", errors.New("the host no longer knows this run's apply: another run of fwpush took it over"))
+		return true, superseded(conf)
 	}
 	return false, nil
 }
 
-// unknown is a host fwpush could not hear from after its apply: what it
-// has is the guard's to decide.
-func (p *pusher) unknown(deadline time.Time, err error) error {
-	return &stageError{Unknown, "confirm", fmt.Errorf("%w; its guard restores the old rules by itself at %s unless it was confirmed",
-		err, deadline.Format("15:04:05"))}
+// mover is a fleet that can tell that the way to a host moved to another
+// bastion since the host was opened (SSHFleet: see Moved).
+type mover interface {
+	Moved(h *inventory.Host) bool
+}
+
+// proven runs the confirms of one host's apply, each after its proof.
+type proven struct {
+	p      *pusher
+	prover Prover // nil: each confirm runs over a fresh connection
+	// h is the connection the apply ran on, while it serves; nil once
+	// it has failed, or without a prover.
+	h Host
+}
+
+// confirm proves that a new connection gets in, then runs c.
+func (pc *proven) confirm(ctx context.Context, c remote.Confirm) (remote.Confirmation, error) {
+	if pc.h == nil {
+		return pc.p.confirmFresh(ctx, c)
+	}
+	if err := pc.prover.Prove(ctx, pc.p.host); err != nil {
+		return remote.Confirmation{}, err
+	}
+	if m, ok := pc.prover.(mover); ok && m.Moved(pc.p.host) {
+		// The knock failed over to another bastion: the connection the
+		// apply ran on went with the old one.
+		pc.p.log.Info("the way to the host moved to another bastion; confirming over a fresh connection")
+		_ = pc.h.Close()
+		pc.h = nil
+		return pc.p.confirmFresh(ctx, c)
+	}
+	conf, err := pc.h.Confirm(ctx, c)
+	if err != nil && (conf.Outcome == "" || errors.Is(err, transport.ErrConnectionLost)) {
+		// The connection the apply ran on failed (the new rules may end
+		// established connections, a tunnel's): a fresh one confirms,
+		// its login the proof. A confirm whose answer was lost is
+		// confirmed again: the host says it was.
+		pc.p.log.Info("the connection the apply ran on failed; confirming over a fresh one", "err", err)
+		_ = pc.h.Close()
+		pc.h = nil
+		return pc.p.confirmFresh(ctx, c)
+	}
+	return conf, err
 }
 
 // confirmFresh runs Confirm over a fresh connection.
@@ -702,12 +809,18 @@ func (p *pusher) confirmFresh(ctx context.Context, c remote.Confirm) (remote.Con
 
 // Who names this fwpush process for other runs: user@host pid N.
 func Who() string {
+	return fmt.Sprintf("%s pid %d", User(), os.Getpid())
+}
+
+// User names who runs fwpush, and where: user@host, as Who without the
+// process, for the hosts' histories.
+func User() string {
 	host, _ := os.Hostname()
 	user := os.Getenv("USER")
 	if u, err := osuser.Current(); err == nil {
 		user = u.Username
 	}
-	return fmt.Sprintf("%s@%s pid %d", user, host, os.Getpid())
+	return user + "@" + host
 }
 
 func newToken() (string, error) {

@@ -471,6 +471,13 @@ func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("run took %v", took)
 			}
+			// The next run, SSH no longer cut, applies the policy: the
+			// host records nothing of an apply rolled back, so that what
+			// it has is not taken for drift of that policy.
+			h.set(func(h *fakeHost) { h.cutAfterApply = false })
+			ih, _ := plan.Inventory.Host(cut)
+			res = runHosts(t, plan, []*inventory.Host{ih}, fleet, RunOptions{RollbackAfter: cutRollbackAfter})
+			checkStatuses(t, res, map[string]Status{cut: Applied})
 		})
 	}
 }

@@ -293,7 +293,7 @@ func TestManPages(t *testing.T) {
 	if code, _, errs := fwpush(t, "gen-man", dir); code != exitOK {
 		t.Fatalf("gen-man: exit %d: %s", code, errs)
 	}
-	for _, page := range []string{"fwpush.1", "fwpush-run.1", "fwpush-check.1", "fwpush-lab-up.1", "fwpush-version.1"} {
+	for _, page := range []string{"fwpush.1", "fwpush-run.1", "fwpush-check.1", "fwpush-lab-up.1", "fwpush-version.1", "fwpush-history.1"} {
 		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
 			t.Errorf("no %s: %v", page, err)
 		}

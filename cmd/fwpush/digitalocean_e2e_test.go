@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
 
 // A droplet created with the tag app joins the fleet on the next run: it
-// gets its policy, and the db servers, which refused it, accept it. The
+// gets its policy, and the db servers, which refused it, accept it; the
+// run says it joined, and so does the history of each host it changed. The
 // API is fwpush lab fake-do inside the lab, serving a static inventory as
 // droplets, as make demo does; the lab has the third app server from the
 // start, not yet a droplet.
@@ -74,6 +78,32 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 			t.Errorf("run after wordpress-3 was created: %s not applied:\n%s", want, out)
 		}
 	}
+	if !strings.Contains(out, "\nfleet since the last run: joined: wordpress-3\n") {
+		t.Errorf("run after wordpress-3 was created does not say it joined:\n%s", out)
+	}
+	code, out, _ = cliEnv(t, l, env, "history", "--json", do)
+	if code != exitOK {
+		t.Fatalf("history: exit %d", code)
+	}
+	joined := map[string]int{}
+	for line := range strings.Lines(out) {
+		var e history.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("history --json: %v: %s", err, line)
+		}
+		if slices.Equal(e.Joined, []string{"wordpress-3"}) {
+			joined[e.Host]++
+		} else if len(e.Joined)+len(e.Left) > 0 {
+			t.Errorf("history: %s says %v joined and %v left", e.Host, e.Joined, e.Left)
+		}
+	}
+	// The hosts of the second run's change: the new droplet, the db
+	// servers; the first run had nothing to compare with.
+	for _, h := range []string{"wordpress-3", "mysql-1", "mysql-2"} {
+		if joined[h] != 1 {
+			t.Errorf("history: %d lines of %s say wordpress-3 joined, want 1:\n%s", joined[h], h, out)
+		}
+	}
 	for _, db := range []string{"198.18.0.31", "198.18.0.32"} {
 		if r := labtest.Probe(t, l, "wordpress-3", db, 3306); r != lab.Reachable {
 			t.Errorf("wordpress-3 -> %s:3306 %s after the run, want reachable", db, r)
@@ -81,6 +111,19 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 	}
 	if r := labtest.Probe(t, l, "wordpress-3", "198.18.0.31", 22); r != lab.Filtered {
 		t.Errorf("wordpress-3 -> mysql-1:22 %s: it has its policy's limits, want filtered", r)
+	}
+
+	// A run with the same fleet says nothing of it.
+	if code, out, _ := cliEnv(t, l, env, "run", "--no-verify", do); code != exitOK || strings.Contains(out, "fleet since") {
+		t.Errorf("a run with the same fleet: exit %d:\n%s", code, out)
+	}
+	// The droplet is destroyed: it left, and the db servers refuse it again.
+	write("droplets.toml", string(cloud))
+	if code, out, _ := cliEnv(t, l, env, "run", "--no-verify", do); code != exitOK || !strings.Contains(out, "\nfleet since the last run: left: wordpress-3\n") {
+		t.Errorf("run after wordpress-3 was destroyed: exit %d, want it said to have left:\n%s", code, out)
+	}
+	if r := labtest.Probe(t, l, "wordpress-3", "198.18.0.31", 3306); r != lab.Filtered {
+		t.Errorf("wordpress-3 -> mysql-1:3306 %s after it left, want filtered", r)
 	}
 }
 

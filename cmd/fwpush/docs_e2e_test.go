@@ -54,7 +54,7 @@ func TestDocsInLab(t *testing.T) {
 func runLabDocs(t *testing.T, env docEnv, inventory string, blocks []docBlock) {
 	name := labtest.Name()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // as labtest's
 		defer cancel()
 		if err := lab.Down(ctx, name); err != nil {
 			t.Errorf("lab down: %v", err)

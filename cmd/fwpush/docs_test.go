@@ -43,9 +43,9 @@ import (
 //	<!-- test: part-of=PATH -->     its lines stand, in order, in the file at PATH
 //	<!-- test: skip REASON -->      not run, for the reason given
 //
-// In what the commands print, durations, the HOME directory and a lab's
-// name (the test's own, not the inventory's) read as the page writes them;
-// runs of spaces are one; a line "..." stands for any lines. A lab's
+// In what the commands print, durations, round trips, the HOME directory
+// and a lab's name (the test's own, not the inventory's) read as the page
+// writes them; runs of spaces are one; a line "..." stands for any lines. A lab's
 // output is compared line by line in any order (hosts finish in any
 // order): every line the page shows must be printed.
 
@@ -175,7 +175,7 @@ func needsFleet(cmd string) bool {
 		return false
 	}
 	switch f[1] {
-	case "run", "check", "lab", "plan", "apply":
+	case "run", "check", "history", "lab", "plan", "apply":
 		return true
 	}
 	return false
@@ -254,16 +254,19 @@ var (
 	durations    = regexp.MustCompile(`\b[0-9]+(\.[0-9]+)?(ns|µs|us|ms|s|m)\b`)
 	timestamps   = regexp.MustCompile(`\b[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9:]+)`)
 	fingerprints = regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`)
+	roundTrips   = regexp.MustCompile(`\bround_trips=[0-9]+\b`)
 )
 
 // normalize makes a line of output comparable: durations, times, host
-// key fingerprints, HOME and the names given in replace read alike, runs
+// key fingerprints, -vv's round trips (a step's answers may come in more
+// packets or fewer), HOME and the names given in replace read alike, runs
 // of spaces are one.
 func normalize(line, home string, replace ...string) string {
 	line = strings.NewReplacer(append(replace, home, "~")...).Replace(line)
 	line = timestamps.ReplaceAllString(line, "<time>")
 	line = durations.ReplaceAllString(line, "<t>")
 	line = fingerprints.ReplaceAllString(line, "SHA256:<key>")
+	line = roundTrips.ReplaceAllString(line, "round_trips=<n>")
 	return strings.Join(strings.Fields(line), " ")
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,13 +21,25 @@ import (
 // set it runs the CLI instead of the tests, so end-to-end tests run the
 // real commands inside the lab's controller namespace without a separate
 // build. The end-to-end tests run at once, each in a lab of its own (see
-// labtest.Main).
+// labtest.Main). The tests and the commands they run lock inventories in
+// a directory of theirs ($FWPUSH_TEST_LOCK_DIR), removed at the end.
 func TestMain(m *testing.M) {
+	lockDir = os.Getenv(testLockDir)
 	if os.Getenv("FWPUSH_TEST_CLI") == "1" {
 		os.Exit(runWithSignals(os.Args[1:]))
 	}
-	labtest.Main(m)
+	dir, err := os.MkdirTemp("", "fwpush-test-locks-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lockDir = dir
+	os.Setenv(testLockDir, dir)
+	labtest.Main(m, func() { os.RemoveAll(dir) })
 }
+
+// testLockDir names the tests' lock directory for the commands they run.
+const testLockDir = "FWPUSH_TEST_LOCK_DIR"
 
 // cli runs fwpush on the lab's controller, as an operator's laptop would.
 func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr string) {

@@ -132,7 +132,8 @@ sshd pid, and the memory its processes use. Exit status 0 when the lab is up,
 			Long: `exec runs a command in the controller's namespace, on the lab's public
 network, with FWPUSH_IDENTITY and FWPUSH_KNOWN_HOSTS set to the lab's client
 key and known_hosts: fwpush run there reaches the lab's hosts with the
-inventory unchanged. The command's exit status is exec's. SIGINT, SIGTERM
+inventory unchanged. FWPUSH_STATE_DIR is a directory of the lab's: what a
+run keeps for the next (the fleet it saw) stays with the lab. The command's exit status is exec's. SIGINT, SIGTERM
 and SIGHUP are the command's: exec passes them on (but a ^C or a hangup,
 which the terminal sends to the command too) and waits for it, so that
 fwpush run there settles its hosts, reports and exits 130.`,

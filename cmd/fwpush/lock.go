@@ -20,6 +20,11 @@ const defaultLockWait = 10 * time.Minute
 // lockWaitUsage is the --lock-wait flag's help.
 const lockWaitUsage = "how long to wait for another run of this inventory on this machine before giving up (0: do not wait)"
 
+// lockDir is the directory of the inventories' locks: "" is the user's
+// (see lockfile.Dir). The tests set one of their own, so that they leave
+// nothing in the machine's.
+var lockDir string
+
 // lockInventory makes runs of one inventory on this machine wait for each
 // other instead of interleaving (a cron run and an operator's run, say):
 // exclusively for run, shared for check, which may run beside another
@@ -30,14 +35,10 @@ const lockWaitUsage = "how long to wait for another run of this inventory on thi
 // holds it; past wait, or on a signal, the command ends. Hosts have locks
 // of their own (see runner/remote), for runs from other machines.
 func lockInventory(ctx context.Context, path string, shared bool, wait time.Duration, waiting func(holder string)) (unlock func(), err error) {
-	real, err := filepath.Abs(path)
-	if err != nil {
+	if _, err := filepath.Abs(path); err != nil {
 		return nil, err
 	}
-	if r, err := filepath.EvalSymlinks(real); err == nil {
-		real = r
-	}
-	l, err := lockfile.Acquire(ctx, real, lockfile.Options{Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
+	l, err := lockfile.Acquire(ctx, inventoryKey(path), lockfile.Options{Dir: lockDir, Shared: shared, Wait: wait, Waiting: waiting, Who: runner.Who()})
 	var busy *lockfile.BusyError
 	switch {
 	case err == nil:

@@ -101,11 +101,7 @@ func TestLockInventoryShared(t *testing.T) {
 // The lock file goes with the last holder.
 func TestLockInventoryRemoved(t *testing.T) {
 	site := filepath.Join(t.TempDir(), "site.toml")
-	dir, err := lockfile.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, lockfile.Name(site))
+	file := filepath.Join(lockDir, lockfile.Name(site))
 	unlock, err := lockInventory(t.Context(), site, false, 0, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fwpush/fwpush/change"
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/planfile"
 	"github.com/fwpush/fwpush/roles"
@@ -240,6 +241,8 @@ func (j pushJob) do(ctx context.Context, stdout, stderr io.Writer) ([]runner.Hos
 	start := time.Now()
 	ro := j.opts
 	ro.Logger, ro.OnStart, ro.OnStep, ro.OnDone = opts.Logger, out.start, out.step, out.done
+	// The hosts' histories; which hosts joined and left is run's to say.
+	ro.History = history.Run{Version: fullVersion(), Inventory: inv.Digest()}
 	results := runner.Run(ctx, j.plan, j.hosts, fleet, ro)
 	took := time.Since(start)
 	out.sites = fleet.Reached()

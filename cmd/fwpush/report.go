@@ -64,6 +64,10 @@ type runReport struct {
 	Sites  []jsonSite     `json:"sites,omitempty"`
 	Hosts  []hostJSON     `json:"hosts"`
 	Counts map[string]int `json:"counts"`
+	// Joined and Left are the hosts that joined and left the fleet since
+	// the last run of the inventory on this machine (see membership).
+	Joined []string `json:"joined,omitempty"`
+	Left   []string `json:"left,omitempty"`
 	// Check is the check run made after it changed rules, if it made one.
 	Check    *checkReport `json:"check,omitempty"`
 	Seconds  float64      `json:"seconds"`
@@ -91,6 +95,9 @@ type reporter struct {
 	sites []runner.Reach // how the sites were reached, for --json
 	// command is the --json document's command: "" for run's, "apply".
 	command string
+	// members says which hosts joined and left the fleet; nil when not
+	// known.
+	members *membership
 }
 
 func newReporter(w io.Writer, f runFlags) *reporter {
@@ -178,9 +185,20 @@ func (r *reporter) showDiffs() bool {
 }
 
 // quietNow reports whether --quiet keeps the report to itself: every host
-// unchanged.
+// unchanged, and nothing to warn of.
 func (r *reporter) quietNow(results []runner.HostResult) bool {
-	return r.f.quiet && !slices.ContainsFunc(results, func(res runner.HostResult) bool { return res.Status != runner.Unchanged })
+	return r.f.quiet && r.fleetChange() == "" && !slices.ContainsFunc(results, func(res runner.HostResult) bool {
+		return res.Status != runner.Unchanged || len(res.Warnings) > 0
+	})
+}
+
+// fleetChange says which hosts joined and left the fleet, "joined: a, b;
+// left: c"; "" for none, or when not known.
+func (r *reporter) fleetChange() string {
+	if r.members == nil {
+		return ""
+	}
+	return r.members.String()
 }
 
 // finish prints the text report of a run (nothing with --json, which
@@ -221,13 +239,14 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 		}
 	}
 	fmt.Fprintf(r.w, "%s in %s: %s\n", english.Count(len(results), "host"), took.Round(time.Millisecond), strings.Join(parts, ", "))
+	if c := r.fleetChange(); c != "" {
+		fmt.Fprintf(r.w, "fleet since the last run: %s\n", c)
+	}
 	for _, res := range results {
 		// Hosts not tried share one cause, printed once before any host.
 		if res.Err != nil && res.Status != runner.NotTried {
 			fmt.Fprintf(r.w, "error: %v\n", res.Err)
 		}
-	}
-	for _, res := range results {
 		for _, w := range res.Warnings {
 			fmt.Fprintf(r.w, "warning: host %s: %s\n", res.Host, w)
 		}
@@ -241,6 +260,9 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 		Sites: jsonSites(r.sites), Hosts: []hostJSON{}, Counts: map[string]int{}, Check: check, Seconds: took.Seconds(), ExitCode: code}
 	if local != nil {
 		rep.Error = local.Error()
+	}
+	if r.members != nil {
+		rep.Joined, rep.Left = r.members.joined, r.members.left
 	}
 	for _, s := range runStatuses {
 		rep.Counts[statusKey(s)] = 0

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/runner"
 	"github.com/fwpush/fwpush/runner/transport"
@@ -106,10 +108,12 @@ type runFlags struct {
 	quiet, asJSON bool
 	noVerify      bool
 	forceOwn      bool
-	askBecomePass bool
-	lockWait      time.Duration
-	metrics       metricsFlag
-	snapshot      string // --inventory-snapshot
+	// strictPreserve: a preserved chain that accepts every packet is drift.
+	strictPreserve bool
+	askBecomePass  bool
+	lockWait       time.Duration
+	metrics        metricsFlag
+	snapshot       string // --inventory-snapshot
 }
 
 func newRunCmd() *cobra.Command {
@@ -186,6 +190,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
+	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, "keep no preserved chain that accepts every packet without a match from INPUT, FORWARD or OUTPUT: it is drift (refused, removed with --force-own)")
 	addSnapshotFlag(cmd, &f.snapshot)
 	f.ssh.register(cmd)
 	f.metrics.register(cmd)
@@ -240,17 +245,33 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 	}
 	defer fleet.Close()
 
+	// Which hosts joined and left the fleet since the last run: the
+	// report says it, and so does the history of every host changed.
+	members, err := loadMembership(path, inv)
+	if err != nil && !f.quiet {
+		fmt.Fprintf(stderr, "fwpush: the fleet of the last run: %v: which hosts joined and left is not told\n", err)
+	}
 	out := newReporter(stdout, f)
+	out.members = members
 	start := time.Now()
 	results := runner.Run(ctx, plan, hosts, fleet, runner.RunOptions{
-		DryRun:   f.dryRun,
-		ForceOwn: f.forceOwn,
-		Logger:   opts.Logger,
-		OnStart:  out.start,
-		OnStep:   out.step,
-		OnDone:   out.done,
+		DryRun:         f.dryRun,
+		ForceOwn:       f.forceOwn,
+		StrictPreserve: f.strictPreserve,
+		Logger:         opts.Logger,
+		OnStart:        out.start,
+		OnStep:         out.step,
+		OnDone:         out.done,
+		History:        history.Run{Version: fullVersion(), Inventory: inv.Digest(), Joined: members.joined, Left: members.left},
 	})
 	took := time.Since(start)
+	// A dry run changes nothing, this record included; a run that was
+	// interrupted, or reached no host, leaves the comparison to the next.
+	if !f.dryRun && ctx.Err() == nil && reachedAny(results) {
+		if err := members.save(); err != nil && !f.quiet {
+			fmt.Fprintf(stderr, "fwpush: the fleet of this run is not kept for the next: %v\n", err)
+		}
+	}
 	out.sites = fleet.Reached()
 	out.finish(results, took)
 	code := exitFor(results)
@@ -273,6 +294,13 @@ func runPush(ctx context.Context, path string, f runFlags, stdout, stderr io.Wri
 		}
 	}
 	return exitWith(code)
+}
+
+// reachedAny reports whether the run reached a host.
+func reachedAny(results []runner.HostResult) bool {
+	return slices.ContainsFunc(results, func(r runner.HostResult) bool {
+		return r.Status != runner.NotTried && r.Status != runner.Unreachable && r.Status != runner.Skipped
+	})
 }
 
 // oneLine keeps a message on one line.

@@ -149,10 +149,17 @@ func TestJSONDocExamples(t *testing.T) {
 		if err := json.Unmarshal(b[1], &d); err != nil {
 			t.Fatalf("docs/json.md: an example is not JSON: %v\n%s", err, b[1])
 		}
+		if d.Command == "" { // a line of fwpush history --json: no document
+			if err := schemaErr(t, b[1]); err != nil {
+				t.Errorf("docs/json.md: a history line does not match %s: %v\n%s", schemaFile, err, b[1])
+			}
+			seen["history"] = true
+			continue
+		}
 		validateJSON(t, d.Command, b[1])
 		seen[d.Command] = true
 	}
-	if !seen["run"] || !seen["check"] {
-		t.Errorf("docs/json.md has examples of %v, want run and check", seen)
+	if !seen["run"] || !seen["check"] || !seen["history"] {
+		t.Errorf("docs/json.md has examples of %v, want run, check and history", seen)
 	}
 }

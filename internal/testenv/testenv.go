@@ -45,14 +45,18 @@ func Short(t testing.TB, why string) {
 // environment of their own (see Isolate). Under -short it first prints
 // how many tests Root and Short skipped, as "PACKAGE: N tests skipped
 // under -short (need root or a lab, or are slow)"; go test shows it with
-// -v or -json (make test-short does).
-func Main(m *testing.M) {
+// -v or -json (make test-short does). The functions given run after the
+// tests, before it exits.
+func Main(m *testing.M, after ...func()) {
 	restore, err := Isolate()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	restore()
 	if testing.Short() {
 		fmt.Printf("%s: %d %s skipped under -short (need root or a lab, or are slow)\n", pkg(), skipped.Load(), plural(skipped.Load()))
@@ -68,13 +72,20 @@ var operatorEnv = []string{
 	"FWPUSH_ROLLBACK_AFTER", "FWPUSH_BECOME_PASS", "FWPUSH_CPUPROFILE", "FWPUSH_MEMPROFILE",
 }
 
+// isolatedHome is set to HOME when Isolate made it.
+const isolatedHome = "FWPUSH_TEST_HOME"
+
 // Isolate makes the tests of this process independent of the account that
 // runs them, as on a CI machine: HOME is an empty directory of their own
 // (no ~/.ssh keys, config or known_hosts), and the operator's ssh-agent,
 // XDG directories and FWPUSH_ settings are unset. Go's own caches stay
 // where they were, for the tests that run go. restore removes the
-// directory.
+// directory. A test binary that a test runs again (a helper) is isolated
+// already, and keeps its parent's directory.
 func Isolate() (restore func(), err error) {
+	if home := os.Getenv(isolatedHome); home != "" && home == os.Getenv("HOME") {
+		return func() {}, nil
+	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		return nil, err
@@ -101,6 +112,7 @@ func Isolate() (restore func(), err error) {
 		return nil, err
 	}
 	os.Setenv("HOME", home)
+	os.Setenv(isolatedHome, home)
 	for _, k := range operatorEnv {
 		os.Unsetenv(k)
 	}

@@ -44,8 +44,9 @@ func Require(t testing.TB) {
 const Parallel = 4
 
 // Main runs the tests of a package with lab tests, Parallel of them at
-// once (at least GOMAXPROCS), and exits as testenv.Main does.
-func Main(m *testing.M) {
+// once (at least GOMAXPROCS), and exits as testenv.Main does, after the
+// functions given.
+func Main(m *testing.M, after ...func()) {
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
@@ -54,7 +55,7 @@ func Main(m *testing.M) {
 			panic(err)
 		}
 	}
-	testenv.Main(m)
+	testenv.Main(m, after...)
 }
 
 var seq atomic.Int64
@@ -96,8 +97,10 @@ func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options)
 		t.Fatalf("labtest: %v", err)
 	}
 	t.Cleanup(func() {
-		// The test's context is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// The test's context is already cancelled when cleanups run. Up
+		// and down take the machine's lab lock in turn, behind every
+		// other lab's: as long as Up may wait.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if err := l.Down(ctx); err != nil {
 			t.Errorf("labtest: %v", err)

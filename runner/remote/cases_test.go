@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/remote/remotetest"
 )
 
@@ -33,16 +34,26 @@ func TestCases(t *testing.T) {
 // then waits until nothing runs on it but the guards that may be armed.
 func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	t.Helper()
-	h := New(s, Options{Timeout: 10 * time.Second, Name: "stub"})
+	h := New(s, Options{Timeout: 10 * time.Second, Name: "stub", Who: remotetest.Settler})
 	keep := remotetest.Run(t, remotetest.Driver{
 		Facts: h.Facts,
 		Apply: func(ctx context.Context, st remotetest.Step) error {
-			return h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: remotetest.RollbackAfter, V4: st.V4, V6: st.V6,
-				Lease: remotetest.Lease, LockWait: st.LockWaitOr(), Who: remotetest.Who})
+			var g GuardTimes
+			err := h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: remotetest.RollbackAfter, V4: st.V4, V6: st.V6,
+				Lease: remotetest.Lease, LockWait: st.LockWaitOr(), Who: remotetest.Who,
+				Armed: func(t GuardTimes) { g = t }})
+			// The host tells its guard's time: the report gives it.
+			if err == nil && g.Until() != remotetest.RollbackAfter {
+				t.Errorf("apply %s: the host says its guard fires in %s, want %s", st.Token, g.Until(), remotetest.RollbackAfter)
+			}
+			return err
 		},
-		Confirm: func(ctx context.Context, st remotetest.Step) (string, string, error) {
+		ConfirmBy: func(ctx context.Context, st remotetest.Step) (string, string, string, error) {
 			conf, err := h.Confirm(ctx, Confirm{Token: st.Token, Wait: remotetest.ConfirmWait, Persist: persistOf(st)})
-			return string(conf.Outcome), conf.Log, err
+			if (conf.Outcome == Pending || conf.Outcome == RolledBack) && !conf.Guard.Known() {
+				t.Errorf("confirm %s: %s without the guard's time", st.Token, conf.Outcome)
+			}
+			return string(conf.Outcome), conf.Log, conf.By, err
 		},
 		Persist: func(ctx context.Context, st remotetest.Step) error { return h.Persist(ctx, persistOf(st)) },
 		Settle: func(ctx context.Context, st remotetest.Step) (string, error) {
@@ -72,8 +83,12 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 	}
 }
 
+// persistOf is what a step of a case persists, with a line for the
+// history: every case runs the history's branches too (see
+// TestHistoryOfCases).
 func persistOf(st remotetest.Step) Persist {
-	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install}
+	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install,
+		History: historyBody(st.Token), Done: history.Applied}
 }
 
 // The apply that fails half-way loaded the new IPv4 rules, failed on IPv6,

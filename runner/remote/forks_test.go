@@ -12,7 +12,9 @@ import (
 // included), where the stubs of iptables and ip stand for one process
 // each, as the real ones are. What a host pays at every run of fwpush:
 // an unchanged host is read (facts); a changed one is read, applied and
-// confirmed, with its persisted files and digest rewritten.
+// confirmed, with its persisted files and digest rewritten, and a line
+// added to its history (date(1) gives the host's time: one process, on a
+// changed host only).
 func TestForks(t *testing.T) {
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
@@ -21,15 +23,24 @@ func TestForks(t *testing.T) {
 		t.Skipf("strace cannot trace here: %v: %s", err, out)
 	}
 	for _, tc := range []struct {
-		name  string
-		steps []int // the budget of each step
+		name    string
+		history bool  // the host has a history already: its size is read
+		steps   []int // the budget of each step
 	}{
-		{"unchanged", []int{5}},
-		{"changed", []int{5, 17, 8}},
+		{"unchanged", false, []int{5}},
+		{"changed", false, []int{5, 17, 9}},
+		{"changed", true, []int{5, 17, 10}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		name := tc.name
+		if tc.history {
+			name += ", with a history"
+		}
+		t.Run(name, func(t *testing.T) {
 			c := caseNamed(t, tc.name)
 			s := newStubHost(t, c.Host)
+			if tc.history {
+				s.write("var/lib/fwpush/history", "{}\n")
+			}
 			s.trace = true
 			runCase(t, s, c)
 			t.Logf("processes per step: %v", s.forks)

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -9,8 +10,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/live"
 	"github.com/fwpush/fwpush/runner/remote/remotetest"
+	"github.com/fwpush/fwpush/runner/transport"
 )
 
 // nftStub is nft on a stub host: table inet fwpush is state/nft (as nft
@@ -337,5 +340,74 @@ func TestNFTSettle(t *testing.T) {
 				t.Errorf("after the settle: %+v, want the table %q", got, c.table)
 			}
 		})
+	}
+}
+
+// commandsSeen is a session that notes the commands run through it.
+type commandsSeen struct {
+	*stubHost
+	cmds []string
+}
+
+func (c *commandsSeen) Run(ctx context.Context, cmd string, stdin []byte) (transport.Result, error) {
+	c.cmds = append(c.cmds, cmd)
+	return c.stubHost.Run(ctx, cmd, stdin)
+}
+
+// A host of the nftables backend keeps a history as an iptables host
+// does: nft's confirm and persist append the line the run sent (record.sh,
+// which they share with iptables'), with the outcome the host learned. A
+// run whose apply was nft's confirms with nft's script, the one Apply
+// starts ahead, even with no file of nft's to write.
+func TestNFTHistory(t *testing.T) {
+	s, _ := newNFTHost(t, remotetest.Host{}, nftOld)
+	seen := &commandsSeen{stubHost: s}
+	h := New(seen, Options{Timeout: 10 * time.Second, Name: "stub", NFT: true})
+	A, B, C, D, E := remotetest.RunA, remotetest.RunB, "c0ffee", "d00d", "e0"
+	apply := func(token string, doc []byte) {
+		t.Helper()
+		if err := h.Apply(t.Context(), nftApply(token, doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confirm := func(token string, p Persist, want Outcome) {
+		t.Helper()
+		p.History = historyBody(token)
+		conf, err := h.Confirm(t.Context(), Confirm{Token: token, Wait: 5 * time.Second, Persist: p})
+		if err != nil || conf.Outcome != want {
+			t.Fatalf("confirm %s: %+v, %v; want %s", token, conf, err, want)
+		}
+		if last := seen.cmds[len(seen.cmds)-1]; last != commands[scriptNFTConfirm][plain] {
+			t.Errorf("confirm %s ran %.80q, not nft's confirm", token, last)
+		}
+	}
+	doc := document(nftNew)
+	apply(A, doc)
+	confirm(A, Persist{Digest: "sha256:new", Done: history.Applied, NFTFiles: NFTFiles{NFT: doc, Boot: true}}, Confirmed)
+	// The table changed by hand, its file as it was: nothing of nft's
+	// to write.
+	apply(B, doc)
+	confirm(B, Persist{Done: history.DriftRepaired}, Confirmed)
+	apply(C, document(nftOld))
+	s.fireGuard(C)
+	confirm(C, Persist{Done: history.Applied, NFTFiles: NFTFiles{NFT: document(nftOld)}}, RolledBack)
+	apply(D, document("# stub: the load fails\n"+nftOld))
+	confirm(D, Persist{Done: history.Applied, NFTFiles: NFTFiles{NFT: document(nftOld)}}, ApplyFailed)
+	if err := h.Persist(t.Context(), Persist{Done: history.Applied, History: historyBody(E), NFTFiles: NFTFiles{Boot: true}}); err != nil {
+		t.Fatal(err)
+	}
+
+	entries := historyOf(t, s)
+	want := []string{"applied " + A, "drift_repaired " + B, "rolled_back " + C, "failed " + D, "applied " + E}
+	if diff := cmp.Diff(want, outcomes(entries)); diff != "" {
+		t.Errorf("the host's history (-want +got):\n%s", diff)
+	}
+	for _, e := range entries {
+		if e.Host != "stub" || e.Who != "op@stub" || e.Added != 2 || e.Removed != 1 {
+			t.Errorf("entry %+v: want the line the run sent", e)
+		}
+	}
+	if got := s.nftState(); got.Table != nftNew || got.Persisted != string(doc) || got.Applied != "sha256:new\n" || got.Lock {
+		t.Errorf("the host after: %+v", got)
 	}
 }

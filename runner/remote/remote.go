@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/runner/transport"
 )
 
@@ -26,15 +27,23 @@ type Session interface {
 }
 
 var (
-	_ Session = transport.Session(nil)
-	_ Pinger  = transport.Session(nil)
+	_ Session  = transport.Session(nil)
+	_ Pinger   = transport.Session(nil)
+	_ preparer = transport.Session(nil)
 )
+
+// preparer is a Session that opens the next step's channel ahead (see
+// transport.Session's Prepare).
+type preparer interface{ Prepare(next string) }
 
 // Host speaks the protocol to one host over one session (one SSH
 // connection: every method opens a channel on it).
 type Host struct {
 	sess Session
 	o    Options
+	// nftRun is set once this session applied a run whose apply is
+	// nft's: its confirm is nft's too (see Confirm).
+	nftRun bool
 }
 
 // Options shape how the protocol runs its scripts on a host.
@@ -53,6 +62,9 @@ type Options struct {
 	// NFT reads the host as one of the nftables backend (its tables in
 	// full: see nft-facts.sh).
 	NFT bool
+	// Who runs fwpush ("user@laptop pid 42"): Settle records it in the
+	// outcome of the run it settles, which names it should it come back.
+	Who string
 }
 
 // New returns the protocol over s; closing the Host closes s.
@@ -69,6 +81,40 @@ const InstallTimeout = 5 * time.Minute
 
 // Close closes the session.
 func (h *Host) Close() error { return h.sess.Close() }
+
+// ahead has the session open the channel of the next step while this one
+// runs, when it can (a transport.Session), and start script on it, if
+// set: the next step then waits for fewer round trips. Only a script
+// that reads its stdin before it does anything may start ahead: its
+// wrapper reads the deadline first (wrap.sh), and nothing runs, not even
+// sudo, until the step's Run sends it.
+func (h *Host) ahead(script string) {
+	p, ok := h.sess.(preparer)
+	if !ok {
+		return
+	}
+	next := ""
+	if script != "" {
+		next, _ = h.command(script)
+	}
+	p.Prepare(next)
+}
+
+// command is what runs script on the host, and how it becomes root.
+func (h *Host) command(script string) (string, mode) {
+	m := plain
+	if h.o.Become && script != scriptProbe {
+		m = sudo
+		if h.o.Password != "" {
+			m = sudoPassword
+		}
+	}
+	cmd := commands[script][m]
+	if cmd == "" {
+		cmd = wrap(script, m)
+	}
+	return cmd, m
+}
 
 // StepError is a step that failed on a host. Step names it the way reports
 // do ("test (iptables-restore --test)"); Err is the transport's error,
@@ -127,19 +173,22 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		fmt.Errorf("%s: no answer within %ds and %s: %w", step, secs, h.o.Timeout, context.DeadlineExceeded))
 	defer cancel()
 	in := []byte(strconv.Itoa(secs) + "\n")
-	m := plain
-	if h.o.Become && script != scriptProbe {
-		m = sudo
-		if h.o.Password != "" {
-			m = sudoPassword
-			in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	cmd, m := h.command(script)
+	switch {
+	case m == sudoPassword:
+		in = append(append(in, h.o.Password+"\n"...), dataMark+"\n"...)
+	case len(stdin) == 0:
+		// Nothing on stdin: sshd opens a channel's window only once
+		// the command has started, and what the command reads would
+		// wait a round trip for it. The deadline goes on the command
+		// line, a number, and stdin is empty.
+		arg := commandsArg[script][m]
+		if arg == "" {
+			arg = wrapWith(sent.wrapArg, script, m)
 		}
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+arg, nil
 	}
 	in = append(in, stdin...)
-	cmd := commands[script][m]
-	if cmd == "" {
-		cmd = wrap(script, m)
-	}
 	res, err := h.sess.Run(ctx, cmd, in)
 	if err == nil {
 		return res, nil
@@ -195,16 +244,25 @@ const dataMark = "@@fwpush:data@@"
 // stdin. Every command is fixed when fwpush is built.
 var commands = map[string][3]string{}
 
+// commandsArg are the commands of steps that send nothing on stdin:
+// "d=N" and a newline come first, the deadline, and they do not read it
+// (the sudo -S mode, which sends the password, has none).
+var commandsArg = map[string][3]string{}
+
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe,
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory,
 		scriptNFTFacts, scriptNFTApply, scriptNFTPersist, scriptNFTConfirm} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
+		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
 	}
 }
 
 // wrap is the command that runs script under its deadline, as m says.
-func wrap(script string, m mode) string {
-	head := sent.wrap + "exec "
+func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
+
+// wrapWith is wrap, with begin instead of wrap.sh.
+func wrapWith(begin, script string, m mode) string {
+	head := begin + "exec "
 	switch m {
 	case sudo:
 		head += "sudo -n -- "
@@ -304,6 +362,10 @@ func size(p []byte) string { return strconv.Itoa(len(p)) }
 // Facts reads everything a run needs to decide about a host, in one round
 // trip that changes nothing.
 func (h *Host) Facts(ctx context.Context) (Facts, error) {
+	// An apply, a settle or a persist may follow: the channel is
+	// cheap, and a host that stays unchanged closes it unused. Nothing
+	// starts on it: an unchanged host must not pay a process for it.
+	h.ahead("")
 	script := scriptFacts
 	if h.o.NFT {
 		script = scriptNFTFacts
@@ -343,6 +405,36 @@ type Apply struct {
 	// InstallNFT installs the nftables package first where nft is
 	// missing.
 	InstallNFT bool
+	// Armed, when set, is told when the guard fires and the time it was
+	// as it was armed, both by the host's clock, once the host says it is
+	// armed: the guard's real deadline, which the caller's clock can only
+	// guess.
+	Armed func(GuardTimes)
+}
+
+// GuardTimes are a guard's deadline and the time it was when the host
+// told it, both by the host's clock: Until, not the caller's clock, says
+// how long the guard has left.
+type GuardTimes struct {
+	FireAt, Now time.Time
+}
+
+// Known reports whether the host told the times.
+func (g GuardTimes) Known() bool { return !g.FireAt.IsZero() && !g.Now.IsZero() }
+
+// Until is how long the guard had left when the host told it.
+func (g GuardTimes) Until() time.Duration { return g.FireAt.Sub(g.Now) }
+
+// guardTimes reads "FIRE NOW" (seconds since the epoch).
+func guardTimes(fields []string) GuardTimes {
+	if len(fields) != 2 {
+		return GuardTimes{}
+	}
+	g := GuardTimes{FireAt: epoch(fields[0]), Now: epoch(fields[1])}
+	if !g.Known() {
+		return GuardTimes{}
+	}
+	return g
 }
 
 // RollbackSeconds is the guard's delay as the host sleeps it.
@@ -353,8 +445,8 @@ func RollbackSeconds(d time.Duration) time.Duration {
 // Apply stages the rules, has iptables test them, saves the current rules,
 // arms the guard and starts the apply, detached from the session: the new
 // rules may cut it. It returns once the apply has ended (or SECONDS have
-// passed); Confirm, over a fresh connection made after that, learns how it
-// went and proves that SSH still works. A *StepError with NothingChanged
+// passed); Confirm, once a new connection made after that has got in,
+// learns how it went. A *StepError with NothingChanged
 // (the test failed, say) means the host is as it was; after any other error
 // the guard may be armed, and only Confirm can tell.
 func (h *Host) Apply(ctx context.Context, a Apply) error {
@@ -368,22 +460,35 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
-	script, deadline := scriptApply, h.o.Timeout
+	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
 	if a.NFT != nil {
 		install := "0"
 		if a.InstallNFT {
 			install, deadline = "1", deadline+InstallTimeout
 		}
-		script = scriptNFTApply
+		script, confirm = scriptNFTApply, scriptNFTConfirm
 		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), install, printable(a.Who)}, a.V4, a.V6, a.NFT)
 	}
-	// The script waits for the lock, then for the apply, at most the
-	// guard's delay.
+	// The confirm follows, over this session when the fleet proves
+	// without logging in: it starts now, and waits for its stdin, which
+	// fwpush sends only once the proof is made; a run whose apply is
+	// nft's confirms with nft-store.sh (see Confirm). The script waits
+	// for the lock, then for the apply, at most the guard's delay.
+	h.ahead(confirm)
+	h.nftRun = a.NFT != nil
 	res, err := h.run(ctx, "apply", script, deadline+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	// The host says it armed the guard, and when it fires, before it
+	// waits for the apply: a session lost after that still told it.
+	armed, _, complete := strings.Cut(string(res.Stdout), "\n")
+	f := strings.Fields(armed)
+	ok := len(f) > 0 && f[0] == "armed"
+	if g := guardTimes(f[min(len(f), 1):]); ok && complete && g.Known() && a.Armed != nil {
+		a.Armed(g)
+	}
 	if err != nil {
 		return err
 	}
-	if armed, _, _ := strings.Cut(string(res.Stdout), "\n"); armed != "armed" {
+	if !ok {
 		return &StepError{Step: "apply", Err: fmt.Errorf("unexpected answer %q", strings.TrimSpace(string(res.Stdout)))}
 	}
 	return nil
@@ -395,6 +500,17 @@ type Persist struct {
 	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
 	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
 	Install bool   // install iptables-persistent (after the files)
+	// History, when set, is the line the host appends to its history,
+	// /var/lib/fwpush/history, once it knows how the change ended: the
+	// body of a history.Entry (see its Body), which the host completes
+	// with its time and the outcome. Done is the outcome once the step
+	// succeeds (history.Applied or history.DriftRepaired); the host says
+	// history.Failed or history.RolledBack itself when it learns that.
+	History []byte
+	Done    string
+	// HistoryMax is the size past which the host rotates its history;
+	// 0 is history.MaxBytes.
+	HistoryMax int
 	NFTFiles
 }
 
@@ -435,7 +551,10 @@ func (p Persist) nftHeader() []byte {
 
 // header is Persist's part of a header: the sizes of the files, the
 // digest ("-" for none: it travels in the header, so it must be one
-// word of letters, digits and ":._-"), and whether to install.
+// word of letters, digits and ":._-"), whether to install, and the
+// history line's size ("0" for none; the line, one line of printable
+// ASCII, goes first among the payloads), its outcome and the history's
+// bound.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	if p.Install {
@@ -448,14 +567,33 @@ func (p Persist) header(step string) ([]string, error) {
 	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
 		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
 	}
-	return []string{size(p.V4), size(p.V6), digest, install}, nil
+	hn, done := "0", "-"
+	if len(p.History) > 0 {
+		if p.Done != history.Applied && p.Done != history.DriftRepaired {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: outcome %q is not %s or %s", p.Done, history.Applied, history.DriftRepaired)}
+		}
+		if printable(string(p.History)) != string(p.History) || p.History[0] != '"' || p.History[len(p.History)-1] != '}' {
+			return nil, &StepError{Step: step, Err: fmt.Errorf("history: %q is not the body of a line (see history.Entry.Body)", p.History)}
+		}
+		hn, done = strconv.Itoa(len(p.History)+1), p.Done
+	}
+	hmax := p.HistoryMax
+	if hmax <= 0 {
+		hmax = history.MaxBytes
+	}
+	return []string{size(p.V4), size(p.V6), digest, install, hn, done, strconv.Itoa(hmax)}, nil
 }
 
-// frame is the step's stdin: head's fields, then the files; an nftables
-// part follows, its own header line and its file.
-func (p Persist) frame(head []string) []byte {
-	in := frame(head, p.V4, p.V6)
-	if p.nft() {
+// frame is the step's stdin: head's fields, then the history line and
+// the files; with nft, the nftables part follows, its own header line
+// and its file (nft-store.sh).
+func (p Persist) frame(head []string, nft bool) []byte {
+	var line []byte
+	if len(p.History) > 0 {
+		line = append(append(line, p.History...), '\n')
+	}
+	in := frame(head, line, p.V4, p.V6)
+	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)
 	}
@@ -482,7 +620,7 @@ func (h *Host) Persist(ctx context.Context, p Persist) error {
 	if p.nft() {
 		script = scriptNFTPersist
 	}
-	res, err := h.run(ctx, "persist", script, h.o.Timeout+p.InstallTime(), p.frame(header))
+	res, err := h.run(ctx, "persist", script, h.o.Timeout+p.InstallTime(), p.frame(header, p.nft()))
 	if err != nil {
 		return err
 	}
@@ -504,7 +642,9 @@ const (
 	// ApplyFailed: iptables-restore failed; the old rules are back and the
 	// guard is disarmed. Confirmation.Log holds the apply's output.
 	ApplyFailed Outcome = "failed"
-	// RolledBack: the guard fired first and restores the old rules.
+	// RolledBack: the guard fired first and restores the old rules, or
+	// another run that took this one for gone restored them
+	// (Confirmation.By names it).
 	RolledBack Outcome = "rolledback"
 	// Superseded: another run has taken the host over since.
 	Superseded Outcome = "superseded"
@@ -514,13 +654,22 @@ const (
 type Confirmation struct {
 	Outcome Outcome
 	Log     string // the apply's output, for ApplyFailed
+	// By is who decided, when another run of fwpush did ("user@laptop pid
+	// 42", as it named itself): it took this run for gone and rolled its
+	// apply back (RolledBack) or kept it (Confirmed), or it applied since
+	// (Superseded). "" when this run or its guard decided.
+	By string
+	// Guard is when the guard fires (fired, for RolledBack) by the host's
+	// clock, as Pending and RolledBack tell it.
+	Guard GuardTimes
 }
 
 // Confirm asks the host how the apply of run Token went, waiting on the
 // host up to Wait for it to finish, and, once confirmed, persists in the
-// same round trip. Run it over a fresh connection: that the host accepts
-// one is the proof that the new rules let fwpush in. A persistence step
-// that fails returns Confirmed together with its *StepError.
+// same round trip. Run it only once a new connection made after the apply
+// has got in (a fresh session, or a knock: see runner), since that is the
+// proof that the new rules let fwpush in. A persistence step that fails
+// returns Confirmed together with its *StepError.
 type Confirm struct {
 	Token string
 	Wait  time.Duration
@@ -537,14 +686,21 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	wait := strconv.FormatInt(max(c.Wait, 0).Milliseconds(), 10)
-	in := c.frame(append([]string{c.Token, wait}, header...))
+	// A run whose apply was nft's confirms with nft's script, the one
+	// Apply started ahead on this session, even with no file of nft's to
+	// write: nft-store.sh with none is store.sh.
+	nft := c.nft() || h.nftRun
 	script := scriptConfirm
-	if c.nft() {
+	if nft {
 		script = scriptNFTConfirm
 	}
+	in := c.frame(append([]string{c.Token, wait}, header...), nft)
 	res, err := h.run(ctx, "confirm", script, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
+	if conf.Outcome != ApplyFailed {
+		rest = conf.details(rest)
+	}
 	switch conf.Outcome {
 	case Confirmed:
 		if err == nil && strings.TrimSpace(rest) != "persisted" {
@@ -561,6 +717,24 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	return conf, err
+}
+
+// details reads the lines that follow the outcome and say who decided and
+// when ("by WHO", "guard FIRE NOW"), and returns the lines after them.
+func (c *Confirmation) details(rest string) string {
+	for rest != "" {
+		line, after, _ := strings.Cut(rest, "\n")
+		switch key, v, _ := strings.Cut(line, " "); key {
+		case "by":
+			c.By = v
+		case "guard":
+			c.Guard = guardTimes(strings.Fields(v))
+		default:
+			return rest
+		}
+		rest = after
+	}
+	return rest
 }
 
 // printable is s with what is not printable ASCII left out: it goes at
@@ -586,9 +760,22 @@ func isHex(s string) bool {
 	return true
 }
 
+// History reads the host's history (see Persist.History): the lines of
+// /var/lib/fwpush/history.1, then of /var/lib/fwpush/history, as they
+// are; nothing for a host fwpush never changed. One round trip that
+// changes nothing.
+func (h *Host) History(ctx context.Context) ([]byte, error) {
+	res, err := h.run(ctx, "read history", scriptHistory, h.o.Timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
+}
+
 // Settle decides the fate of an earlier run's apply that was never
 // confirmed (its fwpush is gone): keep its rules and disarm its guard, or
-// restore the old rules now. It returns the outcome: Confirmed (kept, or
+// restore the old rules now. The outcome names Options.Who, for that run
+// should it come back (see Confirmation.By). It returns the outcome: Confirmed (kept, or
 // confirmed by its own run after all), RolledBack, ApplyFailed, or
 // Superseded when nothing of that run is left.
 func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
@@ -599,7 +786,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 	if keep {
 		k = "1"
 	}
-	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k}))
+	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k, printable(h.o.Who)}))
 	if err != nil {
 		return "", err
 	}

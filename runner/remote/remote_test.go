@@ -83,13 +83,18 @@ func golden(t *testing.T, name string, r *recorder) {
 // commandName names the script and mode a command runs: "apply.sh as
 // root", or "an unknown command".
 func commandName(cmd string) string {
+	commands, arg := commands, ""
+	if d, rest, ok := strings.Cut(cmd, "\n"); ok && len(d) > 2 && strings.HasPrefix(d, "d=") && strings.Trim(d[2:], "0123456789") == "" {
+		// The deadline on the command line: the rest is fixed.
+		commands, cmd, arg = commandsArg, rest, ", deadline "+d[2:]+"s on its command line"
+	}
 	for name, script := range map[string]string{
 		"facts.sh": scriptFacts, "apply.sh": scriptApply, "persist.sh": scriptPersist,
 		"confirm.sh": scriptConfirm, "settle.sh": scriptSettle, "probe.sh": scriptProbe,
 	} {
 		for m, how := range []string{"as the login user", "under sudo -n", "under sudo -S"} {
 			if commands[script][m] == cmd {
-				return name + " " + how
+				return name + " " + how + arg
 			}
 		}
 	}
@@ -211,16 +216,22 @@ func TestFactsSaveFailed(t *testing.T) {
 }
 
 func TestApply(t *testing.T) {
-	r := &recorder{answer: stdout("armed\nok\n")}
+	r := &recorder{answer: stdout("armed 1700000060 1700000058\nok\n")}
+	var armed GuardTimes
 	err := newHost(r).Apply(t.Context(), Apply{
 		Token: "0123456789abcdef", RollbackAfter: 1500 * time.Millisecond,
 		V4: []byte("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), V6: []byte("*filter\nCOMMIT\n"),
 		Lease: 60 * time.Second, LockWait: 12 * time.Second, Who: "op@laptop pid 42",
+		Armed: func(g GuardTimes) { armed = g },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "apply", r)
+	// The guard's time is the host's: the report gives it.
+	if want := (GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000058, 0)}); armed != want || armed.Until() != 2*time.Second {
+		t.Errorf("armed %+v, want %+v", armed, want)
+	}
 }
 
 // The guard sleeps whole seconds (sleep(1) is POSIX); the delay it gets
@@ -258,7 +269,7 @@ func TestConfirm(t *testing.T) {
 	r := &recorder{answer: stdout("confirmed\npersisted\n")}
 	conf, err := newHost(r).Confirm(t.Context(), Confirm{
 		Token: "0123456789abcdef", Wait: 3 * time.Second,
-		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n"},
+		Persist: Persist{V4: []byte("v4\n"), V6: []byte("v6\n"), Digest: "sha256:0123\n", History: []byte(`"host":"db-1"}`), Done: "drift_repaired"},
 	})
 	if err != nil || conf.Outcome != Confirmed {
 		t.Fatalf("got %+v, %v", conf, err)
@@ -278,7 +289,17 @@ func TestConfirmAnswers(t *testing.T) {
 		{"confirmed and persisted", stdout("confirmed\npersisted\n"), Confirmation{Outcome: Confirmed}, ""},
 		{"pending", stdout("pending\n"), Confirmation{Outcome: Pending}, ""},
 		{"rolled back", stdout("rolledback\n"), Confirmation{Outcome: RolledBack}, ""},
+		{"rolled back by the guard, at its time", stdout("rolledback\nguard 1700000060 1700000075\n"),
+			Confirmation{Outcome: RolledBack, Guard: GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000075, 0)}}, ""},
+		{"rolled back by another run", stdout("rolledback\nby op@laptop2 pid 7\nguard 1700000060 1700000030\n"),
+			Confirmation{Outcome: RolledBack, By: "op@laptop2 pid 7", Guard: GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000030, 0)}}, ""},
+		{"pending, the guard's time", stdout("pending\nguard 1700000060 1700000030\n"),
+			Confirmation{Outcome: Pending, Guard: GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000030, 0)}}, ""},
+		{"a guard's time the host could not tell", stdout("pending\nguard 1700000060\n"), Confirmation{Outcome: Pending}, ""},
+		{"kept by another run, persisted", stdout("confirmed\nby op@laptop2 pid 7\npersisted\n"), Confirmation{Outcome: Confirmed, By: "op@laptop2 pid 7"}, ""},
 		{"superseded", stdout("superseded\n"), Confirmation{Outcome: Superseded}, ""},
+		{"superseded by another run", stdout("superseded\nby op@laptop2 pid 7\n"), Confirmation{Outcome: Superseded, By: "op@laptop2 pid 7"}, ""},
+		{"apply failed, its log says by", stdout("failed\nby the way\n"), Confirmation{Outcome: ApplyFailed, Log: "by the way"}, ""},
 		{"apply failed", stdout("failed\niptables-restore: line 7 failed\n"), Confirmation{Outcome: ApplyFailed, Log: "iptables-restore: line 7 failed"}, ""},
 		{"rules.v4 not written", exit("confirmed\n", 20, "mv: cannot move: Read-only file system"), Confirmation{Outcome: Confirmed}, "persist rules.v4"},
 		{"rules.v6 not written", exit("confirmed\n", 21, ""), Confirmation{Outcome: Confirmed}, "persist rules.v6"},
@@ -324,6 +345,7 @@ func TestApplyAnswers(t *testing.T) {
 		unchanged bool
 	}{
 		{"applied", stdout("armed\nok\n"), "", false},
+		{"applied, the guard's time", stdout("armed 1700000060 1700000000\nok\n"), "", false},
 		{"apply failed: Confirm tells", stdout("armed\nfailed\n"), "", false},
 		{"ipv4 rules refused", exit("", 12, "iptables-restore: line 7 failed"), "test (iptables-restore --test)", true},
 		{"ipv6 rules refused", exit("", 13, "ip6tables-restore: line 3 failed"), "test (ip6tables-restore --test)", true},
@@ -380,11 +402,12 @@ func TestSettle(t *testing.T) {
 		{true, "gone\n", Superseded},
 	} {
 		r := &recorder{answer: stdout(tc.answer)}
-		got, err := newHost(r).Settle(t.Context(), "0123456789abcdef", tc.keep)
+		got, err := New(r, Options{Who: "op@laptop2 pid 7\n"}).Settle(t.Context(), "0123456789abcdef", tc.keep)
 		if err != nil || got != tc.want {
 			t.Errorf("keep %v, answer %q: %q, %v; want %q", tc.keep, tc.answer, got, err, tc.want)
 		}
-		if want := map[bool]string{true: "1", false: "0"}[tc.keep]; !strings.HasSuffix(r.calls[0].stdin, "0123456789abcdef "+want+"\n") {
+		// Who settles goes in the header, for the run settled: printable.
+		if want := map[bool]string{true: "1", false: "0"}[tc.keep]; !strings.HasSuffix(r.calls[0].stdin, "0123456789abcdef "+want+" op@laptop2 pid 7\n") {
 			t.Errorf("keep %v: stdin %q", tc.keep, r.calls[0].stdin)
 		}
 	}
@@ -521,5 +544,28 @@ func TestSudoFailures(t *testing.T) {
 	var se *StepError
 	if errors.As(err, &se) && se.Step == "sudo" {
 		t.Errorf("without become: %v", err)
+	}
+}
+
+// The host tells the guard's time as it arms the guard, before it waits
+// for the apply: a session lost after that still told it, and a half line
+// tells nothing.
+func TestApplyArmedThenLost(t *testing.T) {
+	for _, tc := range []struct {
+		stdout string
+		want   GuardTimes
+	}{
+		{"armed 1700000060 1700000000\n", GuardTimes{FireAt: time.Unix(1700000060, 0), Now: time.Unix(1700000000, 0)}},
+		{"armed 1700000060 17000", GuardTimes{}},
+		{"", GuardTimes{}},
+	} {
+		lost := func(string, []byte) (transport.Result, error) {
+			return transport.Result{Stdout: []byte(tc.stdout), ExitStatus: -1}, fmt.Errorf("host db-1: %w", transport.ErrConnectionLost)
+		}
+		var got GuardTimes
+		err := newHost(&recorder{answer: lost}).Apply(t.Context(), Apply{Token: "ab", RollbackAfter: time.Minute, Armed: func(g GuardTimes) { got = g }})
+		if err == nil || got != tc.want {
+			t.Errorf("stdout %q, then the session lost: %v, armed %+v; want an error and %+v", tc.stdout, err, got, tc.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 //	/run/fwpush/current      the token of the run that applied last: older guards stand down
 //	/run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its lock, its guard, its outcome, ...
 //	/var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
+//	/var/lib/fwpush/history  a JSON line per change fwpush made, and history.1 before it (see record.sh)
 //	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //	/etc/iptables/rules.v6
 //	/etc/fwpush/fwpush.nft   the nftables backend's: table inet fwpush, loaded at boot by
@@ -30,7 +31,8 @@ import (
 // remote.go); a script that has something to report on stdout exits 0.
 //
 // A step's script is lib.sh, runs.sh for the steps that deal with a run,
-// store.sh for the two that persist, then the step's own file; the comments of the files, lines that begin
+// store.sh and record.sh for the two that persist, then the step's own
+// file; the comments of the files, lines that begin
 // with #, stay here: the hosts get the code (sudo logs every command it
 // runs, whole).
 
@@ -48,7 +50,7 @@ var files embed.FS
 
 // scripts are the programs of the steps.
 type scripts struct {
-	facts, apply, persist, confirm, settle, probe string
+	facts, apply, persist, confirm, settle, probe, history string
 	// guard is the program apply.sh starts detached: the apply and its guard.
 	guard string
 	// The steps of a run whose apply is nft's: a host of the nftables
@@ -58,9 +60,10 @@ type scripts struct {
 	// Settling needs none of its own: runs.sh's back restores what any
 	// apply saved.
 	nftFacts, nftApply, nftGuard, nftPersist, nftConfirm string
-	// wrap begins every command (see wrap); skip begins the scripts that
-	// sudo -S runs (see dataMark).
-	wrap, skip string
+	// wrap begins every command (see wrap), wrapArg those whose deadline
+	// is on the command line (wrap without its read); skip begins the
+	// scripts that sudo -S runs (see dataMark).
+	wrap, wrapArg, skip string
 }
 
 // The scripts as the hosts get them.
@@ -72,6 +75,7 @@ var (
 	scriptConfirm = sent.confirm
 	scriptSettle  = sent.settle
 	scriptProbe   = sent.probe
+	scriptHistory = sent.history
 
 	scriptNFTFacts   = sent.nftFacts
 	scriptNFTApply   = sent.nftApply
@@ -84,7 +88,7 @@ var (
 func compose(read func(name string) string) scripts {
 	lib := read("lib.sh")
 	runs := lib + read("runs.sh")
-	store := read("store.sh")
+	store := read("store.sh") + read("record.sh")
 	guard := runs + read("guard.sh")
 	nftRuns := runs + read("nft-runs.sh")
 	nftGuard := nftRuns + read("nft-guard.sh")
@@ -107,11 +111,16 @@ func compose(read func(name string) string) scripts {
 		persist:    lib + store + read("persist.sh"),
 		confirm:    runs + store + read("confirm.sh"),
 		settle:     runs + read("settle.sh"),
+		history:    lib + read("history.sh"),
 		probe:      read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
 		wrap:       read("wrap.sh"),
+		wrapArg:    strings.Replace(read("wrap.sh"), wrapRead, "", 1),
 		skip:       read("skip.sh"),
 	}
 }
+
+// wrapRead is the line of wrap.sh that reads the deadline off stdin.
+const wrapRead = "read -r d || exit 10\n"
 
 // directives are what compose adds between the files, for shellcheck.
 var directives = map[string]string{

@@ -20,6 +20,7 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 		"confirm":       {"sh", s.confirm},
 		"settle":        {"sh", s.settle},
 		"probe":         {"sh", s.probe},
+		"history":       {"sh", s.history},
 		"probe.bash":    {"bash", read("probe.bash")},
 		"wrap and skip": {"sh", s.wrap + s.skip},
 		"nft facts":     {"sh", s.nftFacts},
@@ -47,7 +48,15 @@ func TestShellcheck(t *testing.T) {
 		t.Run("the command "+how, func(t *testing.T) {
 			shellcheck.Check(t, "sh", wrap("true", mode(m)))
 			shellcheck.Parse(t, "sh", commands[scriptFacts][m])
+			if mode(m) != sudoPassword {
+				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, "true", mode(m)))
+				shellcheck.Parse(t, "sh", "d=5\n"+commandsArg[scriptFacts][m])
+			}
 		})
+	}
+	// The command of a step with nothing on stdin does not read it.
+	if strings.Contains(sent.wrapArg, "read") || !strings.Contains(sent.wrap, wrapRead) {
+		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent.wrap)
 	}
 }
 

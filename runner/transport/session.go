@@ -9,8 +9,10 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -52,6 +54,17 @@ type Session interface {
 	Run(ctx context.Context, cmd string, stdin []byte) (Result, error)
 	// Ping measures one round trip to the host over the connection.
 	Ping(ctx context.Context) (time.Duration, error)
+	// Prepare has the next Run open, as it starts its command, the
+	// channel of the command after it, so that the open overlaps the
+	// command: for a caller that knows (or guesses) another command
+	// follows. With next set, the channel also starts next at once,
+	// which then waits for its stdin: the Run that uses the channel must
+	// run next (any other command gets a channel of its own), and it
+	// costs one round trip, the command's answer. A command that must
+	// not act before its Run may be started ahead only if it reads
+	// stdin before it acts; if no Run uses the channel, it gets an empty
+	// stdin as the session closes.
+	Prepare(next string)
 	// Close releases the session's connection.
 	Close() error
 }
@@ -152,6 +165,12 @@ type session struct {
 
 	mu     sync.Mutex
 	closed bool
+	// spare is the channel opened ahead for the next command, if any;
+	// wantNext asks the next Run to open one (Prepare), nextCmd what
+	// that channel starts.
+	spare    *spare
+	wantNext bool
+	nextCmd  string
 }
 
 var _ Session = (*session)(nil)
@@ -171,9 +190,16 @@ func (s *session) current() (conn, via *sshConn, err error) {
 	return s.conn, s.via, nil
 }
 
-// Run implements Session. goph's own RunContext returns combined output
-// only and leaves the channel open on cancellation, so Run drives the
-// ssh.Session of the wrapped client itself.
+// Run implements Session. It drives a raw session channel rather than
+// x/crypto/ssh's Session, whose Start waits for the answer to "exec": the
+// exec request, stdin and its end leave as soon as the channel lets them.
+// OpenSSH's sshd opens a session channel's window only once the command
+// has started, so stdin waits for that: a command costs three round trips
+// on a channel opened for it (open; exec, answered by the window; stdin,
+// answered by the output, exit status and close), two on one opened ahead
+// (see Prepare), one on one that started the command ahead, and a command
+// with no stdin one round trip less (its end needs no window). A command
+// the host refuses to start ends at ctx's deadline, with no exit status.
 func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, error) {
 	fail := func(err error) (Result, error) {
 		return Result{ExitStatus: -1}, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), err)
@@ -186,41 +212,59 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 		return fail(err)
 	}
 	start, trips := time.Now(), conn.rt.RoundTrips()
+	spare := s.takeSpare(conn, cmd)
+	s.mu.Lock()
+	next, nextCmd := s.wantNext, s.nextCmd
+	s.wantNext, s.nextCmd = false, ""
+	s.mu.Unlock()
 
 	var stdout, stderr bytes.Buffer
-	done := make(chan error, 1)
-	// Opening a channel and starting the command each wait for the host's
-	// answer and know no context, so all of it runs here and Run selects
-	// on ctx: a wedged connection cannot hold Run past cancellation.
+	done := make(chan exit, 1)
+	// Opening a channel waits for the host's answer and knows no context,
+	// so all of it runs here and Run selects on ctx: a wedged connection
+	// cannot hold Run past cancellation.
 	go func() {
-		ss, err := conn.client.NewSession()
+		ch, reqs, err := spare.get(conn)
 		if err != nil {
-			done <- fmt.Errorf("open session: %w", err)
+			done <- exit{status: -1, err: fmt.Errorf("open session: %w", err)}
 			return
 		}
-		defer ss.Close()
+		defer ch.Close()
 		// Cancellation must reach the remote process, not just us: signal
-		// it, then close the channel, which also ends Wait below.
+		// it, then close the channel, which also ends the reads below.
 		stop := context.AfterFunc(ctx, func() {
-			_ = ss.Signal(ssh.SIGTERM)
-			_ = ss.Close()
+			_, _ = ch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{string(ssh.SIGTERM)}))
+			_ = ch.Close()
 		})
 		defer stop()
-		ss.Stdin = bytes.NewReader(stdin)
-		ss.Stdout = &stdout
-		ss.Stderr = &stderr
-		if err := ss.Start(cmd); err != nil {
-			done <- fmt.Errorf("start: %w", err)
-			return
+		if !spare.started() {
+			if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd})); err != nil {
+				done <- exit{status: -1, err: fmt.Errorf("start: %w", err)}
+				return
+			}
 		}
-		done <- ss.Wait()
+		// The host may answer before it has read all of stdin (a script
+		// that refuses its header): the reads start first.
+		var copies sync.WaitGroup
+		copies.Go(func() { _, _ = io.Copy(&stdout, ch) })
+		copies.Go(func() { _, _ = io.Copy(&stderr, ch.Stderr()) })
+		if _, err := ch.Write(stdin); err == nil {
+			_ = ch.CloseWrite()
+		}
+		if next {
+			s.prepare(conn, nextCmd)
+		}
+		e := waitExit(reqs)
+		copies.Wait()
+		done <- e
 	}()
 
+	var e exit
 	select {
 	case <-ctx.Done():
 		s.log.Debug("run cancelled", logCmd(ctx, cmd), "after", time.Since(start))
 		return fail(context.Cause(ctx))
-	case err = <-done:
+	case e = <-done:
 	}
 	// After a cancellation raced with completion, the channel was closed
 	// under the command: report the cancellation, not a truncated result.
@@ -228,37 +272,178 @@ func (s *session) Run(ctx context.Context, cmd string, stdin []byte) (Result, er
 		return fail(context.Cause(ctx))
 	}
 
-	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitStatus: e.status}
 	// Counted on the host's own stream; a tunnel session's is the tunnel
 	// connection, which other hosts' channels share.
-	s.log.Debug("ran", logCmd(ctx, cmd), "err", err, "took", time.Since(start), "round_trips", conn.rt.RoundTrips()-trips)
-	var exit *ssh.ExitError
+	s.log.Debug("ran", logCmd(ctx, cmd), "exit", e.status, "took", time.Since(start), "round_trips", conn.rt.RoundTrips()-trips)
 	var rejected *ssh.OpenChannelError
 	switch {
-	case err == nil:
+	case e.err == nil && e.status == 0:
 		return res, nil
-	case errors.As(err, &exit):
-		res.ExitStatus = exit.ExitStatus()
-		return res, &RemoteError{Host: s.host, Cmd: cmd, ExitStatus: res.ExitStatus, Signal: exit.Signal(), Stderr: res.Stderr}
-	case errors.As(err, &rejected):
+	case e.err == nil && e.status > 0:
+		return res, &RemoteError{Host: s.host, Cmd: cmd, ExitStatus: e.status, Signal: e.signal, Stderr: res.Stderr}
+	case errors.As(e.err, &rejected):
 		// The host is there and refused a session (MaxSessions, say).
-		res.ExitStatus = -1
-		return res, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), err)
+		return res, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), e.err)
 	}
-	// No exit status (*ssh.ExitMissingError) or a failed channel: tell a
-	// command that ended without one from a connection that went away.
-	res.ExitStatus = -1
+	// No exit status, or a channel that failed: tell a command that ended
+	// without one from a connection that went away.
+	err = e.err
+	if err == nil {
+		err = errExitMissing
+	}
 	if conn.ended(lostGrace) {
 		if via != nil && via.ended(lostGrace) {
 			err = fmt.Errorf("%w: %w", ErrTunnelDown, err)
 		}
 		return res, fmt.Errorf("host %s: %s: %w: %w", s.host, shortCmd(cmd), ErrConnectionLost, err)
 	}
-	var missing *ssh.ExitMissingError
-	if errors.As(err, &missing) {
+	if e.err == nil {
 		return res, &RemoteError{Host: s.host, Cmd: cmd, ExitStatus: -1, Stderr: res.Stderr}
 	}
 	return res, fmt.Errorf("host %s: %s: %w", s.host, shortCmd(cmd), err)
+}
+
+// errExitMissing is a command whose channel closed without an exit status.
+var errExitMissing = errors.New("the command ended without an exit status")
+
+// exit is how a command ended: its status (128+n for signal n; -1 when
+// the host told neither), or err when its channel could not be used.
+type exit struct {
+	status int
+	signal string
+	err    error
+}
+
+// waitExit reads a command's channel requests until the channel closes,
+// and returns the exit status or signal the host sent, as x/crypto/ssh's
+// Session.Wait does.
+func waitExit(reqs <-chan *ssh.Request) exit {
+	e := exit{status: -1}
+	for r := range reqs {
+		switch r.Type {
+		case "exit-status":
+			if len(r.Payload) >= 4 {
+				e.status = int(binary.BigEndian.Uint32(r.Payload))
+			}
+		case "exit-signal":
+			var sig struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}
+			if ssh.Unmarshal(r.Payload, &sig) == nil {
+				e.signal = sig.Signal
+			}
+		default:
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+	}
+	if e.status == -1 && e.signal != "" {
+		e.status = 128 + signalNumbers[e.signal]
+	}
+	return e
+}
+
+// signalNumbers are the numbers, on Linux, of the signals RFC 4254 names.
+var signalNumbers = map[string]int{
+	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9,
+	"USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+}
+
+// spare is a session channel opened on conn ahead of the command that
+// will use it: its open overlaps the command before. With cmd set, the
+// channel has started cmd too.
+type spare struct {
+	conn  *sshConn
+	cmd   string
+	ready chan struct{} // closed once the open is answered
+	ch    ssh.Channel
+	reqs  <-chan *ssh.Request
+	err   error
+}
+
+// started reports whether the spare's channel has started its command.
+func (sp *spare) started() bool {
+	return sp != nil && sp.cmd != "" && sp.err == nil
+}
+
+// Prepare implements Session.
+func (s *session) Prepare(next string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wantNext, s.nextCmd = true, next
+}
+
+// prepare opens a session channel on conn for the next command, in the
+// background, and starts cmd on it if set.
+func (s *session) prepare(conn *sshConn, cmd string) {
+	sp := &spare{conn: conn, cmd: cmd, ready: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	old := s.spare
+	s.spare = sp
+	s.mu.Unlock()
+	old.discard()
+	go func() {
+		defer close(sp.ready)
+		sp.ch, sp.reqs, sp.err = conn.client.OpenChannel("session", nil)
+		if sp.err == nil && cmd != "" {
+			if _, err := sp.ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd})); err != nil {
+				_ = sp.ch.Close()
+				sp.err = err
+			}
+		}
+	}()
+}
+
+// takeSpare takes the channel opened ahead on conn for cmd, if there is
+// one; nil otherwise (get then opens one).
+func (s *session) takeSpare(conn *sshConn, cmd string) *spare {
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if sp != nil && (sp.conn != conn || sp.cmd != "" && sp.cmd != cmd) {
+		// Opened on a connection that has been replaced, or started
+		// another command.
+		sp.discard()
+		return nil
+	}
+	return sp
+}
+
+// get returns the spare's channel once it is open, or opens one on conn
+// when there is no spare or it could not be opened (started then reports
+// false).
+func (sp *spare) get(conn *sshConn) (ssh.Channel, <-chan *ssh.Request, error) {
+	if sp != nil {
+		<-sp.ready
+		if sp.err == nil {
+			return sp.ch, sp.reqs, nil
+		}
+	}
+	return conn.client.OpenChannel("session", nil)
+}
+
+// discard closes the spare's channel once it is open, unused.
+func (sp *spare) discard() {
+	if sp == nil {
+		return
+	}
+	go func() {
+		<-sp.ready
+		if sp.err == nil {
+			_ = sp.ch.Close()
+			ssh.DiscardRequests(sp.reqs)
+		}
+	}()
 }
 
 // Ping measures one round trip to the host over the session's connection:
@@ -291,6 +476,8 @@ func (s *session) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.spare.discard()
+	s.spare = nil
 	if s.conn == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +263,80 @@ func TestRunLogsTheStep(t *testing.T) {
 	if len(ran) != 2 || !strings.Contains(ran[0], `step="read live rules"`) || strings.Contains(ran[0], "cmd=") ||
 		!strings.Contains(ran[1], `cmd=hostname`) {
 		t.Errorf("the log of two commands, the first a step:\n%s", strings.Join(ran, "\n"))
+	}
+}
+
+// A command costs one round trip on a channel opened ahead (Prepare) and
+// two on one opened for it: the exec request, stdin and its end leave in
+// one flight, without waiting for the host's answer to the exec.
+func TestRunRoundTrips(t *testing.T) {
+	f := newFleet(t)
+	opts := f.options()
+	opts.Timeout = time.Minute // no keepalive falls into the counts
+	var rt *RoundTripConn
+	opts.WrapConn = func(c net.Conn) net.Conn { rt = CountRoundTrips(c); return rt }
+	j := f.dial(t, opts)
+	// The tunnel's own session runs on the counted connection, alone.
+	s, err := j.Dial(t.Context(), f.targets["tunnel-1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// runs runs n commands, each preparing the next one's channel or
+	// not, and returns their round trips.
+	runs := func(n int, prepare bool) int64 {
+		t.Helper()
+		before := rt.RoundTrips()
+		for range n {
+			if prepare {
+				s.Prepare("")
+			}
+			res, err := s.Run(t.Context(), "cat", []byte("some rules\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(res.Stdout); got != "some rules\n" {
+				t.Fatalf("stdout %q, want the stdin back", got)
+			}
+		}
+		// The host's close of the last channel, answered in the
+		// background, must not fall into the next count.
+		time.Sleep(50 * time.Millisecond)
+		return rt.RoundTrips() - before
+	}
+	// A count is often one higher, when a reply splits around a write of
+	// the client's (closing the last channel, a window adjustment): the
+	// bounds allow for it, and hold what matters. Before commands were
+	// pipelined, each cost 3.
+	const n = 8
+	if got := runs(n, false); got > 2*n+4 {
+		t.Errorf("%d commands on channels of their own took %d round trips, want about 2 each", n, got)
+	}
+	// The first opens its own channel; each opens the next one's.
+	if got := runs(n, true); got >= 2*n {
+		t.Errorf("%d commands on channels opened ahead took %d round trips, want about 1 each, the first 2", n, got)
+	}
+	// The spare of the last one is there for the next.
+	if got := runs(1, false); got > 2 {
+		t.Errorf("a command on a channel opened ahead took %d round trips, want 1", got)
+	}
+
+	// A command started ahead runs before its Run; another command than
+	// that one gets its own channel.
+	s.Prepare("sleep")
+	runs(1, false)
+	select {
+	case <-f.tunnel.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command prepared was not started ahead")
+	}
+	res, err := s.Run(t.Context(), "hostname", nil)
+	if err != nil || string(res.Stdout) != "tunnel-1\n" {
+		t.Errorf("hostname after sleep was started ahead: %q, %v", res.Stdout, err)
+	}
+	s.Prepare("cat")
+	runs(1, false)
+	if got := runs(1, false); got > 2 {
+		t.Errorf("a command started ahead took %d round trips, want 1", got)
 	}
 }

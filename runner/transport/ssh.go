@@ -391,7 +391,23 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*sshCo
 	ctx, cancel := context.WithTimeoutCause(ctx, j.timeout, j.timeoutErr())
 	defer cancel()
 	start := time.Now()
-	conn, err := tc.client.DialContext(ctx, "tcp", t.Addr)
+	conn, err := dialChannel(ctx, tc, t.Addr)
+	if err != nil {
+		return nil, err
+	}
+	rt := CountRoundTrips(conn)
+	c, err := j.handshake(ctx, rt, t)
+	if err != nil {
+		return nil, err
+	}
+	j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "via", j.tunnel.Name, "took", time.Since(start), "round_trips", rt.RoundTrips())
+	return watch(c, rt, j.timeout), nil
+}
+
+// dialChannel opens a direct-tcpip channel through tc to addr: the tunnel
+// host opens a new TCP connection to it.
+func dialChannel(ctx context.Context, tc *sshConn, addr string) (net.Conn, error) {
+	conn, err := tc.client.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		var rejected *ssh.OpenChannelError
 		switch {
@@ -406,13 +422,7 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*sshCo
 		}
 		return nil, err
 	}
-	rt := CountRoundTrips(conn)
-	c, err := j.handshake(ctx, rt, t)
-	if err != nil {
-		return nil, err
-	}
-	j.log.Debug("connected", "host", t.Name, "addr", t.Addr, "via", j.tunnel.Name, "took", time.Since(start), "round_trips", rt.RoundTrips())
-	return watch(c, rt, j.timeout), nil
+	return conn, nil
 }
 
 // handshake runs the SSH handshake with t on conn and wraps the client in

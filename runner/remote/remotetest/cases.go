@@ -80,6 +80,9 @@ type Step struct {
 	Outcome string
 	// Log is what the log of a failed apply says, among other things.
 	Log string
+	// By is who Confirm's answer says decided: the run that settled this
+	// one (Settler) or applied since (Who); "" for this run or its guard.
+	By string
 	// Read is what Facts must find.
 	Read *Read
 }
@@ -170,6 +173,10 @@ const (
 	RunB  = "0b0b0b0b0b0b0b0b"
 	Other = "0d0d0d0d0d0d0d0d"
 )
+
+// Settler runs the settles, as the host is told (the Who of its
+// protocol's options); Who runs the applies.
+const Settler = "op@laptop2 pid 2"
 
 // hostA has policy A applied and persisted.
 var hostA = Host{V4: A4, V6: A6, Rules4: A4, Rules6: A6, Applied: DigestA, Persistent: true}
@@ -290,10 +297,30 @@ var Cases = []Case{
 			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
 			{Do: Settle, Token: RunA, Keep: false, Outcome: "rolledback"},
 			{Do: Apply, Token: RunB, V4: []byte(C4), V6: []byte(A6)},
-			{Do: Confirm, Token: RunA, Outcome: "superseded"},
+			{Do: Confirm, Token: RunA, Outcome: "superseded", By: Who},
 			{Do: Confirm, Token: RunB, V4: []byte(C4), Digest: DigestC, Outcome: "confirmed"},
 		},
 		End: Host{V4: C4, V6: A6, Rules4: C4, Rules6: A6, Applied: DigestC, Persistent: true},
+	},
+	{
+		Name: "a run taken for gone comes back: another run rolled it back, and says who",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Settle, Token: RunA, Keep: false, Outcome: "rolledback"},
+			{Do: Confirm, Token: RunA, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "rolledback", By: Settler},
+		},
+		End: hostA,
+	},
+	{
+		Name: "a run taken for gone comes back: another run kept its apply, and says who",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: Settle, Token: RunA, Keep: true, Outcome: "confirmed"},
+			{Do: Confirm, Token: RunA, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "confirmed", By: Settler},
+		},
+		End: hostB,
 	},
 	{
 		Name: "an earlier run's apply kept: its rules are the policy",

@@ -47,8 +47,12 @@ type Driver struct {
 	// Confirm confirms run s.Token, waiting ConfirmWait, and persists as
 	// s says; it returns the outcome, and the apply's log.
 	Confirm func(ctx context.Context, s Step) (outcome, log string, err error)
-	Persist func(ctx context.Context, s Step) error
-	Settle  func(ctx context.Context, s Step) (outcome string, err error)
+	// ConfirmBy, when set, is Confirm that also says who the host names
+	// as the decider (remote.Confirmation.By), which Run checks against
+	// s.By: a driver that cannot tell leaves it nil, and Confirm is used.
+	ConfirmBy func(ctx context.Context, s Step) (outcome, log, by string, err error)
+	Persist   func(ctx context.Context, s Step) error
+	Settle    func(ctx context.Context, s Step) (outcome string, err error)
 	// FireGuard makes the guard of a run fire now, and waits until it has
 	// done what it does; EndLease ends the lease of the run that holds the
 	// host lock.
@@ -87,7 +91,15 @@ func Run(t testing.TB, d Driver, c Case) (armed []string) {
 			err = d.Apply(ctx, st)
 			maybe[st.Token] = err == nil
 		case Confirm:
-			outcome, log, err = d.Confirm(ctx, st)
+			if d.ConfirmBy == nil {
+				outcome, log, err = d.Confirm(ctx, st)
+			} else {
+				var by string
+				outcome, log, by, err = d.ConfirmBy(ctx, st)
+				if by != st.By {
+					t.Errorf("step %d, %s: decided by %q, want %q", i+1, what, by, st.By)
+				}
+			}
 			if outcome == "failed" && !strings.Contains(log, st.Log) {
 				t.Errorf("step %d, %s: failed, and the log does not say %q: %q", i+1, what, st.Log, log)
 			}

@@ -3,7 +3,9 @@
 # starts the apply and waits for it: one round trip. Its stdin: "TOKEN
 # SECONDS LEASE WAIT N4 N6 WHO", then new.v4 (N4 bytes) and new.v6, each
 # followed by the mark (see lib.sh); WHO, the rest of the line, is who
-# runs it, for messages. It prints "armed", then how the apply went: ok,
+# runs it, for messages. It prints "armed FIRE NOW", the time the guard
+# fires and the time it is, in seconds since the epoch by the host's
+# clock (the report gives the guard's real time), then how the apply went: ok,
 # failed, skipped (the run was decided before its apply began) or pending
 # (still running after SECONDS). $guard, the program of the apply and its
 # guard (lib.sh and guard.sh), comes first (see scripts.go).
@@ -72,15 +74,16 @@ if ! save iptables-save old.v4 || ! save ip6tables-save old.v6; then
 fi
 
 # A guard that reads current while it is written reads another token than
-# its own, and stands down, as it must: this run takes over.
-echo "$token" > "$F/current" || exit 11
+# its own, and stands down, as it must: this run takes over. Its second
+# line, who runs it, is what a run superseded by this one is told.
+printf '%s\n%s\n' "$token" "$who" > "$F/current" || exit 11
 echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
 exec 9>lock && flock 9 || exit 11
 setsid sh -c "$guard" fwpush-guard "$token" "$secs" < /dev/null > apply.log 2>&1 &
 echo "$!" > guard.pid
 exec 9>&-
 trap - EXIT
-echo armed
+echo "armed $((now + secs)) $now"
 exec 8< lock
 if flock -w "$secs" 8 && { read -r s < applied.status; } 2>/dev/null; then
   echo "$s"

@@ -1,22 +1,53 @@
 # confirm.sh runs over a fresh connection, which proves that the host
 # still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 DIGEST
-# INSTALL", WAIT in milliseconds, then the payloads of persist.sh. It
+# INSTALL HN RESULT HMAX", WAIT in milliseconds, then the payloads of
+# persist.sh. It
 # waits on the host, at most WAIT, for the detached apply to finish (for
 # the run's lock, which the apply holds while it runs), then prints the
 # outcome on its first line: "confirmed" (the apply succeeded and the guard
 # is disarmed), "pending" (the apply has not finished, or the guard is
 # restoring the old rules), "failed" (followed by the apply's log; the old
-# rules are back and the guard is disarmed), "rolledback" (the guard won
-# and the old rules are back) or "superseded" (another run took over).
-# Only once confirmed does it go on to persist (store), in the same round
-# trip.
+# rules are back and the guard is disarmed), "rolledback" (the guard won,
+# or another run that took this one for gone, and the old rules are back)
+# or "superseded" (another run took over). Lines follow that say who
+# decided and when: "by WHO" when another run did (it rolled back or kept
+# this run's apply, or, superseded, it applied since), and "guard FIRE
+# NOW" while pending or rolled back: when the guard fires (fired) and the
+# time it is, by the host's clock. Only once confirmed does it go on to
+# persist (store), in the same round trip. The history (see record.sh)
+# gets the outcome it learns: RESULT once persisted, failed (the apply, or
+# the persist after it), rolled_back.
 set -u
-read -r token ms n4 n6 digest install || { echo "no header on stdin" >&2; exit 10; }
+read -r token ms n4 n6 digest install hn result hmax || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$ms" "$n4" "$n6" "$install"
+nums "$ms" "$n4" "$n6" "$install" "$hn" "$hmax"
 digestok "$digest"
+resultok "$result"
+readhistory
 R=$F/runs/$token
-[ -d "$R" ] || { echo superseded; exit 0; }
+
+# byline: "by WHO", when another run decided ($b, see outcome in runs.sh).
+byline() {
+  [ -z "$b" ] || printf 'by %s\n' "$b"
+}
+
+# guardat: when the guard of run $R fires, and the time it is, by the
+# host's clock.
+guardat() {
+  a=
+  { read -r a < "$R/fire_at"; } 2>/dev/null
+  [ -z "$a" ] || echo "guard $a $(date +%s)"
+}
+
+if [ ! -d "$R" ]; then
+  # Who applied last, when it is another run: it superseded this one.
+  c='' b=''
+  { read -r c && IFS= read -r b; } 2>/dev/null < "$F/current"
+  [ "$c" != "$token" ] || b=
+  echo superseded
+  byline
+  exit 0
+fi
 
 # locked SECONDS: the run's lock is this script's, within SECONDS. The
 # apply holds it while it runs, a rollback until its outcome is written.
@@ -38,12 +69,17 @@ status() {
 # pending, however it is going.
 decided() {
   [ -e "$R/outcome" ] || locked 5
-  o=
-  { read -r o < "$R/outcome"; } 2>/dev/null
+  o='' b=''
+  { read -r o && IFS= read -r b; } 2>/dev/null < "$R/outcome"
   case $o in
-  rolledback) echo rolledback; exit 0 ;;
-  kept | confirmed) echo confirmed ;;
-  *) echo pending; exit 0 ;;
+  rolledback)
+    record rolled_back
+    echo rolledback
+    byline
+    guardat
+    exit 0 ;;
+  kept | confirmed) echo confirmed; byline ;;
+  *) echo pending; guardat; exit 0 ;;
   esac
 }
 
@@ -67,13 +103,21 @@ failed)
     echo failed > "$R/outcome"
   fi
   release
+  record failed
   echo failed
   show "$R/apply.log"
   exit 0 ;;
 skipped) decided ;;
 *)
-  if [ -e "$R/decided" ]; then decided; else echo pending; exit 0; fi ;;
+  if [ -e "$R/decided" ]; then decided; else echo pending; guardat; exit 0; fi ;;
 esac
 exec 8<&-
-trap release EXIT
+# ended: the lock goes; a persist that failed is recorded as such.
+ended() {
+  e=$?
+  release
+  [ "$e" -eq 0 ] || record failed
+}
+trap ended EXIT
 store
+record "$result"

@@ -12,7 +12,7 @@
 # group), or a newer run applied since (it is the current one: this guard
 # stands down).
 set -u
-token=$1
+token=$1 by=
 R=$F/runs/$token
 sleep "$2" 9>&- &
 t=$!

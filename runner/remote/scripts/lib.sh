@@ -44,3 +44,9 @@ show() {
 digestok() {
   case $1 in "" | *[!0-9A-Za-z:._-]*) echo "bad header" >&2; exit 10 ;; esac
 }
+
+# resultok V: V is what a history line says of a change that succeeded, or -
+# when there is no line.
+resultok() {
+  case $1 in applied | drift_repaired | -) ;; *) echo "bad header" >&2; exit 10 ;; esac
+}

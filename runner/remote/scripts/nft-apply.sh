@@ -55,14 +55,16 @@ o=
 case $(nft list tables)$nl in *"table inet fwpush$nl"*) o=$(nft list table inet fwpush) || { echo "cannot save table inet fwpush" >&2; exit 14; } ;; esac
 printf 'table inet fwpush {}\ndelete table inet fwpush\n%s\n' "$o" > old.nft || exit 11
 
-echo "$token" > "$F/current" || exit 11
+# Its second line, who runs it, is what a run superseded by this one is
+# told (see apply.sh).
+printf '%s\n%s\n' "$token" "$who" > "$F/current" || exit 11
 echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
 exec 9>lock && flock 9 || exit 11
 setsid sh -c "$guard" fwpush-guard "$token" "$secs" < /dev/null > apply.log 2>&1 &
 echo "$!" > guard.pid
 exec 9>&-
 trap - EXIT
-echo armed
+echo "armed $((now + secs)) $now"
 exec 8< lock
 if flock -w "$secs" 8 && { read -r s < applied.status; } 2>/dev/null; then
   echo "$s"

@@ -3,7 +3,7 @@
 # same outcomes; the apply loads the run's documents (load), and the old
 # rules go back (back) when it fails.
 set -u
-token=$1
+token=$1 by=
 R=$F/runs/$token
 sleep "$2" 9>&- &
 t=$!

@@ -1,8 +1,14 @@
 # persist.sh persists for a host whose live rules already match (see
-# store.sh). Its stdin: "N4 N6 DIGEST INSTALL", then rules.v4 (N4 bytes)
-# and rules.v6, each followed by the mark.
+# store.sh). Its stdin: "N4 N6 DIGEST INSTALL HN RESULT HMAX", then the
+# body of the history line (HN bytes, see record.sh), rules.v4 (N4 bytes)
+# and rules.v6, each followed by the mark. The history records RESULT once
+# persisted, failed if not.
 set -u
-read -r n4 n6 digest install || { echo "no header on stdin" >&2; exit 10; }
-nums "$n4" "$n6" "$install"
+read -r n4 n6 digest install hn result hmax || { echo "no header on stdin" >&2; exit 10; }
+nums "$n4" "$n6" "$install" "$hn" "$hmax"
 digestok "$digest"
+resultok "$result"
+readhistory
+trap '[ "$?" -eq 0 ] || record failed' EXIT
 store
+record "$result"

@@ -46,14 +46,22 @@ back() {
 # restore: the old rules of run $R back, unless it was decided already;
 # under the run's lock, which its apply holds while it runs: a late apply
 # never lands after a rollback. Whoever decides writes the outcome before
-# letting the lock go, so that what waits for the lock finds it.
+# letting the lock go, so that what waits for the lock finds it; its
+# second line names who decided, when another run did ($by, see
+# settle.sh): a guard writes none.
 restore() {
   exec 9>"$R/lock"
   flock 9
   if decide; then
     back
-    echo rolledback > "$R/outcome"
+    outcome rolledback
     release
   fi
   exec 9>&-
+}
+
+# outcome O: the outcome of run $R is O, decided by $by ("" for its own
+# run or its guard).
+outcome() {
+  { echo "$1"; [ -z "${by-}" ] || printf '%s\n' "$by"; } > "$R/outcome"
 }

@@ -2,13 +2,16 @@
 # is gone (killed before it confirmed): KEEP 1 keeps its rules (they are
 # the ones this run would apply) and disarms its guard; 0 restores the old
 # rules now rather than when its guard wakes. Either way the host lock it
-# held is released. Its stdin: "TOKEN KEEP". It prints the outcome: kept,
-# rolledback, confirmed or failed (its own confirm came first), or gone
-# (nothing of that run is left).
+# held is released. Its stdin: "TOKEN KEEP WHO", WHO, the rest of the
+# line, being who runs it: the outcome names it, so that the run settled,
+# should it come back, says who took it for gone. It prints the outcome:
+# kept, rolledback, confirmed or failed (its own confirm came first), or
+# gone (nothing of that run is left).
 set -u
-read -r token keep || { echo "no header on stdin" >&2; exit 10; }
+read -r token keep by || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
 case $keep in 0 | 1) ;; *) echo "bad header" >&2; exit 10 ;; esac
+case $by in *[![:print:]]*) by='another run' ;; "") by='another run' ;; esac
 R=$F/runs/$token
 [ -d "$R" ] || { echo gone; exit 0; }
 if [ "$keep" = 1 ]; then
@@ -16,7 +19,7 @@ if [ "$keep" = 1 ]; then
   flock 9
   if decide; then
     stopguard
-    echo kept > "$R/outcome"
+    outcome kept
   fi
   exec 9>&-
 else

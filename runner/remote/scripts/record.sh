@@ -1,0 +1,57 @@
+# record.sh is what persist.sh and confirm.sh share to keep the host's
+# history, /var/lib/fwpush/history: one JSON line per change fwpush made,
+# appended in the round trip that learns how the change ended. The
+# controller builds the line (see history.Entry.Body) and sends it on
+# stdin; the host only adds its clock and the outcome. It expects $hn
+# $result $hmax read from the header: the size of the line's body (0 for
+# none: nothing is recorded), the outcome once the step succeeds, and the
+# size past which the history is rotated.
+#
+# The history is bounded: past $hmax bytes it is renamed to history.1
+# (rename(2): atomic; the history.1 before goes) before the next line is
+# appended. Appending is one write with O_APPEND. Recording never fails
+# the step: the change is made; a history that cannot be written says so
+# on stderr. Only root reads it (fwpush history reads it under sudo, as
+# run does): it says who changes the firewall, and when.
+
+# readhistory: the body of the history line, next on stdin, in $h: one
+# line, printable, that ends an object (the line is {"time":...,"outcome":...,
+# then the body).
+readhistory() {
+  h=
+  if [ "$hn" -gt 0 ]; then
+    IFS= read -r h || { echo "stdin ended early" >&2; exit 10; }
+    case $h in
+    *[![:print:]]*) echo "bad history line" >&2; exit 10 ;;
+    '"'*'}') ;;
+    *) echo "bad history line" >&2; exit 10 ;;
+    esac
+    [ "${#h}" -eq $((hn - 1)) ] || { echo "bad history line" >&2; exit 10; }
+  fi
+  mark || { echo "stdin ended early" >&2; exit 10; }
+}
+
+# record OUTCOME: the line goes into the history, with the host's time and
+# OUTCOME; once per run ($R, when set): a confirm asked again after its
+# answer was lost finds it recorded. (echo, not the special builtin :, whose
+# failed redirection would end the script.)
+record() {
+  [ -n "$h" ] || return 0
+  if [ -n "${R-}" ]; then
+    set -C
+    if ! { echo > "$R/recorded"; } 2>/dev/null; then
+      set +C
+      return 0
+    fi
+    set +C
+  fi
+  H=$r/var/lib/fwpush/history
+  umask 077
+  { [ -d "${H%/*}" ] || mkdir -p "${H%/*}"; } || return 0
+  if [ -s "$H" ]; then
+    n=$(wc -c < "$H") || n=$hmax
+    [ "$n" -lt "$hmax" ] || mv -f "$H" "$H.1"
+  fi
+  t=$(date -u +%Y-%m-%dT%H:%M:%SZ) || t=
+  printf '{"time":"%s","outcome":"%s",%s\n' "$t" "$1" "$h" >> "$H" || echo "cannot append to $H" >&2
+}
