@@ -84,6 +84,14 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 		t.Errorf("a second run: exit %d, want 0, every host unchanged, and mysql-2's warning", code)
 	}
 
+	t.Run("the history of an nftables host", func(t *testing.T) {
+		// The run applied, the dry run after it changed nothing: one line.
+		lines := strings.Split(strings.TrimSpace(labtest.Shell(t, l, "mysql-1", "cat", "/var/lib/fwpush/history")), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], `"outcome":"applied"`) || !strings.Contains(lines[0], `"host":"mysql-1"`) {
+			t.Errorf("mysql-1's history: %q, want one line, applied", lines)
+		}
+	})
+
 	t.Run("fwpush's table, its files, and nothing else", func(t *testing.T) {
 		table := labtest.Shell(t, l, "mysql-1", "nft", "list", "table", "inet", "fwpush")
 		for _, want := range []string{"type filter hook input priority filter; policy drop;", "tcp dport 3306", "set fwp-"} {
