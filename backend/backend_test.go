@@ -64,7 +64,7 @@ func TestGroupAndFiles(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"iptables": {"tunnel-1 rules.v4,rules.v6", "wordpress-2 rules.v4,rules.v6"},
+		"iptables": {"tunnel-1 rules.v4,rules.v6,ipsets", "wordpress-2 rules.v4,rules.v6,ipsets"},
 		"nftables": {"haproxy-www nft", "mysql-1 nft", "mysql-2 nft", "wordpress-1 nft"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -66,7 +66,8 @@ type Change struct {
 	// Apply holds the documents that iptables-restore --noflush loads
 	// under the guard (for Apply and RepairDrift): the policy, flushing
 	// the chains it owns, with the chains a preserve pattern keeps and
-	// the jumps into them left in place (see policy.Split.Merge).
+	// the jumps into them left in place (see policy.Split.Merge); and,
+	// when fwpush's sets change, the ipset documents that change them.
 	Apply *Documents `json:"apply,omitempty"`
 	// Persist is what is written once the rules are confirmed (or at once,
 	// for PersistOnly); empty when nothing is.
@@ -81,9 +82,26 @@ type Change struct {
 	// IPv6, that the policy adds to and removes from the live ones.
 	Added   int `json:"added"`
 	Removed int `json:"removed"`
+	// Sets are fwpush's sets on the host that differ from the policy's,
+	// by name; none when they are the same. A change of members alone
+	// (an app server added to the fleet) is a change of sets with no
+	// rule added or removed.
+	Sets []SetDiff `json:"sets,omitempty"`
+	// MembersAdded and MembersRemoved count the members of Sets added and
+	// removed.
+	MembersAdded   int `json:"members_added,omitempty"`
+	MembersRemoved int `json:"members_removed,omitempty"`
+	// SetsDiff is the unified diff of fwpush's sets on the host against
+	// the policy's, in their canonical form (policy.CanonicalSets); ""
+	// when they are the same.
+	SetsDiff string `json:"sets_diff,omitempty"`
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
 	Unknown []string `json:"unknown_chains,omitempty"`
+	// UnknownSets are the sets that are not fwpush's and that rules of
+	// its own chains match: the apply would remove those rules, which
+	// only --force-own does.
+	UnknownSets []string `json:"unknown_sets,omitempty"`
 	// Forced says what --force-own overrides on this host, one sentence
 	// each.
 	Forced []string `json:"forced,omitempty"`
@@ -100,7 +118,8 @@ type Change struct {
 }
 
 // Documents are the IPv4 and IPv6 iptables-restore documents of a change,
-// and its nft document, which makes the apply nft's (see remote.Apply).
+// and its nft document, which makes the apply nft's (see remote.Apply),
+// and the ipset documents of its sets when they change.
 type Documents struct {
 	V4 string `json:"v4"`
 	V6 string `json:"v6"`
@@ -110,7 +129,8 @@ type Documents struct {
 	NFT string `json:"nft,omitempty"`
 	// InstallNFT installs the nftables package first, where nft is
 	// missing.
-	InstallNFT bool `json:"install_nftables,omitempty"`
+	InstallNFT bool     `json:"install_nftables,omitempty"`
+	Sets       *SetDocs `json:"sets,omitempty"`
 }
 
 // Persist is what makes the policy survive a reboot. An empty document
@@ -118,10 +138,14 @@ type Documents struct {
 type Persist struct {
 	V4 string `json:"v4,omitempty"` // /etc/iptables/rules.v4
 	V6 string `json:"v6,omitempty"` // /etc/iptables/rules.v6
+	// Sets is /etc/iptables/ipsets (see SetsFile).
+	Sets string `json:"sets,omitempty"`
 	// Record writes the change's Digest to /var/lib/fwpush/applied.
 	Record bool `json:"record,omitempty"`
-	// Install installs iptables-persistent (after the files).
-	Install bool `json:"install,omitempty"`
+	// Install installs iptables-persistent (after the files), and
+	// InstallSets ipset-persistent, its plugin that loads the sets.
+	Install     bool `json:"install,omitempty"`
+	InstallSets bool `json:"install_sets,omitempty"`
 	// NFT is /etc/fwpush/fwpush.nft, Boot installs and enables the unit
 	// that loads it at boot (the nftables backend).
 	NFT  string `json:"nft,omitempty"`
@@ -153,6 +177,7 @@ const (
 	StageBackends      = "backends"
 	StageOtherFirewall = "other firewall"
 	StageUnknownChains = "unknown chains"
+	StageUnknownSets   = "unknown sets"
 )
 
 // Options shape a decision.
@@ -173,8 +198,9 @@ type Options struct {
 // comparison of the live rules that fwpush owns with the policy — the
 // chains the host's role preserves (Docker's, fail2ban's) are neither
 // compared nor touched, and any other chain the policy does not declare is
-// drift — and of the persisted files with it. inv gives the preserve
-// patterns and names the inventory in messages.
+// drift — of fwpush's sets (named fwp-; other software's are not read)
+// with the policy's, and of the persisted files with it. inv gives the
+// preserve patterns and names the inventory in messages.
 func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options) Change {
 	h := pol.Host
 	c := Change{Host: h.Name, Role: h.Role, Action: Refused, Digest: Digest(pol), State: State(inv, pol, f)}
@@ -202,6 +228,7 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	}
 	live4, live6 := split4.Own, split6.Own
 	c.Unknown = unknownChains(split4, split6)
+	c.UnknownSets = unknownSets(split4, split6)
 	a4, r4 := countChanges(live4, want4)
 	a6, r6 := countChanges(live6, want6)
 	c.Added, c.Removed = a4+a6, r4+r6
@@ -210,29 +237,40 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 		c.Diff = udiff.Unified(h.Name+" live IPv4", h.Name+" desired IPv4", live4, want4) +
 			udiff.Unified(h.Name+" live IPv6", h.Name+" desired IPv6", live6, want6)
 	}
+	sets, refusal := compareSets(&c, pol, f)
+	if refusal != nil {
+		c.Action, c.Refusal = Refused, refusal
+		c.Added, c.Removed, c.Unknown, c.UnknownSets, c.Diff = 0, 0, nil, nil, ""
+		c.Sets, c.MembersAdded, c.MembersRemoved, c.SetsDiff = nil, 0, 0, ""
+		return c
+	}
+	setsDiffer := sets != nil
 
-	c.Persist = Persist{Install: !f.Persistent, Record: f.Applied != c.Digest}
+	c.Persist = Persist{Install: !f.Persistent, InstallSets: len(pol.Sets) > 0 && !f.PersistentSets, Record: f.Applied != c.Digest}
 	if f.Persisted4 != string(pol.V4) {
 		c.Persist.V4 = string(pol.V4)
 	}
 	if f.Persisted6 != string(pol.V6) {
 		c.Persist.V6 = string(pol.V6)
 	}
-	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != ""
-	c.Persisted = !filesDiffer && f.Persistent
+	if file := SetsFile(f.PersistedSets, pol); file != "" && file != f.PersistedSets {
+		c.Persist.Sets = file
+	}
+	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != "" || c.Persist.Sets != ""
+	c.Persisted = !filesDiffer && !c.Persist.Install && !c.Persist.InstallSets
 	// What is left of the nftables backend goes with the next apply.
-	c.Apply = &Documents{}
-	drifted := rulesDiffer && f.Applied == c.Digest // what fwpush applied was changed by hand
+	c.Apply = &Documents{Sets: sets}
+	drifted := (rulesDiffer || setsDiffer) && f.Applied == c.Digest // what fwpush applied was changed by hand
 	if releaseNFT(f, &c) {
 		c.Persisted = false
 		rulesDiffer = rulesDiffer || c.Apply.NFT != ""
 	}
 	switch {
-	case !rulesDiffer && c.Persisted:
+	case !rulesDiffer && !setsDiffer && c.Persisted:
 		// What fwpush recorded as applied is not worth a write of its own.
 		c.Action, c.Persist, c.Apply = None, Persist{}, nil
 		return c
-	case !rulesDiffer:
+	case !rulesDiffer && !setsDiffer:
 		c.Action, c.Apply = PersistOnly, nil
 		return c
 	}
@@ -245,13 +283,16 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	if c.Refusal != nil && c.Refusal.Stage == StageUnknownChains && o.StrictPreserve && len(distrusted) > 0 {
 		c.Refusal.Reason = strictReason(distrusted, c.Unknown, c.Refusal.Reason)
 	}
+	if c.Refusal == nil {
+		c.Refusal = mayDropSets(&c, o)
+	}
 	return c
 }
 
 // Keep decides the fate of the apply g that an earlier run left
 // undecided on the host of pol, its run being gone: kept when it went well
-// and left the rules that fwpush owns as the policy wants them, rolled
-// back otherwise. f are the facts read with it.
+// and left the rules that fwpush owns and its sets as the policy wants
+// them, rolled back otherwise. f are the facts read with it.
 func Keep(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, g live.Guard) bool {
 	if g.Status != "ok" {
 		return false
@@ -266,11 +307,14 @@ func Keep(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, g live.Guar
 	want4, want6 := policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
 	preserve := inv.Preserve(pol.Host.Role)
 	return policy.SplitLive(policy.Canonical(f.V4), want4, preserve).Own == want4 &&
-		policy.SplitLive(policy.Canonical(f.V6), want6, preserve).Own == want6
+		policy.SplitLive(policy.Canonical(f.V6), want6, preserve).Own == want6 &&
+		setsMatch(pol, f)
 }
 
-// Digest identifies a rendered policy, to tell drift (live rules changed
-// by hand after fwpush applied this policy) from a new policy.
+// Digest identifies a rendered policy, to tell drift (live rules or sets
+// changed by hand after fwpush applied this policy) from a new policy: its
+// canonical rules, and its sets' canonical form when it has any (a policy
+// without sets has the digest it had before fwpush had sets).
 func Digest(pol *roles.Policy) string {
 	if pol.Host != nil && pol.Host.Backend == inventory.NFTables && pol.NFT != nil {
 		return digestNFT(pol)
@@ -279,6 +323,10 @@ func Digest(pol *roles.Policy) string {
 	h.Write([]byte(policy.Canonical(string(pol.V4))))
 	h.Write([]byte{0})
 	h.Write([]byte(policy.Canonical(string(pol.V6))))
+	if len(pol.Sets) > 0 {
+		h.Write([]byte{0})
+		h.Write([]byte(policy.CanonicalSets(pol.Sets)))
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 

@@ -314,7 +314,7 @@ func checkShape(t *testing.T, c Change, pol *roles.Policy) {
 	if applies != (c.Apply != nil) {
 		t.Errorf("%s with documents %v", c.Action, c.Apply != nil)
 	}
-	if applies != (c.Diff != "") || (c.Action == None || c.Action == Refused) && !c.Persist.Empty() {
+	if applies != (c.Diff != "" || c.SetsDiff != "") || (c.Action == None || c.Action == Refused) && !c.Persist.Empty() {
 		t.Errorf("%s with a diff of %d bytes and persist %+v", c.Action, len(c.Diff), c.Persist)
 	}
 	if c.Action == Refused && (c.Refusal == nil || c.Added+c.Removed > 0 || c.Unknown != nil) {

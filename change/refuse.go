@@ -18,9 +18,9 @@ import (
 // removes what it knows. These refusals are decided from the host's facts
 // before anything on it changes.
 
-// preflight refuses hosts where the policy cannot work: missing tools,
-// missing interfaces, or a policy that would not accept the very SSH
-// session fwpush is using.
+// preflight refuses hosts where the policy cannot work: missing tools
+// (ipset for a policy with sets), missing interfaces, or a policy that
+// would not accept the very SSH session fwpush is using.
 func preflight(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	for _, tool := range []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
 		if !slices.Contains(f.Tools, tool) {
@@ -29,6 +29,9 @@ func preflight(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	}
 	if f.SaveFailed {
 		return fmt.Errorf("iptables-save failed: %s", f.SaveError)
+	}
+	if err := setsPreflight(pol, f); err != nil {
+		return err
 	}
 	return reachable(h, pol, f)
 }
@@ -52,6 +55,7 @@ func reachable(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	if err != nil {
 		return err
 	}
+	rs.WithSets(pol.Sets)
 	in := f.Addrs[f.Conn.Server]
 	pkt := policy.Packet{In: in, Src: f.Conn.Client, Dst: f.Conn.Server, Proto: "tcp", SPort: 40000, DPort: f.Conn.Port, State: "NEW"}
 	if v := rs.Evaluate("INPUT", pkt); v != policy.Accept {

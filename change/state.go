@@ -26,13 +26,16 @@ import (
 // those a preserved chain jumps to; whether iptables-save failed; the
 // persisted rules.v4 and rules.v6 as they are, the digest recorded as
 // applied, whether iptables-persistent is installed; the backend and the
-// other backend's filter tables; the other firewall managers found.
+// other backend's filter tables; the other firewall managers found;
+// fwpush's sets (their canonical form), whether ipset failed,
+// /etc/iptables/ipsets as it is and whether ipset-persistent is installed.
 //
 // It leaves out what changes without anyone touching the firewall: packet
 // counters and comments (the canonical form drops them), what preserved
-// chains hold (a ban fail2ban adds, a container Docker starts), the runs at
-// work and their guards, the lock, where the SSH session comes from and
-// goes to, the host's interfaces, addresses and tools. What of those a
+// chains hold (a ban fail2ban adds, a container Docker starts), other
+// software's sets, the temporary sets of an apply, the runs at work and
+// their guards, the lock, where the SSH session comes from and goes to,
+// the host's interfaces, addresses and tools (ipset too). What of those a
 // change depends on (the session, the interfaces, the tools) apply checks
 // again on the facts it reads itself.
 func State(inv *inventory.Inventory, pol *roles.Policy, f live.Facts) string {
@@ -69,6 +72,20 @@ func State(inv *inventory.Inventory, pol *roles.Policy, f live.Facts) string {
 	}
 	slices.Sort(managers)
 	part("managers", strings.Join(managers, "\n"))
+	// fwpush's sets as the canonical form tells them (not the kernel's
+	// order of members, nor the sizes of the hashes), and the file that
+	// loads them at boot; nothing on a host that has none of them, whose
+	// state is the one it had before fwpush had sets.
+	sets := f.Sets
+	if own, _, err := liveSets(f); err == nil {
+		sets = policy.CanonicalSets(own)
+	}
+	if f.SetsFailed || sets != "" || f.PersistedSets != "" || f.PersistentSets {
+		part("sets failed", fmt.Sprint(f.SetsFailed))
+		part("sets", sets)
+		part("ipsets", f.PersistedSets)
+		part("persistent sets", fmt.Sprint(f.PersistentSets))
+	}
 	return sum(h)
 }
 

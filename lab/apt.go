@@ -25,8 +25,8 @@ import (
 var repoDir = filepath.Join(Root, ".cache", "apt")
 
 // basePackages are always in the repository: fwpush installs them on a
-// server that lacks them.
-var basePackages = []string{"iptables-persistent", "netfilter-persistent"}
+// server that lacks them (ipset-persistent where the policy has sets).
+var basePackages = []string{"iptables-persistent", "netfilter-persistent", "ipset-persistent"}
 
 // repoManifest lists the packages whose closure the repository holds.
 const repoManifest = "fetched"

@@ -1,6 +1,7 @@
 # boot.sh is what a reboot runs in the host before sshd starts: the
 # kernel's rules wiped as a reboot leaves them (no rules, every policy
-# ACCEPT, both families, both iptables backends and nftables' own), then
+# ACCEPT, both families, both iptables backends and nftables' own, and no
+# ipsets: a network namespace keeps them across the lab's reboot), then
 # the firewall services a boot starts: netfilter-persistent loading
 # /etc/iptables/rules.v4 and rules.v6, nftables loading /etc/nftables.conf,
 # fwpush-nftables loading /etc/fwpush/fwpush.nft (after nftables, as its
@@ -13,6 +14,7 @@ for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-s
 	command -v "$save" >/dev/null 2>&1 || continue
 	"$save" 2>/dev/null | awk '/^\*/ || /^COMMIT/ { print } /^:/ && $2 != "-" { print $1, "ACCEPT" }' | "${save%-save}-restore" -w
 done
+if command -v ipset >/dev/null 2>&1; then ipset destroy 2>/dev/null; fi
 enabled() {
 	for f in /etc/systemd/system/*.wants/"$1".service /etc/rcS.d/S[0-9][0-9]"$1" /etc/rc2.d/S[0-9][0-9]"$1"; do
 		[ -e "$f" ] && return 0

@@ -60,9 +60,9 @@ type HostOptions struct {
 	// Password is the login user's password, which SudoPassword asks for.
 	// SSH never accepts it: logins are by key only.
 	Password string `json:"password,omitempty"`
-	// NoPersistent brings the host up without iptables-persistent and
-	// netfilter-persistent (purged: dpkg says not installed), so that
-	// installing them is rehearsed for real.
+	// NoPersistent brings the host up without iptables-persistent,
+	// ipset-persistent and netfilter-persistent (purged: dpkg says not
+	// installed), so that installing them is rehearsed for real.
 	NoPersistent bool `json:"no_persistent,omitempty"`
 	// Packages are installed on the host from the lab's local apt
 	// repository when it comes up (ufw, nftables, ...), with their

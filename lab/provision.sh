@@ -1,5 +1,6 @@
 # provision.sh shapes a host that is up, as its options ask: $1 1 to
-# purge iptables-persistent and netfilter-persistent, $2 1 to set the login
+# purge iptables-persistent, ipset-persistent and netfilter-persistent
+# (ipset-persistent, a plugin of it, would hold it), $2 1 to set the login
 # user's password (user:password on stdin, for chpasswd), then the
 # packages to install from the local repository. Package names are
 # validated; nothing else arrives on the command line.
@@ -9,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 purge=$1 password=$2
 shift 2
 if [ "$purge" = 1 ]; then
-	dpkg --purge iptables-persistent netfilter-persistent
+	dpkg --purge iptables-persistent ipset-persistent netfilter-persistent
 fi
 if [ $# -gt 0 ]; then
 	apt-get -qq update

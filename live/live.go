@@ -41,6 +41,25 @@ type Facts struct {
 	// NFT is what the host tells of its nftables; nil where it was not
 	// read.
 	NFT *NFT
+
+	// IPSet: the ipset tool is installed.
+	IPSet bool
+	// Sets is what `ipset save` prints of fwpush's sets: those named with
+	// its prefix (policy.SetPrefix, "fwp-"), and the temporary ones an
+	// apply loads under another prefix ("fwq-") before it swaps them in;
+	// nothing of other software's sets. "" when there are none, or no
+	// ipset.
+	Sets string
+	// SetsFailed: ipset could not list or save the sets (SetsError says
+	// why); Sets is then unknown.
+	SetsFailed bool
+	SetsError  string
+	// PersistedSets is /etc/iptables/ipsets, which ipset-persistent loads
+	// at boot before the rules ("" when there is none).
+	PersistedSets string
+	// PersistentSets: ipset-persistent is installed, the plugin of
+	// netfilter-persistent that loads /etc/iptables/ipsets.
+	PersistentSets bool
 }
 
 // Manager is another firewall manager found on a host.

@@ -43,11 +43,13 @@ func example(t *testing.T, body string) (*roles.Plan, []*change.Change) {
 			Backend:    "nf_tables",
 			Links:      []string{"lo", h.PrivateIface, h.PublicIface},
 			Persistent: true,
+			IPSet:      true, // the policies match sets
 			V4:         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
 			V6:         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
 		}
 		if h.Name == "mysql-1" {
 			f.V4, f.V6, f.Persisted4, f.Persisted6, f.Applied = string(pol.V4), string(pol.V6), string(pol.V4), string(pol.V6), change.Digest(pol)
+			f.Sets, f.PersistedSets, f.PersistentSets = string(pol.IPSets()), string(pol.IPSets()), true
 		}
 		c := change.Decide(inv, pol, f, change.Options{})
 		changes = append(changes, &c)

@@ -21,7 +21,8 @@ var nftFleet = strings.Replace(fleet, "[roles.db]\ntemplate = \"private\"", "[ro
 // role through named sets; the others are compiled as before, with no
 // table, and, without Options.Sets, one rule per address.
 func TestNFTHosts(t *testing.T) {
-	plan, err := Compile(parse(t, nftFleet), nil)
+	inv := parse(t, nftFleet)
+	plan, err := CompileHosts(inv, nil, inv.Hosts, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

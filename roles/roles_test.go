@@ -18,9 +18,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// compile compiles one rule per address (Options{}): the rules these
+// tests read name each peer; sets_test.go compiles with sets.
 func compile(t *testing.T, path string) *Plan {
 	t.Helper()
-	return compileWith(t, path, Default())
+	return compileWith(t, path, Options{})
+}
+
+// perAddress is Compile with one rule per address.
+func perAddress(inv *inventory.Inventory, read func(string) ([]byte, error)) (*Plan, error) {
+	return CompileHosts(inv, read, inv.Hosts, Options{})
 }
 
 func compileWith(t *testing.T, path string, opts Options) *Plan {
@@ -217,7 +224,7 @@ func rules(b []byte) []string {
 }
 
 func TestRenderedRules(t *testing.T) {
-	plan, err := Compile(parse(t, fleet), nil)
+	plan, err := perAddress(parse(t, fleet), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +290,7 @@ func TestManyPortsSplitIntoMultiportChunks(t *testing.T) {
 		ports = append(ports, fmt.Sprint(p))
 	}
 	src := strings.Replace(fleet, "tcp = [5432]", "tcp = ["+strings.Join(ports, ", ")+"]", 1)
-	plan, err := Compile(parse(t, src), nil)
+	plan, err := perAddress(parse(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func (c *compiler) withSets(h *inventory.Host) bool {
 // applies a policy's sets on the hosts with its rules, and persists
 // them: rules that name sets the host does not have do not load there.
 // docs/sets.md says what turning it on takes.
-func Default() Options { return Options{Sets: false} }
+func Default() Options { return Options{Sets: true} }
 
 // The kinds of a role's sets: the name's suffix.
 const (

@@ -403,7 +403,8 @@ func TestSetErrors(t *testing.T) {
 	// The family mistake is not one without sets: fwp-app-4 is then
 	// not made at all.
 	src := strings.Replace(fleet, "[roles.db]\ntemplate = \"private\"", "[roles.db]\ntemplate = \"tpl/family.tmpl\"", 1)
-	if _, err := Compile(parse(t, src), read); err == nil || !strings.Contains(err.Error(), "set fwp-app-4 is not one fwpush makes for this host") {
+	inv := parse(t, src)
+	if _, err := CompileHosts(inv, read, inv.Hosts, Options{}); err == nil || !strings.Contains(err.Error(), "set fwp-app-4 is not one fwpush makes for this host") {
 		t.Errorf("without sets: %v", err)
 	}
 }

@@ -270,8 +270,10 @@ func settleScenario(t *testing.T, path string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The sets its rules match, made by its stage.
 		err = host.Apply(ctx, remote.Apply{Token: killedToken, RollbackAfter: time.Minute,
 			V4: []byte(policy.Split{}.Merge(want)), V6: []byte(policy.Split{}.Merge(policy.Canonical(string(pol.V6)))),
+			Sets:  remote.Sets{Stage: pol.IPSets()},
 			Lease: 3 * time.Minute, LockWait: time.Second, Who: "the killed run"})
 		host.Close()
 		if err != nil {

@@ -82,6 +82,7 @@ func newFakeFleet(t *testing.T, inv *inventory.Inventory) *fakeFleet {
 				Tools:   []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"},
 				Backend: "nf_tables",
 				Links:   links,
+				IPSet:   true,
 			},
 			live4:      strings.Replace(openTable, "COMMIT\n", handRule+"COMMIT\n", 1),
 			live6:      openTable,
@@ -268,6 +269,7 @@ const (
 	fileRulesV4 = "/etc/iptables/rules.v4"
 	fileRulesV6 = "/etc/iptables/rules.v6"
 	fileApplied = "/var/lib/fwpush/applied"
+	fileIPSets  = "/etc/iptables/ipsets"
 )
 
 // fakeHost is one simulated server.
@@ -285,6 +287,10 @@ type fakeHost struct {
 	files        map[string]string // path → content
 	persistent   bool              // iptables-persistent is installed
 	lock         *fakeLock         // the host lock; nil when free
+	// sets is what ipset save prints of fwpush's sets (see
+	// fakesets_test.go); persistentSets: ipset-persistent is installed.
+	sets           string
+	persistentSets bool
 
 	// Behaviour, set by a test before a run.
 	unreachable   bool          // every connection fails
@@ -299,8 +305,10 @@ type fakeHost struct {
 	token      string
 	new4, new6 string
 	old4, old6 string
-	status     string // the detached apply's outcome: "", ok, failed, skipped
-	log        string // the detached apply's output, when it failed
+	setDocs    remote.Sets // the apply's ipset documents
+	oldSets    string      // the sets before the apply
+	status     string      // the detached apply's outcome: "", ok, failed, skipped
+	log        string      // the detached apply's output, when it failed
 	// outcome is how the run was decided, by whoever won (the guard, a
 	// confirm or a settle): "" while undecided, then confirmed, failed,
 	// rolledback or kept.
@@ -454,6 +462,7 @@ func (h *fakeHost) read() remote.Facts {
 	f.Persisted4, f.Persisted6 = h.files[fileRulesV4], h.files[fileRulesV6]
 	f.Applied = strings.TrimSpace(h.files[fileApplied])
 	f.Persistent = h.persistent
+	f.Sets, f.PersistedSets, f.PersistentSets = h.sets, h.files[fileIPSets], h.persistentSets
 	if l := h.lock; l != nil {
 		f.Lock = &remote.Lock{Token: l.token, Expires: l.expires, Who: l.who, Now: time.Now()}
 	}
@@ -507,6 +516,13 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 		time.Sleep(5 * time.Millisecond)
 		h.mu.Lock()
 	}
+	// The sets the new rules match are staged before they are tested;
+	// anything that fails before the guard is armed unstages them.
+	staged, err := ipsetRestore(h.sets, string(a.Sets.Stage))
+	if err != nil {
+		return &remote.StepError{Step: "stage sets (ipset restore)", NothingChanged: true,
+			Err: &transport.RemoteError{Host: h.name, Cmd: "apply", ExitStatus: 16, Stderr: []byte(err.Error())}}
+	}
 	if h.testStderr != "" {
 		return failed("test (iptables-restore --test)", 12, h.testStderr)
 	}
@@ -517,6 +533,7 @@ func (c *fakeConn) Apply(ctx context.Context, a remote.Apply) error {
 		return failed("test (ip6tables-restore --test)", 13, fmt.Sprintf("ip6tables-restore: line %d failed", n))
 	}
 	h.lock = &fakeLock{token: a.Token, who: a.Who, expires: time.Now().Add(remote.RollbackSeconds(max(a.Lease, a.RollbackAfter)))}
+	h.oldSets, h.sets, h.setDocs = h.sets, staged, a.Sets
 	h.restores++
 	h.fleet.record("apply " + h.name)
 	h.token, h.new4, h.new6 = a.Token, string(a.V4), string(a.V6)
@@ -559,10 +576,12 @@ func (h *fakeHost) detachedApply() {
 		h.log = fmt.Sprintf("ip6tables-restore: line %d failed", n)
 	}
 	if h.log != "" {
+		h.sets = h.oldSets // and the old sets, as they were
 		h.status = "failed"
 		return
 	}
 	h.live4, h.live6 = loaded(h.new4), loaded(h.new6)
+	h.sets = h.ipset(h.sets, string(h.setDocs.Swap))
 	h.status = "ok"
 	if h.cutAfterApply {
 		h.cut = true
@@ -588,7 +607,7 @@ func (h *fakeHost) fireGuard(token string) {
 // rollback decides the run: its old rules back, the host lock released.
 func (h *fakeHost) rollback() {
 	h.outcome = "rolledback"
-	h.live4, h.live6 = h.old4, h.old6
+	h.live4, h.live6, h.sets = h.old4, h.old6, h.oldSets
 	h.release(h.token)
 }
 
@@ -620,6 +639,7 @@ func (c *fakeConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confi
 	case h.status == "ok" && h.outcome == "":
 		h.outcome = "confirmed"
 		h.guard.Stop()
+		h.sets = h.ipset(h.sets, string(h.setDocs.Drop))
 	case h.outcome == "":
 		return remote.Confirmation{Outcome: remote.Pending}, nil
 	}
@@ -649,6 +669,7 @@ func (c *fakeConn) Settle(ctx context.Context, token string, keep bool) (remote.
 		h.guard.Stop()
 		if keep {
 			h.outcome, h.settled = "kept", "kept"
+			h.sets = h.ipset(h.sets, string(h.setDocs.Drop))
 		} else {
 			h.rollback()
 			h.settled = "rolledback"
@@ -677,6 +698,12 @@ func (c *fakeConn) Persist(ctx context.Context, p remote.Persist) error {
 // persist writes what p asks, the rules files before the installation, as
 // the script does.
 func (h *fakeHost) persist(p remote.Persist) error {
+	if p.Sets != nil {
+		h.write(fileIPSets, string(p.Sets))
+	}
+	if p.InstallSets {
+		h.persistentSets = true
+	}
 	if p.V4 != nil {
 		h.write(fileRulesV4, string(p.V4))
 	}
@@ -726,4 +753,13 @@ func newTestPlan(t *testing.T) (*roles.Plan, *fakeFleet) {
 		t.Fatal(err)
 	}
 	return plan, newFakeFleet(t, inv)
+}
+
+// ipset is sets once ipset restore has run doc, which must not fail.
+func (h *fakeHost) ipset(sets, doc string) string {
+	out, err := ipsetRestore(sets, doc)
+	if err != nil {
+		h.t.Errorf("host %s: %v", h.name, err)
+	}
+	return out
 }

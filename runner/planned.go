@@ -64,7 +64,8 @@ func sameChange(a, b *change.Change) bool {
 	same := a.Action == b.Action && a.Digest == b.Digest && a.Persist == b.Persist &&
 		(a.Apply == nil) == (b.Apply == nil) && (a.Refusal == nil) == (b.Refusal == nil)
 	if same && a.Apply != nil {
-		same = *a.Apply == *b.Apply
+		same = a.Apply.V4 == b.Apply.V4 && a.Apply.V6 == b.Apply.V6 && (a.Apply.Sets == nil) == (b.Apply.Sets == nil) &&
+			(a.Apply.Sets == nil || *a.Apply.Sets == *b.Apply.Sets)
 	}
 	if same && a.Refusal != nil {
 		same = a.Refusal.Stage == b.Refusal.Stage

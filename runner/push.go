@@ -63,6 +63,13 @@ type HostResult struct {
 	// before this run are still in place).
 	Boot Boot
 	Diff string // unified diff of live against desired rules
+	// Sets are fwpush's sets on the host that differ from the policy's,
+	// MembersAdded and MembersRemoved the members they gain and lose, and
+	// SetsDiff their unified diff: a change of members alone (an app
+	// server added to the fleet) is no rule added or removed.
+	Sets                         []change.SetDiff
+	MembersAdded, MembersRemoved int
+	SetsDiff                     string
 	// Unknown are the live chains that neither the policy declares nor a
 	// preserve pattern keeps: drift, which only --force-own removes.
 	Unknown []string
@@ -455,6 +462,7 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		return refused(c.Refusal)
 	}
 	res.Unknown, res.Added, res.Removed, res.Diff, res.Persisted = c.Unknown, c.Added, c.Removed, c.Diff, c.Persisted
+	res.Sets, res.MembersAdded, res.MembersRemoved, res.SetsDiff = c.Sets, c.MembersAdded, c.MembersRemoved, c.SetsDiff
 	if c.Action == change.None {
 		res.Status = Unchanged
 		return nil
@@ -512,7 +520,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	timeout, rollback := p.inv.SSH.Timeout, remote.RollbackSeconds(p.opts.RollbackAfter)
 	var armed remote.GuardTimes
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
-		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6),
+		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6), Sets: setsOf(c.Apply.Sets),
 		InstallNFT: c.Apply.InstallNFT,
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
@@ -550,15 +558,27 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	return nil
 }
 
+// setsOf is what the host protocol loads of the set documents d: nothing
+// for none.
+func setsOf(d *change.SetDocs) remote.Sets {
+	if d == nil {
+		return remote.Sets{}
+	}
+	return remote.Sets{Stage: []byte(d.Stage), Swap: []byte(d.Swap), Clean: []byte(d.Clean), Drop: []byte(d.Drop)}
+}
+
 // persistOf is what the host protocol writes for c: a nil document keeps
 // that file.
 func persistOf(c change.Change) remote.Persist {
-	p := remote.Persist{Install: c.Persist.Install}
+	p := remote.Persist{Install: c.Persist.Install, InstallSets: c.Persist.InstallSets}
 	if c.Persist.V4 != "" {
 		p.V4 = []byte(c.Persist.V4)
 	}
 	if c.Persist.V6 != "" {
 		p.V6 = []byte(c.Persist.V6)
+	}
+	if c.Persist.Sets != "" {
+		p.Sets = []byte(c.Persist.Sets)
 	}
 	if c.Persist.Record {
 		p.Digest = c.Digest + "\n"
@@ -571,7 +591,8 @@ func persistOf(c change.Change) remote.Persist {
 }
 
 // bootOf is what a host whose facts are f loads at boot: pol, once
-// persisted; rules persisted before; or nothing.
+// persisted (its rules, and its sets loaded before them); rules persisted
+// before; or nothing.
 func bootOf(f remote.Facts, pol *roles.Policy) Boot {
 	if pol.Host.Backend == inventory.NFTables {
 		switch n := f.NFT; {
@@ -582,10 +603,11 @@ func bootOf(f remote.Facts, pol *roles.Policy) Boot {
 		}
 		return BootEarlier
 	}
+	setsBoot := len(pol.Sets) == 0 || f.PersistentSets && change.SetsFile(f.PersistedSets, pol) == f.PersistedSets
 	switch {
 	case !f.Persistent:
 		return BootNone // nothing loads the rules files
-	case f.Persisted4 == string(pol.V4) && f.Persisted6 == string(pol.V6):
+	case f.Persisted4 == string(pol.V4) && f.Persisted6 == string(pol.V6) && setsBoot:
 		return BootPolicy
 	case f.Persisted4 != "" || f.Persisted6 != "":
 		return BootEarlier

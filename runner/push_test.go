@@ -546,6 +546,7 @@ func TestPushInstallsPersistence(t *testing.T) {
 				h.persistent = false
 				if tc.rulesInPlace {
 					h.live4, h.live6 = policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
+					h.sets = h.ipset("", string(pol.IPSets()))
 				}
 			})
 			res := runAll(t, plan, fleet, RunOptions{})

@@ -32,6 +32,9 @@ command -v strace >/dev/null 2>&1 || need+=(strace)
 # of the moment (the lab's hosts keep their own /etc/iptables).
 persistent=0
 dpkg-query -W -f='${Status}' iptables-persistent 2>/dev/null | grep -q 'install ok installed' || persistent=1
+# Likewise ipset-persistent, which fwpush installs beside it where the
+# policy has sets (the default), told not to save the sets of the moment.
+dpkg-query -W -f='${Status}' ipset-persistent 2>/dev/null | grep -q 'install ok installed' || persistent=1
 # Extra commands a target needs (make graph: dot), installed from their package.
 for extra in "$@"; do
 	pkg=$extra
@@ -43,13 +46,13 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing ${need[*]}: run as root, or install them with apt-get" >&2
 	exit 1
 fi
-echo "deps: installing ${need[*]} $([ $persistent -eq 1 ] && echo iptables-persistent)"
+echo "deps: installing ${need[*]} $([ $persistent -eq 1 ] && echo iptables-persistent ipset-persistent)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ $persistent -eq 1 ]; then
-	printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\niptables-persistent iptables-persistent/autosave_v6 boolean false\n' | debconf-set-selections
-	apt-get install -y -qq --no-install-recommends iptables-persistent >/dev/null
+	printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\niptables-persistent iptables-persistent/autosave_v6 boolean false\nipset-persistent ipset-persistent/autosave boolean false\n' | debconf-set-selections
+	apt-get install -y -qq --no-install-recommends iptables-persistent ipset-persistent >/dev/null
 fi

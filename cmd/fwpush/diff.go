@@ -22,7 +22,7 @@ type diffReport struct {
 
 func newDiffCmd() *cobra.Command {
 	var format string
-	var asJSON, sets bool
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "diff [flags] OLD NEW",
 		Short: "Show the flows a change of the inventory opens and closes, offline",
@@ -54,7 +54,6 @@ template changed, say); 2 they differ; 3 invalid input (either inventory).`,
 				return &usageError{fmt.Errorf("--format %q: text or markdown", format)}
 			}
 			l := newLoader(cmd, false)
-			l.opts.Sets = sets
 			oldPlan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -84,8 +83,6 @@ template changed, say); 2 they differ; 3 invalid input (either inventory).`,
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text, or markdown (for a pull request's comment)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document on stdout")
-	cmd.Flags().BoolVar(&sets, "sets", false, "compile with ipsets, one rule per flow (preview: run does not apply sets yet)")
-	_ = cmd.Flags().MarkHidden("sets")
 	return cmd
 }
 

@@ -35,7 +35,7 @@ func TestDiffCommand(t *testing.T) {
 
 	code, out, errOut := fwpush(t, "diff", site, more)
 	want := "flows opened (1):\n  + lb -> app tcp/8080\nflows closed: none\nhosts added: none\nhosts removed: none\n" +
-		"hosts whose rules change (3):\n  ~ haproxy-www (lb): 39 -> 39 rules\n  ~ wordpress-1 (app): 24 -> 24 rules\n  ~ wordpress-2 (app): 24 -> 24 rules\n"
+		"hosts whose rules change (3):\n  ~ haproxy-www (lb): 38 -> 38 rules\n  ~ wordpress-1 (app): 23 -> 23 rules\n  ~ wordpress-2 (app): 23 -> 23 rules\n"
 	if code != exitChanges || out != want {
 		t.Errorf("diff: exit %d, want %d; output:\n%s\nwant:\n%s%s", code, exitChanges, out, want, errOut)
 	}
@@ -44,7 +44,7 @@ func TestDiffCommand(t *testing.T) {
 	for _, w := range []string{
 		"### fwpush diff: `" + site + "` → `" + more + "`\n",
 		"**Flows opened (1)**\n\n| from | to | port |\n|---|---|---|\n| lb | app | tcp/8080 |\n",
-		"| haproxy-www | lb | 39 | 39 |\n",
+		"| haproxy-www | lb | 38 | 38 |\n",
 	} {
 		if code != exitChanges || !strings.Contains(out, w) {
 			t.Errorf("diff --format markdown: exit %d, output lacks %q:\n%s", code, w, out)

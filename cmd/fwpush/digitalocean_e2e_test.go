@@ -78,6 +78,13 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 			t.Errorf("run after wordpress-3 was created: %s not applied:\n%s", want, out)
 		}
 	}
+	// The db servers' sets gain its address; their rules stay as they
+	// are (one rule per flow, whatever the fleet).
+	for _, db := range []string{"mysql-1", "mysql-2"} {
+		if !regexp.MustCompile(`(?m)^` + db + ` +applied \(members \+1 -0\)`).MatchString(out) {
+			t.Errorf("run after wordpress-3 was created: %s's change is not one member added to its sets, and no rule:\n%s", db, out)
+		}
+	}
 	if !strings.Contains(out, "\nfleet since the last run: joined: wordpress-3\n") {
 		t.Errorf("run after wordpress-3 was created does not say it joined:\n%s", out)
 	}

@@ -197,7 +197,7 @@ func TestRunInLab(t *testing.T) {
 		if code != exitChanges {
 			t.Errorf("dry-run: exit %d, want %d", code, exitChanges)
 		}
-		for _, want := range []string{"--- mysql-1 (db): would change", "+-A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m multiport --dports 3306,33060 -j ACCEPT"} {
+		for _, want := range []string{"--- mysql-1 (db): would change", "+-A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m multiport --dports 3306,33060 -j ACCEPT"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("dry-run output lacks %q", want)
 			}

@@ -12,7 +12,7 @@ import (
 )
 
 func newExplainCmd() *cobra.Command {
-	var public, sets bool
+	var public bool
 	cmd := &cobra.Command{
 		Use:   "explain [flags] INVENTORY FROM TO PROTO/PORT",
 		Short: "Say whether FROM may open PROTO/PORT on TO, and which rule decides, offline",
@@ -55,7 +55,6 @@ the inventory, or a FROM, TO or PROTO/PORT it does not know.`,
 				return &usageError{err}
 			}
 			l := newLoader(cmd, false)
-			l.opts.Sets = sets
 			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -74,8 +73,6 @@ the inventory, or a FROM, TO or PROTO/PORT it does not know.`,
 		},
 	}
 	cmd.Flags().BoolVar(&public, "public", false, "an address or CIDR FROM is on the internet, reaching TO's public addresses")
-	cmd.Flags().BoolVar(&sets, "sets", false, "compile with ipsets, one rule per flow (preview: run does not apply sets yet)")
-	_ = cmd.Flags().MarkHidden("sets")
 	return cmd
 }
 

@@ -25,7 +25,7 @@ func TestExplainCommand(t *testing.T) {
 			"allowed\n",
 			"wordpress-1 -> mysql-1 198.18.0.31 tcp/3306: allowed\n",
 			"  wordpress-1 IPv4 OUTPUT line 5: :OUTPUT ACCEPT [0:0] (the chain's policy: no rule decides)\n    " + site + ":56: roles.app.template, private.tmpl:",
-			"  mysql-1 IPv4 INPUT line 13: -A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m tcp --dport 3306 -j ACCEPT\n    " + site + ":67: roles.db.allow[0] (wordpress-1)\n",
+			"  mysql-1 IPv4 INPUT line 13: -A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m tcp --dport 3306 -j ACCEPT\n    " + site + ":67: roles.db.allow[0] (app)\n",
 		}},
 		{[]string{site, "app", "mysql-2", "tcp/22"}, exitFailed, []string{
 			"denied\n",
@@ -36,7 +36,7 @@ func TestExplainCommand(t *testing.T) {
 			"internet -> haproxy-www 2001:db8::11 tcp/443: allowed\n",
 			site + ":53: roles.lb.public_tcp\n",
 		}},
-		{[]string{"--sets", site, "wordpress-1", "mysql-1", "tcp/3306"}, exitOK, []string{
+		{[]string{site, "wordpress-1", "mysql-1", "tcp/3306"}, exitOK, []string{
 			"-A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m tcp --dport 3306 -j ACCEPT\n    " + site + ":67: roles.db.allow[0] (app)\n",
 		}},
 		{[]string{site, "nobody", "mysql-1", "tcp/22"}, exitInvalid, nil},
@@ -90,7 +90,7 @@ func TestCheckMismatchExplained(t *testing.T) {
 		"expected filtered, observed reachable (connected); roles.db.allow opens nothing on tcp 22 to app; SSH is open to the tunnel only\n" +
 			"      decided by mysql-1 IPv4 INPUT line 3: :INPUT DROP [0:0] (the chain's policy: no rule decides) [../../examples/site.toml:66: roles.db.template, private.tmpl:5]\n",
 		"expected reachable, observed filtered (timed out); roles.app.allow: from lb, tcp 80\n" +
-			"      decided by wordpress-2 IPv4 INPUT line 13: -A INPUT -s 198.18.0.11/32 -i eth1 -p tcp -m tcp --dport 80 -j ACCEPT [../../examples/site.toml:58: roles.app.allow[0] (haproxy-www)]\n",
+			"      decided by wordpress-2 IPv4 INPUT line 13: -A INPUT -i eth1 -p tcp -m set --match-set fwp-lb-4 src -m tcp --dport 80 -j ACCEPT [../../examples/site.toml:58: roles.app.allow[0] (lb)]\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check's text lacks %q:\n%s", want, out.String())

@@ -104,11 +104,11 @@ func TestDigitalOceanFleet(t *testing.T) {
 	}
 
 	code, out, errs = fwpush(t, "render", "--host", "wordpress-1", path)
-	if code != exitOK || !strings.Contains(out, "-A INPUT -s 198.18.0.11/32 -i eth1 -p tcp -m tcp --dport 80 -j ACCEPT") {
+	if code != exitOK || !strings.Contains(out, "-A INPUT -i eth1 -p tcp -m set --match-set fwp-lb-4 src -m tcp --dport 80 -j ACCEPT") || !strings.Contains(out, "add fwp-lb-4 198.18.0.11\n") {
 		t.Fatalf("render --host wordpress-1: exit %d, stderr %q; want the lb droplet's address in:\n%s", code, errs, out)
 	}
 
-	newApp := "-A INPUT -s 198.18.0.23/32 -i eth1 -p tcp -m tcp --dport 3306 -j ACCEPT"
+	newApp := "add fwp-app-4 198.18.0.23\n" // a member of mysql-1's set of app servers
 	if _, out, _ := fwpush(t, "render", "--host", "mysql-1", path); strings.Contains(out, newApp) {
 		t.Fatalf("mysql-1 accepts wordpress-3 before it exists:\n%s", out)
 	}

@@ -36,6 +36,12 @@ func TestInstallAndReboot(t *testing.T) {
 	if out := installed(); strings.Count(out, "install ok installed") != 2 {
 		t.Errorf("after run, %s's packages:\n%s", host, out)
 	}
+	// The policy has sets: ipset-persistent comes with it, which loads
+	// them at boot before the rules.
+	if out := labtest.Shell(t, l, host, "sh", "-c", "dpkg-query -W -f='${Status}' ipset-persistent; echo; debconf-show ipset-persistent"); !strings.HasPrefix(out, "install ok installed\n") ||
+		!strings.Contains(out, "ipset-persistent/autosave: false") {
+		t.Errorf("after run, %s's ipset-persistent:\n%s", host, out)
+	}
 	if out := labtest.Shell(t, l, host, "sh", "-c", "tail -n +$(($1 + 1)) /var/log/dpkg.log | grep -c 'status installed iptables-persistent'; debconf-show iptables-persistent", "sh", logged); !strings.HasPrefix(out, "1\n") ||
 		!strings.Contains(out, "iptables-persistent/autosave_v4: false") || !strings.Contains(out, "iptables-persistent/autosave_v6: false") {
 		t.Errorf("%s: dpkg's log and debconf after the install:\n%s", host, out)
@@ -43,7 +49,8 @@ func TestInstallAndReboot(t *testing.T) {
 
 	code, rendered, errs := fwpush(t, "render", "--host", host, site)
 	v4, v6, ok := strings.Cut(rendered, "### "+host+".rules.v6\n")
-	if code != exitOK || !ok {
+	v6, _, sets := strings.Cut(v6, "### "+host+".ipsets\n")
+	if code != exitOK || !ok || !sets {
 		t.Fatalf("render: exit %d: %s", code, errs)
 	}
 	v4 = strings.TrimPrefix(v4, "### "+host+".rules.v4\n")

@@ -67,7 +67,7 @@ func TestRender(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("render: code %d: %s", code, errs)
 	}
-	golden, err := os.ReadFile("../../roles/testdata/site/mysql-1.rules.v4")
+	golden, err := os.ReadFile("../../roles/testdata/site-sets/mysql-1.rules.v4")
 	if err != nil {
 		t.Fatal(err)
 	}

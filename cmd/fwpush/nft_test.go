@@ -42,8 +42,8 @@ func TestRenderNFT(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"haproxy-www.nft", "mysql-1.nft", "mysql-2.nft", "tunnel-1.rules.v4", "tunnel-1.rules.v6",
-		"wordpress-1.nft", "wordpress-2.rules.v4", "wordpress-2.rules.v6"}
+	want := []string{"haproxy-www.nft", "mysql-1.nft", "mysql-2.nft", "tunnel-1.ipsets", "tunnel-1.rules.v4", "tunnel-1.rules.v6",
+		"wordpress-1.nft", "wordpress-2.ipsets", "wordpress-2.rules.v4", "wordpress-2.rules.v6"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
@@ -57,7 +57,7 @@ func TestValidateNFT(t *testing.T) {
 	canTest(t)
 	canTestNFT(t)
 	code, out, errs := fwpush(t, "validate", "../../examples/mixed.toml")
-	if code != exitOK || errs != "" || !strings.HasSuffix(out, ": valid: 6 hosts, 4 roles; iptables-restore takes all 4 policies (IPv4 and IPv6); nft takes all 4 tables\n") {
+	if code != exitOK || errs != "" || !strings.HasSuffix(out, ": valid: 6 hosts, 4 roles; iptables-restore takes all 4 policies (IPv4 and IPv6), ipset all 4 sets; nft takes all 4 tables\n") {
 		t.Errorf("validate mixed.toml: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	fleet := strings.Replace(dbFleet, `template = "db.tmpl"`, "template = \"db.tmpl\"\nbackend = \"nftables\"", 1)

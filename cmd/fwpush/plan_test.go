@@ -62,7 +62,7 @@ func planOf(t *testing.T, path string, created time.Time, version string) *planf
 		pol, _ := compiled.Policy(h.Name)
 		c := change.Decide(i, pol, live.Facts{
 			Tools:   []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"},
-			Backend: "nf_tables", Links: []string{"lo", h.PrivateIface, h.PublicIface}, V4: open, V6: open,
+			Backend: "nf_tables", Links: []string{"lo", h.PrivateIface, h.PublicIface}, V4: open, V6: open, IPSet: true,
 		}, change.Options{})
 		changes = append(changes, &c)
 	}
@@ -70,7 +70,7 @@ func planOf(t *testing.T, path string, created time.Time, version string) *planf
 	if err != nil {
 		t.Fatal(err)
 	}
-	return planfile.New(compiled.Digest(), abs, changes, planfile.Options{}, "", version, created)
+	return planfile.New(compiled.Digest(), abs, changes, planfile.Options{Sets: compiled.Options.Sets}, "", version, created)
 }
 
 // TestPlanJSONSchema: a saved plan, and apply's report, are documents the

@@ -58,7 +58,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	inFlight := regexp.MustCompile(`  mysql-1 +read +\d+\.\ds\r?\n`)
-	finished := regexp.MustCompile(`wordpress-1 +applied \(\+\d+ -\d+\)`)
+	finished := regexp.MustCompile(`wordpress-1 +applied \(\+\d+ -\d+[,)]`)
 	deadline := time.Now().Add(30 * time.Second)
 	for !(inFlight.MatchString(seen()) && finished.MatchString(seen())) {
 		if time.Now().After(deadline) {

@@ -13,14 +13,14 @@ import (
 
 func newRenderCmd() *cobra.Command {
 	var host, out string
-	var sets bool
 	cmd := &cobra.Command{
 		Use:   "render [--host NAME] [--out DIR] INVENTORY",
 		Short: "Print or write the rendered policies, offline",
 		Long: `render prints every host's iptables (IPv4) and ip6tables (IPv6) policy,
 the iptables-restore input fwpush would apply, or writes them as
-DIR/NAME.rules.v4 and DIR/NAME.rules.v6. For a host of the nftables backend
-it prints the nft -f input instead, the table inet fwpush, written as
+DIR/NAME.rules.v4 and DIR/NAME.rules.v6, and the ipsets its rules match,
+for ipset restore (DIR/NAME.ipsets). For a host of the nftables backend it
+prints the nft -f input instead, the table inet fwpush, written as
 DIR/NAME.nft. With --host it compiles that host only. It contacts nothing.`,
 		Example: `  fwpush render site.toml
   fwpush render --host mysql-1 site.toml
@@ -29,9 +29,6 @@ DIR/NAME.nft. With --host it compiles that host only. It contacts nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := newLoader(cmd, false)
 			l.host = host
-			if sets {
-				l.opts.Sets = true
-			}
 			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -49,12 +46,7 @@ DIR/NAME.nft. With --host it compiles that host only. It contacts nothing.`,
 		},
 	}
 	cmd.Flags().StringVar(&host, "host", "", "render only this host")
-	cmd.Flags().StringVar(&out, "out", "", "write DIR/NAME.rules.v4 and DIR/NAME.rules.v6 instead of printing")
-	// A preview until the runner applies sets (docs/sets.md): the rules
-	// of a role's hosts match an ipset, and the sets are printed too
-	// (DIR/NAME.ipsets).
-	cmd.Flags().BoolVar(&sets, "sets", false, "match the hosts of a role with ipsets, one rule per flow (preview: run does not apply sets yet)")
-	_ = cmd.Flags().MarkHidden("sets")
+	cmd.Flags().StringVar(&out, "out", "", "write DIR/NAME.rules.v4, DIR/NAME.rules.v6 and DIR/NAME.ipsets instead of printing")
 	return cmd
 }
 

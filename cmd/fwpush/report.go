@@ -12,6 +12,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/jedib0t/go-pretty/v6/text"
 
+	"github.com/fwpush/fwpush/change"
 	"github.com/fwpush/fwpush/internal/english"
 	"github.com/fwpush/fwpush/runner"
 )
@@ -47,7 +48,13 @@ type hostJSON struct {
 	Unknown   []string `json:"unknown_chains,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
 	Diff      string   `json:"diff,omitempty"`
-	Seconds   *float64 `json:"seconds,omitempty"`
+	// fwpush's sets that differ, their members added and removed, and
+	// their diff (not with --no-diff).
+	Sets           []change.SetDiff `json:"sets,omitempty"`
+	MembersAdded   int              `json:"members_added,omitempty"`
+	MembersRemoved int              `json:"members_removed,omitempty"`
+	SetsDiff       string           `json:"sets_diff,omitempty"`
+	Seconds        *float64         `json:"seconds,omitempty"`
 }
 
 // runReport is run's --json document.
@@ -131,8 +138,17 @@ func (r *reporter) done(res runner.HostResult) {
 		return
 	}
 	line := fmt.Sprintf("%-20s %s", res.Host, r.status(res.Status))
+	// Rules added and removed, then the members of fwpush's sets: a new
+	// app server is "(members +1 -0)" on the db servers, no rule.
+	var counts []string
 	if res.Added+res.Removed > 0 && res.Status != runner.Unchanged {
-		line += fmt.Sprintf(" (+%d -%d)", res.Added, res.Removed)
+		counts = append(counts, fmt.Sprintf("+%d -%d", res.Added, res.Removed))
+	}
+	if res.MembersAdded+res.MembersRemoved > 0 && res.Status != runner.Unchanged {
+		counts = append(counts, fmt.Sprintf("members +%d -%d", res.MembersAdded, res.MembersRemoved))
+	}
+	if len(counts) > 0 {
+		line += " (" + strings.Join(counts, ", ") + ")"
 	}
 	if len(res.Unknown) > 0 && res.Status == runner.Pending {
 		line += " unknown chains: " + strings.Join(res.Unknown, ", ")
@@ -210,10 +226,10 @@ func (r *reporter) finish(results []runner.HostResult, took time.Duration) {
 	}
 	if r.showDiffs() {
 		for _, res := range results {
-			if res.Diff == "" {
+			if res.Diff == "" && res.SetsDiff == "" {
 				continue
 			}
-			fmt.Fprintf(r.w, "\n--- %s (%s): %s\n%s", res.Host, res.Role, res.Status, paintDiff(r.st, res.Diff))
+			fmt.Fprintf(r.w, "\n--- %s (%s): %s\n%s", res.Host, res.Role, res.Status, paintDiff(r.st, res.Diff+res.SetsDiff))
 		}
 	}
 	fmt.Fprintln(r.w)
@@ -271,8 +287,9 @@ func (r *reporter) writeJSON(inventory string, results []runner.HostResult, took
 		added, removed, persisted, secs := res.Added, res.Removed, res.Persisted, res.Duration.Seconds()
 		h := hostJSON{Host: res.Host, Role: res.Role, Status: statusKey(res.Status), Stage: res.Stage, Backend: res.Backend,
 			Added: &added, Removed: &removed, Persisted: &persisted, Boot: bootKey(res.Boot), Unknown: res.Unknown, Warnings: res.Warnings, Seconds: &secs}
+		h.Sets, h.MembersAdded, h.MembersRemoved = res.Sets, res.MembersAdded, res.MembersRemoved
 		if !r.f.noDiff {
-			h.Diff = res.Diff
+			h.Diff, h.SetsDiff = res.Diff, res.SetsDiff
 		}
 		if res.Err != nil {
 			h.Error = res.Err.Error()

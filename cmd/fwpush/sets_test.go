@@ -18,7 +18,7 @@ import (
 // render --sets shows a host's sets with its rules, and --out writes them
 // as NAME.ipsets: the example's golden files with sets.
 func TestRenderSets(t *testing.T) {
-	code, out, errs := fwpush(t, "render", "--sets", "--host", "mysql-1", "../../examples/site.toml")
+	code, out, errs := fwpush(t, "render", "--host", "mysql-1", "../../examples/site.toml")
 	if code != exitOK {
 		t.Fatalf("render --sets: code %d: %s", code, errs)
 	}
@@ -35,7 +35,7 @@ func TestRenderSets(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	if code, _, errs := fwpush(t, "render", "--sets", "--out", dir, "../../examples/site.toml"); code != exitOK {
+	if code, _, errs := fwpush(t, "render", "--out", dir, "../../examples/site.toml"); code != exitOK {
 		t.Fatalf("render --sets --out: code %d: %s", code, errs)
 	}
 	written, _ := filepath.Glob(filepath.Join(dir, "*"))
@@ -69,7 +69,7 @@ func TestRenderHostCompilesOneHost(t *testing.T) {
 		t.Errorf("render of the fleet: code %d, stderr %q; want the missing template", code, errs)
 	}
 	code, out, errs := fwpush(t, "render", "--host", "mysql-1", site)
-	if code != exitOK || errs != "" || strings.Count(out, "### ") != 2 {
+	if code != exitOK || errs != "" || strings.Count(out, "### ") != 3 {
 		t.Errorf("render --host mysql-1: code %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
 	l := &planLoader{host: "wordpress-1"}
@@ -83,7 +83,7 @@ func TestRenderHostCompilesOneHost(t *testing.T) {
 // with them, each once however many hosts share it.
 func TestValidateSets(t *testing.T) {
 	canTest(t)
-	code, out, errs := fwpush(t, "validate", "--sets", "../../examples/site.toml")
+	code, out, errs := fwpush(t, "validate", "../../examples/site.toml")
 	want := "../../examples/site.toml: valid: 6 hosts, 4 roles; iptables-restore takes all 12 policies (IPv4 and IPv6), ipset all 4 sets\n"
 	if code != exitOK || errs != "" || out != want {
 		t.Errorf("validate --sets: code %d, stdout %q, stderr %q; want %q", code, out, errs, want)

@@ -11,7 +11,6 @@ import (
 )
 
 func newValidateCmd() *cobra.Command {
-	var sets bool
 	var snapshot string
 	cmd := &cobra.Command{
 		Use:   "validate INVENTORY",
@@ -34,7 +33,6 @@ DigitalOcean API fails.`,
 		Args:    inventoryArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := newLoader(cmd, true)
-			l.opts.Sets = sets
 			plan, err := l.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -52,9 +50,6 @@ DigitalOcean API fails.`,
 			return nil
 		},
 	}
-	// A preview until the runner applies sets (docs/sets.md).
-	cmd.Flags().BoolVar(&sets, "sets", false, "compile with ipsets, one rule per flow, and load the sets with ipset too (preview: run does not apply sets yet)")
-	_ = cmd.Flags().MarkHidden("sets")
 	addSnapshotFlag(cmd, &snapshot)
 	return cmd
 }

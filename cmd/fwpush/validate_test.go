@@ -91,7 +91,7 @@ func TestValidateRefusesWhatIptablesRefuses(t *testing.T) {
 		"db.tmpl":   dbTemplate("{{if eq .Family 4}}-A INPUT -s 198.51.100.0/24 -i eth1 -p udp -m udp --dport 161 -j ACCEPT{{end}}"),
 	})
 	code, out, errs = fwpush(t, "validate", filepath.Join(dir, "site.toml"))
-	if code != exitOK || errs != "" || !strings.HasSuffix(out, ": valid: 2 hosts, 2 roles; iptables-restore takes all 4 policies (IPv4 and IPv6)\n") {
+	if code != exitOK || errs != "" || !strings.HasSuffix(out, ": valid: 2 hosts, 2 roles; iptables-restore takes all 4 policies (IPv4 and IPv6), ipset all 1 set\n") {
 		t.Errorf("validate: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -66,7 +66,7 @@ func TestViewInLab(t *testing.T) {
 		t.Errorf("run --diff with nothing to change: exit %d, want no diff, and no escape sequence off a terminal", code)
 	}
 
-	const rule = "+-A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m multiport --dports 3306,33060 -j ACCEPT"
+	const rule = "+-A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m multiport --dports 3306,33060 -j ACCEPT"
 	t.Run("run --diff prints the changed rule", func(t *testing.T) {
 		changed := changedSite(t, `{ from = "app", tcp = [3306] }`, `{ from = "app", tcp = [3306, 33060] }`)
 		code, out, _ := cli(t, l, "run", "--diff", "--no-verify", changed)

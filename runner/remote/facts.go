@@ -112,6 +112,17 @@ func parseFacts(out string) Facts {
 	}
 	f.Managers = parseManagers(sections["managers"])
 	f.NFT = parseNFT(sections)
+	f.IPSet = strings.TrimSpace(sections["ipset"]) == "yes"
+	f.PersistedSets = sections["persistedsets"]
+	f.PersistentSets = strings.TrimSpace(sections["persistentsets"]) == "yes"
+	f.Sets = sections["sets"]
+	if msg, failed := strings.CutSuffix(strings.TrimSpace(f.Sets), errMark); failed {
+		f.Sets, f.SetsFailed = "", true
+		// ipset says what went wrong on its last line, after what it
+		// saved before.
+		lines := strings.Split(strings.TrimSpace(msg), "\n")
+		f.SetsError = strings.TrimSpace(lines[len(lines)-1])
+	}
 	// "198.18.0.10 51234 198.18.0.21 22"
 	if c := strings.Fields(sections["conn"]); len(c) == 4 {
 		client, err1 := netip.ParseAddr(c[0])

@@ -113,6 +113,23 @@ func TestNFTFacts(t *testing.T) {
 	if slices.Contains(s.calls(), "nft list table inet fwpush") {
 		t.Errorf("nft listed a table the host has not: %q", s.calls())
 	}
+
+	// Its sets are in its table: ipset is not asked, nor
+	// /etc/iptables/ipsets read, even where both are there.
+	s.script("usr/sbin/ipset", ipsetStub)
+	s.mkdir("state/ipset")
+	s.write("state/ipset/fwp-app-4", "hash:ip family inet\n198.18.0.3\n")
+	s.write("etc/iptables/ipsets", "create fwp-app-4 hash:ip family inet\n")
+	s.write("state/calls", "\n")
+	if f, err = h.Facts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if f.IPSet || f.Sets != "" || f.SetsFailed || f.PersistedSets != "" {
+		t.Errorf("a host of the nftables backend read ipsets: %+v", f)
+	}
+	if slices.ContainsFunc(s.calls(), func(c string) bool { return strings.HasPrefix(c, "ipset") }) {
+		t.Errorf("ipset ran on a host of the nftables backend: %q", s.calls())
+	}
 }
 
 // A host of the iptables backend reads nothing of nftables, unless

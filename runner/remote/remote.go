@@ -149,14 +149,16 @@ var steps = map[int]string{
 	13: "test (ip6tables-restore --test)",
 	14: "apply",
 	15: "lock",
-	16: "test (nft -c)",
-	17: "install nftables",
+	16: "stage sets (ipset restore)",
+	17: "test (nft -c)",
+	18: "install nftables",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
 	23: "record state",
-	24: "persist fwpush.nft",
-	25: "install fwpush-nftables.service",
+	24: "persist ipsets",
+	25: "persist fwpush.nft",
+	26: "install fwpush-nftables.service",
 }
 
 // run runs script with stdin, on the host under timeout(1) with deadline
@@ -211,8 +213,9 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 17 only before changing anything.
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 17
+		// The scripts exit 10 to 18 only before changing anything (16:
+		// the sets the stage made are gone again).
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 18
 	}
 	return res, se
 }
@@ -389,6 +392,9 @@ type Apply struct {
 	RollbackAfter time.Duration
 	// V4 and V6 are iptables-restore documents, loaded with --noflush.
 	V4, V6 []byte
+	// Sets change fwpush's sets in the same guarded apply; zero when
+	// they stay as they are.
+	Sets Sets
 	// Lease is how long the host lock holds for this run if it never
 	// confirms and no guard releases it: it must outlast the guard and
 	// the confirm. LockWait is how long to wait for another run's lock.
@@ -437,6 +443,15 @@ func guardTimes(fields []string) GuardTimes {
 	return g
 }
 
+// Sets are the `ipset restore` documents of an apply that changes
+// fwpush's sets, each run at its step (see change.SetDocs and
+// scripts/ipsets.sh): Stage before the rules are tested, Swap by the apply
+// before the rules (and again by a rollback, after the old rules), Clean
+// once the old rules and sets are back, Drop once the rules are confirmed.
+type Sets struct {
+	Stage, Swap, Clean, Drop []byte
+}
+
 // RollbackSeconds is the guard's delay as the host sleeps it.
 func RollbackSeconds(d time.Duration) time.Duration {
 	return (d + time.Second - 1).Truncate(time.Second)
@@ -459,7 +474,9 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	secs := strconv.Itoa(int(RollbackSeconds(a.RollbackAfter) / time.Second))
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
-	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), printable(a.Who)}, a.V4, a.V6)
+	st := a.Sets
+	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), printable(a.Who)},
+		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
 	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
 	if a.NFT != nil {
 		install := "0"
@@ -498,8 +515,12 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 // empty Digest leaves that file as it is.
 type Persist struct {
 	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
+	Sets    []byte // /etc/iptables/ipsets (written before the rules files)
 	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
 	Install bool   // install iptables-persistent (after the files)
+	// InstallSets installs ipset-persistent too, which loads ipsets at
+	// boot before the rules.
+	InstallSets bool
 	// History, when set, is the line the host appends to its history,
 	// /var/lib/fwpush/history, once it knows how the change ended: the
 	// body of a history.Entry (see its Body), which the host completes
@@ -557,7 +578,10 @@ func (p Persist) nftHeader() []byte {
 // bound.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
-	if p.Install {
+	switch {
+	case p.InstallSets:
+		install = "2"
+	case p.Install:
 		install = "1"
 	}
 	digest := strings.TrimSpace(p.Digest)
@@ -581,7 +605,7 @@ func (p Persist) header(step string) ([]string, error) {
 	if hmax <= 0 {
 		hmax = history.MaxBytes
 	}
-	return []string{size(p.V4), size(p.V6), digest, install, hn, done, strconv.Itoa(hmax)}, nil
+	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax)}, nil
 }
 
 // frame is the step's stdin: head's fields, then the history line and
@@ -592,7 +616,7 @@ func (p Persist) frame(head []string, nft bool) []byte {
 	if len(p.History) > 0 {
 		line = append(append(line, p.History...), '\n')
 	}
-	in := frame(head, line, p.V4, p.V6)
+	in := frame(head, line, p.V4, p.V6, p.Sets)
 	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)
@@ -603,7 +627,7 @@ func (p Persist) frame(head []string, nft bool) []byte {
 // InstallTime is how long persisting may take beyond the usual: apt's
 // time when it installs.
 func (p Persist) InstallTime() time.Duration {
-	if p.Install {
+	if p.Install || p.InstallSets {
 		return InstallTimeout
 	}
 	return 0

@@ -24,15 +24,16 @@ import (
 //	/var/lib/fwpush/history  a JSON line per change fwpush made, and history.1 before it (see record.sh)
 //	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //	/etc/iptables/rules.v6
+//	/etc/iptables/ipsets     fwpush's sets (and other software's), loaded at boot before the rules by ipset-persistent
 //	/etc/fwpush/fwpush.nft   the nftables backend's: table inet fwpush, loaded at boot by
 //	/etc/systemd/system/fwpush-nftables.service, enabled in sysinit.target.wants/
 //
 // Exit statuses 10 and above name the step that failed (see steps in
 // remote.go); a script that has something to report on stdout exits 0.
 //
-// A step's script is lib.sh, runs.sh for the steps that deal with a run,
-// store.sh and record.sh for the two that persist, then the step's own
-// file; the comments of the files, lines that begin
+// A step's script is lib.sh, runs.sh and ipsets.sh for the steps that
+// deal with a run, store.sh and record.sh for the two that persist, then
+// the step's own file; the comments of the files, lines that begin
 // with #, stay here: the hosts get the code (sudo logs every command it
 // runs, whole).
 
@@ -87,7 +88,7 @@ var (
 // gives it.
 func compose(read func(name string) string) scripts {
 	lib := read("lib.sh")
-	runs := lib + read("runs.sh")
+	runs := lib + read("runs.sh") + read("ipsets.sh")
 	store := read("store.sh") + read("record.sh")
 	guard := runs + read("guard.sh")
 	nftRuns := runs + read("nft-runs.sh")

@@ -1,11 +1,12 @@
 # apply.sh takes the host lock, stages the new rules, asks iptables
 # itself whether they load, saves the current rules, arms the guard,
 # starts the apply and waits for it: one round trip. Its stdin: "TOKEN
-# SECONDS LEASE WAIT N4 N6 WHO", then new.v4 (N4 bytes) and new.v6, each
-# followed by the mark (see lib.sh); WHO, the rest of the line, is who
-# runs it, for messages. It prints "armed FIRE NOW", the time the guard
-# fires and the time it is, in seconds since the epoch by the host's
-# clock (the report gives the guard's real time), then how the apply went: ok,
+# SECONDS LEASE WAIT N4 N6 NSTAGE NSWAP NCLEAN NDROP WHO", then new.v4 (N4
+# bytes) and new.v6, then the ipset documents of the run's sets (see
+# ipsets.sh), each followed by the mark (see lib.sh); WHO, the rest of the
+# line, is who runs it, for messages. It prints "armed FIRE NOW", the time
+# the guard fires and the time it is, in seconds since the epoch by the
+# host's clock (the report gives the guard's real time), then how the apply went: ok,
 # failed, skipped (the run was decided before its apply began) or pending
 # (still running after SECONDS). $guard, the program of the apply and its
 # guard (lib.sh and guard.sh), comes first (see scripts.go).
@@ -19,6 +20,11 @@
 # blocks (take): on a read of the FIFO $F/lock.free, which whoever
 # releases the lock writes to, and on one sleep until the lease or the
 # wait ends, whose end (SIGCHLD) interrupts the read.
+#
+# The sets the new rules match are staged before the rules are tested
+# (iptables refuses a rule that matches a set that does not exist), and
+# what the stage made goes again if anything fails before the guard is
+# armed (see ipsets.sh): the host is as it was.
 #
 # The rules are tested one family at a time (iptables-nft-restore --test is
 # unreliable with several tables at once), waiting for the xtables lock
@@ -42,9 +48,9 @@
 # current one (a newer run applied since) does nothing.
 set -u
 umask 077
-read -r token secs lease wait n4 n6 who || { echo "no header on stdin" >&2; exit 10; }
+read -r token secs lease wait n4 n6 nstage nswap nclean ndrop who || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$secs" "$lease" "$wait" "$n4" "$n6"
+nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nstage" "$nswap" "$nclean" "$ndrop"
 case $who in *[![:print:]]*) who='?' ;; esac
 R=$F/runs/$token
 
@@ -54,6 +60,8 @@ head -c "$n4" > new.v4 || exit 11
 mark || { echo "stdin ended early" >&2; exit 10; }
 head -c "$n6" > new.v6 || exit 11
 mark || { echo "stdin ended early" >&2; exit 10; }
+getsets "$nstage" "$nswap" "$nclean" "$ndrop" || { echo "stdin ended early" >&2; exit 10; }
+stagesets || exit 16
 iptables-restore -w --noflush --test < new.v4 || exit 12
 ip6tables-restore -w --noflush --test < new.v6 || exit 13
 

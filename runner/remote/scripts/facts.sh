@@ -1,11 +1,12 @@
 # facts.sh gathers, in one round trip, everything a run needs to decide
 # whether to change a host: the tools, the backend, the interfaces, where
-# our SSH session comes from, the live rules, the persisted rules and what
-# fwpush applied last, and what else manages the firewall there. It
-# changes nothing and forks as little as it can: it runs on every host on
-# every run. The backend is read off iptables-save's header when it names
-# nf_tables (the header of iptables-legacy-save names none): iptables -V
-# runs only on legacy hosts, and where there is no filter table yet.
+# our SSH session comes from, the live rules and fwpush's sets, the
+# persisted rules and sets and what fwpush applied last, and what else
+# manages the firewall there. It changes nothing and forks as little as it
+# can: it runs on every host on every run. The backend is read off
+# iptables-save's header when it names nf_tables (the header of
+# iptables-legacy-save names none): iptables -V runs only on legacy hosts,
+# and where there is no filter table yet.
 #
 # The other backend's filter table: on an nf_tables host, the legacy one
 # exists only once something used it in this network namespace
@@ -41,6 +42,29 @@ m persisted4; show "$r/etc/iptables/rules.v4"
 m persisted6; show "$r/etc/iptables/rules.v6"
 m applied; a=; { read -r a < "$r/var/lib/fwpush/applied"; } 2>/dev/null; echo "$a"
 m persistent; [ -x "$r/usr/sbin/netfilter-persistent" ] && [ -e "$r/usr/share/netfilter-persistent/plugins.d/15-ip4tables" ] && echo yes
+# fwpush's sets, and only those: ipset list -n names every set, and one
+# ipset restore saves those named fwp- (fwpush's) or fwq- (an apply's
+# temporary ones); other software's sets, which may be large, are not read.
+# No ipset, no process: the policy's sets then cannot load, and the read
+# says so. ipset-persistent's plugin loads /etc/iptables/ipsets at boot.
+# A host of the nftables backend ($nft_host) has its sets inside table inet
+# fwpush: none of this is read there.
+if [ -z "${nft_host-}" ]; then
+  m persistentsets; [ -e "$r/usr/share/netfilter-persistent/plugins.d/10-ipset" ] && echo yes
+  m persistedsets; show "$r/etc/iptables/ipsets"
+  if command -v ipset >/dev/null 2>&1; then
+    m ipset; echo yes
+    m sets
+    if n=$(ipset list -n 2>&1); then
+      set -f --
+      for s in $n; do case $s in fwp-?* | fwq-?*) set -- "$@" "$s" ;; esac; done
+      set +f
+      [ $# -eq 0 ] || printf 'save %s\n' "$@" | ipset restore 2>&1 || echo "@@fwpush:error@@"
+    else
+      printf '%s\n@@fwpush:error@@\n' "$n"
+    fi
+  fi
+fi
 # The host's clock, only when there is something to time.
 now=
 m lock; [ -r "$F/lock/owner" ] && { show "$F/lock/owner"; now=$(date +%s); echo "$now"; }

@@ -4,9 +4,10 @@
 # but apply.log, holding the run's lock on fd 9.
 #
 # The guard's sleep starts first: the guard is armed before the apply
-# begins. The apply loads the new rules, unless the run was decided
-# already (skipped), and the old ones again if they fail (failed: the host
-# is as it was, both families); it writes how it went, then lets the run's
+# begins. The apply swaps the new members into fwpush's sets and loads
+# the new rules, unless the run was decided already (skipped), and the old
+# rules and sets again if they fail (failed: the host is as it was, both
+# families and the sets; see ipsets.sh); it writes how it went, then lets the run's
 # lock go, which wakes apply.sh. When the sleep ends, the old rules go back
 # (restore), unless fwpush confirmed by then (confirm.sh stops this process
 # group), or a newer run applied since (it is the current one: this guard
@@ -18,11 +19,12 @@ sleep "$2" 9>&- &
 t=$!
 if [ -e "$R/decided" ]; then
   s=skipped
-elif iptables-restore -w --noflush < "$R/new.v4" && ip6tables-restore -w --noflush < "$R/new.v6"; then
+elif swapin && iptables-restore -w --noflush < "$R/new.v4" && ip6tables-restore -w --noflush < "$R/new.v6"; then
   s=ok
 else
   iptables-restore -w < "$R/old.v4"
   ip6tables-restore -w < "$R/old.v6"
+  unstage
   s=failed
 fi
 echo "$s" > "$R/applied.status"

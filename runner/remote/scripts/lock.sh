@@ -59,7 +59,7 @@ acquire() {
       exit 15
     fi
   fi
-  trap 'release; rm -rf "$R"' EXIT
+  trap 'unstage; release; rm -rf "$R"' EXIT
   now=$(date +%s) || exit 11
   printf '%s %s\n%s\n' "$token" $((now + lease)) "$who" > "$L/owner" || exit 11
   # The runs decided earlier are done with.

@@ -30,11 +30,11 @@ mark || { echo "stdin ended early" >&2; exit 10; }
 if [ "$install" = 1 ] && ! command -v nft > /dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   { apt-get -o DPkg::Lock::Timeout=300 -qq update &&
-    apt-get -o DPkg::Lock::Timeout=300 -qq -y --no-install-recommends install nftables; } < /dev/null >&2 || exit 17
+    apt-get -o DPkg::Lock::Timeout=300 -qq -y --no-install-recommends install nftables; } < /dev/null >&2 || exit 18
 fi
 [ "$n4" -eq 0 ] || iptables-restore -w --noflush --test < new.v4 || exit 12
 [ "$n6" -eq 0 ] || ip6tables-restore -w --noflush --test < new.v6 || exit 13
-nft -c -f new.nft || exit 16
+nft -c -f new.nft || exit 17
 
 # save TOOL FILE: the filter table as TOOL saves it, an open one when it
 # has none (see apply.sh).

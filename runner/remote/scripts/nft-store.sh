@@ -21,7 +21,7 @@ store() {
   nums "$nn"
   case $flags in "" | *[!uri-]*) echo "bad header" >&2; exit 10 ;; esac
   E=$r/etc/fwpush
-  put "$nn" fwpush.nft || exit 24
+  put "$nn" fwpush.nft && keep "$nn" fwpush.nft || exit 25
   U=$r/etc/systemd/system
   case $flags in *u*)
     { [ -d "$U/sysinit.target.wants" ] || mkdir -p "$U/sysinit.target.wants"; } &&
@@ -38,11 +38,11 @@ store() {
         'ExecReload=/usr/sbin/nft -f /etc/fwpush/fwpush.nft' \
         '' '[Install]' 'WantedBy=sysinit.target' > "$U/.fwpush-nftables.service.fwpush" &&
       mv -f "$U/.fwpush-nftables.service.fwpush" "$U/fwpush-nftables.service" &&
-      ln -sf ../fwpush-nftables.service "$U/sysinit.target.wants/fwpush-nftables.service" || exit 25
-    if [ -d "$r/run/systemd/system" ]; then systemctl daemon-reload >&2 || exit 25; fi ;;
+      ln -sf ../fwpush-nftables.service "$U/sysinit.target.wants/fwpush-nftables.service" || exit 26
+    if [ -d "$r/run/systemd/system" ]; then systemctl daemon-reload >&2 || exit 26; fi ;;
   esac
   case $flags in *r*)
-    rm -f "$U/sysinit.target.wants/fwpush-nftables.service" "$U/fwpush-nftables.service" "$E/fwpush.nft" || exit 25 ;;
+    rm -f "$U/sysinit.target.wants/fwpush-nftables.service" "$U/fwpush-nftables.service" "$E/fwpush.nft" || exit 26 ;;
   esac
   case $flags in *i*)
     rm -f "$r/etc/iptables/rules.v4" "$r/etc/iptables/rules.v6" || exit 20 ;;

@@ -43,7 +43,8 @@ back() {
   [ ! -e "$R/old.nft" ] || nft -f "$R/old.nft"
 }
 
-# restore: the old rules of run $R back, unless it was decided already;
+# restore: the old rules of run $R back, and its sets as they were (see
+# ipsets.sh), unless it was decided already;
 # under the run's lock, which its apply holds while it runs: a late apply
 # never lands after a rollback. Whoever decides writes the outcome before
 # letting the lock go, so that what waits for the lock finds it; its
@@ -54,6 +55,7 @@ restore() {
   flock 9
   if decide; then
     back
+    unstage
     outcome rolledback
     release
   fi

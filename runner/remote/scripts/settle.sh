@@ -19,6 +19,7 @@ if [ "$keep" = 1 ]; then
   flock 9
   if decide; then
     stopguard
+    dropsets
     outcome kept
   fi
   exec 9>&-

@@ -1,0 +1,440 @@
+package remote
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fwpush/fwpush/runner/remote/remotetest"
+)
+
+// The host side of fwpush's sets (scripts/ipsets.sh), on a stub host whose
+// ipset keeps each set in a file, state/ipset/NAME: its type and options
+// on the first line, then its members, one a line; an empty file is no
+// set. Like ipset, the stub stops at the first line that fails (the lines
+// before it went through), refuses to destroy a set that a live rule
+// matches, and fails a line that holds "stub-fail"; its iptables-restore
+// refuses, as the kernel does, a rule that matches a set that does not
+// exist. Both use builtins only: each stands for one process, as the real
+// ones do (TestSetsForks counts them).
+
+// ipsetStub is the stub's ipset: list -n and restore.
+const ipsetStub = `D=$S/ipset
+case $1 in
+list)
+  for f in "$D"/*; do [ ! -s "$f" ] || echo "${f##*/}"; done
+  exit 0 ;;
+restore) ;;
+*) echo "ipset stub: $*?" >&2; exit 2 ;;
+esac
+# used NAME: a live rule matches set NAME.
+used() {
+  for v in "$S/v4" "$S/v6"; do
+    [ -e "$v" ] || continue
+    while IFS= read -r r; do case "$r " in *"--match-set $1 "*) return 0 ;; esac; done < "$v"
+  done
+  return 1
+}
+# slurp FILE: FILE's text in $t.
+slurp() {
+  t=
+  while IFS= read -r l; do t="$t$l
+"; done < "$1"
+}
+n=0
+while IFS= read -r l || [ -n "$l" ]; do
+  n=$((n + 1))
+  set -f; set -- $l; set +f
+  err= exist=
+  for a; do [ "$a" != -exist ] || exist=1; done
+  f=$D/$2
+  case $l in
+  *stub-fail*) err="stub: this line fails" ;;
+  "create "*)
+    if [ -s "$f" ]; then
+      [ -n "$exist" ] || err="Set cannot be created: set with the same name already exists"
+    else
+      c=$3
+      shift 3
+      for a; do [ "$a" = -exist ] || c="$c $a"; done
+      echo "$c" > "$f"
+    fi ;;
+  "add "*)
+    if [ ! -s "$f" ]; then err="The set with the given name does not exist"
+    else
+      dup= first=1
+      while IFS= read -r m; do [ -n "$first" ] || [ "$m" != "$3" ] || dup=1; first=; done < "$f"
+      if [ -z "$dup" ]; then echo "$3" >> "$f"
+      elif [ -z "$exist" ]; then err="Element cannot be added to the set: it's already added"
+      fi
+    fi ;;
+  "destroy "*)
+    if [ ! -s "$f" ]; then [ -n "$exist" ] || err="The set with the given name does not exist"
+    elif used "$2"; then err="Set cannot be destroyed: it is in use by a kernel component"
+    else : > "$f"
+    fi ;;
+  "swap "*)
+    if [ ! -s "$f" ] || [ ! -s "$D/$3" ]; then err="The set with the given name does not exist"
+    else
+      slurp "$f"; a=$t
+      slurp "$D/$3"
+      printf '%s' "$t" > "$f"
+      printf '%s' "$a" > "$D/$3"
+    fi ;;
+  "save "*)
+    if [ ! -s "$f" ]; then err="The set with the given name does not exist"
+    else
+      first=1
+      while IFS= read -r m; do
+        if [ -n "$first" ]; then echo "create $2 $m hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234abcd"; else echo "add $2 $m"; fi
+        first=
+      done < "$f"
+    fi ;;
+  *) err="stub: $l?" ;;
+  esac
+  if [ -n "$err" ]; then echo "ipset v7.17: Error in line $n: $err" >&2; exit 1; fi
+done`
+
+// setsRestoreStub is iptables-restore that first refuses a rule matching
+// a set the host does not have, then does what restoreStub does.
+const setsRestoreStub = `in=$S/restore.$$
+while IFS= read -r l || [ -n "$l" ]; do
+  printf '%s\n' "$l"
+done > "$in"
+while IFS= read -r l; do
+  case $l in *"--match-set "*)
+    s=${l#*--match-set }; s=${s%% *}
+    [ -s "$S/ipset/$s" ] || { echo "${0##*/} v1.8.9 (nf_tables): Set $s doesn't exist." >&2; exit 2; } ;;
+  esac
+done < "$in"
+exec < "$in"
+` + restoreStub
+
+// Rules that match fwp-app-4, and the same policy one rule per address.
+const (
+	setRules4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+		"-A INPUT -s 198.18.0.10/32 -p tcp -m tcp --dport 22 -j ACCEPT\n" +
+		"-A INPUT -i eth1 -p tcp -m set --match-set fwp-app-4 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n"
+	addrRules4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+		"-A INPUT -s 198.18.0.10/32 -p tcp -m tcp --dport 22 -j ACCEPT\n" +
+		"-A INPUT -s 198.18.0.21/32 -i eth1 -p tcp -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n"
+	rules6 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+)
+
+// The documents change.Decide makes for fwp-app-4 gaining 198.18.0.22
+// (change's TestSetDocs), and for fwp-app-4 made anew.
+var (
+	membersChange = Sets{
+		Stage: []byte("destroy fwq-app-4 -exist\ncreate fwq-app-4 hash:ip family inet -exist\nadd fwq-app-4 198.18.0.21\nadd fwq-app-4 198.18.0.22\n"),
+		Swap:  []byte("swap fwq-app-4 fwp-app-4\n"),
+		Clean: []byte("destroy fwq-app-4 -exist\n"),
+		Drop:  []byte("destroy fwq-app-4 -exist\n"),
+	}
+	newSet = Sets{
+		Stage: []byte("create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\nadd fwp-app-4 198.18.0.22\n"),
+		Clean: []byte("destroy fwp-app-4 -exist\n"),
+	}
+)
+
+// newSetsHost is a stub host with ipset, the rules v4 and rules6 live, and
+// sets (NAME: members), each hash:ip family inet.
+func newSetsHost(t *testing.T, v4 string, sets map[string][]string) *stubHost {
+	t.Helper()
+	s := newStubHost(t, remotetest.Host{V4: v4, V6: rules6, Rules4: v4, Rules6: rules6, Persistent: true})
+	s.script("usr/sbin/ipset", ipsetStub)
+	s.script("usr/sbin/iptables-restore", setsRestoreStub)
+	s.script("usr/sbin/ip6tables-restore", setsRestoreStub)
+	s.mkdir("state/ipset")
+	for name, members := range sets {
+		s.write("state/ipset/"+name, "hash:ip family inet\n")
+		for _, m := range members {
+			s.write("state/ipset/"+name, s.read("state/ipset/"+name)+m+"\n")
+		}
+	}
+	return s
+}
+
+// sets is the host's sets and their members, sorted.
+func (s *stubHost) sets() map[string][]string {
+	s.t.Helper()
+	out := map[string][]string{}
+	files, _ := filepath.Glob(s.path("state/ipset/*"))
+	for _, f := range files {
+		lines := strings.Split(strings.TrimSuffix(s.read(filepath.Join("state/ipset", filepath.Base(f))), "\n"), "\n")
+		if lines[0] == "" {
+			continue // no set
+		}
+		members := lines[1:]
+		slices.Sort(members)
+		if len(members) == 0 {
+			members = nil
+		}
+		out[filepath.Base(f)] = members
+	}
+	return out
+}
+
+// ipsetCalls are the host's ipset calls.
+func (s *stubHost) ipsetCalls() []string {
+	var out []string
+	for _, c := range s.calls() {
+		if strings.HasPrefix(c, "ipset ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+const setsToken = "5e75"
+
+func applySets(t *testing.T, s *stubHost, v4 string, sets Sets) error {
+	t.Helper()
+	return New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+		V4: []byte(v4), V6: []byte(rules6), Sets: sets, Lease: time.Hour, LockWait: time.Second, Who: "op@stub pid 1"})
+}
+
+func confirmSets(t *testing.T, s *stubHost, p Persist) Confirmation {
+	t.Helper()
+	conf, err := New(s, Options{Timeout: 10 * time.Second}).Confirm(t.Context(), Confirm{Token: setsToken, Wait: 5 * time.Second, Persist: p})
+	if err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	return conf
+}
+
+// A change of members: the new ones staged under the temporary name,
+// swapped in by the apply, the old ones (now under the temporary name)
+// destroyed once confirmed. The rules are the same throughout.
+func TestApplySetsMembers(t *testing.T) {
+	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}, "blocklist": {"192.0.2.1"}})
+	if err := applySets(t, s, setRules4, membersChange); err != nil {
+		t.Fatal(err)
+	}
+	// Before the confirm, the old members wait under the temporary name.
+	want := map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}, "fwq-app-4": {"198.18.0.21"}, "blocklist": {"192.0.2.1"}}
+	if diff := cmp.Diff(want, s.sets()); diff != "" {
+		t.Errorf("sets after the apply (-want +got):\n%s", diff)
+	}
+	if conf := confirmSets(t, s, Persist{}); conf.Outcome != Confirmed {
+		t.Fatalf("confirm: %s", conf.Outcome)
+	}
+	delete(want, "fwq-app-4")
+	if diff := cmp.Diff(want, s.sets()); diff != "" {
+		t.Errorf("sets after the confirm (-want +got):\n%s", diff)
+	}
+	if got := s.state().V4; got != setRules4 {
+		t.Errorf("live rules:\n%s", got)
+	}
+	// stage, swap (by the guard's apply), drop: one ipset each.
+	if got := s.ipsetCalls(); len(got) != 3 {
+		t.Errorf("ipset ran %q, want thrice: stage, swap, drop", got)
+	}
+}
+
+// The guard's rollback puts back the old rules and the old members, and
+// the temporary set goes.
+func TestApplySetsRollback(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		before   map[string][]string
+		sets     Sets
+	}{
+		{"members", setRules4, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}}, membersChange},
+		{"a set made anew, and the rules that match it", addrRules4, setRules4, map[string][]string{}, newSet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, tc.old, tc.before)
+			if err := applySets(t, s, tc.new, tc.sets); err != nil {
+				t.Fatal(err)
+			}
+			if s.sets()["fwp-app-4"] == nil || len(s.sets()["fwp-app-4"]) != 2 {
+				t.Fatalf("after the apply, sets %v: the new members are not in", s.sets())
+			}
+			s.fireGuard(setsToken)
+			if diff := cmp.Diff(tc.before, s.sets()); diff != "" {
+				t.Errorf("sets after the rollback (-want +got):\n%s", diff)
+			}
+			if got := s.state().V4; got != tc.old {
+				t.Errorf("live rules after the rollback:\n%s\nwant the old ones", got)
+			}
+			if conf := confirmSets(t, s, Persist{}); conf.Outcome != RolledBack {
+				t.Errorf("confirm after the rollback: %s", conf.Outcome)
+			}
+		})
+	}
+}
+
+// A failure before the guard is armed, or in the apply, leaves the host's
+// rules and sets exactly as they were, and no temporary set behind.
+func TestApplySetsFails(t *testing.T) {
+	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}}
+	failing := membersChange
+	failing.Stage = append(slices.Clone(membersChange.Stage), "add fwq-app-4 198.18.0.99 stub-fail\n"...)
+	for _, tc := range []struct {
+		name     string
+		v4, v6   string
+		sets     Sets
+		step     string // the step that fails, "" for an apply that fails on the host
+		swapBack bool   // the swap is undone
+	}{
+		{name: "the stage fails half-way", v4: setRules4, v6: rules6, sets: failing, step: "stage sets (ipset restore)"},
+		{name: "iptables refuses the rules", v4: setRules4 + "-A INPUT -j NOSUCHTARGET\n", v6: rules6, sets: membersChange, step: "test (iptables-restore --test)"},
+		{name: "the swap fails", v4: setRules4, v6: rules6, sets: Sets{Stage: membersChange.Stage, Swap: []byte("swap fwq-app-4 fwp-app-4\nswap stub-fail\n"), Clean: membersChange.Clean}, swapBack: true},
+		{name: "the IPv6 rules fail to load after the swap", v4: setRules4, v6: "*filter\n# stub: the load fails\nCOMMIT\n", sets: membersChange, swapBack: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, setRules4, before)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+				V4: []byte(tc.v4), V6: []byte(tc.v6), Sets: tc.sets, Lease: time.Hour, LockWait: time.Second})
+			if tc.step != "" {
+				var se *StepError
+				if !errors.As(err, &se) || se.Step != tc.step || !se.NothingChanged {
+					t.Fatalf("got %v, want %q to fail with nothing changed", err, tc.step)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if conf := confirmSets(t, s, Persist{}); conf.Outcome != ApplyFailed {
+					t.Fatalf("confirm: %s, want failed", conf.Outcome)
+				}
+			}
+			if diff := cmp.Diff(before, s.sets()); diff != "" {
+				t.Errorf("sets after (-want +got):\n%s", diff)
+			}
+			if got := s.state(); got.V4 != setRules4 || got.V6 != rules6 {
+				t.Errorf("live rules after:\n%s%s\nwant the old ones", got.V4, got.V6)
+			}
+			if tc.swapBack && !slices.Contains(s.calls(), "ip6tables-restore -w") {
+				t.Errorf("the old IPv6 rules were not restored: %q", s.calls())
+			}
+		})
+	}
+}
+
+// A run that changes no set never runs ipset, on any step.
+func TestNoSetsNoIPSet(t *testing.T) {
+	s := newSetsHost(t, addrRules4, nil)
+	if err := applySets(t, s, addrRules4, Sets{}); err != nil {
+		t.Fatal(err)
+	}
+	if conf := confirmSets(t, s, Persist{V4: []byte(addrRules4)}); conf.Outcome != Confirmed {
+		t.Fatalf("confirm: %s", conf.Outcome)
+	}
+	if _, err := New(s, Options{Timeout: 10 * time.Second}).Facts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The read lists the sets (there are none): nothing else.
+	if got := s.ipsetCalls(); !slices.Equal(got, []string{"ipset list -n"}) {
+		t.Errorf("ipset ran %q, want only the read's list", got)
+	}
+}
+
+// An earlier run's apply kept by settle drops its old members as its
+// confirm would have.
+func TestSettleKeepDropsOldMembers(t *testing.T) {
+	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}})
+	if err := applySets(t, s, setRules4, membersChange); err != nil {
+		t.Fatal(err)
+	}
+	out, err := New(s, Options{Timeout: 10 * time.Second}).Settle(t.Context(), setsToken, true)
+	if err != nil || out != Confirmed {
+		t.Fatalf("settle: %s, %v", out, err)
+	}
+	want := map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}
+	if diff := cmp.Diff(want, s.sets()); diff != "" {
+		t.Errorf("sets after (-want +got):\n%s", diff)
+	}
+}
+
+// The read saves fwpush's sets and the temporary ones, never another
+// program's.
+func TestFactsReadsOnlyFwpushSets(t *testing.T) {
+	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}, "fwq-app-4": {"198.18.0.9"}, "blocklist": {"192.0.2.1"}, "fwp": {}})
+	f, err := New(s, Options{Timeout: 10 * time.Second}).Facts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "create fwp-app-4 hash:ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234abcd\nadd fwp-app-4 198.18.0.21\n" +
+		"create fwq-app-4 hash:ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234abcd\nadd fwq-app-4 198.18.0.9\n"
+	if !f.IPSet || f.SetsFailed || f.Sets != want {
+		t.Errorf("ipset %v, failed %v (%s), sets:\n%s\nwant:\n%s", f.IPSet, f.SetsFailed, f.SetsError, f.Sets, want)
+	}
+}
+
+// Persisting sets writes /etc/iptables/ipsets before the rules files and
+// installs ipset-persistent with iptables-persistent.
+func TestPersistSets(t *testing.T) {
+	s := newStubHost(t, remotetest.Host{V4: setRules4, V6: rules6})
+	// mv says what it moves, in order.
+	doc := "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
+	err := New(s, Options{Timeout: 10 * time.Second}).Persist(t.Context(), Persist{V4: []byte(setRules4), V6: []byte(rules6), Sets: []byte(doc),
+		Digest: "sha256:5e75", Install: true, InstallSets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.read("etc/iptables/ipsets"); got != doc {
+		t.Errorf("ipsets:\n%s", got)
+	}
+	var moves, apt []string
+	for _, c := range s.calls() {
+		if strings.HasPrefix(c, "mv ") {
+			moves = append(moves, filepath.Base(strings.Fields(c)[3]))
+		}
+		if strings.HasPrefix(c, "apt-get") && strings.Contains(c, " install ") {
+			apt = append(apt, c)
+		}
+	}
+	if want := []string{"ipsets", "rules.v4", "rules.v6", "applied"}; !slices.Equal(moves, want) {
+		t.Errorf("files moved into place: %q, want %q", moves, want)
+	}
+	if len(apt) != 1 || !strings.HasSuffix(apt[0], " install iptables-persistent ipset-persistent") {
+		t.Errorf("apt-get: %q, want one install of both", apt)
+	}
+	left, _ := os.ReadDir(s.path("etc/iptables"))
+	if len(left) != 3 {
+		t.Errorf("/etc/iptables holds %d files, want ipsets, rules.v4, rules.v6", len(left))
+	}
+}
+
+// TestSetsForks holds what sets cost a host, counted as TestForks counts:
+// the read lists the sets and saves fwpush's (two ipset, and the subshell
+// of the pipe that feeds the save its names): 8 for 5; an apply that
+// changes members stages them and swaps them (two ipset, and head for the
+// four documents): 23 for 17; the confirm drops the old members (one
+// ipset) and writes /etc/iptables/ipsets (head, mv): 12 for 9.
+func TestSetsForks(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace is not installed (make test installs it)")
+	}
+	if out, err := exec.Command("strace", "-f", "--seccomp-bpf", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here: %v: %s", err, out)
+	}
+	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}})
+	s.trace = true
+	h := New(s, Options{Timeout: 10 * time.Second})
+	if _, err := h.Facts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := applySets(t, s, setRules4, membersChange); err != nil {
+		t.Fatal(err)
+	}
+	doc := "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\nadd fwp-app-4 198.18.0.22\n"
+	if conf := confirmSets(t, s, Persist{V4: []byte(setRules4), V6: []byte(rules6), Sets: []byte(doc), Digest: "sha256:5e75"}); conf.Outcome != Confirmed {
+		t.Fatalf("confirm: %s", conf.Outcome)
+	}
+	t.Logf("processes per step: %v", s.forks)
+	for i, budget := range []int{8, 23, 12} {
+		if i >= len(s.forks) || s.forks[i] > budget {
+			t.Errorf("step %d: %v processes, budget %d", i+1, s.forks, budget)
+		}
+	}
+}
