@@ -20,6 +20,7 @@ import (
 
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/live"
+	"github.com/fwpush/fwpush/nft"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
 )
@@ -104,6 +105,10 @@ type Change struct {
 	// Forced says what --force-own overrides on this host, one sentence
 	// each.
 	Forced []string `json:"forced,omitempty"`
+	// Warnings say what else on the host decides packets that the policy
+	// accepts (a host of the nftables backend: other tables' base chains
+	// that drop at its hooks, legacy iptables rules), one sentence each.
+	Warnings []string `json:"warnings,omitempty"`
 	// Openings say, one sentence each, which rules of preserved chains
 	// accept every packet, without any match, in a chain a built-in chain
 	// jumps to (see policy.Openings): whatever the policy denies, those
@@ -113,11 +118,19 @@ type Change struct {
 }
 
 // Documents are the IPv4 and IPv6 iptables-restore documents of a change,
+// and its nft document, which makes the apply nft's (see remote.Apply),
 // and the ipset documents of its sets when they change.
 type Documents struct {
-	V4   string   `json:"v4"`
-	V6   string   `json:"v6"`
-	Sets *SetDocs `json:"sets,omitempty"`
+	V4 string `json:"v4"`
+	V6 string `json:"v6"`
+	// NFT makes table inet fwpush the policy's (a host of the nftables
+	// backend), or deletes it (one moving back to iptables); V4 and V6
+	// are then loaded only when not empty.
+	NFT string `json:"nft,omitempty"`
+	// InstallNFT installs the nftables package first, where nft is
+	// missing.
+	InstallNFT bool     `json:"install_nftables,omitempty"`
+	Sets       *SetDocs `json:"sets,omitempty"`
 }
 
 // Persist is what makes the policy survive a reboot. An empty document
@@ -133,6 +146,15 @@ type Persist struct {
 	// InstallSets ipset-persistent, its plugin that loads the sets.
 	Install     bool `json:"install,omitempty"`
 	InstallSets bool `json:"install_sets,omitempty"`
+	// NFT is /etc/fwpush/fwpush.nft, Boot installs and enables the unit
+	// that loads it at boot (the nftables backend).
+	NFT  string `json:"nft,omitempty"`
+	Boot bool   `json:"boot,omitempty"`
+	// RemoveNFT removes fwpush.nft and its unit (a host moving back to
+	// iptables), RemoveIPT rules.v4 and rules.v6 (one moving to
+	// nftables).
+	RemoveNFT bool `json:"remove_nft,omitempty"`
+	RemoveIPT bool `json:"remove_iptables,omitempty"`
 }
 
 // Empty reports whether p writes nothing.
@@ -182,6 +204,9 @@ type Options struct {
 func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options) Change {
 	h := pol.Host
 	c := Change{Host: h.Name, Role: h.Role, Action: Refused, Digest: Digest(pol), State: State(inv, pol, f)}
+	if h.Backend == inventory.NFTables {
+		return decideNFT(inv, pol, f, c)
+	}
 	if err := preflight(h, pol, f); err != nil {
 		c.Refusal = &Refusal{Stage: StagePreflight, Reason: err.Error()}
 		return c
@@ -233,20 +258,27 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	}
 	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != "" || c.Persist.Sets != ""
 	c.Persisted = !filesDiffer && !c.Persist.Install && !c.Persist.InstallSets
+	// What is left of the nftables backend goes with the next apply.
+	c.Apply = &Documents{Sets: sets}
+	drifted := (rulesDiffer || setsDiffer) && f.Applied == c.Digest // what fwpush applied was changed by hand
+	if releaseNFT(f, &c) {
+		c.Persisted = false
+		rulesDiffer = rulesDiffer || c.Apply.NFT != ""
+	}
 	switch {
 	case !rulesDiffer && !setsDiffer && c.Persisted:
 		// What fwpush recorded as applied is not worth a write of its own.
-		c.Action, c.Persist = None, Persist{}
+		c.Action, c.Persist, c.Apply = None, Persist{}, nil
 		return c
 	case !rulesDiffer && !setsDiffer:
-		c.Action = PersistOnly
+		c.Action, c.Apply = PersistOnly, nil
 		return c
 	}
 	c.Action = Apply
-	if f.Applied == c.Digest {
-		c.Action = RepairDrift // what fwpush applied was changed by hand
+	if drifted {
+		c.Action = RepairDrift
 	}
-	c.Apply = &Documents{V4: split4.Merge(want4), V6: split6.Merge(want6), Sets: sets}
+	c.Apply.V4, c.Apply.V6 = split4.Merge(want4), split6.Merge(want6)
 	c.Refusal = mayOwn(inv, h, o, &c, split4, split6)
 	if c.Refusal != nil && c.Refusal.Stage == StageUnknownChains && o.StrictPreserve && len(distrusted) > 0 {
 		c.Refusal.Reason = strictReason(distrusted, c.Unknown, c.Refusal.Reason)
@@ -265,6 +297,13 @@ func Keep(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, g live.Guar
 	if g.Status != "ok" {
 		return false
 	}
+	if pol.Host.Backend == inventory.NFTables {
+		if f.NFT == nil {
+			return false
+		}
+		own, err := nft.Canonical(f.NFT.Own)
+		return err == nil && pol.NFT != nil && own == pol.NFT.Canonical()
+	}
 	want4, want6 := policy.Canonical(string(pol.V4)), policy.Canonical(string(pol.V6))
 	preserve := inv.Preserve(pol.Host.Role)
 	return policy.SplitLive(policy.Canonical(f.V4), want4, preserve).Own == want4 &&
@@ -277,6 +316,9 @@ func Keep(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, g live.Guar
 // canonical rules, and its sets' canonical form when it has any (a policy
 // without sets has the digest it had before fwpush had sets).
 func Digest(pol *roles.Policy) string {
+	if pol.Host != nil && pol.Host.Backend == inventory.NFTables && pol.NFT != nil {
+		return digestNFT(pol)
+	}
 	h := sha256.New()
 	h.Write([]byte(policy.Canonical(string(pol.V4))))
 	h.Write([]byte{0})

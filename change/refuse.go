@@ -33,6 +33,12 @@ func preflight(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	if err := setsPreflight(pol, f); err != nil {
 		return err
 	}
+	return reachable(h, pol, f)
+}
+
+// reachable refuses a host where the policy names an interface the host
+// has not, or would not accept the very SSH session fwpush is using.
+func reachable(h *inventory.Host, pol *roles.Policy, f live.Facts) error {
 	ifaces := []string{h.PrivateIface}
 	if h.HasPublic() {
 		ifaces = append(ifaces, h.PublicIface)

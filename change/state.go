@@ -42,6 +42,11 @@ func State(inv *inventory.Inventory, pol *roles.Policy, f live.Facts) string {
 	h := sha256.New()
 	part := func(name, v string) { fmt.Fprintf(h, "%s %d\n%s\n", name, len(v), v) }
 	part("state", "fwpush/state/v1")
+	if pol.Host.Backend == inventory.NFTables {
+		part("backend", inventory.NFTables)
+		stateNFT(f, h)
+		return sum(h)
+	}
 	preserve := inv.Preserve(pol.Host.Role)
 	for _, fam := range []struct {
 		name       string

@@ -136,7 +136,24 @@ type Firewall struct {
 	// built-in chains hold into them, and never counts their content as
 	// drift. Every other chain the policy does not declare is drift.
 	Preserve []string
+	// Backend is [firewall] backend as written: the backend of the hosts
+	// whose role and own table name none; "" for the default, IPTables.
+	Backend string
 }
+
+// The firewall backends fwpush writes a host's policy with.
+const (
+	// IPTables loads the policy into the filter table with
+	// iptables-restore and ip6tables-restore, keeping the chains that
+	// preserve patterns name: the default.
+	IPTables = "iptables"
+	// NFTables loads the policy with nft as one table of fwpush's own,
+	// table inet fwpush, IPv4 and IPv6 at once, and touches no other.
+	NFTables = "nftables"
+)
+
+// Backends are the values backend takes.
+var Backends = []string{IPTables, NFTables}
 
 // Host is one server. Per-host overrides are already resolved: User, Port,
 // PublicIface and PrivateIface always hold the values in effect.
@@ -162,6 +179,11 @@ type Host struct {
 	// Source says where a host not written by hand came from
 	// ("digitalocean droplet 1234 (tag app)"); "" for a host of the file.
 	Source string
+	// Backend is the firewall backend of the host, IPTables or NFTables:
+	// its own backend key, else its role's, else [firewall]'s, else
+	// IPTables. GivenBackend is the host's own key as written ("": none).
+	Backend      string
+	GivenBackend string
 }
 
 // Site is one data centre: its hosts share a private network, which
@@ -200,6 +222,8 @@ type Role struct {
 	// Preserve lists more chain patterns kept on this role's hosts, on
 	// top of [firewall] preserve.
 	Preserve []string
+	// Backend is the role's backend key as written ("": [firewall]'s).
+	Backend string
 }
 
 // Allow is one ingress rule of a role: traffic from a source, either the

@@ -30,7 +30,7 @@ func TestLoadExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	private := func(name, ip string) *Host {
-		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}}
+		return &Host{Name: name, Role: roleOf(name), PrivateIP: addr(ip), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}, Backend: IPTables}
 	}
 	want := &Inventory{
 		Path: path,
@@ -44,13 +44,13 @@ func TestLoadExample(t *testing.T) {
 		Hosts: []*Host{
 			{
 				Name: "haproxy-www", Role: "lb", PublicIP: addr("203.0.113.11"), PrivateIP: addr("198.18.0.11"),
-				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
+				PublicIP6: addr("2001:db8::11"), PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}, Backend: IPTables,
 			},
 			private("mysql-1", "198.18.0.31"),
 			private("mysql-2", "198.18.0.32"),
 			{
 				Name: "tunnel-1", Role: "tunnel", PublicIP: addr("203.0.113.10"), PrivateIP: addr("198.18.0.10"),
-				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true},
+				PublicIface: "eth0", PrivateIface: "eth1", User: "root", Port: 22, Become: "none", Given: Given{User: true, Port: true}, Backend: IPTables,
 			},
 			private("wordpress-1", "198.18.0.21"),
 			private("wordpress-2", "198.18.0.22"),
@@ -160,11 +160,11 @@ allow = [
 		Hosts: []*Host{
 			{
 				Name: "bastion", Role: "tunnel", PublicIP: addr("203.0.113.5"), PrivateIP: addr("198.18.0.5"),
-				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo", Given: Given{User: true, Port: true},
+				PublicIface: "ens3", PrivateIface: "ens4", User: "deploy", Port: 2222, Become: "sudo", Given: Given{User: true, Port: true}, Backend: IPTables,
 			},
 			{
 				Name: "db-1", Role: "db", PrivateIP: addr("198.18.0.6"),
-				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none", Given: Given{User: true},
+				PublicIface: "eth0", PrivateIface: "bond0.100", User: "root", Port: 22, Become: "none", Given: Given{User: true}, Backend: IPTables,
 			},
 		},
 		Roles: []*Role{
@@ -243,7 +243,7 @@ func TestLoadLarge(t *testing.T) {
 	db6, _ := inv.Host("db-6")
 	if diff := cmp.Diff(&Host{
 		Name: "db-6", Role: "db", PrivateIP: addr("198.19.4.6"),
-		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none", Given: Given{User: true, Port: true},
+		PublicIface: "ens3", PrivateIface: "ens4", User: "root", Port: 2222, Become: "none", Given: Given{User: true, Port: true}, Backend: IPTables,
 	}, db6, cmpAddrs); diff != "" {
 		t.Errorf("db-6 (-want +got):\n%s", diff)
 	}
@@ -351,5 +351,74 @@ preserve = ["KUBE-*", "DOCKER*", "cali-*"]
 		if diff := cmp.Diff(tc.keys, keys); diff != "" {
 			t.Errorf("PreserveKey(%s, ...) (-want +got):\n%s", tc.role, diff)
 		}
+	}
+}
+
+// A host's backend is its own key's, else its role's, else [firewall]'s,
+// else iptables; a snapshot keeps each where it was written.
+func TestBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name, firewall string
+		want           map[string]string
+	}{
+		{"default", "", map[string]string{"t": IPTables, "a": NFTables, "b": IPTables, "c": NFTables, "d": IPTables}},
+		{"fleet nftables", `backend = "nftables"`, map[string]string{"t": NFTables, "a": NFTables, "b": IPTables, "c": NFTables, "d": NFTables}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := `
+[ssh]
+tunnel = "t"
+[firewall]
+` + tc.firewall + `
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+[hosts.a]
+role = "nft"
+private_ip = "198.18.0.2"
+[hosts.b]
+role = "nft"
+private_ip = "198.18.0.3"
+backend = "iptables"
+[hosts.c]
+role = "other"
+private_ip = "198.18.0.4"
+backend = "nftables"
+[hosts.d]
+role = "other"
+private_ip = "198.18.0.5"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+[roles.nft]
+template = "private"
+backend = "nftables"
+[roles.other]
+template = "private"
+`
+			inv, err := Parse("b.toml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, h := range inv.Hosts {
+				got[h.Name] = h.Backend
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("backends (-want +got):\n%s", diff)
+			}
+			snap, err := Snapshot(inv, SnapshotOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse("snap.toml", snap)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, snap)
+			}
+			if diff := cmp.Diff(inv, again, cmpAddrs, cmpopts.IgnoreFields(Inventory{}, "Path", "Warnings", "DigitalOcean")); diff != "" {
+				t.Errorf("snapshot loads as another inventory (-want +got):\n%s\n%s", diff, snap)
+			}
+		})
 	}
 }

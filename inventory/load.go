@@ -58,6 +58,7 @@ type rawInterfaces struct {
 
 type rawFirewall struct {
 	Preserve []string `toml:"preserve"`
+	Backend  string   `toml:"backend,omitempty"`
 }
 
 type rawHost struct {
@@ -72,6 +73,7 @@ type rawHost struct {
 	Site         string `toml:"site"`
 	Become       string `toml:"become"`
 	Source       string `toml:"source"`
+	Backend      string `toml:"backend"`
 }
 
 type rawRole struct {
@@ -80,6 +82,7 @@ type rawRole struct {
 	Allow      []rawAllow `toml:"allow"`
 	LogDropped bool       `toml:"log_dropped"`
 	Preserve   []string   `toml:"preserve"`
+	Backend    string     `toml:"backend"`
 }
 
 type rawAllow struct {
@@ -471,9 +474,9 @@ var knownKeys = map[string][]string{
 	"digitalocean": {"token_env", "roles", "endpoint", "sites"},
 	"ssh":          {"user", "port", "identity", "known_hosts", "tunnel", "parallel", "timeout", "rollback_after", "become"},
 	"interfaces":   {"public", "private"},
-	"firewall":     {"preserve"},
-	"host":         {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become", "source"},
-	"role":         {"template", "public_tcp", "allow", "log_dropped", "preserve"},
+	"firewall":     {"preserve", "backend"},
+	"host":         {"role", "site", "public_ip", "private_ip", "public_ip6", "public_iface", "private_iface", "user", "port", "become", "source", "backend"},
+	"role":         {"template", "public_tcp", "allow", "log_dropped", "preserve", "backend"},
 	"allow":        {"from", "tcp", "udp", "cross_site"},
 	"site":         {"tunnel"},
 }

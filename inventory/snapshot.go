@@ -56,6 +56,7 @@ type snapRole struct {
 	PublicTCP  []int       `toml:"public_tcp,omitempty"`
 	LogDropped bool        `toml:"log_dropped,omitempty"`
 	Preserve   []string    `toml:"preserve,omitempty"`
+	Backend    string      `toml:"backend,omitempty"`
 	Allow      []snapAllow `toml:"allow,omitempty"`
 }
 
@@ -78,6 +79,7 @@ type snapHost struct {
 	Port         int    `toml:"port,omitzero"`
 	Become       string `toml:"become,omitempty"`
 	Source       string `toml:"source,omitempty"`
+	Backend      string `toml:"backend,omitempty"`
 }
 
 // Snapshot writes the inventory as a static one: every host written out
@@ -91,7 +93,7 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 		SSH: snapSSH{Parallel: s.Parallel, Timeout: shortDuration(s.Timeout),
 			RollbackAfter: shortDuration(s.RollbackAfter), Become: s.Become},
 		Interfaces: rawInterfaces{Public: inv.Interfaces.Public, Private: inv.Interfaces.Private},
-		Firewall:   rawFirewall{Preserve: inv.Firewall.Preserve},
+		Firewall:   rawFirewall{Preserve: inv.Firewall.Preserve, Backend: inv.Firewall.Backend},
 		Roles:      map[string]snapRole{},
 		Hosts:      map[string]snapHost{},
 	}
@@ -119,7 +121,7 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 		doc.SSH.Tunnel = s.Tunnels
 	}
 	for _, r := range inv.Roles {
-		sr := snapRole{Template: r.Template, PublicTCP: r.PublicTCP, LogDropped: r.LogDropped, Preserve: r.Preserve}
+		sr := snapRole{Template: r.Template, PublicTCP: r.PublicTCP, LogDropped: r.LogDropped, Preserve: r.Preserve, Backend: r.Backend}
 		if !IsBuiltin(r.Template) {
 			sr.Template = relocate(r.Template, opts.From, opts.To)
 		}
@@ -136,7 +138,7 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 		doc.Roles[r.Name] = sr
 	}
 	for _, h := range inv.Hosts {
-		sh := snapHost{Role: h.Role, Site: h.Site, Source: h.Source,
+		sh := snapHost{Role: h.Role, Site: h.Site, Source: h.Source, Backend: h.GivenBackend,
 			PublicIP: addrText(h.PublicIP), PrivateIP: addrText(h.PrivateIP), PublicIP6: addrText(h.PublicIP6)}
 		if h.PublicIface != inv.Interfaces.Public {
 			sh.PublicIface = h.PublicIface

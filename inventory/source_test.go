@@ -219,7 +219,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	invs := []*Inventory{resolved}
-	for _, file := range []string{"site.toml", "cloud.toml", "custom.toml", "sites.toml", "large.toml"} {
+	for _, file := range []string{"site.toml", "cloud.toml", "custom.toml", "sites.toml", "large.toml", "mixed.toml"} {
 		inv, err := Load(filepath.Join("..", "examples", file))
 		if err != nil {
 			t.Fatal(err)

@@ -100,8 +100,10 @@ func (v *validator) build(name string, raw *rawFile) *Inventory {
 	}
 
 	inv.Firewall.Preserve = v.preserve("firewall.preserve", raw.Firewall.Preserve, nil)
+	inv.Firewall.Backend = v.backend("firewall.backend", raw.Firewall.Backend)
 	for _, rn := range sortedKeys(raw.Roles) {
 		r := v.role(rn, raw.Roles[rn])
+		r.Backend = v.backend("roles."+rn+".backend", raw.Roles[rn].Backend)
 		r.Preserve = v.preserve("roles."+rn+".preserve", raw.Roles[rn].Preserve, raw.Firewall.Preserve)
 		inv.Roles = append(inv.Roles, r)
 	}
@@ -263,6 +265,14 @@ func bastion(inv *Inventory, name string) bool {
 	return slices.ContainsFunc(inv.Sites, func(s *Site) bool { return slices.Contains(s.Tunnels, name) })
 }
 
+// backend checks a backend key: one of Backends, or unset ("").
+func (v *validator) backend(key, val string) string {
+	if val != "" && !slices.Contains(Backends, val) {
+		v.errorf(key, "%q is not a firewall backend: use %q (the default: the filter table, with iptables-restore) or %q (a table of fwpush's own, with nft)", val, IPTables, NFTables)
+	}
+	return val
+}
+
 // become checks a become key: "sudo", "none", or unset ("").
 func (v *validator) become(key, val string) string {
 	switch val {
@@ -337,6 +347,12 @@ func (v *validator) host(inv *Inventory, name string, raw rawHost) *Host {
 			h.Become = BecomeSudo
 		}
 	}
+	h.GivenBackend = v.backend(key+".backend", raw.Backend)
+	h.Backend = h.GivenBackend
+	if r, ok := inv.Role(raw.Role); ok && h.Backend == "" {
+		h.Backend = r.Backend
+	}
+	h.Backend = cmp.Or(h.Backend, inv.Firewall.Backend, IPTables)
 	if !bastion(inv, name) && !h.PrivateIP.IsValid() && raw.PrivateIP == "" {
 		v.errorf(key+".private_ip", "missing: hosts other than the tunnel are reached on their private IP")
 	}

@@ -1193,6 +1193,29 @@ preserve = [
 		},
 	},
 	{
+		name: "backends",
+		toml: `
+[ssh]
+tunnel = "t"
+[firewall]
+backend = "nft"
+[hosts.t]
+role = "tunnel"
+public_ip = "203.0.113.1"
+private_ip = "198.18.0.1"
+backend = "ipfw"
+[roles.tunnel]
+template = "tunnel"
+public_tcp = [22]
+backend = "NFTables"
+`,
+		want: []string{
+			`bad.toml:4: firewall.backend: "nft" is not a firewall backend: use "iptables" (the default: the filter table, with iptables-restore) or "nftables" (a table of fwpush's own, with nft)`,
+			`bad.toml:9: hosts.t.backend: "ipfw" is not a firewall backend: use "iptables" (the default: the filter table, with iptables-restore) or "nftables" (a table of fwpush's own, with nft)`,
+			`bad.toml:13: roles.tunnel.backend: "NFTables" is not a firewall backend: use "iptables" (the default: the filter table, with iptables-restore) or "nftables" (a table of fwpush's own, with nft)`,
+		},
+	},
+	{
 		name: "a pattern instead of a list of them",
 		toml: `
 [roles.other]
@@ -1557,7 +1580,7 @@ func TestParseWarnings(t *testing.T) {
 
 // The examples are what operators copy: they must not warn.
 func TestExamplesDoNotWarn(t *testing.T) {
-	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml"} {
+	for _, file := range []string{"site.toml", "large.toml", "custom.toml", "sites.toml", "mixed.toml"} {
 		inv, err := Load(filepath.Join("..", "examples", file))
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,8 @@
 # ipsets: a network namespace keeps them across the lab's reboot), then
 # the firewall services a boot starts: netfilter-persistent loading
 # /etc/iptables/rules.v4 and rules.v6, nftables loading /etc/nftables.conf,
-# ufw. Each runs only if enabled (a systemd wants link, or an rcS.d or
+# fwpush-nftables loading /etc/fwpush/fwpush.nft (after nftables, as its
+# unit says), ufw. Each runs only if enabled (a systemd wants link, or an rcS.d or
 # rc2.d start link), in that order; a failure is reported and the next one
 # runs, as systemd goes on booting.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -28,6 +29,10 @@ fi
 if enabled nftables && [ -r /etc/nftables.conf ] && command -v nft >/dev/null 2>&1; then
 	echo "boot: nft -f /etc/nftables.conf"
 	nft -f /etc/nftables.conf || status=1
+fi
+if enabled fwpush-nftables && [ -r /etc/fwpush/fwpush.nft ] && command -v nft >/dev/null 2>&1; then
+	echo "boot: nft -f /etc/fwpush/fwpush.nft"
+	nft -f /etc/fwpush/fwpush.nft || status=1
 fi
 if enabled ufw && [ -x /lib/ufw/ufw-init ]; then
 	echo "boot: ufw-init start"

@@ -38,6 +38,9 @@ type Facts struct {
 	Other4, Other6 string
 	// Managers are the other firewall managers found enabled or running.
 	Managers []Manager
+	// NFT is what the host tells of its nftables; nil where it was not
+	// read.
+	NFT *NFT
 
 	// IPSet: the ipset tool is installed.
 	IPSet bool

@@ -305,6 +305,11 @@ func parseRule(line string) (Rule, string, error) {
 	return r, chain, nil
 }
 
+// Fields splits a rule line ("-A INPUT -p tcp ...") into its words as
+// iptables-restore does, honouring double quotes: what a backend that
+// translates rules reads them with.
+func Fields(line string) ([]string, error) { return tokenize(line) }
+
 // tokenize splits a rule line like a shell would, honouring double quotes
 // (iptables-save quotes strings such as log prefixes and comments).
 func tokenize(line string) ([]string, error) {

@@ -10,6 +10,7 @@ import (
 	"text/template"
 
 	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/nft"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/templates"
 )
@@ -96,8 +97,8 @@ const maxParsed = 4096
 
 // parse parses a rendered document, or hands out (a shallow copy of, to be
 // given its own sets) the same document parsed before.
-func (c *compiler) parse(doc []byte) (*policy.Ruleset, error) {
-	if !c.opts.Sets {
+func (c *compiler) parse(doc []byte, h *inventory.Host) (*policy.Ruleset, error) {
+	if !c.withSets(h) {
 		return policy.Parse(string(doc))
 	}
 	key := uncommented(doc)
@@ -164,7 +165,7 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		if family == 6 {
 			doc = pol.V6
 		}
-		r, err := c.parse(doc)
+		r, err := c.parse(doc, h)
 		if err != nil {
 			n, why := cutLine(err.Error())
 			c.policyProblem(role, pt, h, family, doc, n, "fwpush refuses", why)
@@ -178,7 +179,11 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 	}
 	slices.SortFunc(pol.Sets, func(a, b *policy.Set) int { return strings.Compare(a.Name, b.Name) })
 	rs[0].WithSets(pol.Sets)
-	c.preserveOwn(role, h, pol)
+	if h.Backend == inventory.NFTables {
+		c.translate(role, pt, h, pol, rs)
+	} else {
+		c.preserveOwn(role, h, pol)
+	}
 	lockKey := key
 	if c.inv.IsBastion(h) && inventory.IsBuiltin(role.Template) && !slices.Contains(role.PublicTCP, h.Port) {
 		// The built-in templates open SSH on a bastion's public side
@@ -193,6 +198,21 @@ func (c *compiler) host(h *inventory.Host) (*Policy, bool) {
 		c.problems.add(lockKey, "", msg, "")
 	}
 	return pol, true
+}
+
+// translate makes the nftables table of the policy of h, a host of that
+// backend, from its parsed documents, and reports every rule that the
+// translation refuses, at the line of the template that wrote it.
+func (c *compiler) translate(role *inventory.Role, pt *parsed, h *inventory.Host, pol *Policy, rs [2]*policy.Ruleset) {
+	t, errs := nft.Translate(rs[0], rs[1], pol.Sets)
+	for _, e := range errs {
+		doc := pol.V4
+		if e.Family == 6 {
+			doc = pol.V6
+		}
+		c.policyProblem(role, pt, h, e.Family, doc, e.Line, "the nftables backend refuses", e.Msg)
+	}
+	pol.NFT = t
 }
 
 // setsOf adds to pol the sets one of its documents matches, and reports

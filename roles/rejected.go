@@ -19,6 +19,11 @@ type Rejection struct {
 	Set  *policy.Set
 	Line int    // the document's line it names; 0 when it names none
 	Msg  string // what it said
+	// Who refused, as the message says it ("nft refuses"); "" for
+	// iptables-restore or ip6tables-restore, by Family. With Family 0,
+	// Line is a line of the host's nftables document (Policy.NFTDocument)
+	// that translates no line of the policy's.
+	Who string
 }
 
 // Rejected reports rejections as Compile reports its problems: an
@@ -41,6 +46,13 @@ func (p *Plan) Rejected(rejections []Rejection) error {
 		if r.Family == 6 {
 			doc, who = pol.V6, "ip6tables-restore refuses"
 		}
+		if r.Who != "" {
+			who = r.Who
+		}
+		if r.Family == 0 {
+			c.problems.add("roles."+role.Name+".template", "", nftProblem(pol, r), "")
+			continue
+		}
 		pt := p.templates[role.Template]
 		if pt == nil {
 			pt = &parsed{}
@@ -48,6 +60,23 @@ func (p *Plan) Rejected(rejections []Rejection) error {
 		c.policyProblem(role, pt, pol.Host, r.Family, doc, r.Line, who, r.Msg)
 	}
 	return c.err()
+}
+
+// nftProblem says that nft refuses a line of a host's nftables document
+// that is not a rule of the policy: fwpush wrote it.
+func nftProblem(pol *Policy, r Rejection) string {
+	where := ""
+	if lines := strings.Split(string(pol.NFTDocument().Text), "\n"); r.Line > 0 && r.Line <= len(lines) {
+		where = fmt.Sprintf(" at line %d (%s)", r.Line, strings.TrimSpace(lines[r.Line-1]))
+	}
+	return fmt.Sprintf("%s the nftables policy of host %s%s: %s", cmpOr(r.Who, "nft refuses"), pol.Host.Name, where, r.Msg)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // setProblem says that ipset refuses a set, at which line of its document,

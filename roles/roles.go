@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/fwpush/fwpush/inventory"
+	"github.com/fwpush/fwpush/nft"
 	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/templates"
 )
@@ -74,15 +75,30 @@ func Flows(inv *inventory.Inventory) []Flow {
 }
 
 // Policy is one host's rendered policy: iptables-restore input for the
-// filter table, for IPv4 and IPv6, and the ipsets its rules match.
+// filter table, for IPv4 and IPv6, and the ipsets its rules match. On a
+// host of the nftables backend these are the policy's intermediate form,
+// which NFT translates.
 type Policy struct {
 	Host *inventory.Host
 	V4   []byte
 	V6   []byte
 	// Sets are the sets V4 and V6 match against, sorted by name; none
-	// without Options.Sets. They are shared with the other policies that
-	// name them: read them, never change them.
+	// without Options.Sets, on a host of the iptables backend. They are
+	// shared with the other policies that name them: read them, never
+	// change them.
 	Sets []*policy.Set
+	// NFT is the policy as the table the nftables backend loads, for a
+	// host of that backend (Host.Backend); nil otherwise.
+	NFT *nft.Ruleset
+}
+
+// NFTDocument renders NFT as nft -f loads it, with a comment that says
+// whose it is; a zero Document for a host of the iptables backend.
+func (p *Policy) NFTDocument() nft.Document {
+	if p.NFT == nil {
+		return nft.Document{}
+	}
+	return p.NFT.Document(fmt.Sprintf("fwpush policy for %s (role %s): table %s, IPv4 and IPv6. Generated: edit the inventory, not this file.", p.Host.Name, p.Host.Role, nft.Table))
 }
 
 // IPSets renders the policy's sets as an ipset restore document, to be
@@ -199,7 +215,7 @@ func (c *compiler) data(h *inventory.Host, family int, hs *hostSets) templates.D
 // reaches: one rule per host, or with sets, one per SSH port.
 func (c *compiler) tunnelReplies(h *inventory.Host, hs *hostSets) []templates.Rule {
 	var out []templates.Rule
-	if c.opts.Sets {
+	if c.withSets(h) {
 		var ports []int
 		for _, o := range c.hostsInSite(h.Site) {
 			if o.Name != h.Name && o.PrivateIP.IsValid() && !slices.Contains(ports, o.Port) {
@@ -235,7 +251,7 @@ func (c *compiler) ingress(f Flow, h *inventory.Host, hs *hostSets) []templates.
 	if f.From == "" {
 		return templates.PortRules(f.FromCIDR.String(), f.FromCIDR.String(), f.Proto, f.Ports)
 	}
-	if c.opts.Sets {
+	if c.withSets(h) {
 		// h itself may be in the set: a packet from its own address
 		// never comes in on an interface (the kernel drops it as a
 		// martian), and the set is then the same on every host of the
@@ -259,7 +275,7 @@ func (c *compiler) crossSite(f Flow, h *inventory.Host, family int, hs *hostSets
 	if family == 4 && !h.PublicIP.IsValid() || family == 6 && !h.PublicIP6.IsValid() {
 		return nil
 	}
-	if c.opts.Sets {
+	if c.withSets(h) {
 		kind := public4
 		if family == 6 {
 			kind = public6
@@ -287,7 +303,7 @@ func (c *compiler) crossSite(f Flow, h *inventory.Host, family int, hs *hostSets
 // public interface, which the built-in templates open for traffic the host
 // starts).
 func (c *compiler) egress(f Flow, h *inventory.Host, hs *hostSets) []templates.Rule {
-	if c.opts.Sets {
+	if c.withSets(h) {
 		return hs.use(c.roleSet(f.To, h.Site, private4), "dst", f.To, f.Proto, f.Ports)
 	}
 	var out []templates.Rule

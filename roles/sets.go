@@ -24,6 +24,14 @@ type Options struct {
 	Sets bool
 }
 
+// withSets tells whether h's rules match the hosts of a role through
+// sets: with Options.Sets, and on every host of the nftables backend,
+// whose table holds its sets (named sets of nft, applied with its rules in
+// one transaction: nothing but nft is needed on the host).
+func (c *compiler) withSets(h *inventory.Host) bool {
+	return c.opts.Sets || h.Backend == inventory.NFTables
+}
+
 // Default are the options Compile uses. Sets is off until the runner
 // applies a policy's sets on the hosts with its rules, and persists
 // them: rules that name sets the host does not have do not load there.

@@ -364,6 +364,7 @@ func (f *SSHFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
 		Password: f.o.BecomePass,
 		User:     t.User,
 		Name:     h.Name,
+		NFT:      h.Backend == inventory.NFTables,
 		Who:      f.o.Who,
 	}), nil
 }

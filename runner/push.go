@@ -75,7 +75,8 @@ type HostResult struct {
 	Unknown []string
 	// Warnings are what the run found wrong that it does not fix, one
 	// sentence each: rules of preserved chains that let every packet in
-	// (change.Change.Openings).
+	// (change.Change.Openings), and what else on the host decides packets
+	// the policy accepts (change.Change.Warnings).
 	Warnings []string
 	Duration time.Duration
 	Err      error
@@ -453,6 +454,10 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	for _, note := range c.Forced {
 		p.log.Warn(note)
 	}
+	res.Warnings = slices.Concat(res.Warnings, c.Warnings)
+	for _, w := range c.Warnings {
+		p.log.Warn(w)
+	}
 	if c.Action == change.Refused {
 		return refused(c.Refusal)
 	}
@@ -516,6 +521,7 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	var armed remote.GuardTimes
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6), Sets: setsOf(c.Apply.Sets),
+		InstallNFT: c.Apply.InstallNFT,
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
 		// no longer than its guard and confirm.
@@ -523,6 +529,9 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
 		Armed:    func(g remote.GuardTimes) { armed = g },
+	}
+	if c.Apply.NFT != "" {
+		apply.NFT = []byte(c.Apply.NFT)
 	}
 	p.step(StepApply)
 	start := time.Now()
@@ -574,6 +583,10 @@ func persistOf(c change.Change) remote.Persist {
 	if c.Persist.Record {
 		p.Digest = c.Digest + "\n"
 	}
+	if c.Persist.NFT != "" {
+		p.NFT = []byte(c.Persist.NFT)
+	}
+	p.Boot, p.RemoveNFT, p.RemoveIPT = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT
 	return p
 }
 
@@ -581,6 +594,15 @@ func persistOf(c change.Change) remote.Persist {
 // persisted (its rules, and its sets loaded before them); rules persisted
 // before; or nothing.
 func bootOf(f remote.Facts, pol *roles.Policy) Boot {
+	if pol.Host.Backend == inventory.NFTables {
+		switch n := f.NFT; {
+		case n == nil || !n.Boot || n.Persisted == "":
+			return BootNone // nothing of fwpush's loads at boot
+		case n.Persisted == string(pol.NFTDocument().Text):
+			return BootPolicy
+		}
+		return BootEarlier
+	}
 	setsBoot := len(pol.Sets) == 0 || f.PersistentSets && change.SetsFile(f.PersistedSets, pol) == f.PersistedSets
 	switch {
 	case !f.Persistent:
@@ -740,6 +762,9 @@ func (p *pusher) outcome(conf remote.Confirmation, err error, t *tries, g *guard
 		}
 		return true, nil
 	case remote.ApplyFailed:
+		if p.host.Backend == inventory.NFTables {
+			return true, fail("apply", fmt.Errorf("the apply failed, the previous table and rules restored: %s", conf.Log))
+		}
 		return true, fail("apply", fmt.Errorf("iptables-restore failed, old rules restored: %s", conf.Log))
 	case remote.RolledBack:
 		return true, rolledBack(conf, t, g)

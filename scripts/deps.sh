@@ -3,9 +3,16 @@
 # it is missing: OpenSSH server and client, iptables (and ip6tables),
 # iproute2 (ip netns), util-linux (unshare, nsenter, pivot_root), sudo (the
 # lab's login users become root with it), ipset (validate loads a policy's
-# sets before its rules), shellcheck (every shell script is checked by the
-# tests), strace (the tests count the processes the scripts fork on a
-# host). Needs root for apt.
+# sets before its rules), nftables (validate loads the tables of the
+# nftables backend with nft; the lab's hosts use it), shellcheck (every
+# shell script is checked by the tests), strace (the tests count the
+# processes the scripts fork on a host). Needs root for apt.
+#
+# Installing Debian's nftables package changes no rule of this machine:
+# its postinst enables nftables.service only where it was enabled before,
+# and restarts it only on an upgrade, only under systemd; the service,
+# which would load /etc/nftables.conf (flush ruleset first) at boot, stays
+# disabled.
 set -euo pipefail
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -14,6 +21,7 @@ command -v iptables-restore >/dev/null 2>&1 || [ -x /usr/sbin/iptables-restore ]
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v ipset >/dev/null 2>&1 || [ -x /usr/sbin/ipset ] || need+=(ipset)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v strace >/dev/null 2>&1 || need+=(strace)

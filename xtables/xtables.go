@@ -17,6 +17,11 @@
 // created with this machine's ipset in its own namespace first. The sets'
 // own documents, members and all, are loaded with ipset restore, each
 // alone in a namespace (TestSets).
+//
+// The documents of the nftables backend (nft -f input) are loaded with
+// this machine's nft the same way, each alone in a namespace, and the
+// table they make is listed back (TestNFT): what nft lists is what a
+// host's read will find once the policy is applied.
 package xtables
 
 import (

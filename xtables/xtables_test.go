@@ -243,10 +243,13 @@ func TestLoad(t *testing.T) {
 func ownRules(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	for _, save := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save", "ipset"} {
+	for _, save := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save", "ipset", "nft"} {
 		args := []string{}
-		if save == "ipset" {
+		switch save {
+		case "ipset":
 			args = []string{"save"} // the machine's own sets, too
+		case "nft":
+			args = []string{"list", "ruleset"} // and its nftables tables
 		}
 		out, err := exec.Command(save, args...).Output()
 		if err != nil {

@@ -2,28 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/backend"
 	"github.com/fwpush/fwpush/inventory"
-	"github.com/fwpush/fwpush/policy"
 	"github.com/fwpush/fwpush/roles"
 	"github.com/fwpush/fwpush/templates"
 	"github.com/fwpush/fwpush/xtables"
 )
 
-// policyTester loads rendered policies (and their sets) into this
-// machine's iptables (and ipset), each where it can do no harm;
-// xtables.Tester does.
-type policyTester interface {
-	Test(ctx context.Context, docs []xtables.Doc) ([]error, error)
-	TestSets(ctx context.Context, docs [][]byte) ([]error, error)
-}
-
-var _ policyTester = (*xtables.Tester)(nil)
+// policyTester loads rendered policies (and their sets, and the tables
+// of the nftables backend) into this machine's iptables, ipset and nft,
+// each where it can do no harm; xtables.Tester does.
+type policyTester = backend.Tester
 
 // newTester is the policyTester validate uses; tests stand in for it.
 var newTester = func() policyTester { return &xtables.Tester{} }
@@ -43,9 +38,12 @@ type planLoader struct {
 	// host, when set, is the one host to compile (render --host): what
 	// it needs, not the fleet. A name that is no host is a usage error.
 	host string
-	// loaded counts the policies iptables-restore loaded, and loadedSets
-	// the sets ipset did; 0 when they could not be loaded here.
+	// loaded counts the documents loaded (an iptables policy's IPv4 and
+	// IPv6 documents, an nftables table), and loadedSets the sets ipset
+	// did; 0 when they could not be loaded here. said says which loaded
+	// them, one phrase per backend.
 	loaded, loadedSets int
+	said               []string
 }
 
 // loadPlan loads an inventory for the commands that act on it (run,
@@ -140,78 +138,32 @@ func (l *planLoader) load(ctx context.Context, path string) (*roles.Plan, error)
 	return plan, nil
 }
 
-// test loads every policy of the plan with iptables-restore, and each of
-// its sets with ipset restore. What they refuse is an error; that they
-// could not run here is a warning, returned.
+// test loads every policy of the plan with its backend's tools (see
+// backend.Backend.Test). What they refuse is an error; that they could
+// not run here is a warning, returned.
 func (l *planLoader) test(ctx context.Context, plan *roles.Plan) (warning string, err error) {
 	var rejected []roles.Rejection
-	sets := plan.Sets() // each once, whatever the number of hosts that use it
-	if len(sets) > 0 {
-		docs := make([][]byte, len(sets))
-		for i, s := range sets {
-			docs[i] = policy.RestoreSets([]*policy.Set{s})
-		}
-		results, err := l.tester.TestSets(ctx, docs)
+	var warnings []string
+	bs, groups := backend.Group(plan.Policies)
+	for i, b := range bs {
+		res, err := b.Test(ctx, l.tester, groups[i])
 		if err != nil {
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			return "policies and sets not loaded with iptables-restore and ipset, as a server would: " + err.Error(), nil
+			return "", err
 		}
-		for i, r := range results {
-			var rej *xtables.Rejected
-			switch {
-			case r == nil:
-				l.loadedSets++
-			case errors.As(r, &rej):
-				rejected = append(rejected, roles.Rejection{Set: sets[i], Line: rej.Line, Msg: rej.Msg})
-			default:
-				return "", fmt.Errorf("set %s: %w", sets[i].Name, r)
-			}
+		l.loaded += res.Loaded
+		l.loadedSets += res.Sets
+		if res.Said != "" {
+			l.said = append(l.said, res.Said)
 		}
-	}
-	type ref struct {
-		host   string
-		family int
-	}
-	var docs []xtables.Doc
-	var refs []ref
-	for _, p := range plan.Policies {
-		docs = append(docs,
-			xtables.Doc{Family: 4, Text: p.V4, Sets: policy.DeclareSets(ofFamily(p.Sets, policy.Inet))},
-			xtables.Doc{Family: 6, Text: p.V6, Sets: policy.DeclareSets(ofFamily(p.Sets, policy.Inet6))})
-		refs = append(refs, ref{p.Host.Name, 4}, ref{p.Host.Name, 6})
-	}
-	results, err := l.tester.Test(ctx, docs)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
+		if res.Warning != "" {
+			warnings = append(warnings, res.Warning)
 		}
-		return "policies not loaded with iptables-restore, as a server would: " + err.Error(), nil
+		rejected = append(rejected, res.Rejected...)
 	}
-	for i, r := range results {
-		var rej *xtables.Rejected
-		switch {
-		case r == nil:
-			l.loaded++
-		case errors.As(r, &rej):
-			rejected = append(rejected, roles.Rejection{Host: refs[i].host, Family: refs[i].family, Line: rej.Line, Msg: rej.Msg})
-		default:
-			return "", fmt.Errorf("host %s: IPv%d policy: %w", refs[i].host, refs[i].family, r)
-		}
+	if err := plan.Rejected(rejected); err != nil {
+		return "", err
 	}
-	return "", plan.Rejected(rejected)
-}
-
-// ofFamily are the sets of a family.
-func ofFamily(sets []*policy.Set, family string) []*policy.Set {
-	var out []*policy.Set
-	for _, s := range sets {
-		if s.Family == family {
-			out = append(out, s)
-		}
-	}
-	return out
+	return strings.Join(warnings, "; "), nil
 }
 
 // interrupted is the error of a command a signal stopped while it was

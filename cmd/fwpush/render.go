@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwpush/fwpush/backend"
 	"github.com/fwpush/fwpush/roles"
 )
 
@@ -18,8 +19,9 @@ func newRenderCmd() *cobra.Command {
 		Long: `render prints every host's iptables (IPv4) and ip6tables (IPv6) policy,
 the iptables-restore input fwpush would apply, or writes them as
 DIR/NAME.rules.v4 and DIR/NAME.rules.v6, and the ipsets its rules match,
-for ipset restore (DIR/NAME.ipsets). With --host it compiles that host
-only. It contacts nothing.`,
+for ipset restore (DIR/NAME.ipsets). For a host of the nftables backend it
+prints the nft -f input instead, the table inet fwpush, written as
+DIR/NAME.nft. With --host it compiles that host only. It contacts nothing.`,
 		Example: `  fwpush render site.toml
   fwpush render --host mysql-1 site.toml
   fwpush render --out /tmp/policies site.toml`,
@@ -36,10 +38,8 @@ only. It contacts nothing.`,
 			}
 			w := cmd.OutOrStdout()
 			for _, p := range plan.Policies {
-				fmt.Fprintf(w, "### %s.rules.v4\n%s", p.Host.Name, p.V4)
-				fmt.Fprintf(w, "### %s.rules.v6\n%s", p.Host.Name, p.V6)
-				if s := p.IPSets(); s != nil {
-					fmt.Fprintf(w, "### %s.ipsets\n%s", p.Host.Name, s)
+				for _, f := range backend.For(p.Host).Files(p) {
+					fmt.Fprintf(w, "### %s.%s\n%s", p.Host.Name, f.Ext, f.Text)
 				}
 			}
 			return nil
@@ -50,19 +50,16 @@ only. It contacts nothing.`,
 	return cmd
 }
 
-// writePolicies writes each policy's documents into dir: NAME.rules.v4,
-// NAME.rules.v6 and, when it has sets, NAME.ipsets.
+// writePolicies writes each policy's documents into dir, as its backend
+// names them: NAME.rules.v4, NAME.rules.v6 and, when it has sets,
+// NAME.ipsets; or NAME.nft.
 func writePolicies(dir string, policies []*roles.Policy) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for _, p := range policies {
-		docs := map[string][]byte{"rules.v4": p.V4, "rules.v6": p.V6}
-		if s := p.IPSets(); s != nil {
-			docs["ipsets"] = s
-		}
-		for ext, data := range docs {
-			if err := os.WriteFile(filepath.Join(dir, p.Host.Name+"."+ext), data, 0o644); err != nil {
+		for _, f := range backend.For(p.Host).Files(p) {
+			if err := os.WriteFile(filepath.Join(dir, p.Host.Name+"."+f.Ext), f.Text, 0o644); err != nil {
 				return err
 			}
 		}

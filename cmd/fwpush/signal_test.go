@@ -46,6 +46,12 @@ func (blockedTester) TestSets(ctx context.Context, _ [][]byte) ([]error, error) 
 	return nil, ctx.Err()
 }
 
+func (blockedTester) TestNFT(ctx context.Context, _ string, _ [][]byte) ([]xtables.Listed, error) {
+	fmt.Fprintln(os.Stderr, "test: nft started")
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 // The first SIGINT or SIGTERM stops every command while it loads the
 // inventory and compiles the policies, and validate while iptables-restore
 // loads them, with 128 + the signal's number: the compile of 2,000 hosts

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,11 +43,8 @@ DigitalOcean API fails.`,
 				}
 			}
 			loaded := ""
-			if l.loaded > 0 {
-				loaded = fmt.Sprintf("; iptables-restore takes all %d policies (IPv4 and IPv6)", l.loaded)
-			}
-			if l.loadedSets > 0 {
-				loaded += fmt.Sprintf(", ipset all %s", english.Count(l.loadedSets, "set"))
+			if len(l.said) > 0 {
+				loaded = "; " + strings.Join(l.said, "; ")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s, %s%s\n", args[0], english.Count(len(plan.Inventory.Hosts), "host"), english.Count(len(plan.Inventory.Roles), "role"), loaded)
 			return nil

@@ -124,6 +124,8 @@ func TestValidateWarnings(t *testing.T) {
 type fakeTester struct {
 	test     func(ctx context.Context, docs []xtables.Doc) ([]error, error)
 	testSets func(ctx context.Context, docs [][]byte) ([]error, error) // nil: every set loads
+	// testNFT stands in for nft; nil: this machine has none.
+	testNFT func(ctx context.Context, table string, docs [][]byte) ([]xtables.Listed, error)
 }
 
 var _ policyTester = (*fakeTester)(nil)
@@ -137,6 +139,13 @@ func (f *fakeTester) TestSets(ctx context.Context, docs [][]byte) ([]error, erro
 		return make([]error, len(docs)), nil
 	}
 	return f.testSets(ctx, docs)
+}
+
+func (f *fakeTester) TestNFT(ctx context.Context, table string, docs [][]byte) ([]xtables.Listed, error) {
+	if f.testNFT == nil {
+		return nil, errors.New("nft is not installed here (the nftables package has it)")
+	}
+	return f.testNFT(ctx, table, docs)
 }
 
 // The loader hands every host's two policies over, and says so in a

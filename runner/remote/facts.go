@@ -111,6 +111,7 @@ func parseFacts(out string) Facts {
 		}
 	}
 	f.Managers = parseManagers(sections["managers"])
+	f.NFT = parseNFT(sections)
 	f.IPSet = strings.TrimSpace(sections["ipset"]) == "yes"
 	f.PersistedSets = sections["persistedsets"]
 	f.PersistentSets = strings.TrimSpace(sections["persistentsets"]) == "yes"

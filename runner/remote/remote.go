@@ -41,6 +41,9 @@ type preparer interface{ Prepare(next string) }
 type Host struct {
 	sess Session
 	o    Options
+	// nftRun is set once this session applied a run whose apply is
+	// nft's: its confirm is nft's too (see Confirm).
+	nftRun bool
 }
 
 // Options shape how the protocol runs its scripts on a host.
@@ -56,6 +59,9 @@ type Options struct {
 	Password string
 	// User and Name are the login user and the host, for messages.
 	User, Name string
+	// NFT reads the host as one of the nftables backend (its tables in
+	// full: see nft-facts.sh).
+	NFT bool
 	// Who runs fwpush ("user@laptop pid 42"): Settle records it in the
 	// outcome of the run it settles, which names it should it come back.
 	Who string
@@ -144,11 +150,15 @@ var steps = map[int]string{
 	14: "apply",
 	15: "lock",
 	16: "stage sets (ipset restore)",
+	17: "test (nft -c)",
+	18: "install nftables",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
 	23: "record state",
 	24: "persist ipsets",
+	25: "persist fwpush.nft",
+	26: "install fwpush-nftables.service",
 }
 
 // run runs script with stdin, on the host under timeout(1) with deadline
@@ -203,9 +213,9 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 16 only before changing anything (16:
+		// The scripts exit 10 to 18 only before changing anything (16:
 		// the sets the stage made are gone again).
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 16
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 18
 	}
 	return res, se
 }
@@ -243,7 +253,8 @@ var commands = map[string][3]string{}
 var commandsArg = map[string][3]string{}
 
 func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory} {
+	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory,
+		scriptNFTFacts, scriptNFTApply, scriptNFTPersist, scriptNFTConfirm} {
 		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
 		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
 	}
@@ -358,7 +369,11 @@ func (h *Host) Facts(ctx context.Context) (Facts, error) {
 	// cheap, and a host that stays unchanged closes it unused. Nothing
 	// starts on it: an unchanged host must not pay a process for it.
 	h.ahead("")
-	res, err := h.run(ctx, "read live rules", scriptFacts, h.o.Timeout, nil)
+	script := scriptFacts
+	if h.o.NFT {
+		script = scriptNFTFacts
+	}
+	res, err := h.run(ctx, "read live rules", script, h.o.Timeout, nil)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -387,6 +402,15 @@ type Apply struct {
 	// Who runs fwpush ("user@laptop pid 42"), for the message another run
 	// gets while this one holds the host.
 	Who string
+	// NFT, when not nil, is the nft -f document that makes table inet
+	// fwpush what the policy wants (or deletes it): the run's apply is
+	// then nft's (see nft-runs.sh), and V4 and V6, each loaded only when
+	// not empty, release the filter table (a host moving to nftables) or
+	// take the policy (one moving back to iptables).
+	NFT []byte
+	// InstallNFT installs the nftables package first where nft is
+	// missing.
+	InstallNFT bool
 	// Armed, when set, is told when the guard fires and the time it was
 	// as it was armed, both by the host's clock, once the host says it is
 	// armed: the guard's real deadline, which the caller's clock can only
@@ -453,12 +477,23 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	st := a.Sets
 	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), printable(a.Who)},
 		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
+	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
+	if a.NFT != nil {
+		install := "0"
+		if a.InstallNFT {
+			install, deadline = "1", deadline+InstallTimeout
+		}
+		script, confirm = scriptNFTApply, scriptNFTConfirm
+		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), install, printable(a.Who)}, a.V4, a.V6, a.NFT)
+	}
 	// The confirm follows, over this session when the fleet proves
 	// without logging in: it starts now, and waits for its stdin, which
-	// fwpush sends only once the proof is made. The script waits for the
-	// lock, then for the apply, at most the guard's delay.
-	h.ahead(scriptConfirm)
-	res, err := h.run(ctx, "apply", scriptApply, h.o.Timeout+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
+	// fwpush sends only once the proof is made; a run whose apply is
+	// nft's confirms with nft-store.sh (see Confirm). The script waits
+	// for the lock, then for the apply, at most the guard's delay.
+	h.ahead(confirm)
+	h.nftRun = a.NFT != nil
+	res, err := h.run(ctx, "apply", script, deadline+RollbackSeconds(a.LockWait)+RollbackSeconds(a.RollbackAfter), in)
 	// The host says it armed the guard, and when it fires, before it
 	// waits for the apply: a session lost after that still told it.
 	armed, _, complete := strings.Cut(string(res.Stdout), "\n")
@@ -497,6 +532,42 @@ type Persist struct {
 	// HistoryMax is the size past which the host rotates its history;
 	// 0 is history.MaxBytes.
 	HistoryMax int
+	NFTFiles
+}
+
+// NFTFiles are the nftables backend's part of Persist (see
+// nft-store.sh); when it writes or removes nothing, the step is
+// iptables' own.
+type NFTFiles struct {
+	// NFT is /etc/fwpush/fwpush.nft.
+	NFT []byte
+	// Boot writes fwpush-nftables.service, which loads fwpush.nft at
+	// boot, and enables it.
+	Boot bool
+	// RemoveNFT removes fwpush.nft and its unit (a host moving back to
+	// iptables), RemoveIPT rules.v4 and rules.v6 (one moving to
+	// nftables: its old filter table must not come back at boot).
+	RemoveNFT, RemoveIPT bool
+}
+
+// nft reports whether p writes or removes a file of the nftables
+// backend's.
+func (p Persist) nft() bool {
+	return p.NFT != nil || p.Boot || p.RemoveNFT || p.RemoveIPT
+}
+
+// nftHeader is nft-store.sh's second header line: "NN FLAGS".
+func (p Persist) nftHeader() []byte {
+	flags := ""
+	for _, f := range []struct {
+		on bool
+		c  string
+	}{{p.Boot, "u"}, {p.RemoveNFT, "r"}, {p.RemoveIPT, "i"}} {
+		if f.on {
+			flags += f.c
+		}
+	}
+	return []byte(size(p.NFT) + " " + cmpOr(flags, "-") + "\n")
 }
 
 // header is Persist's part of a header: the sizes of the files, the
@@ -537,12 +608,20 @@ func (p Persist) header(step string) ([]string, error) {
 	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax)}, nil
 }
 
-func (p Persist) payloads() [][]byte {
+// frame is the step's stdin: head's fields, then the history line and
+// the files; with nft, the nftables part follows, its own header line
+// and its file (nft-store.sh).
+func (p Persist) frame(head []string, nft bool) []byte {
 	var line []byte
 	if len(p.History) > 0 {
 		line = append(append(line, p.History...), '\n')
 	}
-	return [][]byte{line, p.V4, p.V6, p.Sets}
+	in := frame(head, line, p.V4, p.V6, p.Sets)
+	if nft {
+		in = append(append(in, p.nftHeader()...), p.NFT...)
+		in = append(in, endMark...)
+	}
+	return in
 }
 
 // InstallTime is how long persisting may take beyond the usual: apt's
@@ -561,7 +640,11 @@ func (h *Host) Persist(ctx context.Context, p Persist) error {
 	if err != nil {
 		return err
 	}
-	res, err := h.run(ctx, "persist", scriptPersist, h.o.Timeout+p.InstallTime(), frame(header, p.payloads()...))
+	script := scriptPersist
+	if p.nft() {
+		script = scriptNFTPersist
+	}
+	res, err := h.run(ctx, "persist", script, h.o.Timeout+p.InstallTime(), p.frame(header, p.nft()))
 	if err != nil {
 		return err
 	}
@@ -627,8 +710,16 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 		return Confirmation{}, err
 	}
 	wait := strconv.FormatInt(max(c.Wait, 0).Milliseconds(), 10)
-	in := frame(append([]string{c.Token, wait}, header...), c.payloads()...)
-	res, err := h.run(ctx, "confirm", scriptConfirm, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
+	// A run whose apply was nft's confirms with nft's script, the one
+	// Apply started ahead on this session, even with no file of nft's to
+	// write: nft-store.sh with none is store.sh.
+	nft := c.nft() || h.nftRun
+	script := scriptConfirm
+	if nft {
+		script = scriptNFTConfirm
+	}
+	in := c.frame(append([]string{c.Token, wait}, header...), nft)
+	res, err := h.run(ctx, "confirm", script, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
 	first, rest, _ := strings.Cut(string(res.Stdout), "\n")
 	conf := Confirmation{Outcome: Outcome(strings.TrimSpace(first))}
 	if conf.Outcome != ApplyFailed {

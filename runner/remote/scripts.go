@@ -25,6 +25,8 @@ import (
 //	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //	/etc/iptables/rules.v6
 //	/etc/iptables/ipsets     fwpush's sets (and other software's), loaded at boot before the rules by ipset-persistent
+//	/etc/fwpush/fwpush.nft   the nftables backend's: table inet fwpush, loaded at boot by
+//	/etc/systemd/system/fwpush-nftables.service, enabled in sysinit.target.wants/
 //
 // Exit statuses 10 and above name the step that failed (see steps in
 // remote.go); a script that has something to report on stdout exits 0.
@@ -52,6 +54,13 @@ type scripts struct {
 	facts, apply, persist, confirm, settle, probe, history string
 	// guard is the program apply.sh starts detached: the apply and its guard.
 	guard string
+	// The steps of a run whose apply is nft's: a host of the nftables
+	// backend, or one moving between the backends (see nft-runs.sh);
+	// persist and confirm where they write files of the nftables
+	// backend's. nftFacts reads a host of the nftables backend in full.
+	// Settling needs none of its own: runs.sh's back restores what any
+	// apply saved.
+	nftFacts, nftApply, nftGuard, nftPersist, nftConfirm string
 	// wrap begins every command (see wrap), wrapArg those whose deadline
 	// is on the command line (wrap without its read); skip begins the
 	// scripts that sudo -S runs (see dataMark).
@@ -68,6 +77,11 @@ var (
 	scriptSettle  = sent.settle
 	scriptProbe   = sent.probe
 	scriptHistory = sent.history
+
+	scriptNFTFacts   = sent.nftFacts
+	scriptNFTApply   = sent.nftApply
+	scriptNFTPersist = sent.nftPersist
+	scriptNFTConfirm = sent.nftConfirm
 )
 
 // compose makes the scripts of the files of scripts/, each one as read
@@ -77,18 +91,32 @@ func compose(read func(name string) string) scripts {
 	runs := lib + read("runs.sh") + read("ipsets.sh")
 	store := read("store.sh") + read("record.sh")
 	guard := runs + read("guard.sh")
+	nftRuns := runs + read("nft-runs.sh")
+	nftGuard := nftRuns + read("nft-guard.sh")
+	// nft-store.sh's store stands in for store.sh's, which it calls as
+	// ipt_store.
+	iptStore := strings.Replace(store, "\nstore() {", "\nipt_store() {", 1)
+	if iptStore == store {
+		panic("store.sh defines no store()")
+	}
+	nftStore := iptStore + read("nft-store.sh")
 	return scripts{
-		facts:   lib + read("facts.sh"),
-		guard:   guard,
-		apply:   read("guard.var") + "guard=" + quote(guard) + "\n" + runs + read("apply.sh"),
-		persist: lib + store + read("persist.sh"),
-		confirm: runs + store + read("confirm.sh"),
-		settle:  runs + read("settle.sh"),
-		history: lib + read("history.sh"),
-		probe:   read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
-		wrap:    read("wrap.sh"),
-		wrapArg: strings.Replace(read("wrap.sh"), wrapRead, "", 1),
-		skip:    read("skip.sh"),
+		facts:      lib + read("facts.sh") + read("nft-facts.sh"),
+		nftFacts:   lib + "nft_host=1\n" + read("facts.sh") + read("nft-facts.sh"),
+		nftGuard:   nftGuard,
+		nftApply:   read("guard.var") + "guard=" + quote(nftGuard) + "\n" + runs + read("lock.sh") + read("nft-apply.sh"),
+		nftPersist: lib + nftStore + read("persist.sh"),
+		nftConfirm: runs + nftStore + read("confirm.sh"),
+		guard:      guard,
+		apply:      read("guard.var") + "guard=" + quote(guard) + "\n" + runs + read("lock.sh") + read("apply.sh"),
+		persist:    lib + store + read("persist.sh"),
+		confirm:    runs + store + read("confirm.sh"),
+		settle:     runs + read("settle.sh"),
+		history:    lib + read("history.sh"),
+		probe:      read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
+		wrap:       read("wrap.sh"),
+		wrapArg:    strings.Replace(read("wrap.sh"), wrapRead, "", 1),
+		skip:       read("skip.sh"),
 	}
 }
 

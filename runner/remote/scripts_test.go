@@ -23,6 +23,11 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 		"history":       {"sh", s.history},
 		"probe.bash":    {"bash", read("probe.bash")},
 		"wrap and skip": {"sh", s.wrap + s.skip},
+		"nft facts":     {"sh", s.nftFacts},
+		"nft apply":     {"sh", s.nftApply},
+		"nft guard":     {"sh", s.nftGuard},
+		"nft persist":   {"sh", s.nftPersist},
+		"nft confirm":   {"sh", s.nftConfirm},
 	}
 }
 

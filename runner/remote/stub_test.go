@@ -39,7 +39,7 @@ type stubHost struct {
 }
 
 // machineTools are the commands the scripts take from this machine.
-var machineTools = []string{"timeout", "setsid", "flock", "head", "mv", "mkdir", "rm", "date", "sleep", "mkfifo", "wc", "cat"}
+var machineTools = []string{"timeout", "setsid", "flock", "head", "mv", "mkdir", "rm", "date", "sleep", "mkfifo", "wc", "cat", "ln"}
 
 // stubs are the commands of the host's /usr/sbin, as sh: S is the state
 // directory, the call is recorded already, show FILE prints FILE.

@@ -47,18 +47,22 @@ m persistent; [ -x "$r/usr/sbin/netfilter-persistent" ] && [ -e "$r/usr/share/ne
 # temporary ones); other software's sets, which may be large, are not read.
 # No ipset, no process: the policy's sets then cannot load, and the read
 # says so. ipset-persistent's plugin loads /etc/iptables/ipsets at boot.
-m persistentsets; [ -e "$r/usr/share/netfilter-persistent/plugins.d/10-ipset" ] && echo yes
-m persistedsets; show "$r/etc/iptables/ipsets"
-if command -v ipset >/dev/null 2>&1; then
-  m ipset; echo yes
-  m sets
-  if n=$(ipset list -n 2>&1); then
-    set -f --
-    for s in $n; do case $s in fwp-?* | fwq-?*) set -- "$@" "$s" ;; esac; done
-    set +f
-    [ $# -eq 0 ] || printf 'save %s\n' "$@" | ipset restore 2>&1 || echo "@@fwpush:error@@"
-  else
-    printf '%s\n@@fwpush:error@@\n' "$n"
+# A host of the nftables backend ($nft_host) has its sets inside table inet
+# fwpush: none of this is read there.
+if [ -z "${nft_host-}" ]; then
+  m persistentsets; [ -e "$r/usr/share/netfilter-persistent/plugins.d/10-ipset" ] && echo yes
+  m persistedsets; show "$r/etc/iptables/ipsets"
+  if command -v ipset >/dev/null 2>&1; then
+    m ipset; echo yes
+    m sets
+    if n=$(ipset list -n 2>&1); then
+      set -f --
+      for s in $n; do case $s in fwp-?* | fwq-?*) set -- "$@" "$s" ;; esac; done
+      set +f
+      [ $# -eq 0 ] || printf 'save %s\n' "$@" | ipset restore 2>&1 || echo "@@fwpush:error@@"
+    else
+      printf '%s\n@@fwpush:error@@\n' "$n"
+    fi
   fi
 fi
 # The host's clock, only when there is something to time.

@@ -34,6 +34,15 @@ stopguard() {
   [ -z "$g" ] || kill -s TERM -- "-$g" 2>/dev/null
 }
 
+# back: the old rules of run $R back, each that its apply saved: the
+# filter table's, and table inet fwpush's for a run whose apply was nft's
+# (see nft-runs.sh).
+back() {
+  [ ! -e "$R/old.v4" ] || iptables-restore -w < "$R/old.v4"
+  [ ! -e "$R/old.v6" ] || ip6tables-restore -w < "$R/old.v6"
+  [ ! -e "$R/old.nft" ] || nft -f "$R/old.nft"
+}
+
 # restore: the old rules of run $R back, and its sets as they were (see
 # ipsets.sh), unless it was decided already;
 # under the run's lock, which its apply holds while it runs: a late apply
@@ -45,8 +54,7 @@ restore() {
   exec 9>"$R/lock"
   flock 9
   if decide; then
-    iptables-restore -w < "$R/old.v4"
-    ip6tables-restore -w < "$R/old.v6"
+    back
     unstage
     outcome rolledback
     release

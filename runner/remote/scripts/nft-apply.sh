@@ -1,0 +1,73 @@
+# nft-apply.sh is apply.sh for a run whose apply is nft's (see
+# nft-runs.sh): one round trip that takes the host lock, stages the
+# documents, has nft and iptables test them, saves what they replace,
+# arms the guard, starts the apply and waits for it. Its stdin: "TOKEN
+# SECONDS LEASE WAIT N4 N6 NN INSTALL WHO", then new.v4 (N4 bytes), new.v6
+# and new.nft, each followed by the mark. INSTALL 1 installs the nftables
+# package first, where nft is missing. It prints what apply.sh prints.
+#
+# nft -c checks the whole document against the kernel without loading it.
+# The table's old rules are its listing, loaded the way the new ones are:
+# created if missing, deleted, made anew; a host that had no table gets
+# one deleted. The filter table is saved only when new.v4 or new.v6 change
+# it.
+set -u
+umask 077
+read -r token secs lease wait n4 n6 nn install who || { echo "no header on stdin" >&2; exit 10; }
+hex "$token"
+nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nn" "$install"
+case $who in *[![:print:]]*) who='?' ;; esac
+R=$F/runs/$token
+
+acquire
+cd "$R" || exit 11
+head -c "$n4" > new.v4 || exit 11
+mark || { echo "stdin ended early" >&2; exit 10; }
+head -c "$n6" > new.v6 || exit 11
+mark || { echo "stdin ended early" >&2; exit 10; }
+head -c "$nn" > new.nft || exit 11
+mark || { echo "stdin ended early" >&2; exit 10; }
+if [ "$install" = 1 ] && ! command -v nft > /dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get -o DPkg::Lock::Timeout=300 -qq update &&
+    apt-get -o DPkg::Lock::Timeout=300 -qq -y --no-install-recommends install nftables; } < /dev/null >&2 || exit 18
+fi
+[ "$n4" -eq 0 ] || iptables-restore -w --noflush --test < new.v4 || exit 12
+[ "$n6" -eq 0 ] || ip6tables-restore -w --noflush --test < new.v6 || exit 13
+nft -c -f new.nft || exit 17
+
+# save TOOL FILE: the filter table as TOOL saves it, an open one when it
+# has none (see apply.sh).
+nl='
+'
+save() {
+  s=$("$1" -t filter) || return 1
+  case $s in
+  '*filter'* | *"$nl*filter"*) printf '%s\n' "$s" > "$2" ;;
+  *) printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > "$2" ;;
+  esac
+}
+if [ "$n4$n6" != 00 ] && { ! save iptables-save old.v4 || ! save ip6tables-save old.v6; }; then
+  echo "cannot save the current rules" >&2
+  exit 14
+fi
+o=
+case $(nft list tables)$nl in *"table inet fwpush$nl"*) o=$(nft list table inet fwpush) || { echo "cannot save table inet fwpush" >&2; exit 14; } ;; esac
+printf 'table inet fwpush {}\ndelete table inet fwpush\n%s\n' "$o" > old.nft || exit 11
+
+# Its second line, who runs it, is what a run superseded by this one is
+# told (see apply.sh).
+printf '%s\n%s\n' "$token" "$who" > "$F/current" || exit 11
+echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
+exec 9>lock && flock 9 || exit 11
+setsid sh -c "$guard" fwpush-guard "$token" "$secs" < /dev/null > apply.log 2>&1 &
+echo "$!" > guard.pid
+exec 9>&-
+trap - EXIT
+echo "armed $((now + secs)) $now"
+exec 8< lock
+if flock -w "$secs" 8 && { read -r s < applied.status; } 2>/dev/null; then
+  echo "$s"
+else
+  echo pending
+fi

@@ -1,0 +1,24 @@
+# nft-guard.sh TOKEN SECONDS is guard.sh for a run whose apply is nft's
+# (see nft-runs.sh): the same guard, armed before the apply begins, the
+# same outcomes; the apply loads the run's documents (load), and the old
+# rules go back (back) when it fails.
+set -u
+token=$1 by=
+R=$F/runs/$token
+sleep "$2" 9>&- &
+t=$!
+if [ -e "$R/decided" ]; then
+  s=skipped
+elif load; then
+  s=ok
+else
+  back
+  s=failed
+fi
+echo "$s" > "$R/applied.status"
+exec 9>&-
+wait "$t"
+c=
+{ read -r c < "$F/current"; } 2>/dev/null
+[ "$c" = "$token" ] || exit 0
+restore
