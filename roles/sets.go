@@ -32,10 +32,10 @@ func (c *compiler) withSets(h *inventory.Host) bool {
 	return c.opts.Sets || h.Backend == inventory.NFTables
 }
 
-// Default are the options Compile uses. Sets is off until the runner
-// applies a policy's sets on the hosts with its rules, and persists
-// them: rules that name sets the host does not have do not load there.
-// docs/sets.md says what turning it on takes.
+// Default are the options Compile uses: a role's members in sets, one
+// rule per flow, which the runner stages, swaps in under the guard and
+// persists with the rules (docs/sets.md). Options{} compiles a rule per
+// member, as tests that read rules by address want.
 func Default() Options { return Options{Sets: true} }
 
 // The kinds of a role's sets: the name's suffix.
