@@ -3,9 +3,9 @@ package xtables
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -95,26 +95,7 @@ func (t *Tester) TestNFT(ctx context.Context, table string, docs [][]byte) ([]Li
 		return nil, fmt.Errorf("nft here refuses a table every server takes (%v): it cannot tell good policies from bad", probe.Err)
 	}
 
-	seen := map[[sha256.Size]byte]int{}
-	var uniq [][]byte
-	of := make([]int, len(docs))
-	for i, d := range docs {
-		h := sha256.New()
-		for line := range bytes.SplitSeq(d, []byte("\n")) {
-			if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-				h.Write(line)
-			}
-			h.Write([]byte("\n"))
-		}
-		key := [sha256.Size]byte(h.Sum(nil))
-		j, ok := seen[key]
-		if !ok {
-			j = len(uniq)
-			seen[key] = j
-			uniq = append(uniq, d)
-		}
-		of[i] = j
-	}
+	uniq, of := distinctBy(docs, func(h io.Writer, d []byte) { uncommented(h, d) })
 	results := make([]Listed, len(uniq))
 	var g errgroup.Group
 	g.SetLimit(cmpOr(t.Parallel, max(2, runtime.NumCPU())))

@@ -30,6 +30,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,29 +169,43 @@ func (t *Tester) Test(ctx context.Context, docs []Doc) ([]error, error) {
 // dropped, when documents are compared: a line iptables-restore names is
 // the same line in each.
 func distinct(docs []Doc) ([]Doc, []int) {
-	seen := map[[sha256.Size]byte]int{}
-	var uniq []Doc
-	of := make([]int, len(docs))
-	for i, d := range docs {
-		h := sha256.New()
+	return distinctBy(docs, func(h io.Writer, d Doc) {
 		fmt.Fprintf(h, "%d\x00%d\x00", d.Family, len(d.Sets))
 		h.Write(d.Sets)
-		for line := range bytes.SplitSeq(d.Text, []byte("\n")) {
-			if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-				h.Write(line)
-			}
-			h.Write([]byte("\n"))
-		}
-		key := [sha256.Size]byte(h.Sum(nil))
-		j, ok := seen[key]
+		uncommented(h, d.Text)
+	})
+}
+
+// distinctBy keeps the first of each run of items whose key writes the
+// same bytes, and says for each item which of those it is.
+func distinctBy[T any](items []T, key func(h io.Writer, it T)) ([]T, []int) {
+	seen := map[[sha256.Size]byte]int{}
+	var uniq []T
+	of := make([]int, len(items))
+	for i, it := range items {
+		h := sha256.New()
+		key(h, it)
+		k := [sha256.Size]byte(h.Sum(nil))
+		j, ok := seen[k]
 		if !ok {
 			j = len(uniq)
-			seen[key] = j
-			uniq = append(uniq, d)
+			seen[k] = j
+			uniq = append(uniq, it)
 		}
 		of[i] = j
 	}
 	return uniq, of
+}
+
+// uncommented writes text to h without its comment lines (a line's
+// place stays: its newline is written).
+func uncommented(h io.Writer, text []byte) {
+	for line := range bytes.SplitSeq(text, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			h.Write(line)
+		}
+		h.Write([]byte("\n"))
+	}
 }
 
 // TestSets loads each ipset restore document (the sets of a policy, or
