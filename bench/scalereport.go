@@ -167,4 +167,3 @@ func mib(bytes float64) string {
 	}
 	return fmt.Sprintf("%.1f MiB", bytes/(1<<20))
 }
-
