@@ -152,7 +152,7 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
-// TestScale runs the scale part alone, as `fwbench -sizes ”` does, at two
+// TestScale runs the scale part alone, as fwbench does with no -sizes, at two
 // small sizes, and checks that it measured compile and validate at each,
 // counted the policies' rules and sets, and rewrote its own section of
 // BENCHMARKS.md only, leaving the labs' as it was.
