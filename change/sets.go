@@ -242,6 +242,58 @@ func SetsFile(current string, pol *roles.Policy) string {
 	return b.String()
 }
 
+// SetsFirst is /etc/iptables/ipsets as it must be while rules.v4 and
+// rules.v6 are replaced: file (the one wanted, see SetsFile), then the
+// lines in current (the file there now) of the sets that the rules
+// persisted now (persisted4, persisted6) match and file does not make.
+// The files are renamed into place one by one: with file alone first, a
+// host that stopped before the rules files were renamed would boot with
+// rules that match a set no longer made, which iptables-restore refuses
+// whole (the host would come up with no firewall); with file alone last,
+// with new rules whose new sets are not made. Written first, this one
+// makes the sets of the old rules and of the new ones; file replaces it
+// once both rules files are in place. "" when file already makes every
+// set the persisted rules match.
+func SetsFirst(current, file, persisted4, persisted6 string) string {
+	made := map[string]bool{}
+	for line := range strings.Lines(file) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "create" {
+			made[f[1]] = true
+		}
+	}
+	missing := map[string]bool{}
+	for _, doc := range []string{persisted4, persisted6} {
+		for line := range strings.Lines(doc) {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != "-A" {
+				continue
+			}
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "--match-set" && !made[f[i+1]] {
+					missing[f[i+1]] = true
+				}
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for line := range strings.Lines(current) {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "create" || f[0] == "add") && missing[f[1]] {
+			b.WriteString(strings.TrimSuffix(line, "\n") + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "" // current does not make them either: nothing to keep
+	}
+	head := file
+	if head != "" && !strings.HasSuffix(head, "\n") {
+		head += "\n"
+	}
+	return head + b.String()
+}
+
 // unknownSets lists the sets that are not fwpush's and that the rules of
 // its own chains (the built-in chains and the policy's; not the preserved
 // ones, nor the unknown ones) match, each once, in order: an apply would

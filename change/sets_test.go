@@ -278,3 +278,33 @@ func TestKeepSets(t *testing.T) {
 		})
 	}
 }
+
+// The ipsets written first keep the sets the persisted rules match that
+// the new file no longer makes, and only those; none when the new file
+// makes every one.
+func TestSetsFirst(t *testing.T) {
+	const (
+		other   = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n"
+		oldSet  = "create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+		appSet  = "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
+		oldRule = "-A INPUT -p tcp -m set --match-set fwp-old-4 src -m tcp --dport 3306 -j ACCEPT\n"
+		appRule = "-A INPUT -p tcp -m set --match-set fwp-app-4 src -j ACCEPT\n"
+		v6      = "*filter\nCOMMIT\n"
+	)
+	for _, tc := range []struct {
+		name                 string
+		current, file, v4, w string
+	}{
+		{"a set removed", other + oldSet + appSet, other + appSet, "*filter\n" + oldRule + appRule + "COMMIT\n", other + appSet + oldSet},
+		{"every set still made", other + appSet, other + appSet + oldSet, "*filter\n" + appRule + "COMMIT\n", ""},
+		{"no sets any more", oldSet, "# fwpush: no sets\n", "*filter\n" + oldRule + "COMMIT\n", "# fwpush: no sets\n" + oldSet},
+		{"the old file did not make it either", appSet, other, "*filter\n" + oldRule + "COMMIT\n", ""},
+		{"no rules persisted", oldSet, appSet, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SetsFirst(tc.current, tc.file, tc.v4, v6); got != tc.w {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.w)
+			}
+		})
+	}
+}

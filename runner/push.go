@@ -580,6 +580,9 @@ func persistOf(c change.Change) remote.Persist {
 	if c.Persist.Sets != "" {
 		p.Sets = []byte(c.Persist.Sets)
 	}
+	if c.Persist.SetsFirst != "" {
+		p.SetsFirst = []byte(c.Persist.SetsFirst)
+	}
 	if c.Persist.Record {
 		p.Digest = c.Digest + "\n"
 	}

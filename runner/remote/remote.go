@@ -514,10 +514,13 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 // Persist is what makes a policy survive a reboot. A nil document or an
 // empty Digest leaves that file as it is.
 type Persist struct {
-	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
-	Sets    []byte // /etc/iptables/ipsets (written before the rules files)
-	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
-	Install bool   // install iptables-persistent (after the files)
+	V4, V6 []byte // /etc/iptables/rules.v4 and rules.v6
+	Sets   []byte // /etc/iptables/ipsets (written before the rules files)
+	// SetsFirst, when set, is /etc/iptables/ipsets as written before the
+	// rules files, Sets going in after them (see change.SetsFirst).
+	SetsFirst []byte
+	Digest    string // /var/lib/fwpush/applied: what fwpush applied last
+	Install   bool   // install iptables-persistent (after the files)
 	// InstallSets installs ipset-persistent too, which loads ipsets at
 	// boot before the rules.
 	InstallSets bool
@@ -575,7 +578,7 @@ func (p Persist) nftHeader() []byte {
 // word of letters, digits and ":._-"), whether to install, and the
 // history line's size ("0" for none; the line, one line of printable
 // ASCII, goes first among the payloads), its outcome and the history's
-// bound.
+// bound, then the size of SetsFirst, whose payload follows the files'.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	switch {
@@ -605,7 +608,7 @@ func (p Persist) header(step string) ([]string, error) {
 	if hmax <= 0 {
 		hmax = history.MaxBytes
 	}
-	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax)}, nil
+	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax), size(p.SetsFirst)}, nil
 }
 
 // frame is the step's stdin: head's fields, then the history line and
@@ -616,7 +619,7 @@ func (p Persist) frame(head []string, nft bool) []byte {
 	if len(p.History) > 0 {
 		line = append(append(line, p.History...), '\n')
 	}
-	in := frame(head, line, p.V4, p.V6, p.Sets)
+	in := frame(head, line, p.V4, p.V6, p.Sets, p.SetsFirst)
 	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -436,5 +437,88 @@ func TestSetsForks(t *testing.T) {
 		if i >= len(s.forks) || s.forks[i] > budget {
 			t.Errorf("step %d: %v processes, budget %d", i+1, s.forks, budget)
 		}
+	}
+}
+
+// A host that stops between two renames of a persist (a crash, a power
+// cut) must boot with sets for whichever rules files it has: at boot,
+// iptables-restore refuses a whole file whose rules match a set that
+// ipset-persistent did not make, and the host comes up with no firewall.
+// Here the persisted rules match fwp-old-4, the new ones fwp-app-4 only:
+// the host's mv stops the persist after each rename in turn, and each
+// time every set the rules files on disk match is made by the ipsets file
+// on disk. Without the ipsets written first, the first stop breaks that.
+func TestPersistSetsCrash(t *testing.T) {
+	const (
+		oldRules4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A INPUT -i eth1 -p tcp -m set --match-set fwp-old-4 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n"
+		oldSets = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n" +
+			"create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+		newSets = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n" +
+			"create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
+		// change.SetsFirst(oldSets, newSets, oldRules4, rules6)
+		first = newSets + "create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+	)
+	p := Persist{V4: []byte(setRules4), V6: []byte(rules6 + "# new\n"), Sets: []byte(newSets), SetsFirst: []byte(first)}
+	for _, tc := range []struct {
+		name    string
+		p       Persist
+		crashAt int // the rename after which the persist stops; 0: none
+		ok      bool
+	}{
+		{"after the ipsets written first", p, 1, true},
+		{"after rules.v4", p, 2, true},
+		{"after rules.v6", p, 3, true},
+		{"done", p, 0, true},
+		{"without the ipsets written first, after ipsets", Persist{V4: p.V4, V6: p.V6, Sets: p.Sets}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStubHost(t, remotetest.Host{V4: setRules4, V6: rules6, Rules4: oldRules4, Rules6: rules6, Persistent: true})
+			s.write("etc/iptables/ipsets", oldSets)
+			// mv moves, then stops the script that ran it at the
+			// crashAt-th rename, as a crash would.
+			s.script("bin/mv", must(exec.LookPath("mv"))+` "$@" || exit
+n=0; [ ! -e "$S/mvs" ] || read -r n < "$S/mvs"; n=$((n + 1)); echo "$n" > "$S/mvs"
+[ "$n" -ne `+strconv.Itoa(tc.crashAt)+` ] || kill -9 "$PPID"`)
+			err := New(s, Options{Timeout: 10 * time.Second}).Persist(t.Context(), tc.p)
+			if (err == nil) != (tc.crashAt == 0) {
+				t.Fatalf("persist: %v", err)
+			}
+			made := map[string]bool{}
+			for line := range strings.Lines(s.read("etc/iptables/ipsets")) {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "create" {
+					made[f[1]] = true
+				}
+			}
+			var missing []string
+			for _, f := range []string{"etc/iptables/rules.v4", "etc/iptables/rules.v6"} {
+				for line := range strings.Lines(s.read(f)) {
+					if _, rest, ok := strings.Cut(line, "--match-set "); ok {
+						if name := strings.Fields(rest)[0]; !made[name] {
+							missing = append(missing, name)
+						}
+					}
+				}
+			}
+			if tc.ok != (len(missing) == 0) {
+				t.Errorf("sets the persisted rules match that the persisted ipsets does not make: %q\nrules.v4:\n%s\nipsets:\n%s",
+					missing, s.read("etc/iptables/rules.v4"), s.read("etc/iptables/ipsets"))
+			}
+			if tc.crashAt == 0 {
+				if got := s.read("etc/iptables/ipsets"); got != newSets {
+					t.Errorf("ipsets once persisted:\n%s\nwant the new one", got)
+				}
+				var moves []string
+				for _, c := range s.calls() {
+					if f := strings.Fields(c); len(f) == 4 && f[0] == "mv" {
+						moves = append(moves, filepath.Base(f[2])+" "+filepath.Base(f[3]))
+					}
+				}
+				want := []string{".ipsets.first.fwpush ipsets", ".rules.v4.fwpush rules.v4", ".rules.v6.fwpush rules.v6", ".ipsets.fwpush ipsets"}
+				if !slices.Equal(moves, want) {
+					t.Errorf("renames %q, want %q", moves, want)
+				}
+			}
+		})
 	}
 }
