@@ -21,7 +21,8 @@ import (
 // on the first line, then its members, one a line; an empty file is no
 // set. Like ipset, the stub stops at the first line that fails (the lines
 // before it went through), refuses to destroy a set that a live rule
-// matches, and fails a line that holds "stub-fail"; its iptables-restore
+// matches, and fails a line that holds "stub-fail" (one that holds
+// "stub-once" the first time it runs, "stub-2nd" the second); its iptables-restore
 // refuses, as the kernel does, a rule that matches a set that does not
 // exist. Both use builtins only: each stands for one process, as the real
 // ones do (TestSetsForks counts them).
@@ -52,6 +53,11 @@ slurp() {
 n=0
 while IFS= read -r l || [ -n "$l" ]; do
   n=$((n + 1))
+  case $l in *stub-once*|*stub-2nd*)
+    c=0; [ ! -e "$S/seen" ] || read -r c < "$S/seen"; c=$((c + 1)); echo "$c" > "$S/seen"
+    case $l in *stub-once*) [ "$c" -ne 1 ] ;; *) [ "$c" -ne 2 ] ;; esac ||
+      { echo "ipset v7.17: Error in line $n: stub: this line fails this time" >&2; exit 1; } ;;
+  esac
   set -f; set -- $l; set +f
   err= exist=
   for a; do [ "$a" != -exist ] || exist=1; done
@@ -518,6 +524,57 @@ n=0; [ ! -e "$S/mvs" ] || read -r n < "$S/mvs"; n=$((n + 1)); echo "$n" > "$S/mv
 				if !slices.Equal(moves, want) {
 					t.Errorf("renames %q, want %q", moves, want)
 				}
+			}
+		})
+	}
+}
+
+// A swap back undoes exactly what the swap did, even where ipset fails
+// once and not again: the rollback of a swap that failed half-way swaps
+// back only the lines that went through (run again, the line that failed
+// could now go through, swapping in new members that the clean would then
+// destroy the old ones of), and a swap back that fails half-way leaves the
+// old members in the temporary sets for the confirm of the failed apply,
+// which swaps back only the lines still swapped in.
+func TestSwapBack(t *testing.T) {
+	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}, "fwp-db-4": {"198.18.0.31"}}
+	stage := []byte("destroy fwq-app-4 -exist\ncreate fwq-app-4 hash:ip family inet -exist\nadd fwq-app-4 198.18.0.21\nadd fwq-app-4 198.18.0.22\n" +
+		"destroy fwq-db-4 -exist\ncreate fwq-db-4 hash:ip family inet -exist\nadd fwq-db-4 198.18.0.31\nadd fwq-db-4 198.18.0.32\n")
+	clean := []byte("destroy fwq-app-4 -exist\ndestroy fwq-db-4 -exist\n")
+	for _, tc := range []struct {
+		name string
+		swap string
+		v6   string
+		again bool // the apply's swap back fails: the confirm's ends it
+	}{
+		{"the swap fails once, half-way", "swap fwq-app-4 fwp-app-4\nswap fwq-db-4 fwp-db-4 stub-once\n", rules6, false},
+		{"the swap back fails once, half-way; the confirm's ends it", "swap fwq-app-4 fwp-app-4\nswap fwq-db-4 fwp-db-4 stub-2nd\n",
+			"*filter\n# stub: the load fails\nCOMMIT\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, setRules4, before)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+				V4: []byte(setRules4), V6: []byte(tc.v6), Sets: Sets{Stage: stage, Swap: []byte(tc.swap), Clean: clean}, Lease: time.Hour, LockWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.again {
+				// The apply failed and its swap back too, at db's
+				// line: db's old members wait in the temporary set.
+				want := map[string][]string{"fwp-app-4": before["fwp-app-4"], "fwq-app-4": {"198.18.0.21", "198.18.0.22"},
+					"fwp-db-4": {"198.18.0.31", "198.18.0.32"}, "fwq-db-4": before["fwp-db-4"]}
+				if diff := cmp.Diff(want, s.sets()); diff != "" {
+					t.Fatalf("sets after the apply's swap back failed (-want +got):\n%s", diff)
+				}
+			}
+			if conf := confirmSets(t, s, Persist{}); conf.Outcome != ApplyFailed {
+				t.Fatalf("confirm: %s, want failed", conf.Outcome)
+			}
+			if diff := cmp.Diff(before, s.sets()); diff != "" {
+				t.Errorf("sets after (-want +got):\n%s", diff)
+			}
+			if got := s.state(); got.V4 != setRules4 || got.V6 != rules6 {
+				t.Errorf("live rules after:\n%s%s\nwant the old ones", got.V4, got.V6)
 			}
 		})
 	}

@@ -101,6 +101,7 @@ ok)
 failed)
   if decide; then
     stopguard
+    unstage # what the apply's could not swap back, if anything
     echo failed > "$R/outcome"
   fi
   release
