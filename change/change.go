@@ -129,8 +129,11 @@ type Documents struct {
 	NFT string `json:"nft,omitempty"`
 	// InstallNFT installs the nftables package first, where nft is
 	// missing.
-	InstallNFT bool     `json:"install_nftables,omitempty"`
-	Sets       *SetDocs `json:"sets,omitempty"`
+	InstallNFT bool `json:"install_nftables,omitempty"`
+	// InstallIPSet installs the ipset package first, before the sets are
+	// staged: the host has no ipset, and the policy has sets.
+	InstallIPSet bool     `json:"install_ipset,omitempty"`
+	Sets         *SetDocs `json:"sets,omitempty"`
 }
 
 // Persist is what makes the policy survive a reboot. An empty document
@@ -266,7 +269,7 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != "" || c.Persist.Sets != ""
 	c.Persisted = !filesDiffer && !c.Persist.Install && !c.Persist.InstallSets
 	// What is left of the nftables backend goes with the next apply.
-	c.Apply = &Documents{Sets: sets}
+	c.Apply = &Documents{Sets: sets, InstallIPSet: !f.IPSet && len(pol.Sets) > 0}
 	drifted := (rulesDiffer || setsDiffer) && f.Applied == c.Digest // what fwpush applied was changed by hand
 	if releaseNFT(f, &c) {
 		c.Persisted = false

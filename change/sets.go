@@ -94,13 +94,12 @@ func liveSets(f live.Facts) (own []*policy.Set, temp []string, err error) {
 }
 
 // setsPreflight refuses a host whose sets cannot be read or loaded: the
-// policy has sets and the host has no ipset, or ipset failed.
+// policy has sets and ipset failed. A host with no ipset has no sets yet:
+// the apply installs the ipset package first (Documents.InstallIPSet), as
+// the persist installs ipset-persistent.
 func setsPreflight(pol *roles.Policy, f live.Facts) error {
-	if len(pol.Sets) == 0 {
+	if len(pol.Sets) == 0 || !f.IPSet {
 		return nil
-	}
-	if !f.IPSet {
-		return fmt.Errorf("ipset is not installed, and the policy matches %s (install the ipset package)", setWord(len(pol.Sets)))
 	}
 	if f.SetsFailed {
 		return fmt.Errorf("ipset failed: %s", f.SetsError)
@@ -125,10 +124,10 @@ func setWord(n int) string {
 // cannot tell its sets (no ipset, or ipset failed) and whose policy has
 // none is left as it is.
 func compareSets(c *Change, pol *roles.Policy, f live.Facts) (*SetDocs, *Refusal) {
-	if !f.IPSet || f.SetsFailed {
+	if !f.IPSet && len(pol.Sets) == 0 || f.SetsFailed {
 		return nil, nil // setsPreflight refused a policy with sets
 	}
-	own, temp, err := liveSets(f)
+	own, temp, err := liveSets(f) // none without ipset: the apply installs it
 	if err != nil {
 		return nil, &Refusal{Stage: StagePreflight, Reason: err.Error()}
 	}

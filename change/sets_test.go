@@ -59,11 +59,13 @@ type setsGist struct {
 	UnknownSets                  []string
 	PersistSets                  string // "ipsets" for the policy's document
 	InstallSets                  bool
+	InstallIPSet                 bool // the apply installs the ipset package first
 }
 
 func setsGistOf(c Change, pol *roles.Policy) setsGist {
 	g := setsGist{Gist: gistOf(c, pol), Sets: c.Sets, MembersAdded: c.MembersAdded, MembersRemoved: c.MembersRemoved,
 		UnknownSets: c.UnknownSets, PersistSets: c.Persist.Sets, InstallSets: c.Persist.InstallSets}
+	g.InstallIPSet = c.Apply != nil && c.Apply.InstallIPSet
 	if g.PersistSets == string(pol.IPSets()) {
 		g.PersistSets = "ipsets"
 	}
@@ -132,10 +134,18 @@ func TestDecideSets(t *testing.T) {
 		{name: "sets: the file that loads them at boot is gone", state: "applied",
 			set:  func(pol *roles.Policy, f *live.Facts) { persistedSets(pol)(f); f.PersistedSets = "" },
 			want: setsGist{Gist: gist{Action: PersistOnly}, PersistSets: "ipsets"}},
-		{name: "sets: no ipset", state: "applied",
-			set:    func(pol *roles.Policy, f *live.Facts) { persistedSets(pol)(f); f.IPSet, f.Sets = false, "" },
-			want:   setsGist{Gist: gist{Action: Refused, Stage: StagePreflight}},
-			reason: "ipset is not installed, and the policy matches an ipset (install the ipset package)"},
+		// The first run with sets on a host without the ipset package:
+		// the apply installs it before it stages the set, as the
+		// persist installs ipset-persistent.
+		{name: "sets: no ipset", state: "per-address",
+			set: func(pol *roles.Policy, f *live.Facts) {
+				persisted(pol)(f)
+				f.Persisted4, f.Persisted6, f.Applied = read(t, "policy/db-1.rules.v4"), read(t, "policy/db-1.rules.v6"), "sha256:older"
+				f.IPSet, f.Sets, f.PersistentSets = false, "", false
+			},
+			want: setsGist{Gist: gist{Action: Apply, Added: 1, Removed: 2, Persist: Persist{V4: "rules.v4", Record: true}},
+				Sets: []SetDiff{{Name: "fwp-app-4", Create: true, Added: []string{"198.18.0.21", "198.18.0.22"}}}, MembersAdded: 2,
+				PersistSets: "ipsets", InstallSets: true, InstallIPSet: true}},
 		{name: "sets: ipset failed", state: "applied",
 			set: func(pol *roles.Policy, f *live.Facts) {
 				persistedSets(pol)(f)

@@ -542,9 +542,9 @@ func TestSwapBack(t *testing.T) {
 		"destroy fwq-db-4 -exist\ncreate fwq-db-4 hash:ip family inet -exist\nadd fwq-db-4 198.18.0.31\nadd fwq-db-4 198.18.0.32\n")
 	clean := []byte("destroy fwq-app-4 -exist\ndestroy fwq-db-4 -exist\n")
 	for _, tc := range []struct {
-		name string
-		swap string
-		v6   string
+		name  string
+		swap  string
+		v6    string
 		again bool // the apply's swap back fails: the confirm's ends it
 	}{
 		{"the swap fails once, half-way", "swap fwq-app-4 fwp-app-4\nswap fwq-db-4 fwp-db-4 stub-once\n", rules6, false},
@@ -575,6 +575,59 @@ func TestSwapBack(t *testing.T) {
 			}
 			if got := s.state(); got.V4 != setRules4 || got.V6 != rules6 {
 				t.Errorf("live rules after:\n%s%s\nwant the old ones", got.V4, got.V6)
+			}
+		})
+	}
+}
+
+// A host with no ipset gets the package in the apply, before the stage,
+// when the run asks (the first run with sets on it); apt is not run where
+// ipset is there already.
+func TestApplyInstallsIPSet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		missing bool
+	}{{"no ipset", true}, {"ipset there", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, addrRules4, nil)
+			if tc.missing {
+				if err := os.Remove(s.path("usr/sbin/ipset")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.script("state/pkg/ipset", ipsetStub)
+			s.script("usr/sbin/apt-get", `PATH=/usr/bin:/bin
+case " $* " in *" install ipset "*) cp "$S/pkg/ipset" "$FWPUSH_TEST_ROOT/usr/sbin/ipset" ;; esac`)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+				V4: []byte(setRules4), V6: []byte(rules6), Sets: newSet, InstallIPSet: true, Lease: time.Hour, LockWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conf := confirmSets(t, s, Persist{}); conf.Outcome != Confirmed {
+				t.Fatalf("confirm: %s", conf.Outcome)
+			}
+			want := map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}
+			if diff := cmp.Diff(want, s.sets()); diff != "" {
+				t.Errorf("sets (-want +got):\n%s", diff)
+			}
+			var apt []string
+			stage := -1
+			for i, c := range s.calls() {
+				if strings.HasPrefix(c, "apt-get") && strings.Contains(c, " install ") {
+					apt = append(apt, c)
+					if stage >= 0 {
+						t.Errorf("apt-get ran after the stage: %q", s.calls())
+					}
+				}
+				if c == "ipset restore" && stage < 0 {
+					stage = i
+				}
+			}
+			switch {
+			case tc.missing && (len(apt) != 1 || !strings.HasSuffix(apt[0], " install ipset")):
+				t.Errorf("apt-get: %q, want one install of ipset", apt)
+			case !tc.missing && len(apt) > 0:
+				t.Errorf("apt-get ran where ipset is: %q", apt)
 			}
 		})
 	}
