@@ -110,8 +110,10 @@ func scaleTargets(r *Results) []string {
 	if s := at(targetHosts); s != nil && len(s.Validate) > 0 {
 		wall := stat(values(s.Validate, wallOf)).Median
 		rss := stat(values(s.Validate, rssOf)).Median / (1 << 20)
-		rows = append(rows, fmt.Sprintf("| `fwpush validate` of %d hosts ≤ %.0f s, ≤ %d MiB RSS | %s s, %.0f MiB | %s |\n",
-			targetHosts, targetWall, targetRSSMiB, secs(wall), rss, metIf(wall <= targetWall && rss <= targetRSSMiB)))
+		st := stat(values(s.Validate, wallOf))
+		rows = append(rows, fmt.Sprintf("| `fwpush validate` of %d hosts ≤ %.0f s, ≤ %d MiB RSS | %s s (%s–%s), %.0f MiB; CPU %s s, at a load average of %.1f to %.1f | %s |\n",
+			targetHosts, targetWall, targetRSSMiB, secs(wall), secs(st.Min), secs(st.Max), rss, secs(stat(values(s.Validate, cpuOf)).Median), s.Load[0], s.Load[1],
+			metIf(wall <= targetWall && rss <= targetRSSMiB)))
 	}
 	if a, b := at(identicalSmall), at(identicalLarge); a != nil && b != nil {
 		rows = append(rows, fmt.Sprintf("| rules in an app server's IPv4 filter table, %d vs %d hosts: identical | %d and %d, %s | %s |\n",
