@@ -110,13 +110,6 @@ func setsPreflight(pol *roles.Policy, f live.Facts) error {
 	return nil
 }
 
-func setWord(n int) string {
-	if n == 1 {
-		return "an ipset"
-	}
-	return fmt.Sprintf("%d ipsets", n)
-}
-
 // compareSets fills in what c says of the host's sets: how fwpush's
 // differ from the policy's, the members added and removed, and their diff.
 // It returns the sets' documents for an apply (nil when they are the
