@@ -57,6 +57,7 @@ func TestHistoryOfCases(t *testing.T) {
 		"superseded: another run settled this one and applied":                      {"applied " + B},
 		"an earlier run's apply kept: its rules are the policy":                     {"applied "},
 		"a guard whose run is no longer the latest stands down":                     {"applied " + B},
+		"a guard that stands down closes its run as superseded":                     {"applied " + B},
 		"the lease of another run ended: its lock is taken over":                    {"applied " + B},
 		"a confirm whose answer was lost: confirmed again, and persisted":           {"applied " + B},
 		"nothing left of a run to settle":                                           nil,

@@ -801,7 +801,8 @@ func (h *Host) History(ctx context.Context) ([]byte, error) {
 // restore the old rules now. The outcome names Options.Who, for that run
 // should it come back (see Confirmation.By). It returns the outcome: Confirmed (kept, or
 // confirmed by its own run after all), RolledBack, ApplyFailed, or
-// Superseded when nothing of that run is left.
+// Superseded when nothing of that run is left, or a newer run applied
+// since (its guard stood down).
 func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
 	if !isHex(token) {
 		return "", &StepError{Step: "settle", Err: fmt.Errorf("token %q is not hex", token)}
@@ -821,7 +822,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 		return ApplyFailed, nil
 	case "rolledback":
 		return RolledBack, nil
-	case "gone":
+	case "gone", "superseded":
 		return Superseded, nil
 	default:
 		return "", &StepError{Step: "settle an earlier run", Err: fmt.Errorf("unexpected answer %q", out)}

@@ -294,6 +294,12 @@ func (j *JumpDialer) Reconnect(ctx context.Context) error {
 	j.mu.RLock()
 	seen := j.tc
 	j.mu.RUnlock()
+	return j.replace(ctx, seen)
+}
+
+// replace is Reconnect for a caller that found connection seen down: it
+// dials a new one unless another caller replaced seen already.
+func (j *JumpDialer) replace(ctx context.Context, seen *sshConn) error {
 	j.reconnect.Lock()
 	defer j.reconnect.Unlock()
 	tc, err := j.current()

@@ -79,6 +79,7 @@ decided() {
     guardat
     exit 0 ;;
   kept | confirmed) echo confirmed; byline ;;
+  superseded) echo superseded; byline; exit 0 ;;
   *) echo pending; guardat; exit 0 ;;
   esac
 }

@@ -18,7 +18,7 @@ fi
 echo "$s" > "$R/applied.status"
 exec 9>&-
 wait "$t"
-c=
-{ read -r c < "$F/current"; } 2>/dev/null
-[ "$c" = "$token" ] || exit 0
+c='' w=''
+{ read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
+[ "$c" = "$token" ] || { standdown "$w"; exit 0; }
 restore

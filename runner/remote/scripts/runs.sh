@@ -62,6 +62,20 @@ restore() {
   exec 9>&-
 }
 
+# standdown WHO: run $R is superseded by WHO's, which applied since (its
+# guard stands down): decided, unless it was already, with that outcome,
+# under the run's lock as restore. Left open, a later settle would take it
+# for undecided and restore its old rules, older than the newer run's.
+standdown() {
+  exec 9>"$R/lock"
+  flock 9
+  if decide; then
+    by=$1
+    outcome superseded
+  fi
+  exec 9>&-
+}
+
 # outcome O: the outcome of run $R is O, decided by $by ("" for its own
 # run or its guard).
 outcome() {
