@@ -48,8 +48,8 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 	code, out, _ := cli(t, l, "run", "--json", site)
 	var doc struct {
 		Hosts []struct {
-			Host, Status string
-			Warnings     []string
+			Host, Status, Backend string
+			Warnings              []string
 		}
 		Check *struct {
 			ExitCode int `json:"exit_code"`
@@ -64,6 +64,9 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 	for _, h := range doc.Hosts {
 		if h.Status != "applied" {
 			t.Errorf("%s: %s, want applied", h.Host, h.Status)
+		}
+		if nft := h.Host != "tunnel-1" && h.Host != "wordpress-2"; nft != (h.Backend == "nftables") || h.Backend == "" {
+			t.Errorf("%s: backend %q, want nftables on the hosts of that backend and iptables' own on the others", h.Host, h.Backend)
 		}
 		want := 0
 		if h.Host == "mysql-2" {
