@@ -49,10 +49,10 @@ func (s Status) OK() bool {
 
 // HostResult is what happened on one host.
 type HostResult struct {
-	Host    string
-	Role    string
-	Status  Status
-	Stage   string // the step that failed, for failures
+	Host   string
+	Role   string
+	Status Status
+	Stage  string // the step that failed, for failures
 	// Backend is what holds the host's policy: nftables for a host of
 	// that backend, else the backend its iptables uses, nf_tables or
 	// legacy.
