@@ -592,7 +592,10 @@ func persistOf(c change.Change) remote.Persist {
 	if c.Persist.NFT != "" {
 		p.NFT = []byte(c.Persist.NFT)
 	}
-	p.Boot, p.RemoveNFT, p.RemoveIPT = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT
+	p.Boot, p.RemoveNFT, p.RemoveIPT, p.RemoveSets = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT, c.Persist.RemoveSets
+	if c.Persist.DropSets != "" {
+		p.DropSets = []byte(c.Persist.DropSets)
+	}
 	return p
 }
 

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
@@ -68,8 +70,9 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
 //   - plan, then apply: a saved plan repairs mysql-1's table, and leaves
 //     mysql-2, changed since the plan, as it is (stale);
 //   - a reboot loads exactly fwpush's table, and the host is unchanged;
-//   - wordpress-2 moves to nftables and back: its old backend's rules and
-//     files go in the same run, check passes each time;
+//   - wordpress-2 moves to nftables and back: its old backend's rules,
+//     sets and files go in the same run (others' sets stay), check passes
+//     each time;
 //   - mysql-1 runs a container of Docker's that publishes a port:
 //     fwpush's forward chain drops it (check says so) until the role's
 //     template (examples/templates/docker.tmpl) accepts it there; then
@@ -251,6 +254,15 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 		if moved == string(src) {
 			t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
 		}
+		// On iptables, its role's sets are ipsets, persisted in
+		// /etc/iptables/ipsets; a set of someone else's is there too.
+		labtest.Shell(t, l, "wordpress-2", "ipset", "create", "f2b-sshd", "hash:ip")
+		sets := func() string {
+			return labtest.Shell(t, l, "wordpress-2", "sh", "-c", "echo sets: $(ipset list -n | sort); ls /etc/iptables 2>/dev/null; true")
+		}
+		if got := sets(); !strings.Contains(got, "fwp-app-4") || !strings.Contains(got, "ipsets") {
+			t.Errorf("wordpress-2 on iptables has no fwp-app-4 or no /etc/iptables/ipsets: %s", got)
+		}
 		for _, step := range []struct {
 			name, inventory string
 			nft             bool
@@ -262,10 +274,21 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 			if code != exitOK || !strings.Contains(out, "applied") {
 				t.Errorf("%s: exit %d, want 0 and applied", step.name, code)
 			}
+			// The filter table the move gives back is fwpush's: its drops
+			// are not another table's to warn of.
+			if strings.Contains(out, "warning:") {
+				t.Errorf("%s: warnings of a host with no other tables", step.name)
+			}
 			state := labtest.Shell(t, l, "wordpress-2", "sh", "-c", "nft list tables; iptables-save -t filter | grep -c '^-A' ; ls /etc/iptables /etc/fwpush 2>/dev/null; true")
 			hasTable, hasRules := strings.Contains(state, "table inet fwpush"), !strings.Contains(state, "\n0\n") && !strings.HasPrefix(state, "0\n")
 			if hasTable != step.nft || hasRules == step.nft || strings.Contains(state, "rules.v4") == step.nft || strings.Contains(state, "fwpush.nft") != step.nft {
 				t.Errorf("%s: wordpress-2 has:\n%s", step.name, state)
+			}
+			// fwpush's ipsets go with the move to nftables (its sets are
+			// in its table), and come back with the move back; others'
+			// stay.
+			if got := sets(); strings.Contains(got, "fwp-") == step.nft || strings.Contains(got, "fwq-") || strings.Contains(got, "ipsets") == step.nft || !strings.Contains(got, "f2b-sshd") {
+				t.Errorf("%s: wordpress-2's ipsets: %s", step.name, got)
 			}
 			if code, _, _ := cli(t, l, "check", site); code != exitOK {
 				t.Errorf("%s: check: exit %d, want 0", step.name, code)
@@ -293,7 +316,10 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 		}
 		labtest.Shell(t, l, "mysql-1", "sh", "-ec", dockerScript)
 		t.Cleanup(func() {
-			if out, err := l.Shell(t.Context(), "mysql-1", "ip", "netns", "del", "fwp-ctr"); err != nil {
+			// The test's context is done when cleanups run.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if out, err := l.Shell(ctx, "mysql-1", "ip", "netns", "del", "fwp-ctr"); err != nil {
 				t.Logf("mysql-1: ip netns del fwp-ctr: %v %s", err, out)
 			}
 		})
