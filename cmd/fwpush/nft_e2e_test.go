@@ -72,7 +72,7 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
 //   - a reboot loads exactly fwpush's table, and the host is unchanged;
 //   - wordpress-2 moves to nftables and back: its old backend's rules,
 //     sets and files go in the same run (others' sets stay), check passes
-//     each time;
+//     each time; where nft is missing, the move installs nftables;
 //   - mysql-1 runs a container of Docker's that publishes a port:
 //     fwpush's forward chain drops it (check says so) until the role's
 //     template (examples/templates/docker.tmpl) accepts it there; then
@@ -80,7 +80,9 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
 func TestNFTablesInLab(t *testing.T) {
 	t.Parallel()
 	site := example(t, "mixed.toml")
-	l := labtest.Start(t, site)
+	// The lab's apt repository holds nftables, for a run to install it
+	// where nft is missing.
+	l := labtest.Start(t, site, lab.Options{Hosts: map[string]lab.HostOptions{"wordpress-2": {Packages: []string{"nftables"}}}})
 	labtest.Shell(t, l, "mysql-1", "sh", "-ec", foreignScript)
 	foreign := func() string { return labtest.Shell(t, l, "mysql-1", "nft", "list", "table", "ip", "other") }
 	before := foreign()
@@ -296,6 +298,40 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 			if code, _, _ := cli(t, l, "run", "--dry-run", "--limit", "wordpress-2", site); code != exitOK {
 				t.Errorf("%s: a second run: exit %d, want 0", step.name, code)
 			}
+		}
+	})
+	t.Run("nft missing: the run installs nftables", func(t *testing.T) {
+		// wordpress-2, back on iptables, loses nft; moved to nftables
+		// again, the run installs the package (from the lab's apt
+		// repository, which holds it: see Start's options) before nft
+		// tests the table.
+		src, err := os.ReadFile(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
+		moved := strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
+		if moved == string(src) {
+			t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
+		}
+		labtest.Shell(t, l, "wordpress-2", "dpkg", "--purge", "nftables")
+		if out, err := l.Shell(t.Context(), "wordpress-2", "sh", "-c", "command -v nft"); err == nil {
+			t.Fatalf("nft is still there after dpkg --purge nftables: %s", out)
+		}
+		if err := os.WriteFile(site, []byte(moved), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := cli(t, l, "run", "--limit", "wordpress-2", site); code != exitOK || !strings.Contains(out, "applied") {
+			t.Errorf("run: exit %d, want 0 and applied", code)
+		}
+		if got := labtest.Shell(t, l, "wordpress-2", "dpkg-query", "-W", "-f=${Status}", "nftables"); got != "install ok installed" {
+			t.Errorf("nftables on wordpress-2: %q, want installed", got)
+		}
+		if table := labtest.Shell(t, l, "wordpress-2", "nft", "list", "table", "inet", "fwpush"); !strings.Contains(table, "policy drop") {
+			t.Errorf("wordpress-2's table:\n%s", table)
+		}
+		if code, _, _ := cli(t, l, "run", "--dry-run", "--limit", "wordpress-2", site); code != exitOK {
+			t.Errorf("a second run: exit %d, want 0", code)
 		}
 	})
 	t.Run("a published port of Docker's, allowed in the role", func(t *testing.T) {
