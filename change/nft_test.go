@@ -162,18 +162,20 @@ func TestDecideNFT(t *testing.T) {
 				t.Errorf("persist %+v", c.Persist)
 			}
 		}},
-		{name: "moved, the table persisted, but ipsets still holds fwpush's lines beside others'", own: listed(pol), facts: func(f *live.Facts) {
-			done(f)
+		{name: "the table applied, not persisted yet: ipsets holds fwpush's lines beside others'", own: listed(pol), facts: func(f *live.Facts) {
 			f.PersistedSets = "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\ncreate fwp-app-4 hash:ip family inet\nadd fwp-app-4 198.18.0.21\n"
 		}, action: PersistOnly, check: func(t *testing.T, c Change) {
-			if c.Persist.Sets != "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\n" || c.Persist.RemoveSets || c.Persist.DropSets != "" || c.Persisted {
+			if c.Persist.Sets != "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\n" || c.Persist.RemoveSets || c.Persist.DropSets != "" || c.Persist.NFT != doc || c.Persisted {
 				t.Errorf("persist %+v, persisted %v", c.Persist, c.Persisted)
 			}
 		}},
 		{name: "others' ipsets only: left alone", own: listed(pol), facts: func(f *live.Facts) {
-			done(f)
 			f.PersistedSets = "create f2b-sshd hash:ip family inet\n"
-		}, action: None},
+		}, action: PersistOnly, check: func(t *testing.T, c Change) {
+			if c.Persist.Sets != "" || c.Persist.RemoveSets || c.Persist.DropSets != "" {
+				t.Errorf("persist %+v", c.Persist)
+			}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := nftHost(pol, c.own)
