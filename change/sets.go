@@ -219,19 +219,13 @@ func setDocs(diffs []policy.SetChange, want map[string]*policy.Set, temp []strin
 // someone else persisted there still loads at boot. "" when the file
 // holds nothing of fwpush's and the policy has no sets: it is left alone.
 func SetsFile(current string, pol *roles.Policy) string {
-	var b strings.Builder
-	mine := false
-	for line := range strings.Lines(current) {
-		if f := strings.Fields(line); len(f) >= 2 && (strings.HasPrefix(f[1], policy.SetPrefix) || strings.HasPrefix(f[1], TempPrefix)) {
-			mine = true
-			continue
-		}
-		b.WriteString(line)
-	}
+	others, mine := otherSets(current)
 	if !mine && len(pol.Sets) == 0 {
 		return ""
 	}
-	if s := b.String(); s != "" && !strings.HasSuffix(s, "\n") {
+	var b strings.Builder
+	b.WriteString(others)
+	if others != "" && !strings.HasSuffix(others, "\n") {
 		b.WriteByte('\n')
 	}
 	b.Write(pol.IPSets())
@@ -240,6 +234,20 @@ func SetsFile(current string, pol *roles.Policy) string {
 		return "# fwpush: no sets\n"
 	}
 	return b.String()
+}
+
+// otherSets is an ipset save document (/etc/iptables/ipsets) without the
+// lines of fwpush's sets (fwp-, fwq-), and whether it had any.
+func otherSets(doc string) (others string, mine bool) {
+	var b strings.Builder
+	for line := range strings.Lines(doc) {
+		if f := strings.Fields(line); len(f) >= 2 && (strings.HasPrefix(f[1], policy.SetPrefix) || strings.HasPrefix(f[1], TempPrefix)) {
+			mine = true
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String(), mine
 }
 
 // unknownSets lists the sets that are not fwpush's and that the rules of
