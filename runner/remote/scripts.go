@@ -10,9 +10,10 @@ import (
 // scripts/, embedded. Every one is a constant: no inventory or template
 // value is ever put on a command line. Data (rules, the rollback delay,
 // the run's token, the digest) travels on stdin as one frame: a header
-// line of numbers and hex (see frame), then the payloads, each read with
-// head -c, which reads no further than the bytes it is asked for, and
-// followed by a mark line that tells a payload cut short.
+// line of numbers and hex (see frame), then the payloads, each read to
+// its size and no further (by builtins, or head -c when large: see
+// payload in lib.sh), and followed by a mark line that tells a payload
+// cut short.
 //
 // Files on a host:
 //
