@@ -406,8 +406,7 @@ func TestPersistSets(t *testing.T) {
 }
 
 // TestSetsForks holds what sets cost a host, counted as TestForks counts:
-// the read lists the sets and saves fwpush's (two ipset, and the subshell
-// of the pipe that feeds the save its names): 8 for 5; an apply that
+// the read lists the sets and saves fwpush's (two ipset): 7 for 5; an apply that
 // changes members stages them and swaps them (two ipset; the four
 // documents are read with builtins): 17 for 15; the confirm drops the old
 // members (one ipset) and writes /etc/iptables/ipsets (its mv): 9 for 7.
@@ -432,7 +431,7 @@ func TestSetsForks(t *testing.T) {
 		t.Fatalf("confirm: %s", conf.Outcome)
 	}
 	s.logExecs()
-	for i, budget := range []int{8, 17, 9} {
+	for i, budget := range []int{7, 17, 9} {
 		if i >= len(s.forks) || s.forks[i] > budget {
 			t.Errorf("step %d: %v processes, budget %d", i+1, s.forks, budget)
 		}
