@@ -2,12 +2,16 @@ package remote
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestPayload: lib.sh's payload reads exactly a payload and its mark off
@@ -79,5 +83,40 @@ func TestPayload(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestUTC: record.sh's utc prints a time as date -u +%Y-%m-%dT%H:%M:%SZ
+// would, at the edges of days, months, leap years and centuries.
+func TestUTC(t *testing.T) {
+	dash, err := exec.LookPath("dash")
+	if err != nil {
+		t.Skip("no dash")
+	}
+	var secs []int64
+	for _, d := range []string{"1970-01-01", "1999-12-31", "2000-02-28", "2000-02-29", "2000-03-01", "2024-02-29",
+		"2026-12-06", "2038-01-19", "2100-02-28", "2100-03-01", "2400-02-29"} {
+		day, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs = append(secs, day.Unix(), day.Unix()+86399, day.Unix()+3661)
+	}
+	for i := range int64(500) {
+		secs = append(secs, i*7919*86400/3+i*4099) // spread over the years to 2400
+	}
+	var script strings.Builder
+	script.WriteString(code("record.sh"))
+	want := ""
+	for _, s := range secs {
+		fmt.Fprintf(&script, "utc %d; echo \"$t\"\n", s)
+		want += time.Unix(s, 0).UTC().Format("2006-01-02T15:04:05Z") + "\n"
+	}
+	got, err := exec.Command(dash, "-c", script.String()).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("utc (-date +got):\n%s", diff)
 	}
 }

@@ -32,8 +32,10 @@ readhistory() {
 }
 
 # record OUTCOME: the line goes into the history, with the host's time and
-# OUTCOME; once per run ($R, when set): a confirm asked again after its
-# answer was lost finds it recorded. (echo, not the special builtin :, whose
+# OUTCOME, once per run ($R, when set): a confirm asked again after its
+# answer was lost finds it recorded. The time is when run $R applied (the
+# host's clock as its apply read it: no date(1) here), or now for a
+# persist without a run. (echo, not the special builtin :, whose
 # failed redirection would end the script.)
 record() {
   [ -n "$h" ] || return 0
@@ -52,6 +54,33 @@ record() {
     n=$(wc -c < "$H") || n=$hmax
     [ "$n" -lt "$hmax" ] || mv -f "$H" "$H.1"
   fi
-  t=$(date -u +%Y-%m-%dT%H:%M:%SZ) || t=
+  t=
+  [ -z "${R-}" ] || { read -r t < "$R/started"; } 2>/dev/null
+  case $t in
+  "" | *[!0-9]*) t=$(date -u +%Y-%m-%dT%H:%M:%SZ) || t= ;;
+  *) utc "$t" ;;
+  esac
   printf '{"time":"%s","outcome":"%s",%s\n' "$t" "$1" "$h" >> "$H" || echo "cannot append to $H" >&2
+}
+
+# utc SECONDS: the time SECONDS after the epoch, in $t, as date -u
+# +%Y-%m-%dT%H:%M:%SZ prints it, by arithmetic (days to a civil date as
+# in Howard Hinnant's chrono algorithms, for times after 1970); its
+# variables begin with u.
+utc() {
+  uz=$(($1 / 86400 + 719468))
+  ue=$((uz / 146097))
+  uz=$((uz - ue * 146097))
+  uy=$(((uz - uz / 1460 + uz / 36524 - uz / 146096) / 365))
+  uz=$((uz - (365 * uy + uy / 4 - uy / 100)))
+  um=$(((5 * uz + 2) / 153))
+  t=$((uz - (153 * um + 2) / 5 + 1))
+  if [ "$um" -lt 10 ]; then um=$((um + 3)); else um=$((um - 9)); fi
+  uy=$((uy + ue * 400))
+  [ "$um" -gt 2 ] || uy=$((uy + 1))
+  t="$uy-$((um / 10))$((um % 10))-$((t / 10))$((t % 10))"
+  for ux in $(($1 % 86400 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); do
+    t="$t:$((ux / 10))$((ux % 10))"
+  done
+  t="${t%%:*}T${t#*:}Z"
 }
