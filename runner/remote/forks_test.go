@@ -21,6 +21,22 @@ func TestForks(t *testing.T) {
 	if out, err := exec.Command("strace", "-f", "--seccomp-bpf", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
 		t.Skipf("strace cannot trace here: %v: %s", err, out)
 	}
+	// again changes a host the case "changed" changed (policy B to C): a
+	// run of fwpush like every one after a host's first since boot, which
+	// finds fwpush's directory in /run and the run before it there, and a
+	// history.
+	again := remotetest.Case{
+		Name: "changed again",
+		Steps: []remotetest.Step{
+			{Do: remotetest.Facts, Read: &remotetest.Read{V4: remotetest.B4, V6: remotetest.B6, Rules4: remotetest.B4, Rules6: remotetest.B6,
+				Applied: remotetest.DigestB, Persistent: true}},
+			{Do: remotetest.Apply, Token: remotetest.RunA, V4: []byte(remotetest.C4), V6: []byte(remotetest.B6)},
+			{Do: remotetest.Confirm, Token: remotetest.RunA, V4: []byte(remotetest.C4), V6: []byte(remotetest.B6), Digest: remotetest.DigestC,
+				Outcome: "confirmed"},
+		},
+		End: remotetest.Host{V4: remotetest.C4, V6: remotetest.B6, Rules4: remotetest.C4, Rules6: remotetest.B6, Applied: remotetest.DigestC,
+			Persistent: true},
+	}
 	for _, tc := range []struct {
 		name    string
 		history bool  // the host has a history already: its size is read
@@ -29,16 +45,25 @@ func TestForks(t *testing.T) {
 		{"unchanged", false, []int{5}},
 		{"changed", false, []int{5, 15, 6}},
 		{"changed", true, []int{5, 15, 7}},
+		{again.Name, true, []int{5, 14, 7}},
 	} {
 		name := tc.name
-		if tc.history {
+		if tc.history && tc.name != again.Name {
 			name += ", with a history"
 		}
 		t.Run(name, func(t *testing.T) {
-			c := caseNamed(t, tc.name)
+			first := tc.name
+			if tc.name == again.Name {
+				first = "changed"
+			}
+			c := caseNamed(t, first)
 			s := newStubHost(t, c.Host)
 			if tc.history {
 				s.write("var/lib/fwpush/history", "{}\n")
+			}
+			if tc.name == again.Name {
+				runCase(t, s, c)
+				c = again
 			}
 			s.trace = true
 			runCase(t, s, c)
