@@ -45,7 +45,7 @@ func TestForks(t *testing.T) {
 		{"unchanged", false, []int{5}},
 		{"changed", false, []int{5, 15, 6}},
 		{"changed", true, []int{5, 15, 7}},
-		{again.Name, true, []int{5, 14, 7}},
+		{again.Name, true, []int{5, 14, 6}},
 	} {
 		name := tc.name
 		if tc.history && tc.name != again.Name {

@@ -22,7 +22,7 @@ import (
 //	/run/fwpush/current      the token of the run that applied last: older guards stand down
 //	/run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its lock, its guard, its outcome, ...
 //	/var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
-//	/var/lib/fwpush/history  a JSON line per change fwpush made, and history.1 before it (see record.sh)
+//	/var/lib/fwpush/history  a JSON line per change fwpush made, history.1 before it, history.size its size (see record.sh)
 //	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //	/etc/iptables/rules.v6
 //	/etc/iptables/ipsets     fwpush's sets (and other software's), loaded at boot before the rules by ipset-persistent

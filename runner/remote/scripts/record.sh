@@ -9,10 +9,11 @@
 #
 # The history is bounded: past $hmax bytes it is renamed to history.1
 # (rename(2): atomic; the history.1 before goes) before the next line is
-# appended. Appending is one write with O_APPEND. Recording never fails
-# the step: the change is made; a history that cannot be written says so
-# on stderr. Only root reads it (fwpush history reads it under sudo, as
-# run does): it says who changes the firewall, and when.
+# appended; history.size keeps its size, for no process to count it.
+# Appending is one write with O_APPEND. Recording never fails the step:
+# the change is made; a history that cannot be written says so on stderr.
+# Only root reads it (fwpush history reads it under sudo, as run does): it
+# says who changes the firewall, and when.
 
 # readhistory: the body of the history line, next on stdin, in $h: one
 # line, printable, that ends an object (the line is {"time":...,"outcome":...,
@@ -50,9 +51,15 @@ record() {
   H=$r/var/lib/fwpush/history
   umask 077
   { [ -d "${H%/*}" ] || mkdir -p "${H%/*}"; } || return 0
+  # Its size: as the last append left it in history.size, unless the
+  # history changed since (another program, an older fwpush): then wc.
+  n=0
   if [ -s "$H" ]; then
-    n=$(wc -c < "$H") || n=$hmax
-    [ "$n" -lt "$hmax" ] || mv -f "$H" "$H.1"
+    n=
+    # shellcheck disable=SC3013 # -nt is POSIX since Issue 8 (2024), and dash, bash and busybox sh have it
+    [ "$H" -nt "$H.size" ] || { read -r n < "$H.size"; } 2>/dev/null
+    case $n in "" | *[!0-9]*) n=$(wc -c < "$H") || n=$hmax ;; esac
+    [ "$n" -lt "$hmax" ] || { mv -f "$H" "$H.1" && n=0; }
   fi
   t=
   [ -z "${R-}" ] || { read -r t < "$R/started"; } 2>/dev/null
@@ -60,7 +67,12 @@ record() {
   "" | *[!0-9]*) t=$(date -u +%Y-%m-%dT%H:%M:%SZ) || t= ;;
   *) utc "$t" ;;
   esac
-  printf '{"time":"%s","outcome":"%s",%s\n' "$t" "$1" "$h" >> "$H" || echo "cannot append to $H" >&2
+  t="{\"time\":\"$t\",\"outcome\":\"$1\",$h"
+  if printf '%s\n' "$t" >> "$H"; then
+    echo $((n + ${#t} + 1)) > "$H.size"
+  else
+    echo "cannot append to $H" >&2
+  fi
 }
 
 # utc SECONDS: the time SECONDS after the epoch, in $t, as date -u
