@@ -14,6 +14,17 @@ import (
 // an unchanged host is read (facts); a changed one is read, applied and
 // confirmed, with its persisted files and digest rewritten, and a line
 // added to its history (at the time its apply read, with no date(1)).
+//
+// Per step: the read 5 (the login shell, the sh that timeout(1) starts,
+// ip, iptables-save, ip6tables-save); the apply 15 on a host's first run
+// since boot (login shell and sh, the mkdir of /run/fwpush/runs, the one
+// of the run's directory and the host lock, date, both families' tests
+// and saves, flock for the run's lock, the guard's sh and its sleep, flock
+// -w waiting for the apply, both families' restores; the payloads read by
+// builtins), 14 after (no runs directory to make); the confirm 6 (login
+// shell and sh, mv of rules.v4, rules.v6 and the digest, one rm for the
+// lock and the runs done with), 7 where something else wrote the history
+// since fwpush last did (wc counts it).
 func TestForks(t *testing.T) {
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
