@@ -31,6 +31,7 @@ func TestPayload(t *testing.T) {
 			name, payload string
 			size          int    // its size, when not len(payload)
 			after         string // what follows it on stdin; endMark when ""
+			unwritable    bool   // FILE cannot be made
 			ok            bool
 		}{
 			{name: "empty", ok: true},
@@ -47,6 +48,8 @@ func TestPayload(t *testing.T) {
 			{name: "shorter than said", payload: "*filter\nCOMMIT\n", size: 20, ok: false},
 			{name: "shorter than said, no last newline", payload: "*filter\nCOMMIT", size: 16, ok: false},
 			{name: "no mark", payload: "*filter\nCOMMIT\n", after: "COMMIT\n", ok: false},
+			{name: "unwritable", payload: "*filter\nCOMMIT\n", unwritable: true, ok: false},
+			{name: "unwritable, empty", unwritable: true, ok: false},
 		} {
 			t.Run(shell+"/"+tc.name, func(t *testing.T) {
 				size := len(tc.payload)
@@ -55,6 +58,9 @@ func TestPayload(t *testing.T) {
 				}
 				after := cmpOr(tc.after, endMark)
 				out := filepath.Join(t.TempDir(), "out")
+				if tc.unwritable {
+					out = filepath.Join(t.TempDir(), "no such directory", "out")
+				}
 				script := code("lib.sh") + `if payload "$1" "$2"; then IFS= read -r rest; echo "ok $rest"; else echo refused; fi`
 				c := exec.Command(path, "-c", script, "fwpush", strconv.Itoa(size), out)
 				c.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C.UTF-8"}

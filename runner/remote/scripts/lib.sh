@@ -59,7 +59,7 @@ payload() {
       printf '%s' "$tt" || return 1
       te=1
     fi
-  done > "$2"
+  done > "$2" || return 1
   [ -n "$te" ] || { [ "$tn" -eq 0 ] && mark; }
 }
 
