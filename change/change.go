@@ -164,6 +164,12 @@ type Persist struct {
 	// nftables).
 	RemoveNFT bool `json:"remove_nft,omitempty"`
 	RemoveIPT bool `json:"remove_iptables,omitempty"`
+	// DropSets destroys fwpush's ipsets on a host moving to nftables
+	// (an ipset restore document), RemoveSets removes
+	// /etc/iptables/ipsets there when it held fwpush's sets only (else
+	// Sets writes it without them).
+	DropSets   string `json:"drop_sets,omitempty"`
+	RemoveSets bool   `json:"remove_sets,omitempty"`
 }
 
 // Empty reports whether p writes nothing.

@@ -65,7 +65,9 @@ func decideNFT(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, c Chan
 	}
 	c.Persist.Boot = !n.Boot
 	c.Persist.RemoveIPT = fwpushIPTables(f, n) && (f.Persisted4 != "" || f.Persisted6 != "")
-	c.Persisted = c.Persist.NFT == "" && !c.Persist.Boot && !c.Persist.RemoveIPT
+	c.Persist.DropSets, c.Persist.Sets, c.Persist.RemoveSets = oldSets(f, n)
+	c.Persisted = c.Persist.NFT == "" && !c.Persist.Boot && !c.Persist.RemoveIPT &&
+		c.Persist.DropSets == "" && c.Persist.Sets == "" && !c.Persist.RemoveSets
 	switch {
 	case !rulesDiffer && c.Persisted:
 		c.Action, c.Persist = None, Persist{}
@@ -101,6 +103,31 @@ func preflightNFT(h *inventory.Host, pol *roles.Policy, f live.Facts, n *live.NF
 // table of nftables' there.
 func fwpushIPTables(f live.Facts, n *live.NFT) bool {
 	return strings.TrimSpace(f.Applied) != "" && n.Persisted == "" && n.Own == ""
+}
+
+// oldSets is what a host of the nftables backend, whose sets are in its
+// table, still has of fwpush's ipsets from its iptables days, for the
+// persist to remove once the table is confirmed (a rollback needs them:
+// the old filter table's rules match them): the ipset restore document
+// that destroys them, and /etc/iptables/ipsets without their lines
+// (file), or removeFile when nothing else is left in it. Other
+// software's sets, and their lines, stay.
+func oldSets(f live.Facts, n *live.NFT) (drop, file string, removeFile bool) {
+	var b strings.Builder
+	for _, s := range n.OldSets {
+		if strings.HasPrefix(s, policy.SetPrefix) || strings.HasPrefix(s, TempPrefix) {
+			b.WriteString("destroy " + s + " -exist\n")
+		}
+	}
+	others, mine := otherSets(f.PersistedSets)
+	switch {
+	case !mine:
+	case slices.ContainsFunc(strings.Split(others, "\n"), func(l string) bool { l = strings.TrimSpace(l); return l != "" && !strings.HasPrefix(l, "#") }):
+		file = others
+	default:
+		removeFile = true
+	}
+	return b.String(), file, removeFile
 }
 
 // releaseFilter is what gives the filter table back on a host fwpush
@@ -142,7 +169,14 @@ func releaseFilter(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, n 
 // go through as well.
 func nftWarnings(f live.Facts, n *live.NFT) []string {
 	var out []string
+	// The filter table iptables-nft keeps, on a host moving from
+	// iptables, is the one fwpush gives back in this apply: its drops
+	// are fwpush's own, and go.
+	released := fwpushIPTables(f, n) && f.Backend == "nf_tables"
 	for _, t := range n.Tables {
+		if released && t.Name == "filter" && (t.Family == "ip" || t.Family == "ip6") {
+			continue
+		}
 		for _, ch := range t.Chains {
 			if ch.Type == "filter" && ch.Policy == "drop" && slices.Contains([]string{"input", "forward", "output"}, ch.Hook) &&
 				slices.Contains([]string{"inet", "ip", "ip6"}, t.Family) {
@@ -225,6 +259,8 @@ func stateNFT(f live.Facts, h interface{ Write([]byte) (int, error) }) {
 	part("nft tool", fmt.Sprint(n.Tool))
 	part("fwpush.nft", n.Persisted)
 	part("nft boot", fmt.Sprint(n.Boot))
+	part("old sets", strings.Join(n.OldSets, "\n"))
+	part("ipsets", f.PersistedSets)
 	var tables []string
 	for _, t := range n.Tables {
 		for _, ch := range t.Chains {

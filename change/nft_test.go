@@ -128,7 +128,17 @@ func TestDecideNFT(t *testing.T) {
 		{name: "moving from iptables: the filter table given back, rules.v4 and rules.v6 removed", facts: func(f *live.Facts) {
 			f.V4, f.V6 = string(ipt.V4), string(ipt.V6)
 			f.Persisted4, f.Persisted6, f.Applied = string(ipt.V4), string(ipt.V6), Digest(ipt)
+			// iptables-nft's filter table, fwpush's policy: what goes
+			// is not warned of; another table's drop is.
+			f.NFT.Tables = []live.Table{
+				{Family: "ip", Name: "filter", Chains: []live.BaseChain{{Name: "INPUT", Type: "filter", Hook: "input", Priority: "filter", Policy: "drop"}}},
+				{Family: "ip6", Name: "filter", Chains: []live.BaseChain{{Name: "INPUT", Type: "filter", Hook: "input", Priority: "filter", Policy: "drop"}}},
+				{Family: "ip", Name: "other", Chains: []live.BaseChain{{Name: "in", Type: "filter", Hook: "input", Priority: "0", Policy: "drop"}}},
+			}
 		}, action: Apply, check: func(t *testing.T, c Change) {
+			if len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], "table ip other:") {
+				t.Errorf("warnings %q, want table ip other's alone", c.Warnings)
+			}
 			if !strings.Contains(c.Apply.V4, ":INPUT ACCEPT") || !strings.Contains(c.Apply.V4, "-F INPUT") || strings.Contains(c.Apply.V4, "-A ") || c.Apply.NFT != doc {
 				t.Errorf("apply %+v", c.Apply)
 			}
@@ -136,6 +146,33 @@ func TestDecideNFT(t *testing.T) {
 				t.Error("the filter table's rules that go are not counted")
 			}
 			if !c.Persist.RemoveIPT || c.Persist.NFT != doc {
+				t.Errorf("persist %+v", c.Persist)
+			}
+			if c.Persist.DropSets != "" || c.Persist.Sets != "" || c.Persist.RemoveSets {
+				t.Errorf("persist %+v: the host had no sets to remove", c.Persist)
+			}
+		}},
+		{name: "moving from iptables: fwpush's ipsets go, and its lines of ipsets, the only ones", facts: func(f *live.Facts) {
+			f.V4, f.V6 = string(ipt.V4), string(ipt.V6)
+			f.Persisted4, f.Persisted6, f.Applied = string(ipt.V4), string(ipt.V6), Digest(ipt)
+			f.NFT.OldSets = []string{"fwp-app-4", "fwq-app-4"}
+			f.PersistedSets = "create fwp-app-4 hash:ip family inet\nadd fwp-app-4 198.18.0.21\n"
+		}, action: Apply, check: func(t *testing.T, c Change) {
+			if c.Persist.DropSets != "destroy fwp-app-4 -exist\ndestroy fwq-app-4 -exist\n" || !c.Persist.RemoveSets || c.Persist.Sets != "" || !c.Persist.RemoveIPT {
+				t.Errorf("persist %+v", c.Persist)
+			}
+		}},
+		{name: "the table applied, not persisted yet: ipsets holds fwpush's lines beside others'", own: listed(pol), facts: func(f *live.Facts) {
+			f.PersistedSets = "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\ncreate fwp-app-4 hash:ip family inet\nadd fwp-app-4 198.18.0.21\n"
+		}, action: PersistOnly, check: func(t *testing.T, c Change) {
+			if c.Persist.Sets != "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\n" || c.Persist.RemoveSets || c.Persist.DropSets != "" || c.Persist.NFT != doc || c.Persisted {
+				t.Errorf("persist %+v, persisted %v", c.Persist, c.Persisted)
+			}
+		}},
+		{name: "others' ipsets only: left alone", own: listed(pol), facts: func(f *live.Facts) {
+			f.PersistedSets = "create f2b-sshd hash:ip family inet\n"
+		}, action: PersistOnly, check: func(t *testing.T, c Change) {
+			if c.Persist.Sets != "" || c.Persist.RemoveSets || c.Persist.DropSets != "" {
 				t.Errorf("persist %+v", c.Persist)
 			}
 		}},

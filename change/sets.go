@@ -211,19 +211,13 @@ func setDocs(diffs []policy.SetChange, want map[string]*policy.Set, temp []strin
 // someone else persisted there still loads at boot. "" when the file
 // holds nothing of fwpush's and the policy has no sets: it is left alone.
 func SetsFile(current string, pol *roles.Policy) string {
-	var b strings.Builder
-	mine := false
-	for line := range strings.Lines(current) {
-		if f := strings.Fields(line); len(f) >= 2 && (strings.HasPrefix(f[1], policy.SetPrefix) || strings.HasPrefix(f[1], TempPrefix)) {
-			mine = true
-			continue
-		}
-		b.WriteString(line)
-	}
+	others, mine := otherSets(current)
 	if !mine && len(pol.Sets) == 0 {
 		return ""
 	}
-	if s := b.String(); s != "" && !strings.HasSuffix(s, "\n") {
+	var b strings.Builder
+	b.WriteString(others)
+	if others != "" && !strings.HasSuffix(others, "\n") {
 		b.WriteByte('\n')
 	}
 	b.Write(pol.IPSets())
@@ -284,6 +278,20 @@ func SetsFirst(current, file, persisted4, persisted6 string) string {
 		head += "\n"
 	}
 	return head + b.String()
+}
+
+// otherSets is an ipset save document (/etc/iptables/ipsets) without the
+// lines of fwpush's sets (fwp-, fwq-), and whether it had any.
+func otherSets(doc string) (others string, mine bool) {
+	var b strings.Builder
+	for line := range strings.Lines(doc) {
+		if f := strings.Fields(line); len(f) >= 2 && (strings.HasPrefix(f[1], policy.SetPrefix) || strings.HasPrefix(f[1], TempPrefix)) {
+			mine = true
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String(), mine
 }
 
 // unknownSets lists the sets that are not fwpush's and that the rules of

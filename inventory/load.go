@@ -18,17 +18,20 @@ import (
 
 // The TOML document as written. Values are decoded into plain types and
 // checked by validate, so that every problem is reported at once rather
-// than the first one a typed decoder trips over.
+// than the first one a typed decoder trips over. Snapshot encodes the same
+// types: the omitempty and omitzero tags, which the decoder ignores, keep
+// out of a snapshot the keys left to their defaults, and the order of the
+// fields is the order of a snapshot's tables and keys.
 type rawFile struct {
 	SSH        rawSSH             `toml:"ssh"`
 	Interfaces rawInterfaces      `toml:"interfaces"`
-	Firewall   rawFirewall        `toml:"firewall"`
+	Firewall   rawFirewall        `toml:"firewall,omitempty"`
+	Sites      map[string]rawSite `toml:"sites,omitempty"`
 	Hosts      map[string]rawHost `toml:"hosts"`
 	Roles      map[string]rawRole `toml:"roles"`
-	Sites      map[string]rawSite `toml:"sites"`
 	// DigitalOcean is the source of hosts outside the file (see
 	// source.go); the decoder leaves it zero when the file has none.
-	DigitalOcean rawDigitalOcean `toml:"digitalocean"`
+	DigitalOcean rawDigitalOcean `toml:"digitalocean,omitempty"`
 }
 
 // rawNames is a host name or a list of them ([ssh] tunnel, a site's
@@ -40,15 +43,15 @@ type rawSite struct {
 }
 
 type rawSSH struct {
-	User          string   `toml:"user"`
-	Port          int      `toml:"port"`
-	Identity      string   `toml:"identity"`
-	KnownHosts    string   `toml:"known_hosts"`
-	Tunnel        rawNames `toml:"tunnel"`
+	User          string   `toml:"user,omitempty"`
+	Port          int      `toml:"port,omitzero"`
+	Identity      string   `toml:"identity,omitempty"`
+	KnownHosts    string   `toml:"known_hosts,omitempty"`
+	Tunnel        rawNames `toml:"tunnel,omitempty"`
 	Parallel      int      `toml:"parallel"`
 	Timeout       string   `toml:"timeout"`
 	RollbackAfter string   `toml:"rollback_after"`
-	Become        string   `toml:"become"`
+	Become        string   `toml:"become,omitempty"`
 }
 
 type rawInterfaces struct {
@@ -63,33 +66,33 @@ type rawFirewall struct {
 
 type rawHost struct {
 	Role         string `toml:"role"`
-	PublicIP     string `toml:"public_ip"`
-	PrivateIP    string `toml:"private_ip"`
-	PublicIP6    string `toml:"public_ip6"`
-	PublicIface  string `toml:"public_iface"`
-	PrivateIface string `toml:"private_iface"`
-	User         string `toml:"user"`
-	Port         int    `toml:"port"`
-	Site         string `toml:"site"`
-	Become       string `toml:"become"`
-	Source       string `toml:"source"`
-	Backend      string `toml:"backend"`
+	Site         string `toml:"site,omitempty"`
+	PublicIP     string `toml:"public_ip,omitempty"`
+	PrivateIP    string `toml:"private_ip,omitempty"`
+	PublicIP6    string `toml:"public_ip6,omitempty"`
+	PublicIface  string `toml:"public_iface,omitempty"`
+	PrivateIface string `toml:"private_iface,omitempty"`
+	User         string `toml:"user,omitempty"`
+	Port         int    `toml:"port,omitzero"`
+	Become       string `toml:"become,omitempty"`
+	Source       string `toml:"source,omitempty"`
+	Backend      string `toml:"backend,omitempty"`
 }
 
 type rawRole struct {
 	Template   string     `toml:"template"`
-	PublicTCP  []int      `toml:"public_tcp"`
-	Allow      []rawAllow `toml:"allow"`
-	LogDropped bool       `toml:"log_dropped"`
-	Preserve   []string   `toml:"preserve"`
-	Backend    string     `toml:"backend"`
+	PublicTCP  []int      `toml:"public_tcp,omitempty"`
+	Allow      []rawAllow `toml:"allow,omitempty"`
+	LogDropped bool       `toml:"log_dropped,omitempty"`
+	Preserve   []string   `toml:"preserve,omitempty"`
+	Backend    string     `toml:"backend,omitempty"`
 }
 
 type rawAllow struct {
 	From      string `toml:"from"`
-	TCP       []int  `toml:"tcp"`
-	UDP       []int  `toml:"udp"`
-	CrossSite string `toml:"cross_site"`
+	TCP       []int  `toml:"tcp,omitempty"`
+	UDP       []int  `toml:"udp,omitempty"`
+	CrossSite string `toml:"cross_site,omitempty"`
 }
 
 // Load reads and validates the inventory at path.
@@ -365,7 +368,8 @@ func field(t reflect.Type, key string) (reflect.StructField, bool) {
 	folded := false
 	for i := range t.NumField() {
 		f := t.Field(i)
-		switch tag := f.Tag.Get("toml"); {
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
 		case tag == key:
 			return f, true
 		case !folded && strings.EqualFold(tag, key):

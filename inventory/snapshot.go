@@ -23,65 +23,6 @@ type SnapshotOptions struct {
 	From, To string
 }
 
-// The snapshot's document. Keys the inventory left to their defaults stay
-// out where a default may come from elsewhere (OpenSSH's configuration
-// fills user, port, identity and known_hosts); the rest are written out.
-type snapFile struct {
-	SSH        snapSSH             `toml:"ssh"`
-	Interfaces rawInterfaces       `toml:"interfaces"`
-	Firewall   rawFirewall         `toml:"firewall,omitempty"`
-	Sites      map[string]snapSite `toml:"sites,omitempty"`
-	Hosts      map[string]snapHost `toml:"hosts"`
-	Roles      map[string]snapRole `toml:"roles"`
-}
-
-type snapSSH struct {
-	User          string `toml:"user,omitempty"`
-	Port          int    `toml:"port,omitzero"`
-	Identity      string `toml:"identity,omitempty"`
-	KnownHosts    string `toml:"known_hosts,omitempty"`
-	Tunnel        any    `toml:"tunnel,omitempty"`
-	Parallel      int    `toml:"parallel"`
-	Timeout       string `toml:"timeout"`
-	RollbackAfter string `toml:"rollback_after"`
-	Become        string `toml:"become,omitempty"`
-}
-
-type snapSite struct {
-	Tunnel []string `toml:"tunnel"`
-}
-
-type snapRole struct {
-	Template   string      `toml:"template"`
-	PublicTCP  []int       `toml:"public_tcp,omitempty"`
-	LogDropped bool        `toml:"log_dropped,omitempty"`
-	Preserve   []string    `toml:"preserve,omitempty"`
-	Backend    string      `toml:"backend,omitempty"`
-	Allow      []snapAllow `toml:"allow,omitempty"`
-}
-
-type snapAllow struct {
-	From      string `toml:"from"`
-	TCP       []int  `toml:"tcp,omitempty"`
-	UDP       []int  `toml:"udp,omitempty"`
-	CrossSite string `toml:"cross_site,omitempty"`
-}
-
-type snapHost struct {
-	Role         string `toml:"role"`
-	Site         string `toml:"site,omitempty"`
-	PublicIP     string `toml:"public_ip,omitempty"`
-	PrivateIP    string `toml:"private_ip,omitempty"`
-	PublicIP6    string `toml:"public_ip6,omitempty"`
-	PublicIface  string `toml:"public_iface,omitempty"`
-	PrivateIface string `toml:"private_iface,omitempty"`
-	User         string `toml:"user,omitempty"`
-	Port         int    `toml:"port,omitzero"`
-	Become       string `toml:"become,omitempty"`
-	Source       string `toml:"source,omitempty"`
-	Backend      string `toml:"backend,omitempty"`
-}
-
 // Snapshot writes the inventory as a static one: every host written out
 // with where it came from (source), and no [digitalocean] table, so that
 // a command given the snapshot sees exactly this fleet without asking any
@@ -89,13 +30,13 @@ type snapHost struct {
 // same Digest.
 func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 	s := inv.SSH
-	doc := snapFile{
-		SSH: snapSSH{Parallel: s.Parallel, Timeout: shortDuration(s.Timeout),
+	doc := rawFile{
+		SSH: rawSSH{Parallel: s.Parallel, Timeout: shortDuration(s.Timeout),
 			RollbackAfter: shortDuration(s.RollbackAfter), Become: s.Become},
 		Interfaces: rawInterfaces{Public: inv.Interfaces.Public, Private: inv.Interfaces.Private},
 		Firewall:   rawFirewall{Preserve: inv.Firewall.Preserve, Backend: inv.Firewall.Backend},
-		Roles:      map[string]snapRole{},
-		Hosts:      map[string]snapHost{},
+		Roles:      map[string]rawRole{},
+		Hosts:      map[string]rawHost{},
 	}
 	if s.Given.User {
 		doc.SSH.User = s.User
@@ -111,9 +52,9 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 	}
 	switch {
 	case inv.HasSites():
-		doc.Sites = map[string]snapSite{}
+		doc.Sites = map[string]rawSite{}
 		for _, site := range inv.Sites {
-			doc.Sites[site.Name] = snapSite{Tunnel: site.Tunnels}
+			doc.Sites[site.Name] = rawSite{Tunnel: site.Tunnels}
 		}
 	case len(s.Tunnels) == 1:
 		doc.SSH.Tunnel = s.Tunnels[0]
@@ -121,12 +62,12 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 		doc.SSH.Tunnel = s.Tunnels
 	}
 	for _, r := range inv.Roles {
-		sr := snapRole{Template: r.Template, PublicTCP: r.PublicTCP, LogDropped: r.LogDropped, Preserve: r.Preserve, Backend: r.Backend}
+		sr := rawRole{Template: r.Template, PublicTCP: r.PublicTCP, LogDropped: r.LogDropped, Preserve: r.Preserve, Backend: r.Backend}
 		if !IsBuiltin(r.Template) {
 			sr.Template = relocate(r.Template, opts.From, opts.To)
 		}
 		for _, a := range r.Allow {
-			sa := snapAllow{From: a.From}
+			sa := rawAllow{From: a.From}
 			if !a.AllTCP {
 				sa.TCP, sa.UDP = a.TCP, a.UDP
 			}
@@ -138,7 +79,7 @@ func Snapshot(inv *Inventory, opts SnapshotOptions) ([]byte, error) {
 		doc.Roles[r.Name] = sr
 	}
 	for _, h := range inv.Hosts {
-		sh := snapHost{Role: h.Role, Site: h.Site, Source: h.Source, Backend: h.GivenBackend,
+		sh := rawHost{Role: h.Role, Site: h.Site, Source: h.Source, Backend: h.GivenBackend,
 			PublicIP: addrText(h.PublicIP), PrivateIP: addrText(h.PrivateIP), PublicIP6: addrText(h.PublicIP6)}
 		if h.PublicIface != inv.Interfaces.Public {
 			sh.PublicIface = h.PublicIface

@@ -63,6 +63,17 @@ port = "22"
 		want: []string{`bad.toml:3: ssh.port: wrong type: expected an integer, found a string`},
 	},
 	{
+		// A field whose tag has options (omitempty) is found by its name.
+		name: "integer where a string with tag options is expected",
+		toml: `
+[ssh]
+tunnel = "t"
+[firewall]
+backend = 1
+`,
+		want: []string{`bad.toml:4: firewall.backend: wrong type: expected a string, found an integer`},
+	},
+	{
 		name: "integer where a duration string is expected",
 		toml: `
 [ssh]

@@ -20,6 +20,11 @@ type NFT struct {
 	// fwpush-nftables.service is there to load it at boot, and enabled.
 	Persisted string
 	Boot      bool
+	// OldSets are the names of fwpush's ipsets (fwp-, and an apply's
+	// temporary fwq-) on a host of the nftables backend, whose sets are
+	// in its table: what is left of its iptables days. They are read
+	// only until fwpush.nft is persisted.
+	OldSets []string
 }
 
 // Table is a table of nftables.

@@ -70,6 +70,9 @@ type Options struct {
 	// ForceOwn: the changes remove the chains no preserve pattern keeps,
 	// and apply beside other firewall managers (run --force-own).
 	ForceOwn bool `json:"force_own"`
+	// StrictPreserve: a preserved chain that accepts every packet is
+	// unknown, drift (run --strict-preserve).
+	StrictPreserve bool `json:"strict_preserve"`
 	// Sets: the policies match ipsets (roles.Options.Sets).
 	Sets bool `json:"sets"`
 }

@@ -30,8 +30,8 @@ import (
 // (TestFakeCases; runner/remote's TestCases runs the scripts through the
 // same cases), so a change of the scripts' behaviour recorded there is
 // caught where the fake disagrees. It keeps one run, the latest: a run
-// that another run's apply replaced is superseded (a host knows it still
-// if it was never decided, which no case makes). What the host's rules
+// that another run's apply replaced is superseded (the host closes an
+// undecided one so when its guard stands down). What the host's rules
 // do is not modelled: what a run decides from the facts is package
 // change's (its table tests), what the scripts send is remote's recorder
 // test, and that the scripts and iptables work is the lab's.

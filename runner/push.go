@@ -49,11 +49,14 @@ func (s Status) OK() bool {
 
 // HostResult is what happened on one host.
 type HostResult struct {
-	Host    string
-	Role    string
-	Status  Status
-	Stage   string // the step that failed, for failures
-	Backend string // nf_tables or legacy
+	Host   string
+	Role   string
+	Status Status
+	Stage  string // the step that failed, for failures
+	// Backend is what holds the host's policy: nftables for a host of
+	// that backend, else the backend its iptables uses, nf_tables or
+	// legacy.
+	Backend string
 	// Added and Removed count the rules (IPv4 and IPv6) that the new
 	// policy adds to and removes from the live one.
 	Added, Removed int
@@ -437,6 +440,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 		}
 	}
 	res.Backend = f.Backend
+	if p.host.Backend == inventory.NFTables {
+		res.Backend = "nftables"
+	}
 	res.Boot = bootOf(f, p.pol)
 
 	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn, StrictPreserve: p.opts.StrictPreserve})
@@ -598,7 +604,10 @@ func persistOf(c change.Change) remote.Persist {
 	if c.Persist.NFT != "" {
 		p.NFT = []byte(c.Persist.NFT)
 	}
-	p.Boot, p.RemoveNFT, p.RemoveIPT = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT
+	p.Boot, p.RemoveNFT, p.RemoveIPT, p.RemoveSets = c.Persist.Boot, c.Persist.RemoveNFT, c.Persist.RemoveIPT, c.Persist.RemoveSets
+	if c.Persist.DropSets != "" {
+		p.DropSets = []byte(c.Persist.DropSets)
+	}
 	return p
 }
 

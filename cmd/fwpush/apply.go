@@ -40,8 +40,8 @@ unchanged is read too: unchanged if it still is, stale otherwise.
 The plan is refused whole, nothing contacted, if it was made by another
 version of fwpush, is older than --max-age, or its inventory (read again
 from the path the plan records, or --inventory) no longer compiles from the
-same content and templates. The plan's --force-own, if it was made with it,
-holds.
+same content and templates. The plan's --force-own and --strict-preserve,
+if it was made with them, hold.
 
 --limit narrows the plan to some of its hosts. SSH and concurrency settings
 come from the inventory and the flags, as for run.
@@ -114,7 +114,7 @@ func runApply(ctx context.Context, planPath string, f applyFlags, stdout, stderr
 		return err
 	}
 	_, code, err := pushJob{path: path, plan: plan, hosts: hosts, f: f.runFlags, command: "apply",
-		opts: runner.RunOptions{ForceOwn: p.Options.ForceOwn, Planned: p.Changes()}}.do(ctx, stdout, stderr)
+		opts: runner.RunOptions{ForceOwn: p.Options.ForceOwn, StrictPreserve: p.Options.StrictPreserve, Planned: p.Changes()}}.do(ctx, stdout, stderr)
 	if err != nil {
 		return err
 	}

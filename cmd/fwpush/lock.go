@@ -22,7 +22,8 @@ const lockWaitUsage = "how long to wait for another run of this inventory on thi
 
 // lockDir is the directory of the inventories' locks: "" is the user's
 // (see lockfile.Dir). The tests set one of their own, so that they leave
-// nothing in the machine's.
+// nothing in the machine's (a test that builds fwpush, with -ldflags
+// "-X main.lockDir=DIR").
 var lockDir string
 
 // lockInventory makes runs of one inventory on this machine wait for each

@@ -67,6 +67,7 @@ signal N.`,
 	cmd.Flags().StringVar(&f.limit, "limit", "", limitUsage)
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "plan to take the filter table over: remove the chains no preserve pattern keeps, apply beside ufw, firewalld or nftables")
+	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, strictPreserveUsage)
 	f.ssh.register(cmd)
 	_ = cmd.Flags().MarkHidden("rollback-after") // apply's, not the plan's
 	return cmd
@@ -93,7 +94,7 @@ func runPlan(ctx context.Context, path, out string, f runFlags, stdout, stderr i
 	// any flag or variable overrides a setting for this command.
 	digest := plan.Digest()
 	created := now()
-	results, code, err := pushJob{path: path, plan: plan, hosts: hosts, f: f, opts: runner.RunOptions{DryRun: true, ForceOwn: f.forceOwn}}.do(ctx, stdout, stderr)
+	results, code, err := pushJob{path: path, plan: plan, hosts: hosts, f: f, opts: runner.RunOptions{DryRun: true, ForceOwn: f.forceOwn, StrictPreserve: f.strictPreserve}}.do(ctx, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func runPlan(ctx context.Context, path, out string, f runFlags, stdout, stderr i
 	for i, r := range results {
 		changes[i] = r.Change
 	}
-	p := planfile.New(digest, abs, changes, planfile.Options{ForceOwn: f.forceOwn, Sets: plan.Options.Sets}, f.limit, fullVersion(), created)
+	p := planfile.New(digest, abs, changes, planfile.Options{ForceOwn: f.forceOwn, StrictPreserve: f.strictPreserve, Sets: plan.Options.Sets}, f.limit, fullVersion(), created)
 	data, err := p.Marshal()
 	if err != nil {
 		return err

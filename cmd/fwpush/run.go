@@ -132,6 +132,9 @@ type runFlags struct {
 	snapshot       string // --inventory-snapshot
 }
 
+// strictPreserveUsage is the --strict-preserve flag's help, run's and plan's.
+const strictPreserveUsage = "keep no preserved chain that accepts every packet without a match from INPUT, FORWARD or OUTPUT: it is drift (refused, removed with --force-own)"
+
 func newRunCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
@@ -206,7 +209,7 @@ SIGTERM, 129 SIGHUP).`,
 	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "do not probe the network after applying (see fwpush check)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-wait", defaultLockWait, lockWaitUsage)
 	cmd.Flags().BoolVar(&f.forceOwn, "force-own", false, "take the filter table over: remove the chains no preserve pattern keeps, and apply beside ufw, firewalld or nftables")
-	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, "keep no preserved chain that accepts every packet without a match from INPUT, FORWARD or OUTPUT: it is drift (refused, removed with --force-own)")
+	cmd.Flags().BoolVar(&f.strictPreserve, "strict-preserve", false, strictPreserveUsage)
 	addSnapshotFlag(cmd, &f.snapshot)
 	f.ssh.register(cmd)
 	f.metrics.register(cmd)

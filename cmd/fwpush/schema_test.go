@@ -70,6 +70,9 @@ func TestRunJSONSchema(t *testing.T) {
 	var results []runner.HostResult
 	for i, s := range runStatuses {
 		r := runner.HostResult{Host: "h-" + strings.ReplaceAll(string(s), " ", "-"), Role: "db", Status: s, Backend: "nf_tables", Duration: time.Duration(i) * time.Millisecond}
+		if i%2 == 1 {
+			r.Backend = "nftables" // a host of the nftables backend
+		}
 		if !s.OK() {
 			r.Stage, r.Err = "connect", errors.New("host h: connect: it went wrong")
 		}

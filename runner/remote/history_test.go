@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func TestHistoryOfCases(t *testing.T) {
 		"superseded: another run settled this one and applied":                      {"applied " + B},
 		"an earlier run's apply kept: its rules are the policy":                     {"applied "},
 		"a guard whose run is no longer the latest stands down":                     {"applied " + B},
+		"a guard that stands down closes its run as superseded":                     {"applied " + B},
 		"the lease of another run ended: its lock is taken over":                    {"applied " + B},
 		"a confirm whose answer was lost: confirmed again, and persisted":           {"applied " + B},
 		"nothing left of a run to settle":                                           nil,
@@ -206,5 +208,44 @@ func TestHistoryRefused(t *testing.T) {
 	}
 	if data := s.read("var/lib/fwpush/history"); data != "" {
 		t.Errorf("history written: %q", data)
+	}
+}
+
+// The size of the history is counted (wc) only when something else wrote
+// it since fwpush last did: history.size, which fwpush keeps, is not
+// believed once the history is newer.
+func TestHistorySizeKept(t *testing.T) {
+	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Persistent: true})
+	h := New(s, Options{Timeout: 10 * time.Second})
+	body := historyBody(remotetest.RunA)
+	persist := func() {
+		t.Helper()
+		if err := h.Persist(t.Context(), Persist{History: body, Done: history.Applied, HistoryMax: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	persist()
+	if got, want := s.read("var/lib/fwpush/history.size"), strconv.Itoa(len(s.read("var/lib/fwpush/history")))+"\n"; got != want {
+		t.Errorf("history.size %q, want %q", got, want)
+	}
+	wc := func() int { return strings.Count(strings.Join(s.calls(), "\n"), "wc -c") }
+	persist()
+	if n := wc(); n != 0 {
+		t.Errorf("wc ran %d times; history.size knew the size", n)
+	}
+	// Another program makes the history larger than the bound: the next
+	// append counts it, and rotates it.
+	path := s.path("var/lib/fwpush/history")
+	s.write("var/lib/fwpush/history", s.read("var/lib/fwpush/history")+strings.Repeat("x", 1000)+"\n")
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	persist()
+	if n := wc(); n != 1 {
+		t.Errorf("wc ran %d times, want once: the history changed after history.size", n)
+	}
+	if got := strings.Count(s.read("var/lib/fwpush/history"), "\n"); got != 1 {
+		t.Errorf("the history has %d lines, want the one after its rotation", got)
 	}
 }

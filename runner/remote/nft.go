@@ -40,6 +40,9 @@ func parseNFT(sections map[string]string) *live.NFT {
 	if own := sections["nft"]; !failed(own) {
 		n.Own = own
 	}
+	if sets := strings.Fields(sections["nftoldsets"]); len(sets) > 0 {
+		n.OldSets = sets
+	}
 	return n
 }
 

@@ -114,8 +114,9 @@ func TestNFTFacts(t *testing.T) {
 		t.Errorf("nft listed a table the host has not: %q", s.calls())
 	}
 
-	// Its sets are in its table: ipset is not asked, nor
-	// /etc/iptables/ipsets read, even where both are there.
+	// Its sets are in its table: once fwpush.nft is persisted, ipset is
+	// not asked, nor /etc/iptables/ipsets read, even where both are
+	// there.
 	s.script("usr/sbin/ipset", ipsetStub)
 	s.mkdir("state/ipset")
 	s.write("state/ipset/fwp-app-4", "hash:ip family inet\n198.18.0.3\n")
@@ -129,6 +130,25 @@ func TestNFTFacts(t *testing.T) {
 	}
 	if slices.ContainsFunc(s.calls(), func(c string) bool { return strings.HasPrefix(c, "ipset") }) {
 		t.Errorf("ipset ran on a host of the nftables backend: %q", s.calls())
+	}
+
+	// Before it is, the host may be one fwpush managed with iptables:
+	// the names of fwpush's ipsets are read, and /etc/iptables/ipsets,
+	// not other software's sets.
+	s.write("state/ipset/f2b-sshd", "hash:ip family inet\n198.51.100.9\n")
+	s.write("state/ipset/fwq-app-4", "hash:ip family inet\n")
+	if err := os.Remove(s.path("etc/fwpush/fwpush.nft")); err != nil {
+		t.Fatal(err)
+	}
+	s.write("state/calls", "\n")
+	if f, err = h.Facts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.NFT.OldSets, []string{"fwp-app-4", "fwq-app-4"}) || f.PersistedSets != "create fwp-app-4 hash:ip family inet\n" || f.IPSet || f.Sets != "" {
+		t.Errorf("the read of a host not persisted yet: old sets %q, ipsets %q, ipset %v, sets %q", f.NFT.OldSets, f.PersistedSets, f.IPSet, f.Sets)
+	}
+	if got := s.ipsetCalls(); !slices.Equal(got, []string{"ipset list -n"}) {
+		t.Errorf("ipset ran %q, want only its list of names", got)
 	}
 }
 
@@ -329,6 +349,106 @@ func TestNFTMigration(t *testing.T) {
 	want := nftState{V4: remotetest.B4, Rules4: remotetest.B4, Applied: "sha256:ipt\n"}
 	if diff := cmp.Diff(want, s.nftState()); diff != "" {
 		t.Errorf("moved back to iptables (-want +got):\n%s", diff)
+	}
+}
+
+// A host moving to nftables gives up fwpush's ipsets once its table is
+// confirmed: its sets (fwp-, fwq-) destroyed, other software's kept;
+// /etc/iptables/ipsets removed where it held fwpush's sets only.
+func TestNFTMigrationSets(t *testing.T) {
+	s, h := newNFTHost(t, remotetest.Host{V4: setRules4, V6: rules6, Rules4: setRules4, Rules6: rules6, Persistent: true}, "")
+	s.script("usr/sbin/ipset", ipsetStub)
+	s.mkdir("state/ipset")
+	for name, set := range map[string]string{"fwp-app-4": "198.18.0.21\n", "fwq-app-4": "", "f2b-sshd": "198.51.100.9\n"} {
+		s.write("state/ipset/"+name, "hash:ip family inet\n"+set)
+	}
+	s.write("etc/iptables/ipsets", "create fwp-app-4 hash:ip family inet\nadd fwp-app-4 198.18.0.21\n")
+	a := nftApply(remotetest.RunA, document(nftNew))
+	a.V4, a.V6 = []byte(remotetest.Open), []byte(remotetest.Open)
+	if err := h.Apply(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.sets(); len(got) != 3 {
+		t.Errorf("the apply touched the sets, before it is confirmed: %v", got)
+	}
+	conf, err := h.Confirm(t.Context(), Confirm{Token: remotetest.RunA, Wait: 5 * time.Second,
+		Persist: Persist{Digest: "sha256:nft", NFTFiles: NFTFiles{NFT: document(nftNew), Boot: true, RemoveIPT: true,
+			DropSets: []byte("destroy fwp-app-4 -exist\ndestroy fwq-app-4 -exist\n"), RemoveSets: true}}})
+	if err != nil || conf.Outcome != Confirmed {
+		t.Fatalf("confirm: %v, %v", conf, err)
+	}
+	if diff := cmp.Diff(map[string][]string{"f2b-sshd": {"198.51.100.9"}}, s.sets()); diff != "" {
+		t.Errorf("the sets after the move (-want +got):\n%s", diff)
+	}
+	if got := s.nftState(); got.Table != nftNew || got.Rules4 != "" || got.Persisted == "" {
+		t.Errorf("moved to nftables: %+v", got)
+	}
+	if _, err := os.Stat(s.path("etc/iptables/ipsets")); !os.IsNotExist(err) {
+		t.Errorf("/etc/iptables/ipsets is still there: %v", err)
+	}
+
+	// Where ipsets holds others' sets too, the persist writes it without
+	// fwpush's (store.sh); a set that cannot go stays, and the run goes on.
+	s.write("state/ipset/fwp-app-4", "hash:ip family inet\n198.18.0.21\n")
+	s.write("state/v4", "*filter\n-A INPUT -m set --match-set fwp-app-4 src -j ACCEPT\nCOMMIT\n")
+	b := nftApply(remotetest.RunB, document(nftOld))
+	if err := h.Apply(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	others := "create f2b-sshd hash:ip family inet\nadd f2b-sshd 198.51.100.9\n"
+	conf, err = h.Confirm(t.Context(), Confirm{Token: remotetest.RunB, Wait: 5 * time.Second,
+		Persist: Persist{Sets: []byte(others), NFTFiles: NFTFiles{DropSets: []byte("destroy fwp-app-4 -exist\n")}}})
+	if err != nil || conf.Outcome != Confirmed {
+		t.Fatalf("confirm with a set in use: %v, %v", conf, err)
+	}
+	if got := s.sets(); len(got["fwp-app-4"]) != 1 {
+		t.Errorf("a set in use was destroyed: %v", got)
+	}
+	if got := s.read("etc/iptables/ipsets"); got != others {
+		t.Errorf("ipsets: %q, want %q", got, others)
+	}
+}
+
+// A host moving back to iptables whose policy has sets, which it has not
+// (they were in its table): the apply, nft's, stages them before
+// iptables tests the rules that match them; confirmed, they stay; a
+// failed load takes them away again with the rules.
+func TestNFTMoveBackSets(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		v4   string
+		want map[string][]string
+	}{
+		{name: "confirmed", v4: setRules4, want: map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}},
+		{name: "the load fails", v4: remotetest.LoadFailsLine + "\n" + setRules4, want: map[string][]string{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, h := newNFTHost(t, remotetest.Host{V4: remotetest.Open, V6: remotetest.Open}, nftOld)
+			s.script("usr/sbin/ipset", ipsetStub)
+			s.script("usr/sbin/iptables-restore", setsRestoreStub)
+			s.mkdir("state/ipset")
+			a := nftApply(remotetest.RunA, []byte(nftDelete))
+			a.V4, a.V6, a.Sets = []byte(c.v4), []byte(rules6), newSet
+			err := h.Apply(t.Context(), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf, err := h.Confirm(t.Context(), Confirm{Token: remotetest.RunA, Wait: 5 * time.Second,
+				Persist: Persist{V4: []byte(c.v4), V6: []byte(rules6), Digest: "sha256:ipt", NFTFiles: NFTFiles{RemoveNFT: true}}})
+			if c.want["fwp-app-4"] == nil {
+				if err == nil && conf.Outcome == Confirmed {
+					t.Fatalf("a load that fails was confirmed")
+				}
+			} else if err != nil || conf.Outcome != Confirmed {
+				t.Fatalf("confirm: %v, %v", conf, err)
+			}
+			if diff := cmp.Diff(c.want, s.sets()); diff != "" {
+				t.Errorf("sets (-want +got):\n%s", diff)
+			}
+			if got := s.nftState(); (got.V4 == c.v4) != (c.want["fwp-app-4"] != nil) {
+				t.Errorf("the filter table: %q", got.V4)
+			}
+		})
 	}
 }
 

@@ -491,7 +491,8 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 			install, deadline = "1", deadline+InstallTimeout
 		}
 		script, confirm = scriptNFTApply, scriptNFTConfirm
-		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), install, printable(a.Who)}, a.V4, a.V6, a.NFT)
+		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, printable(a.Who)},
+			a.V4, a.V6, a.NFT, st.Stage, st.Swap, st.Clean, st.Drop)
 	}
 	// The confirm follows, over this session when the fleet proves
 	// without logging in: it starts now, and waits for its stdin, which
@@ -558,26 +559,31 @@ type NFTFiles struct {
 	// iptables), RemoveIPT rules.v4 and rules.v6 (one moving to
 	// nftables: its old filter table must not come back at boot).
 	RemoveNFT, RemoveIPT bool
+	// DropSets is the ipset restore document that destroys fwpush's
+	// ipsets on a host moving to nftables; RemoveSets removes
+	// /etc/iptables/ipsets there (fwpush's sets were all it held).
+	DropSets   []byte
+	RemoveSets bool
 }
 
 // nft reports whether p writes or removes a file of the nftables
 // backend's.
 func (p Persist) nft() bool {
-	return p.NFT != nil || p.Boot || p.RemoveNFT || p.RemoveIPT
+	return p.NFT != nil || p.Boot || p.RemoveNFT || p.RemoveIPT || p.DropSets != nil || p.RemoveSets
 }
 
-// nftHeader is nft-store.sh's second header line: "NN FLAGS".
+// nftHeader is nft-store.sh's second header line: "NN FLAGS ND".
 func (p Persist) nftHeader() []byte {
 	flags := ""
 	for _, f := range []struct {
 		on bool
 		c  string
-	}{{p.Boot, "u"}, {p.RemoveNFT, "r"}, {p.RemoveIPT, "i"}} {
+	}{{p.Boot, "u"}, {p.RemoveNFT, "r"}, {p.RemoveIPT, "i"}, {p.RemoveSets, "s"}} {
 		if f.on {
 			flags += f.c
 		}
 	}
-	return []byte(size(p.NFT) + " " + cmpOr(flags, "-") + "\n")
+	return []byte(size(p.NFT) + " " + cmpOr(flags, "-") + " " + size(p.DropSets) + "\n")
 }
 
 // header is Persist's part of a header: the sizes of the files, the
@@ -630,6 +636,7 @@ func (p Persist) frame(head []string, nft bool) []byte {
 	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)
+		in = append(append(in, p.DropSets...), endMark...)
 	}
 	return in
 }
@@ -811,7 +818,8 @@ func (h *Host) History(ctx context.Context) ([]byte, error) {
 // restore the old rules now. The outcome names Options.Who, for that run
 // should it come back (see Confirmation.By). It returns the outcome: Confirmed (kept, or
 // confirmed by its own run after all), RolledBack, ApplyFailed, or
-// Superseded when nothing of that run is left.
+// Superseded when nothing of that run is left, or a newer run applied
+// since (its guard stood down).
 func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, error) {
 	if !isHex(token) {
 		return "", &StepError{Step: "settle", Err: fmt.Errorf("token %q is not hex", token)}
@@ -831,7 +839,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 		return ApplyFailed, nil
 	case "rolledback":
 		return RolledBack, nil
-	case "gone":
+	case "gone", "superseded":
 		return Superseded, nil
 	default:
 		return "", &StepError{Step: "settle an earlier run", Err: fmt.Errorf("unexpected answer %q", out)}

@@ -10,9 +10,10 @@ import (
 // scripts/, embedded. Every one is a constant: no inventory or template
 // value is ever put on a command line. Data (rules, the rollback delay,
 // the run's token, the digest) travels on stdin as one frame: a header
-// line of numbers and hex (see frame), then the payloads, each read with
-// head -c, which reads no further than the bytes it is asked for, and
-// followed by a mark line that tells a payload cut short.
+// line of numbers and hex (see frame), then the payloads, each read to
+// its size and no further (by builtins, or head -c when large: see
+// payload in lib.sh), and followed by a mark line that tells a payload
+// cut short.
 //
 // Files on a host:
 //
@@ -21,7 +22,7 @@ import (
 //	/run/fwpush/current      the token of the run that applied last: older guards stand down
 //	/run/fwpush/runs/TOKEN/  a run's files: new.v4, old.v4, its lock, its guard, its outcome, ...
 //	/var/lib/fwpush/applied  the digest of the policy fwpush last applied (drift detection)
-//	/var/lib/fwpush/history  a JSON line per change fwpush made, and history.1 before it (see record.sh)
+//	/var/lib/fwpush/history  a JSON line per change fwpush made, history.1 before it, history.size its size (see record.sh)
 //	/etc/iptables/rules.v4   persistence, loaded at boot by iptables-persistent
 //	/etc/iptables/rules.v6
 //	/etc/iptables/ipsets     fwpush's sets (and other software's), loaded at boot before the rules by ipset-persistent
@@ -144,10 +145,14 @@ func whole(name string) string {
 // strip the lines of one that begin with #.
 var heredoc = regexp.MustCompile(`(^|[^<])<<-?[^<]`)
 
+// eval finds the line that begins a here-document made with eval, whose
+// body is a variable's value, which code cannot strip (see facts.sh).
+var eval = regexp.MustCompile(`(?m)^.*\beval "[^"\n]*<<'@@'$`)
+
 // code reads a file of scripts/ without its comments and blank lines.
 func code(name string) string {
 	text := whole(name)
-	if heredoc.MatchString(text) {
+	if heredoc.MatchString(eval.ReplaceAllString(text, "")) {
 		panic("scripts/" + name + ": a here-document: its lines would lose what begins with #")
 	}
 	var b strings.Builder

@@ -36,6 +36,9 @@ type stubHost struct {
 	// trace, when set, counts the processes each step forks (see run).
 	trace bool
 	forks []int
+	// execs holds, per step traced, the programs its processes ran, in
+	// the order of their pids: what a budget that breaks is made of.
+	execs [][]string
 }
 
 // machineTools are the commands the scripts take from this machine.
@@ -226,7 +229,7 @@ func (s *stubHost) Run(ctx context.Context, cmd string, stdin []byte) (transport
 		log = filepath.Join(s.t.TempDir(), "trace")
 		// dash -c 'LOGIN SHELL; echo $? >&3': the exit status on fd 3,
 		// which nothing the step leaves running holds.
-		c = exec.CommandContext(ctx, "strace", "-I1", "-f", "-ff", "-qq", "--seccomp-bpf", "-e", "trace=clone,clone3,fork,vfork", "-e", "signal=none", "-o", log,
+		c = exec.CommandContext(ctx, "strace", "-I1", "-f", "-ff", "-qq", "--seccomp-bpf", "-e", "trace=clone,clone3,fork,vfork,execve", "-e", "signal=none", "-o", log,
 			s.dash, "-c", `"$0" -c "$1" 3>&-; echo $? >&3`, s.dash, cmd)
 	} else {
 		c = exec.CommandContext(ctx, s.dash, "-c", cmd)
@@ -264,7 +267,9 @@ func (s *stubHost) Run(ctx context.Context, cmd string, stdin []byte) (transport
 		code, _ = strconv.Atoi(strings.TrimSpace(line))
 		_ = c.Process.Signal(os.Interrupt)
 		_ = c.Wait()
-		s.forks = append(s.forks, countForks(s.t, log))
+		n, execs := countForks(s.t, log)
+		s.forks = append(s.forks, n)
+		s.execs = append(s.execs, execs)
 	} else if err := c.Wait(); err != nil {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) {
@@ -282,26 +287,50 @@ func (s *stubHost) Run(ctx context.Context, cmd string, stdin []byte) (transport
 // A fork in strace's log: the parent's line, with the child's pid.
 var forkLine = regexp.MustCompile(`^(clone|clone3|fork|vfork)\(.*\) +-? *= [1-9][0-9]*$`)
 
-// countForks counts the processes forked in the strace logs log.PID.
-func countForks(t *testing.T, log string) int {
+// An exec in strace's log: the program and its first arguments.
+var execLine = regexp.MustCompile(`^execve\("([^"]*)", \[(.*)\], .*= 0$`)
+
+// countForks counts the processes forked in the strace logs log.PID, and
+// lists the programs they ran.
+func countForks(t *testing.T, log string) (int, []string) {
 	t.Helper()
 	paths, err := filepath.Glob(log + ".*")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no strace log %s.*: %v", log, err)
 	}
 	n := 0
+	var execs []string
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
+		pid := strings.TrimPrefix(filepath.Ext(p), ".")
 		for line := range strings.SplitSeq(string(data), "\n") {
 			if forkLine.MatchString(line) && !strings.Contains(line, "CLONE_THREAD") {
 				n++
 			}
+			if m := execLine.FindStringSubmatch(line); m != nil {
+				args := m[2]
+				if len(args) > 60 {
+					args = args[:60] + "..."
+				}
+				execs = append(execs, pid+" "+filepath.Base(m[1])+" "+args)
+			}
 		}
 	}
-	return n
+	return n, execs
+}
+
+// logExecs logs the processes each traced step forked, and what they ran
+// (a process that runs a script execs it, then its shell: the stub
+// commands and the wrappers of machineTools run the same way).
+func (s *stubHost) logExecs() {
+	s.t.Helper()
+	s.t.Logf("processes per step: %v", s.forks)
+	for i, e := range s.execs {
+		s.t.Logf("step %d, %d processes, their programs:\n\t%s", i+1, s.forks[i], strings.Join(e, "\n\t"))
+	}
 }
 
 func (s *stubHost) Close() error { return nil }

@@ -18,9 +18,14 @@ import (
 //
 //   - After authentication sshd sends hostkeys-00@openssh.com, which asks
 //     for no answer; its reply to the first channel open then waits for
-//     that packet's acknowledgement. nudge answers hostkeys-00 with a
-//     keepalive that asks for no answer either: the acknowledgement rides
-//     on it, and the channel opens at once.
+//     that packet's acknowledgement. Where the acknowledgement is not
+//     fwpush's kernel's to send at once (a host's TCP connection is the
+//     tunnel host's), the nudge answers hostkeys-00 with a keepalive that
+//     asks for no answer either: the acknowledgement rides on it, and the
+//     channel opens at once, or after one round trip on a slow link rather
+//     than the 40 ms of a delayed acknowledgement. A connection fwpush
+//     dials itself acknowledges at once (quickAck), and gets no nudge: it
+//     would cost a packet, and a turn of the link, for nothing.
 //   - A bastion relays each host's SSH stream as many small writes on its
 //     connection to fwpush. quickAck (Linux) acknowledges every read at
 //     once on the TCP connections fwpush dials itself, so those writes are
@@ -28,10 +33,10 @@ import (
 
 // serveGlobalRequests answers the server's global requests on c, as
 // x/crypto/ssh's own handler does (refusing those that want an answer),
-// and nudges once hostkeys-00@openssh.com arrives. It returns when the
-// connection ends.
-func serveGlobalRequests(c ssh.Conn, reqs <-chan *ssh.Request) {
-	nudged := false
+// and, if nudge, nudges once hostkeys-00@openssh.com arrives. It returns
+// when the connection ends.
+func serveGlobalRequests(c ssh.Conn, reqs <-chan *ssh.Request, nudge bool) {
+	nudged := !nudge
 	for r := range reqs {
 		if r.WantReply {
 			_ = r.Reply(false, nil)

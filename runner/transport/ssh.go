@@ -294,6 +294,12 @@ func (j *JumpDialer) Reconnect(ctx context.Context) error {
 	j.mu.RLock()
 	seen := j.tc
 	j.mu.RUnlock()
+	return j.replace(ctx, seen)
+}
+
+// replace is Reconnect for a caller that found connection seen down: it
+// dials a new one unless another caller replaced seen already.
+func (j *JumpDialer) replace(ctx context.Context, seen *sshConn) error {
 	j.reconnect.Lock()
 	defer j.reconnect.Unlock()
 	tc, err := j.current()
@@ -370,11 +376,12 @@ func (j *JumpDialer) dialDirect(ctx context.Context, t Target) (*sshConn, error)
 		return nil, err
 	}
 	conn = withQuickAck(conn)
+	_, acked := conn.(quickAckConn)
 	if j.opts.WrapConn != nil {
 		conn = j.opts.WrapConn(conn)
 	}
 	rt := CountRoundTrips(conn)
-	c, err := j.handshake(ctx, rt, t)
+	c, err := j.handshake(ctx, rt, t, !acked)
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +403,7 @@ func (j *JumpDialer) dialVia(ctx context.Context, tc *sshConn, t Target) (*sshCo
 		return nil, err
 	}
 	rt := CountRoundTrips(conn)
-	c, err := j.handshake(ctx, rt, t)
+	c, err := j.handshake(ctx, rt, t, true)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +437,9 @@ func dialChannel(ctx context.Context, tc *sshConn, addr string) (net.Conn, error
 // enforced by closing conn: a channel through the tunnel supports no
 // deadlines, and a host that accepts TCP but never speaks SSH must not
 // hold a dial past Options.Timeout. TCP connections get the deadline too.
-func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*goph.Client, error) {
+// nudge answers the server's hostkeys-00 (see serveGlobalRequests): not
+// needed where conn acknowledges every read at once itself.
+func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target, nudge bool) (*goph.Client, error) {
 	user := j.opts.UserFor(t)
 	methods, desc, problem, err := j.auth.methodsFor(j.identities(t))
 	if err != nil {
@@ -478,7 +487,7 @@ func (j *JumpDialer) handshake(ctx context.Context, conn net.Conn, t Target) (*g
 	_ = conn.SetDeadline(time.Time{})
 	host, portStr, _ := net.SplitHostPort(t.Addr)
 	port, _ := strconv.ParseUint(portStr, 10, 16)
-	go serveGlobalRequests(c, reqs)
+	go serveGlobalRequests(c, reqs, nudge)
 	return &goph.Client{
 		Client: ssh.NewClient(c, chans, noRequests),
 		Config: &goph.Config{

@@ -525,15 +525,22 @@ func TestDialRejectsMalformedAddress(t *testing.T) {
 }
 
 // Hosts that all find the tunnel down and all reconnect must end up on one
-// new connection, not replace each other's.
+// new connection, not replace each other's. Every caller here saw the old
+// connection before any dial (as hosts that found it down at once do):
+// exactly one dials. Through Reconnect, a caller that only looks after
+// the first new connection is made redials, as it must (it may have found
+// that one down), so the count would depend on the scheduler.
 func TestConcurrentReconnectsCoalesce(t *testing.T) {
 	f := newFleet(t)
 	j := f.dial(t, f.options())
 	f.tunnel.dropConns()
+	j.mu.RLock()
+	seen := j.tc
+	j.mu.RUnlock()
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if err := j.Reconnect(t.Context()); err != nil {
+			if err := j.replace(t.Context(), seen); err != nil {
 				t.Error(err)
 			}
 		})
@@ -547,6 +554,13 @@ func TestConcurrentReconnectsCoalesce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	// A caller that saw the new connection replaces it.
+	if err := j.Reconnect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tunnel.accepted.Load(); got != 3 {
+		t.Errorf("tunnel accepted %d connections after one more reconnect, want 3", got)
+	}
 }
 
 // A tunnel whose packets start disappearing (no RST, no FIN) is found dead

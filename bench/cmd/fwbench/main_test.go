@@ -29,10 +29,22 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestSmoke(t *testing.T) {
 	labtest.Require(t)
 	dir := t.TempDir()
+	// fwpush, run as root, locks its inventory in /run/fwpush-controller
+	// and keeps its state in /var/lib/fwpush-controller: a test leaves
+	// nothing on the machine, so this one's fwpush locks in a directory of
+	// the test's (main.lockDir, set at link time), and keeps its state in
+	// the lab's (lab.Command sets FWPUSH_STATE_DIR), which goes with it.
+	locks := filepath.Join(dir, "locks")
+	if err := os.Mkdir(locks, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
-	for bin, pkg := range map[string]string{fw: "../../../cmd/fwpush", launcher: "../fwbench-launch"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	for _, b := range []struct{ bin, pkg, ldflags string }{
+		{fw, "../../../cmd/fwpush", "-X main.lockDir=" + locks},
+		{launcher, "../fwbench-launch", ""},
+	} {
+		if out, err := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", b.bin, b.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
 	md := filepath.Join(dir, "BENCHMARKS.md")
@@ -44,6 +56,7 @@ func TestSmoke(t *testing.T) {
 	}
 	js := filepath.Join(dir, "bench.json")
 	var stdout, stderr bytes.Buffer
+	leftNothing := watchLocks(t, locks)
 	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-rtt", "0,40ms", "-rtt-runs", "1", "-tools", "fwpush", "-fwpush", fw, "-launcher", launcher,
 		"-scale", "", "-out", md, "-plot", "", "-json", js, "-install=false"}, &stdout, &stderr)
 	if err != nil {
@@ -52,6 +65,7 @@ func TestSmoke(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "list").Output(); err != nil || strings.Contains(string(out), fmt.Sprintf("fwp-fwb%x-", os.Getpid())) {
 		t.Errorf("the bench left its lab up (%v):\n%s", err, out)
 	}
+	leftNothing()
 
 	data, err := os.ReadFile(js)
 	if err != nil {
@@ -131,6 +145,57 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "### Wall time, seconds") {
 		t.Errorf("fwbench printed no tables:\n%s", stdout.String())
+	}
+}
+
+// watchLocks notes the lock files fwpush holds in locks, the test's
+// directory, while the bench runs (a lock goes when its run ends), and
+// which of the machine's own directories of locks and state exist before.
+// The function it returns, once the bench is done, checks that fwpush
+// locked there, and left nothing on the machine: no directory of its own
+// that was not there before, and no file of the bench's inventory (named
+// after its lock, see lockfile.Name) in one that was.
+func watchLocks(t *testing.T, locks string) (check func()) {
+	t.Helper()
+	machine := []string{"/run/fwpush-controller", "/var/lib/fwpush-controller", fmt.Sprintf("/tmp/fwpush-%d", os.Geteuid())}
+	existed := map[string]bool{}
+	for _, d := range machine {
+		_, err := os.Lstat(d)
+		existed[d] = err == nil
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	seen := map[string]bool{}
+	go func() {
+		defer close(done)
+		for {
+			names, _ := filepath.Glob(filepath.Join(locks, "fwpush-*.lock"))
+			for _, n := range names {
+				seen[strings.TrimSuffix(filepath.Base(n), ".lock")] = true
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(stop)
+		<-done
+		if len(seen) == 0 {
+			t.Errorf("fwpush never locked in the test's directory %s: it locked elsewhere", locks)
+		}
+		for _, d := range machine {
+			if _, err := os.Lstat(d); err == nil && !existed[d] {
+				t.Errorf("the bench's fwpush made %s on the machine", d)
+			}
+			for stem := range seen {
+				if left, _ := filepath.Glob(filepath.Join(d, stem+".*")); len(left) > 0 {
+					t.Errorf("the bench's fwpush left %v on the machine", left)
+				}
+			}
+		}
 	}
 }
 

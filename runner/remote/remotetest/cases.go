@@ -372,4 +372,22 @@ var Cases = []Case{
 		},
 		End: Host{V4: C4, V6: A6, Rules4: C4, Rules6: A6, Applied: DigestC, Persistent: true},
 	},
+	{
+		// Left open, run A would be listed as a guard, a later settle
+		// would restore the rules A replaced (A4, two runs old), and A's
+		// fwpush, come back, would confirm and persist its own (B4).
+		Name: "a guard that stands down closes its run as superseded",
+		Host: hostA,
+		Steps: []Step{
+			{Do: Apply, Token: RunA, V4: []byte(B4), V6: []byte(B6)},
+			{Do: LeaseEnds, Token: RunA},
+			{Do: Apply, Token: RunB, V4: []byte(C4), V6: []byte(A6)},
+			{Do: GuardFires, Token: RunA},
+			{Do: Confirm, Token: RunB, V4: []byte(C4), Digest: DigestC, Outcome: "confirmed"},
+			{Do: Facts, Read: &Read{V4: C4, V6: A6, Rules4: C4, Rules6: A6, Applied: DigestC, Persistent: true}},
+			{Do: Settle, Token: RunA, Keep: false, Outcome: "superseded"},
+			{Do: Confirm, Token: RunA, V4: []byte(B4), V6: []byte(B6), Digest: DigestB, Outcome: "superseded", By: Who},
+		},
+		End: Host{V4: C4, V6: A6, Rules4: C4, Rules6: A6, Applied: DigestC, Persistent: true},
+	},
 }

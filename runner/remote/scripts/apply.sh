@@ -57,10 +57,10 @@ R=$F/runs/$token
 
 acquire
 cd "$R" || exit 11
-head -c "$n4" > new.v4 || exit 11
-mark || { echo "stdin ended early" >&2; exit 10; }
-head -c "$n6" > new.v6 || exit 11
-mark || { echo "stdin ended early" >&2; exit 10; }
+if ! payload "$n4" new.v4 || ! payload "$n6" new.v6; then
+  echo "stdin ended early" >&2
+  exit 10
+fi
 getsets "$nstage" "$nswap" "$nclean" "$ndrop" || { echo "stdin ended early" >&2; exit 10; }
 if [ "$install" = 1 ] && ! command -v ipset > /dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

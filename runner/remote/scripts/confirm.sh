@@ -39,10 +39,12 @@ guardat() {
   [ -z "$a" ] || echo "guard $a $(date +%s)"
 }
 
-if [ ! -d "$R" ]; then
-  # Who applied last, when it is another run: it superseded this one.
-  c='' b=''
-  { read -r c && IFS= read -r b; } 2>/dev/null < "$F/current"
+# Who applied last, when it is another run: it superseded this one, if
+# this run's directory is gone (cleared by a later run), or if this run
+# was decided (settled by another run, say) and another run applied since.
+c='' b=''
+{ read -r c && IFS= read -r b; } 2>/dev/null < "$F/current"
+if [ ! -d "$R" ] || { [ -e "$R/decided" ] && [ -n "$c" ] && [ "$c" != "$token" ]; }; then
   [ "$c" != "$token" ] || b=
   echo superseded
   byline
@@ -79,6 +81,7 @@ decided() {
     guardat
     exit 0 ;;
   kept | confirmed) echo confirmed; byline ;;
+  superseded) echo superseded; byline; exit 0 ;;
   *) echo pending; guardat; exit 0 ;;
   esac
 }

@@ -56,10 +56,16 @@ if [ -z "${nft_host-}" ]; then
     m ipset; echo yes
     m sets
     if n=$(ipset list -n 2>&1); then
-      set -f --
-      for s in $n; do case $s in fwp-?* | fwq-?*) set -- "$@" "$s" ;; esac; done
+      d=
+      set -f
+      for s in $n; do case $s in fwp-?* | fwq-?*) d="${d}save $s
+" ;; esac; done
       set +f
-      [ $# -eq 0 ] || printf 'save %s\n' "$@" | ipset restore 2>&1 || echo "@@fwpush:error@@"
+      # The names reach ipset in a here-document, whose body is literal
+      # (its delimiter is quoted; every line begins with save): sh writes
+      # a short one itself, where a pipe would fork a subshell to print.
+      [ -z "$d" ] || eval "ipset restore 2>&1 <<'@@'
+$d@@" || echo "@@fwpush:error@@"
     else
       printf '%s\n@@fwpush:error@@\n' "$n"
     fi

@@ -11,7 +11,7 @@
 # lock go, which wakes apply.sh. When the sleep ends, the old rules go back
 # (restore), unless fwpush confirmed by then (confirm.sh stops this process
 # group), or a newer run applied since (it is the current one: this guard
-# stands down).
+# stands down, and closes its run as superseded).
 set -u
 token=$1 by=
 R=$F/runs/$token
@@ -30,7 +30,7 @@ fi
 echo "$s" > "$R/applied.status"
 exec 9>&-
 wait "$t"
-c=
-{ read -r c < "$F/current"; } 2>/dev/null
-[ "$c" = "$token" ] || exit 0
+c='' w=''
+{ read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
+[ "$c" = "$token" ] || { standdown "$w"; exit 0; }
 restore

@@ -20,11 +20,10 @@ getsets() {
   getset "$1" stage && getset "$2" swap && getset "$3" clean && getset "$4" drop
 }
 
-# getset SIZE DOC: the next SIZE bytes of stdin become sets.DOC; no
-# process for none.
+# getset SIZE DOC: the next SIZE bytes of stdin become sets.DOC (see payload
+# in lib.sh).
 getset() {
-  if [ "$1" -eq 0 ]; then : > "sets.$2"; else head -c "$1" > "sets.$2" || return 1; fi
-  mark
+  payload "$1" "sets.$2"
 }
 
 # sets DOC: ipset restore loads run $R's document sets.DOC, if it has lines.

@@ -12,6 +12,8 @@
 # stands for the host's /, with stub commands in its /usr/sbin.
 r=${FWPUSH_TEST_ROOT-}
 PATH=$PATH:$r/usr/sbin:$r/sbin
+# Sizes and patterns are bytes (see payload); what the tools print, English.
+LC_ALL=C
 
 # nums V...: every V is a number, or the header is refused.
 nums() {
@@ -26,11 +28,39 @@ hex() {
 }
 
 # mark: the line that follows every payload on stdin is there. A payload
-# is read with head -c, which reads no further than its size and stops
-# short, silently, when stdin does; the mark after it tells.
+# read with head -c, which reads no further than its size, stops short,
+# silently, when stdin does; the mark after it tells.
 mark() {
   m=
   IFS= read -r m && [ "$m" = "@@fwpush:end@@" ]
+}
+
+# payload SIZE FILE: the next SIZE bytes of stdin, and the mark after
+# them, into FILE; false if stdin ends first, or holds something else
+# (its variables begin with t). A payload of up to 4 KiB (a host's rules
+# usually are) is read with builtins, a system call a byte, which costs
+# the host less than the fork and exec of head -c; a larger one with head.
+# Each line read must fit in what is left: the last one, unless it ends
+# the payload with a newline, runs on into the mark. The sizes are bytes:
+# sh counts them in the C locale.
+payload() {
+  if [ "$1" -gt 4096 ]; then
+    head -c "$1" > "$2" && mark
+    return
+  fi
+  tn=$1 te=
+  while [ "$tn" -gt 0 ] && [ -z "$te" ] && IFS= read -r tl; do
+    if [ $((${#tl} + 1)) -le "$tn" ]; then
+      printf '%s\n' "$tl" || return 1
+      tn=$((tn - ${#tl} - 1))
+    else
+      tt=${tl%@@fwpush:end@@}
+      [ "$tt@@fwpush:end@@" = "$tl" ] && [ "${#tt}" -eq "$tn" ] || return 1
+      printf '%s' "$tt" || return 1
+      te=1
+    fi
+  done > "$2" || return 1
+  [ -n "$te" ] || { [ "$tn" -eq 0 ] && mark; }
 }
 
 # show FILE: FILE on stdout, ending with a newline, as cat would without

@@ -37,7 +37,8 @@ take() {
 
 # acquire: the run's directory and the host lock are this run's, or the
 # step ends (11: they cannot be made; 15: another run holds the lock). The
-# runs decided earlier are cleared away.
+# runs decided earlier are cleared away (most went with the lock: see
+# release).
 acquire() {
   [ -d "$F/runs" ] || mkdir -p "$F/runs" || exit 11
   [ ! -e "$R" ] || rm -rf "$R" || exit 11
@@ -62,8 +63,10 @@ acquire() {
   trap 'unstage; release; rm -rf "$R"' EXIT
   now=$(date +%s) || exit 11
   printf '%s %s\n%s\n' "$token" $((now + lease)) "$who" > "$L/owner" || exit 11
-  # The runs decided earlier are done with.
+  # The runs decided earlier are done with: those whose outcome is written
+  # went with the lock (see release); one decided without is a rollback
+  # that died half-way.
   set --
-  for d in "$F"/runs/*; do [ ! -e "$d/decided" ] || set -- "$@" "$d"; done
+  for d in "$F"/runs/*; do [ ! -e "$d/decided" ] || [ -e "$d/outcome" ] || set -- "$@" "$d"; done
   [ $# -eq 0 ] || rm -rf -- "$@"
 }

@@ -17,3 +17,18 @@ if [ -n "${nft_host-}" ] || [ -e "$N" ]; then
   m nftboot
   if [ -e "$r/etc/systemd/system/fwpush-nftables.service" ] && [ -e "$r/etc/systemd/system/sysinit.target.wants/fwpush-nftables.service" ]; then echo yes; fi
 fi
+# A host of the nftables backend keeps its sets in its table. Until
+# fwpush.nft is persisted it may be one that fwpush managed with iptables
+# before: the names of fwpush's ipsets (fwp-, fwq-) and
+# /etc/iptables/ipsets are read, for the persist to remove fwpush's (see
+# nft-store.sh). Other software's sets are neither read nor touched; once
+# fwpush.nft is there, none of this costs a process.
+if [ -n "${nft_host-}" ] && [ ! -e "$N" ]; then
+  m persistedsets; show "$r/etc/iptables/ipsets"
+  m nftoldsets
+  if command -v ipset > /dev/null 2>&1 && n=$(ipset list -n 2> /dev/null); then
+    set -f
+    for s in $n; do case $s in fwp-?* | fwq-?*) echo "$s" ;; esac; done
+    set +f
+  fi
+fi

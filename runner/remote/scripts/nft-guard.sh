@@ -1,7 +1,8 @@
 # nft-guard.sh TOKEN SECONDS is guard.sh for a run whose apply is nft's
 # (see nft-runs.sh): the same guard, armed before the apply begins, the
 # same outcomes; the apply loads the run's documents (load), and the old
-# rules go back (back) when it fails.
+# rules go back (back) when it fails, then the sets as they were
+# (unstage).
 set -u
 token=$1 by=
 R=$F/runs/$token
@@ -13,12 +14,13 @@ elif load; then
   s=ok
 else
   back
+  unstage
   s=failed
 fi
 echo "$s" > "$R/applied.status"
 exec 9>&-
 wait "$t"
-c=
-{ read -r c < "$F/current"; } 2>/dev/null
-[ "$c" = "$token" ] || exit 0
+c='' w=''
+{ read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
+[ "$c" = "$token" ] || { standdown "$w"; exit 0; }
 restore

@@ -8,9 +8,11 @@
 # and old.v4 and old.v6, saved when there is a new.v4 or new.v6, the
 # filter table (runs.sh's back puts back what was saved).
 
-# load: the new rules of run $R, the filter table's first.
+# load: the new rules of run $R, the filter table's first, after the new
+# members of fwpush's sets (see ipsets.sh).
 load() {
-  { [ ! -s "$R/new.v4" ] || iptables-restore -w --noflush < "$R/new.v4"; } &&
+  swapin &&
+    { [ ! -s "$R/new.v4" ] || iptables-restore -w --noflush < "$R/new.v4"; } &&
     { [ ! -s "$R/new.v6" ] || ip6tables-restore -w --noflush < "$R/new.v6"; } &&
     nft -f "$R/new.nft"
 }

@@ -6,12 +6,19 @@ L=$F/lock
 
 # release: the host lock goes, if run $token holds it, and a run waiting
 # for it is woken (see apply.sh). Opened read-write, the FIFO never blocks
-# its writer, and what no one reads is dropped when it is closed.
+# its writer, and what no one reads is dropped when it is closed. The
+# other runs whose outcome is written go first, still under the lock and
+# with the same rm (the next apply has none to clear: a process fewer);
+# this run's stays, for a confirm asked again.
 release() {
   o=
   { read -r o _ < "$L/owner"; } 2>/dev/null
   [ "$o" = "$token" ] || return 0
-  rm -rf "$L"
+  set --
+  for rd in "$F"/runs/*; do
+    [ "$rd" = "$R" ] || [ ! -e "$rd/outcome" ] || set -- "$@" "$rd"
+  done
+  rm -rf -- "$@" "$L"
   [ ! -p "$F/lock.free" ] || echo free 1<>"$F/lock.free"
 }
 
@@ -58,6 +65,20 @@ restore() {
     unstage
     outcome rolledback
     release
+  fi
+  exec 9>&-
+}
+
+# standdown WHO: run $R is superseded by WHO's, which applied since (its
+# guard stands down): decided, unless it was already, with that outcome,
+# under the run's lock as restore. Left open, a later settle would take it
+# for undecided and restore its old rules, older than the newer run's.
+standdown() {
+  exec 9>"$R/lock"
+  flock 9
+  if decide; then
+    by=$1
+    outcome superseded
   fi
   exec 9>&-
 }

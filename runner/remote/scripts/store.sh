@@ -32,7 +32,7 @@ put() {
     return
   fi
   t=$E/.$2.fwpush
-  { [ -d "$E" ] || mkdir -p "$E"; } && head -c "$1" > "$t" && mark && return 0
+  { [ -d "$E" ] || mkdir -p "$E"; } && payload "$1" "$t" && return 0
   rm -f "$t"
   return 1
 }
