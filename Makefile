@@ -51,6 +51,8 @@ demo: deps build
 # Side by side with Ansible (linear, Mitogen) and OpenSSH on labs of 6, 50 and
 # 150 hosts, 3 runs each, then 6 and 50 at a 60 ms round trip to the tunnel
 # (bench/relay), 2 runs each; rewrites BENCHMARKS.md's results and docs/bench.svg.
+# Its scale part (no lab) compiles and validates 50 to 10,000 hosts: alone,
+# go run ./bench/cmd/fwbench -sizes '' -fwpush bin/fwpush -launcher bin/fwbench-launch.
 # Root; installs ansible-core, ansible-mitogen and gnuplot-nox if missing.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

@@ -27,37 +27,12 @@ func (iptables) Files(pol *roles.Policy) []File {
 	return out
 }
 
-// Test loads every set of the policies alone with ipset restore, then
-// each policy's documents with iptables-restore and ip6tables-restore,
-// after the sets they match.
+// Test loads every set of the policies alone with ipset restore and,
+// at the same time, each policy's documents with iptables-restore and
+// ip6tables-restore, after the create lines of the sets they match.
 func (iptables) Test(ctx context.Context, t Tester, pols []*roles.Policy) (Tested, error) {
 	var res Tested
 	sets := setsOf(pols) // each once, whatever the number of hosts that use it
-	if len(sets) > 0 {
-		docs := make([][]byte, len(sets))
-		for i, s := range sets {
-			docs[i] = policy.RestoreSets([]*policy.Set{s})
-		}
-		results, err := t.TestSets(ctx, docs)
-		if err != nil {
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
-			res.Warning = "policies and sets not loaded with iptables-restore and ipset, as a server would: " + err.Error()
-			return res, nil
-		}
-		for i, r := range results {
-			var rej *xtables.Rejected
-			switch {
-			case r == nil:
-				res.Sets++
-			case errors.As(r, &rej):
-				res.Rejected = append(res.Rejected, roles.Rejection{Set: sets[i], Line: rej.Line, Msg: rej.Msg})
-			default:
-				return res, fmt.Errorf("set %s: %w", sets[i].Name, r)
-			}
-		}
-	}
 	type ref struct {
 		host   string
 		family int
@@ -70,7 +45,43 @@ func (iptables) Test(ctx context.Context, t Tester, pols []*roles.Policy) (Teste
 			xtables.Doc{Family: 6, Text: p.V6, Sets: policy.DeclareSets(ofFamily(p.Sets, policy.Inet6))})
 		refs = append(refs, ref{p.Host.Name, 4}, ref{p.Host.Name, 6})
 	}
+	// The sets and the policies load at once: the policies need only the
+	// sets' create lines, and each load waits mostly on the kernel making
+	// and unmaking its namespace.
+	var setResults []error
+	var setErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(sets) == 0 {
+			return
+		}
+		docs := make([][]byte, len(sets))
+		for i, s := range sets {
+			docs[i] = policy.RestoreSets([]*policy.Set{s})
+		}
+		setResults, setErr = t.TestSets(ctx, docs)
+	}()
 	results, err := t.Test(ctx, docs)
+	<-done
+	if setErr != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		res.Warning = "policies and sets not loaded with iptables-restore and ipset, as a server would: " + setErr.Error()
+		return res, nil
+	}
+	for i, r := range setResults {
+		var rej *xtables.Rejected
+		switch {
+		case r == nil:
+			res.Sets++
+		case errors.As(r, &rej):
+			res.Rejected = append(res.Rejected, roles.Rejection{Set: sets[i], Line: rej.Line, Msg: rej.Msg})
+		default:
+			return res, fmt.Errorf("set %s: %w", sets[i].Name, r)
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return res, ctx.Err()

@@ -119,6 +119,12 @@ type Config struct {
 	Install bool
 	// Log receives progress, one line per measurement.
 	Log io.Writer
+	// ScaleSizes are the fleet sizes of the scale part, which needs no
+	// lab: compile and `fwpush validate` of lab.FleetTOML's inventory,
+	// ScaleRuns times each, and the size of its policies (see Scale).
+	// None: no scale part. Sizes may be empty for the scale part alone.
+	ScaleSizes []int
+	ScaleRuns  int
 }
 
 // Run measures everything cfg asks for and writes the reports. The labs it
@@ -130,9 +136,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.RTTRuns == 0 {
 		cfg.RTTRuns = cfg.Runs
 	}
+	if cfg.ScaleRuns == 0 {
+		cfg.ScaleRuns = cfg.Runs
+	}
 	sizes := cfg.sizes()
-	if cfg.Runs < 1 || cfg.RTTRuns < 1 || len(sizes) == 0 || len(cfg.Tools) == 0 {
-		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool")
+	labs := len(sizes) > 0
+	if labs && (cfg.Runs < 1 || cfg.RTTRuns < 1 || len(cfg.Tools) == 0) || !labs && len(cfg.ScaleSizes) == 0 {
+		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool, or scale sizes")
+	}
+	if len(cfg.ScaleSizes) > 0 && cfg.ScaleRuns < 1 {
+		return nil, errors.New("bench: give the scale part one run at least")
+	}
+	for _, n := range cfg.ScaleSizes {
+		if n < 6 {
+			return nil, fmt.Errorf("bench: scale: %d hosts: the scale part needs 6 hosts at least (app-1 and db-3)", n)
+		}
 	}
 	for _, n := range sizes {
 		if n < 2 || n > lab.MaxHosts {
@@ -153,8 +171,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := lab.CheckRoot(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if err := prerequisites(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	if labs {
+		if err := prerequisites(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
 	}
 	work, err := os.MkdirTemp("", "fwbench-")
 	if err != nil {
@@ -167,6 +187,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		res.RTTRuns = cfg.RTTRuns
 	}
 	res.Machine = describeMachine(ctx, cfg)
+	if len(cfg.ScaleSizes) > 0 {
+		res.ScaleRuns = cfg.ScaleRuns
+		if err := measureScale(ctx, cfg, work, res); err != nil {
+			return nil, fmt.Errorf("bench: scale: %w", err)
+		}
+	}
 	for _, n := range sizes {
 		if err := measureSize(ctx, cfg, work, n, res); err != nil {
 			return nil, fmt.Errorf("bench: %d hosts: %w", n, err)

@@ -17,12 +17,18 @@ import (
 // An exit status other than want is an error, and so is a peak memory not
 // above the launcher's: it could be the launcher's.
 func (f *fleet) launched(ctx context.Context, cmd *exec.Cmd, want int) (Sample, error) {
+	return launch(ctx, f.cfg.Launcher, cmd, want)
+}
+
+// launch runs cmd through launcher and returns the sample of the program
+// itself, as launched does.
+func launch(ctx context.Context, launcher string, cmd *exec.Cmd, want int) (Sample, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return Sample{}, err
 	}
 	defer r.Close()
-	l := exec.CommandContext(ctx, f.cfg.Launcher, append([]string{cmd.Path}, cmd.Args[1:]...)...)
+	l := exec.CommandContext(ctx, launcher, append([]string{cmd.Path}, cmd.Args[1:]...)...)
 	l.Env = cmd.Env
 	l.Stdin, l.Stdout, l.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
 	var stderr bytes.Buffer

@@ -26,6 +26,7 @@ type Machine struct {
 	FwPush    string  `json:"fwpush"`
 	OpenSSH   string  `json:"openssh"`
 	Iptables  string  `json:"iptables"`
+	IPSet     string  `json:"ipset,omitempty"`
 	Ansible   string  `json:"ansible,omitempty"`
 	Mitogen   string  `json:"mitogen,omitempty"`
 }
@@ -51,6 +52,7 @@ func describeMachine(ctx context.Context, cfg Config) Machine {
 	m.FwPush = firstLine(ctx, cfg.FwPush, "version")
 	m.OpenSSH = firstLine(ctx, "ssh", "-V")
 	m.Iptables = firstLine(ctx, "iptables", "--version")
+	m.IPSet = firstLine(ctx, "ipset", "version")
 	if slices.Contains(cfg.Tools, Ansible) || slices.Contains(cfg.Tools, Mitogen) {
 		m.Ansible = firstLine(ctx, "ansible-playbook", "--version")
 	}

@@ -27,12 +27,15 @@ func WriteReports(ctx context.Context, cfg Config, r *Results) error {
 			return err
 		}
 	}
-	if cfg.Plot != "" {
+	// Each part rewrites its own section only: the scale part measured
+	// alone leaves the labs' results as they were, and the other way round.
+	labs := len(r.Measurements) > 0
+	if cfg.Plot != "" && labs {
 		if err := plot(ctx, cfg.Plot, r); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
-	if cfg.Out != "" {
+	if cfg.Out != "" && labs {
 		link := ""
 		if cfg.Plot != "" {
 			link = cfg.Plot
@@ -41,6 +44,11 @@ func WriteReports(ctx context.Context, cfg Config, r *Results) error {
 			}
 		}
 		if err := update(cfg.Out, Markdown(r, filepath.ToSlash(link))); err != nil {
+			return err
+		}
+	}
+	if cfg.Out != "" && len(r.Scale) > 0 {
+		if err := updateSection(cfg.Out, ScaleBeginMarker, ScaleEndMarker, ScaleMarkdown(r)); err != nil {
 			return err
 		}
 	}
@@ -58,6 +66,13 @@ Written by ` + "`make bench`" + ` between the markers below; text outside them i
 // section, creating the file if needed and adding the markers at its end
 // if it has none.
 func update(path, section string) error {
+	return updateSection(path, BeginMarker, EndMarker, section)
+}
+
+// updateSection replaces what lies between the markers beginMarker and
+// endMarker of the file at path with section, as update does with the
+// labs' markers.
+func updateSection(path, beginMarker, endMarker, section string) error {
 	old, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		old, err = []byte(defaultHead), nil
@@ -65,19 +80,19 @@ func update(path, section string) error {
 	if err != nil {
 		return err
 	}
-	block := BeginMarker + "\n" + section + EndMarker + "\n"
+	block := beginMarker + "\n" + section + endMarker + "\n"
 	var out []byte
-	begin := bytes.Index(old, []byte(BeginMarker))
-	end := bytes.Index(old, []byte(EndMarker))
+	begin := bytes.Index(old, []byte(beginMarker))
+	end := bytes.Index(old, []byte(endMarker))
 	switch {
 	case begin >= 0 && end > begin:
-		rest := old[end+len(EndMarker):]
+		rest := old[end+len(endMarker):]
 		rest = bytes.TrimPrefix(rest, []byte("\n"))
 		out = append(append(append(out, old[:begin]...), block...), rest...)
 	case begin < 0 && end < 0:
 		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n"+block)...)
 	default:
-		return fmt.Errorf("%s: the markers %s and %s are broken: fix them by hand", path, BeginMarker, EndMarker)
+		return fmt.Errorf("%s: the markers %s and %s are broken: fix them by hand", path, beginMarker, endMarker)
 	}
 	return os.WriteFile(path, out, 0o644)
 }

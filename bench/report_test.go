@@ -163,3 +163,43 @@ func TestMarkdownBeforeRTTs(t *testing.T) {
 		t.Errorf("markdown:\n%s", md)
 	}
 }
+
+// TestScaleTargets: the targets of issue 18 are judged from the numbers,
+// met or missed, at the sizes that tell them.
+func TestScaleTargets(t *testing.T) {
+	sample := func(wall float64, rss int64) []Sample {
+		return []Sample{{Wall: time.Duration(wall * float64(time.Second)), CPU: time.Second, MaxRSS: rss}}
+	}
+	for _, tc := range []struct {
+		name  string
+		scale []*Scale
+		want  []string
+	}{
+		{"met", []*Scale{
+			{Hosts: 50, AppRules: 9, AppRulesDigest: "a", Validate: sample(0.5, 20<<20), DB: Added{MembersAdded: 1}},
+			{Hosts: 5000, AppRules: 9, AppRulesDigest: "a", Validate: sample(1, 50<<20), DB: Added{MembersAdded: 1}},
+			{Hosts: 10000, AppRules: 9, AppRulesDigest: "a", Validate: sample(2.9, 80<<20), DB: Added{MembersAdded: 1}},
+		}, []string{
+			"| `fwpush validate` of 10000 hosts ≤ 3 s, ≤ 512 MiB RSS | 2.90 s (2.90–2.90), 80 MiB; CPU 1.00 s, at a load average of 0.0 to 0.0 | met |",
+			"| rules in an app server's IPv4 filter table, 50 vs 5000 hosts: identical | 9 and 9, identical | met |",
+			"| an app server added: what changes on a db server is set members only | one member added, no rule, no set at every size | met |",
+		}},
+		{"missed", []*Scale{
+			{Hosts: 50, AppRules: 9, AppRulesDigest: "a", DB: Added{MembersAdded: 1}},
+			{Hosts: 5000, AppRules: 9, AppRulesDigest: "b", DB: Added{MembersAdded: 1, RulesAdded: 1}},
+			{Hosts: 10000, Validate: sample(3.5, 80<<20), DB: Added{MembersAdded: 1}},
+		}, []string{
+			"| `fwpush validate` of 10000 hosts ≤ 3 s, ≤ 512 MiB RSS | 3.50 s (3.50–3.50), 80 MiB; CPU 1.00 s, at a load average of 0.0 to 0.0 | missed |",
+			"| rules in an app server's IPv4 filter table, 50 vs 5000 hosts: identical | 9 and 9, different | missed |",
+			"| an app server added: what changes on a db server is set members only | see above at every size | missed |",
+		}},
+	} {
+		r := &Results{Scale: tc.scale, ScaleRuns: 1}
+		md := ScaleMarkdown(r)
+		for _, w := range tc.want {
+			if !strings.Contains(md, w+"\n") {
+				t.Errorf("%s: no %q in:\n%s", tc.name, w, md)
+			}
+		}
+	}
+}

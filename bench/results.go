@@ -91,6 +91,10 @@ type Results struct {
 	// a measurement: the machine may be shared with other work.
 	Load         [2]float64     `json:"load"`
 	Measurements []*Measurement `json:"measurements"`
+	// Scale is the scale part, one per size, and ScaleRuns its runs; none
+	// when it was not measured.
+	Scale     []*Scale `json:"scale,omitempty"`
+	ScaleRuns int      `json:"scale_runs,omitempty"`
 }
 
 func (r *Results) add(s Scenario, hosts int, rtt time.Duration, sample Sample) {

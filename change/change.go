@@ -129,8 +129,11 @@ type Documents struct {
 	NFT string `json:"nft,omitempty"`
 	// InstallNFT installs the nftables package first, where nft is
 	// missing.
-	InstallNFT bool     `json:"install_nftables,omitempty"`
-	Sets       *SetDocs `json:"sets,omitempty"`
+	InstallNFT bool `json:"install_nftables,omitempty"`
+	// InstallIPSet installs the ipset package first, before the sets are
+	// staged: the host has no ipset, and the policy has sets.
+	InstallIPSet bool     `json:"install_ipset,omitempty"`
+	Sets         *SetDocs `json:"sets,omitempty"`
 }
 
 // Persist is what makes the policy survive a reboot. An empty document
@@ -140,6 +143,12 @@ type Persist struct {
 	V6 string `json:"v6,omitempty"` // /etc/iptables/rules.v6
 	// Sets is /etc/iptables/ipsets (see SetsFile).
 	Sets string `json:"sets,omitempty"`
+	// SetsFirst, when set, is /etc/iptables/ipsets as written before
+	// rules.v4 and rules.v6 are replaced, Sets then going in after them:
+	// Sets with the sets the rules persisted now match that Sets lacks
+	// (see SetsFirst), so that a host that stops between two renames
+	// boots with sets for whichever rules it has.
+	SetsFirst string `json:"sets_first,omitempty"`
 	// Record writes the change's Digest to /var/lib/fwpush/applied.
 	Record bool `json:"record,omitempty"`
 	// Install installs iptables-persistent (after the files), and
@@ -261,11 +270,12 @@ func Decide(inv *inventory.Inventory, pol *roles.Policy, f live.Facts, o Options
 	}
 	if file := SetsFile(f.PersistedSets, pol); file != "" && file != f.PersistedSets {
 		c.Persist.Sets = file
+		c.Persist.SetsFirst = SetsFirst(f.PersistedSets, file, f.Persisted4, f.Persisted6)
 	}
 	filesDiffer := c.Persist.V4 != "" || c.Persist.V6 != "" || c.Persist.Sets != ""
 	c.Persisted = !filesDiffer && !c.Persist.Install && !c.Persist.InstallSets
 	// What is left of the nftables backend goes with the next apply.
-	c.Apply = &Documents{Sets: sets}
+	c.Apply = &Documents{Sets: sets, InstallIPSet: !f.IPSet && len(pol.Sets) > 0}
 	drifted := (rulesDiffer || setsDiffer) && f.Applied == c.Digest // what fwpush applied was changed by hand
 	if releaseNFT(f, &c) {
 		c.Persisted = false

@@ -94,13 +94,12 @@ func liveSets(f live.Facts) (own []*policy.Set, temp []string, err error) {
 }
 
 // setsPreflight refuses a host whose sets cannot be read or loaded: the
-// policy has sets and the host has no ipset, or ipset failed.
+// policy has sets and ipset failed. A host with no ipset has no sets yet:
+// the apply installs the ipset package first (Documents.InstallIPSet), as
+// the persist installs ipset-persistent.
 func setsPreflight(pol *roles.Policy, f live.Facts) error {
-	if len(pol.Sets) == 0 {
+	if len(pol.Sets) == 0 || !f.IPSet {
 		return nil
-	}
-	if !f.IPSet {
-		return fmt.Errorf("ipset is not installed, and the policy matches %s (install the ipset package)", setWord(len(pol.Sets)))
 	}
 	if f.SetsFailed {
 		return fmt.Errorf("ipset failed: %s", f.SetsError)
@@ -111,13 +110,6 @@ func setsPreflight(pol *roles.Policy, f live.Facts) error {
 	return nil
 }
 
-func setWord(n int) string {
-	if n == 1 {
-		return "an ipset"
-	}
-	return fmt.Sprintf("%d ipsets", n)
-}
-
 // compareSets fills in what c says of the host's sets: how fwpush's
 // differ from the policy's, the members added and removed, and their diff.
 // It returns the sets' documents for an apply (nil when they are the
@@ -125,10 +117,10 @@ func setWord(n int) string {
 // cannot tell its sets (no ipset, or ipset failed) and whose policy has
 // none is left as it is.
 func compareSets(c *Change, pol *roles.Policy, f live.Facts) (*SetDocs, *Refusal) {
-	if !f.IPSet || f.SetsFailed {
+	if !f.IPSet && len(pol.Sets) == 0 || f.SetsFailed {
 		return nil, nil // setsPreflight refused a policy with sets
 	}
-	own, temp, err := liveSets(f)
+	own, temp, err := liveSets(f) // none without ipset: the apply installs it
 	if err != nil {
 		return nil, &Refusal{Stage: StagePreflight, Reason: err.Error()}
 	}
@@ -234,6 +226,58 @@ func SetsFile(current string, pol *roles.Policy) string {
 		return "# fwpush: no sets\n"
 	}
 	return b.String()
+}
+
+// SetsFirst is /etc/iptables/ipsets as it must be while rules.v4 and
+// rules.v6 are replaced: file (the one wanted, see SetsFile), then the
+// lines in current (the file there now) of the sets that the rules
+// persisted now (persisted4, persisted6) match and file does not make.
+// The files are renamed into place one by one: with file alone first, a
+// host that stopped before the rules files were renamed would boot with
+// rules that match a set no longer made, which iptables-restore refuses
+// whole (the host would come up with no firewall); with file alone last,
+// with new rules whose new sets are not made. Written first, this one
+// makes the sets of the old rules and of the new ones; file replaces it
+// once both rules files are in place. "" when file already makes every
+// set the persisted rules match.
+func SetsFirst(current, file, persisted4, persisted6 string) string {
+	made := map[string]bool{}
+	for line := range strings.Lines(file) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "create" {
+			made[f[1]] = true
+		}
+	}
+	missing := map[string]bool{}
+	for _, doc := range []string{persisted4, persisted6} {
+		for line := range strings.Lines(doc) {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != "-A" {
+				continue
+			}
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "--match-set" && !made[f[i+1]] {
+					missing[f[i+1]] = true
+				}
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for line := range strings.Lines(current) {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "create" || f[0] == "add") && missing[f[1]] {
+			b.WriteString(strings.TrimSuffix(line, "\n") + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "" // current does not make them either: nothing to keep
+	}
+	head := file
+	if head != "" && !strings.HasSuffix(head, "\n") {
+		head += "\n"
+	}
+	return head + b.String()
 }
 
 // otherSets is an ipset save document (/etc/iptables/ipsets) without the

@@ -59,11 +59,13 @@ type setsGist struct {
 	UnknownSets                  []string
 	PersistSets                  string // "ipsets" for the policy's document
 	InstallSets                  bool
+	InstallIPSet                 bool // the apply installs the ipset package first
 }
 
 func setsGistOf(c Change, pol *roles.Policy) setsGist {
 	g := setsGist{Gist: gistOf(c, pol), Sets: c.Sets, MembersAdded: c.MembersAdded, MembersRemoved: c.MembersRemoved,
 		UnknownSets: c.UnknownSets, PersistSets: c.Persist.Sets, InstallSets: c.Persist.InstallSets}
+	g.InstallIPSet = c.Apply != nil && c.Apply.InstallIPSet
 	if g.PersistSets == string(pol.IPSets()) {
 		g.PersistSets = "ipsets"
 	}
@@ -132,10 +134,18 @@ func TestDecideSets(t *testing.T) {
 		{name: "sets: the file that loads them at boot is gone", state: "applied",
 			set:  func(pol *roles.Policy, f *live.Facts) { persistedSets(pol)(f); f.PersistedSets = "" },
 			want: setsGist{Gist: gist{Action: PersistOnly}, PersistSets: "ipsets"}},
-		{name: "sets: no ipset", state: "applied",
-			set:    func(pol *roles.Policy, f *live.Facts) { persistedSets(pol)(f); f.IPSet, f.Sets = false, "" },
-			want:   setsGist{Gist: gist{Action: Refused, Stage: StagePreflight}},
-			reason: "ipset is not installed, and the policy matches an ipset (install the ipset package)"},
+		// The first run with sets on a host without the ipset package:
+		// the apply installs it before it stages the set, as the
+		// persist installs ipset-persistent.
+		{name: "sets: no ipset", state: "per-address",
+			set: func(pol *roles.Policy, f *live.Facts) {
+				persisted(pol)(f)
+				f.Persisted4, f.Persisted6, f.Applied = read(t, "policy/db-1.rules.v4"), read(t, "policy/db-1.rules.v6"), "sha256:older"
+				f.IPSet, f.Sets, f.PersistentSets = false, "", false
+			},
+			want: setsGist{Gist: gist{Action: Apply, Added: 1, Removed: 2, Persist: Persist{V4: "rules.v4", Record: true}},
+				Sets: []SetDiff{{Name: "fwp-app-4", Create: true, Added: []string{"198.18.0.21", "198.18.0.22"}}}, MembersAdded: 2,
+				PersistSets: "ipsets", InstallSets: true, InstallIPSet: true}},
 		{name: "sets: ipset failed", state: "applied",
 			set: func(pol *roles.Policy, f *live.Facts) {
 				persistedSets(pol)(f)
@@ -274,6 +284,36 @@ func TestKeepSets(t *testing.T) {
 		t.Run(tc.state, func(t *testing.T) {
 			if got := Keep(inv, pol, withSets(t, pol.Host, tc.state), ok); got != tc.want {
 				t.Errorf("Keep = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The ipsets written first keep the sets the persisted rules match that
+// the new file no longer makes, and only those; none when the new file
+// makes every one.
+func TestSetsFirst(t *testing.T) {
+	const (
+		other   = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n"
+		oldSet  = "create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+		appSet  = "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
+		oldRule = "-A INPUT -p tcp -m set --match-set fwp-old-4 src -m tcp --dport 3306 -j ACCEPT\n"
+		appRule = "-A INPUT -p tcp -m set --match-set fwp-app-4 src -j ACCEPT\n"
+		v6      = "*filter\nCOMMIT\n"
+	)
+	for _, tc := range []struct {
+		name                 string
+		current, file, v4, w string
+	}{
+		{"a set removed", other + oldSet + appSet, other + appSet, "*filter\n" + oldRule + appRule + "COMMIT\n", other + appSet + oldSet},
+		{"every set still made", other + appSet, other + appSet + oldSet, "*filter\n" + appRule + "COMMIT\n", ""},
+		{"no sets any more", oldSet, "# fwpush: no sets\n", "*filter\n" + oldRule + "COMMIT\n", "# fwpush: no sets\n" + oldSet},
+		{"the old file did not make it either", appSet, other, "*filter\n" + oldRule + "COMMIT\n", ""},
+		{"no rules persisted", oldSet, appSet, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SetsFirst(tc.current, tc.file, tc.v4, v6); got != tc.w {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.w)
 			}
 		})
 	}

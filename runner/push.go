@@ -527,11 +527,11 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	var armed remote.GuardTimes
 	apply := remote.Apply{Token: token, RollbackAfter: p.opts.RollbackAfter,
 		V4: []byte(c.Apply.V4), V6: []byte(c.Apply.V6), Sets: setsOf(c.Apply.Sets),
-		InstallNFT: c.Apply.InstallNFT,
+		InstallNFT: c.Apply.InstallNFT, InstallIPSet: c.Apply.InstallIPSet,
 		// The lock outlasts the guard and the confirm (with apt), should
 		// this run die without either releasing it; another run holds it
 		// no longer than its guard and confirm.
-		Lease:    2*rollback + 3*timeout + persist.InstallTime(),
+		Lease:    2*rollback + 3*timeout + persist.InstallTime() + installTime(c.Apply),
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
 		Armed:    func(g remote.GuardTimes) { armed = g },
@@ -564,6 +564,15 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 	return nil
 }
 
+// installTime is how long the apply of d may take beyond the usual: apt's
+// time when it installs a package first.
+func installTime(d *change.Documents) time.Duration {
+	if d.InstallNFT || d.InstallIPSet {
+		return remote.InstallTimeout
+	}
+	return 0
+}
+
 // setsOf is what the host protocol loads of the set documents d: nothing
 // for none.
 func setsOf(d *change.SetDocs) remote.Sets {
@@ -585,6 +594,9 @@ func persistOf(c change.Change) remote.Persist {
 	}
 	if c.Persist.Sets != "" {
 		p.Sets = []byte(c.Persist.Sets)
+	}
+	if c.Persist.SetsFirst != "" {
+		p.SetsFirst = []byte(c.Persist.SetsFirst)
 	}
 	if c.Persist.Record {
 		p.Digest = c.Digest + "\n"

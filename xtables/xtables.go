@@ -120,21 +120,39 @@ func (t *Tester) Test(ctx context.Context, docs []Doc) ([]error, error) {
 	// First a policy of the kind every server takes, made of the matches
 	// fwpush's templates use (and sets, when the documents have some): if
 	// this machine refuses it, its refusals say nothing about the
-	// policies.
-	for family, path := range progs {
-		probe := []Doc{{Family: family, Text: probes[family]}}
-		if withSets {
-			probe = append(probe, Doc{Family: family, Text: setProbes[family], Sets: setProbeSets})
+	// policies. The probes load at once, each in its namespace.
+	type probe struct {
+		path string
+		doc  Doc
+		n    int
+	}
+	var ps []probe
+	for _, family := range []int{4, 6} {
+		path, ok := progs[family]
+		if !ok {
+			continue
 		}
-		for _, d := range probe {
-			err := l.load(ctx, path, d, -family)
-			var rej *Rejected
-			switch {
-			case errors.As(err, &rej):
-				return nil, fmt.Errorf("%s here refuses a policy every server takes (%v): it cannot tell good policies from bad", rej.Program, rej)
-			case err != nil:
-				return nil, err
-			}
+		ps = append(ps, probe{path, Doc{Family: family, Text: probes[family]}, -family})
+		if withSets {
+			ps = append(ps, probe{path, Doc{Family: family, Text: setProbes[family], Sets: setProbeSets}, -10 - family})
+		}
+	}
+	probeErrs := make([]error, len(ps))
+	var pg errgroup.Group
+	for i, p := range ps {
+		pg.Go(func() error {
+			probeErrs[i] = l.load(ctx, p.path, p.doc, p.n)
+			return nil
+		})
+	}
+	_ = pg.Wait() // each probe's error is in probeErrs
+	for _, err := range probeErrs {
+		var rej *Rejected
+		switch {
+		case errors.As(err, &rej):
+			return nil, fmt.Errorf("%s here refuses a policy every server takes (%v): it cannot tell good policies from bad", rej.Program, rej)
+		case err != nil:
+			return nil, err
 		}
 	}
 
@@ -223,13 +241,10 @@ func (t *Tester) TestSets(ctx context.Context, docs [][]byte) ([]error, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(l.dir)
-	if err := l.loadSets(ctx, setProbeSets, -1); err != nil {
-		var rej *Rejected
-		if errors.As(err, &rej) {
-			return nil, fmt.Errorf("ipset here refuses sets every server takes (%v): it cannot tell good sets from bad", rej)
-		}
-		return nil, err
-	}
+	// The probe loads beside the documents; what they say counts only
+	// once it has loaded.
+	probed := make(chan error, 1)
+	go func() { probed <- l.loadSets(ctx, setProbeSets, -1) }()
 	seen := map[string]int{}
 	var uniq [][]byte
 	of := make([]int, len(docs))
@@ -260,8 +275,16 @@ func (t *Tester) TestSets(ctx context.Context, docs [][]byte) ([]error, error) {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	gerr := g.Wait()
+	if err := <-probed; err != nil {
+		var rej *Rejected
+		if errors.As(err, &rej) {
+			return nil, fmt.Errorf("ipset here refuses sets every server takes (%v): it cannot tell good sets from bad", rej)
+		}
 		return nil, err
+	}
+	if gerr != nil {
+		return nil, gerr
 	}
 	out := make([]error, len(docs))
 	for i := range docs {

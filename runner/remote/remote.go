@@ -152,6 +152,7 @@ var steps = map[int]string{
 	16: "stage sets (ipset restore)",
 	17: "test (nft -c)",
 	18: "install nftables",
+	19: "install ipset",
 	20: "persist rules.v4",
 	21: "persist rules.v6",
 	22: "install iptables-persistent",
@@ -213,9 +214,10 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		case timedOut, killed:
 			se.msg = "host " + re.Host + ": stopped on the host after " + strconv.Itoa(secs) + "s"
 		}
-		// The scripts exit 10 to 18 only before changing anything (16:
-		// the sets the stage made are gone again).
-		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 18
+		// The scripts exit 10 to 19 only before changing anything (16:
+		// the sets the stage made are gone again; 18, 19: a package
+		// apt could not install).
+		se.NothingChanged = re.ExitStatus >= 10 && re.ExitStatus <= 19
 	}
 	return res, se
 }
@@ -409,8 +411,9 @@ type Apply struct {
 	// take the policy (one moving back to iptables).
 	NFT []byte
 	// InstallNFT installs the nftables package first where nft is
-	// missing.
-	InstallNFT bool
+	// missing, InstallIPSet the ipset package (before Sets are staged)
+	// where ipset is.
+	InstallNFT, InstallIPSet bool
 	// Armed, when set, is told when the guard fires and the time it was
 	// as it was armed, both by the host's clock, once the host says it is
 	// armed: the guard's real deadline, which the caller's clock can only
@@ -475,11 +478,15 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	st := a.Sets
-	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), printable(a.Who)},
-		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
 	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
+	install := "0"
+	if a.InstallIPSet {
+		install, deadline = "1", deadline+InstallTimeout
+	}
+	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, printable(a.Who)},
+		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
 	if a.NFT != nil {
-		install := "0"
+		install, deadline = "0", h.o.Timeout
 		if a.InstallNFT {
 			install, deadline = "1", deadline+InstallTimeout
 		}
@@ -515,10 +522,13 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 // Persist is what makes a policy survive a reboot. A nil document or an
 // empty Digest leaves that file as it is.
 type Persist struct {
-	V4, V6  []byte // /etc/iptables/rules.v4 and rules.v6
-	Sets    []byte // /etc/iptables/ipsets (written before the rules files)
-	Digest  string // /var/lib/fwpush/applied: what fwpush applied last
-	Install bool   // install iptables-persistent (after the files)
+	V4, V6 []byte // /etc/iptables/rules.v4 and rules.v6
+	Sets   []byte // /etc/iptables/ipsets (written before the rules files)
+	// SetsFirst, when set, is /etc/iptables/ipsets as written before the
+	// rules files, Sets going in after them (see change.SetsFirst).
+	SetsFirst []byte
+	Digest    string // /var/lib/fwpush/applied: what fwpush applied last
+	Install   bool   // install iptables-persistent (after the files)
 	// InstallSets installs ipset-persistent too, which loads ipsets at
 	// boot before the rules.
 	InstallSets bool
@@ -581,7 +591,7 @@ func (p Persist) nftHeader() []byte {
 // word of letters, digits and ":._-"), whether to install, and the
 // history line's size ("0" for none; the line, one line of printable
 // ASCII, goes first among the payloads), its outcome and the history's
-// bound.
+// bound, then the size of SetsFirst, whose payload follows the files'.
 func (p Persist) header(step string) ([]string, error) {
 	install := "0"
 	switch {
@@ -611,7 +621,7 @@ func (p Persist) header(step string) ([]string, error) {
 	if hmax <= 0 {
 		hmax = history.MaxBytes
 	}
-	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax)}, nil
+	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax), size(p.SetsFirst)}, nil
 }
 
 // frame is the step's stdin: head's fields, then the history line and
@@ -622,7 +632,7 @@ func (p Persist) frame(head []string, nft bool) []byte {
 	if len(p.History) > 0 {
 		line = append(append(line, p.History...), '\n')
 	}
-	in := frame(head, line, p.V4, p.V6, p.Sets)
+	in := frame(head, line, p.V4, p.V6, p.Sets, p.SetsFirst)
 	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)

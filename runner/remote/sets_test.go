@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 // on the first line, then its members, one a line; an empty file is no
 // set. Like ipset, the stub stops at the first line that fails (the lines
 // before it went through), refuses to destroy a set that a live rule
-// matches, and fails a line that holds "stub-fail"; its iptables-restore
+// matches, and fails a line that holds "stub-fail" (one that holds
+// "stub-once" the first time it runs, "stub-2nd" the second); its iptables-restore
 // refuses, as the kernel does, a rule that matches a set that does not
 // exist. Both use builtins only: each stands for one process, as the real
 // ones do (TestSetsForks counts them).
@@ -51,6 +53,11 @@ slurp() {
 n=0
 while IFS= read -r l || [ -n "$l" ]; do
   n=$((n + 1))
+  case $l in *stub-once*|*stub-2nd*)
+    c=0; [ ! -e "$S/seen" ] || read -r c < "$S/seen"; c=$((c + 1)); echo "$c" > "$S/seen"
+    case $l in *stub-once*) [ "$c" -ne 1 ] ;; *) [ "$c" -ne 2 ] ;; esac ||
+      { echo "ipset v7.17: Error in line $n: stub: this line fails this time" >&2; exit 1; } ;;
+  esac
   set -f; set -- $l; set +f
   err= exist=
   for a; do [ "$a" != -exist ] || exist=1; done
@@ -436,5 +443,192 @@ func TestSetsForks(t *testing.T) {
 		if i >= len(s.forks) || s.forks[i] > budget {
 			t.Errorf("step %d: %v processes, budget %d", i+1, s.forks, budget)
 		}
+	}
+}
+
+// A host that stops between two renames of a persist (a crash, a power
+// cut) must boot with sets for whichever rules files it has: at boot,
+// iptables-restore refuses a whole file whose rules match a set that
+// ipset-persistent did not make, and the host comes up with no firewall.
+// Here the persisted rules match fwp-old-4, the new ones fwp-app-4 only:
+// the host's mv stops the persist after each rename in turn, and each
+// time every set the rules files on disk match is made by the ipsets file
+// on disk. Without the ipsets written first, the first stop breaks that.
+func TestPersistSetsCrash(t *testing.T) {
+	const (
+		oldRules4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A INPUT -i eth1 -p tcp -m set --match-set fwp-old-4 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n"
+		oldSets = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n" +
+			"create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+		newSets = "create blocklist hash:net family inet\nadd blocklist 192.0.2.0/24\n" +
+			"create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
+		// change.SetsFirst(oldSets, newSets, oldRules4, rules6)
+		first = newSets + "create fwp-old-4 hash:ip family inet -exist\nadd fwp-old-4 198.18.0.30\n"
+	)
+	p := Persist{V4: []byte(setRules4), V6: []byte(rules6 + "# new\n"), Sets: []byte(newSets), SetsFirst: []byte(first)}
+	for _, tc := range []struct {
+		name    string
+		p       Persist
+		crashAt int // the rename after which the persist stops; 0: none
+		ok      bool
+	}{
+		{"after the ipsets written first", p, 1, true},
+		{"after rules.v4", p, 2, true},
+		{"after rules.v6", p, 3, true},
+		{"done", p, 0, true},
+		{"without the ipsets written first, after ipsets", Persist{V4: p.V4, V6: p.V6, Sets: p.Sets}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStubHost(t, remotetest.Host{V4: setRules4, V6: rules6, Rules4: oldRules4, Rules6: rules6, Persistent: true})
+			s.write("etc/iptables/ipsets", oldSets)
+			// mv moves, then stops the script that ran it at the
+			// crashAt-th rename, as a crash would.
+			s.script("bin/mv", must(exec.LookPath("mv"))+` "$@" || exit
+n=0; [ ! -e "$S/mvs" ] || read -r n < "$S/mvs"; n=$((n + 1)); echo "$n" > "$S/mvs"
+[ "$n" -ne `+strconv.Itoa(tc.crashAt)+` ] || kill -9 "$PPID"`)
+			err := New(s, Options{Timeout: 10 * time.Second}).Persist(t.Context(), tc.p)
+			if (err == nil) != (tc.crashAt == 0) {
+				t.Fatalf("persist: %v", err)
+			}
+			made := map[string]bool{}
+			for line := range strings.Lines(s.read("etc/iptables/ipsets")) {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "create" {
+					made[f[1]] = true
+				}
+			}
+			var missing []string
+			for _, f := range []string{"etc/iptables/rules.v4", "etc/iptables/rules.v6"} {
+				for line := range strings.Lines(s.read(f)) {
+					if _, rest, ok := strings.Cut(line, "--match-set "); ok {
+						if name := strings.Fields(rest)[0]; !made[name] {
+							missing = append(missing, name)
+						}
+					}
+				}
+			}
+			if tc.ok != (len(missing) == 0) {
+				t.Errorf("sets the persisted rules match that the persisted ipsets does not make: %q\nrules.v4:\n%s\nipsets:\n%s",
+					missing, s.read("etc/iptables/rules.v4"), s.read("etc/iptables/ipsets"))
+			}
+			if tc.crashAt == 0 {
+				if got := s.read("etc/iptables/ipsets"); got != newSets {
+					t.Errorf("ipsets once persisted:\n%s\nwant the new one", got)
+				}
+				var moves []string
+				for _, c := range s.calls() {
+					if f := strings.Fields(c); len(f) == 4 && f[0] == "mv" {
+						moves = append(moves, filepath.Base(f[2])+" "+filepath.Base(f[3]))
+					}
+				}
+				want := []string{".ipsets.first.fwpush ipsets", ".rules.v4.fwpush rules.v4", ".rules.v6.fwpush rules.v6", ".ipsets.fwpush ipsets"}
+				if !slices.Equal(moves, want) {
+					t.Errorf("renames %q, want %q", moves, want)
+				}
+			}
+		})
+	}
+}
+
+// A swap back undoes exactly what the swap did, even where ipset fails
+// once and not again: the rollback of a swap that failed half-way swaps
+// back only the lines that went through (run again, the line that failed
+// could now go through, swapping in new members that the clean would then
+// destroy the old ones of), and a swap back that fails half-way leaves the
+// old members in the temporary sets for the confirm of the failed apply,
+// which swaps back only the lines still swapped in.
+func TestSwapBack(t *testing.T) {
+	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}, "fwp-db-4": {"198.18.0.31"}}
+	stage := []byte("destroy fwq-app-4 -exist\ncreate fwq-app-4 hash:ip family inet -exist\nadd fwq-app-4 198.18.0.21\nadd fwq-app-4 198.18.0.22\n" +
+		"destroy fwq-db-4 -exist\ncreate fwq-db-4 hash:ip family inet -exist\nadd fwq-db-4 198.18.0.31\nadd fwq-db-4 198.18.0.32\n")
+	clean := []byte("destroy fwq-app-4 -exist\ndestroy fwq-db-4 -exist\n")
+	for _, tc := range []struct {
+		name  string
+		swap  string
+		v6    string
+		again bool // the apply's swap back fails: the confirm's ends it
+	}{
+		{"the swap fails once, half-way", "swap fwq-app-4 fwp-app-4\nswap fwq-db-4 fwp-db-4 stub-once\n", rules6, false},
+		{"the swap back fails once, half-way; the confirm's ends it", "swap fwq-app-4 fwp-app-4\nswap fwq-db-4 fwp-db-4 stub-2nd\n",
+			"*filter\n# stub: the load fails\nCOMMIT\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, setRules4, before)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+				V4: []byte(setRules4), V6: []byte(tc.v6), Sets: Sets{Stage: stage, Swap: []byte(tc.swap), Clean: clean}, Lease: time.Hour, LockWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.again {
+				// The apply failed and its swap back too, at db's
+				// line: db's old members wait in the temporary set.
+				want := map[string][]string{"fwp-app-4": before["fwp-app-4"], "fwq-app-4": {"198.18.0.21", "198.18.0.22"},
+					"fwp-db-4": {"198.18.0.31", "198.18.0.32"}, "fwq-db-4": before["fwp-db-4"]}
+				if diff := cmp.Diff(want, s.sets()); diff != "" {
+					t.Fatalf("sets after the apply's swap back failed (-want +got):\n%s", diff)
+				}
+			}
+			if conf := confirmSets(t, s, Persist{}); conf.Outcome != ApplyFailed {
+				t.Fatalf("confirm: %s, want failed", conf.Outcome)
+			}
+			if diff := cmp.Diff(before, s.sets()); diff != "" {
+				t.Errorf("sets after (-want +got):\n%s", diff)
+			}
+			if got := s.state(); got.V4 != setRules4 || got.V6 != rules6 {
+				t.Errorf("live rules after:\n%s%s\nwant the old ones", got.V4, got.V6)
+			}
+		})
+	}
+}
+
+// A host with no ipset gets the package in the apply, before the stage,
+// when the run asks (the first run with sets on it); apt is not run where
+// ipset is there already.
+func TestApplyInstallsIPSet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		missing bool
+	}{{"no ipset", true}, {"ipset there", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetsHost(t, addrRules4, nil)
+			if tc.missing {
+				if err := os.Remove(s.path("usr/sbin/ipset")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.script("state/pkg/ipset", ipsetStub)
+			s.script("usr/sbin/apt-get", `PATH=/usr/bin:/bin
+case " $* " in *" install ipset "*) cp "$S/pkg/ipset" "$FWPUSH_TEST_ROOT/usr/sbin/ipset" ;; esac`)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: setsToken, RollbackAfter: time.Minute,
+				V4: []byte(setRules4), V6: []byte(rules6), Sets: newSet, InstallIPSet: true, Lease: time.Hour, LockWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conf := confirmSets(t, s, Persist{}); conf.Outcome != Confirmed {
+				t.Fatalf("confirm: %s", conf.Outcome)
+			}
+			want := map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}
+			if diff := cmp.Diff(want, s.sets()); diff != "" {
+				t.Errorf("sets (-want +got):\n%s", diff)
+			}
+			var apt []string
+			stage := -1
+			for i, c := range s.calls() {
+				if strings.HasPrefix(c, "apt-get") && strings.Contains(c, " install ") {
+					apt = append(apt, c)
+					if stage >= 0 {
+						t.Errorf("apt-get ran after the stage: %q", s.calls())
+					}
+				}
+				if c == "ipset restore" && stage < 0 {
+					stage = i
+				}
+			}
+			switch {
+			case tc.missing && (len(apt) != 1 || !strings.HasSuffix(apt[0], " install ipset")):
+				t.Errorf("apt-get: %q, want one install of ipset", apt)
+			case !tc.missing && len(apt) > 0:
+				t.Errorf("apt-get ran where ipset is: %q", apt)
+			}
+		})
 	}
 }

@@ -3,8 +3,9 @@
 // rewrites the results section of BENCHMARKS.md. It needs root (the lab);
 // `make bench` runs it with its defaults.
 //
-//	fwbench                                     # 6, 50, 150 hosts at RTT 0, 3 runs; 6, 50 at 60 ms, 2 runs; every tool
-//	fwbench -sizes 6 -runs 1 -rtt 0 -tools fwpush -out /tmp/b.md -plot ''
+//	fwbench                                     # 6, 50, 150 hosts at RTT 0, 3 runs; 6, 50 at 60 ms, 2 runs; every tool; the scale part
+//	fwbench -sizes 6 -runs 1 -rtt 0 -tools fwpush -scale '' -out /tmp/b.md -plot ''
+//	fwbench -sizes ''                           # the scale part alone: compile and validate of 50 to 10,000 hosts, no lab
 package main
 
 import (
@@ -37,7 +38,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fwbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sizes := fs.String("sizes", "6,50,150", "fleet sizes, hosts, comma-separated")
+	sizes := fs.String("sizes", "6,50,150", "fleet sizes of the labs, hosts, comma-separated (\"\": no lab)")
+	scale := fs.String("scale", "50,500,5000,10000", "fleet sizes of the scale part (compile and validate, no lab), comma-separated (\"\": none)")
+	scaleRuns := fs.Int("scale-runs", 3, "runs of the scale part at every size")
 	runs := fs.Int("runs", 3, "runs of every measurement at every size, at RTT 0")
 	rtts := fs.String("rtt", "0,60ms", "round-trip times between the controller and the tunnel, comma-separated (0: the lab's own links; any other: through a relay)")
 	rttSizes := fs.String("rtt-sizes", "", "fleet sizes measured at the RTTs other than 0 (default: those of -sizes up to 50)")
@@ -57,13 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("fwbench takes no arguments, got %q", fs.Args())
 	}
-	cfg := bench.Config{Runs: *runs, RTTRuns: *rttRuns, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
+	cfg := bench.Config{Runs: *runs, RTTRuns: *rttRuns, ScaleRuns: *scaleRuns, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
 	if *quiet {
 		cfg.Log = io.Discard
 	}
 	var err error
 	if cfg.Sizes, err = parseSizes(*sizes); err != nil {
 		return fmt.Errorf("-sizes: %w", err)
+	}
+	if cfg.ScaleSizes, err = parseSizes(*scale); err != nil {
+		return fmt.Errorf("-scale: %w", err)
 	}
 	if *rttSizes == "" {
 		for _, n := range cfg.Sizes {
@@ -102,14 +108,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res, err := bench.Run(ctx, cfg)
 	if res != nil {
-		fmt.Fprint(stdout, bench.Markdown(res, ""))
+		printSections(stdout, res)
 	}
 	return err
 }
 
-// parseSizes reads a comma-separated list of fleet sizes.
+// printSections writes the sections of what was measured.
+func printSections(w io.Writer, res *bench.Results) {
+	if len(res.Measurements) > 0 {
+		fmt.Fprint(w, bench.Markdown(res, ""))
+	}
+	if len(res.Scale) > 0 {
+		fmt.Fprint(w, bench.ScaleMarkdown(res))
+	}
+}
+
+// parseSizes reads a comma-separated list of fleet sizes; "" is none.
 func parseSizes(list string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -135,6 +154,6 @@ func rewrite(ctx context.Context, cfg bench.Config, path string, stdout io.Write
 	if err := bench.WriteReports(ctx, cfg, &res); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, bench.Markdown(&res, ""))
+	printSections(stdout, &res)
 	return nil
 }

@@ -58,7 +58,7 @@ func TestSmoke(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	leftNothing := watchLocks(t, locks)
 	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-rtt", "0,40ms", "-rtt-runs", "1", "-tools", "fwpush", "-fwpush", fw, "-launcher", launcher,
-		"-out", md, "-plot", "", "-json", js, "-install=false"}, &stdout, &stderr)
+		"-scale", "", "-out", md, "-plot", "", "-json", js, "-install=false"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("fwbench: %v\nstderr:\n%s", err, stderr.String())
 	}
@@ -206,12 +206,89 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-rtt", "0,fast"}},
 		{[]string{"-rtt", "-60ms"}},
 		{[]string{"-rtt-sizes", "6,many"}},
-		{[]string{"-sizes", ""}},
+		{[]string{"-sizes", "6,"}},
+		{[]string{"-scale", "50,lots"}},
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), tc.args, io.Discard, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.args[0]+":") {
 			t.Errorf("fwbench %q: %v, want an error naming %s", tc.args, err, tc.args[0])
 		}
+	}
+}
+
+// TestScale runs the scale part alone, as fwbench does with no -sizes, at two
+// small sizes, and checks that it measured compile and validate at each,
+// counted the policies' rules and sets, and rewrote its own section of
+// BENCHMARKS.md only, leaving the labs' as it was.
+func TestScale(t *testing.T) {
+	labtest.Require(t) // root: validate loads the policies in network namespaces
+	dir := t.TempDir()
+	fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
+	for bin, pkg := range map[string]string{fw: "../../../cmd/fwpush", launcher: "../fwbench-launch"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	md := filepath.Join(dir, "BENCHMARKS.md")
+	labs := bench.BeginMarker + "\nthe labs' numbers, kept\n" + bench.EndMarker + "\n"
+	head := "# Benchmarks\n\n" + labs + "\n"
+	const foot = "\n## Notes\n\nkept too\n"
+	if err := os.WriteFile(md, []byte(head+bench.ScaleBeginMarker+"\nstale\n"+bench.ScaleEndMarker+"\n"+foot), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(dir, "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-sizes", "", "-scale", "6,12", "-scale-runs", "1", "-fwpush", fw, "-launcher", launcher,
+		"-out", md, "-plot", filepath.Join(dir, "bench.svg"), "-json", js, "-install=false"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("fwbench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	data, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bench.Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("bench.json: %v", err)
+	}
+	if len(res.Measurements) != 0 || len(res.Scale) != 2 {
+		t.Fatalf("measured %d lab scenarios and %d scale sizes, want 0 and 2", len(res.Measurements), len(res.Scale))
+	}
+	for i, s := range res.Scale {
+		if want := []int{6, 12}[i]; s.Hosts != want {
+			t.Errorf("scale %d: %d hosts, want %d", i, s.Hosts, want)
+		}
+		if len(s.Compile) != 1 || len(s.Validate) != 1 {
+			t.Fatalf("%d hosts: %d compiles and %d validates, want one each", s.Hosts, len(s.Compile), len(s.Validate))
+		}
+		c, v := s.Compile[0], s.Validate[0]
+		if c.Wall <= 0 || c.MaxRSS <= 0 || v.Wall <= 0 || v.CPU <= 0 || v.MaxRSS <= v.LauncherRSS {
+			t.Errorf("%d hosts: implausible samples: compile %+v, validate %+v", s.Hosts, c, v)
+		}
+		// A new app server changes one member of the db server's set of
+		// app servers, and no rule.
+		if s.AppRules == 0 || s.AppSets == 0 || s.DB != (bench.Added{MembersAdded: 1}) {
+			t.Errorf("%d hosts: app-1 %d rules, %d sets; db-3 when an app server joins: %+v", s.Hosts, s.AppRules, s.AppSets, s.DB)
+		}
+	}
+	if a, b := res.Scale[0], res.Scale[1]; a.AppRulesDigest != b.AppRulesDigest || a.AppMembers >= b.AppMembers {
+		t.Errorf("app-1's rules differ between 6 and 12 hosts (%s, %s), or its sets did not grow (%d, %d members)", a.AppRulesDigest, b.AppRulesDigest, a.AppMembers, b.AppMembers)
+	}
+	got, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(got)
+	if !strings.HasPrefix(text, head+bench.ScaleBeginMarker+"\n") || !strings.HasSuffix(text, bench.ScaleEndMarker+"\n"+foot) || strings.Contains(text, "stale") {
+		t.Errorf("BENCHMARKS.md: the labs' section or the text around changed, or the scale section was not replaced:\n%s", text)
+	}
+	for _, want := range []string{"| `fwpush validate`: wall, s |", "| rules (`-A`) in app-1's IPv4 filter table | ", ", identical |", "| an app server added: db-3's sets | 0 made; members +1 −0 | 0 made; members +1 −0 |"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("BENCHMARKS.md: no %q:\n%s", want, text)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bench.svg")); err == nil {
+		t.Errorf("the scale part alone drew the labs' plot")
 	}
 }

@@ -1,6 +1,6 @@
 # confirm.sh runs over a fresh connection, which proves that the host
 # still accepts new SSH connections. Its stdin: "TOKEN WAIT N4 N6 NSETS
-# DIGEST INSTALL HN RESULT HMAX", WAIT in milliseconds, then the payloads
+# DIGEST INSTALL HN RESULT HMAX NFIRST", WAIT in milliseconds, then the payloads
 # of persist.sh. It
 # waits on the host, at most WAIT, for the detached apply to finish (for
 # the run's lock, which the apply holds while it runs), then prints the
@@ -18,9 +18,9 @@
 # gets the outcome it learns: RESULT once persisted, failed (the apply, or
 # the persist after it), rolled_back.
 set -u
-read -r token ms n4 n6 nsets digest install hn result hmax || { echo "no header on stdin" >&2; exit 10; }
+read -r token ms n4 n6 nsets digest install hn result hmax nfirst || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$ms" "$n4" "$n6" "$nsets" "$install" "$hn" "$hmax"
+nums "$ms" "$n4" "$n6" "$nsets" "$install" "$hn" "$hmax" "$nfirst"
 digestok "$digest"
 resultok "$result"
 readhistory
@@ -104,6 +104,7 @@ ok)
 failed)
   if decide; then
     stopguard
+    unstage # what the apply's could not swap back, if anything
     echo failed > "$R/outcome"
   fi
   release

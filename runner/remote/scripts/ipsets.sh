@@ -39,27 +39,70 @@ stagesets() {
   : > "$R/sets.staged" && sets stage
 }
 
-# swapin: the new members in place. $R/sets.swapped says so from before
-# the first swap, since ipset restore stops at a line that fails and the
-# ones before it went through; it holds "all" once every swap did.
+# swapin: the new members in place. $R/sets.swapped says which lines of
+# the swap document are swapped in, "FROM TO" (TO "all": to its end), or
+# nothing when that is not known: empty from before the first swap, "1
+# all" once every swap went through, and, since ipset restore stops at the
+# line that fails and the ones before it went through, "1 K-1" when it
+# names line K.
 swapin() {
   [ -s "$R/sets.swap" ] || return 0
-  : > "$R/sets.swapped" && sets swap && echo all > "$R/sets.swapped"
+  : > "$R/sets.swapped" || return 1
+  if sets swap 2> "$R/sets.err"; then echo "1 all" > "$R/sets.swapped"; return 0; fi
+  failedline
+  [ -z "$n" ] || echo "1 $((n - 1))" > "$R/sets.swapped"
+  return 1
 }
 
-# unstage: the sets as they were before the run, if it staged any: what
-# swapin swapped swapped back (a swap is its own inverse: run again, the
-# document undoes what went through, and fails again where swapin failed),
-# then what the stage made destroyed. The old rules must be back first: a
-# set that rules match cannot be destroyed. Should the swap back of a
-# swap that went through fail, nothing is destroyed: the temporary sets
-# hold the old members.
+# failedline: ipset's error in $R/sets.err passed on, and the line it
+# names in $n ("" for none).
+failedline() {
+  n=
+  while IFS= read -r e; do
+    printf '%s\n' "$e" >&2
+    [ -n "$n" ] || case $e in *"Error in line "*)
+      n=${e#*Error in line }; n=${n%%:*}
+      case $n in *[!0-9]*) n= ;; esac ;;
+    esac
+  done < "$R/sets.err"
+}
+
+# slice FROM TO: lines FROM to TO (all: to the end) of the swap document.
+slice() {
+  i=0
+  while IFS= read -r l; do
+    i=$((i + 1))
+    [ "$i" -lt "$1" ] || { [ "$2" != all ] && [ "$i" -gt "$2" ]; } || printf '%s\n' "$l"
+  done < "$R/sets.swap"
+}
+
+# unstage: the sets as they were before the run, if it staged any: the
+# lines swapin swapped in swapped back (a swap is its own inverse), then
+# what the stage made destroyed. The old rules must be back first: a set
+# that rules match cannot be destroyed. Only the lines swapped in are
+# swapped back: run again, a line that failed once could go through and
+# swap in. Should a swap back fail, $R/sets.swapped keeps the lines still
+# swapped in, for a later unstage (the guard's), and nothing is destroyed:
+# the temporary sets hold the old members. When what was swapped in is
+# not known (the apply was killed during its swap), nothing is swapped or
+# destroyed either; the next stage destroys the temporary sets.
 unstage() {
   [ -e "$R/sets.staged" ] || return 0
   if [ -e "$R/sets.swapped" ]; then
-    w=
-    { read -r w < "$R/sets.swapped"; } 2>/dev/null
-    if ! sets swap && [ "$w" = all ]; then return 1; fi
+    from='' to=''
+    { read -r from to < "$R/sets.swapped"; } 2>/dev/null
+    case $from in ''|*[!0-9]*)
+      echo "the sets' swap went no one knows how far: the temporary sets (fwq-) keep the old members" >&2
+      return 1 ;;
+    esac
+    if [ "$to" = all ] || [ "$to" -ge "$from" ]; then
+      slice "$from" "$to" > "$R/sets.back" || return 1
+      if ! sets back 2> "$R/sets.err"; then
+        failedline
+        if [ -n "$n" ]; then echo "$((from + n - 1)) $to" > "$R/sets.swapped"; else : > "$R/sets.swapped"; fi
+        return 1
+      fi
+    fi
     rm -f "$R/sets.swapped"
   fi
   sets clean

@@ -1,8 +1,9 @@
 # store.sh is what persist.sh and confirm.sh share: store writes what makes
 # the policy survive a reboot and records what was applied, each only when
-# asked. It expects $n4 $n6 $nsets $digest $install read from the header,
-# and rules.v4 (N4 bytes), rules.v6 and ipsets next on stdin, each followed
-# by the mark (a size of 0 keeps the file as it is; a digest of - keeps the
+# asked. It expects $n4 $n6 $nsets $digest $install $nfirst read from the
+# header, and rules.v4 (N4 bytes), rules.v6, ipsets and the ipsets written
+# first (NFIRST bytes) next on stdin, each followed by the mark (a size of
+# 0 keeps the file as it is; a digest of - keeps the
 # record). INSTALL is 0, 1 (install iptables-persistent) or 2 (and
 # ipset-persistent, its plugin that loads /etc/iptables/ipsets at boot,
 # before the rules).
@@ -13,7 +14,11 @@
 # netfilter-persistent, which loads whatever rules.v4 is on disk; an old
 # file there would replace the policy just applied (and could cut SSH).
 # ipsets is renamed into place before rules.v4 and rules.v6: rules that
-# match a set load at boot only if the set does. apt runs without
+# match a set load at boot only if the set does. When the rules there now
+# match a set the new ipsets no longer makes, the ipsets written first
+# (change.SetsFirst) makes the sets of both, and the new ipsets replaces
+# it once both rules files are in place: a host that stops between two
+# renames still boots with sets for its rules. apt runs without
 # questions (it must not save the rules or sets of the moment: fwpush
 # writes its own files), waiting for the dpkg lock instead of failing when
 # apt is busy. The state goes last, so that a run that failed half-way is
@@ -32,12 +37,12 @@ put() {
   return 1
 }
 
-# keep SIZE NAME: the file put wrote becomes $E/NAME, if it wrote one (of
-# SIZE bytes).
+# keep SIZE NAME [AS]: the file put wrote becomes $E/NAME ($E/AS), if it
+# wrote one (of SIZE bytes).
 keep() {
   [ "$1" -ne 0 ] || return 0
   t=$E/.$2.fwpush
-  mv -f "$t" "$E/$2" && return 0
+  mv -f "$t" "$E/${3:-$2}" && return 0
   rm -f "$t"
   return 1
 }
@@ -49,9 +54,11 @@ store() {
   put "$n4" rules.v4 || exit 20
   put "$n6" rules.v6 || { rm -f "$E/.rules.v4.fwpush"; exit 21; }
   put "$nsets" ipsets || { rm -f "$E/.rules.v4.fwpush" "$E/.rules.v6.fwpush"; exit 24; }
-  keep "$nsets" ipsets || exit 24
+  put "$nfirst" ipsets.first || { rm -f "$E/.rules.v4.fwpush" "$E/.rules.v6.fwpush" "$E/.ipsets.fwpush"; exit 24; }
+  if [ "$nfirst" -eq 0 ]; then keep "$nsets" ipsets || exit 24; else keep "$nfirst" ipsets.first ipsets || exit 24; fi
   keep "$n4" rules.v4 || exit 20
   keep "$n6" rules.v6 || exit 21
+  [ "$nfirst" -eq 0 ] || keep "$nsets" ipsets || exit 24
   if [ "$digest" != - ]; then
     if ! { [ -d "$S" ] || mkdir -p "$S"; } || ! echo "$digest" > "$S/.applied.fwpush"; then
       rm -f "$S/.applied.fwpush"
