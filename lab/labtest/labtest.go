@@ -97,9 +97,8 @@ func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options)
 		t.Fatalf("labtest: %v", err)
 	}
 	t.Cleanup(func() {
-		// The test's context is already cancelled when cleanups run. Up
-		// and down take the machine's lab lock in turn, behind every
-		// other lab's: as long as Up may wait.
+		// The test's context is already cancelled when cleanups run; down
+		// may wait for other labs' steps under the machine's lock.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if err := l.Down(ctx); err != nil {
@@ -108,9 +107,11 @@ func StartInventory(t testing.TB, inv *inventory.Inventory, opts ...lab.Options)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if err := l.Up(ctx); err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
+	t.Logf("labtest: lab %s of %d hosts up in %s", l.Name, len(l.Hosts), time.Since(start).Round(time.Millisecond))
 	return l
 }
 
