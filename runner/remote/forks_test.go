@@ -16,6 +16,7 @@ import (
 // added to its history (date(1) gives the host's time: one process, on a
 // changed host only).
 func TestForks(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
 	}

@@ -213,6 +213,7 @@ func confirmSets(t *testing.T, s *stubHost, p Persist) Confirmation {
 // swapped in by the apply, the old ones (now under the temporary name)
 // destroyed once confirmed. The rules are the same throughout.
 func TestApplySetsMembers(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}, "blocklist": {"192.0.2.1"}})
 	if err := applySets(t, s, setRules4, membersChange); err != nil {
 		t.Fatal(err)
@@ -241,6 +242,7 @@ func TestApplySetsMembers(t *testing.T) {
 // The guard's rollback puts back the old rules and the old members, and
 // the temporary set goes.
 func TestApplySetsRollback(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		old, new string
@@ -275,6 +277,7 @@ func TestApplySetsRollback(t *testing.T) {
 // A failure before the guard is armed, or in the apply, leaves the host's
 // rules and sets exactly as they were, and no temporary set behind.
 func TestApplySetsFails(t *testing.T) {
+	t.Parallel()
 	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}}
 	failing := membersChange
 	failing.Stage = append(slices.Clone(membersChange.Stage), "add fwq-app-4 198.18.0.99 stub-fail\n"...)
@@ -322,6 +325,7 @@ func TestApplySetsFails(t *testing.T) {
 
 // A run that changes no set never runs ipset, on any step.
 func TestNoSetsNoIPSet(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, addrRules4, nil)
 	if err := applySets(t, s, addrRules4, Sets{}); err != nil {
 		t.Fatal(err)
@@ -341,6 +345,7 @@ func TestNoSetsNoIPSet(t *testing.T) {
 // An earlier run's apply kept by settle drops its old members as its
 // confirm would have.
 func TestSettleKeepDropsOldMembers(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}})
 	if err := applySets(t, s, setRules4, membersChange); err != nil {
 		t.Fatal(err)
@@ -373,6 +378,7 @@ func TestFactsReadsOnlyFwpushSets(t *testing.T) {
 // Persisting sets writes /etc/iptables/ipsets before the rules files and
 // installs ipset-persistent with iptables-persistent.
 func TestPersistSets(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: setRules4, V6: rules6})
 	// mv says what it moves, in order.
 	doc := "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
@@ -412,6 +418,7 @@ func TestPersistSets(t *testing.T) {
 // four documents): 23 for 17; the confirm drops the old members (one
 // ipset) and writes /etc/iptables/ipsets (head, mv): 12 for 9.
 func TestSetsForks(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
 	}
