@@ -46,7 +46,7 @@ func (l *Lab) packages() []string {
 
 // ensureRepo makes the local repository hold pkgs and whatever they need
 // that the machine has not installed, fetching what it lacks and indexing
-// it. It runs under the lab lock.
+// it. It runs under the machine's lock (see lockRoot).
 func ensureRepo(ctx context.Context, pkgs []string) error {
 	if err := os.MkdirAll(repoDir, 0o755); err != nil {
 		return err

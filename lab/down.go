@@ -33,12 +33,7 @@ func Down(ctx context.Context, name string) error {
 	if err := CheckRoot(); err != nil {
 		return err
 	}
-	unlock, err := lockRoot(ctx)
-	if err != nil {
-		return fmt.Errorf("lab %s: %w", name, err)
-	}
-	defer unlock()
-	if err := down(name, true); err != nil {
+	if err := remove(ctx, name); err != nil {
 		return fmt.Errorf("lab %s: down: %w", name, err)
 	}
 	return nil
@@ -47,10 +42,50 @@ func Down(ctx context.Context, name string) error {
 // Down removes the lab; see the package function Down.
 func (l *Lab) Down(ctx context.Context) error { return Down(ctx, l.Name) }
 
-// down does Down's work under the lock. release says whether to give back
-// the machine's shared pieces when no other lab is left; Up, which goes on
-// to build, does not.
-func down(name string, release bool) error {
+// remove is Down's work. A lab with a directory is removed under its own
+// lock alone (everything down removes is the lab's, found by its name),
+// other labs coming and going meanwhile; then, under the machine's lock,
+// the machine's shared pieces are given back if no lab is left.
+func remove(ctx context.Context, name string) error {
+	for {
+		unlockLab, had, err := lockLab(ctx, name)
+		if err != nil {
+			return err
+		}
+		if had {
+			err = down(name)
+		}
+		unlockRoot, lerr := lockRoot(ctx)
+		if lerr != nil {
+			if had {
+				unlockLab()
+			}
+			return errors.Join(err, lerr)
+		}
+		if _, serr := os.Stat(filepath.Join(Root, name)); !had && serr == nil {
+			// An Up of the name created it meanwhile: wait for it.
+			unlockRoot()
+			continue
+		}
+		if !had {
+			// What a lab without a directory may have left.
+			err = down(name)
+		}
+		if err == nil {
+			err = releaseMachine()
+		}
+		unlockRoot()
+		if had {
+			unlockLab()
+		}
+		return err
+	}
+}
+
+// down removes what is lab name's: its processes, its namespaces (and with
+// them its bridges, veths and routes) and its directory. The caller holds
+// the lab's lock, or the machine's when the lab has no directory.
+func down(name string) error {
 	dir := filepath.Join(Root, name)
 	var errs []error
 	if err := killLab(name, dir); err != nil {
@@ -70,11 +105,6 @@ func down(name string, release bool) error {
 	}
 	if err := removeLabDir(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
-	}
-	if release && len(errs) == 0 {
-		if err := releaseMachine(); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -201,7 +231,7 @@ type machineRecord struct {
 var machineFile = filepath.Join(Root, ".machine.json")
 
 // prepareMachine records the state of /run/netns before the first lab. It
-// runs under the lock.
+// runs under the machine's lock.
 func prepareMachine() error {
 	var rec machineRecord
 	data, err := os.ReadFile(machineFile)
@@ -226,7 +256,8 @@ func prepareMachine() error {
 
 // releaseMachine undoes prepareMachine once no lab is left: it removes
 // /run/netns if the labs brought it, and Root unless it holds the local apt
-// repository's cache (kept for the next lab). It runs under the lock.
+// repository's cache (kept for the next lab). It runs under the machine's
+// lock.
 func releaseMachine() error {
 	ents, err := os.ReadDir(Root)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -445,6 +446,78 @@ func TestTwoLabs(t *testing.T) {
 	checkGone(t, a, before, heldA)
 	if out := labtest.Exec(t, b, "ssh", "-F", b.SSHConfig, "-J", "203.0.113.10", "198.18.0.31", "hostname"); strings.TrimSpace(out) != "mysql-1" {
 		t.Errorf("lab %s after %s went down: ssh reached %q", b.Name, a.Name, out)
+	}
+}
+
+// TestLabsAtOnce: labs come up and go down side by side, each under its
+// own lock, and stay apart: two labs come up while a third goes down, and
+// two Ups of one name at once end with one lab of that name, working.
+func TestLabsAtOnce(t *testing.T) {
+	t.Parallel()
+	labtest.Require(t)
+	before := snapshot(t)
+	inv, err := inventory.Load(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLab := func(name string) *lab.Lab {
+		l, err := lab.New(inv, name, lab.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Down(context.Background()) })
+		return l
+	}
+	gone := labtest.Start(t, site)
+	heldGone := held(t, gone)
+	a, b := newLab(labtest.Name()), newLab(labtest.Name())
+	twin := labtest.Name()
+	c1, c2 := newLab(twin), newLab(twin)
+	steps := map[string]func(context.Context) error{
+		"down " + gone.Name:  gone.Down,
+		"up " + a.Name:       a.Up,
+		"up " + b.Name:       b.Up,
+		"up " + twin + " #1": c1.Up,
+		"up " + twin + " #2": c2.Up,
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for what, step := range steps {
+		wg.Go(func() {
+			if err := step(t.Context()); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				t.Errorf("%s: %v", what, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	checkGone(t, gone, before, heldGone)
+	for _, l := range []*lab.Lab{a, b, c1} {
+		st, err := l.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Up || st.Memory.Processes != len(l.Hosts) {
+			t.Errorf("lab %s: up %v with %d processes, want %d sshd", l.Name, st.Up, st.Memory.Processes, len(l.Hosts))
+		}
+		if out := labtest.Exec(t, l, "ssh", "-F", l.SSHConfig, "-J", "203.0.113.10", "198.18.0.31", "hostname"); strings.TrimSpace(out) != "mysql-1" {
+			t.Errorf("lab %s: ssh reached %q", l.Name, out)
+		}
+	}
+	labtest.Shell(t, a, "mysql-1", "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "3306", "-j", "DROP")
+	if got := labtest.Probe(t, b, "wordpress-1", "198.18.0.31", 3306); got != lab.Reachable {
+		t.Errorf("a rule in lab %s filters lab %s: %s", a.Name, b.Name, got)
+	}
+	for _, l := range []*lab.Lab{a, b, c1} {
+		h := held(t, l)
+		if err := l.Down(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checkGone(t, l, before, h)
 	}
 }
 

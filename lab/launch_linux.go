@@ -144,8 +144,12 @@ func (l *Lab) launchOnThread(n *Node, boot bool, log, bootLog *os.File) (*exec.C
 		bootErr = b.Run()
 	}
 	// Not tied to a context: sshd outlives Up. It gets a session of its
-	// own so that a terminal's ^C never reaches it.
-	sshd := exec.Command(bin("sshd"), "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	// own so that a terminal's ^C never reaches it. -r: each connection is
+	// served by a fork of this sshd, not a fresh sshd exec'd and linked
+	// again, its configuration and host key read again (a hardening, new
+	// addresses for each connection, that a lab has no use for): the
+	// lab's end-to-end tests open thousands of connections.
+	sshd := exec.Command(bin("sshd"), "-D", "-e", "-r", "-f", filepath.Join(dir, "sshd_config"))
 	sshd.Stdout, sshd.Stderr = log, log
 	sshd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := sshd.Start(); err != nil {

@@ -26,11 +26,14 @@ func (l *Lab) Reboot(ctx context.Context, host string) error {
 	if err := CheckRoot(); err != nil {
 		return err
 	}
-	unlock, err := lockRoot(ctx)
+	// The host is the lab's alone: other labs go on meanwhile.
+	unlock, ok, err := lockLab(ctx, l.Name)
 	if err != nil {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
 	}
-	defer unlock()
+	if ok {
+		defer unlock()
+	}
 	if _, err := Open(l.Name); err != nil {
 		return err
 	}

@@ -129,45 +129,109 @@ func runApt(ctx context.Context, out io.Writer, apt string, args ...string) erro
 	return cmd.Run()
 }
 
-// lockRoot takes the machine-wide lab lock, a flock on Root itself, so that
-// labs built and removed at once (parallel test packages) never race on
-// what they share: Root and the mount points. The lock leaves no file
-// behind; when the last down removes Root while another process waits, the
-// waiter finds its directory gone and locks the new one.
+// Labs take two kinds of lock, both flocks on directories, which leave no
+// file behind:
+//
+//   - the machine's (lockRoot), a flock on Root itself, for what labs
+//     share: Root, the record of the machine's state, the local apt
+//     repository, /run/netns, and whether any lab is left;
+//   - each lab's own (lockLab), a flock on its directory, for the lab:
+//     Up builds it, Down removes it and Reboot restarts a host under it.
+//
+// So labs come up, go down and reboot hosts side by side (tests of several
+// packages, and tests within one), and wait for one another only for the
+// short steps on what they share. A lab's lock is taken before the
+// machine's, and no one waits for a lab's lock while holding the
+// machine's: Up takes the lock of the directory it has just created under
+// the machine's, which no one else can know of yet.
+
+// lockRoot takes the machine-wide lab lock. When the last down removes Root
+// while another process waits, the waiter finds its directory gone and
+// locks the new one.
 func lockRoot(ctx context.Context) (unlock func(), err error) {
 	for {
 		if err := os.MkdirAll(Root, 0o700); err != nil {
 			return nil, fmt.Errorf("lock %s: %w", Root, err)
 		}
-		fd, err := unix.Open(Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unlock, ok, err := lockDir(ctx, Root)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
 			return nil, fmt.Errorf("lock %s: %w", Root, err)
 		}
-		for {
-			err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				unix.Close(fd)
-				return nil, fmt.Errorf("lock %s: %w", Root, ctx.Err())
-			case <-time.After(20 * time.Millisecond):
-			}
+		if ok {
+			return unlock, nil
 		}
-		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("lock %s: %w", Root, err)
-		}
-		var held, now unix.Stat_t
-		if unix.Fstat(fd, &held) == nil && unix.Stat(Root, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-			return func() { unix.Close(fd) }, nil
-		}
-		unix.Close(fd) // Root was removed while we waited: lock the new one
 	}
+}
+
+// lockLab takes the lock of lab name, waiting for whoever holds it. It
+// returns ok false, and holds nothing, when the lab has no directory: no
+// lab of the name is up or being built (an Up creates the directory under
+// the machine's lock, so the caller that must be sure takes that lock and
+// looks again). A directory removed while waiting is no lab any more.
+func lockLab(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	dir := filepath.Join(Root, name)
+	unlock, ok, err = lockDir(ctx, dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return unlock, ok, nil
+}
+
+// lockDir takes an exclusive flock on directory dir, waiting as long as ctx
+// lets it. ok is false, and nothing is held, when dir does not exist or was
+// removed while waiting.
+func lockDir(ctx context.Context, dir string) (unlock func(), ok bool, err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			unix.Close(fd)
+			return nil, false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, false, err
+	}
+	if !sameDir(fd, dir) {
+		unix.Close(fd)
+		return nil, false, nil
+	}
+	return func() { unix.Close(fd) }, true, nil
+}
+
+// lockNewDir creates directory dir and locks it without waiting: no one
+// else knows of it yet.
+func lockNewDir(dir string) (unlock func(), err error) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// sameDir reports whether fd is still the directory at path.
+func sameDir(fd int, path string) bool {
+	var held, now unix.Stat_t
+	return unix.Fstat(fd, &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev
 }
 
 // proc is one process as /proc shows it.

@@ -33,6 +33,9 @@ const readyTimeout = 20 * time.Second
 // already is taken down first, so Up also rebuilds. When Up fails, or ctx is
 // cancelled half-way, it removes whatever it had created before returning.
 // Missing tools are installed with apt-get first (see Prerequisites).
+//
+// Labs of other names come up, and go down, at the same time: Up holds the
+// machine's lock (see lockRoot) only while it prepares what they share.
 func (l *Lab) Up(ctx context.Context) error {
 	if err := CheckRoot(); err != nil {
 		return err
@@ -40,40 +43,109 @@ func (l *Lab) Up(ctx context.Context) error {
 	if err := Prerequisites(ctx, io.Discard); err != nil {
 		return fmt.Errorf("lab %s: prerequisites: %w", l.Name, err)
 	}
-	unlock, err := lockRoot(ctx)
+	unlock, err := l.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
 	}
 	defer unlock()
-	if err := down(l.Name, false); err != nil {
-		return fmt.Errorf("lab %s: remove the previous lab: %w", l.Name, err)
-	}
 	if err := l.up(ctx); err != nil {
-		if ctx.Err() != nil {
-			// What failed after the interruption is only its echo.
-			err = fmt.Errorf("interrupted: %w", ctx.Err())
-		}
-		if derr := down(l.Name, true); derr != nil {
-			err = errors.Join(err, fmt.Errorf("clean up: %w", derr))
-		}
-		return fmt.Errorf("lab %s: up: %w", l.Name, err)
+		return fmt.Errorf("lab %s: up: %w", l.Name, l.undo(ctx, err, false))
 	}
 	return nil
 }
 
+// begin makes room for the lab and, under the machine's lock, does what
+// touches what labs share: it takes a previous lab of the name down,
+// records the machine's state, fills the local apt repository, and creates
+// the lab's directory and namespaces. It returns holding the lab's lock.
+func (l *Lab) begin(ctx context.Context) (unlock func(), err error) {
+	for {
+		// A lab of the name being built, rebooted or removed elsewhere
+		// finishes first.
+		unlockPrev, had, err := lockLab(ctx, l.Name)
+		if err != nil {
+			return nil, err
+		}
+		unlockRoot, err := lockRoot(ctx)
+		if err != nil {
+			if had {
+				unlockPrev()
+			}
+			return nil, err
+		}
+		if _, err := os.Stat(l.Dir); !had && err == nil {
+			// Another Up of the name created it meanwhile: wait for it.
+			unlockRoot()
+			continue
+		}
+		unlock, err := l.prepare(ctx)
+		unlockRoot()
+		if had {
+			unlockPrev() // of a directory down removed
+		}
+		return unlock, err
+	}
+}
+
+// prepare is begin's work under the machine's lock and, when there is a
+// previous lab, its lock.
+func (l *Lab) prepare(ctx context.Context) (unlock func(), err error) {
+	if err := down(l.Name); err != nil {
+		return nil, fmt.Errorf("remove the previous lab: %w", err)
+	}
+	err = checkRootfs()
+	if err == nil {
+		err = prepareMachine()
+	}
+	if err == nil {
+		if err = ensureRepo(ctx, l.packages()); err != nil {
+			err = fmt.Errorf("local apt repository %s: %w", repoDir, err)
+		}
+	}
+	if err == nil {
+		unlock, err = lockNewDir(l.Dir)
+	}
+	if err == nil {
+		if err = l.createNetns(ctx); err != nil {
+			unlock()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("up: %w", l.undo(ctx, err, true))
+	}
+	return unlock, nil
+}
+
+// undo removes what a failed Up built, and gives back the machine's shared
+// pieces if no other lab is left, and returns err, the failure; locked says
+// whether the caller holds the machine's lock already. It goes on when ctx
+// is cancelled: an interrupted Up leaves nothing behind.
+func (l *Lab) undo(ctx context.Context, err error, locked bool) error {
+	if ctx.Err() != nil {
+		// What failed after the interruption is only its echo.
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if derr := down(l.Name); derr != nil {
+		return errors.Join(err, fmt.Errorf("clean up: %w", derr))
+	}
+	if !locked {
+		// Other labs hold the machine's lock only for short steps (apt's
+		// fetches on a fresh machine being the longest).
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		unlock, lerr := lockRoot(lctx)
+		if lerr != nil {
+			return errors.Join(err, fmt.Errorf("clean up: %w", lerr))
+		}
+		defer unlock()
+	}
+	if rerr := releaseMachine(); rerr != nil {
+		return errors.Join(err, fmt.Errorf("clean up: %w", rerr))
+	}
+	return err
+}
+
 func (l *Lab) up(ctx context.Context) error {
-	if err := checkRootfs(); err != nil {
-		return err
-	}
-	if err := prepareMachine(); err != nil {
-		return err
-	}
-	if err := ensureRepo(ctx, l.packages()); err != nil {
-		return fmt.Errorf("local apt repository %s: %w", repoDir, err)
-	}
-	if err := os.Mkdir(l.Dir, 0o700); err != nil {
-		return err
-	}
 	authorized, err := l.writeClient()
 	if err != nil {
 		return fmt.Errorf("write %s: %w", l.Dir, err)
@@ -97,9 +169,6 @@ func (l *Lab) up(ctx context.Context) error {
 		}
 	}
 	if err := os.WriteFile(l.KnownHosts, []byte(strings.Join(known, "")), 0o644); err != nil {
-		return err
-	}
-	if err := l.createNetns(ctx); err != nil {
 		return err
 	}
 	if err := l.wire(ctx); err != nil {

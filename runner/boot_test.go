@@ -10,6 +10,7 @@ import (
 // a host that failed says whether its earlier persisted rules are still in
 // place, or that the run cannot tell.
 func TestPushBoot(t *testing.T) {
+	t.Parallel()
 	const earlier = "# rules an earlier run persisted\n"
 	withFiles := func(h *fakeHost) { h.files[fileRulesV4], h.files[fileRulesV6] = earlier, earlier }
 	noInterface := func(h *fakeHost) { h.facts.Links = []string{"eth0", "lo"} }

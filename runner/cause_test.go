@@ -93,6 +93,7 @@ var (
 // the bastion (the host never asked), this run late (paused), or another
 // run that took this one for gone (the host names it).
 func TestConfirmCauses(t *testing.T) {
+	t.Parallel()
 	fire := time.Date(2026, 12, 6, 12, 39, 45, 0, time.Local)
 	guardAt := func(late time.Duration) remote.GuardTimes {
 		return remote.GuardTimes{FireAt: fire, Now: fire.Add(late)}

@@ -15,6 +15,7 @@ import (
 // through on a stub host. A behaviour of the scripts that changes there
 // fails here until the fake follows.
 func TestFakeCases(t *testing.T) {
+	t.Parallel()
 	for _, c := range remotetest.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()

@@ -212,6 +212,7 @@ func TestRunProbesRemoteFailure(t *testing.T) {
 // TestRunProbesBounded: a host that never answers holds the round no
 // longer than its bound.
 func TestRunProbesBounded(t *testing.T) {
+	t.Parallel()
 	inv := loadProbeFleet(t)
 	inv.SSH.Timeout = 50 * time.Millisecond
 	p := &prober{t: t, probe: func(ctx context.Context, host string, _ []remote.Probe) ([]remote.ProbeResult, time.Duration, error) {

@@ -52,6 +52,7 @@ func (f *knockingFleet) Prove(ctx context.Context, ih *inventory.Host) error {
 // The tunnel's new rules end the connection the run holds to it: its
 // confirm falls back to a fresh connection.
 func TestPushConfirmsAfterAKnock(t *testing.T) {
+	t.Parallel()
 	plan, fake := newTestPlan(t)
 	fleet := newKnockingFleet(fake)
 	res := runAll(t, plan, fleet, RunOptions{})
@@ -84,6 +85,7 @@ func TestPushConfirmsAfterAKnock(t *testing.T) {
 // on are never confirmed over it: the knocks fail until the guard restores
 // the old rules, and the host is rolled back, nothing persisted.
 func TestPushKnockRefusedRollsBack(t *testing.T) {
+	t.Parallel()
 	plan, fake := newTestPlan(t)
 	fleet := newKnockingFleet(fake)
 	fleet.refuse = func(h *fakeHost) bool {

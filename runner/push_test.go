@@ -120,6 +120,7 @@ func checkEnforced(t *testing.T, plan *roles.Plan, h *fakeHost) {
 }
 
 func TestPushFirstRunAppliesEverywhere(t *testing.T) {
+	t.Parallel()
 	plan, fleet := newTestPlan(t)
 	before := factsOf(fleet)
 	res := runAll(t, plan, fleet, RunOptions{})
@@ -292,6 +293,7 @@ func withBackdoor(live string) string {
 // others are applied (another drifted host is repaired), and --force-own
 // removes it.
 func TestPushUnknownChains(t *testing.T) {
+	t.Parallel()
 	plan, fleet := newTestPlan(t)
 	checkStatuses(t, runAll(t, plan, fleet, RunOptions{}), statuses(plan, Applied, nil))
 	h := fleet.host("app-1")
@@ -334,6 +336,7 @@ func TestPushUnknownChains(t *testing.T) {
 // overrides, it overrides. (What refuses what, and why, is package
 // change's table tests.)
 func TestPushRefusals(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, host string
 		set        func(h *fakeHost)
@@ -438,6 +441,7 @@ func TestPushTestFailure(t *testing.T) {
 }
 
 func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
+	t.Parallel()
 	for _, cut := range []string{"app-1", "tunnel-1"} {
 		t.Run(cut, func(t *testing.T) {
 			t.Parallel()
@@ -485,6 +489,7 @@ func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
 // The guard gets the delay asked for (the host protocol rounds it up to
 // whole seconds), and fwpush waits for it no longer.
 func TestPushGuardDelay(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ after, want time.Duration }{
 		{300 * time.Millisecond, time.Second},
 		{1500 * time.Millisecond, 2 * time.Second},
@@ -530,6 +535,7 @@ func TestPushDetachedApplyFails(t *testing.T) {
 }
 
 func TestPushInstallsPersistence(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name         string
 		rulesInPlace bool
@@ -576,6 +582,7 @@ func TestPushInstallsPersistence(t *testing.T) {
 }
 
 func TestPushTunnelLast(t *testing.T) {
+	t.Parallel()
 	plan, fleet := newTestPlan(t)
 	// The tunnel first, to show that Run reorders rather than keeps order.
 	hosts := []*inventory.Host{plan.Inventory.Tunnel()}
@@ -617,6 +624,7 @@ func TestPushTunnelLast(t *testing.T) {
 }
 
 func TestPushParallelLimit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ parallel, want int32 }{{1, 1}, {2, 2}, {3, 3}} {
 		t.Run(strconv.Itoa(int(tc.parallel)), func(t *testing.T) {
 			plan, fleet := newTestPlan(t)

@@ -176,6 +176,7 @@ func boolRank(b bool) int {
 // site last of all and only once the others are confirmed; each site's
 // carrying bastion is reconnected to, and no other.
 func TestPushSitesBastionsLast(t *testing.T) {
+	t.Parallel()
 	plan := sitesPlan(t)
 	fleet := newFakeSites(t, plan.Inventory, nil)
 	res := runHosts(t, plan, hostsBastionsFirst(plan), fleet, RunOptions{})
@@ -211,6 +212,7 @@ func TestPushSitesBastionsLast(t *testing.T) {
 // other host is applied, the second is changed last, and the first is
 // reported unreachable on its own.
 func TestPushSitesThroughTheStandby(t *testing.T) {
+	t.Parallel()
 	plan := sitesPlan(t)
 	fleet := newFakeSites(t, plan.Inventory, map[string]string{"east": "bastion-e2"})
 	fleet.host("bastion-e1").set(func(h *fakeHost) { h.unreachable = true })
@@ -231,6 +233,7 @@ func TestPushSitesThroughTheStandby(t *testing.T) {
 // hold a fast one's bastions back, and no more than Parallel hosts are
 // worked on at a time across the sites.
 func TestPushSitesInParallel(t *testing.T) {
+	t.Parallel()
 	plan := sitesPlan(t)
 	fleet := newFakeSites(t, plan.Inventory, nil)
 	for _, h := range []string{"app-1", "app-2", "www-1"} {

@@ -21,6 +21,7 @@ import (
 // host: each step's answer, the host after, and nothing left running on it
 // but the guards of runs nobody decided.
 func TestCases(t *testing.T) {
+	t.Parallel()
 	for _, c := range remotetest.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
@@ -95,6 +96,7 @@ func persistOf(st remotetest.Step) Persist {
 // and put both old tables back: the host is as it was because the old
 // rules went back, not because nothing was loaded.
 func TestApplyFailsHalfWay(t *testing.T) {
+	t.Parallel()
 	c := caseNamed(t, "the apply fails half-way: IPv4 loaded, IPv6 fails, the host as it was")
 	s := newStubHost(t, c.Host)
 	runCase(t, s, c)
@@ -119,6 +121,7 @@ func TestApplyFailsHalfWay(t *testing.T) {
 // runs, without questions, and the record of what was applied after it,
 // so that a run that fails half-way is not taken for done.
 func TestPersistInstallsAfterTheFiles(t *testing.T) {
+	t.Parallel()
 	c := caseNamed(t, "first run")
 	s := newStubHost(t, c.Host)
 	runCase(t, s, c)
@@ -146,6 +149,7 @@ func TestPersistInstallsAfterTheFiles(t *testing.T) {
 
 // A run that finds the host locked waits, then fails naming who holds it.
 func TestLockHeldSaysWho(t *testing.T) {
+	t.Parallel()
 	c := caseNamed(t, "another run holds the host")
 	s := newStubHost(t, c.Host)
 	err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: remotetest.RunB, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), LockWait: time.Second})

@@ -26,6 +26,7 @@ import (
 // lock and the runs done with), 7 where something else wrote the history
 // since fwpush last did (wc counts it).
 func TestForks(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
 	}

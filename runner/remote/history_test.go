@@ -43,6 +43,7 @@ func outcomes(entries []history.Entry) []string {
 // Every change a case makes leaves one line, with the outcome the host
 // learned; a host left as it was (unchanged, refused, locked) none.
 func TestHistoryOfCases(t *testing.T) {
+	t.Parallel()
 	A, B := remotetest.RunA, remotetest.RunB
 	histories := map[string][]string{
 		"first run":                             {"applied " + A},
@@ -97,6 +98,7 @@ func TestHistoryOfCases(t *testing.T) {
 // A confirm asked again, after its answer was lost, records nothing more;
 // a drift repaired says so; a step without a line records nothing.
 func TestHistoryOnce(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Applied: remotetest.DigestA, Persistent: true})
 	h := New(s, Options{Timeout: 10 * time.Second})
 	run := remotetest.RunB
@@ -141,6 +143,7 @@ func TestHistoryPersistFails(t *testing.T) {
 // Past its bound the history moves to history.1, replacing the one
 // before, and starts again; the lines before the bound stay.
 func TestHistoryRotates(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Persistent: true})
 	h := New(s, Options{Timeout: 10 * time.Second})
 	body := historyBody(remotetest.RunA)
@@ -166,6 +169,7 @@ func TestHistoryRotates(t *testing.T) {
 // History reads history.1 then history, and nothing from a host fwpush
 // never changed.
 func TestHistoryRead(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{})
 	h := New(s, Options{Timeout: 10 * time.Second})
 	if data, err := h.History(t.Context()); err != nil || len(data) != 0 {

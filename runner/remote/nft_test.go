@@ -80,6 +80,7 @@ func newNFTHost(t *testing.T, h remotetest.Host, table string) (*stubHost, *Host
 // the other tables with their base chains, the files that load fwpush's
 // table at boot.
 func TestNFTFacts(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{}, nftOld)
 	s.write("etc/fwpush/fwpush.nft", "persisted\n")
 	s.write("etc/systemd/system/fwpush-nftables.service", "[Unit]\n")
@@ -202,6 +203,7 @@ func nftApply(token string, doc []byte) Apply {
 // filter table is touched, no other table is, and /etc/nftables.conf is
 // never written.
 func TestNFTApplyConfirm(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6}, nftOld)
 	s.mkdir("run/systemd/system") // systemd runs: it is told of the unit
 	doc := document(nftNew)
@@ -246,6 +248,7 @@ func TestNFTApplyConfirm(t *testing.T) {
 // The guard restores the previous table, or its absence, when fwpush does
 // not confirm.
 func TestNFTGuardRestores(t *testing.T) {
+	t.Parallel()
 	for _, before := range []string{nftOld, ""} {
 		t.Run("table "+map[bool]string{true: "there", false: "absent"}[before != ""], func(t *testing.T) {
 			s, h := newNFTHost(t, remotetest.Host{}, before)
@@ -273,6 +276,7 @@ func TestNFTGuardRestores(t *testing.T) {
 // A table nft refuses is refused by its test, before anything changes;
 // one whose load fails puts the old table back.
 func TestNFTApplyRefused(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{}, nftOld)
 	err := h.Apply(t.Context(), nftApply(remotetest.RunA, document("table inet fwpush {\n\tchain input {\n\t\tNOSUCHVERDICT\n\t}\n}\n")))
 	checkStep(t, err, "test (nft -c)")
@@ -297,6 +301,7 @@ func TestNFTApplyRefused(t *testing.T) {
 
 // Installing nftables where nft is missing comes before the test.
 func TestNFTInstall(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{}, "")
 	if err := os.Rename(s.path("usr/sbin/nft"), s.path("nft")); err != nil {
 		t.Fatal(err)
@@ -320,6 +325,7 @@ func TestNFTInstall(t *testing.T) {
 // deleted, the policy loaded with iptables-restore, fwpush.nft and its unit
 // go.
 func TestNFTMigration(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Persistent: true}, "")
 	a := nftApply(remotetest.RunA, document(nftNew))
 	a.V4, a.V6 = []byte(remotetest.Open), []byte(remotetest.Open)
@@ -459,6 +465,7 @@ const nftDelete = "table inet fwpush {}\ndelete table inet fwpush\n"
 // back (or away) with the same settle script as an iptables run's; kept,
 // it stays.
 func TestNFTSettle(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		keep    bool
 		outcome Outcome
@@ -497,6 +504,7 @@ func (c *commandsSeen) Run(ctx context.Context, cmd string, stdin []byte) (trans
 // run whose apply was nft's confirms with nft's script, the one Apply
 // starts ahead, even with no file of nft's to write.
 func TestNFTHistory(t *testing.T) {
+	t.Parallel()
 	s, _ := newNFTHost(t, remotetest.Host{}, nftOld)
 	seen := &commandsSeen{stubHost: s}
 	h := New(seen, Options{Timeout: 10 * time.Second, Name: "stub", NFT: true})

@@ -36,8 +36,12 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 // comments, where its directives are); and sh, dash and bash parse them
 // as the hosts get them.
 func TestShellcheck(t *testing.T) {
+	t.Parallel()
 	for name, p := range checked(whole) {
-		t.Run(name, func(t *testing.T) { shellcheck.Check(t, p.shell, p.text) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			shellcheck.Check(t, p.shell, p.text)
+		})
 	}
 	for name, p := range checked(code) {
 		t.Run(name+" as sent", func(t *testing.T) { shellcheck.Parse(t, p.shell, p.text) })

@@ -220,6 +220,7 @@ func confirmSets(t *testing.T, s *stubHost, p Persist) Confirmation {
 // swapped in by the apply, the old ones (now under the temporary name)
 // destroyed once confirmed. The rules are the same throughout.
 func TestApplySetsMembers(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}, "blocklist": {"192.0.2.1"}})
 	if err := applySets(t, s, setRules4, membersChange); err != nil {
 		t.Fatal(err)
@@ -248,6 +249,7 @@ func TestApplySetsMembers(t *testing.T) {
 // The guard's rollback puts back the old rules and the old members, and
 // the temporary set goes.
 func TestApplySetsRollback(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		old, new string
@@ -282,6 +284,7 @@ func TestApplySetsRollback(t *testing.T) {
 // A failure before the guard is armed, or in the apply, leaves the host's
 // rules and sets exactly as they were, and no temporary set behind.
 func TestApplySetsFails(t *testing.T) {
+	t.Parallel()
 	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}}
 	failing := membersChange
 	failing.Stage = append(slices.Clone(membersChange.Stage), "add fwq-app-4 198.18.0.99 stub-fail\n"...)
@@ -329,6 +332,7 @@ func TestApplySetsFails(t *testing.T) {
 
 // A run that changes no set never runs ipset, on any step.
 func TestNoSetsNoIPSet(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, addrRules4, nil)
 	if err := applySets(t, s, addrRules4, Sets{}); err != nil {
 		t.Fatal(err)
@@ -348,6 +352,7 @@ func TestNoSetsNoIPSet(t *testing.T) {
 // An earlier run's apply kept by settle drops its old members as its
 // confirm would have.
 func TestSettleKeepDropsOldMembers(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}})
 	if err := applySets(t, s, setRules4, membersChange); err != nil {
 		t.Fatal(err)
@@ -380,6 +385,7 @@ func TestFactsReadsOnlyFwpushSets(t *testing.T) {
 // Persisting sets writes /etc/iptables/ipsets before the rules files and
 // installs ipset-persistent with iptables-persistent.
 func TestPersistSets(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: setRules4, V6: rules6})
 	// mv says what it moves, in order.
 	doc := "create fwp-app-4 hash:ip family inet -exist\nadd fwp-app-4 198.18.0.21\n"
@@ -419,6 +425,7 @@ func TestPersistSets(t *testing.T) {
 // members (one ipset) and writes /etc/iptables/ipsets (its mv): 9 for 6
 // (this host has no /var/lib/fwpush yet: a mkdir).
 func TestSetsForks(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace is not installed (make test installs it)")
 	}
