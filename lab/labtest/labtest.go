@@ -41,9 +41,10 @@ func Require(t testing.TB) {
 // once under Main, unless go test's -parallel says: lab tests wait on
 // timeouts, probes and the hosts' processes far more than they compute,
 // so more of them than go test's default (GOMAXPROCS) keep the CPUs busy.
-// Labs come up side by side (see lab.Up), so a lab test no longer waits
-// for the others' labs: 4 left a 2-core machine half idle.
-const Parallel = 6
+// Labs come up side by side (see lab.Up); more than 4 at once gains
+// nothing on a 2-core machine, whose CPUs a full run keeps busy (about
+// 720 s of CPU), and pushes the tests' short SSH timeouts towards flakes.
+const Parallel = 4
 
 // Main runs the tests of a package with lab tests, Parallel of them at
 // once (at least GOMAXPROCS), and exits as testenv.Main does, after the
