@@ -77,6 +77,23 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
 //     fwpush's forward chain drops it (check says so) until the role's
 //     template (examples/templates/docker.tmpl) accepts it there; then
 //     check passes, and Docker's tables stay as Docker made them.
+//
+// movedToNFT reads the inventory at site (examples/mixed.toml), and
+// returns it, and it with wordpress-2 moved to nftables ahead of its role.
+func movedToNFT(t *testing.T, site string) (src []byte, moved string) {
+	t.Helper()
+	src, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
+	moved = strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
+	if moved == string(src) {
+		t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
+	}
+	return src, moved
+}
+
 func TestNFTablesInLab(t *testing.T) {
 	t.Parallel()
 	site := example(t, "mixed.toml")
@@ -247,15 +264,7 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 	})
 
 	t.Run("wordpress-2 moves to nftables and back", func(t *testing.T) {
-		src, err := os.ReadFile(site)
-		if err != nil {
-			t.Fatal(err)
-		}
-		host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
-		moved := strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
-		if moved == string(src) {
-			t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
-		}
+		src, moved := movedToNFT(t, site)
 		// On iptables, its role's sets are ipsets, persisted in
 		// /etc/iptables/ipsets; a set of someone else's is there too.
 		labtest.Shell(t, l, "wordpress-2", "ipset", "create", "f2b-sshd", "hash:ip")
@@ -305,15 +314,7 @@ nft add chain ip dropper gate '{ type filter hook forward priority 0; policy dro
 		// again, the run installs the package (from the lab's apt
 		// repository, which holds it: see Start's options) before nft
 		// tests the table.
-		src, err := os.ReadFile(site)
-		if err != nil {
-			t.Fatal(err)
-		}
-		host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
-		moved := strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
-		if moved == string(src) {
-			t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
-		}
+		_, moved := movedToNFT(t, site)
 		labtest.Shell(t, l, "wordpress-2", "dpkg", "--purge", "nftables")
 		if out, err := l.Shell(t.Context(), "wordpress-2", "sh", "-c", "command -v nft"); err == nil {
 			t.Fatalf("nft is still there after dpkg --purge nftables: %s", out)
