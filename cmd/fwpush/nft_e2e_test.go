@@ -53,6 +53,22 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
   '-A DOCKER -d 198.18.17.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 8080 -j ACCEPT' \
   '-A DOCKER-USER -j RETURN' COMMIT | iptables-restore --noflush`
 
+// movedToNFT reads the inventory at site (examples/mixed.toml), and
+// returns it, and it with wordpress-2 moved to nftables ahead of its role.
+func movedToNFT(t *testing.T, site string) (src []byte, moved string) {
+	t.Helper()
+	src, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
+	moved = strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
+	if moved == string(src) {
+		t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
+	}
+	return src, moved
+}
+
 // TestNFTablesInLab is the acceptance of the nftables backend on real sshd
 // and a real kernel, in a lab of examples/mixed.toml, a fleet on both
 // backends (haproxy-www, wordpress-1 and the databases on nftables, the
@@ -77,23 +93,6 @@ printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT A
 //     fwpush's forward chain drops it (check says so) until the role's
 //     template (examples/templates/docker.tmpl) accepts it there; then
 //     check passes, and Docker's tables stay as Docker made them.
-//
-// movedToNFT reads the inventory at site (examples/mixed.toml), and
-// returns it, and it with wordpress-2 moved to nftables ahead of its role.
-func movedToNFT(t *testing.T, site string) (src []byte, moved string) {
-	t.Helper()
-	src, err := os.ReadFile(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := "[hosts.wordpress-2]\nrole       = \"app\"\nprivate_ip = \"198.18.0.22\"\n"
-	moved = strings.Replace(string(src), host, host+"backend    = \"nftables\"\n", 1)
-	if moved == string(src) {
-		t.Fatal("examples/mixed.toml: no [hosts.wordpress-2] to move")
-	}
-	return src, moved
-}
-
 func TestNFTablesInLab(t *testing.T) {
 	t.Parallel()
 	site := example(t, "mixed.toml")
