@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -222,6 +223,15 @@ func TestNFTApplyConfirm(t *testing.T) {
 	for _, want := range []string{"ExecStart=/usr/sbin/nft -f /etc/fwpush/fwpush.nft", "WantedBy=sysinit.target", "After=nftables.service"} {
 		if !strings.Contains(got.Unit, want) || got.Link != got.Unit {
 			t.Errorf("the unit lacks %q, or is not enabled:\n%s", want, got.Unit)
+		}
+	}
+	// The lab has no systemd (its boot does the unit's step): systemd
+	// itself reads the unit here, where it is installed.
+	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
+		// --man=no: fwpush's man page is not installed here.
+		out, err := exec.Command(analyze, "verify", "--man=no", s.path("etc/systemd/system/fwpush-nftables.service")).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify fwpush-nftables.service: %v\n%s", err, out)
 		}
 	}
 	if s.read("state/nft-others") != nftOthers {
