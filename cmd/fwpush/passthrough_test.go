@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +39,14 @@ while :; do sleep 0.01; done`
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// A signal ignored when the test began (nohup ignores
+			// SIGHUP) is ignored by the command too, and a shell
+			// cannot trap it: the command would never end.
+			for _, sig := range []os.Signal{tt.sig, syscall.SIGTERM} {
+				if signal.Ignored(sig) {
+					t.Skipf("%v is ignored here (started under nohup?): the command inherits that and cannot trap it", sig)
+				}
+			}
 			c := exec.Command("sh", "-c", script)
 			out, w := io.Pipe()
 			c.Stdout = w
