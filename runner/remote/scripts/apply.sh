@@ -71,36 +71,9 @@ stagesets || exit 16
 iptables-restore -w --noflush --test < new.v4 || exit 12
 ip6tables-restore -w --noflush --test < new.v6 || exit 13
 
-# save TOOL FILE: the filter table as TOOL saves it. A server that never
-# had rules saves nothing: its "old rules" are an open filter table.
-nl='
-'
-save() {
-  s=$("$1" -t filter) || return 1
-  case $s in
-  '*filter'* | *"$nl*filter"*) printf '%s\n' "$s" > "$2" ;;
-  *) printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' > "$2" ;;
-  esac
-}
 if ! save iptables-save old.v4 || ! save ip6tables-save old.v6; then
   echo "cannot save the current rules" >&2
   exit 14
 fi
 
-# A guard that reads current while it is written reads another token than
-# its own, and stands down, as it must: this run takes over. Its second
-# line, who runs it, is what a run superseded by this one is told.
-printf '%s\n%s\n' "$token" "$who" > "$F/current" || exit 11
-echo "$now" > started && echo $((now + secs)) > fire_at || exit 11
-exec 9>lock && flock 9 || exit 11
-setsid sh -c "$guard" fwpush-guard "$token" "$secs" < /dev/null > apply.log 2>&1 &
-echo "$!" > guard.pid
-exec 9>&-
-trap - EXIT
-echo "armed $((now + secs)) $now"
-exec 8< lock
-if flock -w "$secs" 8 && { read -r s < applied.status; } 2>/dev/null; then
-  echo "$s"
-else
-  echo pending
-fi
+arm

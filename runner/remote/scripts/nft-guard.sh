@@ -17,10 +17,4 @@ else
   unstage
   s=failed
 fi
-echo "$s" > "$R/applied.status"
-exec 9>&-
-wait "$t"
-c='' w=''
-{ read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
-[ "$c" = "$token" ] || { standdown "$w"; exit 0; }
-restore
+guarded "$s" "$t"

@@ -88,3 +88,18 @@ standdown() {
 outcome() {
   { echo "$1"; [ -z "${by-}" ] || printf '%s\n' "$by"; } > "$R/outcome"
 }
+
+# guarded S T: the apply of run $R went S (ok, failed or skipped), which
+# the guard writes and tells by letting the run's lock go; then it waits
+# for its timer (process T) and restores the old rules, unless the run was
+# decided by then, or a newer run applied since: it stands down, and
+# closes its run.
+guarded() {
+  echo "$1" > "$R/applied.status"
+  exec 9>&-
+  wait "$2"
+  c='' w=''
+  { read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
+  [ "$c" = "$token" ] || { standdown "$w"; exit 0; }
+  restore
+}
