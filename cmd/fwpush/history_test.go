@@ -177,4 +177,20 @@ func TestMembership(t *testing.T) {
 	if m, _ = loadMembership(site, inv); m.String() != "" {
 		t.Errorf("after the run that saw it: %q, want nothing", m.String())
 	}
+	// A run of the same fleet writes nothing (no fsync on every cron
+	// run): the file is left as it was.
+	files, err := filepath.Glob(filepath.Join(os.Getenv("FWPUSH_STATE_DIR"), "*.fleet"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("state files %v, %v; want one", files, err)
+	}
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(files[0], past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.save(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(files[0]); err != nil || !fi.ModTime().Equal(past) {
+		t.Errorf("the same fleet written again: %v, %v", fi.ModTime(), err)
+	}
 }

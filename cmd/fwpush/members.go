@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
 
@@ -21,6 +22,9 @@ type membership struct {
 	dir, key     string
 	cur          history.Members
 	joined, left []string
+	// kept is what the state file held when it was read: a run whose
+	// fleet is the same writes nothing (an fsync on every cron run).
+	kept []byte
 }
 
 // stateKind names the file of the last fleet in the state directory.
@@ -46,6 +50,7 @@ func loadMembership(path string, inv *inventory.Inventory) (*membership, error) 
 	if err != nil {
 		return m, err
 	}
+	m.kept = data
 	m.joined, m.left = history.Changes(prev, m.cur)
 	return m, nil
 }
@@ -55,7 +60,11 @@ func (m *membership) save() error {
 	if m.dir == "" {
 		return nil // no state directory: said when it was loaded
 	}
-	return lockfile.WriteState(m.dir, m.key, stateKind, m.cur.Marshal())
+	data := m.cur.Marshal()
+	if bytes.Equal(data, m.kept) {
+		return nil // kept already
+	}
+	return lockfile.WriteState(m.dir, m.key, stateKind, data)
 }
 
 // String says the changes in one line, "joined: a, b; left: c"; "" for
