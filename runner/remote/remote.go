@@ -109,11 +109,7 @@ func (h *Host) command(script string) (string, mode) {
 			m = sudoPassword
 		}
 	}
-	cmd := commands[script][m]
-	if cmd == "" {
-		cmd = wrap(script, m)
-	}
-	return cmd, m
+	return wrap(script, m), m
 }
 
 // StepError is a step that failed on a host. Step names it the way reports
@@ -185,11 +181,7 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		// the command has started, and what the command reads would
 		// wait a round trip for it. The deadline goes on the command
 		// line, a number, and stdin is empty.
-		arg := commandsArg[script][m]
-		if arg == "" {
-			arg = wrapWith(sent.wrapArg, script, m)
-		}
-		cmd, in = "d="+strconv.Itoa(secs)+"\n"+arg, nil
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+wrapWith(sent.wrapArg, script, m), nil
 	}
 	in = append(in, stdin...)
 	res, err := h.sess.Run(ctx, cmd, in)
@@ -243,29 +235,18 @@ const (
 // root, and never shows it.
 const dataMark = "@@fwpush:data@@"
 
-// commands holds what runs each script on a host, in each mode: a
+// wrap is the command that runs script under its deadline, as m says: a
 // constant wrapper that reads the deadline from stdin's first line and
 // runs the script, quoted, under timeout(1) (and sudo), with the rest of
-// stdin. Every command is fixed when fwpush is built.
-var commands = map[string][3]string{}
-
-// commandsArg are the commands of steps that send nothing on stdin:
-// "d=N" and a newline come first, the deadline, and they do not read it
-// (the sudo -S mode, which sends the password, has none).
-var commandsArg = map[string][3]string{}
-
-func init() {
-	for _, s := range []string{scriptFacts, scriptApply, scriptPersist, scriptConfirm, scriptSettle, scriptProbe, scriptHistory,
-		scriptNFTFacts, scriptNFTApply, scriptNFTPersist, scriptNFTConfirm} {
-		commands[s] = [3]string{wrap(s, plain), wrap(s, sudo), wrap(s, sudoPassword)}
-		commandsArg[s] = [3]string{wrapWith(sent.wrapArg, s, plain), wrapWith(sent.wrapArg, s, sudo)}
-	}
-}
-
-// wrap is the command that runs script under its deadline, as m says.
+// stdin. Every command is fixed when fwpush is built; each is made when it
+// is sent (not all of them as fwpush starts, which cost every command of
+// fwpush a few milliseconds and a megabyte).
 func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
 
-// wrapWith is wrap, with begin instead of wrap.sh.
+// wrapWith is wrap, with begin instead of wrap.sh: a step that sends
+// nothing on stdin begins with wrapArg, "d=N" and a newline before it, the
+// deadline, which it does not read (the sudo -S mode, which sends the
+// password, has none).
 func wrapWith(begin, script string, m mode) string {
 	head := begin + "exec "
 	switch m {

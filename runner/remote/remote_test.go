@@ -83,17 +83,17 @@ func golden(t *testing.T, name string, r *recorder) {
 // commandName names the script and mode a command runs: "apply.sh as
 // root", or "an unknown command".
 func commandName(cmd string) string {
-	commands, arg := commands, ""
+	begin, arg := sent.wrap, ""
 	if d, rest, ok := strings.Cut(cmd, "\n"); ok && len(d) > 2 && strings.HasPrefix(d, "d=") && strings.Trim(d[2:], "0123456789") == "" {
 		// The deadline on the command line: the rest is fixed.
-		commands, cmd, arg = commandsArg, rest, ", deadline "+d[2:]+"s on its command line"
+		begin, cmd, arg = sent.wrapArg, rest, ", deadline "+d[2:]+"s on its command line"
 	}
 	for name, script := range map[string]string{
 		"facts.sh": scriptFacts, "apply.sh": scriptApply, "persist.sh": scriptPersist,
 		"confirm.sh": scriptConfirm, "settle.sh": scriptSettle, "probe.sh": scriptProbe,
 	} {
 		for m, how := range []string{"as the login user", "under sudo -n", "under sudo -S"} {
-			if commands[script][m] == cmd {
+			if wrapWith(begin, script, mode(m)) == cmd {
 				return name + " " + how + arg
 			}
 		}

@@ -51,10 +51,10 @@ func TestShellcheck(t *testing.T) {
 	for m, how := range []string{"as the login user", "sudo -n", "sudo -S"} {
 		t.Run("the command "+how, func(t *testing.T) {
 			shellcheck.Check(t, "sh", wrap("true", mode(m)))
-			shellcheck.Parse(t, "sh", commands[scriptFacts][m])
+			shellcheck.Parse(t, "sh", wrap(scriptFacts, mode(m)))
 			if mode(m) != sudoPassword {
 				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, "true", mode(m)))
-				shellcheck.Parse(t, "sh", "d=5\n"+commandsArg[scriptFacts][m])
+				shellcheck.Parse(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, scriptFacts, mode(m)))
 			}
 		})
 	}
