@@ -230,6 +230,36 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 			opts.OnDone(results[i])
 		}
 	}
+	// early reads bastion i while the other hosts of its site are at
+	// work, and reports whether that settled it: a bastion that has
+	// nothing to change (or, in a dry run, that is only read) needs no
+	// turn of its own after them, and the last step of an unchanged run
+	// (the cron case) is no longer the tunnel's read. A bastion that
+	// must change, or has another run's apply to settle, is read again
+	// in its turn, and what it changes is decided on what it has then, as
+	// for any host: the others' work may take minutes. Its connection is
+	// closed meanwhile, so that no more than Parallel hosts are connected
+	// to at once.
+	early := func(i int) bool {
+		h := hosts[i]
+		if ctx.Err() != nil {
+			return false
+		}
+		pol, _ := plan.Policy(h.Name)
+		p := &pusher{inv: inv, host: h, pol: pol, fleet: fleet, opts: opts, log: opts.Logger.With("host", h.Name), early: true}
+		res := p.push(ctx)
+		if !p.settled {
+			return false
+		}
+		results[i] = res
+		if opts.OnStart != nil {
+			opts.OnStart(h.Name)
+		}
+		if opts.OnDone != nil {
+			opts.OnDone(results[i])
+		}
+		return true
+	}
 	// Every site's hosts but its bastions first, all sites at once; then
 	// in each site, once those are done, its bastions one at a time, in
 	// the inventory's order of preference but the one carrying the site's
@@ -250,6 +280,7 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 			sr.bastions = append(sr.bastions, i)
 		} else {
 			sr.others.Add(1)
+			sr.count++
 		}
 	}
 	var all sync.WaitGroup
@@ -261,10 +292,32 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 		all.Add(1)
 		go func() {
 			defer all.Done()
+			// Read early only where there are others to overlap with, and
+			// not for a saved plan, whose hosts are read once each.
+			var later []int
+			if sr.count > 0 && opts.Planned == nil {
+				var reads sync.WaitGroup
+				settled := make([]bool, len(sr.bastions))
+				for k, i := range sr.bastions {
+					reads.Go(func() {
+						sem <- struct{}{}
+						defer func() { <-sem }()
+						settled[k] = early(i)
+					})
+				}
+				reads.Wait()
+				for k, i := range sr.bastions {
+					if !settled[k] {
+						later = append(later, i)
+					}
+				}
+			} else {
+				later = sr.bastions
+			}
 			sr.others.Wait()
 			rank := bastionRank(inv, site, fleet.Tunnel(ctx, site))
-			slices.SortStableFunc(sr.bastions, func(a, b int) int { return cmp.Compare(rank(hosts[a]), rank(hosts[b])) })
-			for _, i := range sr.bastions {
+			slices.SortStableFunc(later, func(a, b int) int { return cmp.Compare(rank(hosts[a]), rank(hosts[b])) })
+			for _, i := range later {
 				sem <- struct{}{}
 				one(i)
 				<-sem
@@ -292,6 +345,7 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 // under way, and the bastions, by their index in the run's hosts.
 type siteRun struct {
 	others   sync.WaitGroup
+	count    int // the hosts others waits for
 	bastions []int
 }
 
@@ -320,6 +374,10 @@ type pusher struct {
 	// writing is set once the rules files may be written: a failure from
 	// then on leaves what the host loads at boot unknown.
 	writing bool
+	// early: the host is a bastion read while the other hosts of its
+	// site are at work (see Run); the read changes nothing, and settled
+	// says whether it was all the host needed.
+	early, settled bool
 }
 
 // stageError is a failure at one step of a host's run.
@@ -364,6 +422,12 @@ func (p *pusher) push(ctx context.Context) HostResult {
 	res := HostResult{Host: p.host.Name, Role: p.host.Role}
 	err := p.run(ctx, &res)
 	res.Duration = time.Since(start)
+	if p.early {
+		// What the early read could not settle waits for the host's
+		// turn, which says how it went.
+		p.settled = err == nil
+		return res
+	}
 	if err != nil && ctx.Err() != nil && !p.changing {
 		// Interrupted before anything changed: what failed is only the
 		// echo of the interruption.
@@ -415,6 +479,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 
 	p.step(StepRead)
 	f, err := h.Facts(ctx)
+	if err != nil && p.early {
+		return errLater
+	}
 	if err != nil {
 		switch again, lost := p.readAgain(ctx, err); {
 		case again:
@@ -433,6 +500,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	if err != nil {
 		return stepFail("read live rules", err)
 	}
+	if p.early && !p.opts.DryRun && len(f.Guards) > 0 {
+		return errLater // another run's apply to settle: in its turn
+	}
 	settled := false
 	if !p.opts.DryRun {
 		if f, settled, err = p.settle(ctx, h, f); err != nil {
@@ -446,6 +516,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	res.Boot = bootOf(f, p.pol)
 
 	c := change.Decide(p.inv, p.pol, f, change.Options{ForceOwn: p.opts.ForceOwn, StrictPreserve: p.opts.StrictPreserve})
+	if p.early && !p.opts.DryRun && c.Action != change.None {
+		return errLater // a change: in its turn, read again
+	}
 	res.Warnings = c.Openings
 	if p.opts.Planned != nil {
 		if c, err = p.planned(c, settled); err != nil {
@@ -487,6 +560,9 @@ func (p *pusher) run(ctx context.Context, res *HostResult) error {
 	}
 	return p.carry(ctx, h, c, res)
 }
+
+// errLater ends the early read of a bastion that must wait its turn.
+var errLater = errors.New("a change, in the bastion's turn")
 
 // refused is a host the decision refuses, at the stage it names.
 func refused(r *change.Refusal) *stageError { return fail(r.Stage, r) }
@@ -638,7 +714,7 @@ func bootOf(f remote.Facts, pol *roles.Policy) Boot {
 
 // step reports that the host begins a step.
 func (p *pusher) step(name string) {
-	if p.opts.OnStep != nil {
+	if p.opts.OnStep != nil && !p.early {
 		p.opts.OnStep(p.host.Name, name)
 	}
 }
