@@ -23,9 +23,10 @@ func TestBashCompletesAfterAComma(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash here")
 	}
-	// fwpush, as the script calls it: this test binary standing in.
+	// fwpush, as the script calls it (see cliPath).
 	bin := t.TempDir()
-	if err := os.Symlink(os.Args[0], filepath.Join(bin, "fwpush")); err != nil {
+	fwpushPath, fwpushEnv := cliPath(t)
+	if err := os.Symlink(fwpushPath, filepath.Join(bin, "fwpush")); err != nil {
 		t.Fatal(err)
 	}
 	code, script, errs := fwpush(t, "completion", "bash")
@@ -58,7 +59,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 `
 		cmd := exec.Command(bash, "-c", sh, "bash", tt.line)
 		cmd.Dir = "../../examples"
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FWPUSH_TEST_CLI=1")
+		cmd.Env = append(append(os.Environ(), fwpushEnv...), "PATH="+bin+":"+os.Getenv("PATH"))
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("%s: bash: %v", tt.line, err)

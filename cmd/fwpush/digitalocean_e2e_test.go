@@ -42,8 +42,9 @@ func TestDigitalOceanDropletJoinsInLab(t *testing.T) {
 	l := labtest.Start(t, write("lab.toml", string(cloud)+wordpress3))
 	droplets := write("droplets.toml", string(cloud))
 
-	api := l.Command(context.Background(), os.Args[0], "lab", "fake-do", "--token", "lab-token", droplets)
-	api.Env = append(api.Env, "FWPUSH_TEST_CLI=1")
+	bin, binEnv := cliPath(t)
+	api := l.Command(context.Background(), bin, "lab", "fake-do", "--token", "lab-token", droplets)
+	api.Env = append(api.Env, binEnv...)
 	var apiOut strings.Builder
 	api.Stdout, api.Stderr = &apiOut, &apiOut
 	if err := api.Start(); err != nil {

@@ -189,17 +189,19 @@ func changesMachine(cmd string) bool {
 	return slices.Contains(f, "--install")
 }
 
-// docEnv is how the examples run: fwpush is this test binary (TestMain
-// runs the CLI), found on PATH as an operator's after make install, with
-// no colours, no ssh-agent and HOME a directory of the test's.
+// docEnv is how the examples run: fwpush (see cliPath), found on PATH as
+// an operator's after make install, with no colours, no ssh-agent and
+// HOME a directory of the test's.
 type docEnv struct {
 	bin, home string
+	cliEnv    []string // what fwpush needs in its environment
 }
 
 func newDocEnv(t *testing.T) docEnv {
 	t.Helper()
-	e := docEnv{bin: t.TempDir(), home: t.TempDir()}
-	if err := os.Symlink(os.Args[0], filepath.Join(e.bin, "fwpush")); err != nil {
+	path, env := cliPath(t)
+	e := docEnv{bin: t.TempDir(), home: t.TempDir(), cliEnv: env}
+	if err := os.Symlink(path, filepath.Join(e.bin, "fwpush")); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -215,7 +217,8 @@ func (e docEnv) environ(more ...string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(append(env, "PATH="+e.bin+":"+os.Getenv("PATH"), "HOME="+e.home, "FWPUSH_TEST_CLI=1", "NO_COLOR=1"), more...)
+	env = append(append(env, e.cliEnv...), "PATH="+e.bin+":"+os.Getenv("PATH"), "HOME="+e.home, "NO_COLOR=1")
+	return append(env, more...)
 }
 
 // workDir returns a copy of dir (of the repository) in a directory of

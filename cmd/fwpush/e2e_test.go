@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,11 +19,13 @@ import (
 )
 
 // TestMain lets the test binary stand in for fwpush: with FWPUSH_TEST_CLI
-// set it runs the CLI instead of the tests, so end-to-end tests run the
-// real commands inside the lab's controller namespace without a separate
-// build. The end-to-end tests run at once, each in a lab of its own (see
-// labtest.Main). The tests and the commands they run lock inventories in
-// a directory of theirs ($FWPUSH_TEST_LOCK_DIR), removed at the end.
+// set it runs the CLI instead of the tests, so that tests can run the
+// real commands (inside the lab's controller namespace, or with the hooks
+// of signal_test.go) without a separate build. The end-to-end tests run
+// at once, each in a lab of its own (see labtest.Main). The tests and the
+// commands they run lock inventories in a directory of theirs
+// ($FWPUSH_TEST_LOCK_DIR, or main.lockDir in a build of fwpush, see
+// builtCLI), removed at the end, with that build.
 func TestMain(m *testing.M) {
 	lockDir = os.Getenv(testLockDir)
 	if os.Getenv("FWPUSH_TEST_CLI") == "1" {
@@ -35,11 +38,87 @@ func TestMain(m *testing.M) {
 	}
 	lockDir = dir
 	os.Setenv(testLockDir, dir)
-	labtest.Main(m, func() { os.RemoveAll(dir) })
+	labtest.Main(m, func() { os.RemoveAll(dir) }, removeBuiltCLI)
 }
 
 // testLockDir names the tests' lock directory for the commands they run.
 const testLockDir = "FWPUSH_TEST_LOCK_DIR"
+
+// raceCLI are the end-to-end tests (by their top-level name) that run
+// fwpush as this test binary even when it is built with -race, so that
+// the race detector watches the CLI where its goroutines meet most: the
+// main scenario (TestRunInLab), a signal in the middle of a run
+// (TestReliabilitySignals), two runs at once
+// (TestReliabilityConcurrentRuns), a bastion lost and its standby taking
+// over mid-run (TestReliabilityFailover). The others run a normal build
+// of fwpush (see builtCLI): a -race CLI costs 0.6-0.8 s of CPU per run, a
+// normal one 0.2 s, and cmd/fwpush's tests run it about 140 times. The
+// race detector still watches the commands' code in-process in the unit
+// tests, and the runner's in runner's end-to-end tests.
+var raceCLI = map[string]bool{
+	"TestRunInLab":                  true,
+	"TestReliabilitySignals":        true,
+	"TestReliabilityConcurrentRuns": true,
+	"TestReliabilityFailover":       true,
+}
+
+// cliPath returns the fwpush that t runs as a command, and the
+// environment it needs: a normal build of it (builtCLI) when this test
+// binary is built with -race, unless raceCLI names t; otherwise this test
+// binary (see TestMain), which is then as fast as a build.
+func cliPath(t testing.TB) (path string, env []string) {
+	t.Helper()
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if !raceEnabled || raceCLI[top] {
+		return os.Args[0], []string{"FWPUSH_TEST_CLI=1"}
+	}
+	path, err := builtCLI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, nil
+}
+
+// built is the build of fwpush that builtCLI makes, once per test binary.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// builtCLI builds fwpush (this package, as make build does, without
+// -race) once, into a directory that TestMain removes at the end, with
+// the tests' lock directory built in (main.lockDir), and returns its path.
+func builtCLI() (string, error) {
+	built.once.Do(func() {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			built.err = fmt.Errorf("go is needed to build fwpush for the end-to-end tests: %w", err)
+			return
+		}
+		if built.dir, err = os.MkdirTemp("", "fwpush-test-bin-"); err != nil {
+			built.err = err
+			return
+		}
+		bin := filepath.Join(built.dir, "fwpush")
+		args := []string{"build", "-o", bin, "-buildvcs=false", "-ldflags", "-X main.lockDir=" + lockDir, "."}
+		start := time.Now()
+		if out, err := exec.Command(gobin, args...).CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
+		}
+		built.path = bin
+		fmt.Fprintf(os.Stderr, "fwpush built for the end-to-end tests in %s\n", time.Since(start).Round(time.Millisecond))
+	})
+	return built.path, built.err
+}
+
+// removeBuiltCLI removes builtCLI's build, if it made one.
+func removeBuiltCLI() {
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+}
 
 // cli runs fwpush on the lab's controller, as an operator's laptop would.
 func cli(t *testing.T, l *lab.Lab, args ...string) (code int, stdout, stderr string) {
@@ -53,15 +132,15 @@ func cliEnv(t *testing.T, l *lab.Lab, env []string, args ...string) (code int, s
 	return runCLI(t, cliCommand(t, l, env, args...), strings.Join(args, " "))
 }
 
-// cliCommand returns fwpush (this test binary, see TestMain) with args on
-// the lab's controller, env added to its environment, for the caller to
-// run.
+// cliCommand returns fwpush (see cliPath) with args on the lab's
+// controller, env added to its environment, for the caller to run.
 func cliCommand(t *testing.T, l *lab.Lab, env []string, args ...string) *exec.Cmd {
-	return labtest.Rerun(t.Context(), l, append([]string{"FWPUSH_TEST_CLI=1"}, env...), args...)
+	t.Helper()
+	path, need := cliPath(t)
+	return labtest.Command(t.Context(), l, path, append(need, env...), args...)
 }
 
-// runCLI runs cmd, the test binary standing in for fwpush, and logs what
-// it printed under what.
+// runCLI runs cmd, fwpush, and logs what it printed under what.
 func runCLI(t *testing.T, cmd *exec.Cmd, what string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer

@@ -21,8 +21,9 @@ func TestLabExecInterrupted(t *testing.T) {
 	l := labtest.Start(t, site)
 
 	// One host at a time, so that hosts are left when the signal comes.
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "lab", "exec", "--name", l.Name, site, "--", os.Args[0], "run", "--parallel", "1", site)
-	cmd.Env = append(os.Environ(), "FWPUSH_TEST_CLI=1")
+	bin, env := cliPath(t)
+	cmd := exec.CommandContext(t.Context(), bin, "lab", "exec", "--name", l.Name, site, "--", bin, "run", "--parallel", "1", site)
+	cmd.Env = append(os.Environ(), env...)
 	// Not in the terminal's foreground job, if the test has one: the
 	// signal comes from kill alone, and lab exec must pass it on.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -170,8 +170,9 @@ func TestLockWaitEndsOnSignal(t *testing.T) {
 	}
 	defer unlock()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.CommandContext(t.Context(), os.Args[0], "run", "--dry-run", site)
-		cmd.Env = append(os.Environ(), "FWPUSH_TEST_CLI=1")
+		bin, env := cliPath(t)
+		cmd := exec.CommandContext(t.Context(), bin, "run", "--dry-run", site)
+		cmd.Env = append(os.Environ(), env...)
 		errs, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

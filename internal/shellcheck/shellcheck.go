@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,10 +35,18 @@ func Parse(t testing.TB, shell, text string) {
 	if shells == nil {
 		t.Fatalf("a script for %q?", shell)
 	}
+	parsedWith := map[string]bool{} // the shells' programs, sh often being dash
 	for _, sh := range shells {
-		if _, err := exec.LookPath(sh); err != nil {
+		path, err := exec.LookPath(sh)
+		if err != nil {
 			t.Logf("no %s to parse with", sh)
 			continue
+		}
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			if parsedWith[real] {
+				continue
+			}
+			parsedWith[real] = true
 		}
 		cmd := exec.Command(sh, "-n")
 		cmd.Stdin = strings.NewReader(text)

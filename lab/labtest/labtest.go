@@ -156,13 +156,21 @@ func Reboot(t testing.TB, l *lab.Lab, host string) string {
 
 // Rerun returns a command that runs this test binary again on the lab's
 // controller (see lab.Lab.Command) with args, and env added to its
-// environment; the caller sets its I/O and runs it. A binary built with
-// -race pauses a second as it exits, for goroutines still running to
-// report races (GORACE's atexit_sleep_ms); in a re-run that stands in for
-// a command, the tests that run it wait on every such pause, so it is
-// turned off unless GORACE already sets it.
+// environment; the caller sets its I/O and runs it. See Command.
 func Rerun(ctx context.Context, l *lab.Lab, env []string, args ...string) *exec.Cmd {
-	cmd := l.Command(ctx, os.Args[0], args...)
+	return Command(ctx, l, os.Args[0], env, args...)
+}
+
+// Command returns a command that runs path on the lab's controller (see
+// lab.Lab.Command) with args, and env added to its environment; the
+// caller sets its I/O and runs it. A binary built with -race pauses a
+// second as it exits, for goroutines still running to report races
+// (GORACE's atexit_sleep_ms); in a test binary re-run to stand in for a
+// command, the tests that run it wait on every such pause, so it is
+// turned off unless GORACE already sets it (a binary built without -race
+// ignores GORACE).
+func Command(ctx context.Context, l *lab.Lab, path string, env []string, args ...string) *exec.Cmd {
+	cmd := l.Command(ctx, path, args...)
 	if race := os.Getenv("GORACE"); !strings.Contains(race, "atexit_sleep_ms") {
 		cmd.Env = append(cmd.Env, strings.TrimSpace("GORACE="+race+" atexit_sleep_ms=0"))
 	}

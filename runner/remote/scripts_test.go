@@ -44,12 +44,16 @@ func TestShellcheck(t *testing.T) {
 		})
 	}
 	for name, p := range checked(code) {
-		t.Run(name+" as sent", func(t *testing.T) { shellcheck.Parse(t, p.shell, p.text) })
+		t.Run(name+" as sent", func(t *testing.T) {
+			t.Parallel()
+			shellcheck.Parse(t, p.shell, p.text)
+		})
 	}
 	// The command that runs a script, as a login shell gets it (here the
 	// script true: a script in quotes is one word to shellcheck).
 	for m, how := range []string{"as the login user", "sudo -n", "sudo -S"} {
 		t.Run("the command "+how, func(t *testing.T) {
+			t.Parallel()
 			shellcheck.Check(t, "sh", wrap("true", mode(m)))
 			shellcheck.Parse(t, "sh", wrap(scriptFacts, mode(m)))
 			if mode(m) != sudoPassword {
