@@ -481,10 +481,31 @@ func newCgroups(name string) (*cgroups, error) {
 	default:
 		return nil, errors.New("servers: no cgroup v2 hierarchy and no cgroup v1 cpuacct hierarchy is mounted: the servers' CPU cannot be told apart")
 	}
+	removeStale(filepath.Dir(cg.dir))
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("servers: %w", err)
 	}
 	return cg, nil
+}
+
+// removeStale removes, from the cgroup hierarchy at root, the cgroups of
+// benches that no longer run (fwbench-PID-SIZE, as newCgroups names them):
+// one killed before it could remove its own. A cgroup that still holds a
+// process stays.
+func removeStale(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "fwbench-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		pid, err := strconv.Atoi(f[1])
+		if err != nil || len(f) != 3 || processRuns(pid) {
+			continue
+		}
+		subs, _ := filepath.Glob(filepath.Join(d, "*", "cgroup.procs"))
+		for _, s := range subs {
+			_ = syscall.Rmdir(filepath.Dir(s))
+		}
+		_ = syscall.Rmdir(d)
+	}
 }
 
 // cgroupMounts finds, in /proc/self/mounts, where cgroup v2 is mounted and

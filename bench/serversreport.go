@@ -103,8 +103,8 @@ connection with a fork of itself, `+"`sshd -r`"+`) is moved into a cgroup of its
 own, which everything it starts inherits (%s); the
 difference before and after a run, once the hosts' sshd serve no connection
 any more, is that host's CPU time (user + system). A cgroup keeps the time
-of every process that was in it: those that ended, those left orphaned and
-never reaped (this machine's init reaps none), and those still running (the
+of every process that was in it: those that ended, those orphaned, reaped
+by init or by nobody (some inits reap no orphan), and those still running (the
 guard fwpush leaves until its confirm, Ansible's ControlPersist sessions,
 ended inside the run); the bench's own commands on the hosts (reset,
 verify) are not in it. Processes: in one more run of each tool, not timed,

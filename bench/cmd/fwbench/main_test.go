@@ -277,6 +277,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-rtt-sizes", "6,many"}},
 		{[]string{"-sizes", "6,"}},
 		{[]string{"-scale", "50,lots"}},
+		{[]string{"-servers", "6,fifty"}},
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), tc.args, io.Discard, &stderr)
