@@ -28,14 +28,15 @@ import (
 //     with a fork of itself) is moved into a cgroup of its own, which
 //     everything it forks inherits; the cgroup's CPU usage before and after
 //     a run is that host's side of it, exactly: processes that end, that
-//     are reaped by anyone (or never: this machine's init does not reap
-//     orphans) or that outlive the run are all in it, and nothing else is.
+//     are reaped by anyone (or never: the init of the machine this was
+//     written on reaps no orphan) or that outlive the run are all in it,
+//     and nothing else is.
 //   - Processes: one strace per host follows its listener (-f) during a run
 //     of its own, untimed (strace stops every system call of an attached
 //     process), and the forks it logged are counted, each classed as
 //     sshd's own (a child that runs no other program: one per connection
-//     accepted, and the privilege-separated children of a login) or a
-//     command's (a session's login shell and everything under it, as
+//     accepted, the privilege-separated children of a login, an
+//     internal-sftp session) or a command's (a session's login shell and everything under it, as
 //     runner/remote's TestForks counts them).
 
 // serverScenarios are the scenarios the servers part reports, in order:
@@ -84,8 +85,9 @@ type Procs struct {
 	// of its listener.
 	Conns int `json:"connections"`
 	// SSHD are sshd's own processes, which run no other program: the
-	// listener's fork for each connection, and for each login the
-	// privilege-separated children (before and after authentication).
+	// listener's fork for each connection accepted, for each login the
+	// privilege-separated child (and after authentication another, but
+	// for root), and each session of the internal-sftp subsystem.
 	SSHD int `json:"sshd"`
 	// Commands are the sessions' processes: each session's login shell
 	// and everything started under it, as runner/remote's TestForks

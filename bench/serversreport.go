@@ -112,9 +112,14 @@ one `+"`strace -f -ff -e trace=clone,clone3,fork,vfork,execve`"+` per host follo
 its listener, and every fork it logs is counted as runner/remote's TestForks
 counts them: as sshd's own when the child runs no other program and its
 parent is sshd (the listener's fork per connection accepted, the
-privilege-separated children of a login), as a command's otherwise (each
-session's login shell and everything under it). The counts do not depend on
-the load. fwpush's dry run and `+"`check`"+` run with the others but are left out.
+privilege-separated child of a login, 2 in all for a root login as the lab's;
+and a session of the internal-sftp subsystem, which runs in sshd without
+exec: Ansible's file copies), as a command's otherwise (each session's
+login shell and everything under it). The counts do not depend on the load;
+the CPU times do: on a machine whose CPUs are shared by many processes each
+one runs slower (caches, and time the hypervisor takes that this kernel
+does not account as stolen), so they are the servers' CPU at the load
+given above, comparable between the tools of one run. fwpush's dry run and `+"`check`"+` run with the others but are left out.
 For fwpush, a host behind the tunnel costs the tunnel no process (its
 channel runs in the tunnel's sshd), only the CPU of forwarding its bytes.
 `, source)
