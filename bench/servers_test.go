@@ -162,6 +162,14 @@ func TestServersMarkdown(t *testing.T) {
 	if !strings.Contains(off, "from 9: 2 of sshd for its 1 connection and 7 of fwpush's commands, to 10: 2 of sshd for its 1 connection and 8 of fwpush's commands, NOT the same as the 7") {
 		t.Errorf("an app server off the budget is not told:\n%s", off)
 	}
+	// Sizes measured with different runs say so.
+	two := serversResults(7)
+	more := *two.Servers[0]
+	more.Size, more.Runs = 8, 1
+	two.Servers = append(two.Servers, &more)
+	if got := ServersMarkdown(two); !strings.Contains(got, "from 2 runs at 4 hosts, 1 at 8 of each tool") || !strings.Contains(got, "### The tunnel, and the hosts behind it, 8 hosts") {
+		t.Errorf("two sizes of different runs:\n%s", got)
+	}
 	if p, ok := UnchangedProcs(serversResults(7)); !ok || len(p) != 2 || p[0] != (Procs{1, 2, 7}) {
 		t.Errorf("UnchangedProcs = %v, %v; want app-1's and db-3's", p, ok)
 	}

@@ -36,9 +36,9 @@ func ServersMarkdown(r *Results) string {
 	b.WriteString("## Servers' side, per host\n\n")
 	fmt.Fprintf(&b, "Measured by `make bench` (the servers part of `go run ./bench/cmd/fwbench`, `-servers`) on %s UTC: labs of the example fleet "+
 		"(`lab.FleetTOML`: a tunnel, a load balancer, then app and db servers two to one) of %s hosts, at RTT 0; "+
-		"the CPU time from %d run%s of each tool (the median, with the least and the greatest in brackets), "+
+		"the CPU time from %s of each tool (the median, with the least and the greatest in brackets), "+
 		"the processes from one more run, counted; the tools interleaved.\n\n",
-		r.Date.Format("2006-01-02 15:04"), joinInts(sizes), r.ServerRuns, plural(r.ServerRuns))
+		r.Date.Format("2006-01-02 15:04"), joinInts(sizes), serverRuns(r))
 	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
 	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.OpenSSH, m.Iptables}
 	if m.Ansible != "" {
@@ -124,6 +124,27 @@ For fwpush, a host behind the tunnel costs the tunnel no process (its
 channel runs in the tunnel's sshd), only the CPU of forwarding its bytes.
 `, source)
 	return b.String()
+}
+
+// serverRuns says how many runs the CPU times come from: "3 runs", or
+// per size where they differ ("2 runs at 6 hosts, 1 at 50").
+func serverRuns(r *Results) string {
+	same := true
+	for _, s := range r.Servers {
+		same = same && s.Runs == r.Servers[0].Runs
+	}
+	if same {
+		return fmt.Sprintf("%d run%s", r.Servers[0].Runs, plural(r.Servers[0].Runs))
+	}
+	var parts []string
+	for i, s := range r.Servers {
+		if i == 0 {
+			parts = append(parts, fmt.Sprintf("%d run%s at %d hosts", s.Runs, plural(s.Runs), s.Size))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d at %d", s.Runs, s.Size))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // hasServerScenario reports whether any size measured sc.
