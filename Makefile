@@ -54,8 +54,8 @@ demo: deps build
 # Its scale part (no lab) compiles and validates 50 to 10,000 hosts: alone,
 # go run ./bench/cmd/fwbench -sizes '' -servers '' -fwpush bin/fwpush -launcher bin/fwbench-launch.
 # Its servers part measures each tool's CPU time and processes forked on the
-# lab's servers, per host, at 6 and 50 hosts (cgroups; strace in a run of its
-# own): alone, the same with -sizes '' -scale '' -servers 6,50.
+# lab's servers, per host, at 6 hosts (cgroups; strace in a run of its own):
+# alone, the same with -sizes '' -scale '' -servers 6 (or 6,50).
 # Root; installs ansible-core, ansible-mitogen, gnuplot-nox and strace if missing.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

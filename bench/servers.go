@@ -59,6 +59,9 @@ type Servers struct {
 	// each run.
 	Load      [2]float64        `json:"load"`
 	Scenarios []*ServerScenario `json:"scenarios"`
+	// CountError is why the counted run failed, "" when it did not: the
+	// processes of the tools from there on were not counted.
+	CountError string `json:"count_error,omitempty"`
 }
 
 // ServerHost is one host of the lab the servers part measured.
@@ -177,6 +180,14 @@ func measureServers(ctx context.Context, cfg Config, f *fleet, res *Results) err
 			what := fmt.Sprintf("run %d/%d", run, cfg.ServerRuns)
 			if counted {
 				what = "the counted run"
+			}
+			if err != nil && counted && ctx.Err() == nil {
+				// Every system call of a traced sshd stops it: on a
+				// loaded machine a host's step may outlast its deadline.
+				// The CPU times stand; the counts say they failed.
+				out.CountError = fmt.Sprintf("%s: %v", t, errorLine(err))
+				fmt.Fprintf(cfg.Log, "bench: %d hosts, servers: the counted run failed, no process counted from here: %s\n", out.Size, out.CountError)
+				return nil
 			}
 			if err != nil {
 				return fmt.Errorf("servers, %s: %s: %w", what, t, err)
@@ -603,6 +614,12 @@ func parseCPUAcct(data []byte) (time.Duration, error) {
 		return 0, fmt.Errorf("cpuacct.usage: %q is no time", data)
 	}
 	return time.Duration(ns), nil
+}
+
+// errorLine is the first line of err's message.
+func errorLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
 }
 
 func mean(v []time.Duration) time.Duration {

@@ -170,6 +170,13 @@ func TestServersMarkdown(t *testing.T) {
 	if got := ServersMarkdown(two); !strings.Contains(got, "from 2 runs at 4 hosts, 1 at 8 of each tool") || !strings.Contains(got, "### The tunnel, and the hosts behind it, 8 hosts") {
 		t.Errorf("two sizes of different runs:\n%s", got)
 	}
+	failed := serversResults(7)
+	failed.Servers[0].CountError = "fwpush: fwpush-rerun: exit status 1"
+	failed.Servers[0].Scenarios[1].Procs = nil
+	if got := ServersMarkdown(failed); !strings.Contains(got, "At 4 hosts the counted run failed, and counted nothing from there on (\"–\"): fwpush: fwpush-rerun: exit status 1.") ||
+		!strings.Contains(got, "| fwpush unchanged re-run (the cron case) | 13.8 (12.5–15.0) | – |") || strings.Contains(got, "Cross-check") {
+		t.Errorf("a counted run that failed:\n%s", got)
+	}
 	if p, ok := UnchangedProcs(serversResults(7)); !ok || len(p) != 2 || p[0] != (Procs{1, 2, 7}) {
 		t.Errorf("UnchangedProcs = %v, %v; want app-1's and db-3's", p, ok)
 	}

@@ -91,6 +91,12 @@ func ServersMarkdown(r *Results) string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", label(sc), cpuCell(s, x, tun), procsDetail(s, x, tun), cpuCell(s, x, others), procsDetail(s, x, others))
 		}
 	}
+	for _, s := range r.Servers {
+		if s.CountError != "" {
+			fmt.Fprintf(&b, "\nAt %d hosts the counted run failed, and counted nothing from there on (\"–\"): %s. "+
+				"strace stops every system call of the sshd it follows, and on a loaded machine a host's step can outlast its deadline.\n", s.Size, s.CountError)
+		}
+	}
 	if line := unchangedCheck(r); line != "" {
 		b.WriteString("\n" + line + "\n")
 	}
