@@ -52,8 +52,11 @@ demo: deps build
 # 150 hosts, 3 runs each, then 6 and 50 at a 60 ms round trip to the tunnel
 # (bench/relay), 2 runs each; rewrites BENCHMARKS.md's results and docs/bench.svg.
 # Its scale part (no lab) compiles and validates 50 to 10,000 hosts: alone,
-# go run ./bench/cmd/fwbench -sizes '' -fwpush bin/fwpush -launcher bin/fwbench-launch.
-# Root; installs ansible-core, ansible-mitogen and gnuplot-nox if missing.
+# go run ./bench/cmd/fwbench -sizes '' -servers '' -fwpush bin/fwpush -launcher bin/fwbench-launch.
+# Its servers part measures each tool's CPU time and processes forked on the
+# lab's servers, per host, at 6 hosts (cgroups; strace in a run of its own):
+# alone, the same with -sizes '' -scale '' -servers 6 (or 6,50).
+# Root; installs ansible-core, ansible-mitogen, gnuplot-nox and strace if missing.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	$(GO) build -o bin/fwbench-launch ./bench/cmd/fwbench-launch

@@ -125,6 +125,13 @@ type Config struct {
 	// None: no scale part. Sizes may be empty for the scale part alone.
 	ScaleSizes []int
 	ScaleRuns  int
+	// ServerSizes are the fleet sizes of the servers part, at RTT 0: what
+	// each tool costs the lab's servers per host, their CPU time over
+	// ServerRuns runs and the processes they fork in one more, counted
+	// with strace (see Servers). None: no servers part. A size measured
+	// by the labs' part too is measured on the same lab, after it.
+	ServerSizes []int
+	ServerRuns  int
 }
 
 // Run measures everything cfg asks for and writes the reports. The labs it
@@ -139,10 +146,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.ScaleRuns == 0 {
 		cfg.ScaleRuns = cfg.Runs
 	}
+	if cfg.ServerRuns == 0 {
+		cfg.ServerRuns = cfg.Runs
+	}
 	sizes := cfg.sizes()
 	labs := len(sizes) > 0
-	if labs && (cfg.Runs < 1 || cfg.RTTRuns < 1 || len(cfg.Tools) == 0) || !labs && len(cfg.ScaleSizes) == 0 {
-		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool, or scale sizes")
+	if labs && (cfg.Runs < 1 || cfg.RTTRuns < 1 || len(cfg.Tools) == 0) || !labs && len(cfg.ScaleSizes) == 0 && len(cfg.ServerSizes) == 0 {
+		return nil, errors.New("bench: nothing to measure: give at least one size, one run and one tool, or scale sizes, or servers sizes")
+	}
+	if len(cfg.ServerSizes) > 0 && (cfg.ServerRuns < 1 || len(cfg.Tools) == 0) {
+		return nil, errors.New("bench: give the servers part one run and one tool at least")
+	}
+	for _, n := range cfg.ServerSizes {
+		if n < 2 || n > lab.MaxHosts {
+			return nil, fmt.Errorf("bench: servers: %d hosts: sizes go from 2 (a tunnel and one host) to %d", n, lab.MaxHosts)
+		}
 	}
 	if len(cfg.ScaleSizes) > 0 && cfg.ScaleRuns < 1 {
 		return nil, errors.New("bench: give the scale part one run at least")
@@ -171,7 +189,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := lab.CheckRoot(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if labs {
+	if labs || len(cfg.ServerSizes) > 0 {
 		if err := prerequisites(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -193,7 +211,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("bench: scale: %w", err)
 		}
 	}
-	for _, n := range sizes {
+	if len(cfg.ServerSizes) > 0 {
+		res.ServerRuns = cfg.ServerRuns
+	}
+	for _, n := range cfg.labSizes() {
 		if err := measureSize(ctx, cfg, work, n, res); err != nil {
 			return nil, fmt.Errorf("bench: %d hosts: %w", n, err)
 		}
@@ -210,6 +231,14 @@ func (cfg Config) sizes() []int {
 	for _, rtt := range cfg.RTTs {
 		out = append(out, cfg.sizesAt(rtt)...)
 	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// labSizes are the sizes of every lab brought up: those of the labs' part
+// and of the servers part, in increasing order.
+func (cfg Config) labSizes() []int {
+	out := append(cfg.sizes(), cfg.ServerSizes...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -233,7 +262,8 @@ func (cfg Config) runsAt(rtt time.Duration) int {
 // measureSize brings up a lab of n hosts and runs every scenario on it
 // at each round-trip time that size is measured at, as many times as the
 // RTT's runs say, the tools interleaved so that a slow moment of the
-// machine does not fall on one tool only.
+// machine does not fall on one tool only; then the servers part, if it
+// measures that size.
 func measureSize(ctx context.Context, cfg Config, work string, n int, res *Results) (err error) {
 	fmt.Fprintf(cfg.Log, "bench: %d hosts: bringing the lab up\n", n)
 	f, err := openFleet(ctx, cfg, work, n)
@@ -271,6 +301,11 @@ func measureSize(ctx context.Context, cfg Config, work string, n int, res *Resul
 					res.add(s.scenario, n, rtt, s.Sample)
 				}
 			}
+		}
+	}
+	if slices.Contains(cfg.ServerSizes, n) {
+		if err := measureServers(ctx, cfg, f, res); err != nil {
+			return fmt.Errorf("servers: %w", err)
 		}
 	}
 	return nil

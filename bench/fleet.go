@@ -36,6 +36,10 @@ type fleet struct {
 	// link is the relay between the controller and the tunnel, nil at
 	// RTT 0.
 	link *slowLink
+	// watch, when set, watches the servers' side of every scenario (the
+	// servers part), in the cgroups of cgroups (see servers.go).
+	watch   *serverWatch
+	cgroups *cgroups
 }
 
 // sampled is one measurement of one scenario.
@@ -102,6 +106,7 @@ func (f *fleet) close() error {
 		err = f.link.close(ctx)
 	}
 	err = errors.Join(err, f.lab.Down(ctx))
+	err = errors.Join(err, f.cgroups.remove())
 	if f.ssh.control != "" {
 		err = errors.Join(err, os.RemoveAll(f.ssh.control))
 	}
@@ -200,8 +205,13 @@ func (f *fleet) fwpush(ctx context.Context) ([]sampled, error) {
 		cmd := f.lab.Command(ctx, f.cfg.FwPush, step.args...)
 		cmd.Stdout = &stdout
 		before := f.tunnelStats()
+		end, err := f.watchServers(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", step.scenario, err)
+		}
 		s, err := f.launched(ctx, cmd, step.exit)
 		s = withTunnel(s, before, f.tunnelStats())
+		err = errors.Join(err, end(step.scenario))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w\n%s", step.scenario, err, tail(stdout.Bytes()))
 		}

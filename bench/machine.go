@@ -98,6 +98,9 @@ func packages(cfg Config) []string {
 	if cfg.Plot != "" {
 		pkgs = append(pkgs, "gnuplot-nox")
 	}
+	if len(cfg.ServerSizes) > 0 {
+		pkgs = append(pkgs, "strace") // the servers part counts forks with it
+	}
 	return pkgs
 }
 

@@ -47,6 +47,11 @@ func WriteReports(ctx context.Context, cfg Config, r *Results) error {
 			return err
 		}
 	}
+	if cfg.Out != "" && len(r.Servers) > 0 {
+		if err := updateSection(cfg.Out, ServersBeginMarker, ServersEndMarker, ServersMarkdown(r)); err != nil {
+			return err
+		}
+	}
 	if cfg.Out != "" && len(r.Scale) > 0 {
 		if err := updateSection(cfg.Out, ScaleBeginMarker, ScaleEndMarker, ScaleMarkdown(r)); err != nil {
 			return err

@@ -95,6 +95,10 @@ type Results struct {
 	// when it was not measured.
 	Scale     []*Scale `json:"scale,omitempty"`
 	ScaleRuns int      `json:"scale_runs,omitempty"`
+	// Servers is the servers part, one per size, and ServerRuns its runs
+	// of CPU time; none when it was not measured.
+	Servers    []*Servers `json:"servers,omitempty"`
+	ServerRuns int        `json:"server_runs,omitempty"`
 }
 
 func (r *Results) add(s Scenario, hosts int, rtt time.Duration, sample Sample) {

@@ -122,23 +122,33 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 	}
 	defer f.stopMasters()
 	var stdout bytes.Buffer
+	scenario := map[string]Scenario{"linear": AnsibleRun, "mitogen_linear": MitogenRun}[strategy]
+	end, err := f.watchServers(ctx)
+	if err != nil {
+		return Sample{}, err
+	}
 	before := f.tunnelStats()
 	start := time.Now()
 	master, err := f.startMaster(ctx)
 	if err != nil {
-		return Sample{}, err
+		return Sample{}, errors.Join(err, end(scenario))
 	}
 	cmd := f.lab.Command(ctx, "ansible-playbook", filepath.Join(f.dir, "push.yml"))
 	cmd.Env = append(cmd.Env, "ANSIBLE_CONFIG="+f.ssh.ansible, "ANSIBLE_STRATEGY="+strategy)
 	cmd.Stdout = &stdout
 	s, err := f.launched(ctx, cmd, 0)
 	if err != nil {
-		return Sample{}, fmt.Errorf("%w\n%s", err, ansibleErrors(stdout.Bytes()))
+		f.stopMasters()
+		return Sample{}, errors.Join(fmt.Errorf("%w\n%s", err, ansibleErrors(stdout.Bytes())), end(scenario))
 	}
 	s.Wall = time.Since(start)
-	// The masters' goodbyes belong to this run's tunnel traffic.
+	// The masters' goodbyes belong to this run's tunnel traffic, and to
+	// its servers' side.
 	f.stopMasters()
 	s = withTunnel(s.plus(master), before, f.tunnelStats())
+	if err := end(scenario); err != nil {
+		return Sample{}, err
+	}
 	if err := f.verify(ctx); err != nil {
 		return Sample{}, fmt.Errorf("after ansible-playbook (%s): %w\n%s", strategy, err, tail(stdout.Bytes()))
 	}
@@ -151,11 +161,16 @@ func (f *fleet) ansible(ctx context.Context, strategy string) (Sample, error) {
 // offering kexs.
 func (f *fleet) floor(ctx context.Context, kexs string) (Sample, error) {
 	defer f.stopMasters()
+	scenario := map[string]Scenario{kex: Floor, kexDefault: FloorDefault}[kexs]
+	end, err := f.watchServers(ctx)
+	if err != nil {
+		return Sample{}, err
+	}
 	before := f.tunnelStats()
 	start := time.Now()
 	total, err := f.startMaster(ctx)
 	if err != nil {
-		return Sample{}, err
+		return Sample{}, errors.Join(err, end(scenario))
 	}
 	var mu sync.Mutex
 	errs := make([]error, len(f.inv.Hosts))
@@ -190,7 +205,7 @@ func (f *fleet) floor(ctx context.Context, kexs string) (Sample, error) {
 	total.Wall = time.Since(start)
 	f.stopMasters()
 	total = withTunnel(total, before, f.tunnelStats())
-	return total, errors.Join(errs...)
+	return total, errors.Join(append(errs, end(scenario))...)
 }
 
 // startMaster opens the master connection to the tunnel that the ProxyJumps

@@ -3,9 +3,10 @@
 // rewrites the results section of BENCHMARKS.md. It needs root (the lab);
 // `make bench` runs it with its defaults.
 //
-//	fwbench                                     # 6, 50, 150 hosts at RTT 0, 3 runs; 6, 50 at 60 ms, 2 runs; every tool; the scale part
-//	fwbench -sizes 6 -runs 1 -rtt 0 -tools fwpush -scale '' -out /tmp/b.md -plot ''
-//	fwbench -sizes ''                           # the scale part alone: compile and validate of 50 to 10,000 hosts, no lab
+//	fwbench                                     # 6, 50, 150 hosts at RTT 0, 3 runs; 6, 50 at 60 ms, 2 runs; every tool; the scale part; the servers part at 6
+//	fwbench -sizes 6 -runs 1 -rtt 0 -tools fwpush -scale '' -servers '' -out /tmp/b.md -plot ''
+//	fwbench -sizes '' -servers ''               # the scale part alone: compile and validate of 50 to 10,000 hosts, no lab
+//	fwbench -sizes '' -scale '' -servers 6,50   # the servers part alone: each tool's CPU time and processes on the servers, per host
 package main
 
 import (
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sizes := fs.String("sizes", "6,50,150", "fleet sizes of the labs, hosts, comma-separated (\"\": no lab)")
 	scale := fs.String("scale", "50,500,5000,10000", "fleet sizes of the scale part (compile and validate, no lab), comma-separated (\"\": none)")
 	scaleRuns := fs.Int("scale-runs", 3, "runs of the scale part at every size")
+	servers := fs.String("servers", "6", "fleet sizes of the servers part, comma-separated: each tool's CPU time and processes forked on the lab's servers, per host, at RTT 0 (\"\": none; 50 adds about 20 minutes on 2 busy cores, and its run under strace may outlast fwpush's deadlines there)")
+	serverRuns := fs.Int("servers-runs", 3, "runs of every tool for the servers' CPU time at every size of the servers part (the processes are counted in one more)")
 	runs := fs.Int("runs", 3, "runs of every measurement at every size, at RTT 0")
 	rtts := fs.String("rtt", "0,60ms", "round-trip times between the controller and the tunnel, comma-separated (0: the lab's own links; any other: through a relay)")
 	rttSizes := fs.String("rtt-sizes", "", "fleet sizes measured at the RTTs other than 0 (default: those of -sizes up to 50)")
@@ -60,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("fwbench takes no arguments, got %q", fs.Args())
 	}
-	cfg := bench.Config{Runs: *runs, RTTRuns: *rttRuns, ScaleRuns: *scaleRuns, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
+	cfg := bench.Config{Runs: *runs, RTTRuns: *rttRuns, ScaleRuns: *scaleRuns, ServerRuns: *serverRuns, FwPush: *fwpush, Launcher: *launcher, Out: *out, Plot: *plot, JSON: *jsonOut, Install: *install, Log: stderr}
 	if *quiet {
 		cfg.Log = io.Discard
 	}
@@ -70,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.ScaleSizes, err = parseSizes(*scale); err != nil {
 		return fmt.Errorf("-scale: %w", err)
+	}
+	if cfg.ServerSizes, err = parseSizes(*servers); err != nil {
+		return fmt.Errorf("-servers: %w", err)
 	}
 	if *rttSizes == "" {
 		for _, n := range cfg.Sizes {
@@ -117,6 +123,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func printSections(w io.Writer, res *bench.Results) {
 	if len(res.Measurements) > 0 {
 		fmt.Fprint(w, bench.Markdown(res, ""))
+	}
+	if len(res.Servers) > 0 {
+		fmt.Fprint(w, bench.ServersMarkdown(res))
 	}
 	if len(res.Scale) > 0 {
 		fmt.Fprint(w, bench.ScaleMarkdown(res))

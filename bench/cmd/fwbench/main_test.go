@@ -23,9 +23,12 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
-// hosts, one run at RTT 0 and one at 40 ms, and fwpush only, and checks
-// that it measured every fwpush scenario at both and wrote the numbers
-// where they belong. It proves the bench works, not how fast anything is.
+// hosts, one run at RTT 0 and one at 40 ms, and fwpush only, with the
+// servers part on the same lab (one run, one counted), and checks that it
+// measured every fwpush scenario at both and the servers' side, and wrote
+// the numbers where they belong. It proves the bench works, not how fast
+// anything is; but the processes it counts on an unchanged host are held
+// to what runner/remote's budget says.
 func TestSmoke(t *testing.T) {
 	labtest.Require(t)
 	dir := t.TempDir()
@@ -50,14 +53,14 @@ func TestSmoke(t *testing.T) {
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	const head = "# Benchmarks\n\nThe lead's notes, kept.\n\n"
 	const foot = "\n## Targets\n\nkept too\n"
-	stale := head + bench.BeginMarker + "\nstale numbers\n" + bench.EndMarker + "\n" + foot
+	stale := head + bench.BeginMarker + "\nstale numbers\n" + bench.EndMarker + "\n\n" + bench.ServersBeginMarker + "\nstale servers\n" + bench.ServersEndMarker + "\n" + foot
 	if err := os.WriteFile(md, []byte(stale), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	js := filepath.Join(dir, "bench.json")
 	var stdout, stderr bytes.Buffer
 	leftNothing := watchLocks(t, locks)
-	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-rtt", "0,40ms", "-rtt-runs", "1", "-tools", "fwpush", "-fwpush", fw, "-launcher", launcher,
+	err := run(t.Context(), []string{"-sizes", "6", "-runs", "1", "-rtt", "0,40ms", "-rtt-runs", "1", "-tools", "fwpush", "-servers", "6", "-servers-runs", "1", "-fwpush", fw, "-launcher", launcher,
 		"-scale", "", "-out", md, "-plot", "", "-json", js, "-install=false"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("fwbench: %v\nstderr:\n%s", err, stderr.String())
@@ -113,7 +116,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(got)
-	if !strings.HasPrefix(text, head+bench.BeginMarker+"\n") || !strings.HasSuffix(text, bench.EndMarker+"\n"+foot) || strings.Contains(text, "stale") {
+	if !strings.HasPrefix(text, head+bench.BeginMarker+"\n") || !strings.Contains(text, bench.EndMarker+"\n\n"+bench.ServersBeginMarker+"\n## Servers' side, per host\n") ||
+		!strings.HasSuffix(text, bench.ServersEndMarker+"\n"+foot) || strings.Contains(text, "stale") {
 		t.Errorf("BENCHMARKS.md: the text outside the markers changed, or the section was not replaced:\n%s", text)
 	}
 	// Every fwpush row of the wall-time table holds a median and a range
@@ -143,8 +147,73 @@ func TestSmoke(t *testing.T) {
 	if !strings.Contains(text, "### Round trips, RTT 40 ms") {
 		t.Errorf("BENCHMARKS.md: no round trips at RTT 40 ms:\n%s", text)
 	}
-	if !strings.Contains(stdout.String(), "### Wall time, seconds") {
+	if !strings.Contains(stdout.String(), "### Wall time, seconds") || !strings.Contains(stdout.String(), "## Servers' side, per host") {
 		t.Errorf("fwbench printed no tables:\n%s", stdout.String())
+	}
+	checkServers(t, &res, text)
+}
+
+// The processes sshd itself forks for a connection that logs in as root
+// (the lab's user), OpenSSH 9.2: the listener's fork that serves the
+// connection, and the privilege-separated child that reads the client
+// before authentication. After it, a root login has no child of its own:
+// the monitor serves the sessions itself (privsep_postauth).
+const sshdPerRootLogin = 2
+
+// checkServers checks the servers part of one size, 6 hosts, fwpush only:
+// CPU time on every host in both scenarios, processes counted on every
+// host, and on the app and db servers of the unchanged re-run exactly
+// what runner/remote's TestSetsForks holds fwpush's read of a host with
+// sets to (7, the login shell included), plus sshd's own for the one
+// connection fwpush makes there: a process more in fwpush's read, or a
+// second connection, fails it.
+func checkServers(t *testing.T, res *bench.Results, text string) {
+	t.Helper()
+	if len(res.Servers) != 1 || res.ServerRuns != 1 {
+		t.Fatalf("servers part: %d sizes, %d runs; want 1 and 1", len(res.Servers), res.ServerRuns)
+	}
+	sv := res.Servers[0]
+	if sv.Size != 6 || len(sv.Hosts) != 6 || sv.CPUSource == "" {
+		t.Fatalf("servers part: %d hosts, %d listed, CPU from %q", sv.Size, len(sv.Hosts), sv.CPUSource)
+	}
+	byScenario := map[bench.Scenario]*bench.ServerScenario{}
+	for _, x := range sv.Scenarios {
+		byScenario[x.Scenario] = x
+	}
+	if len(byScenario) != 2 || byScenario[bench.FirstPush] == nil || byScenario[bench.Rerun] == nil {
+		t.Fatalf("servers part: scenarios %v, want fwpush's first push and re-run", sv.Scenarios)
+	}
+	for sc, x := range byScenario {
+		if len(x.CPU) != 1 || len(x.CPU[0]) != 6 || len(x.Procs) != 6 {
+			t.Fatalf("%s: %d runs of CPU, %d hosts counted; want 1 run of 6 hosts, 6 counted", sc, len(x.CPU), len(x.Procs))
+		}
+		for i, h := range sv.Hosts {
+			// Every host served fwpush a connection (the tunnel: the
+			// controller's) and ran its read at least.
+			if x.CPU[0][i] <= 0 || x.Procs[i].Conns < 1 || x.Procs[i].Commands < 1 {
+				t.Errorf("%s: host %s: CPU %v, processes %+v", sc, h.Name, x.CPU[0][i], x.Procs[i])
+			}
+		}
+		t.Logf("%s: CPU per host %v, processes per host %+v", sc, x.CPU[0], x.Procs)
+	}
+	first, rerun := byScenario[bench.FirstPush], byScenario[bench.Rerun]
+	procs, ok := bench.UnchangedProcs(res)
+	if !ok || len(procs) != 4 {
+		t.Fatalf("unchanged app and db servers counted: %v, want 4 (6 hosts: a tunnel, a load balancer, 4 app and db)", procs)
+	}
+	for _, p := range procs {
+		if want := (bench.Procs{Conns: 1, SSHD: sshdPerRootLogin, Commands: 7}); p != want {
+			t.Errorf("an unchanged app or db server in the re-run: %+v, want %+v: TestSetsForks's 7 for fwpush's read of a host with sets, "+
+				"and sshd's %d for its one connection", p, want, sshdPerRootLogin)
+		}
+	}
+	for i, h := range sv.Hosts {
+		if !h.Tunnel && first.Procs[i].Commands <= rerun.Procs[i].Commands {
+			t.Errorf("host %s: the first push, which changes it, forked %+v, no more than the re-run's %+v", h.Name, first.Procs[i], rerun.Procs[i])
+		}
+	}
+	if !strings.Contains(text, "7 of fwpush's commands, the same as the 7 that runner/remote's TestSetsForks") {
+		t.Errorf("BENCHMARKS.md: no cross-check of the re-run's processes:\n%s", text)
 	}
 }
 
@@ -208,6 +277,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-rtt-sizes", "6,many"}},
 		{[]string{"-sizes", "6,"}},
 		{[]string{"-scale", "50,lots"}},
+		{[]string{"-servers", "6,fifty"}},
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), tc.args, io.Discard, &stderr)
@@ -239,7 +309,7 @@ func TestScale(t *testing.T) {
 	}
 	js := filepath.Join(dir, "bench.json")
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"-sizes", "", "-scale", "6,12", "-scale-runs", "1", "-fwpush", fw, "-launcher", launcher,
+	err := run(t.Context(), []string{"-sizes", "", "-servers", "", "-scale", "6,12", "-scale-runs", "1", "-fwpush", fw, "-launcher", launcher,
 		"-out", md, "-plot", filepath.Join(dir, "bench.svg"), "-json", js, "-install=false"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("fwbench: %v\nstderr:\n%s", err, stderr.String())
