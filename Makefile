@@ -57,10 +57,12 @@ demo: deps build
 # lab's servers, per host, at 6 hosts (cgroups; strace in a run of its own):
 # alone, the same with -sizes '' -scale '' -servers 6 (or 6,50).
 # Root; installs ansible-core, ansible-mitogen, gnuplot-nox and strace if missing.
+# Every sample goes to bin/bench.json after each lab: if the run is stopped,
+# fwbench -from-json bin/bench.json writes the reports of what it measured.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	$(GO) build -o bin/fwbench-launch ./bench/cmd/fwbench-launch
-	$(GO) run ./bench/cmd/fwbench -fwpush $(BIN) -launcher bin/fwbench-launch -out BENCHMARKS.md -plot docs/bench.svg
+	$(GO) run ./bench/cmd/fwbench -fwpush $(BIN) -launcher bin/fwbench-launch -out BENCHMARKS.md -plot docs/bench.svg -json bin/bench.json
 
 # Each fuzz target for FUZZTIME; make test runs their seed corpora (and the
 # inputs that once failed, kept in testdata/fuzz) as ordinary tests.

@@ -218,11 +218,27 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if err := measureSize(ctx, cfg, work, n, res); err != nil {
 			return nil, fmt.Errorf("bench: %d hosts: %w", n, err)
 		}
+		if err := checkpoint(cfg, res, n); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
 	}
 	if err := WriteReports(ctx, cfg, res); err != nil {
 		return res, fmt.Errorf("bench: %w", err)
 	}
 	return res, nil
+}
+
+// checkpoint writes to cfg.JSON what was measured up to the lab of n hosts,
+// the sizes not measured yet left out, so that a bench stopped midway (an
+// Ansible run at 150 hosts can take half an hour on a loaded machine) keeps
+// its results for -from-json. The end of the run writes the JSON again.
+func checkpoint(cfg Config, res *Results, n int) error {
+	if cfg.JSON == "" {
+		return nil
+	}
+	r := *res
+	r.Sizes = slices.DeleteFunc(slices.Clone(res.Sizes), func(m int) bool { return m > n })
+	return writeJSON(cfg.JSON, &r)
 }
 
 // sizes are the fleet sizes measured at any RTT, in increasing order.

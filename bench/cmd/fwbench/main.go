@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	launcher := fs.String("launcher", "bin/fwbench-launch", "bench/cmd/fwbench-launch built: starts the programs whose memory is measured")
 	out := fs.String("out", "BENCHMARKS.md", "the file whose results section to rewrite (\"\": none)")
 	plot := fs.String("plot", "docs/bench.svg", "the SVG plot to write with gnuplot (\"\": none)")
-	jsonOut := fs.String("json", "", "write every sample as JSON to this file")
+	jsonOut := fs.String("json", "", "write every sample as JSON to this file (after each lab too: a bench stopped midway keeps what it measured, for -from-json)")
 	install := fs.Bool("install", true, "apt-get install what the tools need (ansible-core, ansible-mitogen, gnuplot-nox) when missing")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	from := fs.String("from-json", "", "measure nothing: write the reports from the JSON of an earlier run")
