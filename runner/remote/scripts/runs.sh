@@ -72,12 +72,14 @@ restore() {
 # standdown WHO: run $R is superseded by WHO's, which applied since (its
 # guard stands down): decided, unless it was already, with that outcome,
 # under the run's lock as restore. Left open, a later settle would take it
-# for undecided and restore its old rules, older than the newer run's.
+# for undecided and restore its old rules, older than the newer run's. Its
+# temporary sets go as its confirm's would (see ipsets.sh's droptemps).
 standdown() {
   exec 9>"$R/lock"
   flock 9
   if decide; then
     by=$1
+    droptemps
     outcome superseded
   fi
   exec 9>&-
