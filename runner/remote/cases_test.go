@@ -42,7 +42,8 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 			var g GuardTimes
 			err := h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: remotetest.RollbackAfter, V4: st.V4, V6: st.V6,
 				Lease: remotetest.Lease, LockWait: st.LockWaitOr(), Who: remotetest.Who,
-				Armed: func(t GuardTimes) { g = t }})
+				Armed:   func(t GuardTimes) { g = t },
+				History: historyBody(st.Token), Done: history.Applied})
 			// The host tells its guard's time: the report gives it.
 			if err == nil && g.Until() != remotetest.RollbackAfter {
 				t.Errorf("apply %s: the host says its guard fires in %s, want %s", st.Token, g.Until(), remotetest.RollbackAfter)
