@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwpush/fwpush/history"
 	"github.com/fwpush/fwpush/inventory"
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
@@ -146,8 +147,12 @@ func guardScenario(t *testing.T, path string) {
 // settleEnv marks the re-executed test binary of TestSettleInLab.
 const settleEnv = "FWPUSH_TEST_SETTLE_INVENTORY"
 
-// killedToken is the run TestSettleInLab leaves unconfirmed.
-const killedToken = "0badc0de0badc0de"
+// killedToken is the run TestSettleInLab leaves unconfirmed, killedWho
+// who ran it, as its history line says.
+const (
+	killedToken = "0badc0de0badc0de"
+	killedWho   = "killed@lab"
+)
 
 // TestSettleInLab proves on real hosts what a run does with the applies a
 // killed run left unconfirmed: mysql-1 got the policy itself (its rules
@@ -204,6 +209,19 @@ done
 echo $n`
 		if ps := labtest.Shell(t, l, host, "sh", "-c", guards); strings.TrimSpace(ps) != "0" {
 			t.Errorf("%s: a guard still sleeps", host)
+		}
+		// The settle recorded the killed run's line, as its confirm
+		// would have: kept on mysql-1, rolled back on mysql-2.
+		outcome := map[string]string{"mysql-1": history.Applied, "mysql-2": history.RolledBack}[host]
+		var got []string
+		entries, _ := history.Parse(host, []byte(labtest.Shell(t, l, host, "cat", history.Path)))
+		for _, e := range entries {
+			if e.Who == killedWho {
+				got = append(got, e.Outcome)
+			}
+		}
+		if len(got) != 1 || got[0] != outcome {
+			t.Errorf("%s: the killed run's lines in the history: %q, want one, %s", host, got, outcome)
 		}
 	}
 
@@ -274,7 +292,9 @@ func settleScenario(t *testing.T, path string) {
 		err = host.Apply(ctx, remote.Apply{Token: killedToken, RollbackAfter: time.Minute,
 			V4: []byte(policy.Split{}.Merge(want)), V6: []byte(policy.Split{}.Merge(policy.Canonical(string(pol.V6)))),
 			Sets:  remote.Sets{Stage: pol.IPSets()},
-			Lease: 3 * time.Minute, LockWait: time.Second, Who: "the killed run"})
+			Lease: 3 * time.Minute, LockWait: time.Second, Who: "the killed run",
+			History: history.Run{Who: killedWho, Version: "test", Inventory: "sha256:0"}.Entry(h.Name, "sha256:killed", 1, 1).Body(),
+			Done:    history.Applied})
 		host.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", h.Name, err)

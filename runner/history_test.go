@@ -23,6 +23,9 @@ type sentFleet struct {
 	Fleet
 	mu   sync.Mutex
 	sent map[string][]remote.Persist
+	// kept are the lines each host's applies carried, for a settle (the
+	// History and Done of remote.Apply), when not nil.
+	kept map[string][]remote.Persist
 	// histories are what each host's history holds; a host without one
 	// fails its read.
 	histories map[string]string
@@ -56,6 +59,15 @@ func (c *sentConn) record(p remote.Persist) {
 	c.f.sent[c.name] = append(c.f.sent[c.name], p)
 }
 
+func (c *sentConn) Apply(ctx context.Context, a remote.Apply) error {
+	c.f.mu.Lock()
+	if c.f.kept != nil {
+		c.f.kept[c.name] = append(c.f.kept[c.name], remote.Persist{History: a.History, Done: a.Done})
+	}
+	c.f.mu.Unlock()
+	return c.Host.Apply(ctx, a)
+}
+
 func (c *sentConn) Confirm(ctx context.Context, cf remote.Confirm) (remote.Confirmation, error) {
 	c.record(cf.Persist)
 	return c.Host.Confirm(ctx, cf)
@@ -77,10 +89,11 @@ func (c *sentConn) History(context.Context) ([]byte, error) {
 // Each changed host's confirm carries the line of its change: the run's
 // who, version and fleet, the host, its policy and counts, and the outcome
 // once confirmed (applied, drift repaired); unchanged hosts and a dry run
-// send none.
+// send none. The apply carries the same line, which the host keeps for a
+// run that settles this one (see remote.Settle).
 func TestPushSendsHistory(t *testing.T) {
 	plan, fake := newTestPlan(t)
-	fleet := &sentFleet{Fleet: fake, sent: map[string][]remote.Persist{}}
+	fleet := &sentFleet{Fleet: fake, sent: map[string][]remote.Persist{}, kept: map[string][]remote.Persist{}}
 	run := history.Run{Who: "op@laptop", Version: "v1.2.3", Inventory: plan.Inventory.Digest(), Joined: []string{"app-2"}}
 	checkStatuses(t, runAll(t, plan, fleet, RunOptions{History: run}), statuses(plan, Applied, nil))
 	for _, h := range plan.Inventory.Hosts {
@@ -94,6 +107,9 @@ func TestPushSendsHistory(t *testing.T) {
 		want.Added, want.Removed = got.Added, got.Removed // counted by package change
 		if diff := cmp.Diff(want, got); diff != "" || sent[0].Done != history.Applied || got.Added == 0 {
 			t.Errorf("%s: the line sent (-want +got), outcome %q:\n%s", h.Name, sent[0].Done, diff)
+		}
+		if k := fleet.kept[h.Name]; len(k) != 1 || string(k[0].History) != string(sent[0].History) || k[0].Done != sent[0].Done {
+			t.Errorf("%s: the applies carried %+v, want the confirm's line", h.Name, k)
 		}
 	}
 

@@ -209,24 +209,68 @@ func TestRunProbesRemoteFailure(t *testing.T) {
 	}
 }
 
-// TestRunProbesBounded: a host that never answers holds the round no
-// longer than its bound.
+// TestRunProbesBounded: every host's probes are bounded by the time their
+// batches need (each its probe timeout and a second) and twice the SSH
+// timeout, whatever the host does. The bound is read off the deadline of
+// the context the host's session is given, not timed: that deadline is
+// what ends a host that never answers, with the deadline's error.
 func TestRunProbesBounded(t *testing.T) {
 	t.Parallel()
 	inv := loadProbeFleet(t)
 	inv.SSH.Timeout = 50 * time.Millisecond
-	p := &prober{t: t, probe: func(ctx context.Context, host string, _ []remote.Probe) ([]remote.ProbeResult, time.Duration, error) {
-		<-ctx.Done()
-		return nil, 0, fmt.Errorf("host %s: %w", host, ctx.Err())
-	}}
-	start := time.Now()
-	got := RunProbes(context.Background(), inv, []Probe{{From: host(t, inv, "a1"), Addr: netip.MustParseAddrPort("198.18.0.5:3306")}}, p, ProbeOptions{Timeout: 100 * time.Millisecond})
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("took %s, want about 1.2s (one batch + 2 SSH timeouts)", took)
+	probes := func(reachable, filtered int) []Probe {
+		var ps []Probe
+		for i := range reachable + filtered {
+			expect := roles.Filtered
+			if i < reachable {
+				expect = roles.Reachable
+			}
+			ps = append(ps, Probe{From: host(t, inv, "a1"), Addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.5"), uint16(1000+i)), Expect: expect})
+		}
+		return ps
 	}
-	if !errors.Is(got[0].Err, context.DeadlineExceeded) {
-		t.Errorf("got %+v, want a deadline error", got[0])
+	for _, tc := range []struct {
+		name                string
+		reachable, filtered int
+		batch               int
+		want                time.Duration
+	}{
+		{"one batch", 1, 0, 0, 1200 * time.Millisecond},
+		{"a batch for each phase", 1, 1, 0, 2300 * time.Millisecond},
+		{"batches of two", 3, 5, 2, 5600 * time.Millisecond}, // 2 + 3 batches
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu       sync.Mutex
+				deadline time.Time
+				ok       bool
+			)
+			p := &prober{t: t, probe: func(ctx context.Context, _ string, ps []remote.Probe) ([]remote.ProbeResult, time.Duration, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				deadline, ok = ctx.Deadline()
+				return make([]remote.ProbeResult, len(ps)), 0, nil
+			}}
+			before := time.Now()
+			RunProbes(context.Background(), inv, probes(tc.reachable, tc.filtered), p, ProbeOptions{Timeout: 100 * time.Millisecond, Batch: tc.batch})
+			after := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok || deadline.Before(before.Add(tc.want)) || deadline.After(after.Add(tc.want)) {
+				t.Errorf("the host's session has deadline %v (set: %v), want %s after the round began", deadline.Sub(before), ok, tc.want)
+			}
+		})
 	}
+	t.Run("a host that never answers", func(t *testing.T) {
+		p := &prober{t: t, probe: func(ctx context.Context, host string, _ []remote.Probe) ([]remote.ProbeResult, time.Duration, error) {
+			<-ctx.Done()
+			return nil, 0, fmt.Errorf("host %s: %w", host, ctx.Err())
+		}}
+		got := RunProbes(context.Background(), inv, probes(1, 0), p, ProbeOptions{Timeout: 100 * time.Millisecond})
+		if !errors.Is(got[0].Err, context.DeadlineExceeded) {
+			t.Errorf("got %+v, want the deadline's error", got[0])
+		}
+	})
 }
 
 // ports returns a port something listens on (and accepts, until the test

@@ -611,6 +611,8 @@ func (p *pusher) carry(ctx context.Context, h Host, c change.Change, res *HostRe
 		LockWait: rollback + 2*timeout,
 		Who:      p.opts.Who,
 		Armed:    func(g remote.GuardTimes) { armed = g },
+		// The host keeps the line for a run that settles this one.
+		History: persist.History, Done: persist.Done,
 	}
 	if c.Apply.NFT != "" {
 		apply.NFT = []byte(c.Apply.NFT)

@@ -479,6 +479,9 @@ func TestPushRollsBackWhenSSHIsCut(t *testing.T) {
 					t.Errorf("%s: %s written for a policy that was rolled back", cut, f)
 				}
 			}
+			// A hang guard, not a measure: a confirm that never gave up on
+			// the cut host would retry for ever; five times the guard's
+			// delay proves only that the run ends.
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("run took %v", took)
 			}
@@ -695,6 +698,9 @@ func TestPushUnreachedFleet(t *testing.T) {
 	}
 }
 
+// killedRunToken is the token of killedRun's run.
+const killedRunToken = "0badc0de"
+
 // killedRun leaves on h what a run killed after its apply leaves: the
 // rules of pol applied under a guard nobody confirms, started ago.
 func killedRun(t *testing.T, h *fakeHost, pol *roles.Policy, ago, rollbackAfter time.Duration) {
@@ -703,7 +709,7 @@ func killedRun(t *testing.T, h *fakeHost, pol *roles.Policy, ago, rollbackAfter 
 	defer c.Close()
 	// As the pusher loads it: flushing the chains it owns.
 	doc := func(d []byte) []byte { return []byte(policy.Split{}.Merge(policy.Canonical(string(d)))) }
-	if err := c.Apply(t.Context(), remote.Apply{Token: "0badc0de", RollbackAfter: rollbackAfter, V4: doc(pol.V4), V6: doc(pol.V6)}); err != nil {
+	if err := c.Apply(t.Context(), remote.Apply{Token: killedRunToken, RollbackAfter: rollbackAfter, V4: doc(pol.V4), V6: doc(pol.V6)}); err != nil {
 		t.Fatal(err)
 	}
 	h.set(func(h *fakeHost) { h.started = h.started.Add(-ago) })
@@ -751,22 +757,57 @@ func TestPushSettlesAKilledRun(t *testing.T) {
 
 // A run at work on a host (its apply not confirmed yet, but recent) is
 // waited for, not settled: here its guard fires while the second run
-// waits, and the second run then applies.
+// waits, and the second run then applies. The guard fires when the test
+// says, once the second run has read the host twice (it waited), not by
+// a timer: a guard's time that had passed when the host was read, its
+// timer not yet run (a loaded machine), would be taken for gone and
+// settled, as it must be (see gone).
 func TestPushWaitsForARunAtWork(t *testing.T) {
-	plan, fleet := newTestPlan(t)
+	plan, fake := newTestPlan(t)
 	db := plan.Inventory.HostsOf("db")
-	h := fleet.host("db-1")
+	h := fake.host("db-1")
 	other := *policyOf(t, plan, "db-1")
 	other.V4 = bytes.Replace(other.V4, []byte("--dport 3306"), []byte("--dport 3307"), 1)
-	killedRun(t, h, &other, 0, time.Second)
+	killedRun(t, h, &other, 0, time.Hour)
 
+	reads := 0
+	fleet := &readFleet{Fleet: fake, read: func() {
+		if reads++; reads == 2 {
+			h.fireGuard(killedRunToken)
+		}
+	}}
 	res := runHosts(t, plan, db, fleet, RunOptions{})
 	checkStatuses(t, res, map[string]Status{"db-1": Applied})
 	s := h.state()
-	if h.settled != "" || s.Rollbacks != 1 || slices.Contains(s.Ran, "settle") {
-		t.Errorf("settled %q, %d rollbacks, ran %v: want the other run's own guard to decide", h.settled, s.Rollbacks, s.Ran)
+	if h.settled != "" || s.Rollbacks != 1 || slices.Contains(s.Ran, "settle") || reads < 2 {
+		t.Errorf("settled %q, %d rollbacks, ran %v, %d reads: want the other run waited for and its own guard to decide", h.settled, s.Rollbacks, s.Ran, reads)
 	}
 	checkEnforced(t, plan, h)
+}
+
+// readFleet calls read before each read of a host's facts, from the
+// host's goroutine: a test of one host needs no lock.
+type readFleet struct {
+	Fleet
+	read func()
+}
+
+func (f *readFleet) Open(ctx context.Context, h *inventory.Host) (Host, error) {
+	c, err := f.Fleet.Open(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return &readConn{Host: c, read: f.read}, nil
+}
+
+type readConn struct {
+	Host
+	read func()
+}
+
+func (c *readConn) Facts(ctx context.Context) (remote.Facts, error) {
+	c.read()
+	return c.Host.Facts(ctx)
 }
 
 func TestGone(t *testing.T) {

@@ -139,8 +139,9 @@ func TestReliabilityHungHost(t *testing.T) {
 	if !strings.Contains(out, "5 applied, 1 failed") || !strings.Contains(out, "error: host mysql-1: read live rules: stopped on the host after 2s") {
 		t.Errorf("run: want mysql-1 failed, stopped on the host at its deadline, and the others applied")
 	}
-	// The deadline of the read (2s) and the network's share (2s), with room
-	// for a loaded machine; the tunnel, last, must not wait for mysql-1.
+	// A hang guard, not a measure: the FIFO's read never ends by itself,
+	// so the run's ending at all proves the read's deadline (2s), whose
+	// error above names it; 30s leaves room for a loaded machine.
 	if took > 30*time.Second {
 		t.Errorf("run took %s", took)
 	}
@@ -306,11 +307,22 @@ func TestReliabilityInterruptThenRerun(t *testing.T) {
 			}
 			_ = cmd.Wait()
 			t.Logf("interrupted run:\n%s%s", out, errb)
-			code, out2, _ := cli(t, l, "run", "--no-verify", site)
+			code, out2, errs2 := cli(t, l, "run", "-v", "--no-verify", site)
 			if code != exitOK || strings.Contains(out2, "rolled back") || strings.Contains(out2, "failed") {
 				t.Errorf("the re-run: exit %d, want 0 with every host applied or unchanged", code)
 			}
 			settled(t, l, 8*time.Second)
+			if t.Failed() {
+				t.Logf("the re-run's log:\n%s", errs2)
+				for _, h := range siteHosts {
+					t.Logf("%s:\n%s", h, labtest.Shell(t, l, h, "sh", "-c", `cd /run/fwpush || exit 0
+for d in runs/*; do echo "== $d"; ls "$d" | tr '\n' ' '; echo
+  for f in outcome applied.status started fire_at guard.pid decided; do [ ! -e "$d/$f" ] || echo "$f: $(cat "$d/$f")"; done
+  sed 's/^/  log: /' "$d/apply.log" 2>/dev/null; done
+echo "current: $(cat current 2>/dev/null | tr '\n' ' ')"; echo "lock: $(cat lock/owner 2>/dev/null | tr '\n' ' ')"
+cat /var/lib/fwpush/history 2>/dev/null; true`))
+				}
+			}
 			// A third run finds nothing to do.
 			if code, out, _ := cli(t, l, "run", "--no-verify", site); code != exitOK || !strings.Contains(out, "6 unchanged") {
 				t.Errorf("a run after everything settled: exit %d, want 0 and every host unchanged", code)
@@ -449,6 +461,8 @@ func TestReliabilityFaults(t *testing.T) {
 		if code != exitFailed || !strings.Contains(out, "5 applied, 1 unreachable") || !strings.Contains(out, "host mysql-2") {
 			t.Errorf("run: exit %d, want 1 with mysql-2 unreachable and the others applied", code)
 		}
+		// A hang guard: a stopped sshd never finishes a handshake, so the
+		// run's ending at all proves the SSH timeout (4s) bounds it.
 		if took := time.Since(start); took > 30*time.Second {
 			t.Errorf("run took %s", took)
 		}
@@ -493,6 +507,8 @@ func TestReliabilityFaults(t *testing.T) {
 		if strings.Contains(out, "applied") || strings.Contains(out, "unchanged") {
 			t.Errorf("a host reported reached with the tunnel down")
 		}
+		// A hang guard: packets to the tunnel vanish, so the run's ending
+		// at all proves the SSH timeout (4s) bounds it.
 		if took := time.Since(start); took > 30*time.Second {
 			t.Errorf("run took %s", took)
 		}

@@ -42,7 +42,8 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 			var g GuardTimes
 			err := h.Apply(ctx, Apply{Token: st.Token, RollbackAfter: remotetest.RollbackAfter, V4: st.V4, V6: st.V6,
 				Lease: remotetest.Lease, LockWait: st.LockWaitOr(), Who: remotetest.Who,
-				Armed: func(t GuardTimes) { g = t }})
+				Armed:   func(t GuardTimes) { g = t },
+				History: historyBody(st.Token), Done: history.Applied})
 			// The host tells its guard's time: the report gives it.
 			if err == nil && g.Until() != remotetest.RollbackAfter {
 				t.Errorf("apply %s: the host says its guard fires in %s, want %s", st.Token, g.Until(), remotetest.RollbackAfter)
@@ -256,5 +257,30 @@ R=$1/old; decide || echo old`
 	out, err := exec.Command("dash", "-c", script, "decide", dir).CombinedOutput()
 	if err != nil || string(out) != "first\nsecond\nold\n" {
 		t.Errorf("got %q, %v; want first, second, old", out, err)
+	}
+}
+
+// A guard that decides while the host is read (its time is up: it will
+// restore the old rules) after the read waited for rollbacks in progress
+// and before it lists the guards must be listed still: the rules read are
+// the ones it is about to replace, and a run that found neither would
+// take them for the live ones, persist them, and lose to the rollback.
+// Here the host's iptables-save is the moment the guard decides.
+func TestFactsListAGuardThatDecidesMeanwhile(t *testing.T) {
+	t.Parallel()
+	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Applied: remotetest.DigestA, Persistent: true})
+	h := New(s, Options{Timeout: 10 * time.Second})
+	run := remotetest.RunB
+	if err := h.Apply(t.Context(), Apply{Token: run, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Lease: time.Hour, LockWait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	s.script("usr/sbin/iptables-save", `: > "$FWPUSH_TEST_ROOT/run/fwpush/runs/`+run+`/decided"
+`+saveStub)
+	f, err := h.Facts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Guards) != 1 || f.Guards[0].Token != run || f.Guards[0].FireAt.IsZero() {
+		t.Errorf("guards %+v with the rules it is about to replace live, want run %s's listed", f.Guards, run)
 	}
 }

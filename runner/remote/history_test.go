@@ -41,7 +41,11 @@ func outcomes(entries []history.Entry) []string {
 }
 
 // Every change a case makes leaves one line, with the outcome the host
-// learned; a host left as it was (unchanged, refused, locked) none.
+// learned; a host left as it was (unchanged, refused, locked) none. A
+// settle that decides an earlier run's fate writes that run's line (the
+// one its apply kept), which its own confirm, come back, does not write
+// again: an apply rolled back by a settle, or kept, is in the history
+// even when its fwpush never comes back.
 func TestHistoryOfCases(t *testing.T) {
 	t.Parallel()
 	A, B := remotetest.RunA, remotetest.RunB
@@ -56,8 +60,8 @@ func TestHistoryOfCases(t *testing.T) {
 		"iptables refuses the new rules: nothing changes":                           nil,
 		"the apply fails half-way: IPv4 loaded, IPv6 fails, the host as it was":     {"failed " + B},
 		"another run holds the host":                                                nil,
-		"superseded: another run settled this one and applied":                      {"applied " + B},
-		"an earlier run's apply kept: its rules are the policy":                     {"applied "},
+		"superseded: another run settled this one and applied":                      {"rolled_back " + A, "applied " + B},
+		"an earlier run's apply kept: its rules are the policy":                     {"applied " + A, "applied "},
 		"a guard whose run is no longer the latest stands down":                     {"applied " + B},
 		"a guard that stands down closes its run as superseded":                     {"applied " + B},
 		"the lease of another run ended: its lock is taken over":                    {"applied " + B},

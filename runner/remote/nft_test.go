@@ -473,17 +473,20 @@ const nftDelete = "table inet fwpush {}\ndelete table inet fwpush\n"
 
 // Settling an nft run whose fwpush is gone: rolled back, its table goes
 // back (or away) with the same settle script as an iptables run's; kept,
-// it stays.
+// it stays. Either way the history gets the line nft's apply kept.
 func TestNFTSettle(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		keep    bool
 		outcome Outcome
 		table   string
-	}{{false, RolledBack, nftOld}, {true, Confirmed, nftNew}} {
+		history string
+	}{{false, RolledBack, nftOld, "rolled_back"}, {true, Confirmed, nftNew, "drift_repaired"}} {
 		t.Run(string(c.outcome), func(t *testing.T) {
 			s, h := newNFTHost(t, remotetest.Host{}, nftOld)
-			if err := h.Apply(t.Context(), nftApply(remotetest.RunA, document(nftNew))); err != nil {
+			a := nftApply(remotetest.RunA, document(nftNew))
+			a.History, a.Done = historyBody(remotetest.RunA), history.DriftRepaired
+			if err := h.Apply(t.Context(), a); err != nil {
 				t.Fatal(err)
 			}
 			out, err := h.Settle(t.Context(), remotetest.RunA, c.keep)
@@ -492,6 +495,9 @@ func TestNFTSettle(t *testing.T) {
 			}
 			if got := s.nftState(); got.Table != c.table || got.Lock {
 				t.Errorf("after the settle: %+v, want the table %q", got, c.table)
+			}
+			if diff := cmp.Diff([]string{c.history + " " + remotetest.RunA}, outcomes(historyOf(t, s))); diff != "" {
+				t.Errorf("the host's history (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -395,6 +395,13 @@ type Apply struct {
 	// missing, InstallIPSet the ipset package (before Sets are staged)
 	// where ipset is.
 	InstallNFT, InstallIPSet bool
+	// History, Done and HistoryMax are the run's history line, as its
+	// confirm sends them (see Persist): the host keeps them with the run,
+	// so that a later run that settles this one, its fwpush gone, records
+	// the line this run's confirm would have (see Settle).
+	History    []byte
+	Done       string
+	HistoryMax int
 	// Armed, when set, is told when the guard fires and the time it was
 	// as it was armed, both by the host's clock, once the host says it is
 	// armed: the guard's real deadline, which the caller's clock can only
@@ -460,20 +467,25 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	st := a.Sets
 	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
+	hist, err := historyFields("apply", a.History, a.Done, a.HistoryMax)
+	if err != nil {
+		return err
+	}
+	line := historyLine(a.History)
 	install := "0"
 	if a.InstallIPSet {
 		install, deadline = "1", deadline+InstallTimeout
 	}
-	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, printable(a.Who)},
-		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop)
+	in := frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, hist[0], hist[1], hist[2], printable(a.Who)},
+		a.V4, a.V6, st.Stage, st.Swap, st.Clean, st.Drop, line)
 	if a.NFT != nil {
 		install, deadline = "0", h.o.Timeout
 		if a.InstallNFT {
 			install, deadline = "1", deadline+InstallTimeout
 		}
 		script, confirm = scriptNFTApply, scriptNFTConfirm
-		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, printable(a.Who)},
-			a.V4, a.V6, a.NFT, st.Stage, st.Swap, st.Clean, st.Drop)
+		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, hist[0], hist[1], hist[2], printable(a.Who)},
+			a.V4, a.V6, a.NFT, st.Stage, st.Swap, st.Clean, st.Drop, line)
 	}
 	// The confirm follows, over this session when the fleet proves
 	// without logging in: it starts now, and waits for its stdin, which
@@ -588,32 +600,50 @@ func (p Persist) header(step string) ([]string, error) {
 	if strings.Trim(digest, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:._-") != "" {
 		return nil, &StepError{Step: step, Err: fmt.Errorf("digest %q is not one word of letters, digits and \":._-\"", p.Digest)}
 	}
-	hn, done := "0", "-"
-	if len(p.History) > 0 {
-		if p.Done != history.Applied && p.Done != history.DriftRepaired {
-			return nil, &StepError{Step: step, Err: fmt.Errorf("history: outcome %q is not %s or %s", p.Done, history.Applied, history.DriftRepaired)}
-		}
-		if printable(string(p.History)) != string(p.History) || p.History[0] != '"' || p.History[len(p.History)-1] != '}' {
-			return nil, &StepError{Step: step, Err: fmt.Errorf("history: %q is not the body of a line (see history.Entry.Body)", p.History)}
-		}
-		hn, done = strconv.Itoa(len(p.History)+1), p.Done
+	hist, err := historyFields(step, p.History, p.Done, p.HistoryMax)
+	if err != nil {
+		return nil, err
 	}
-	hmax := p.HistoryMax
+	return append([]string{size(p.V4), size(p.V6), size(p.Sets), digest, install}, append(hist[:], size(p.SetsFirst))...), nil
+}
+
+// historyFields are the header's fields of a history line (see
+// Persist.History): its size ("0" for none), its outcome once the step
+// succeeds ("-" for none) and the history's bound; its payload is
+// historyLine.
+func historyFields(step string, body []byte, done string, hmax int) ([3]string, error) {
+	hn := "0"
+	if len(body) > 0 {
+		if done != history.Applied && done != history.DriftRepaired {
+			return [3]string{}, &StepError{Step: step, Err: fmt.Errorf("history: outcome %q is not %s or %s", done, history.Applied, history.DriftRepaired)}
+		}
+		if printable(string(body)) != string(body) || body[0] != '"' || body[len(body)-1] != '}' {
+			return [3]string{}, &StepError{Step: step, Err: fmt.Errorf("history: %q is not the body of a line (see history.Entry.Body)", body)}
+		}
+		hn = strconv.Itoa(len(body) + 1)
+	} else {
+		done = "-"
+	}
 	if hmax <= 0 {
 		hmax = history.MaxBytes
 	}
-	return []string{size(p.V4), size(p.V6), size(p.Sets), digest, install, hn, done, strconv.Itoa(hmax), size(p.SetsFirst)}, nil
+	return [3]string{hn, done, strconv.Itoa(hmax)}, nil
+}
+
+// historyLine is a history line's payload: its body and a newline, or
+// nothing for none.
+func historyLine(body []byte) []byte {
+	if len(body) == 0 {
+		return nil
+	}
+	return append(append([]byte(nil), body...), '\n')
 }
 
 // frame is the step's stdin: head's fields, then the history line and
 // the files; with nft, the nftables part follows, its own header line
 // and its file (nft-store.sh).
 func (p Persist) frame(head []string, nft bool) []byte {
-	var line []byte
-	if len(p.History) > 0 {
-		line = append(append(line, p.History...), '\n')
-	}
-	in := frame(head, line, p.V4, p.V6, p.Sets, p.SetsFirst)
+	in := frame(head, historyLine(p.History), p.V4, p.V6, p.Sets, p.SetsFirst)
 	if nft {
 		in = append(append(in, p.nftHeader()...), p.NFT...)
 		in = append(in, endMark...)
@@ -797,7 +827,10 @@ func (h *Host) History(ctx context.Context) ([]byte, error) {
 // Settle decides the fate of an earlier run's apply that was never
 // confirmed (its fwpush is gone): keep its rules and disarm its guard, or
 // restore the old rules now. The outcome names Options.Who, for that run
-// should it come back (see Confirmation.By). It returns the outcome: Confirmed (kept, or
+// should it come back (see Confirmation.By). The fate it decides goes
+// into the host's history as that run's line (Apply.History), which its
+// confirm would have written: its own outcome for rules kept, rolled_back
+// for the old rules restored. It returns the outcome: Confirmed (kept, or
 // confirmed by its own run after all), RolledBack, ApplyFailed, or
 // Superseded when nothing of that run is left, or a newer run applied
 // since (its guard stood down).

@@ -33,8 +33,9 @@ import (
 // remote.go); a script that has something to report on stdout exits 0.
 //
 // A step's script is lib.sh, runs.sh and ipsets.sh for the steps that
-// deal with a run, store.sh and record.sh for the two that persist, then
-// the step's own file; the comments of the files, lines that begin
+// deal with a run, store.sh and record.sh for the two that persist
+// (record.sh for the apply, which keeps the run's history line, and the
+// settle, which may write it, too), then the step's own file; the comments of the files, lines that begin
 // with #, stay here: the hosts get the code (sudo logs every command it
 // runs, whole).
 
@@ -105,14 +106,14 @@ func compose(read func(name string) string) scripts {
 		facts:      lib + read("facts.sh") + read("nft-facts.sh"),
 		nftFacts:   lib + "nft_host=1\n" + read("facts.sh") + read("nft-facts.sh"),
 		nftGuard:   nftGuard,
-		nftApply:   read("guard.var") + "guard=" + quote(nftGuard) + "\n" + runs + read("lock.sh") + read("nft-apply.sh"),
+		nftApply:   read("guard.var") + "guard=" + quote(nftGuard) + "\n" + runs + read("lock.sh") + read("record.sh") + read("nft-apply.sh"),
 		nftPersist: lib + nftStore + read("persist.sh"),
 		nftConfirm: runs + nftStore + read("confirm.sh"),
 		guard:      guard,
-		apply:      read("guard.var") + "guard=" + quote(guard) + "\n" + runs + read("lock.sh") + read("apply.sh"),
+		apply:      read("guard.var") + "guard=" + quote(guard) + "\n" + runs + read("lock.sh") + read("record.sh") + read("apply.sh"),
 		persist:    lib + store + read("persist.sh"),
 		confirm:    runs + store + read("confirm.sh"),
-		settle:     runs + read("settle.sh"),
+		settle:     runs + read("record.sh") + read("settle.sh"),
 		history:    lib + read("history.sh"),
 		probe:      read("probe.sh") + "LC_ALL=C exec bash -c " + quote(read("probe.bash")) + " fwpush-probe\n",
 		wrap:       read("wrap.sh"),

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -635,6 +636,63 @@ case " $* " in *" install ipset "*) cp "$S/pkg/ipset" "$FWPUSH_TEST_ROOT/usr/sbi
 				t.Errorf("apt-get: %q, want one install of ipset", apt)
 			case !tc.missing && len(apt) > 0:
 				t.Errorf("apt-get ran where ipset is: %q", apt)
+			}
+		})
+	}
+}
+
+// A run whose guard stands down (a newer run applied since) destroys the
+// temporary sets it staged, which hold the members from before it: no
+// rule matches them and nothing else would destroy them. It keeps every
+// other set: its own, other software's, a temporary set it did not
+// stage, and the temporary sets of the newer run, if that one staged
+// some (same names), which it needs to swap back.
+func TestStandDownDropsTemps(t *testing.T) {
+	t.Parallel()
+	const newer = "b0b0"
+	// The newer run's documents: fwp-app-4 gains 198.18.0.23 as well.
+	moreMembers := Sets{
+		Stage: []byte("destroy fwq-app-4 -exist\ncreate fwq-app-4 hash:ip family inet -exist\nadd fwq-app-4 198.18.0.21\nadd fwq-app-4 198.18.0.22\nadd fwq-app-4 198.18.0.23\n"),
+		Swap:  membersChange.Swap, Clean: membersChange.Clean, Drop: membersChange.Drop,
+	}
+	others := map[string][]string{"blocklist": {"192.0.2.1"}, "fwq-db-4": {"198.18.0.9"}}
+	for _, tc := range []struct {
+		name  string
+		sets  Sets // the newer run's
+		after map[string][]string
+	}{
+		{"the newer run changes no set", Sets{}, map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}},
+		{"the newer run staged its own", moreMembers, map[string][]string{
+			"fwp-app-4": {"198.18.0.21", "198.18.0.22", "198.18.0.23"}, "fwq-app-4": {"198.18.0.21", "198.18.0.22"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := map[string][]string{"fwp-app-4": {"198.18.0.21"}}
+			maps.Copy(before, others)
+			s := newSetsHost(t, setRules4, before)
+			if err := applySets(t, s, setRules4, membersChange); err != nil {
+				t.Fatal(err)
+			}
+			s.endLease(setsToken)
+			err := New(s, Options{Timeout: 10 * time.Second}).Apply(t.Context(), Apply{Token: newer, RollbackAfter: time.Minute,
+				V4: []byte(setRules4), V6: []byte(rules6), Sets: tc.sets, Lease: time.Hour, LockWait: time.Second, Who: "op@stub2 pid 2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.fireGuard(setsToken)
+			if got := s.read("run/fwpush/runs/" + setsToken + "/outcome"); got != "superseded\nop@stub2 pid 2\n" {
+				t.Fatalf("the first run's outcome: %q, want superseded by the newer run", got)
+			}
+			want := maps.Clone(tc.after)
+			maps.Copy(want, others)
+			if diff := cmp.Diff(want, s.sets()); diff != "" {
+				t.Errorf("sets after the first run stood down (-want +got):\n%s", diff)
+			}
+			// The newer run's rollback still finds its temporary sets.
+			s.fireGuard(newer)
+			want = map[string][]string{"fwp-app-4": {"198.18.0.21", "198.18.0.22"}}
+			maps.Copy(want, others)
+			if diff := cmp.Diff(want, s.sets()); diff != "" {
+				t.Errorf("sets after the newer run rolled back (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -33,6 +33,21 @@ type testServer struct {
 	forwards []string      // inventory addresses asked for through direct-tcpip
 	signals  chan string   // signals received by "sleep"
 	started  chan struct{} // one token per "sleep" started
+	hold     chan struct{} // when set, a signalled "sleep" exits only once it is closed
+}
+
+// holdExits keeps every "sleep" signalled from now on running until the
+// returned release is called (or the test ends): the remote process
+// outlives its signal, as one that takes its time to end does.
+func (ts *testServer) holdExits(t *testing.T) (release func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	ts.mu.Lock()
+	ts.hold = hold
+	ts.mu.Unlock()
+	release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	return release
 }
 
 type serverConfig struct {
@@ -143,6 +158,12 @@ func (ts *testServer) handle(s gliderssh.Session) {
 		select {
 		case sig := <-sigs:
 			ts.signals <- string(sig)
+			ts.mu.Lock()
+			hold := ts.hold
+			ts.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
 			s.Exit(143)
 		case <-time.After(20 * time.Second):
 		}

@@ -1,9 +1,11 @@
 # apply.sh takes the host lock, stages the new rules, asks iptables
 # itself whether they load, saves the current rules, arms the guard,
 # starts the apply and waits for it: one round trip. Its stdin: "TOKEN
-# SECONDS LEASE WAIT N4 N6 NSTAGE NSWAP NCLEAN NDROP INSTALL WHO", then
-# new.v4 (N4 bytes) and new.v6, then the ipset documents of the run's sets
-# (see ipsets.sh), each followed by the mark (see lib.sh); INSTALL 1
+# SECONDS LEASE WAIT N4 N6 NSTAGE NSWAP NCLEAN NDROP INSTALL HN RESULT
+# HMAX WHO", then new.v4 (N4 bytes) and new.v6, then the ipset documents
+# of the run's sets (see ipsets.sh), then the body of the run's history
+# line (HN bytes; RESULT and HMAX as the confirm's: see keephistory in
+# record.sh), each followed by the mark (see lib.sh); INSTALL 1
 # installs the ipset package first, where ipset is missing; WHO, the rest
 # of the line, is who runs it, for messages. It prints "armed FIRE NOW", the time
 # the guard fires and the time it is, in seconds since the epoch by the
@@ -49,9 +51,10 @@
 # current one (a newer run applied since) does nothing.
 set -u
 umask 077
-read -r token secs lease wait n4 n6 nstage nswap nclean ndrop install who || { echo "no header on stdin" >&2; exit 10; }
+read -r token secs lease wait n4 n6 nstage nswap nclean ndrop install hn result hmax who || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nstage" "$nswap" "$nclean" "$ndrop" "$install"
+nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nstage" "$nswap" "$nclean" "$ndrop" "$install" "$hn" "$hmax"
+resultok "$result"
 case $who in *[![:print:]]*) who='?' ;; esac
 R=$F/runs/$token
 
@@ -62,6 +65,7 @@ if ! payload "$n4" new.v4 || ! payload "$n6" new.v6; then
   exit 10
 fi
 getsets "$nstage" "$nswap" "$nclean" "$ndrop" || { echo "stdin ended early" >&2; exit 10; }
+keephistory
 if [ "$install" = 1 ] && ! command -v ipset > /dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   { apt-get -o DPkg::Lock::Timeout=300 -qq update &&

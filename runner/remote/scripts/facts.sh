@@ -21,10 +21,26 @@
 # its rollback (it decides, then restores under the run's lock): the read
 # waits for that lock first, or it would take rules about to be replaced
 # for the live ones and a rollback that is not listed as a guard any more
-# would undo this run's verdict.
+# would undo this run's verdict. The runs not decided are listed before
+# that wait, and before the rules are read: a guard that decides between
+# the two is listed still (the run waits for it, or settles it, then
+# reads again), never missed while the rules it is about to replace are
+# read as the live ones. The host's clock, only when there is something
+# to time, is the listing's.
 F=$r/run/fwpush
 # The output is sections, each after its marker line (see parseFacts).
 m() { echo "@@fwpush:$1@@"; }
+now='' guards=''
+for d in "$F"/runs/*; do
+  if [ ! -e "$d/guard.pid" ] || [ -e "$d/decided" ]; then continue; fi
+  st='' t0='' t1=''
+  { read -r st < "$d/applied.status"; } 2>/dev/null
+  { read -r t0 < "$d/started"; } 2>/dev/null
+  { read -r t1 < "$d/fire_at"; } 2>/dev/null
+  [ -n "$now" ] || now=$(date +%s)
+  guards="$guards${d##*/} ${st:-none} ${t0:-0} ${t1:-0} $now
+"
+done
 for d in "$F"/runs/*; do
   [ -e "$d/decided" ] && [ ! -e "$d/outcome" ] && flock -w 10 "$d/lock" true
 done
@@ -71,19 +87,9 @@ $d@@" || echo "@@fwpush:error@@"
     fi
   fi
 fi
-# The host's clock, only when there is something to time.
-now=
-m lock; [ -r "$F/lock/owner" ] && { show "$F/lock/owner"; now=$(date +%s); echo "$now"; }
+m lock; [ -r "$F/lock/owner" ] && { show "$F/lock/owner"; [ -n "$now" ] || now=$(date +%s); echo "$now"; }
 m guards
-for d in "$F"/runs/*; do
-  if [ ! -e "$d/guard.pid" ] || [ -e "$d/decided" ]; then continue; fi
-  st='' t0='' t1=''
-  { read -r st < "$d/applied.status"; } 2>/dev/null
-  { read -r t0 < "$d/started"; } 2>/dev/null
-  { read -r t1 < "$d/fire_at"; } 2>/dev/null
-  [ -n "$now" ] || now=$(date +%s)
-  echo "${d##*/} ${st:-none} ${t0:-0} ${t1:-0} $now"
-done
+printf '%s' "$guards"
 other() { # other iptables ip_tables_names: the filter table of the backend iptables does not use, if it has one
   o=
   case $b in

@@ -108,6 +108,24 @@ unstage() {
   sets clean
 }
 
+# droptemps: the temporary sets (fwq-) run $R staged, destroyed, for a run
+# that stands down: swapped, they hold the members from before it, which
+# no rule matches, and nothing else would destroy them before a later run
+# changes sets. They are the fwq- lines of its drop document: not its
+# sets no rule matches, which the newer run's rules may. The temporary
+# sets have the same names in every run: while another run that staged
+# sets is undecided, they are its own, kept for its swap back.
+droptemps() {
+  [ -e "$R/sets.staged" ] && [ -s "$R/sets.drop" ] || return 0
+  for rd in "$F"/runs/*; do
+    [ "$rd" = "$R" ] || [ ! -e "$rd/sets.staged" ] || [ -e "$rd/decided" ] || return 0
+  done
+  while IFS= read -r l; do
+    case $l in "destroy fwq-"*) printf '%s\n' "$l" ;; esac
+  done < "$R/sets.drop" > "$R/sets.temps"
+  sets temps >&2 || :
+}
+
 # dropsets: the old members and the sets no rule matches any more go,
 # once the run's rules are kept (the run is decided: no rollback swaps
 # back). What cannot go (a set another program's rules match) stays: the

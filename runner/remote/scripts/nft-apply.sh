@@ -2,9 +2,10 @@
 # nft-runs.sh): one round trip that takes the host lock, stages the
 # documents, has nft and iptables test them, saves what they replace,
 # arms the guard, starts the apply and waits for it. Its stdin: "TOKEN
-# SECONDS LEASE WAIT N4 N6 NN NSTAGE NSWAP NCLEAN NDROP INSTALL WHO", then
-# new.v4 (N4 bytes), new.v6, new.nft and the four ipset documents of a
-# host moving back to iptables whose policy has sets (see ipsets.sh), each
+# SECONDS LEASE WAIT N4 N6 NN NSTAGE NSWAP NCLEAN NDROP INSTALL HN RESULT
+# HMAX WHO", then new.v4 (N4 bytes), new.v6, new.nft, the four ipset
+# documents of a host moving back to iptables whose policy has sets (see
+# ipsets.sh) and the body of the run's history line (as apply.sh's), each
 # followed by the mark. INSTALL 1 installs the nftables package first,
 # where nft is missing. It prints what apply.sh prints.
 #
@@ -15,9 +16,10 @@
 # it.
 set -u
 umask 077
-read -r token secs lease wait n4 n6 nn nstage nswap nclean ndrop install who || { echo "no header on stdin" >&2; exit 10; }
+read -r token secs lease wait n4 n6 nn nstage nswap nclean ndrop install hn result hmax who || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
-nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nn" "$nstage" "$nswap" "$nclean" "$ndrop" "$install"
+nums "$secs" "$lease" "$wait" "$n4" "$n6" "$nn" "$nstage" "$nswap" "$nclean" "$ndrop" "$install" "$hn" "$hmax"
+resultok "$result"
 case $who in *[![:print:]]*) who='?' ;; esac
 R=$F/runs/$token
 
@@ -30,6 +32,7 @@ mark || { echo "stdin ended early" >&2; exit 10; }
 head -c "$nn" > new.nft || exit 11
 mark || { echo "stdin ended early" >&2; exit 10; }
 getsets "$nstage" "$nswap" "$nclean" "$ndrop" || { echo "stdin ended early" >&2; exit 10; }
+keephistory
 if [ "$install" = 1 ] && ! command -v nft > /dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   { apt-get -o DPkg::Lock::Timeout=300 -qq update &&

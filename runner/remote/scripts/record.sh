@@ -32,6 +32,27 @@ readhistory() {
   mark || { echo "stdin ended early" >&2; exit 10; }
 }
 
+# keephistory: the body of run $R's history line, next on stdin (see
+# readhistory), kept by its apply in $R/history with the outcome it
+# records once persisted and the size the history rotates at: a later run
+# that settles this one, its fwpush gone, records the line this run's
+# confirm would have (see settled).
+keephistory() {
+  readhistory
+  [ -z "$h" ] || printf '%s %s\n%s\n' "$result" "$hmax" "$h" > "$R/history"
+}
+
+# settled [OUTCOME]: run $R's line, as its apply kept it, goes into the
+# history with OUTCOME (by default the one it kept: its rules stay), for
+# a settle that decided the run's fate. The run's own confirm, should its
+# fwpush come back, then finds it recorded.
+settled() {
+  h='' result='' hmax=''
+  { read -r result hmax && IFS= read -r h; } 2>/dev/null < "$R/history" || return 0
+  case $hmax in '' | *[!0-9]*) return 0 ;; esac
+  case ${1:-$result} in applied | drift_repaired | rolled_back) record "${1:-$result}" ;; esac
+}
+
 # record OUTCOME: the line goes into the history, with the host's time and
 # OUTCOME, once per run ($R, when set): a confirm asked again after its
 # answer was lost finds it recorded. The time is when run $R applied (the

@@ -51,7 +51,7 @@ back() {
 }
 
 # restore: the old rules of run $R back, and its sets as they were (see
-# ipsets.sh), unless it was decided already;
+# ipsets.sh), unless it was decided already (then it returns 1);
 # under the run's lock, which its apply holds while it runs: a late apply
 # never lands after a rollback. Whoever decides writes the outcome before
 # letting the lock go, so that what waits for the lock finds it; its
@@ -65,19 +65,24 @@ restore() {
     unstage
     outcome rolledback
     release
+    exec 9>&-
+    return 0
   fi
   exec 9>&-
+  return 1
 }
 
 # standdown WHO: run $R is superseded by WHO's, which applied since (its
 # guard stands down): decided, unless it was already, with that outcome,
 # under the run's lock as restore. Left open, a later settle would take it
-# for undecided and restore its old rules, older than the newer run's.
+# for undecided and restore its old rules, older than the newer run's. Its
+# temporary sets go as its confirm's would (see ipsets.sh's droptemps).
 standdown() {
   exec 9>"$R/lock"
   flock 9
   if decide; then
     by=$1
+    droptemps
     outcome superseded
   fi
   exec 9>&-
@@ -101,5 +106,5 @@ guarded() {
   c='' w=''
   { read -r c && IFS= read -r w; } 2>/dev/null < "$F/current"
   [ "$c" = "$token" ] || { standdown "$w"; exit 0; }
-  restore
+  restore || :
 }

@@ -6,8 +6,12 @@
 # line, being who runs it: the outcome names it, so that the run settled,
 # should it come back, says who took it for gone. It prints the outcome:
 # kept, rolledback, confirmed or failed (its own confirm came first), or
-# gone (nothing of that run is left).
+# gone (nothing of that run is left). A fate it decides goes into the
+# host's history as the settled run's confirm would have written it
+# (settled, in record.sh): applied (or drift_repaired) for rules kept,
+# rolled_back for the old rules restored; nothing when another decided.
 set -u
+hn=0 # no history line on stdin: the settled run's is its apply's
 read -r token keep by || { echo "no header on stdin" >&2; exit 10; }
 hex "$token"
 case $keep in 0 | 1) ;; *) echo "bad header" >&2; exit 10 ;; esac
@@ -21,10 +25,13 @@ if [ "$keep" = 1 ]; then
     stopguard
     dropsets
     outcome kept
+    settled
   fi
   exec 9>&-
+elif restore; then
+  stopguard
+  settled rolled_back
 else
-  restore
   stopguard
 fi
 release
