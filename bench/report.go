@@ -60,6 +60,19 @@ func WriteReports(ctx context.Context, cfg Config, r *Results) error {
 	return nil
 }
 
+// writeMachine writes the machine a part ran on and the versions of what
+// it ran: fwpush and Go, then those of more, each that is known.
+func writeMachine(b *strings.Builder, m Machine, more ...string) {
+	fmt.Fprintf(b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
+	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go}
+	for _, v := range more {
+		if v != "" {
+			versions = append(versions, v)
+		}
+	}
+	fmt.Fprintf(b, "Versions: %s.  \n", strings.Join(versions, "; "))
+}
+
 // defaultHead starts a BENCHMARKS.md that does not exist yet.
 const defaultHead = `# Benchmarks
 
@@ -123,15 +136,7 @@ func Markdown(r *Results, plot string) string {
 			"any other the relay described below, which every tool dials the tunnel through.")
 	}
 	b.WriteString("\n\n")
-	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
-	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.OpenSSH, m.Iptables}
-	if m.Ansible != "" {
-		versions = append(versions, m.Ansible)
-	}
-	if m.Mitogen != "" {
-		versions = append(versions, m.Mitogen)
-	}
-	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
+	writeMachine(&b, m, m.OpenSSH, m.Iptables, m.Ansible, m.Mitogen)
 	fmt.Fprintf(&b, "The machine's 1-minute load average before the measurements went from %.1f to %.1f: it is shared with other work, hence the ranges.\n", r.Load[0], r.Load[1])
 
 	for _, rtt := range rtts {

@@ -31,12 +31,7 @@ func ScaleMarkdown(r *Results) string {
 		"(the example roles: a tunnel, a load balancer, then app and db servers two to one) at each size, with sets (the default), "+
 		"%d run%s of each, the sizes interleaved; every number is the median, with the least and the greatest in brackets.\n\n",
 		r.Date.Format("2006-01-02 15:04"), r.ScaleRuns, plural(r.ScaleRuns))
-	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
-	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.Iptables}
-	if m.IPSet != "" {
-		versions = append(versions, m.IPSet)
-	}
-	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
+	writeMachine(&b, m, m.Iptables, m.IPSet)
 	fmt.Fprintf(&b, "The machine's 1-minute load average before the runs went from %.1f to %.1f: it is shared with other work, "+
 		"and a wall time is its CPU time stretched by the load.\n", load[0], load[1])
 

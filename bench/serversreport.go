@@ -39,15 +39,7 @@ func ServersMarkdown(r *Results) string {
 		"the CPU time from %s of each tool (the median, with the least and the greatest in brackets), "+
 		"the processes from one more run, counted; the tools interleaved.\n\n",
 		r.Date.Format("2006-01-02 15:04"), joinInts(sizes), serverRuns(r))
-	fmt.Fprintf(&b, "Machine: %s, %d cores, %.1f GiB of memory; %s, %s.  \n", orUnknown(m.CPU), m.Cores, m.MemoryGiB, orUnknown(m.OS), orUnknown(m.Kernel))
-	versions := []string{"fwpush " + strings.TrimPrefix(orUnknown(m.FwPush), "fwpush "), m.Go, m.OpenSSH, m.Iptables}
-	if m.Ansible != "" {
-		versions = append(versions, m.Ansible)
-	}
-	if m.Mitogen != "" {
-		versions = append(versions, m.Mitogen)
-	}
-	fmt.Fprintf(&b, "Versions: %s.  \n", strings.Join(versions, "; "))
+	writeMachine(&b, m, m.OpenSSH, m.Iptables, m.Ansible, m.Mitogen)
 	fmt.Fprintf(&b, "The machine's 1-minute load average before the runs went from %.1f to %.1f: it is shared with other work, "+
 		"which the numbers below do not include (they are the lab's servers' own), but which slows them down.\n", load[0], load[1])
 
