@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fwpush/fwpush/internal/strace"
 )
 
 // The servers part measures what each tool costs the lab's servers, per
@@ -392,52 +392,27 @@ func processRuns(pid int) bool {
 	return i >= 0 && i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
 }
 
-// A fork in strace's log (-ff: one file per process, each line whole):
-// the parent's line, with the child's pid. As runner/remote's TestForks
-// reads it; a thread (CLONE_THREAD) is no process.
-var forkLine = regexp.MustCompile(`^(?:clone|clone3|fork|vfork)\(.*\) +-? *= ([1-9][0-9]*)$`)
-
-// A successful exec in strace's log.
-var execLine = regexp.MustCompile(`^execve\(".*= 0$`)
-
 // countProcs counts the processes forked in the strace logs prefix.PID
 // (strace -f -ff -o prefix -p sshd), sshd being the listener: every fork
 // of a process, sshd's own where the child runs no other program and its
 // parent is sshd (the listener, or one of its children that runs no other
-// program), the commands' otherwise.
+// program), the commands' otherwise. The logs are read as runner/remote's
+// TestForks reads them (internal/strace).
 func countProcs(prefix string, sshd int) (Procs, error) {
-	paths, err := filepath.Glob(prefix + ".*")
+	procs, err := strace.Read(prefix)
 	if err != nil {
 		return Procs{}, err
 	}
-	if len(paths) == 0 {
-		return Procs{}, fmt.Errorf("no strace log %s.*", prefix)
+	if _, ok := procs[sshd]; !ok {
+		return Procs{}, fmt.Errorf("no strace log of sshd (%d) among %d", sshd, len(procs))
 	}
-	children := map[int][]int{} // pid -> the children it forked
-	execs := map[int]bool{}     // pid -> it ran another program
-	for _, p := range paths {
-		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Ext(p), "."))
-		if err != nil {
-			continue // not one of strace's files
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return Procs{}, err
-		}
-		kids, exec := parseStraceLog(data)
-		children[pid] = kids
-		execs[pid] = exec
-	}
-	if _, ok := children[sshd]; !ok {
-		return Procs{}, fmt.Errorf("no strace log of sshd (%d) among %d", sshd, len(paths))
-	}
-	p := Procs{Conns: len(children[sshd])}
+	p := Procs{Conns: len(procs[sshd].Children)}
 	// Walk the tree from the listener: a child is sshd's own while it and
 	// every parent up to the listener ran no other program.
 	var walk func(pid int, sshdSide bool)
 	walk = func(pid int, sshdSide bool) {
-		for _, c := range children[pid] {
-			own := sshdSide && !execs[c]
+		for _, c := range procs[pid].Children {
+			own := sshdSide && len(procs[c].Execs) == 0
 			if own {
 				p.SSHD++
 			} else {
@@ -448,24 +423,6 @@ func countProcs(prefix string, sshd int) (Procs, error) {
 	}
 	walk(sshd, true)
 	return p, nil
-}
-
-// parseStraceLog reads one process's strace log: the pids of the processes
-// it forked, and whether it ran another program.
-func parseStraceLog(data []byte) (children []int, execd bool) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := forkLine.FindStringSubmatch(line); m != nil && !strings.Contains(line, "CLONE_THREAD") {
-			pid, _ := strconv.Atoi(m[1])
-			children = append(children, pid)
-		}
-		if execLine.MatchString(line) {
-			execd = true
-		}
-	}
-	return children, execd
 }
 
 // cgroups is the cgroup of the servers part of one lab, with one cgroup

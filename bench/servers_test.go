@@ -47,28 +47,6 @@ func TestCountProcs(t *testing.T) {
 	}
 }
 
-func TestParseStraceLog(t *testing.T) {
-	for _, tc := range []struct {
-		name, log string
-		kids      []int
-		exec      bool
-	}{
-		{"nothing", "", nil, false},
-		{"fork and exec", "vfork() = 12\nexecve(\"/bin/sh\", [\"sh\"], 0x1 /* 3 vars */) = 0\nfork() = 13\n", []int{12, 13}, true},
-		{"failed exec", "execve(\"/nowhere/sh\", [\"sh\"], 0x1 /* 3 vars */) = -1 ENOENT (No such file or directory)\n", nil, false},
-		{"a thread", "clone(child_stack=0x7f, flags=CLONE_VM|CLONE_THREAD|CLONE_SIGHAND, parent_tid=[14]) = 14\n", nil, false},
-		{"a failed fork", "fork() = -1 EAGAIN (Resource temporarily unavailable)\n", nil, false},
-		{"clone3", "clone3({flags=CLONE_VM|CLONE_VFORK, exit_signal=SIGCHLD, stack=0x7f, stack_size=0x9000}, 88) = 15\n", []int{15}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			kids, exec := parseStraceLog([]byte(tc.log))
-			if !cmp.Equal(kids, tc.kids) || exec != tc.exec {
-				t.Errorf("parseStraceLog = %v, %v; want %v, %v", kids, exec, tc.kids, tc.exec)
-			}
-		})
-	}
-}
-
 func TestCgroupMounts(t *testing.T) {
 	for _, tc := range []struct {
 		name, mounts, v2, v1 string

@@ -210,6 +210,11 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 		opts.History.Who = User()
 	}
 	results := make([]HostResult, len(hosts))
+	pusherOf := func(i int) *pusher {
+		h := hosts[i]
+		pol, _ := plan.Policy(h.Name)
+		return &pusher{inv: inv, host: h, pol: pol, fleet: fleet, opts: opts, log: opts.Logger.With("host", h.Name)}
+	}
 	one := func(i int) {
 		h := hosts[i]
 		if ctx.Err() != nil {
@@ -223,9 +228,7 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 		if opts.OnStart != nil {
 			opts.OnStart(h.Name)
 		}
-		pol, _ := plan.Policy(h.Name)
-		p := &pusher{inv: inv, host: h, pol: pol, fleet: fleet, opts: opts, log: opts.Logger.With("host", h.Name)}
-		results[i] = p.push(ctx)
+		results[i] = pusherOf(i).push(ctx)
 		if opts.OnDone != nil {
 			opts.OnDone(results[i])
 		}
@@ -241,19 +244,18 @@ func Run(ctx context.Context, plan *roles.Plan, hosts []*inventory.Host, fleet F
 	// closed meanwhile, so that no more than Parallel hosts are connected
 	// to at once.
 	early := func(i int) bool {
-		h := hosts[i]
 		if ctx.Err() != nil {
 			return false
 		}
-		pol, _ := plan.Policy(h.Name)
-		p := &pusher{inv: inv, host: h, pol: pol, fleet: fleet, opts: opts, log: opts.Logger.With("host", h.Name), early: true}
+		p := pusherOf(i)
+		p.early = true
 		res := p.push(ctx)
 		if !p.settled {
 			return false
 		}
 		results[i] = res
 		if opts.OnStart != nil {
-			opts.OnStart(h.Name)
+			opts.OnStart(hosts[i].Name)
 		}
 		if opts.OnDone != nil {
 			opts.OnDone(results[i])

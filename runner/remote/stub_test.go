@@ -6,10 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwpush/fwpush/internal/strace"
 	"github.com/fwpush/fwpush/runner/remote/remotetest"
 	"github.com/fwpush/fwpush/runner/transport"
 )
@@ -284,39 +285,26 @@ func (s *stubHost) Run(ctx context.Context, cmd string, stdin []byte) (transport
 	return res, nil
 }
 
-// A fork in strace's log: the parent's line, with the child's pid.
-var forkLine = regexp.MustCompile(`^(clone|clone3|fork|vfork)\(.*\) +-? *= [1-9][0-9]*$`)
-
-// An exec in strace's log: the program and its first arguments.
-var execLine = regexp.MustCompile(`^execve\("([^"]*)", \[(.*)\], .*= 0$`)
-
 // countForks counts the processes forked in the strace logs log.PID, and
-// lists the programs they ran.
+// lists the programs they ran (read as the bench reads the servers' logs:
+// internal/strace).
 func countForks(t *testing.T, log string) (int, []string) {
 	t.Helper()
-	paths, err := filepath.Glob(log + ".*")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no strace log %s.*: %v", log, err)
+	procs, err := strace.Read(log)
+	if err != nil {
+		t.Fatal(err)
 	}
 	n := 0
 	var execs []string
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid := strings.TrimPrefix(filepath.Ext(p), ".")
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if forkLine.MatchString(line) && !strings.Contains(line, "CLONE_THREAD") {
-				n++
+	for _, pid := range slices.Sorted(maps.Keys(procs)) {
+		p := procs[pid]
+		n += len(p.Children)
+		for _, e := range p.Execs {
+			args := e.Args
+			if len(args) > 60 {
+				args = args[:60] + "..."
 			}
-			if m := execLine.FindStringSubmatch(line); m != nil {
-				args := m[2]
-				if len(args) > 60 {
-					args = args[:60] + "..."
-				}
-				execs = append(execs, pid+" "+filepath.Base(m[1])+" "+args)
-			}
+			execs = append(execs, strconv.Itoa(pid)+" "+filepath.Base(e.Path)+" "+args)
 		}
 	}
 	return n, execs
