@@ -867,7 +867,7 @@ func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
 	for _, ino := range h.mnt {
 		mnts[ino] = true
 	}
-	for _, ref := range nsRefs(nets, mnts) {
+	for _, ref := range nsRefs(nets, mnts, others) {
 		t.Errorf("left: %s", ref)
 	}
 	// No mount namespace of any process holds a mount of the lab's
@@ -918,8 +918,11 @@ func procs() []procInfo {
 // open descriptors. Namespace inodes are reused as soon as they are freed,
 // so an inode that belongs to a namespace of another lab (tests of other
 // packages run at once), before or after the search, is that lab's, not a
-// leftover.
-func nsRefs(nets, mnts map[uint64]bool) []string {
+// leftover. A process is another lab's when it runs from the labs' root
+// (their sshd) or when others says so of its command line (a lab coming
+// up runs `ip -n fwp-NAME_switch ...` in a mount namespace of its own,
+// which can have the number one of this lab's had).
+func nsRefs(nets, mnts map[uint64]bool, others func(cmdline string) bool) []string {
 	type ref struct {
 		kind string
 		ino  uint64
@@ -937,7 +940,7 @@ func nsRefs(nets, mnts map[uint64]bool) []string {
 			}
 		}
 		for _, p := range procs() {
-			if strings.Contains(p.cmdline, lab.Root) {
+			if strings.Contains(p.cmdline, lab.Root) || others(p.cmdline) {
 				if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); ok {
 					theirs["mnt"][ino] = true
 				}
