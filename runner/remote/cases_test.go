@@ -18,17 +18,38 @@ import (
 )
 
 // TestCases runs the scripts through every case of remotetest on a stub
-// host: each step's answer, the host after, and nothing left running on it
-// but the guards of runs nobody decided.
+// host: each step's answer, the host after, nothing left running on it
+// but the guards of runs nobody decided, the history it keeps (see
+// caseHistories), and what afterCase says of some. One run of each case
+// proves all of it: the scripts' processes are most of this package's
+// time.
 func TestCases(t *testing.T) {
 	t.Parallel()
+	for name := range caseHistories {
+		caseNamed(t, name)
+	}
+	for name := range afterCase {
+		caseNamed(t, name)
+	}
 	for _, c := range remotetest.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			s := newStubHost(t, c.Host)
+			before := time.Now().Add(-time.Second)
 			runCase(t, s, c)
+			checkHistory(t, s, c.Name, before)
+			if check := afterCase[c.Name]; check != nil {
+				check(t, s)
+			}
 		})
 	}
+}
+
+// afterCase holds what some cases prove of the host they leave, besides
+// what remotetest checks, by the stub's record of the calls.
+var afterCase = map[string]func(*testing.T, *stubHost){
+	"the apply fails half-way: IPv4 loaded, IPv6 fails, the host as it was": applyFailedHalfWay,
+	"first run": installedAfterTheFiles,
 }
 
 // runCase takes stub host s through the steps of c (see remotetest.Run),
@@ -87,7 +108,7 @@ func runCase(t *testing.T, s *stubHost, c remotetest.Case) {
 
 // persistOf is what a step of a case persists, with a line for the
 // history: every case runs the history's branches too (see
-// TestHistoryOfCases).
+// caseHistories).
 func persistOf(st remotetest.Step) Persist {
 	return Persist{V4: st.V4, V6: st.V6, Digest: st.Digest, Install: st.Install,
 		History: historyBody(st.Token), Done: history.Applied}
@@ -96,11 +117,7 @@ func persistOf(st remotetest.Step) Persist {
 // The apply that fails half-way loaded the new IPv4 rules, failed on IPv6,
 // and put both old tables back: the host is as it was because the old
 // rules went back, not because nothing was loaded.
-func TestApplyFailsHalfWay(t *testing.T) {
-	t.Parallel()
-	c := caseNamed(t, "the apply fails half-way: IPv4 loaded, IPv6 fails, the host as it was")
-	s := newStubHost(t, c.Host)
-	runCase(t, s, c)
+func applyFailedHalfWay(t *testing.T, s *stubHost) {
 	var restores []string
 	for _, call := range s.calls() {
 		if strings.HasPrefix(call, "iptables-restore") || strings.HasPrefix(call, "ip6tables-restore") {
@@ -121,11 +138,7 @@ func TestApplyFailsHalfWay(t *testing.T) {
 // the rules files as they are on disk: the files are written before apt
 // runs, without questions, and the record of what was applied after it,
 // so that a run that fails half-way is not taken for done.
-func TestPersistInstallsAfterTheFiles(t *testing.T) {
-	t.Parallel()
-	c := caseNamed(t, "first run")
-	s := newStubHost(t, c.Host)
-	runCase(t, s, c)
+func installedAfterTheFiles(t *testing.T, s *stubHost) {
 	var apt []string
 	for _, call := range s.calls() {
 		if strings.HasPrefix(call, "apt-get") || strings.HasPrefix(call, "debconf") {

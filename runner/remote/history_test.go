@@ -40,16 +40,16 @@ func outcomes(entries []history.Entry) []string {
 	return out
 }
 
-// Every change a case makes leaves one line, with the outcome the host
-// learned; a host left as it was (unchanged, refused, locked) none. A
-// settle that decides an earlier run's fate writes that run's line (the
-// one its apply kept), which its own confirm, come back, does not write
-// again: an apply rolled back by a settle, or kept, is in the history
-// even when its fwpush never comes back.
-func TestHistoryOfCases(t *testing.T) {
-	t.Parallel()
+// caseHistories is the history each case of remotetest leaves on the
+// host (TestCases checks it): every change a case makes leaves one line,
+// with the outcome the host learned; a host left as it was (unchanged,
+// refused, locked) none. A settle that decides an earlier run's fate
+// writes that run's line (the one its apply kept), which its own confirm,
+// come back, does not write again: an apply rolled back by a settle, or
+// kept, is in the history even when its fwpush never comes back.
+var caseHistories = func() map[string][]string {
 	A, B := remotetest.RunA, remotetest.RunB
-	histories := map[string][]string{
+	return map[string][]string{
 		"first run":                             {"applied " + A},
 		"unchanged":                             nil,
 		"changed":                               {"applied " + B},
@@ -71,31 +71,28 @@ func TestHistoryOfCases(t *testing.T) {
 		"a run taken for gone comes back: another run rolled it back, and says who": {"rolled_back " + A},
 		"a run taken for gone comes back: another run kept its apply, and says who": {"applied " + A},
 	}
-	for _, c := range remotetest.Cases {
-		if _, ok := histories[c.Name]; !ok {
-			t.Errorf("case %q: what does its history hold? Say it here", c.Name)
+}()
+
+// checkHistory fails t unless stub host s, through case name since
+// before, keeps the history caseHistories says, each line the run's.
+func checkHistory(t *testing.T, s *stubHost, name string, before time.Time) {
+	t.Helper()
+	want, ok := caseHistories[name]
+	if !ok {
+		t.Errorf("case %q: what does its history hold? Say it in caseHistories", name)
+		return
+	}
+	entries := historyOf(t, s)
+	if diff := cmp.Diff(want, outcomes(entries)); diff != "" {
+		t.Errorf("the host's history (-want +got):\n%s", diff)
+	}
+	for _, e := range entries {
+		if e.Time.Before(before) || e.Time.After(time.Now().Add(time.Second)) || e.Host != "stub" || e.Who != "op@stub" || e.Added != 2 || e.Removed != 1 {
+			t.Errorf("entry %+v: want the host's time now, and the line the run sent", e)
 		}
 	}
-	for name, want := range histories {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			c := caseNamed(t, name)
-			s := newStubHost(t, c.Host)
-			before := time.Now().Add(-time.Second)
-			runCase(t, s, c)
-			entries := historyOf(t, s)
-			if diff := cmp.Diff(want, outcomes(entries)); diff != "" {
-				t.Errorf("the host's history (-want +got):\n%s", diff)
-			}
-			for _, e := range entries {
-				if e.Time.Before(before) || e.Time.After(time.Now().Add(time.Second)) || e.Host != "stub" || e.Who != "op@stub" || e.Added != 2 || e.Removed != 1 {
-					t.Errorf("entry %+v: want the host's time now, and the line the run sent", e)
-				}
-			}
-			if fi, err := os.Stat(s.path("var/lib/fwpush/history")); err == nil && fi.Mode().Perm() != 0o600 {
-				t.Errorf("history mode %04o, want 0600: only root reads it", fi.Mode().Perm())
-			}
-		})
+	if fi, err := os.Stat(s.path("var/lib/fwpush/history")); err == nil && fi.Mode().Perm() != 0o600 {
+		t.Errorf("history mode %04o, want 0600: only root reads it", fi.Mode().Perm())
 	}
 }
 

@@ -28,8 +28,11 @@ import (
 // commands in its /usr/sbin for what needs root (iptables, ip, apt, ...),
 // answering from its state/ directory. The scripts run with dash, the
 // host's sh, and PATH holds only its /bin: the commands they may take
-// from this machine (head, flock, setsid, ...), each through a wrapper.
-// Every command, stub or wrapper, records its call in state/calls.
+// from this machine (head, flock, setsid, ...), as links to them, or
+// through a wrapper for those whose calls the tests read (recordedTools).
+// Every stub and wrapper records its call in state/calls. (A wrapper is
+// one process more per call: the scripts' processes are most of this
+// package's time.)
 type stubHost struct {
 	t    *testing.T
 	root string
@@ -44,6 +47,10 @@ type stubHost struct {
 
 // machineTools are the commands the scripts take from this machine.
 var machineTools = []string{"timeout", "setsid", "flock", "head", "mv", "mkdir", "rm", "date", "sleep", "mkfifo", "wc", "cat", "ln"}
+
+// recordedTools are the machine's commands whose calls the tests read
+// (the others are links): the files moved, the sizes asked, the sleeps.
+var recordedTools = []string{"mv", "wc", "sleep"}
 
 // stubs are the commands of the host's /usr/sbin, as sh: S is the state
 // directory, the call is recorded already, show FILE prints FILE.
@@ -119,12 +126,20 @@ func newStubHost(t *testing.T, h remotetest.Host) *stubHost {
 		if err != nil {
 			t.Skipf("no %s: %v", tool, err)
 		}
+		if !slices.Contains(recordedTools, tool) {
+			if err := os.Symlink(path, s.path("bin/"+tool)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		s.script("bin/"+tool, fmt.Sprintf("exec %s \"$@\"", path))
 	}
 	// The guard's sleep says who started it (see fireGuard).
 	s.script("bin/sleep", `echo "$PPID $$" >> "$S/sleeps"
 exec `+must(exec.LookPath("sleep"))+` "$@"`)
-	s.script("bin/sh", "exec "+dash+` "$@"`)
+	if err := os.Symlink(dash, s.path("bin/sh")); err != nil {
+		t.Fatal(err)
+	}
 	for name, body := range stubs {
 		s.script("usr/sbin/"+name, body)
 	}
