@@ -11,6 +11,7 @@ import (
 // (its link cut): that one is closed, so that what dials through it fails
 // at once with ErrTunnelDown, the way and not the host to blame.
 func TestAliveFindsAFrozenTunnel(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	fz := newFreezer(t, f.tunnel.addr)
 	writeFile(t, f.knownHosts,

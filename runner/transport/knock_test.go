@@ -11,6 +11,7 @@ import (
 // host behind it, from here for the tunnel itself, and fails where no SSH
 // server answers.
 func TestKnock(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	opts := f.options()
 	opts.Timeout = 500 * time.Millisecond

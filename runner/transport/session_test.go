@@ -193,6 +193,7 @@ func TestRemoteErrorMessage(t *testing.T) {
 // A connection that goes away under a command is not the command failing:
 // the caller must not read "exited without status" as the host's answer.
 func TestRunConnectionLost(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"tunnel-1", "app-1"} {
 		t.Run(name, func(t *testing.T) {
 			f := newFleet(t)
@@ -272,6 +273,7 @@ func TestRunLogsTheStep(t *testing.T) {
 // two on one opened for it: the exec request, stdin and its end leave in
 // one flight, without waiting for the host's answer to the exec.
 func TestRunRoundTrips(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	opts := f.options()
 	opts.Timeout = time.Minute // no keepalive falls into the counts

@@ -249,6 +249,7 @@ func TestHostKeyAlgorithmPinning(t *testing.T) {
 // the timeout, whether it is the tunnel or a host behind it (where the
 // connection is a channel that supports no deadlines).
 func TestDialTimeout(t *testing.T) {
+	t.Parallel()
 	// Generous against a loaded CI machine, and still far from the 5s
 	// the tests' other connections use.
 	const timeout = 500 * time.Millisecond
@@ -566,6 +567,7 @@ func TestConcurrentReconnectsCoalesce(t *testing.T) {
 // A tunnel whose packets start disappearing (no RST, no FIN) is found dead
 // by the keepalive, and what waits on it fails instead of hanging.
 func TestKeepaliveFindsASilentTunnelDead(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	fz := newFreezer(t, f.tunnel.addr)
 	// known_hosts names the tunnel by the address we dial, the proxy's.

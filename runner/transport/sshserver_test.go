@@ -245,8 +245,6 @@ const (
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	// The developer's own agent must not change what the tests prove.
-	t.Setenv("SSH_AUTH_SOCK", "")
 	f := &fleet{
 		dir:     t.TempDir(),
 		hosts:   map[string]*testServer{},
