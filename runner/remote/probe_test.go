@@ -188,6 +188,10 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 		{"no calibration", []Probe{{Addr: lo(9)}}, 700 * time.Millisecond},
 		// Nothing to calibrate on, but a round trip of 30ms to the host.
 		{"no calibration, a measured round trip", []Probe{{Addr: lo(9)}}, 300 * time.Millisecond},
+		// The host reads a batch's answers in turn: those after a filtered
+		// probe are read once its wait is over, and are answers still,
+		// timed from their own connect.
+		{"answers read after a filtered probe's wait", []Probe{{Addr: lo(9)}, {Addr: lo(1)}, {Addr: lo(9)}, {Addr: lo(2)}}, 700 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s Session = isolated(t)
@@ -221,6 +225,9 @@ func TestProbeAdaptiveTimeout(t *testing.T) {
 				}
 				if want == "timeout" && !p.Calibrate && got[i].Took != timeout {
 					t.Errorf("probe %d waited %s, want %s", i, got[i].Took, timeout)
+				}
+				if want == "refused" && got[i].Took >= timeout {
+					t.Errorf("probe %d took %s: timed from when it was read, not from its connect", i, got[i].Took)
 				}
 			}
 		})
