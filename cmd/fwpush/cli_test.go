@@ -80,10 +80,10 @@ func TestVersionInBinary(t *testing.T) {
 	build := func(t *testing.T, args ...string) string {
 		t.Helper()
 		bin := filepath.Join(t.TempDir(), "fwpush")
+		// A normal build, as make's, never -race: the end-to-end tests'
+		// build of fwpush (builtCLI) compiles the same packages, so that
+		// each build here is a link; a -race one links for seconds more.
 		args = append([]string{"build", "-o", bin}, args...)
-		if raceEnabled {
-			args = append(args, "-race") // the packages this test binary was built from, already compiled
-		}
 		if out, err := exec.Command(gobin, append(args, ".")...).CombinedOutput(); err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}

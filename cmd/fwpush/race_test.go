@@ -2,6 +2,6 @@
 
 package main
 
-// raceEnabled tells tests that build fwpush to build it as this test
-// binary was built, so that the packages it needs are already compiled.
+// raceEnabled says this test binary was built with -race: the end-to-end
+// tests then run a normal build of fwpush but where raceCLI says.
 const raceEnabled = true
