@@ -357,8 +357,10 @@ func TestProbeUnanswered(t *testing.T) {
 func TestDeadlineOnTheHost(t *testing.T) {
 	h := New(newShellSession(t, "sh"), Options{Timeout: time.Second})
 	pidFile := t.TempDir() + "/pid"
-	// A child that would outlive the step, and a step that never ends.
-	script := "sleep 60 & echo $! > " + quote(pidFile) + "; cat /dev/zero >/dev/null"
+	// A child that would outlive the step, and a step that never ends (it
+	// waits, as a hung iptables or lock would: a busy loop would burn a
+	// CPU the other tests share until the deadline).
+	script := "sleep 60 & echo $! > " + quote(pidFile) + "; sleep 600"
 	start := time.Now()
 	_, err := h.run(t.Context(), "read live rules", script, time.Second, nil)
 	took := time.Since(start)
@@ -366,9 +368,9 @@ func TestDeadlineOnTheHost(t *testing.T) {
 	if !errors.As(err, &se) || se.Step != "read live rules" || !strings.Contains(err.Error(), "stopped on the host after 1s") {
 		t.Fatalf("got %v, want the step stopped on the host", err)
 	}
-	// A hang guard, not a measure: the step never ends by itself (cat
-	// /dev/zero), so ending at all proves the deadline; its error above
-	// says which one stopped it.
+	// A hang guard, not a measure: the step does not end by itself before
+	// this does (sleep 600), so ending at all proves the deadline; its
+	// error above says which one stopped it.
 	if took > 10*time.Second {
 		t.Errorf("took %s", took)
 	}
