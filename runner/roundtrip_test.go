@@ -219,7 +219,7 @@ func countRun(t *testing.T, inv *inventory.Inventory, plan *roles.Plan, h *inven
 		// of nobody's step.
 		Timeout: time.Minute,
 		WrapConn: func(conn net.Conn) net.Conn {
-			rt := transport.CountRoundTrips(conn)
+			rt := transport.CountRoundTrips(delayWrites(conn, linkDelay))
 			mu.Lock()
 			defer mu.Unlock()
 			conns = append(conns, rt)
@@ -250,6 +250,71 @@ func countRun(t *testing.T, inv *inventory.Inventory, plan *roles.Plan, h *inven
 	c.conns = len(conns)
 	mu.Unlock()
 	return c
+}
+
+// linkDelay is how much later than written the counted runs' bytes reach
+// the tunnel: a distant data centre's link, as the budgets are meant for.
+// On loopback the order of the client's writes and reads hangs on its
+// goroutines' scheduling: a write made in the background (the next step's
+// channel opened ahead) could come after the first bytes of an answer on a
+// busy machine, and the rest of the answer, read after it, count as a
+// round trip that no link would cost. Behind the delay, such a write
+// still leaves before the answer it overlaps can come back.
+const linkDelay = 25 * time.Millisecond
+
+// delayWrites returns conn with what is written to it sent d later, in
+// order; Write returns at once (a failed send fails the next Write).
+func delayWrites(conn net.Conn, d time.Duration) net.Conn {
+	c := &delayed{Conn: conn, q: make(chan delayedWrite, 4096)}
+	go c.send(d)
+	return c
+}
+
+type delayed struct {
+	net.Conn
+	q      chan delayedWrite
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+type delayedWrite struct {
+	at time.Time
+	p  []byte
+}
+
+func (c *delayed) send(d time.Duration) {
+	for w := range c.q {
+		time.Sleep(time.Until(w.at.Add(d)))
+		if _, err := c.Conn.Write(w.p); err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *delayed) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	c.q <- delayedWrite{at: time.Now(), p: bytes.Clone(p)}
+	return len(p), nil
+}
+
+func (c *delayed) Close() error {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.q)
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // handshakes counts the SSH handshakes transport logs ("connected", with
