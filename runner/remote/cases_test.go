@@ -263,7 +263,7 @@ func TestDecideOnce(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "old", "decided"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := sent.guard[:strings.Index(sent.guard, "set -u")] + `
+	script := sent().guard[:strings.Index(sent().guard, "set -u")] + `
 R=$1/new; mkdir "$R"
 decide && echo first; decide || echo second
 R=$1/old; decide || echo old`

@@ -13,7 +13,7 @@ import (
 // The facts a host tells, as package live defines them (plain data that
 // the decision, package change, reads without this package).
 type (
-	// Facts is what scriptFacts found on a host.
+	// Facts is what the facts script found on a host.
 	Facts = live.Facts
 	// Manager is another firewall manager found on a host.
 	Manager = live.Manager

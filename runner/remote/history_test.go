@@ -206,7 +206,7 @@ func TestHistoryRefused(t *testing.T) {
 		"0 0 - 0 7 rolled_back 100\n\"a\":1}\n@@fwpush:end@@\n@@fwpush:end@@\n@@fwpush:end@@\n",
 		"0 0 - 0 7 applied 100\nnot-json\n@@fwpush:end@@\n@@fwpush:end@@\n@@fwpush:end@@\n",
 	} {
-		_, err := s.Run(t.Context(), wrap(scriptPersist, plain), []byte("5\n"+in))
+		_, err := s.Run(t.Context(), wrap(sent().persist, plain), []byte("5\n"+in))
 		if err == nil {
 			t.Errorf("persist.sh took %q", in)
 		}

@@ -538,7 +538,7 @@ func TestNFTHistory(t *testing.T) {
 		if err != nil || conf.Outcome != want {
 			t.Fatalf("confirm %s: %+v, %v; want %s", token, conf, err, want)
 		}
-		if last := seen.cmds[len(seen.cmds)-1]; last != wrap(scriptNFTConfirm, plain) {
+		if last := seen.cmds[len(seen.cmds)-1]; last != wrap(sent().nftConfirm, plain) {
 			t.Errorf("confirm %s ran %.80q, not nft's confirm", token, last)
 		}
 	}

@@ -94,7 +94,7 @@ func (h *Host) Probe(ctx context.Context, probes []Probe, o ProbeOptions) ([]Pro
 	}
 	b := max(o.Batch, 1)
 	batches := (first+b-1)/b + (len(probes)-first+b-1)/b
-	res, err := h.run(ctx, "probe", scriptProbe, time.Duration(batches)*(o.Timeout+time.Second)+h.o.Timeout, in.Bytes())
+	res, err := h.run(ctx, "probe", sent().probe, time.Duration(batches)*(o.Timeout+time.Second)+h.o.Timeout, in.Bytes())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -107,7 +107,7 @@ func (h *Host) Probe(ctx context.Context, probes []Probe, o ProbeOptions) ([]Pro
 	return results, timeout, nil
 }
 
-// parseProbeOutput reads scriptProbe's "ID RESULT MICROSECONDS" and
+// parseProbeOutput reads the probe script's "ID RESULT MICROSECONDS" and
 // "timeout MICROSECONDS" lines.
 func parseProbeOutput(out string, n int) ([]ProbeResult, time.Duration) {
 	results := make([]ProbeResult, n)

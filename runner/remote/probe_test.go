@@ -151,7 +151,7 @@ func TestProbeScript(t *testing.T) {
 func TestProbeScriptRefusesBadLines(t *testing.T) {
 	s := newShellSession(t, "sh")
 	in := "2000000 4 200000 10 0\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
-	res, err := s.Run(t.Context(), wrap(scriptProbe, plain), []byte("10\n"+in))
+	res, err := s.Run(t.Context(), wrap(sent().probe, plain), []byte("10\n"+in))
 	if err != nil {
 		t.Fatalf("%v: %s", err, res.Stderr)
 	}
@@ -166,7 +166,7 @@ func TestProbeScriptRefusesBadLines(t *testing.T) {
 func TestProbeScriptRefusesBadHeader(t *testing.T) {
 	s := newShellSession(t, "sh")
 	for _, header := range []string{"", "2000000;id 4 1 1 0", "2000000 0 1 1 0", "2000000 x 1 1 0", "2000000 4 1 1", "2000000 4 1 1 x"} {
-		_, err := s.Run(t.Context(), wrap(scriptProbe, plain), []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
+		_, err := s.Run(t.Context(), wrap(sent().probe, plain), []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
 		var re *transport.RemoteError
 		if !errors.As(err, &re) || re.ExitStatus != 2 {
 			t.Errorf("header %q: got %v, want exit status 2", header, err)

@@ -103,7 +103,7 @@ func (h *Host) ahead(script string) {
 // command is what runs script on the host, and how it becomes root.
 func (h *Host) command(script string) (string, mode) {
 	m := plain
-	if h.o.Become && script != scriptProbe {
+	if h.o.Become && script != sent().probe {
 		m = sudo
 		if h.o.Password != "" {
 			m = sudoPassword
@@ -181,7 +181,7 @@ func (h *Host) run(ctx context.Context, step, script string, deadline time.Durat
 		// the command has started, and what the command reads would
 		// wait a round trip for it. The deadline goes on the command
 		// line, a number, and stdin is empty.
-		cmd, in = "d="+strconv.Itoa(secs)+"\n"+wrapWith(sent.wrapArg, script, m), nil
+		cmd, in = "d="+strconv.Itoa(secs)+"\n"+wrapWith(sent().wrapArg, script, m), nil
 	}
 	in = append(in, stdin...)
 	res, err := h.sess.Run(ctx, cmd, in)
@@ -241,7 +241,7 @@ const dataMark = "@@fwpush:data@@"
 // stdin. Every command is fixed when fwpush is built; each is made when it
 // is sent (not all of them as fwpush starts, which cost every command of
 // fwpush a few milliseconds and a megabyte).
-func wrap(script string, m mode) string { return wrapWith(sent.wrap, script, m) }
+func wrap(script string, m mode) string { return wrapWith(sent().wrap, script, m) }
 
 // wrapWith is wrap, with begin instead of wrap.sh: a step that sends
 // nothing on stdin begins with wrapArg, "d=N" and a newline before it, the
@@ -254,7 +254,7 @@ func wrapWith(begin, script string, m mode) string {
 		head += "sudo -n -- "
 	case sudoPassword:
 		head += "sudo -S -p '' -- "
-		script = sent.skip + script
+		script = sent().skip + script
 	}
 	return head + `timeout -k 2 "$d" sh -c ` + quote(script) + ` fwpush`
 }
@@ -352,9 +352,9 @@ func (h *Host) Facts(ctx context.Context) (Facts, error) {
 	// cheap, and a host that stays unchanged closes it unused. Nothing
 	// starts on it: an unchanged host must not pay a process for it.
 	h.ahead("")
-	script := scriptFacts
+	script := sent().facts
 	if h.o.NFT {
-		script = scriptNFTFacts
+		script = sent().nftFacts
 	}
 	res, err := h.run(ctx, "read live rules", script, h.o.Timeout, nil)
 	if err != nil {
@@ -466,7 +466,7 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 	lease := strconv.Itoa(int(RollbackSeconds(max(a.Lease, a.RollbackAfter)) / time.Second))
 	wait := strconv.Itoa(int(RollbackSeconds(a.LockWait) / time.Second))
 	st := a.Sets
-	script, confirm, deadline := scriptApply, scriptConfirm, h.o.Timeout
+	script, confirm, deadline := sent().apply, sent().confirm, h.o.Timeout
 	hist, err := historyFields("apply", a.History, a.Done, a.HistoryMax)
 	if err != nil {
 		return err
@@ -483,7 +483,7 @@ func (h *Host) Apply(ctx context.Context, a Apply) error {
 		if a.InstallNFT {
 			install, deadline = "1", deadline+InstallTimeout
 		}
-		script, confirm = scriptNFTApply, scriptNFTConfirm
+		script, confirm = sent().nftApply, sent().nftConfirm
 		in = frame([]string{a.Token, secs, lease, wait, size(a.V4), size(a.V6), size(a.NFT), size(st.Stage), size(st.Swap), size(st.Clean), size(st.Drop), install, hist[0], hist[1], hist[2], printable(a.Who)},
 			a.V4, a.V6, a.NFT, st.Stage, st.Swap, st.Clean, st.Drop, line)
 	}
@@ -668,9 +668,9 @@ func (h *Host) Persist(ctx context.Context, p Persist) error {
 	if err != nil {
 		return err
 	}
-	script := scriptPersist
+	script := sent().persist
 	if p.nft() {
-		script = scriptNFTPersist
+		script = sent().nftPersist
 	}
 	res, err := h.run(ctx, "persist", script, h.o.Timeout+p.InstallTime(), p.frame(header, p.nft()))
 	if err != nil {
@@ -742,9 +742,9 @@ func (h *Host) Confirm(ctx context.Context, c Confirm) (Confirmation, error) {
 	// Apply started ahead on this session, even with no file of nft's to
 	// write: nft-store.sh with none is store.sh.
 	nft := c.nft() || h.nftRun
-	script := scriptConfirm
+	script := sent().confirm
 	if nft {
-		script = scriptNFTConfirm
+		script = sent().nftConfirm
 	}
 	in := c.frame(append([]string{c.Token, wait}, header...), nft)
 	res, err := h.run(ctx, "confirm", script, h.o.Timeout+max(c.Wait, 0)+c.InstallTime(), in)
@@ -817,7 +817,7 @@ func isHex(s string) bool {
 // are; nothing for a host fwpush never changed. One round trip that
 // changes nothing.
 func (h *Host) History(ctx context.Context) ([]byte, error) {
-	res, err := h.run(ctx, "read history", scriptHistory, h.o.Timeout, nil)
+	res, err := h.run(ctx, "read history", sent().history, h.o.Timeout, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -842,7 +842,7 @@ func (h *Host) Settle(ctx context.Context, token string, keep bool) (Outcome, er
 	if keep {
 		k = "1"
 	}
-	res, err := h.run(ctx, "settle an earlier run", scriptSettle, h.o.Timeout, frame([]string{token, k, printable(h.o.Who)}))
+	res, err := h.run(ctx, "settle an earlier run", sent().settle, h.o.Timeout, frame([]string{token, k, printable(h.o.Who)}))
 	if err != nil {
 		return "", err
 	}

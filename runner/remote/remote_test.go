@@ -83,14 +83,14 @@ func golden(t *testing.T, name string, r *recorder) {
 // commandName names the script and mode a command runs: "apply.sh as
 // root", or "an unknown command".
 func commandName(cmd string) string {
-	begin, arg := sent.wrap, ""
+	begin, arg := sent().wrap, ""
 	if d, rest, ok := strings.Cut(cmd, "\n"); ok && len(d) > 2 && strings.HasPrefix(d, "d=") && strings.Trim(d[2:], "0123456789") == "" {
 		// The deadline on the command line: the rest is fixed.
-		begin, cmd, arg = sent.wrapArg, rest, ", deadline "+d[2:]+"s on its command line"
+		begin, cmd, arg = sent().wrapArg, rest, ", deadline "+d[2:]+"s on its command line"
 	}
 	for name, script := range map[string]string{
-		"facts.sh": scriptFacts, "apply.sh": scriptApply, "persist.sh": scriptPersist,
-		"confirm.sh": scriptConfirm, "settle.sh": scriptSettle, "probe.sh": scriptProbe,
+		"facts.sh": sent().facts, "apply.sh": sent().apply, "persist.sh": sent().persist,
+		"confirm.sh": sent().confirm, "settle.sh": sent().settle, "probe.sh": sent().probe,
 	} {
 		for m, how := range []string{"as the login user", "under sudo -n", "under sudo -S"} {
 			if wrapWith(begin, script, mode(m)) == cmd {

@@ -55,16 +55,16 @@ func TestShellcheck(t *testing.T) {
 		t.Run("the command "+how, func(t *testing.T) {
 			t.Parallel()
 			shellcheck.Check(t, "sh", wrap("true", mode(m)))
-			shellcheck.Parse(t, "sh", wrap(scriptFacts, mode(m)))
+			shellcheck.Parse(t, "sh", wrap(sent().facts, mode(m)))
 			if mode(m) != sudoPassword {
-				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, "true", mode(m)))
-				shellcheck.Parse(t, "sh", "d=5\n"+wrapWith(sent.wrapArg, scriptFacts, mode(m)))
+				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent().wrapArg, "true", mode(m)))
+				shellcheck.Parse(t, "sh", "d=5\n"+wrapWith(sent().wrapArg, sent().facts, mode(m)))
 			}
 		})
 	}
 	// The command of a step with nothing on stdin does not read it.
-	if strings.Contains(sent.wrapArg, "read") || !strings.Contains(sent.wrap, wrapRead) {
-		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent.wrap)
+	if strings.Contains(sent().wrapArg, "read") || !strings.Contains(sent().wrap, wrapRead) {
+		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent().wrap)
 	}
 }
 
