@@ -281,12 +281,8 @@ R=$1/old; decide || echo old`
 // Here the host's iptables-save is the moment the guard decides.
 func TestFactsListAGuardThatDecidesMeanwhile(t *testing.T) {
 	t.Parallel()
-	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Applied: remotetest.DigestA, Persistent: true})
-	h := New(s, Options{Timeout: 10 * time.Second})
+	s, h := appliedB(t)
 	run := remotetest.RunB
-	if err := h.Apply(t.Context(), Apply{Token: run, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Lease: time.Hour, LockWait: time.Second}); err != nil {
-		t.Fatal(err)
-	}
 	s.script("usr/sbin/iptables-save", `: > "$FWPUSH_TEST_ROOT/run/fwpush/runs/`+run+`/decided"
 `+saveStub)
 	f, err := h.Facts(t.Context())
@@ -296,4 +292,16 @@ func TestFactsListAGuardThatDecidesMeanwhile(t *testing.T) {
 	if len(f.Guards) != 1 || f.Guards[0].Token != run || f.Guards[0].FireAt.IsZero() {
 		t.Errorf("guards %+v with the rules it is about to replace live, want run %s's listed", f.Guards, run)
 	}
+}
+
+// appliedB is a stub host at policy A, persisted, on which run
+// remotetest.RunB has applied policy B, its guard armed, not confirmed.
+func appliedB(t *testing.T) (*stubHost, *Host) {
+	t.Helper()
+	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Applied: remotetest.DigestA, Persistent: true})
+	h := New(s, Options{Timeout: 10 * time.Second})
+	if err := h.Apply(t.Context(), Apply{Token: remotetest.RunB, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Lease: time.Hour, LockWait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	return s, h
 }

@@ -100,12 +100,8 @@ func checkHistory(t *testing.T, s *stubHost, name string, before time.Time) {
 // a drift repaired says so; a step without a line records nothing.
 func TestHistoryOnce(t *testing.T) {
 	t.Parallel()
-	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Applied: remotetest.DigestA, Persistent: true})
-	h := New(s, Options{Timeout: 10 * time.Second})
+	s, h := appliedB(t)
 	run := remotetest.RunB
-	if err := h.Apply(t.Context(), Apply{Token: run, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Lease: time.Hour, LockWait: time.Second}); err != nil {
-		t.Fatal(err)
-	}
 	c := Confirm{Token: run, Wait: 5 * time.Second, Persist: Persist{V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Digest: remotetest.DigestB,
 		History: historyBody(run), Done: history.DriftRepaired}}
 	for range 2 {
