@@ -174,6 +174,21 @@ func (r *Results) has(s Scenario, rtt time.Duration) bool {
 	return false
 }
 
+// ReadJSON reads the results writeJSON wrote (fwbench -json, make bench's
+// bin/bench.json).
+func ReadJSON(path string) (*Results, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// writeJSON writes r to path, for ReadJSON.
 func writeJSON(path string, r *Results) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,12 +25,8 @@ func TestCheckpoint(t *testing.T) {
 	if err := checkpoint(Config{JSON: path}, res, 50); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(path)
+	got, err := ReadJSON(path)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var got Results
-	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got.Sizes, []int{6, 50}) {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,12 +183,8 @@ func TestWriteServers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "bench.svg")); err == nil {
 		t.Errorf("the servers part alone drew the labs' plot")
 	}
-	data, err := os.ReadFile(js)
+	back, err := ReadJSON(js)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var back Results
-	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(r.Servers, back.Servers); diff != "" {

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -151,18 +150,14 @@ func parseSizes(list string) ([]int, error) {
 // rewrite writes the reports again from the JSON of an earlier run, as
 // when the report's wording changed but the numbers stand.
 func rewrite(ctx context.Context, cfg bench.Config, path string, stdout io.Writer) error {
-	data, err := os.ReadFile(path)
+	res, err := bench.ReadJSON(path)
 	if err != nil {
 		return err
 	}
-	var res bench.Results
-	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
 	cfg.JSON = ""
-	if err := bench.WriteReports(ctx, cfg, &res); err != nil {
+	if err := bench.WriteReports(ctx, cfg, res); err != nil {
 		return err
 	}
-	printSections(stdout, &res)
+	printSections(stdout, res)
 	return nil
 }
