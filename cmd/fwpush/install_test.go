@@ -11,7 +11,9 @@ import (
 )
 
 // TestMakeInstall: make install puts fwpush in PREFIX/bin (DESTDIR
-// before it), where the lab's hints and the docs' examples find it.
+// before it), where the lab's hints and the docs' examples find it, and
+// the fwpush it built says the VERSION make gave it (-ldflags -X
+// main.version).
 func TestMakeInstall(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
