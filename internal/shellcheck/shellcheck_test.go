@@ -14,7 +14,7 @@ import (
 // made (runner/remote's TestShellcheck).
 func TestScripts(t *testing.T) {
 	root := "../.."
-	var n int
+	var scripts []Script
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -34,17 +34,17 @@ func TestScripts(t *testing.T) {
 		if strings.HasPrefix(text, "#!/usr/bin/env bash") || strings.HasPrefix(text, "#!/bin/bash") {
 			shell = "bash"
 		}
-		n++
-		t.Run(strings.TrimPrefix(path, root+"/"), func(t *testing.T) {
-			Check(t, shell, text)
-			Parse(t, shell, text)
-		})
+		scripts = append(scripts, Script{Name: strings.TrimPrefix(path, root+"/"), Shell: shell, Text: text})
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 4 {
-		t.Errorf("%d scripts checked: scripts/ and lab/ hold more", n)
+	if len(scripts) < 4 {
+		t.Errorf("%d scripts checked: scripts/ and lab/ hold more", len(scripts))
 	}
+	for _, s := range scripts {
+		t.Run(s.Name, func(t *testing.T) { Parse(t, s.Shell, s.Text) })
+	}
+	Check(t, scripts...)
 }

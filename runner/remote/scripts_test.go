@@ -37,11 +37,9 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 // as the hosts get them.
 func TestShellcheck(t *testing.T) {
 	t.Parallel()
+	var scripts []shellcheck.Script
 	for name, p := range checked(whole) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			shellcheck.Check(t, p.shell, p.text)
-		})
+		scripts = append(scripts, shellcheck.Script{Name: name, Shell: p.shell, Text: p.text})
 	}
 	for name, p := range checked(code) {
 		t.Run(name+" as sent", func(t *testing.T) {
@@ -52,16 +50,23 @@ func TestShellcheck(t *testing.T) {
 	// The command that runs a script, as a login shell gets it (here the
 	// script true: a script in quotes is one word to shellcheck).
 	for m, how := range []string{"as the login user", "sudo -n", "sudo -S"} {
+		scripts = append(scripts, shellcheck.Script{Name: "the command " + how, Shell: "sh", Text: wrap("true", mode(m))})
+		if mode(m) != sudoPassword {
+			scripts = append(scripts, shellcheck.Script{Name: "the command " + how + ", with a deadline", Shell: "sh", Text: "d=5\n" + wrapWith(sent().wrapArg, "true", mode(m))})
+		}
 		t.Run("the command "+how, func(t *testing.T) {
 			t.Parallel()
-			shellcheck.Check(t, "sh", wrap("true", mode(m)))
 			shellcheck.Parse(t, "sh", wrap(sent().facts, mode(m)))
 			if mode(m) != sudoPassword {
-				shellcheck.Check(t, "sh", "d=5\n"+wrapWith(sent().wrapArg, "true", mode(m)))
 				shellcheck.Parse(t, "sh", "d=5\n"+wrapWith(sent().wrapArg, sent().facts, mode(m)))
 			}
 		})
 	}
+	// One shellcheck for them all (see shellcheck.Check).
+	t.Run("shellcheck", func(t *testing.T) {
+		t.Parallel()
+		shellcheck.Check(t, scripts...)
+	})
 	// The command of a step with nothing on stdin does not read it.
 	if strings.Contains(sent().wrapArg, "read") || !strings.Contains(sent().wrap, wrapRead) {
 		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent().wrap)
