@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +21,64 @@ import (
 	"github.com/fwpush/fwpush/lab/labtest"
 )
 
-// TestMain says, under go test -short, how many tests were left out.
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain says, under go test -short, how many tests were left out, and
+// removes the programs built for the tests (see builds).
+func TestMain(m *testing.M) { testenv.Main(m, removeBuilds) }
+
+// built are the programs that the bench runs, built once per test binary
+// for TestSmoke and TestScale (a link of fwpush alone costs some 3 s of
+// CPU), into a directory that TestMain removes at the end.
+var built struct {
+	once                         sync.Once
+	dir, fwpush, launcher, locks string
+	err                          error
+}
+
+// builds builds fwpush and fwbench-launch once, and returns their paths
+// and fwpush's directory of locks. fwpush, run as root, locks its
+// inventory in /run/fwpush-controller and keeps its state in
+// /var/lib/fwpush-controller: a test leaves nothing on the machine, so
+// this fwpush locks in a directory of the test binary's (main.lockDir,
+// set at link time, removed with the builds), and keeps its state in the
+// lab's (lab.Command sets FWPUSH_STATE_DIR), which goes with it.
+func builds(t *testing.T) (fwpush, launcher, locks string) {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fwbench-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.dir = dir
+		locks := filepath.Join(dir, "locks")
+		if err := os.Mkdir(locks, 0o700); err != nil {
+			built.err = err
+			return
+		}
+		fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
+		for _, b := range []struct{ bin, pkg, ldflags string }{
+			{fw, "../../../cmd/fwpush", "-X main.lockDir=" + locks},
+			{launcher, "../fwbench-launch", ""},
+		} {
+			if out, err := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", b.bin, b.pkg).CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+		built.fwpush, built.launcher, built.locks = fw, launcher, locks
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.fwpush, built.launcher, built.locks
+}
+
+// removeBuilds removes what builds made, if anything.
+func removeBuilds() {
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+}
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
 // hosts, one run at RTT 0 and one at 40 ms, and fwpush only, with the
@@ -32,24 +90,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestSmoke(t *testing.T) {
 	labtest.Require(t)
 	dir := t.TempDir()
-	// fwpush, run as root, locks its inventory in /run/fwpush-controller
-	// and keeps its state in /var/lib/fwpush-controller: a test leaves
-	// nothing on the machine, so this one's fwpush locks in a directory of
-	// the test's (main.lockDir, set at link time), and keeps its state in
-	// the lab's (lab.Command sets FWPUSH_STATE_DIR), which goes with it.
-	locks := filepath.Join(dir, "locks")
-	if err := os.Mkdir(locks, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
-	for _, b := range []struct{ bin, pkg, ldflags string }{
-		{fw, "../../../cmd/fwpush", "-X main.lockDir=" + locks},
-		{launcher, "../fwbench-launch", ""},
-	} {
-		if out, err := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", b.bin, b.pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
+	fw, launcher, locks := builds(t)
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	const head = "# Benchmarks\n\nThe lead's notes, kept.\n\n"
 	const foot = "\n## Targets\n\nkept too\n"
@@ -217,13 +258,14 @@ func checkServers(t *testing.T, res *bench.Results, text string) {
 	}
 }
 
-// watchLocks notes the lock files fwpush holds in locks, the test's
-// directory, while the bench runs (a lock goes when its run ends), and
-// which of the machine's own directories of locks and state exist before.
-// The function it returns, once the bench is done, checks that fwpush
-// locked there, and left nothing on the machine: no directory of its own
-// that was not there before, and no file of the bench's inventory (named
-// after its lock, see lockfile.Name) in one that was.
+// watchLocks notes the lock files fwpush holds in locks, the test
+// binary's directory (see builds), while the bench runs (a lock goes when
+// its run ends), and which of the machine's own directories of locks and
+// state exist before. The function it returns, once the bench is done,
+// checks that fwpush locked there, and left nothing on the machine: no
+// directory of its own that was not there before, and no file of the
+// bench's inventory (named after its lock, see lockfile.Name) in one that
+// was.
 func watchLocks(t *testing.T, locks string) (check func()) {
 	t.Helper()
 	machine := []string{"/run/fwpush-controller", "/var/lib/fwpush-controller", fmt.Sprintf("/tmp/fwpush-%d", os.Geteuid())}
@@ -233,13 +275,18 @@ func watchLocks(t *testing.T, locks string) (check func()) {
 		existed[d] = err == nil
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
+	// The directory is the test binary's: a lock left there by another
+	// test is not one that this bench took.
+	before, _ := filepath.Glob(filepath.Join(locks, "fwpush-*.lock"))
 	seen := map[string]bool{}
 	go func() {
 		defer close(done)
 		for {
 			names, _ := filepath.Glob(filepath.Join(locks, "fwpush-*.lock"))
 			for _, n := range names {
-				seen[strings.TrimSuffix(filepath.Base(n), ".lock")] = true
+				if !slices.Contains(before, n) {
+					seen[strings.TrimSuffix(filepath.Base(n), ".lock")] = true
+				}
 			}
 			select {
 			case <-stop:
@@ -294,12 +341,7 @@ func TestBadFlags(t *testing.T) {
 func TestScale(t *testing.T) {
 	labtest.Require(t) // root: validate loads the policies in network namespaces
 	dir := t.TempDir()
-	fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
-	for bin, pkg := range map[string]string{fw: "../../../cmd/fwpush", launcher: "../fwbench-launch"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	fw, launcher, _ := builds(t)
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	labs := bench.BeginMarker + "\nthe labs' numbers, kept\n" + bench.EndMarker + "\n"
 	head := "# Benchmarks\n\n" + labs + "\n"
