@@ -40,8 +40,8 @@ import (
 //     runner/remote's TestForks counts them).
 
 // serverScenarios are the scenarios the servers part reports, in order:
-// those that run every tool's job; fwpush's dry run and check are run too
-// (fwpush's scenarios go together) but left out.
+// those that run every tool's job; fwpush's dry run and check are not run
+// there (see fleet.fwpush).
 var serverScenarios = []Scenario{FirstPush, Rerun, AnsibleRun, MitogenRun, Floor, FloorDefault}
 
 // Servers is what the servers part measured on a lab of one size.
