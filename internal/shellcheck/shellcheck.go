@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -27,11 +29,12 @@ type Script struct {
 }
 
 // Check fails t on anything shellcheck finds in scripts, not even a note
-// of style. It runs one shellcheck for all the scripts of a shell, on
-// files named after them, so that what it finds names them: a shellcheck
-// per script, started at once from a test binary built with -race, took
-// 40% more CPU time (runner/remote's TestShellcheck). It skips t when
-// shellcheck is not installed: make test installs it (scripts/deps.sh).
+// of style. It runs a shellcheck for the scripts of a shell per CPU at
+// most, at once, on files named after them, so that what it finds names
+// them: a shellcheck per script, started at once from a test binary built
+// with -race, took 40% more CPU time (runner/remote's TestShellcheck). It
+// skips t when shellcheck is not installed: make test installs it
+// (scripts/deps.sh).
 func Check(t testing.TB, scripts ...Script) {
 	t.Helper()
 	if _, err := exec.LookPath("shellcheck"); err != nil {
@@ -57,22 +60,56 @@ func Check(t testing.TB, scripts ...Script) {
 			t.Fatal(err)
 		}
 	}
-	for _, shell := range slices.Sorted(maps.Keys(byShell)) {
-		names := slices.Sorted(slices.Values(byShell[shell]))
-		cmd := exec.Command("shellcheck", append([]string{"--shell=" + shell, "--severity=style", "--norc", "--"}, names...)...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err == nil {
-			continue
-		}
-		var found strings.Builder
-		for _, name := range names {
-			if bytes.Contains(out, []byte("In "+name+" line ")) {
-				fmt.Fprintf(&found, "\n%s:\n%s", name, Numbered(texts[name]))
-			}
-		}
-		t.Errorf("shellcheck --shell=%s: %v\n%s%s", shell, err, out, found.String())
+	type batch struct {
+		shell string
+		names []string
 	}
+	var batches []batch
+	for _, shell := range slices.Sorted(maps.Keys(byShell)) {
+		for _, names := range split(byShell[shell], texts, runtime.GOMAXPROCS(0)) {
+			batches = append(batches, batch{shell, names})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, b := range batches {
+		wg.Go(func() {
+			cmd := exec.Command("shellcheck", append([]string{"--shell=" + b.shell, "--severity=style", "--norc", "--"}, b.names...)...)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				return
+			}
+			var found strings.Builder
+			for _, name := range b.names {
+				if bytes.Contains(out, []byte("In "+name+" line ")) {
+					fmt.Fprintf(&found, "\n%s:\n%s", name, Numbered(texts[name]))
+				}
+			}
+			t.Errorf("shellcheck --shell=%s: %v\n%s%s", b.shell, err, out, found.String())
+		})
+	}
+	wg.Wait()
+}
+
+// split shares names out into at most n batches of about as many lines
+// each, the longest first, each batch sorted: shellcheck takes seconds on
+// runner/remote's scripts (thousands of lines), on one CPU, and a test
+// binary's last test to end is often the one that runs it.
+func split(names []string, texts map[string]string, n int) [][]string {
+	names = slices.Clone(names)
+	lines := func(name string) int { return strings.Count(texts[name], "\n") }
+	slices.SortStableFunc(names, func(a, b string) int { return lines(b) - lines(a) })
+	batches := make([][]string, min(n, len(names)))
+	size := make([]int, len(batches))
+	for _, name := range names {
+		i := slices.Index(size, slices.Min(size))
+		batches[i] = append(batches[i], name)
+		size[i] += lines(name)
+	}
+	for _, b := range batches {
+		slices.Sort(b)
+	}
+	return batches
 }
 
 // Parse fails t unless every shell that may run text parses it: sh and
