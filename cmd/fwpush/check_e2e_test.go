@@ -56,6 +56,14 @@ func TestCheckInLab(t *testing.T) {
 	if code != exitOK || rep.Count.Probes != 71 || rep.Count.Expected != 71 || len(rep.Probes) != 71 {
 		t.Fatalf("check --json after run: exit %d, count %+v", code, rep.Count)
 	}
+	if len(rep.Hosts) != len(siteHosts) {
+		t.Errorf("check --json after run: %d hosts probed from, want %d", len(rep.Hosts), len(siteHosts))
+	}
+	for _, h := range rep.Hosts {
+		if h.Status != "probed" || h.Probes == 0 {
+			t.Errorf("check --json after run: %s %s after %d probes, want probed", h.Host, h.Status, h.Probes)
+		}
+	}
 
 	t.Run("a rule removed by hand: a reachable flow becomes filtered", func(t *testing.T) {
 		// mysql-1 no longer accepts MySQL from wordpress-1: it is out of

@@ -57,11 +57,8 @@ func TestViewInLab(t *testing.T) {
 			t.Errorf("run --json: %s's diff lacks its new rules:\n%s", h.Host, h.Diff)
 		}
 	}
-	code, out, _ = cli(t, l, "check", "--json", site)
-	validateJSON(t, "check", []byte(out))
-	if code != exitOK || !strings.Contains(out, `"status": "probed"`) {
-		t.Errorf("check --json: exit %d", code)
-	}
+	// check --json's document after a run, every host probed, is
+	// TestCheckInLab's; with the tunnel down, below.
 	if code, out, _ := cli(t, l, "run", "--diff", site); code != exitOK || strings.Contains(out, "\n--- ") || strings.Contains(out, "\x1b[") {
 		t.Errorf("run --diff with nothing to change: exit %d, want no diff, and no escape sequence off a terminal", code)
 	}
