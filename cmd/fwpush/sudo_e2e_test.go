@@ -29,7 +29,8 @@ func TestSudoInLab(t *testing.T) {
 		if out := labtest.Shell(t, l, "mysql-1", "sh", "-c", "grep -c '^PermitRootLogin no' /etc/ssh/sshd_config $(ls /var/lib/fwpush-lab/*/hosts/mysql-1/sshd_config 2>/dev/null) 2>/dev/null | tail -n 1; id -u deploy"); strings.HasSuffix(strings.TrimSpace(out), "\n0") {
 			t.Fatalf("deploy is root's uid:\n%s", out)
 		}
-		code, out, _ := cli(t, l, "run", cloud)
+		// Its probes are the check's below, which probes the whole matrix.
+		code, out, _ := cli(t, l, "run", "--no-verify", cloud)
 		if code != exitOK || !strings.Contains(out, "6 applied") {
 			t.Fatalf("run as deploy with sudo: exit %d, want 0 and every host applied", code)
 		}
