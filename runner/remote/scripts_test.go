@@ -36,37 +36,41 @@ func checked(read func(string) string) map[string]struct{ shell, text string } {
 // comments, where its directives are); and sh, dash and bash parse them
 // as the hosts get them.
 func TestShellcheck(t *testing.T) {
-	t.Parallel()
+	// Not in parallel, nor its subtests: the package's parallel tests
+	// resume in the order of their files, this one late, and shellcheck,
+	// seconds of a CPU per batch, then ran alone at the end of the
+	// package's run. It runs first now, a batch per CPU (see
+	// shellcheck.Check).
 	var scripts []shellcheck.Script
 	for name, p := range checked(whole) {
 		scripts = append(scripts, shellcheck.Script{Name: name, Shell: p.shell, Text: p.text})
 	}
-	for name, p := range checked(code) {
-		t.Run(name+" as sent", func(t *testing.T) {
-			t.Parallel()
-			shellcheck.Parse(t, p.shell, p.text)
-		})
-	}
 	// The command that runs a script, as a login shell gets it (here the
 	// script true: a script in quotes is one word to shellcheck).
-	for m, how := range []string{"as the login user", "sudo -n", "sudo -S"} {
+	hows := []string{"as the login user", "sudo -n", "sudo -S"}
+	for m, how := range hows {
 		scripts = append(scripts, shellcheck.Script{Name: "the command " + how, Shell: "sh", Text: wrap("true", mode(m))})
 		if mode(m) != sudoPassword {
 			scripts = append(scripts, shellcheck.Script{Name: "the command " + how + ", with a deadline", Shell: "sh", Text: "d=5\n" + wrapWith(sent().wrapArg, "true", mode(m))})
 		}
+	}
+	// One shellcheck for them all (see shellcheck.Check).
+	t.Run("shellcheck", func(t *testing.T) {
+		shellcheck.Check(t, scripts...)
+	})
+	for name, p := range checked(code) {
+		t.Run(name+" as sent", func(t *testing.T) {
+			shellcheck.Parse(t, p.shell, p.text)
+		})
+	}
+	for m, how := range hows {
 		t.Run("the command "+how, func(t *testing.T) {
-			t.Parallel()
 			shellcheck.Parse(t, "sh", wrap(sent().facts, mode(m)))
 			if mode(m) != sudoPassword {
 				shellcheck.Parse(t, "sh", "d=5\n"+wrapWith(sent().wrapArg, sent().facts, mode(m)))
 			}
 		})
 	}
-	// One shellcheck for them all (see shellcheck.Check).
-	t.Run("shellcheck", func(t *testing.T) {
-		t.Parallel()
-		shellcheck.Check(t, scripts...)
-	})
 	// The command of a step with nothing on stdin does not read it.
 	if strings.Contains(sent().wrapArg, "read") || !strings.Contains(sent().wrap, wrapRead) {
 		t.Errorf("wrap.sh's read of the deadline is not where the commands expect it:\n%s", sent().wrap)
