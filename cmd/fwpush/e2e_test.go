@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/fwpush/fwpush/internal/testenv"
 	"github.com/fwpush/fwpush/lab"
 	"github.com/fwpush/fwpush/lab/labtest"
 )
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	lockDir = dir
 	os.Setenv(testLockDir, dir)
-	labtest.Main(m, func() { os.RemoveAll(dir) }, removeBuiltCLI)
+	labtest.Main(m, func() { os.RemoveAll(dir) })
 }
 
 // testLockDir names the tests' lock directory for the commands they run.
@@ -79,45 +79,11 @@ func cliPath(t testing.TB) (path string, env []string) {
 	return path, nil
 }
 
-// built is the build of fwpush that builtCLI makes, once per test binary.
-var built struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
 // builtCLI builds fwpush (this package, as make build does, without
-// -race) once, into a directory that TestMain removes at the end, with
-// the tests' lock directory built in (main.lockDir), and returns its path.
+// -race) once (see testenv.Build), with the tests' lock directory built
+// in (main.lockDir), and returns its path.
 func builtCLI() (string, error) {
-	built.once.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			built.err = fmt.Errorf("go is needed to build fwpush for the end-to-end tests: %w", err)
-			return
-		}
-		if built.dir, err = os.MkdirTemp("", "fwpush-test-bin-"); err != nil {
-			built.err = err
-			return
-		}
-		bin := filepath.Join(built.dir, "fwpush")
-		args := []string{"build", "-o", bin, "-buildvcs=false", "-ldflags", "-X main.lockDir=" + lockDir, "."}
-		start := time.Now()
-		if out, err := exec.Command(gobin, args...).CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-			return
-		}
-		built.path = bin
-		fmt.Fprintf(os.Stderr, "fwpush built for the end-to-end tests in %s\n", time.Since(start).Round(time.Millisecond))
-	})
-	return built.path, built.err
-}
-
-// removeBuiltCLI removes builtCLI's build, if it made one.
-func removeBuiltCLI() {
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	return testenv.Build("fwpush", ".", "-buildvcs=false", "-ldflags", "-X main.lockDir="+lockDir)
 }
 
 // cli runs fwpush on the lab's controller, as an operator's laptop would.

@@ -14,9 +14,13 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // skipped counts the tests that skipped because of -short.
@@ -46,7 +50,7 @@ func Short(t testing.TB, why string) {
 // how many tests Root and Short skipped, as "PACKAGE: N tests skipped
 // under -short (need root or a lab, or are slow)"; go test shows it with
 // -v or -json (make test-short does). The functions given run after the
-// tests, before it exits.
+// tests, before it exits, and removes the programs Build made.
 func Main(m *testing.M, after ...func()) {
 	restore, err := Isolate()
 	if err != nil {
@@ -56,6 +60,9 @@ func Main(m *testing.M, after ...func()) {
 	code := m.Run()
 	for _, f := range after {
 		f()
+	}
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
 	}
 	restore()
 	if testing.Short() {
@@ -148,4 +155,58 @@ func pkg() string {
 	}
 	name := filepath.Base(os.Args[0])
 	return name[:len(name)-len(filepath.Ext(name))]
+}
+
+// builds are the programs Build makes, by name, in dir, which Main
+// removes at the end.
+var builds struct {
+	mu   sync.Mutex
+	dir  string
+	made map[string]func() (string, error)
+}
+
+// Build builds the Go package pkg (a path as go build takes it, from the
+// test's directory) with go build and args into a program called name,
+// once per test binary however many tests ask for it (a link of fwpush
+// costs seconds of CPU), and returns its path: the first call for a name
+// says how it is built. The programs are in a directory that Main
+// removes at the end.
+func Build(name, pkg string, args ...string) (string, error) {
+	made, err := build(name, pkg, args)
+	if err != nil {
+		return "", err
+	}
+	return made()
+}
+
+// build returns the function that builds name once.
+func build(name, pkg string, args []string) (func() (string, error), error) {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.made == nil {
+		dir, err := os.MkdirTemp("", "fwpush-test-bin-")
+		if err != nil {
+			return nil, err
+		}
+		builds.dir, builds.made = dir, map[string]func() (string, error){}
+	}
+	if made := builds.made[name]; made != nil {
+		return made, nil
+	}
+	bin := filepath.Join(builds.dir, name)
+	made := sync.OnceValues(func() (string, error) {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			return "", fmt.Errorf("go is needed to build %s for the tests: %w", name, err)
+		}
+		args := append(append([]string{"build", "-o", bin}, args...), pkg)
+		start := time.Now()
+		if out, err := exec.Command(gobin, args...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		fmt.Fprintf(os.Stderr, "%s built for the tests in %s\n", name, time.Since(start).Round(time.Millisecond))
+		return bin, nil
+	})
+	builds.made[name] = made
+	return made, nil
 }

@@ -54,7 +54,7 @@ func TestShellcheck(t *testing.T) {
 			scripts = append(scripts, shellcheck.Script{Name: "the command " + how + ", with a deadline", Shell: "sh", Text: "d=5\n" + wrapWith(sent().wrapArg, "true", mode(m))})
 		}
 	}
-	// One shellcheck for them all (see shellcheck.Check).
+	// shellcheck for them all at once, a batch per CPU (see shellcheck.Check).
 	t.Run("shellcheck", func(t *testing.T) {
 		shellcheck.Check(t, scripts...)
 	})

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,63 +20,39 @@ import (
 	"github.com/fwpush/fwpush/lab/labtest"
 )
 
-// TestMain says, under go test -short, how many tests were left out, and
-// removes the programs built for the tests (see builds).
-func TestMain(m *testing.M) { testenv.Main(m, removeBuilds) }
-
-// built are the programs that the bench runs, built once per test binary
-// for TestSmoke and TestScale (a link of fwpush alone costs some 3 s of
-// CPU), into a directory that TestMain removes at the end.
-var built struct {
-	once                         sync.Once
-	dir, fwpush, launcher, locks string
-	err                          error
+// TestMain says, under go test -short, how many tests were left out. The
+// fwpush the tests build locks in a directory of the test binary's,
+// removed at the end (see builds).
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fwbench-test-locks-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	locks = dir
+	testenv.Main(m, func() { os.RemoveAll(dir) })
 }
 
-// builds builds fwpush and fwbench-launch once, and returns their paths
-// and fwpush's directory of locks. fwpush, run as root, locks its
-// inventory in /run/fwpush-controller and keeps its state in
-// /var/lib/fwpush-controller: a test leaves nothing on the machine, so
-// this fwpush locks in a directory of the test binary's (main.lockDir,
-// set at link time, removed with the builds), and keeps its state in the
-// lab's (lab.Command sets FWPUSH_STATE_DIR), which goes with it.
-func builds(t *testing.T) (fwpush, launcher, locks string) {
+// locks is the directory where the tests' fwpush locks (see builds).
+var locks string
+
+// builds builds fwpush and fwbench-launch once per test binary, for
+// TestSmoke and TestScale (see testenv.Build), and returns their paths.
+// fwpush, run as root, locks its inventory in /run/fwpush-controller and
+// keeps its state in /var/lib/fwpush-controller: a test leaves nothing on
+// the machine, so this fwpush locks in locks (main.lockDir, set at link
+// time), and keeps its state in the lab's (lab.Command sets
+// FWPUSH_STATE_DIR), which goes with it.
+func builds(t *testing.T) (fwpush, launcher string) {
 	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "fwbench-test-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.dir = dir
-		locks := filepath.Join(dir, "locks")
-		if err := os.Mkdir(locks, 0o700); err != nil {
-			built.err = err
-			return
-		}
-		fw, launcher := filepath.Join(dir, "fwpush"), filepath.Join(dir, "fwbench-launch")
-		for _, b := range []struct{ bin, pkg, ldflags string }{
-			{fw, "../../../cmd/fwpush", "-X main.lockDir=" + locks},
-			{launcher, "../fwbench-launch", ""},
-		} {
-			if out, err := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", b.bin, b.pkg).CombinedOutput(); err != nil {
-				built.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-		built.fwpush, built.launcher, built.locks = fw, launcher, locks
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
+	fwpush, err := testenv.Build("fwpush", "../../../cmd/fwpush", "-ldflags", "-X main.lockDir="+locks)
+	if err == nil {
+		launcher, err = testenv.Build("fwbench-launch", "../fwbench-launch")
 	}
-	return built.fwpush, built.launcher, built.locks
-}
-
-// removeBuilds removes what builds made, if anything.
-func removeBuilds() {
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return fwpush, launcher
 }
 
 // TestSmoke runs the bench as make bench does, reduced to one lab of 6
@@ -90,7 +65,7 @@ func removeBuilds() {
 func TestSmoke(t *testing.T) {
 	labtest.Require(t)
 	dir := t.TempDir()
-	fw, launcher, locks := builds(t)
+	fw, launcher := builds(t)
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	const head = "# Benchmarks\n\nThe lead's notes, kept.\n\n"
 	const foot = "\n## Targets\n\nkept too\n"
@@ -259,7 +234,7 @@ func checkServers(t *testing.T, res *bench.Results, text string) {
 }
 
 // watchLocks notes the lock files fwpush holds in locks, the test
-// binary's directory (see builds), while the bench runs (a lock goes when
+// binary's directory (see TestMain), while the bench runs (a lock goes when
 // its run ends), and which of the machine's own directories of locks and
 // state exist before. The function it returns, once the bench is done,
 // checks that fwpush locked there, and left nothing on the machine: no
@@ -341,7 +316,7 @@ func TestBadFlags(t *testing.T) {
 func TestScale(t *testing.T) {
 	labtest.Require(t) // root: validate loads the policies in network namespaces
 	dir := t.TempDir()
-	fw, launcher, _ := builds(t)
+	fw, launcher := builds(t)
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	labs := bench.BeginMarker + "\nthe labs' numbers, kept\n" + bench.EndMarker + "\n"
 	head := "# Benchmarks\n\n" + labs + "\n"
