@@ -358,6 +358,10 @@ func TestOwnFilesystem(t *testing.T) {
 	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "apt-get -qq update && apt-cache policy"); !strings.Contains(out, "file:"+lab.Root+"/.cache/apt ./") || strings.Contains(out, "http") {
 		t.Errorf("mysql-2's apt sources:\n%s", out)
 	}
+	// Nor does an install there rebuild man-db's index (see writeRootfs).
+	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "ls /var/lib/man-db/auto-update 2>/dev/null; true"); out != "" {
+		t.Errorf("mysql-2 rebuilds man-db's index after each install: %s", out)
+	}
 
 	labtest.Shell(t, l, "mysql-1", "sh", "-ec", "rm /etc/debian_version; echo added > /usr/local/bin/fwplab-added; systemctl enable nftables")
 	if out := labtest.Shell(t, l, "mysql-2", "sh", "-c", "cat /etc/debian_version; ls /usr/local/bin"); out == "" || strings.Contains(out, "fwplab-added") {

@@ -336,6 +336,13 @@ func (l *Lab) writeRootfs(n *Node, m *machine, authorized []byte) error {
 	if err := u.whiteout("/usr/sbin/policy-rc.d"); err != nil {
 		return err
 	}
+	// man-db's index is rebuilt (mandb, 1-4 s of CPU) after every install
+	// where this file is (debconf's man-db/auto-update true, Debian's
+	// default): hosts that install iptables-persistent would each pay it,
+	// for manual pages nobody reads on them.
+	if err := u.whiteout("/var/lib/man-db/auto-update"); err != nil {
+		return err
+	}
 
 	for _, p := range slices.Sorted(maps.Keys(n.Options.Files)) {
 		if err := u.file(p, []byte(n.Options.Files[p]), 0o644); err != nil {
