@@ -178,6 +178,7 @@ func TestLockHeldSaysWho(t *testing.T) {
 // A run waiting for the host lock wakes when the holder lets it go, not
 // when its wait ends: it sleeps once, however long the wait.
 func TestLockWaitWakesOnRelease(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Persistent: true})
 	h := New(s, Options{Timeout: 10 * time.Second})
 	if err := h.Apply(t.Context(), Apply{Token: remotetest.RunA, RollbackAfter: time.Minute, V4: []byte(remotetest.B4), V6: []byte(remotetest.B6), Lease: time.Hour}); err != nil {
@@ -227,6 +228,7 @@ func TestLockWaitWakesOnRelease(t *testing.T) {
 // A full disk fails the persist, and leaves no temporary file behind (it
 // used to leave an empty .rules.v4.fwpush), nor a half-written rules.v4.
 func TestPersistFullDisk(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.B4, Persistent: true})
 	// Whatever is written to the temporary file goes to /dev/full.
 	if err := os.Symlink("/dev/full", s.path("etc/iptables/.rules.v4.fwpush")); err != nil {
@@ -256,6 +258,7 @@ func TestPersistFullDisk(t *testing.T) {
 // Exactly one decides a run, and a decided directory, as an earlier fwpush
 // made it, counts.
 func TestDecideOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "old"), 0o755); err != nil {
 		t.Fatal(err)

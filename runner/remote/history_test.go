@@ -122,6 +122,7 @@ func TestHistoryOnce(t *testing.T) {
 
 // A persist that fails is recorded as failed.
 func TestHistoryPersistFails(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.B4, Persistent: true})
 	if err := os.Symlink("/dev/full", s.path("etc/iptables/.rules.v4.fwpush")); err != nil {
 		t.Fatal(err)
@@ -185,6 +186,7 @@ func TestHistoryRead(t *testing.T) {
 // A line that is not one, or an outcome the host does not know, is never
 // sent; the host refuses a line whose size is not the header's.
 func TestHistoryRefused(t *testing.T) {
+	t.Parallel()
 	for _, p := range []Persist{
 		{History: []byte(`"a":1}`), Done: "rolled_back"},
 		{History: []byte(`"a":1}`)},
@@ -216,6 +218,7 @@ func TestHistoryRefused(t *testing.T) {
 // it since fwpush last did: history.size, which fwpush keeps, is not
 // believed once the history is newer.
 func TestHistorySizeKept(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6, Rules4: remotetest.A4, Rules6: remotetest.A6, Persistent: true})
 	h := New(s, Options{Timeout: 10 * time.Second})
 	body := historyBody(remotetest.RunA)

@@ -158,6 +158,7 @@ func TestNFTFacts(t *testing.T) {
 // fwpush's file is there (it moves back from nftables): then it reads
 // fwpush's table too.
 func TestNFTFactsOfIPTablesHost(t *testing.T) {
+	t.Parallel()
 	s := newStubHost(t, remotetest.Host{V4: remotetest.A4, V6: remotetest.A6})
 	s.script("usr/sbin/nft", nftStub)
 	s.write("state/nft", nftOld)
@@ -372,6 +373,7 @@ func TestNFTMigration(t *testing.T) {
 // confirmed: its sets (fwp-, fwq-) destroyed, other software's kept;
 // /etc/iptables/ipsets removed where it held fwpush's sets only.
 func TestNFTMigrationSets(t *testing.T) {
+	t.Parallel()
 	s, h := newNFTHost(t, remotetest.Host{V4: setRules4, V6: rules6, Rules4: setRules4, Rules6: rules6, Persistent: true}, "")
 	s.script("usr/sbin/ipset", ipsetStub)
 	s.mkdir("state/ipset")
@@ -430,6 +432,7 @@ func TestNFTMigrationSets(t *testing.T) {
 // iptables tests the rules that match them; confirmed, they stay; a
 // failed load takes them away again with the rules.
 func TestNFTMoveBackSets(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		v4   string

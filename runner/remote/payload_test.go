@@ -20,6 +20,7 @@ import (
 // mark; under dash and bash (sh on other distributions), whose sizes are
 // bytes even where the locale is UTF-8.
 func TestPayload(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("-A INPUT -s 198.18.0.10/32 -p tcp -m tcp --dport 22 -j ACCEPT\n", 80) // > 4 KiB
 	for _, shell := range []string{"dash", "bash"} {
 		path, err := exec.LookPath(shell)
@@ -95,6 +96,7 @@ func TestPayload(t *testing.T) {
 // TestUTC: record.sh's utc prints a time as date -u +%Y-%m-%dT%H:%M:%SZ
 // would, at the edges of days, months, leap years and centuries.
 func TestUTC(t *testing.T) {
+	t.Parallel()
 	dash, err := exec.LookPath("dash")
 	if err != nil {
 		t.Skip("no dash")

@@ -110,6 +110,7 @@ func lo(port int) netip.AddrPort {
 // TestProbeScript runs the real probe script in sh and bash, as sshd would
 // with either login shell, against ports of this machine.
 func TestProbeScript(t *testing.T) {
+	t.Parallel()
 	open, closed := ports(t)
 	for _, shell := range []string{"sh", "bash"} {
 		t.Run(shell, func(t *testing.T) {
@@ -149,6 +150,7 @@ func TestProbeScript(t *testing.T) {
 
 // Addresses and ports that are not numbers never reach a shell as code.
 func TestProbeScriptRefusesBadLines(t *testing.T) {
+	t.Parallel()
 	s := newShellSession(t, "sh")
 	in := "2000000 4 200000 10 0\n0 127.0.0.1 80;id 1\n1 $(id) 80 2\n2 127.0.0.1 80 3\nx 127.0.0.1 80 1\n"
 	res, err := s.Run(t.Context(), wrap(sent().probe, plain), []byte("10\n"+in))
@@ -164,6 +166,7 @@ func TestProbeScriptRefusesBadLines(t *testing.T) {
 }
 
 func TestProbeScriptRefusesBadHeader(t *testing.T) {
+	t.Parallel()
 	s := newShellSession(t, "sh")
 	for _, header := range []string{"", "2000000;id 4 1 1 0", "2000000 0 1 1 0", "2000000 x 1 1 0", "2000000 4 1 1", "2000000 4 1 1 x"} {
 		_, err := s.Run(t.Context(), wrap(sent().probe, plain), []byte("10\n"+header+"\n0 127.0.0.1 22 1\n"))
@@ -265,6 +268,7 @@ func TestAdaptiveTimeout(t *testing.T) {
 // adapt on the answers of the table (the probes themselves are
 // TestProbeAdaptiveTimeout's, in a network namespace).
 func TestProbeAdapt(t *testing.T) {
+	t.Parallel()
 	o := ProbeOptions{Timeout: 2 * time.Second, Floor: 200 * time.Millisecond, Factor: 10}
 	script := code("probe.bash")
 	fn := func(name string) string {
@@ -355,6 +359,7 @@ func TestProbeUnanswered(t *testing.T) {
 // TestDeadlineOnTheHost: a step that hangs is stopped on the host at its
 // deadline, with everything it started, and fails naming the step.
 func TestDeadlineOnTheHost(t *testing.T) {
+	t.Parallel()
 	h := New(newShellSession(t, "sh"), Options{Timeout: time.Second})
 	pidFile := t.TempDir() + "/pid"
 	// A child that would outlive the step, and a step that never ends (it

@@ -371,6 +371,7 @@ func TestSettleKeepDropsOldMembers(t *testing.T) {
 // The read saves fwpush's sets and the temporary ones, never another
 // program's.
 func TestFactsReadsOnlyFwpushSets(t *testing.T) {
+	t.Parallel()
 	s := newSetsHost(t, setRules4, map[string][]string{"fwp-app-4": {"198.18.0.21"}, "fwq-app-4": {"198.18.0.9"}, "blocklist": {"192.0.2.1"}, "fwp": {}})
 	f, err := New(s, Options{Timeout: 10 * time.Second}).Facts(t.Context())
 	if err != nil {
@@ -463,6 +464,7 @@ func TestSetsForks(t *testing.T) {
 // time every set the rules files on disk match is made by the ipsets file
 // on disk. Without the ipsets written first, the first stop breaks that.
 func TestPersistSetsCrash(t *testing.T) {
+	t.Parallel()
 	const (
 		oldRules4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
 			"-A INPUT -i eth1 -p tcp -m set --match-set fwp-old-4 src -m tcp --dport 3306 -j ACCEPT\nCOMMIT\n"
@@ -545,6 +547,7 @@ n=0; [ ! -e "$S/mvs" ] || read -r n < "$S/mvs"; n=$((n + 1)); echo "$n" > "$S/mv
 // old members in the temporary sets for the confirm of the failed apply,
 // which swaps back only the lines still swapped in.
 func TestSwapBack(t *testing.T) {
+	t.Parallel()
 	before := map[string][]string{"fwp-app-4": {"198.18.0.21"}, "fwp-db-4": {"198.18.0.31"}}
 	stage := []byte("destroy fwq-app-4 -exist\ncreate fwq-app-4 hash:ip family inet -exist\nadd fwq-app-4 198.18.0.21\nadd fwq-app-4 198.18.0.22\n" +
 		"destroy fwq-db-4 -exist\ncreate fwq-db-4 hash:ip family inet -exist\nadd fwq-db-4 198.18.0.31\nadd fwq-db-4 198.18.0.32\n")
@@ -592,6 +595,7 @@ func TestSwapBack(t *testing.T) {
 // when the run asks (the first run with sets on it); apt is not run where
 // ipset is there already.
 func TestApplyInstallsIPSet(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		missing bool
