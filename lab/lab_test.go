@@ -188,6 +188,7 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	held.goingDown(t)
 	if err := l.Down(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +391,7 @@ func TestOwnFilesystem(t *testing.T) {
 	if wants, _ := filepath.Glob("/etc/systemd/system/*.wants/nftables.service"); !slices.Equal(wants, machineWants) {
 		t.Errorf("nftables enabled in a host, and on the machine: %v, was %v", wants, machineWants)
 	}
+	h.goingDown(t)
 	if err := l.Down(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +451,7 @@ func TestTwoLabs(t *testing.T) {
 	if got := labtest.Probe(t, b, "wordpress-1", "198.18.0.31", 3306); got != lab.Reachable {
 		t.Errorf("a rule in lab %s filters lab %s: %s", a.Name, b.Name, got)
 	}
+	heldA.goingDown(t)
 	if err := a.Down(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -489,6 +492,7 @@ func TestLabsAtOnce(t *testing.T) {
 		"up " + twin + " #1": c1.Up,
 		"up " + twin + " #2": c2.Up,
 	}
+	heldGone.goingDown(t)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for what, step := range steps {
@@ -523,6 +527,7 @@ func TestLabsAtOnce(t *testing.T) {
 	}
 	for _, l := range []*lab.Lab{a, b, c1} {
 		h := held(t, l)
+		h.goingDown(t)
 		if err := l.Down(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -638,6 +643,7 @@ func TestCrashedLab(t *testing.T) {
 		if _, err := l.Shell(t.Context(), "tunnel-1", "true"); err == nil || !strings.Contains(err.Error(), "sshd is not running") {
 			t.Errorf("shell on a host whose sshd died: %v", err)
 		}
+		h.goingDown(t)
 		if err := lab.Down(t.Context(), l.Name); err != nil {
 			t.Fatal(err)
 		}
@@ -785,9 +791,32 @@ func snapshot(t *testing.T) machine {
 	return m
 }
 
-// nsHeld are the namespaces of a lab that is up: network namespaces of
-// every node and mount namespaces of every sshd.
-type nsHeld struct{ net, mnt []uint64 }
+// nsHeld is what a lab held while it was up: the network namespaces of
+// every node and the mount namespaces of every sshd, by inode, and, once
+// set (goingDown), the moment it began to go down: a process that starts
+// later is not the lab's (see nsRefs).
+type nsHeld struct {
+	net, mnt []uint64
+	down     uint64 // clock ticks since boot, as /proc/PID/stat's start time
+}
+
+// goingDown marks the moment the lab begins to go down.
+func (h *nsHeld) goingDown(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, _ := strings.Cut(string(data), " ")
+	secs, err := strconv.ParseFloat(up, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.down = uint64(secs * ticksPerSecond)
+}
+
+// ticksPerSecond is the unit of /proc/PID/stat's start time (USER_HZ).
+const ticksPerSecond = 100
 
 func held(t *testing.T, l *lab.Lab) nsHeld {
 	t.Helper()
@@ -871,7 +900,7 @@ func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
 	for _, ino := range h.mnt {
 		mnts[ino] = true
 	}
-	for _, ref := range nsRefs(nets, mnts, others) {
+	for _, ref := range nsRefs(nets, mnts, h.down, others) {
 		t.Errorf("left: %s", ref)
 	}
 	// No mount namespace of any process holds a mount of the lab's
@@ -894,6 +923,7 @@ func checkGone(t *testing.T, l *lab.Lab, before machine, h nsHeld) {
 type procInfo struct {
 	pid     int
 	cmdline string
+	start   uint64 // clock ticks after boot (/proc/PID/stat's 22nd field)
 }
 
 // procs lists the machine's live processes (zombies left out: on a
@@ -908,11 +938,16 @@ func procs() []procInfo {
 			continue
 		}
 		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
 			continue
 		}
+		var start uint64
+		if f := strings.Fields(string(stat[i+2:])); len(f) > 19 { // f[0] is field 3, the state
+			start, _ = strconv.ParseUint(f[19], 10, 64)
+		}
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		out = append(out, procInfo{pid, strings.ReplaceAll(string(cmd), "\x00", " ")})
+		out = append(out, procInfo{pid, strings.ReplaceAll(string(cmd), "\x00", " "), start})
 	}
 	return out
 }
@@ -925,8 +960,11 @@ func procs() []procInfo {
 // leftover. A process is another lab's when it runs from the labs' root
 // (their sshd) or when others says so of its command line (a lab coming
 // up runs `ip -n fwp-NAME_switch ...` in a mount namespace of its own,
-// which can have the number one of this lab's had).
-func nsRefs(nets, mnts map[uint64]bool, others func(cmdline string) bool) []string {
+// which can have the number one of this lab's had). A process that
+// started after down (clock ticks after boot; 0: not known) is not this
+// lab's either: another lab's host booting (its boot script, before its
+// sshd) gets a mount namespace whose number may be one this lab freed.
+func nsRefs(nets, mnts map[uint64]bool, down uint64, others func(cmdline string) bool) []string {
 	type ref struct {
 		kind string
 		ino  uint64
@@ -954,6 +992,9 @@ func nsRefs(nets, mnts map[uint64]bool, others func(cmdline string) bool) []stri
 	othersHold()
 	var refs []ref
 	for _, p := range procs() {
+		if down != 0 && p.start > down {
+			continue
+		}
 		for kind, inodes := range map[string]map[uint64]bool{"net": nets, "mnt": mnts} {
 			if ino, ok := nsOf(fmt.Sprintf("/proc/%d/ns/%s", p.pid, kind)); ok && inodes[ino] {
 				refs = append(refs, ref{kind, ino, fmt.Sprintf("process %d in %s namespace %d: %s", p.pid, kind, ino, p.cmdline)})
