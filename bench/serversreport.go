@@ -117,9 +117,13 @@ login shell and everything under it). The counts do not depend on the load;
 the CPU times do: on a machine whose CPUs are shared by many processes each
 one runs slower (caches, and time the hypervisor takes that this kernel
 does not account as stolen), so they are the servers' CPU at the load
-given above, comparable between the tools of one run. fwpush's dry run and `+"`check`"+` run with the others but are left out.
+given above, comparable between the tools of one run. fwpush's dry run and
+`+"`check`"+` are not run here (the lab part times them).
 For fwpush, a host behind the tunnel costs the tunnel no process (its
-channel runs in the tunnel's sshd), only the CPU of forwarding its bytes.
+channel runs in the tunnel's sshd), only the CPU of forwarding its bytes. A
+tunnel that changes is read twice by fwpush's run: early, while the hosts
+behind it are at work (an unchanged one is then done), and again in its turn:
+one read more than a host behind it.
 `, source)
 	return b.String()
 }
