@@ -39,8 +39,8 @@ func TestShellcheck(t *testing.T) {
 	// Not in parallel, nor its subtests: the package's parallel tests
 	// resume in the order of their files, this one late, and shellcheck,
 	// seconds of a CPU per batch, then ran alone at the end of the
-	// package's run. It runs first now, a batch per CPU (see
-	// shellcheck.Check).
+	// package's run. It runs before the parallel tests now, a batch per
+	// CPU (see shellcheck.Check).
 	var scripts []shellcheck.Script
 	for name, p := range checked(whole) {
 		scripts = append(scripts, shellcheck.Script{Name: name, Shell: p.shell, Text: p.text})
@@ -54,7 +54,6 @@ func TestShellcheck(t *testing.T) {
 			scripts = append(scripts, shellcheck.Script{Name: "the command " + how + ", with a deadline", Shell: "sh", Text: "d=5\n" + wrapWith(sent().wrapArg, "true", mode(m))})
 		}
 	}
-	// shellcheck for them all at once, a batch per CPU (see shellcheck.Check).
 	t.Run("shellcheck", func(t *testing.T) {
 		shellcheck.Check(t, scripts...)
 	})
